@@ -1,0 +1,45 @@
+// ImageModel: a LibTorch image classifier behind a header that does not include LibTorch.
+//
+// The binaries, the aggregator's evaluator and the simulator train and evaluate through this interface, so only
+// the few .cc files under common/ml compile <torch/torch.h>. A model exchanges its state as ModelParameters
+// (named_parameters() then buffers, in registration order); load() checks names, dtypes and shapes and says which
+// one differs. Training and evaluation use the calling thread's LibTorch thread settings (set_torch_threads).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "common/data/image_dataset.h"
+#include "common/ml/training_plan.h"
+#include "common/model/parameters.h"
+
+namespace sotto::ml {
+
+class ImageModel {
+ public:
+  virtual ~ImageModel() = default;
+
+  // Current parameters and buffers, exact copies of the module's tensors.
+  virtual model::ModelParameters parameters() const = 0;
+  // Overwrites the module's parameters and buffers; throws sotto::Error on any name, dtype or shape mismatch.
+  virtual void load(const model::ModelParameters& params) = 0;
+  // Trains on the given examples (indices into `data`) with the plan; deterministic for the plan's seed.
+  virtual TrainMetrics train(const data::ImageDataset& data, std::span<const std::uint32_t> indices,
+                             const TrainingPlan& plan) = 0;
+  // Mean cross-entropy and accuracy on the first max_examples examples (all when 0).
+  virtual EvalMetrics evaluate(const data::ImageDataset& data, std::size_t max_examples = 0) = 0;
+};
+
+// Architectures known by name: "fashion_cnn" (the built-in small CNN for 28x28 greyscale, 10 classes).
+std::vector<std::string> known_architectures();
+// Builds a freshly initialised model, seeded so that every process building it with the same seed gets the same
+// weights. Throws sotto::Error for an unknown architecture, listing the known ones.
+std::unique_ptr<ImageModel> make_image_model(const std::string& architecture, std::uint64_t init_seed);
+
+// Limits LibTorch's intra-op threads (clients in separate processes on a small machine want 1).
+void set_torch_threads(int threads);
+
+}  // namespace sotto::ml

@@ -1,0 +1,17 @@
+// Torch bridge: converts between a torch::nn::Module's named_parameters() + named_buffers() and ModelParameters.
+//
+// The round trip is exact (bytes copied, never re-computed). import_module checks that every tensor the module has
+// is present with the same dtype and shape, and that no extra tensors are given, and names the offender. This is
+// the one public header that includes LibTorch; apps that bring their own module use it with client::Trainer.
+#pragma once
+
+#include <torch/nn/module.h>
+
+#include "common/model/parameters.h"
+
+namespace sotto::ml {
+
+model::ModelParameters export_module(const torch::nn::Module& module);
+void import_module(torch::nn::Module& module, const model::ModelParameters& params);
+
+}  // namespace sotto::ml

@@ -1,0 +1,36 @@
+// TrainingPlan: how a client trains in a round — epochs, batch size, optimizer and its settings, seed.
+//
+// The aggregator sends it with the task (sotto.v1.TrainingPlan on the wire); trainers read it here, free of
+// protobuf and LibTorch.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace sotto::ml {
+
+struct TrainingPlan {
+  std::uint32_t epochs = 1;
+  std::uint32_t batch_size = 32;
+  std::string optimizer = "sgd";  // "sgd" (with momentum) or "adam"
+  double learning_rate = 0.05;
+  double momentum = 0.9;
+  double weight_decay = 0.0;
+  std::uint64_t seed = 0;  // shuffling seed for this round and client
+};
+
+struct TrainMetrics {
+  std::uint64_t num_examples = 0;  // examples seen per epoch (the FedAvg weight)
+  std::uint64_t steps = 0;
+  double mean_loss = 0.0;  // over the last epoch
+  double accuracy = 0.0;   // over the last epoch
+  double seconds = 0.0;
+};
+
+struct EvalMetrics {
+  std::uint64_t num_examples = 0;
+  double loss = 0.0;
+  double accuracy = 0.0;
+};
+
+}  // namespace sotto::ml

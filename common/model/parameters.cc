@@ -1,0 +1,210 @@
+#include "common/model/parameters.h"
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <unordered_set>
+
+#include "common/util/error.h"
+
+namespace sotto::model {
+
+namespace {
+
+template <typename T>
+constexpr DType dtype_of();
+template <> constexpr DType dtype_of<float>() { return DType::kFloat32; }
+template <> constexpr DType dtype_of<double>() { return DType::kFloat64; }
+template <> constexpr DType dtype_of<std::int64_t>() { return DType::kInt64; }
+template <> constexpr DType dtype_of<std::int32_t>() { return DType::kInt32; }
+template <> constexpr DType dtype_of<std::uint8_t>() { return DType::kUInt8; }
+template <> constexpr DType dtype_of<std::int8_t>() { return DType::kInt8; }
+
+void check_view(const Tensor& t, DType wanted) {
+  if (t.dtype != wanted) {
+    throw Error("tensor '" + t.name + "' holds " + std::string(dtype_name(t.dtype)) + ", not " +
+                std::string(dtype_name(wanted)));
+  }
+}
+
+void check_bytes(const Tensor& t) {
+  const std::size_t expected = element_count(t.shape) * dtype_size(t.dtype);
+  if (t.data.size() != expected) {
+    throw Error("tensor '" + t.name + "' has " + std::to_string(t.data.size()) + " bytes but shape " +
+                shape_string(t.shape) + " of " + std::string(dtype_name(t.dtype)) + " needs " +
+                std::to_string(expected));
+  }
+}
+
+template <typename T, typename Op>
+void elementwise(const Tensor& a, const Tensor& b, Tensor& out, Op op) {
+  auto x = a.as<T>();
+  auto y = b.as<T>();
+  auto z = out.as_mutable<T>();
+  for (std::size_t i = 0; i < z.size(); ++i) z[i] = op(x[i], y[i]);
+}
+
+template <typename Op>
+ModelParameters combine(const ModelParameters& a, const ModelParameters& b, Op op, const char* what) {
+  if (auto mismatch = a.layout_mismatch(b)) throw Error(std::string("cannot ") + what + ": " + *mismatch);
+  std::vector<Tensor> out;
+  out.reserve(a.size());
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const Tensor& x = a.tensors()[i];
+    const Tensor& y = b.tensors()[i];
+    Tensor z{x.name, x.dtype, x.shape, std::vector<std::byte>(x.data.size())};
+    switch (x.dtype) {
+      case DType::kFloat32: elementwise<float>(x, y, z, op); break;
+      case DType::kFloat64: elementwise<double>(x, y, z, op); break;
+      case DType::kInt64: elementwise<std::int64_t>(x, y, z, op); break;
+      case DType::kInt32: elementwise<std::int32_t>(x, y, z, op); break;
+      case DType::kUInt8: elementwise<std::uint8_t>(x, y, z, op); break;
+      case DType::kInt8: elementwise<std::int8_t>(x, y, z, op); break;
+      default:
+        throw Error(std::string("cannot ") + what + " tensor '" + x.name + "' of dtype " +
+                    std::string(dtype_name(x.dtype)) + ": unsupported for arithmetic");
+    }
+    out.push_back(std::move(z));
+  }
+  return ModelParameters(std::move(out));
+}
+
+}  // namespace
+
+std::size_t element_count(const std::vector<std::int64_t>& shape) {
+  std::size_t n = 1;
+  for (std::int64_t d : shape) {
+    if (d < 0) throw Error("negative dimension in shape " + shape_string(shape));
+    if (d != 0 && n > std::numeric_limits<std::size_t>::max() / static_cast<std::size_t>(d)) {
+      throw Error("shape " + shape_string(shape) + " overflows the element count");
+    }
+    n *= static_cast<std::size_t>(d);
+  }
+  return n;
+}
+
+std::string shape_string(const std::vector<std::int64_t>& shape) {
+  std::string s = "[";
+  for (std::size_t i = 0; i < shape.size(); ++i) {
+    if (i) s += ", ";
+    s += std::to_string(shape[i]);
+  }
+  return s + "]";
+}
+
+std::size_t Tensor::num_elements() const { return element_count(shape); }
+
+template <typename T>
+std::span<const T> Tensor::as() const {
+  check_view(*this, dtype_of<T>());
+  return {reinterpret_cast<const T*>(data.data()), data.size() / sizeof(T)};
+}
+
+template <typename T>
+std::span<T> Tensor::as_mutable() {
+  check_view(*this, dtype_of<T>());
+  return {reinterpret_cast<T*>(data.data()), data.size() / sizeof(T)};
+}
+
+#define SOTTO_INSTANTIATE_VIEWS(T)                 \
+  template std::span<const T> Tensor::as<T>() const; \
+  template std::span<T> Tensor::as_mutable<T>();
+SOTTO_INSTANTIATE_VIEWS(float)
+SOTTO_INSTANTIATE_VIEWS(double)
+SOTTO_INSTANTIATE_VIEWS(std::int64_t)
+SOTTO_INSTANTIATE_VIEWS(std::int32_t)
+SOTTO_INSTANTIATE_VIEWS(std::uint8_t)
+SOTTO_INSTANTIATE_VIEWS(std::int8_t)
+#undef SOTTO_INSTANTIATE_VIEWS
+
+ModelParameters::ModelParameters(std::vector<Tensor> tensors) {
+  tensors_.reserve(tensors.size());
+  for (auto& t : tensors) add(std::move(t));
+}
+
+void ModelParameters::add(Tensor tensor) {
+  if (tensor.name.empty()) throw Error("a tensor has an empty name");
+  if (find(tensor.name)) throw Error("duplicate tensor name '" + tensor.name + "'");
+  check_bytes(tensor);
+  tensors_.push_back(std::move(tensor));
+}
+
+std::size_t ModelParameters::total_bytes() const {
+  std::size_t n = 0;
+  for (const auto& t : tensors_) n += t.data.size();
+  return n;
+}
+
+std::size_t ModelParameters::total_elements() const {
+  std::size_t n = 0;
+  for (const auto& t : tensors_) n += t.num_elements();
+  return n;
+}
+
+const Tensor* ModelParameters::find(const std::string& name) const {
+  for (const auto& t : tensors_) {
+    if (t.name == name) return &t;
+  }
+  return nullptr;
+}
+
+std::optional<std::string> ModelParameters::layout_mismatch(const ModelParameters& expected) const {
+  std::unordered_set<std::string> have;
+  for (const auto& t : tensors_) have.insert(t.name);
+  for (const auto& e : expected.tensors_) {
+    if (!have.count(e.name)) return "missing tensor '" + e.name + "'";
+  }
+  std::unordered_set<std::string> want;
+  for (const auto& e : expected.tensors_) want.insert(e.name);
+  for (const auto& t : tensors_) {
+    if (!want.count(t.name)) return "unexpected tensor '" + t.name + "'";
+  }
+  for (std::size_t i = 0; i < tensors_.size(); ++i) {
+    const Tensor& t = tensors_[i];
+    const Tensor& e = expected.tensors_[i];
+    if (t.name != e.name) return "tensor '" + t.name + "' at position " + std::to_string(i) + ", expected '" + e.name + "'";
+    if (t.dtype != e.dtype) {
+      return "tensor '" + t.name + "': dtype " + std::string(dtype_name(t.dtype)) + ", expected " +
+             std::string(dtype_name(e.dtype));
+    }
+    if (t.shape != e.shape) {
+      return "tensor '" + t.name + "': shape " + shape_string(t.shape) + ", expected " + shape_string(e.shape);
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> ModelParameters::first_non_finite() const {
+  for (const auto& t : tensors_) {
+    if (t.dtype == DType::kFloat32) {
+      for (float v : t.as<float>()) {
+        if (!std::isfinite(v)) return "tensor '" + t.name + "' contains " + (std::isnan(v) ? "NaN" : "Inf");
+      }
+    } else if (t.dtype == DType::kFloat64) {
+      for (double v : t.as<double>()) {
+        if (!std::isfinite(v)) return "tensor '" + t.name + "' contains " + (std::isnan(v) ? "NaN" : "Inf");
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+bool ModelParameters::operator==(const ModelParameters& other) const {
+  if (tensors_.size() != other.tensors_.size()) return false;
+  for (std::size_t i = 0; i < tensors_.size(); ++i) {
+    const Tensor& a = tensors_[i];
+    const Tensor& b = other.tensors_[i];
+    if (a.name != b.name || a.dtype != b.dtype || a.shape != b.shape || a.data != b.data) return false;
+  }
+  return true;
+}
+
+ModelParameters subtract(const ModelParameters& a, const ModelParameters& b) {
+  return combine(a, b, [](auto x, auto y) { return static_cast<decltype(x)>(x - y); }, "subtract");
+}
+
+ModelParameters add(const ModelParameters& a, const ModelParameters& b) {
+  return combine(a, b, [](auto x, auto y) { return static_cast<decltype(x)>(x + y); }, "add");
+}
+
+}  // namespace sotto::model
