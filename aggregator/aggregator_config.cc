@@ -1,0 +1,79 @@
+#include "aggregator/aggregator_config.h"
+
+#include "common/config/toml_reader.h"
+#include "common/util/error.h"
+
+namespace sotto::aggregator {
+
+namespace {
+
+std::chrono::milliseconds seconds_key(config::TomlReader& r, const std::string& key, double fallback, double max) {
+  return std::chrono::milliseconds(static_cast<std::int64_t>(r.get_double(key, fallback, 0.001, max) * 1000.0));
+}
+
+}  // namespace
+
+AggregatorConfig load_aggregator_config(const std::filesystem::path& path) {
+  auto r = config::TomlReader::from_file(path);
+  AggregatorConfig c;
+
+  c.listen_address = r.get_string("server.listen_address", c.listen_address);
+  c.port = static_cast<std::uint16_t>(r.get_int("server.port", c.port, 0, 65535));
+  c.cert_file = r.get_path("server.cert_file", std::nullopt);
+  c.key_file = r.get_path("server.key_file", std::nullopt);
+  c.ca_file = r.get_path("server.ca_file", std::nullopt);
+  c.max_frame_bytes = static_cast<std::size_t>(r.get_int("server.max_frame_bytes", 8 << 20, 4096, 1 << 30));
+  c.chunk_bytes = static_cast<std::size_t>(r.get_int("server.chunk_bytes", 1 << 20, 1024, 1 << 30));
+  if (c.chunk_bytes + 1024 > c.max_frame_bytes) {
+    r.fail("server.chunk_bytes", "must be at least 1 KiB smaller than server.max_frame_bytes (" +
+                                     std::to_string(c.max_frame_bytes) + ")");
+  }
+  c.handshake_timeout = seconds_key(r, "server.handshake_timeout_s", 10, 3600);
+  c.hello_timeout = seconds_key(r, "server.hello_timeout_s", 10, 3600);
+  c.linger = seconds_key(r, "server.linger_s", 3, 3600);
+
+  const std::string mode = r.get_choice("auth.mode", {"mtls", "token", "mtls_or_token"}, "mtls_or_token");
+  c.auth_mode = mode == "mtls" ? AuthMode::kMutualTls : mode == "token" ? AuthMode::kToken : AuthMode::kMutualTlsOrToken;
+  c.tokens = r.get_strings("auth.tokens");
+  for (const auto& t : c.tokens) {
+    if (t.size() < 16) r.fail("auth.tokens", "holds a token shorter than 16 characters; use long random tokens");
+  }
+  if (c.auth_mode == AuthMode::kToken && c.tokens.empty()) {
+    r.fail("auth.tokens", "is empty but auth.mode is \"token\": list at least one token");
+  }
+
+  auto& o = c.rounds;
+  o.total_rounds = static_cast<std::uint64_t>(r.get_int("rounds.total", 5, 1, 1'000'000'000));
+  o.cohort_target = static_cast<std::uint32_t>(r.get_int("rounds.cohort_target", 8, 1, 1'000'000));
+  o.cohort_min = static_cast<std::uint32_t>(r.get_int("rounds.cohort_min", 1, 1, 1'000'000));
+  if (o.cohort_min > o.cohort_target) {
+    r.fail("rounds.cohort_min", "is larger than rounds.cohort_target (" + std::to_string(o.cohort_target) + ")");
+  }
+  o.checkin_window = seconds_key(r, "rounds.checkin_window_s", 30, 86400);
+  o.training_deadline = seconds_key(r, "rounds.training_deadline_s", 600, 86400);
+  o.retry_delay = seconds_key(r, "rounds.retry_delay_s", 5, 86400);
+  o.seed = static_cast<std::uint64_t>(r.get_int("rounds.seed", 0, 0, INT64_MAX));
+
+  o.plan.epochs = static_cast<std::uint32_t>(r.get_int("plan.epochs", 1, 1, 1000));
+  o.plan.batch_size = static_cast<std::uint32_t>(r.get_int("plan.batch_size", 32, 1, 65536));
+  o.plan.optimizer = r.get_choice("plan.optimizer", {"sgd", "adam"}, "sgd");
+  o.plan.learning_rate = r.get_double("plan.learning_rate", 0.05, 1e-9, 100);
+  o.plan.momentum = r.get_double("plan.momentum", 0.9, 0, 0.999999);
+  o.plan.weight_decay = r.get_double("plan.weight_decay", 0, 0, 1);
+
+  c.architecture = r.get_choice("model.architecture", {"fashion_cnn"}, "fashion_cnn");
+  c.init_seed = static_cast<std::uint64_t>(r.get_int("model.init_seed", 1, 0, INT64_MAX));
+  c.strategy = r.get_choice("strategy.name", {"fedavg"}, "fedavg");
+
+  c.evaluate = r.get_bool("evaluation.enabled", true);
+  c.eval_data_dir = r.get_path("evaluation.data_dir", c.eval_data_dir);
+  c.eval_max_examples = static_cast<std::size_t>(r.get_int("evaluation.max_examples", 0, 0, INT64_MAX));
+
+  c.state_dir = r.get_path("state.dir", c.state_dir);
+  c.keep_round_models = r.get_bool("state.keep_round_models", false);
+  c.log_level = r.get_choice("log.level", {"trace", "debug", "info", "warn", "error", "critical", "off"}, "info");
+  r.reject_unknown_keys();
+  return c;
+}
+
+}  // namespace sotto::aggregator

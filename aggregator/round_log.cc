@@ -1,0 +1,49 @@
+#include "aggregator/round_log.h"
+
+#include "common/util/error.h"
+
+namespace sotto::aggregator {
+
+nlohmann::json round_record(const RoundReport& r, std::uint64_t completed_rounds, const RoundTraffic& traffic,
+                            const std::optional<ml::EvalMetrics>& eval, double eval_seconds) {
+  nlohmann::json j;
+  j["round"] = r.round_id;
+  j["status"] = r.completed ? "completed" : "abandoned";
+  if (!r.completed) j["abandon_reason"] = r.abandon_reason;
+  j["completed_rounds"] = completed_rounds;
+  j["cohort"] = r.cohort;
+  j["survivors"] = r.survivors;
+  j["examples"] = r.examples;
+  j["participants"] = r.participants;
+  j["dropped"] = nlohmann::json::array();
+  for (const auto& [client, reason] : r.dropped) j["dropped"].push_back({{"client", client}, {"reason", reason}});
+  if (eval) {
+    j["test_accuracy"] = eval->accuracy;
+    j["test_loss"] = eval->loss;
+    j["test_examples"] = eval->num_examples;
+  }
+  if (r.survivors > 0) {
+    j["mean_train_loss"] = r.mean_train_loss;
+    j["mean_train_accuracy"] = r.mean_train_accuracy;
+  }
+  j["seconds"] = {{"checkin", r.checkin_seconds},
+                  {"training", r.training_seconds},
+                  {"aggregation", r.aggregation_seconds},
+                  {"slowest_client_training", r.slowest_train_seconds},
+                  {"evaluation", eval_seconds}};
+  j["bytes_in"] = traffic.bytes_in;
+  j["bytes_out"] = traffic.bytes_out;
+  return j;
+}
+
+RoundLog::RoundLog(const std::filesystem::path& path) : path_(path), out_(path, std::ios::app) {
+  if (!out_) throw Error("cannot open round log " + path.string() + " for appending");
+}
+
+void RoundLog::append(const nlohmann::json& record) {
+  out_ << record.dump() << '\n';
+  out_.flush();
+  if (!out_) throw Error("cannot append to round log " + path_.string());
+}
+
+}  // namespace sotto::aggregator

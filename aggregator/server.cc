@@ -1,0 +1,627 @@
+#include "aggregator/server.h"
+
+#include <openssl/crypto.h>
+
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+#include <deque>
+#include <fstream>
+#include <map>
+#include <spdlog/spdlog.h>
+
+#include "aggregator/fedavg.h"
+#include "aggregator/round_log.h"
+#include "common/codec/model_file.h"
+#include "common/codec/model_frames.h"
+#include "common/codec/model_stream.h"
+#include "common/codec/plan_codec.h"
+#include "common/net/frame_io.h"
+#include "common/net/tls_context.h"
+#include "common/util/error.h"
+
+namespace sotto::aggregator {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using SslStream = asio::ssl::stream<tcp::socket>;
+
+namespace {
+
+constexpr auto kFlushGrace = std::chrono::seconds(2);
+
+template <class... Ts>
+struct Overloaded : Ts... {
+  using Ts::operator()...;
+};
+
+std::string body_name(const v1::Envelope& env) {
+  const auto* field = v1::Envelope::descriptor()->FindFieldByNumber(static_cast<int>(env.body_case()));
+  return field ? field->name() : "empty";
+}
+
+bool valid_client_id(const std::string& id) {
+  if (id.empty() || id.size() > 128) return false;
+  for (char ch : id) {
+    if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '-' && ch != '_' && ch != '.' && ch != ':') return false;
+  }
+  return true;
+}
+
+bool token_matches(const std::string& given, const std::vector<std::string>& tokens) {
+  bool ok = false;
+  for (const auto& t : tokens) {
+    if (t.size() == given.size() && CRYPTO_memcmp(t.data(), given.data(), t.size()) == 0) ok = true;
+  }
+  return ok;
+}
+
+std::string frame_of(v1::Envelope env) { return net::encode_frame(std::move(env)); }
+
+}  // namespace
+
+struct Connection {
+  Connection(ConnectionId id_, tcp::socket socket, asio::ssl::context& ssl)
+      : id(id_), stream(std::move(socket), ssl), wake(stream.get_executor()), watchdog(stream.get_executor()) {}
+
+  ConnectionId id;
+  SslStream stream;
+  std::string peer;
+  std::string client_id;
+  std::deque<codec::SharedFrame> outbox;
+  asio::steady_timer wake;
+  asio::steady_timer watchdog;
+  TimePoint deadline = TimePoint::max();
+  std::string timeout_reason;
+  bool handshake_done = false;
+  bool in_protocol = false;  // the coordinator knows this connection
+  bool closing = false;      // no more input is processed; flush the outbox, then close
+  bool closed = false;
+
+  std::string who() const { return client_id.empty() ? peer : "client '" + client_id + "' (" + peer + ")"; }
+};
+
+class AggregatorServer::Impl {
+ public:
+  Impl(AggregatorConfig config, ModelFactory factory, Evaluator evaluator)
+      : config_(std::move(config)),
+        factory_(std::move(factory)),
+        evaluator_(std::move(evaluator)),
+        ssl_(net::make_server_context({config_.cert_file, config_.key_file, config_.ca_file,
+                                       config_.auth_mode != AuthMode::kToken})),
+        acceptor_(io_),
+        signals_(io_, SIGINT, SIGTERM),
+        ticker_(io_),
+        eval_pool_(1) {}
+
+  void run() {
+    std::filesystem::create_directories(config_.state_dir);
+    coordinator_ = std::make_unique<RoundCoordinator>(config_.rounds, load_start(), std::make_unique<FedAvg>());
+    round_log_ = std::make_unique<RoundLog>(config_.state_dir / "rounds.jsonl");
+    listen();
+    signals_.async_wait([this](const boost::system::error_code& ec, int signo) {
+      if (ec) return;
+      spdlog::info("received signal {}; stopping", signo);
+      stop();
+    });
+    asio::co_spawn(io_, accept_loop(), asio::detached);
+    asio::co_spawn(io_, tick_loop(), asio::detached);
+    dispatch(coordinator_->start(Clock::now()));
+    io_.run();
+    eval_pool_.join();
+    spdlog::info("aggregator stopped after {} completed rounds", coordinator_->completed_rounds());
+  }
+
+ private:
+  // ---- start-up ------------------------------------------------------------------------------------------------
+  CoordinatorStart load_start() {
+    const auto path = checkpoint_path();
+    model::ModelParameters fresh = factory_();
+    if (std::filesystem::exists(path)) {
+      codec::ModelFile file = codec::read_model_file(path);
+      if (auto mismatch = file.model.layout_mismatch(fresh)) {
+        throw Error("checkpoint " + path.string() + " does not match model.architecture \"" + config_.architecture +
+                    "\": " + *mismatch + "; point state.dir elsewhere to start a new training");
+      }
+      spdlog::info("resuming from {}: {} rounds completed, next round {}", path.string(), file.completed_rounds,
+                   file.next_round_id);
+      return {std::move(file.model), file.next_round_id, file.completed_rounds};
+    }
+    codec::write_model_file(path, {1, 0, fresh});
+    if (config_.keep_round_models) codec::write_model_file(config_.state_dir / "model-round-0.sotto", {1, 0, fresh});
+    spdlog::info("starting a new training: {} tensors, {} parameters", fresh.size(), fresh.total_elements());
+    return {std::move(fresh), 1, 0};
+  }
+
+  std::filesystem::path checkpoint_path() const { return config_.state_dir / "checkpoint.sotto"; }
+
+  void listen() {
+    boost::system::error_code ec;
+    const auto address = asio::ip::make_address(config_.listen_address, ec);
+    if (ec) throw Error("server.listen_address \"" + config_.listen_address + "\" is not an IP address");
+    const tcp::endpoint endpoint(address, config_.port);
+    acceptor_.open(endpoint.protocol());
+    acceptor_.set_option(tcp::acceptor::reuse_address(true));
+    acceptor_.bind(endpoint, ec);
+    if (ec) {
+      throw Error("cannot listen on " + config_.listen_address + ":" + std::to_string(config_.port) + ": " +
+                  ec.message() + " (is another aggregator running? change server.port)");
+    }
+    acceptor_.listen(asio::socket_base::max_listen_connections);
+    const auto port = acceptor_.local_endpoint().port();
+    std::ofstream(config_.state_dir / "port") << port << '\n';
+    spdlog::info("listening on {}:{} (TLS 1.3, auth {})", config_.listen_address, port,
+                 config_.auth_mode == AuthMode::kMutualTls ? "mtls"
+                 : config_.auth_mode == AuthMode::kToken   ? "token"
+                                                           : "mtls_or_token");
+  }
+
+  // ---- connections ---------------------------------------------------------------------------------------------
+  asio::awaitable<void> accept_loop() {
+    while (!stopping_) {
+      auto [ec, socket] = co_await acceptor_.async_accept(asio::as_tuple(asio::use_awaitable));
+      if (ec) {
+        if (stopping_) break;
+        spdlog::warn("accept failed: {}", ec.message());
+        continue;
+      }
+      socket.set_option(tcp::no_delay(true), ec);
+      auto c = std::make_shared<Connection>(next_id_++, std::move(socket), ssl_);
+      auto remote = c->stream.lowest_layer().remote_endpoint(ec);
+      c->peer = ec ? "unknown peer" : remote.address().to_string() + ":" + std::to_string(remote.port());
+      connections_[c->id] = c;
+      asio::co_spawn(io_, watchdog(c), asio::detached);
+      asio::co_spawn(io_, session(c), asio::detached);
+    }
+  }
+
+  void arm(const std::shared_ptr<Connection>& c, Duration d, std::string reason) {
+    c->deadline = Clock::now() + d;
+    c->timeout_reason = std::move(reason);
+    c->watchdog.cancel();
+  }
+
+  void disarm(const std::shared_ptr<Connection>& c) {
+    c->deadline = TimePoint::max();
+    c->watchdog.cancel();
+  }
+
+  asio::awaitable<void> watchdog(std::shared_ptr<Connection> c) {
+    while (!c->closed) {
+      c->watchdog.expires_at(c->deadline);
+      co_await c->watchdog.async_wait(asio::as_tuple(asio::use_awaitable));
+      if (c->closed || Clock::now() < c->deadline) continue;
+      if (c->handshake_done && !c->closing) {
+        spdlog::warn("{}: {}; closing the connection", c->who(), c->timeout_reason);
+        violation(c, v1::ERROR_CODE_DEADLINE_EXCEEDED, c->timeout_reason);
+      } else {
+        spdlog::warn("{}: {}; closing the connection", c->who(), c->timeout_reason);
+        close_socket(c);
+      }
+    }
+  }
+
+  void close_socket(const std::shared_ptr<Connection>& c) {
+    if (c->closed) return;
+    c->closed = true;
+    boost::system::error_code ignored;
+    c->stream.lowest_layer().close(ignored);
+    c->wake.cancel();
+    c->watchdog.cancel();
+    connections_.erase(c->id);
+  }
+
+  void send(const std::shared_ptr<Connection>& c, codec::SharedFrame frame) {
+    if (c->closed) return;
+    c->outbox.push_back(std::move(frame));
+    c->wake.cancel();
+  }
+
+  void send(const std::shared_ptr<Connection>& c, v1::Envelope env) {
+    send(c, std::make_shared<const std::string>(frame_of(std::move(env))));
+  }
+
+  void finish_after_flush(const std::shared_ptr<Connection>& c) {
+    c->closing = true;
+    c->wake.cancel();
+  }
+
+  // The server itself found the peer misbehaving: tell it, tell the coordinator, close.
+  void violation(const std::shared_ptr<Connection>& c, v1::ErrorCode code, const std::string& message) {
+    if (c->closing) return;
+    spdlog::warn("{}: {}", c->who(), message);
+    v1::Envelope env;
+    env.mutable_error()->set_code(code);
+    env.mutable_error()->set_message(message);
+    send(c, std::move(env));
+    finish_after_flush(c);
+    if (c->in_protocol) {
+      c->in_protocol = false;
+      dispatch(coordinator_->on_disconnect(c->id, message, Clock::now()));
+    }
+  }
+
+  asio::awaitable<void> writer(std::shared_ptr<Connection> c) {
+    try {
+      for (;;) {
+        while (!c->outbox.empty() && !c->closed) {
+          auto frame = c->outbox.front();
+          co_await net::async_write_frame(c->stream, *frame);
+          bytes_out_ += frame->size();
+          c->outbox.pop_front();
+        }
+        if (c->closed) co_return;
+        if (c->closing) break;
+        c->wake.expires_at(TimePoint::max());
+        co_await c->wake.async_wait(asio::as_tuple(asio::use_awaitable));
+      }
+      // Everything is sent: half-close and give the peer a moment to read it and hang up.
+      boost::system::error_code ignored;
+      c->stream.lowest_layer().shutdown(tcp::socket::shutdown_send, ignored);
+      arm(c, kFlushGrace, "peer did not close after the final message");
+    } catch (const boost::system::system_error& e) {
+      spdlog::debug("{}: write failed: {}", c->who(), e.code().message());
+      close_socket(c);
+    }
+  }
+
+
+  asio::awaitable<void> session(std::shared_ptr<Connection> c) {
+    arm(c, config_.handshake_timeout, "no TLS handshake within server.handshake_timeout_s");
+    try {
+      co_await c->stream.async_handshake(asio::ssl::stream_base::server, asio::use_awaitable);
+    } catch (const boost::system::system_error& e) {
+      spdlog::warn("{}: TLS handshake refused: {}", c->peer, e.code().message());
+      close_socket(c);
+      co_return;
+    }
+    c->handshake_done = true;
+    asio::co_spawn(io_, writer(c), asio::detached);
+    arm(c, config_.hello_timeout, "no hello within server.hello_timeout_s");
+    std::string buffer;
+    try {
+      v1::Envelope env;
+      auto r = co_await net::async_read_envelope(c->stream, env, config_.max_frame_bytes, buffer);
+      bytes_in_ += r.bytes;
+      if (c->closing) {
+        co_await drain(c, buffer);
+        co_return;
+      }
+      if (r.error) {
+        violation(c, r.error->code, r.error->message);
+        {
+        co_await drain(c, buffer);
+        co_return;
+      }
+      }
+      if (!env.has_hello()) {
+        violation(c, v1::ERROR_CODE_UNEXPECTED_MESSAGE, "expected hello as the first message, got " + body_name(env));
+        {
+        co_await drain(c, buffer);
+        co_return;
+      }
+      }
+      disarm(c);
+      auto identity = authenticate(c, env.hello());
+      if (!identity) {
+        co_await drain(c, buffer);
+        co_return;
+      }
+      c->client_id = *identity;
+      c->in_protocol = true;
+      spdlog::debug("{}: hello", c->who());
+      dispatch(coordinator_->on_hello(c->id, c->client_id, Clock::now()));
+      while (!c->closing) {
+        r = co_await net::async_read_envelope(c->stream, env, config_.max_frame_bytes, buffer);
+        bytes_in_ += r.bytes;
+        if (c->closing) break;
+        if (r.error) {
+          violation(c, r.error->code, r.error->message);
+          break;
+        }
+        if (env.has_update()) {
+          co_await receive_update(c, env.update(), buffer);
+        } else {
+          violation(c, v1::ERROR_CODE_UNEXPECTED_MESSAGE, "unexpected " + body_name(env) + " message after hello");
+        }
+      }
+      co_await drain(c, buffer);
+    } catch (const boost::system::system_error& e) {
+      lost(c, e.code() == asio::error::eof || e.code() == asio::ssl::error::stream_truncated
+                  ? std::string("connection closed by the client")
+                  : e.code().message());
+    }
+  }
+
+  // After the last message: read and discard until the peer hangs up or the flush grace ends.
+  asio::awaitable<void> drain(std::shared_ptr<Connection> c, std::string& buffer) {
+    try {
+      for (;;) {
+        v1::Envelope ignored;
+        auto r = co_await net::async_read_envelope(c->stream, ignored, config_.max_frame_bytes, buffer);
+        if (r.error) break;
+      }
+    } catch (const boost::system::system_error&) {
+    }
+    close_socket(c);
+  }
+
+  void lost(const std::shared_ptr<Connection>& c, const std::string& reason) {
+    const bool was_in_protocol = c->in_protocol && !c->closing;
+    c->in_protocol = false;
+    c->closing = true;
+    close_socket(c);
+    if (was_in_protocol) {
+      spdlog::info("{}: {}", c->who(), reason);
+      dispatch(coordinator_->on_disconnect(c->id, reason, Clock::now()));
+    }
+  }
+
+  std::optional<std::string> authenticate(const std::shared_ptr<Connection>& c, const v1::Hello& hello) {
+    const std::string cn = net::peer_common_name(c->stream);
+    if (!cn.empty() && config_.auth_mode != AuthMode::kToken) {
+      if (!valid_client_id(cn)) {
+        violation(c, v1::ERROR_CODE_UNAUTHENTICATED, "client certificate CN \"" + cn + "\" is not a valid client id");
+        return std::nullopt;
+      }
+      return cn;
+    }
+    if (config_.auth_mode != AuthMode::kMutualTls && token_matches(hello.auth_token(), config_.tokens)) {
+      if (!valid_client_id(hello.client_id())) {
+        violation(c, v1::ERROR_CODE_UNAUTHENTICATED,
+                  "client_id must be 1-128 characters of letters, digits, '-', '_', '.', ':'");
+        return std::nullopt;
+      }
+      return hello.client_id();
+    }
+    violation(c, v1::ERROR_CODE_UNAUTHENTICATED,
+              config_.auth_mode == AuthMode::kMutualTls
+                  ? "a client certificate signed by the aggregator's CA is required (auth.mode = \"mtls\")"
+                  : "unknown or missing auth token, and no client certificate: present a certificate signed by the "
+                    "aggregator's CA or a token listed in auth.tokens");
+    return std::nullopt;
+  }
+
+  asio::awaitable<void> receive_update(std::shared_ptr<Connection> c, v1::UpdateUpload header, std::string& buffer) {
+    ClientUpdate update;
+    update.round_id = header.round_id();
+    update.num_examples = header.num_examples();
+    update.train_loss = header.train_loss();
+    update.train_accuracy = header.train_accuracy();
+    update.train_seconds = header.train_seconds();
+    if (coordinator_->phase() == RoundCoordinator::Phase::kTraining && header.round_id() == coordinator_->round_id()) {
+      std::optional<codec::ModelAssembler> assembler;
+      try {
+        assembler.emplace(header.delta(), coordinator_->global_model()->total_bytes());
+      } catch (const Error& e) {
+        violation(c, v1::ERROR_CODE_INVALID_UPDATE, std::string("update rejected: ") + e.what());
+        co_return;
+      }
+      while (!assembler->complete()) {
+        v1::Envelope env;
+        auto r = co_await net::async_read_envelope(c->stream, env, config_.max_frame_bytes, buffer);
+        bytes_in_ += r.bytes;
+        if (c->closing) co_return;
+        if (r.error) {
+          violation(c, r.error->code, r.error->message);
+          co_return;
+        }
+        if (!env.has_chunk()) {
+          violation(c, v1::ERROR_CODE_UNEXPECTED_MESSAGE,
+                    "expected a chunk of the update, got " + body_name(env) + " message");
+          co_return;
+        }
+        if (auto err = assembler->accept(env.chunk())) {
+          violation(c, v1::ERROR_CODE_INVALID_UPDATE, "update stream: " + *err);
+          co_return;
+        }
+      }
+      update.delta = assembler->take();
+    }
+    dispatch(coordinator_->on_update(c->id, std::move(update), Clock::now()));
+  }
+
+  // ---- coordinator actions -------------------------------------------------------------------------------------
+  std::shared_ptr<Connection> find(ConnectionId id) {
+    auto it = connections_.find(id);
+    return it == connections_.end() ? nullptr : it->second;
+  }
+
+  void dispatch(Actions actions) {
+    for (auto& a : actions) {
+      std::visit(Overloaded{
+                     [&](action::Admit& x) {
+                       if (auto c = find(x.conn)) {
+                         v1::Envelope env;
+                         env.mutable_admit()->set_round_id(x.round_id);
+                         send(c, std::move(env));
+                       }
+                     },
+                     [&](action::RetryLater& x) {
+                       if (auto c = find(x.conn)) {
+                         v1::Envelope env;
+                         env.mutable_retry_later()->set_delay_ms(static_cast<std::uint32_t>(
+                             std::chrono::duration_cast<std::chrono::milliseconds>(x.delay).count()));
+                         env.mutable_retry_later()->set_reason(x.reason);
+                         c->in_protocol = false;
+                         send(c, std::move(env));
+                         finish_after_flush(c);
+                       }
+                     },
+                     [&](action::SendTask& x) { send_task(x); },
+                     [&](action::SendRoundResult& x) {
+                       if (auto c = find(x.conn)) {
+                         v1::Envelope env;
+                         auto* r = env.mutable_round_result();
+                         r->set_round_id(x.round_id);
+                         r->set_outcome(x.completed ? v1::ROUND_OUTCOME_COMPLETED : v1::ROUND_OUTCOME_ABANDONED);
+                         r->set_survivors(x.survivors);
+                         r->set_training_finished(x.training_finished);
+                         r->set_message(x.message);
+                         c->in_protocol = false;
+                         send(c, std::move(env));
+                         finish_after_flush(c);
+                       }
+                     },
+                     [&](action::SendFinished& x) {
+                       if (auto c = find(x.conn)) {
+                         v1::Envelope env;
+                         env.mutable_finished()->set_rounds_completed(x.rounds_completed);
+                         c->in_protocol = false;
+                         send(c, std::move(env));
+                         finish_after_flush(c);
+                       }
+                     },
+                     [&](action::Reject& x) {
+                       if (auto c = find(x.conn)) {
+                         spdlog::warn("{}: rejected: {}", c->who(), x.message);
+                         v1::Envelope env;
+                         env.mutable_error()->set_code(x.code);
+                         env.mutable_error()->set_message(x.message);
+                         c->in_protocol = false;
+                         send(c, std::move(env));
+                         finish_after_flush(c);
+                       }
+                     },
+                     [&](action::RoundClosed& x) { round_closed(x); },
+                 },
+                 a);
+    }
+    ticker_.cancel();  // the coordinator's next deadline may have moved
+    if (coordinator_->finished() && !finishing_) begin_finish();
+  }
+
+  void send_task(const action::SendTask& task) {
+    if (task.model != encoded_model_) {
+      encoded_model_ = task.model;
+      model_frames_ = codec::encode_chunk_frames(*task.model, config_.chunk_bytes);
+    }
+    v1::Envelope env;
+    auto* t = env.mutable_task();
+    t->set_round_id(task.round_id);
+    *t->mutable_plan() = codec::plan_to_proto(task.plan);
+    *t->mutable_model() = codec::make_manifest(*task.model);
+    t->set_deadline_ms(static_cast<std::uint32_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(task.deadline).count()));
+    auto task_frame = std::make_shared<const std::string>(frame_of(std::move(env)));
+    for (ConnectionId id : task.conns) {
+      auto c = find(id);
+      if (!c) continue;
+      send(c, task_frame);
+      for (const auto& f : model_frames_) send(c, f);
+    }
+    spdlog::info("round {}: training started with {} clients", task.round_id, task.conns.size());
+  }
+
+  void round_closed(const action::RoundClosed& rc) {
+    const RoundTraffic traffic{bytes_in_ - logged_in_, bytes_out_ - logged_out_};
+    logged_in_ = bytes_in_;
+    logged_out_ = bytes_out_;
+    codec::write_model_file(checkpoint_path(), {rc.next_round_id, rc.completed_rounds, *rc.global_model});
+    if (rc.report.completed && config_.keep_round_models) {
+      codec::write_model_file(config_.state_dir / ("model-round-" + std::to_string(rc.report.round_id) + ".sotto"),
+                              {rc.next_round_id, rc.completed_rounds, *rc.global_model});
+    }
+    if (rc.report.completed) {
+      spdlog::info("round {} completed: {} of {} clients, {} examples, mean train loss {:.4f}", rc.report.round_id,
+                   rc.report.survivors, rc.report.cohort, rc.report.examples, rc.report.mean_train_loss);
+    } else {
+      spdlog::warn("round {} abandoned: {}; the global model is unchanged", rc.report.round_id,
+                   rc.report.abandon_reason);
+    }
+    for (const auto& [client, reason] : rc.report.dropped) spdlog::info("round {}: dropped {}: {}", rc.report.round_id, client, reason);
+    ++pending_evals_;
+    const bool evaluate = config_.evaluate && rc.report.completed && evaluator_;
+    // Evaluation and logging go through the one-thread pool in order, so rounds.jsonl stays in round order.
+    asio::post(eval_pool_, [this, rc, traffic, evaluate] {
+      std::optional<ml::EvalMetrics> metrics;
+      double seconds = 0;
+      if (evaluate) {
+        const auto t0 = std::chrono::steady_clock::now();
+        try {
+          metrics = evaluator_(*rc.global_model);
+        } catch (const std::exception& e) {
+          spdlog::error("round {}: evaluation failed: {}", rc.report.round_id, e.what());
+        }
+        seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      }
+      asio::post(io_, [this, rc, traffic, metrics, seconds] {
+        round_log_->append(round_record(rc.report, rc.completed_rounds, traffic, metrics, seconds));
+        if (metrics) {
+          spdlog::info("round {}: test accuracy {:.4f}, test loss {:.4f} ({} examples)", rc.report.round_id,
+                       metrics->accuracy, metrics->loss, metrics->num_examples);
+        }
+        --pending_evals_;
+      });
+    });
+  }
+
+  // ---- time and shutdown ---------------------------------------------------------------------------------------
+  asio::awaitable<void> tick_loop() {
+    while (!stopping_) {
+      ticker_.expires_at(coordinator_->next_deadline().value_or(TimePoint::max()));
+      co_await ticker_.async_wait(asio::as_tuple(asio::use_awaitable));
+      if (stopping_) break;
+      const auto deadline = coordinator_->next_deadline();
+      if (deadline && Clock::now() >= *deadline) dispatch(coordinator_->on_tick(Clock::now()));
+    }
+  }
+
+  void begin_finish() {
+    finishing_ = true;
+    spdlog::info("all {} rounds completed; telling late clients for {} ms, then stopping",
+                 coordinator_->completed_rounds(), config_.linger.count());
+    asio::co_spawn(io_, linger_then_stop(), asio::detached);
+  }
+
+  asio::awaitable<void> linger_then_stop() {
+    asio::steady_timer timer(io_);
+    timer.expires_after(config_.linger);
+    co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    while (pending_evals_ > 0 || !connections_.empty()) {
+      if (stopping_) co_return;
+      timer.expires_after(std::chrono::milliseconds(20));
+      co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+      if (pending_evals_ == 0) break;  // connections still open after the linger are closed below
+    }
+    stop();
+  }
+
+  void stop() {
+    if (stopping_) return;
+    stopping_ = true;
+    boost::system::error_code ignored;
+    acceptor_.close(ignored);
+    signals_.cancel(ignored);
+    ticker_.cancel();
+    auto all = connections_;
+    for (auto& [id, c] : all) close_socket(c);
+    io_.stop();
+  }
+
+  AggregatorConfig config_;
+  ModelFactory factory_;
+  Evaluator evaluator_;
+  asio::io_context io_{1};
+  asio::ssl::context ssl_;
+  tcp::acceptor acceptor_;
+  asio::signal_set signals_;
+  asio::steady_timer ticker_;
+  asio::thread_pool eval_pool_;
+  std::unique_ptr<RoundCoordinator> coordinator_;
+  std::unique_ptr<RoundLog> round_log_;
+  std::map<ConnectionId, std::shared_ptr<Connection>> connections_;
+  ConnectionId next_id_ = 1;
+  std::shared_ptr<const model::ModelParameters> encoded_model_;
+  std::vector<codec::SharedFrame> model_frames_;
+  std::uint64_t bytes_in_ = 0, bytes_out_ = 0, logged_in_ = 0, logged_out_ = 0;
+  int pending_evals_ = 0;
+  bool finishing_ = false;
+  bool stopping_ = false;
+};
+
+AggregatorServer::AggregatorServer(AggregatorConfig config, ModelFactory initial_model, Evaluator evaluator)
+    : impl_(std::make_unique<Impl>(std::move(config), std::move(initial_model), std::move(evaluator))) {}
+AggregatorServer::~AggregatorServer() = default;
+void AggregatorServer::run() { impl_->run(); }
+
+}  // namespace sotto::aggregator

@@ -1,0 +1,71 @@
+#include "client/client_config.h"
+
+#include "common/config/toml_reader.h"
+
+namespace sotto::client {
+
+namespace {
+
+std::chrono::milliseconds seconds_key(config::TomlReader& r, const std::string& key, double fallback, double min) {
+  return std::chrono::milliseconds(static_cast<std::int64_t>(r.get_double(key, fallback, min, 1e7) * 1000.0));
+}
+
+}  // namespace
+
+SottoClientConfig load_sotto_client_config(const std::filesystem::path& path) {
+  auto r = config::TomlReader::from_file(path);
+  SottoClientConfig s;
+  ClientConfig& c = s.client;
+  c.client_id = r.get_string("client.id", std::nullopt);
+  if (c.client_id.empty() || c.client_id.size() > 128) r.fail("client.id", "must be 1-128 characters");
+
+  c.host = r.get_string("server.host", c.host);
+  c.port = static_cast<std::uint16_t>(r.get_int("server.port", c.port, 1, 65535));
+  c.server_name = r.get_string("server.server_name", c.server_name);
+  c.ca_file = r.get_path("server.ca_file", std::nullopt);
+  c.max_frame_bytes = static_cast<std::size_t>(r.get_int("server.max_frame_bytes", 8 << 20, 4096, 1 << 30));
+  c.chunk_bytes = static_cast<std::size_t>(r.get_int("server.chunk_bytes", 1 << 20, 1024, 1 << 30));
+  if (c.chunk_bytes + 1024 > c.max_frame_bytes) {
+    r.fail("server.chunk_bytes", "must be at least 1 KiB smaller than server.max_frame_bytes");
+  }
+
+  c.cert_file = r.get_path("auth.cert_file", std::filesystem::path());
+  c.key_file = r.get_path("auth.key_file", std::filesystem::path());
+  if (c.cert_file.empty() != c.key_file.empty()) {
+    r.fail(c.cert_file.empty() ? "auth.cert_file" : "auth.key_file", "must be given together with its pair");
+  }
+  c.auth_token = r.get_string("auth.token", "");
+  if (c.cert_file.empty() && c.auth_token.empty()) {
+    r.fail("auth", "needs cert_file + key_file (mutual TLS) or token");
+  }
+
+  c.connect_timeout = seconds_key(r, "connection.connect_timeout_s", 10, 0.01);
+  c.io_timeout = seconds_key(r, "connection.io_timeout_s", 60, 0.01);
+  c.wait_timeout = seconds_key(r, "connection.wait_timeout_s", 3600, 0.01);
+  c.backoff_initial = seconds_key(r, "connection.backoff_initial_s", 0.5, 0.001);
+  c.backoff_max = seconds_key(r, "connection.backoff_max_s", 30, 0.001);
+  c.give_up_after = seconds_key(r, "connection.give_up_after_s", 0, 0);
+
+  s.data_dir = r.get_path("data.dir", s.data_dir);
+  s.num_shards = static_cast<std::uint32_t>(r.get_int("data.num_shards", 1, 1, 1'000'000));
+  s.shard_index = static_cast<std::uint32_t>(r.get_int("data.shard_index", 0, 0, 1'000'000));
+  if (s.shard_index >= s.num_shards) {
+    r.fail("data.shard_index", "is " + std::to_string(s.shard_index) + " but must be below data.num_shards (" +
+                                   std::to_string(s.num_shards) + "); shards count from 0");
+  }
+  s.partition = r.get_choice("data.partition", {"iid", "dirichlet"}, "iid") == "iid" ? Partitioning::kIid
+                                                                                      : Partitioning::kDirichlet;
+  s.dirichlet_alpha = r.get_double("data.alpha", 0.5, 1e-6, 1e6);
+  s.partition_seed = static_cast<std::uint64_t>(r.get_int("data.seed", 42, 0, INT64_MAX));
+  s.max_examples = static_cast<std::size_t>(r.get_int("data.max_examples", 0, 0, INT64_MAX));
+
+  s.threads = static_cast<int>(r.get_int("training.threads", 1, 1, 256));
+  c.state_dir = r.get_path("state.dir", std::filesystem::path());
+  c.save_local_models = r.get_bool("state.save_local_models", false);
+  if (c.save_local_models && c.state_dir.empty()) r.fail("state.save_local_models", "needs state.dir");
+  s.log_level = r.get_choice("log.level", {"trace", "debug", "info", "warn", "error", "critical", "off"}, "info");
+  r.reject_unknown_keys();
+  return s;
+}
+
+}  // namespace sotto::client

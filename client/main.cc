@@ -1,1 +1,107 @@
-int main() { return 0; }
+// sotto-client: a Sotto client process that trains the built-in CNN on shard i of N of Fashion-MNIST and takes
+// part in federated rounds until the aggregator says training is finished.
+#include <atomic>
+#include <csignal>
+#include <iostream>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include "client/client.h"
+#include "client/image_trainer.h"
+#include "common/data/partition.h"
+#include "common/log/logging.h"
+
+namespace {
+
+using namespace sotto;
+
+void log_event(const client::ClientEvent& e) {
+  using K = client::ClientEventKind;
+  switch (e.kind) {
+    case K::kConnecting: spdlog::debug("connecting to {}", e.message); break;
+    case K::kConnectFailed: spdlog::info("aggregator not reachable ({}); retrying in {:.0f} ms", e.message, e.value); break;
+    case K::kAdmitted: spdlog::info("admitted to round {}", e.round_id); break;
+    case K::kRetryLater: spdlog::info("aggregator asks to come back in {:.0f} ms: {}", e.value, e.message); break;
+    case K::kTaskReceived: spdlog::info("round {}: received the global model; training", e.round_id); break;
+    case K::kTrained: spdlog::info("round {}: trained, mean loss {:.4f}", e.round_id, e.value); break;
+    case K::kUploaded: spdlog::info("round {}: update sent ({:.0f} bytes)", e.round_id, e.value); break;
+    case K::kRoundCompleted: spdlog::info("round {}: completed", e.round_id); break;
+    case K::kRoundAbandoned: spdlog::warn("round {}: {}", e.round_id, e.message); break;
+    case K::kRejected: spdlog::warn("aggregator: {}", e.message); break;
+    case K::kFinished: spdlog::info("{}", e.message); break;
+  }
+}
+
+std::vector<std::uint32_t> load_shard(const client::SottoClientConfig& cfg, const data::ImageDataset& train) {
+  const data::Partition partition =
+      cfg.partition == client::Partitioning::kIid
+          ? data::partition_iid(train.size(), cfg.num_shards, cfg.partition_seed)
+          : data::partition_dirichlet(train.labels, cfg.num_shards, cfg.dirichlet_alpha, cfg.partition_seed);
+  std::vector<std::uint32_t> shard = partition.at(cfg.shard_index);
+  if (cfg.max_examples > 0 && shard.size() > cfg.max_examples) shard.resize(cfg.max_examples);
+  return shard;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"sotto-client: trains on one shard of Fashion-MNIST on this device and sends only model updates "
+               "to a Sotto aggregator over TLS 1.3"};
+  std::string config_path;
+  std::string log_level;
+  app.add_option("--config", config_path, "TOML config file (keys documented in README.md)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  app.add_option("--log-level", log_level, "Overrides log.level: trace, debug, info, warn, error, critical, off");
+  CLI11_PARSE(app, argc, argv);
+
+  // Signals are handled by a thread that asks the client to stop, not by an async handler.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  try {
+    const auto cfg = client::load_sotto_client_config(config_path);
+    log::init_logging(cfg.client.client_id, log_level.empty() ? cfg.log_level : log_level);
+    ml::set_torch_threads(cfg.threads);
+    auto train = std::make_shared<data::ImageDataset>(data::load_fashion_mnist(cfg.data_dir, data::Split::kTrain));
+    auto shard = load_shard(cfg, *train);
+    spdlog::info("shard {} of {} ({}): {} examples", cfg.shard_index, cfg.num_shards,
+                 cfg.partition == client::Partitioning::kIid ? "iid" : "dirichlet", shard.size());
+    auto trainer =
+        std::make_shared<client::ImageTrainer>(ml::make_image_model("fashion_cnn", 0), train, std::move(shard));
+    client::Client client(cfg.client, trainer);
+    client.on_event(log_event);
+
+    std::atomic<bool> exiting{false};
+    std::thread signal_thread([&] {
+      int signo = 0;
+      sigwait(&signals, &signo);
+      if (!exiting) {
+        spdlog::info("received signal {}; stopping", signo);
+        client.stop();
+      }
+    });
+    client::RunSummary summary;
+    try {
+      summary = client.run();
+    } catch (...) {
+      exiting = true;
+      pthread_kill(signal_thread.native_handle(), SIGTERM);
+      signal_thread.join();
+      throw;
+    }
+    exiting = true;
+    pthread_kill(signal_thread.native_handle(), SIGTERM);
+    signal_thread.join();
+    spdlog::info("contributed to {} rounds", summary.rounds_contributed);
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "sotto-client: error: " << e.what() << std::endl;
+    return 1;
+  }
+}

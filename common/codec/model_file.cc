@@ -116,7 +116,15 @@ ModelFile read_model_file(const std::filesystem::path& path) {
   file.next_round_id = header.next_round_id();
   file.completed_rounds = header.completed_rounds();
   try {
-    ModelAssembler assembler(header.model(), std::numeric_limits<std::size_t>::max());
+    // The model's bytes are in the file, so its size bounds them: a damaged manifest must not make us allocate more.
+    std::error_code size_error;
+    const auto file_size = std::filesystem::file_size(path, size_error);
+    if (!size_error && header.model().total_bytes() > file_size) {
+      reader.fail("truncated or damaged (its manifest announces " + std::to_string(header.model().total_bytes()) +
+                  " bytes of tensors, but the file has only " + std::to_string(file_size) + ")");
+    }
+    ModelAssembler assembler(header.model(), size_error ? std::numeric_limits<std::size_t>::max()
+                                                        : static_cast<std::size_t>(file_size));
     while (!assembler.complete()) {
       v1::TensorChunk chunk;
       reader.next(chunk);

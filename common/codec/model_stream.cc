@@ -41,6 +41,7 @@ void for_each_chunk(const model::ModelParameters& params, std::size_t max_chunk_
 }
 
 std::size_t chunk_count(const model::ModelParameters& params, std::size_t max_chunk_bytes) {
+  if (max_chunk_bytes == 0) throw Error("max_chunk_bytes must be positive");
   std::size_t n = 0;
   for (const auto& t : params.tensors()) n += (t.data.size() + max_chunk_bytes - 1) / max_chunk_bytes;
   return n;
@@ -60,17 +61,19 @@ ModelAssembler::ModelAssembler(const v1::ModelManifest& manifest, std::size_t ma
       throw Error("model manifest, tensor '" + spec.name() + "': " + e.what());
     }
     t.shape.assign(spec.shape().begin(), spec.shape().end());
-    std::size_t bytes = 0;
+    std::size_t elements = 0;
     try {
-      bytes = model::element_count(t.shape) * model::dtype_size(t.dtype);
+      elements = model::element_count(t.shape);
     } catch (const Error& e) {
       throw Error("model manifest, tensor '" + spec.name() + "': " + e.what());
     }
-    total += bytes;
-    if (total > max_total_bytes) {
+    // Checked so that a hostile shape cannot wrap the byte count (or the running total) around to a small number.
+    const std::size_t element_size = model::dtype_size(t.dtype);
+    if (elements > max_total_bytes / element_size || elements * element_size > max_total_bytes - total) {
       throw Error("model manifest announces more than the limit of " + std::to_string(max_total_bytes) +
                   " bytes (max_model_bytes)");
     }
+    total += elements * element_size;
     tensors_.push_back(std::move(t));
   }
   if (total != manifest.total_bytes()) {

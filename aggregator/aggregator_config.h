@@ -1,0 +1,53 @@
+// AggregatorConfig: everything sotto-aggregator reads from its TOML file, validated on load.
+//
+// load_aggregator_config() checks every key's type and range, refuses unknown keys, and says which key is wrong
+// and what it may be. README.md documents each key; `sotto-aggregator --help` lists the command-line options.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "aggregator/round_coordinator.h"
+
+namespace sotto::aggregator {
+
+enum class AuthMode { kMutualTls, kToken, kMutualTlsOrToken };
+
+struct AggregatorConfig {
+  // [server]
+  std::string listen_address = "127.0.0.1";
+  std::uint16_t port = 8443;  // 0 = any free port (written to <state_dir>/port)
+  std::filesystem::path cert_file, key_file, ca_file;
+  std::size_t max_frame_bytes = 8u << 20;
+  std::size_t chunk_bytes = 1u << 20;
+  std::chrono::milliseconds handshake_timeout{10000};
+  std::chrono::milliseconds hello_timeout{10000};
+  std::chrono::milliseconds linger{3000};  // after the last round, keep telling late clients it is over
+  // [auth]
+  AuthMode auth_mode = AuthMode::kMutualTlsOrToken;
+  std::vector<std::string> tokens;
+  // [rounds] and [plan]
+  CoordinatorOptions rounds;
+  // [model]
+  std::string architecture = "fashion_cnn";
+  std::uint64_t init_seed = 1;
+  // [strategy]
+  std::string strategy = "fedavg";
+  // [evaluation]
+  bool evaluate = true;
+  std::filesystem::path eval_data_dir = "/usr/share/datasets/fashion-mnist";
+  std::size_t eval_max_examples = 0;
+  // [state]
+  std::filesystem::path state_dir = "state";
+  bool keep_round_models = false;
+  // [log]
+  std::string log_level = "info";
+};
+
+// Throws sotto::Error naming the file and key for any problem.
+AggregatorConfig load_aggregator_config(const std::filesystem::path& path);
+
+}  // namespace sotto::aggregator

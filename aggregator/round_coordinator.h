@@ -1,0 +1,183 @@
+// RoundCoordinator: the aggregator's round state machine — check-in, training, aggregation — with no sockets and
+// no clock of its own.
+//
+// The server (or the simulator) feeds it events: a client said hello, an update arrived, a connection closed,
+// time passed (on_tick with the current time). Each call returns the actions to carry out, in order: admit or
+// defer a client, send the task to the cohort, reject a misbehaving client, report a round's outcome, and
+// RoundClosed, which asks the caller to checkpoint, evaluate and log. Deadlines are compared against the times
+// passed in, so tests drive every path — dropouts at every step, expiries — deterministically.
+//
+// A round: check-in opens and admits up to cohort_target clients (clients that arrive while a round trains wait
+// for the next one, up to cohort_target of them; beyond that they are told to retry later). Training starts when
+// the target is reached, or when the check-in window ends with at least cohort_min admitted. The round completes
+// when every admitted client has uploaded or dropped and at least cohort_min valid updates arrived; it is
+// abandoned — global model unchanged — as soon as that minimum can no longer be reached. Round ids count
+// attempts; total_rounds counts completed rounds.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "aggregator/strategy.h"
+#include "common/ml/training_plan.h"
+#include "common/model/parameters.h"
+#include "sotto/v1/sotto.pb.h"
+
+namespace sotto::aggregator {
+
+using ConnectionId = std::uint64_t;
+using Clock = std::chrono::steady_clock;
+using TimePoint = Clock::time_point;
+using Duration = Clock::duration;
+
+struct CoordinatorOptions {
+  std::uint64_t total_rounds = 5;
+  std::uint32_t cohort_target = 8;
+  std::uint32_t cohort_min = 1;
+  Duration checkin_window = std::chrono::seconds(30);
+  Duration training_deadline = std::chrono::seconds(600);
+  Duration retry_delay = std::chrono::seconds(5);
+  ml::TrainingPlan plan;
+  std::uint64_t seed = 0;
+};
+
+// Where a resumed aggregator starts.
+struct CoordinatorStart {
+  model::ModelParameters global_model;
+  std::uint64_t next_round_id = 1;
+  std::uint64_t completed_rounds = 0;
+};
+
+struct ClientUpdate {
+  std::uint64_t round_id = 0;
+  std::uint64_t num_examples = 0;
+  double train_loss = 0;
+  double train_accuracy = 0;
+  double train_seconds = 0;
+  model::ModelParameters delta;
+};
+
+struct RoundReport {
+  std::uint64_t round_id = 0;
+  bool completed = false;
+  std::string abandon_reason;
+  std::uint32_t cohort = 0;     // clients that received the task
+  std::uint32_t survivors = 0;  // valid updates aggregated
+  std::uint64_t examples = 0;
+  double mean_train_loss = 0;      // example-weighted, over survivors
+  double mean_train_accuracy = 0;  // example-weighted, over survivors
+  double slowest_train_seconds = 0;
+  double checkin_seconds = 0;
+  double training_seconds = 0;     // task sent to round closed
+  double aggregation_seconds = 0;  // CPU time in the strategy (measured, for reporting only)
+  std::vector<std::string> participants;
+  std::vector<std::pair<std::string, std::string>> dropped;  // client id, reason
+};
+
+namespace action {
+struct Admit {
+  ConnectionId conn;
+  std::uint64_t round_id;
+};
+struct RetryLater {  // then close
+  ConnectionId conn;
+  Duration delay;
+  std::string reason;
+};
+struct SendTask {  // the same task and model to every connection listed
+  std::vector<ConnectionId> conns;
+  std::uint64_t round_id;
+  ml::TrainingPlan plan;
+  std::shared_ptr<const model::ModelParameters> model;
+  Duration deadline;
+};
+struct SendRoundResult {  // then close
+  ConnectionId conn;
+  std::uint64_t round_id;
+  bool completed;
+  std::uint32_t survivors;
+  bool training_finished;
+  std::string message;
+};
+struct SendFinished {  // then close
+  ConnectionId conn;
+  std::uint64_t rounds_completed;
+};
+struct Reject {  // error frame, then close
+  ConnectionId conn;
+  v1::ErrorCode code;
+  std::string message;
+};
+struct RoundClosed {  // checkpoint (global_model, next_round_id, completed_rounds), evaluate, log
+  RoundReport report;
+  std::shared_ptr<const model::ModelParameters> global_model;
+  std::uint64_t next_round_id;
+  std::uint64_t completed_rounds;
+};
+}  // namespace action
+
+using Action = std::variant<action::Admit, action::RetryLater, action::SendTask, action::SendRoundResult,
+                            action::SendFinished, action::Reject, action::RoundClosed>;
+using Actions = std::vector<Action>;
+
+class RoundCoordinator {
+ public:
+  enum class Phase { kIdle, kCheckIn, kTraining, kFinished };
+
+  RoundCoordinator(CoordinatorOptions options, CoordinatorStart start, std::unique_ptr<Strategy> strategy);
+
+  Actions start(TimePoint now);
+  Actions on_hello(ConnectionId conn, const std::string& client_id, TimePoint now);
+  Actions on_update(ConnectionId conn, ClientUpdate update, TimePoint now);
+  Actions on_disconnect(ConnectionId conn, const std::string& reason, TimePoint now);
+  Actions on_tick(TimePoint now);
+
+  // The earliest time at which on_tick has something to do.
+  std::optional<TimePoint> next_deadline() const;
+  Phase phase() const { return phase_; }
+  bool finished() const { return phase_ == Phase::kFinished; }
+  std::uint64_t round_id() const { return round_id_; }
+  std::uint64_t completed_rounds() const { return completed_rounds_; }
+  std::shared_ptr<const model::ModelParameters> global_model() const { return global_; }
+  // The client id behind a connection known to the coordinator (admitted or waiting), else empty.
+  std::string client_id(ConnectionId conn) const;
+
+ private:
+  struct Member {
+    std::string client_id;
+    bool uploaded = false;
+  };
+
+  void open_checkin(TimePoint now, Actions& out);
+  void start_training(TimePoint now, Actions& out);
+  void drop(ConnectionId conn, const std::string& reason, Actions& out);
+  void maybe_close_round(TimePoint now, Actions& out);
+  void close_round(TimePoint now, bool completed, const std::string& abandon_reason, Actions& out);
+  bool has_client(const std::string& client_id) const;
+  std::uint32_t pending() const;
+
+  CoordinatorOptions options_;
+  std::unique_ptr<Strategy> strategy_;
+  std::shared_ptr<const model::ModelParameters> global_;
+  std::uint64_t round_id_;
+  std::uint64_t completed_rounds_;
+  Phase phase_ = Phase::kIdle;
+
+  std::map<ConnectionId, Member> cohort_;   // admitted to the current round
+  std::map<ConnectionId, std::string> waiting_;  // arrived during training; admitted when check-in opens
+  TimePoint checkin_opened_{};
+  TimePoint checkin_deadline_{};
+  TimePoint training_started_{};
+  TimePoint training_deadline_{};
+  RoundReport report_;
+  double weighted_loss_ = 0;
+  double weighted_accuracy_ = 0;
+};
+
+}  // namespace sotto::aggregator

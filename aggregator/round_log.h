@@ -1,0 +1,39 @@
+// RoundLog: <state_dir>/rounds.jsonl — one JSON object per round, appended and flushed as each round ends.
+//
+// Fields: round, status ("completed"/"abandoned"), abandon_reason, cohort, survivors, examples, participants,
+// dropped [{client, reason}], test_accuracy and test_loss (when evaluated), mean_train_loss, mean_train_accuracy,
+// seconds {checkin, training, aggregation, slowest_client_training, evaluation}, bytes_in, bytes_out, and
+// completed_rounds. Tools read it line by line (the demo prints it as a table).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+
+#include <nlohmann/json.hpp>
+
+#include "aggregator/round_coordinator.h"
+#include "common/ml/training_plan.h"
+
+namespace sotto::aggregator {
+
+struct RoundTraffic {
+  std::uint64_t bytes_in = 0;
+  std::uint64_t bytes_out = 0;
+};
+
+nlohmann::json round_record(const RoundReport& report, std::uint64_t completed_rounds, const RoundTraffic& traffic,
+                            const std::optional<ml::EvalMetrics>& eval, double eval_seconds);
+
+class RoundLog {
+ public:
+  explicit RoundLog(const std::filesystem::path& path);
+  void append(const nlohmann::json& record);
+
+ private:
+  std::filesystem::path path_;
+  std::ofstream out_;
+};
+
+}  // namespace sotto::aggregator

@@ -1,0 +1,66 @@
+// Client: the embeddable participant. An app constructs it with a ClientConfig and a Trainer and calls run(); the
+// client connects to the aggregator over TLS 1.3, checks in, receives the global model and training plan, trains
+// through the Trainer on data that never leaves the device, and sends back only the update (local minus global).
+// Between rounds it reconnects; when the aggregator is down or restarting it retries with exponential backoff
+// (with jitter); it returns when the aggregator says training is finished or when stop() is called.
+//
+// Progress reaches the app through an event callback. Every contribution is recorded in the on-device ledger
+// (ledger.h) when state_dir is set. No Boost, OpenSSL or LibTorch types in this header.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "client/client_config.h"
+#include "client/trainer.h"
+
+namespace sotto::client {
+
+enum class ClientEventKind {
+  kConnecting,
+  kConnectFailed,   // message says why; the client backs off and retries
+  kAdmitted,        // round_id
+  kRetryLater,      // message: the aggregator's reason
+  kTaskReceived,    // round_id
+  kTrained,         // round_id, value = mean train loss
+  kUploaded,        // round_id, value = bytes sent
+  kRoundCompleted,  // round_id
+  kRoundAbandoned,  // round_id
+  kRejected,        // message: the aggregator's error
+  kFinished,
+};
+
+struct ClientEvent {
+  ClientEventKind kind;
+  std::uint64_t round_id = 0;
+  std::string message;
+  double value = 0;
+};
+
+struct RunSummary {
+  bool finished = false;  // the aggregator said training is finished (false: stopped)
+  std::uint64_t rounds_contributed = 0;
+};
+
+class Client {
+ public:
+  Client(ClientConfig config, std::shared_ptr<Trainer> trainer);
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  void on_event(std::function<void(const ClientEvent&)> callback);
+  // Blocks until training is finished or stop() is called. Throws sotto::Error for what retrying cannot fix: an
+  // unreadable certificate, an authentication failure, an unsupported protocol version, or give_up_after elapsed.
+  RunSummary run();
+  // Thread-safe; run() returns soon after.
+  void stop();
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace sotto::client

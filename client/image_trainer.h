@@ -1,0 +1,27 @@
+// ImageTrainer: a Trainer over one of common/ml's LibTorch image models and this device's examples (indices into
+// an ImageDataset). fit() loads the global model, trains per the plan and returns the local model.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "client/trainer.h"
+#include "common/data/image_dataset.h"
+#include "common/ml/image_model.h"
+
+namespace sotto::client {
+
+class ImageTrainer final : public Trainer {
+ public:
+  ImageTrainer(std::unique_ptr<ml::ImageModel> model, std::shared_ptr<const data::ImageDataset> data,
+               std::vector<std::uint32_t> indices);
+  FitResult fit(const model::ModelParameters& global_model, const ml::TrainingPlan& plan) override;
+  std::size_t num_examples() const { return indices_.size(); }
+
+ private:
+  std::unique_ptr<ml::ImageModel> model_;
+  std::shared_ptr<const data::ImageDataset> data_;
+  std::vector<std::uint32_t> indices_;
+};
+
+}  // namespace sotto::client

@@ -1,0 +1,25 @@
+// Trainer: what an app gives the client library so that it can take part in rounds — fit the global model on the
+// device's own data and return the local model. The library computes the update (local minus global) and sends
+// only that; the data never leaves the trainer.
+//
+// ImageTrainer (image_trainer.h) adapts common/ml's LibTorch models; an app with its own torch::nn::Module
+// implements fit() with common/ml/torch_bridge.h. No LibTorch, Boost or OpenSSL types appear here.
+#pragma once
+
+#include "common/ml/training_plan.h"
+#include "common/model/parameters.h"
+
+namespace sotto::client {
+
+struct FitResult {
+  model::ModelParameters local_model;  // same layout as the global model
+  ml::TrainMetrics metrics;            // metrics.num_examples is the FedAvg weight
+};
+
+class Trainer {
+ public:
+  virtual ~Trainer() = default;
+  virtual FitResult fit(const model::ModelParameters& global_model, const ml::TrainingPlan& plan) = 0;
+};
+
+}  // namespace sotto::client

@@ -1,0 +1,41 @@
+#include "common/codec/plan_codec.h"
+
+#include <cmath>
+
+#include "common/util/error.h"
+
+namespace sotto::codec {
+
+v1::TrainingPlan plan_to_proto(const ml::TrainingPlan& plan) {
+  v1::TrainingPlan p;
+  p.set_epochs(plan.epochs);
+  p.set_batch_size(plan.batch_size);
+  p.set_optimizer(plan.optimizer);
+  p.set_learning_rate(plan.learning_rate);
+  p.set_momentum(plan.momentum);
+  p.set_weight_decay(plan.weight_decay);
+  p.set_seed(plan.seed);
+  return p;
+}
+
+ml::TrainingPlan plan_from_proto(const v1::TrainingPlan& p) {
+  if (p.epochs() == 0 || p.epochs() > 1000) throw Error("training plan: epochs must be 1..1000, got " + std::to_string(p.epochs()));
+  if (p.batch_size() == 0) throw Error("training plan: batch_size must be positive");
+  if (p.optimizer() != "sgd" && p.optimizer() != "adam") {
+    throw Error("training plan: unknown optimizer \"" + p.optimizer() + "\" (expected sgd or adam)");
+  }
+  if (!(p.learning_rate() > 0) || !std::isfinite(p.learning_rate())) throw Error("training plan: learning_rate must be a positive number");
+  if (!(p.momentum() >= 0 && p.momentum() < 1)) throw Error("training plan: momentum must be in [0, 1)");
+  if (!(p.weight_decay() >= 0) || !std::isfinite(p.weight_decay())) throw Error("training plan: weight_decay must be >= 0");
+  ml::TrainingPlan plan;
+  plan.epochs = p.epochs();
+  plan.batch_size = p.batch_size();
+  plan.optimizer = p.optimizer();
+  plan.learning_rate = p.learning_rate();
+  plan.momentum = p.momentum();
+  plan.weight_decay = p.weight_decay();
+  plan.seed = p.seed();
+  return plan;
+}
+
+}  // namespace sotto::codec
