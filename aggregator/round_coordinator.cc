@@ -1,6 +1,7 @@
 #include "aggregator/round_coordinator.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "common/util/error.h"
 
@@ -159,6 +160,9 @@ Actions RoundCoordinator::on_update(ConnectionId conn, ClientUpdate update, Time
     invalid = "update does not match the model: " + *mismatch;
   } else if (auto bad = update.delta.first_non_finite()) {
     invalid = "update is not finite: " + *bad;
+  } else if (!std::isfinite(update.train_loss) || !std::isfinite(update.train_accuracy) ||
+             !std::isfinite(update.train_seconds)) {
+    invalid = "update's train_loss, train_accuracy or train_seconds is not finite";
   }
   if (invalid) {
     report_.dropped.emplace_back(member.client_id, *invalid);
@@ -181,8 +185,7 @@ Actions RoundCoordinator::on_update(ConnectionId conn, ClientUpdate update, Time
   return out;
 }
 
-void RoundCoordinator::drop(ConnectionId conn, const std::string& reason, Actions& out) {
-  (void)out;
+void RoundCoordinator::drop(ConnectionId conn, const std::string& reason) {
   auto it = cohort_.find(conn);
   if (it == cohort_.end()) return;
   report_.dropped.emplace_back(it->second.client_id, reason);
@@ -201,7 +204,7 @@ Actions RoundCoordinator::on_disconnect(ConnectionId conn, const std::string& re
   if (it->second.uploaded) {
     cohort_.erase(it);  // its update is already in the sum
   } else {
-    drop(conn, "disconnected: " + reason, out);
+    drop(conn, "disconnected: " + reason);
   }
   maybe_close_round(now, out);
   return out;
@@ -223,7 +226,7 @@ Actions RoundCoordinator::on_tick(TimePoint now) {
     for (ConnectionId conn : late) {
       out.push_back(action::Reject{conn, v1::ERROR_CODE_DEADLINE_EXCEEDED,
                                    "no update before the round's deadline; the round went on without it"});
-      drop(conn, "deadline exceeded", out);
+      drop(conn, "deadline exceeded");
     }
     maybe_close_round(now, out);
   }

@@ -156,7 +156,7 @@ class RoundCoordinator {
 
   void open_checkin(TimePoint now, Actions& out);
   void start_training(TimePoint now, Actions& out);
-  void drop(ConnectionId conn, const std::string& reason, Actions& out);
+  void drop(ConnectionId conn, const std::string& reason);
   void maybe_close_round(TimePoint now, Actions& out);
   void close_round(TimePoint now, bool completed, const std::string& abandon_reason, Actions& out);
   bool has_client(const std::string& client_id) const;

@@ -176,7 +176,7 @@ std::filesystem::path TomlReader::get_path(const std::string& key,
   if (fallback) fb = fallback->string();
   std::filesystem::path p = get_string(key, fb);
   if (p.empty()) return p;
-  if (p.is_relative() && has(key)) p = impl_->base_dir / p;
+  if (p.is_relative()) p = impl_->base_dir / p;
   return p.lexically_normal();
 }
 

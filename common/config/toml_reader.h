@@ -3,7 +3,7 @@
 // Keys are dotted paths ("server.port"). Each getter checks the type and range and throws sotto::Error naming the
 // file, the key, what was found and what is allowed. The reader remembers which keys were asked for, so that
 // reject_unknown_keys() can refuse a typo ("unknown key 'rounds.cohort_taget'") instead of silently ignoring it.
-// Relative paths resolve against the config file's directory.
+// Relative paths, given or default, resolve against the config file's directory.
 #pragma once
 
 #include <cstdint>
@@ -35,7 +35,7 @@ class TomlReader {
   double get_double(const std::string& key, std::optional<double> fallback, double min, double max);
   bool get_bool(const std::string& key, std::optional<bool> fallback);
   std::vector<std::string> get_strings(const std::string& key);
-  // A path; relative ones resolve against the config file's directory. Empty fallback = required.
+  // A path; relative ones (given or fallback) resolve against the config file's directory. No fallback = required.
   std::filesystem::path get_path(const std::string& key, const std::optional<std::filesystem::path>& fallback);
 
   // Throws for the first key present in the file that no getter asked for.

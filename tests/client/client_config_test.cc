@@ -1,0 +1,44 @@
+#include "client/client_config.h"
+
+#include <catch2/catch.hpp>
+#include <fstream>
+
+#include "tests/support/test_support.h"
+
+using namespace sotto;
+
+namespace {
+
+std::filesystem::path write_config(const sotto::test::TempDir& dir, const std::string& text) {
+  auto path = dir.path() / "client.toml";
+  std::ofstream(path) << text;
+  return path;
+}
+
+const std::string kBase = "[client]\nid = \"c1\"\n[server]\nca_file = \"ca.pem\"\n[auth]\ntoken = \"0123456789abcdef\"\n";
+
+}  // namespace
+
+TEST_CASE("client config: defaults and resolved paths") {
+  sotto::test::TempDir dir;
+  auto c = client::load_sotto_client_config(write_config(dir, kBase));
+  CHECK(c.client.client_id == "c1");
+  CHECK(c.client.ca_file == dir.path() / "ca.pem");
+  CHECK(c.client.port == 8443);
+  CHECK(c.num_shards == 1);
+  CHECK(c.partition == client::Partitioning::kIid);
+}
+
+TEST_CASE("client config: bad values are refused with the key named") {
+  sotto::test::TempDir dir;
+  CHECK_THROWS_WITH(client::load_sotto_client_config(write_config(dir, kBase + "[data]\nnum_shards = 4\nshard_index = 4\n")),
+                    Catch::Contains("'data.shard_index'") && Catch::Contains("count from 0"));
+  CHECK_THROWS_WITH(client::load_sotto_client_config(write_config(dir, kBase + "[data]\npartition = \"zipf\"\n")),
+                    Catch::Contains("'data.partition'"));
+  CHECK_THROWS_WITH(client::load_sotto_client_config(write_config(dir, "[client]\nid = \"c1\"\n[server]\nca_file = \"ca.pem\"\n")),
+                    Catch::Contains("'auth'"));
+  CHECK_THROWS_WITH(client::load_sotto_client_config(write_config(dir, kBase + "[auth2]\nx = 1\n")),
+                    Catch::Contains("unknown key 'auth2.x'"));
+  CHECK_THROWS_WITH(client::load_sotto_client_config(write_config(dir, kBase + "[state]\nsave_local_models = true\n")),
+                    Catch::Contains("'state.save_local_models'"));
+}
