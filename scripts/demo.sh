@@ -3,7 +3,8 @@
 # machine — one sotto-aggregator and N sotto-client processes talking TLS 1.3 over 127.0.0.1 — and prints the
 # global model's test accuracy on the 10,000 Fashion-MNIST test images after every round.
 #   environment: DEMO_CLIENTS (default 8), DEMO_ROUNDS (default 5), DEMO_DIR (default ./demo-run),
-#                DEMO_PARTITION (iid or dirichlet, default iid), DEMO_SKIP_BUILD=1 to reuse build/.
+#                DEMO_PARTITION (iid or dirichlet, default iid), DEMO_SKIP_BUILD=1 to reuse build/,
+#                DEMO_MEASURE_RSS=1 to record each process's peak RSS in logs/<name>.rss (bench/ uses it).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 clients=${DEMO_CLIENTS:-8}
@@ -55,14 +56,24 @@ TOML
 
 pids=()
 cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do pkill -P "$pid" 2>/dev/null || true; kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
+}
+launch() {  # name, command...: starts a process in the background with its log (and peak RSS if asked)
+  local name=$1
+  shift
+  if [ "${DEMO_MEASURE_RSS:-0}" = 1 ]; then
+    /usr/bin/time -f '%M' -o "logs/$name.rss" "$@" > "logs/$name.log" 2>&1 &
+  else
+    "$@" > "logs/$name.log" 2>&1 &
+  fi
 }
 trap cleanup EXIT
 
 start=$(date +%s.%N)
 cd "$run"
-"$bin/sotto-aggregator" --config aggregator.toml > logs/aggregator.log 2>&1 &
+date +%s.%N > logs/launched_at
+launch aggregator "$bin/sotto-aggregator" --config aggregator.toml
 aggregator=$!
 pids+=("$aggregator")
 for _ in $(seq 100); do [ -s state/port ] && break; sleep 0.1; done
@@ -93,7 +104,7 @@ partition = "$partition"
 [state]
 dir = "client-$i-state"
 TOML
-  "$bin/sotto-client" --config "client-$i.toml" > "logs/client-$i.log" 2>&1 &
+  launch "client-$i" "$bin/sotto-client" --config "client-$i.toml"
   client_pids+=($!)
   pids+=($!)
 done

@@ -1,0 +1,35 @@
+// Baseline for the client and aggregator benchmarks: a bare LibTorch process with no Sotto networking that trains
+// the same CNN on the same shard (1 epoch, batch 32, SGD 0.05/0.9) and evaluates it on the test set, so that
+// bench/round_bench.sh can compare peak RSS and training time with a real sotto-client in the same run.
+//   usage: sotto_bare_train NUM_SHARDS SHARD_INDEX
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+
+#include "common/data/image_dataset.h"
+#include "common/data/partition.h"
+#include "common/ml/image_model.h"
+
+int main(int argc, char** argv) {
+  using namespace sotto;
+  if (argc != 3) {
+    std::fprintf(stderr, "usage: sotto_bare_train NUM_SHARDS SHARD_INDEX\n");
+    return 2;
+  }
+  const std::size_t shards = std::strtoul(argv[1], nullptr, 10);
+  const std::size_t index = std::strtoul(argv[2], nullptr, 10);
+  ml::set_torch_threads(1);
+  const auto train = data::load_fashion_mnist(data::kDefaultFashionMnistDir, data::Split::kTrain);
+  const auto test = data::load_fashion_mnist(data::kDefaultFashionMnistDir, data::Split::kTest);
+  const auto shard = data::partition_iid(train.size(), shards, 42).at(index);
+  auto model = ml::make_image_model("fashion_cnn", 1);
+  ml::TrainingPlan plan;
+  const auto metrics = model->train(train, shard, plan);
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto eval = model->evaluate(test);
+  const double eval_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("examples %zu train_seconds %.3f samples_per_second %.0f eval_seconds %.3f test_accuracy %.4f\n",
+              shard.size(), metrics.seconds, static_cast<double>(shard.size()) / metrics.seconds, eval_seconds,
+              eval.accuracy);
+  return 0;
+}
