@@ -90,7 +90,9 @@ Actions RoundCoordinator::on_hello(ConnectionId conn, const std::string& client_
     return out;
   }
   if (phase_ == Phase::kTraining && waiting_.size() < options_.cohort_target) {
-    waiting_[conn] = client_id;  // admitted when the next check-in opens
+    // The waiting room never holds more than a cohort, so its clients are sure of a place in the next round.
+    waiting_[conn] = client_id;
+    out.push_back(action::Admit{conn, round_id_ + 1});
     return out;
   }
   out.push_back(action::RetryLater{conn, options_.retry_delay,
@@ -108,14 +110,7 @@ void RoundCoordinator::open_checkin(TimePoint now, Actions& out) {
   checkin_deadline_ = now + options_.checkin_window;
   auto waiting = std::move(waiting_);
   waiting_.clear();
-  for (auto& [conn, id] : waiting) {
-    if (cohort_.size() < options_.cohort_target) {
-      cohort_[conn] = Member{id};
-      out.push_back(action::Admit{conn, round_id_});
-    } else {
-      out.push_back(action::RetryLater{conn, options_.retry_delay, "cohort full"});
-    }
-  }
+  for (auto& [conn, id] : waiting) cohort_[conn] = Member{id};  // admitted when they arrived
   if (cohort_.size() == options_.cohort_target) start_training(now, out);
 }
 

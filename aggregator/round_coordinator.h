@@ -7,8 +7,8 @@
 // RoundClosed, which asks the caller to checkpoint, evaluate and log. Deadlines are compared against the times
 // passed in, so tests drive every path — dropouts at every step, expiries — deterministically.
 //
-// A round: check-in opens and admits up to cohort_target clients (clients that arrive while a round trains wait
-// for the next one, up to cohort_target of them; beyond that they are told to retry later). Training starts when
+// A round: check-in opens and admits up to cohort_target clients (clients that arrive while a round trains are
+// admitted at once to the next one, up to cohort_target of them; beyond that they are told to retry later). Training starts when
 // the target is reached, or when the check-in window ends with at least cohort_min admitted. The round completes
 // when every admitted client has uploaded or dropped and at least cohort_min valid updates arrived; it is
 // abandoned — global model unchanged — as soon as that minimum can no longer be reached. Round ids count

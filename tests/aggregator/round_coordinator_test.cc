@@ -111,19 +111,30 @@ TEST_CASE("coordinator: a round completes when every client uploaded, with the e
   CHECK(f.c->round_id() == 2);
 }
 
-TEST_CASE("coordinator: clients arriving during training wait and are admitted when the next check-in opens") {
+TEST_CASE("coordinator: clients arriving during training are admitted to the next round and get its task") {
   Fixture f(2, 2);
   f.admit(2);
-  CHECK(f.c->on_hello(7, "late1", f.t0).empty());  // waits
-  CHECK(f.c->on_hello(8, "late2", f.t0).empty());  // waits
-  auto full = f.c->on_hello(9, "late3", f.t0);     // waiting room holds cohort_target
+  CHECK(only<action::Admit>(f.c->on_hello(7, "late1", f.t0)).round_id == 2);
+  CHECK(only<action::Admit>(f.c->on_hello(8, "late2", f.t0)).round_id == 2);
+  auto full = f.c->on_hello(9, "late3", f.t0);  // the waiting room holds one cohort
   CHECK(only<action::RetryLater>(full).conn == 9);
   f.c->on_update(1, update(1, {1, 1}), f.t0);
   auto next = f.c->on_update(2, update(1, {1, 1}), f.t0);
-  auto admits = all<action::Admit>(next);
-  REQUIRE(admits.size() == 2);
-  CHECK(admits[0].round_id == 2);
-  CHECK(only<action::SendTask>(next).conns == std::vector<ConnectionId>{7, 8});
+  CHECK(all<action::Admit>(next).empty());
+  auto task = only<action::SendTask>(next);
+  CHECK(task.round_id == 2);
+  CHECK(task.conns == std::vector<ConnectionId>{7, 8});
+}
+
+TEST_CASE("coordinator: a waiting client that leaves before its round is forgotten") {
+  Fixture f(2, 2);
+  f.admit(2);
+  f.c->on_hello(7, "late1", f.t0);
+  CHECK(f.c->on_disconnect(7, "gone", f.t0).empty());
+  f.c->on_update(1, update(1, {1, 1}), f.t0);
+  auto next = f.c->on_update(2, update(1, {1, 1}), f.t0);
+  CHECK(all<action::SendTask>(next).empty());
+  CHECK(f.c->phase() == RoundCoordinator::Phase::kCheckIn);
 }
 
 TEST_CASE("coordinator: the check-in window starts a smaller round once cohort_min is reached") {
