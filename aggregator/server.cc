@@ -191,7 +191,7 @@ class AggregatorServer::Impl {
       co_await c->watchdog.async_wait(asio::as_tuple(asio::use_awaitable));
       if (c->closed || Clock::now() < c->deadline) continue;
       if (c->handshake_done && !c->closing) {
-        spdlog::warn("{}: {}; closing the connection", c->who(), c->timeout_reason);
+        c->deadline = TimePoint::max();  // the writer arms the flush grace once the error frame is out
         violation(c, v1::ERROR_CODE_DEADLINE_EXCEEDED, c->timeout_reason);
       } else {
         spdlog::warn("{}: {}; closing the connection", c->who(), c->timeout_reason);

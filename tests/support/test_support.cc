@@ -1,0 +1,609 @@
+#include "tests/support/test_support.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/write.hpp>
+#include <array>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+#include "common/codec/model_file.h"
+#include "common/net/frame.h"
+#include "common/net/tls_context.h"
+
+namespace sotto::test {
+
+namespace asio = boost::asio;
+namespace ssl = boost::asio::ssl;
+using tcp = asio::ip::tcp;
+using boost::system::error_code;
+using SteadyClock = std::chrono::steady_clock;
+
+// ---- directories and files ---------------------------------------------------------------------------------------
+
+TempDir::TempDir(const std::string& tag) {
+  std::string pattern = "/tmp/sotto-" + tag + "-XXXXXX";
+  if (!::mkdtemp(pattern.data())) {
+    throw std::runtime_error("mkdtemp(" + pattern + ") failed: " + std::strerror(errno));
+  }
+  path_ = pattern;
+}
+
+TempDir::~TempDir() {
+  if (std::getenv("SOTTO_KEEP_TEST_DIRS")) {
+    std::cerr << "SOTTO_KEEP_TEST_DIRS: keeping " << path_.string() << '\n';
+    return;
+  }
+  std::error_code ec;
+  fs::remove_all(path_, ec);
+}
+
+std::string read_file(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot read " + path.string());
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+void write_file(const fs::path& path, const std::string& text) {
+  if (path.has_parent_path()) fs::create_directories(path.parent_path());
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+  out.close();
+  if (!out) throw std::runtime_error("cannot write " + path.string());
+}
+
+std::vector<nlohmann::json> read_jsonl(const fs::path& path) {
+  std::vector<nlohmann::json> records;
+  std::error_code ec;
+  if (!fs::exists(path, ec)) return records;
+  const std::string text = read_file(path);
+  std::size_t start = 0;
+  while (start < text.size()) {
+    const std::size_t end = text.find('\n', start);
+    if (end == std::string::npos) break;  // a line still being written
+    const std::string line = text.substr(start, end - start);
+    start = end + 1;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    try {
+      records.push_back(nlohmann::json::parse(line));
+    } catch (const nlohmann::json::exception& e) {
+      throw std::runtime_error(path.string() + ": unparsable line: " + line + " (" + e.what() + ")");
+    }
+  }
+  return records;
+}
+
+// ---- PKI ---------------------------------------------------------------------------------------------------------
+
+Pki make_pki(const fs::path& dir, int num_clients) {
+  const std::string command = "bash '" SOTTO_SOURCE_DIR "/scripts/make-certs.sh' '" + dir.string() + "' " +
+                              std::to_string(num_clients) + " >/dev/null 2>&1";
+  const int status = std::system(command.c_str());
+  Pki pki{dir};
+  if (status != 0 || !fs::exists(pki.ca()) || !fs::exists(pki.server_key()) ||
+      (num_clients > 0 && !fs::exists(pki.client_key(num_clients)))) {
+    throw std::runtime_error("failed to make a PKI: " + command);
+  }
+  return pki;
+}
+
+// ---- processes ---------------------------------------------------------------------------------------------------
+
+fs::path bin_path(const std::string& name) { return fs::path(SOTTO_BIN_DIR) / name; }
+
+Process::Process(std::string name, std::vector<std::string> argv, fs::path log_file)
+    : name_(std::move(name)), log_file_(std::move(log_file)) {
+  if (argv.empty()) throw std::runtime_error("Process " + name_ + ": empty argv");
+  if (log_file_.has_parent_path()) fs::create_directories(log_file_.parent_path());
+  // Everything the child needs is prepared before fork: between fork and exec only async-signal-safe calls.
+  std::vector<char*> args;
+  for (auto& a : argv) args.push_back(a.data());
+  args.push_back(nullptr);
+  const std::string log_path = log_file_.string();
+  const pid_t parent = ::getpid();
+
+  const pid_t pid = ::fork();
+  if (pid < 0) throw std::runtime_error("fork failed: " + std::string(std::strerror(errno)));
+  if (pid == 0) {
+    // The child dies with the test process, even when that one is killed (ctest timeout).
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(126);
+    const int null_fd = ::open("/dev/null", O_RDONLY);
+    if (null_fd >= 0) ::dup2(null_fd, 0);
+    const int log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (log_fd < 0) ::_exit(125);
+    ::dup2(log_fd, 1);
+    ::dup2(log_fd, 2);
+    ::execv(args[0], args.data());
+    const char message[] = "test_support: execv failed\n";
+    [[maybe_unused]] auto ignored = ::write(2, message, sizeof message - 1);
+    ::_exit(127);
+  }
+  pid_ = pid;
+}
+
+Process::~Process() {
+  if (std::uncaught_exceptions() > 0) {
+    std::string text;
+    try {
+      text = log_text();
+    } catch (...) {
+    }
+    constexpr std::size_t kTail = 6000;
+    if (text.size() > kTail) text = "..." + text.substr(text.size() - kTail);
+    std::cerr << "---- " << name_ << " (pid " << pid_ << ", " << log_file_.string() << ") ----\n"
+              << text << "---- end of " << name_ << " ----\n";
+  }
+  if (!exit_code_ && pid_ > 0) {
+    ::kill(pid_, SIGKILL);
+    reap(true);
+  }
+}
+
+std::string Process::log_text() const {
+  std::error_code ec;
+  if (!fs::exists(log_file_, ec)) return {};
+  return read_file(log_file_);
+}
+
+void Process::kill(int signal) {
+  if (!exit_code_ && pid_ > 0) ::kill(pid_, signal);
+}
+
+bool Process::reap(bool block) {
+  if (exit_code_) return true;
+  int status = 0;
+  pid_t r;
+  do {
+    r = ::waitpid(pid_, &status, block ? 0 : WNOHANG);
+  } while (r < 0 && errno == EINTR);
+  if (r != pid_) return false;
+  if (WIFEXITED(status)) {
+    exit_code_ = WEXITSTATUS(status);
+  } else if (WIFSIGNALED(status)) {
+    exit_code_ = 128 + WTERMSIG(status);
+  } else {
+    exit_code_ = 255;
+  }
+  return true;
+}
+
+bool Process::running() { return !reap(false); }
+
+std::optional<int> Process::wait_for_exit(Seconds timeout) {
+  const auto deadline = SteadyClock::now() + std::chrono::duration_cast<SteadyClock::duration>(timeout);
+  while (!reap(false)) {
+    if (SteadyClock::now() >= deadline) return std::nullopt;
+    std::this_thread::sleep_for(10ms);
+  }
+  return exit_code_;
+}
+
+bool wait_until(const std::function<bool()>& predicate, Seconds timeout, Seconds poll) {
+  const auto deadline = SteadyClock::now() + std::chrono::duration_cast<SteadyClock::duration>(timeout);
+  for (;;) {
+    if (predicate()) return true;
+    if (SteadyClock::now() >= deadline) return false;
+    std::this_thread::sleep_for(poll);
+  }
+}
+
+std::uint16_t wait_for_port(const fs::path& state_dir, Seconds timeout, Process* process) {
+  const fs::path file = state_dir / "port";
+  std::uint16_t port = 0;
+  bool exited = false;
+  const bool ok = wait_until(
+      [&] {
+        std::error_code ec;
+        if (fs::exists(file, ec)) {
+          const std::string text = read_file(file);
+          if (!text.empty() && text.back() == '\n') {
+            port = static_cast<std::uint16_t>(std::stoul(text));
+            return port != 0;
+          }
+        }
+        if (process && !process->running()) {
+          exited = true;
+          return true;
+        }
+        return false;
+      },
+      timeout);
+  if (exited || !ok) {
+    std::string why = exited ? "the aggregator exited with code " + std::to_string(process->exit_code().value_or(-1))
+                             : "timed out waiting for " + file.string();
+    if (process) why += "; its log:\n" + process->log_text();
+    throw std::runtime_error(why);
+  }
+  return port;
+}
+
+std::uint16_t pick_free_port() {
+  asio::io_context io;
+  tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  return acceptor.local_endpoint().port();
+}
+
+// ---- configs -----------------------------------------------------------------------------------------------------
+
+namespace {
+
+std::string quoted(const std::string& s) {
+  std::string out = "\"";
+  for (char ch : s) {
+    if (ch == '"' || ch == '\\') out += '\\';
+    out += ch;
+  }
+  return out + "\"";
+}
+
+std::string quoted(const fs::path& p) { return quoted(p.string()); }
+
+std::string number(double v) {
+  std::ostringstream out;
+  out << std::fixed << std::setprecision(3) << v;
+  return out.str();
+}
+
+const char* boolean(bool b) { return b ? "true" : "false"; }
+
+}  // namespace
+
+std::string aggregator_toml(const AggregatorOptions& o) {
+  std::ostringstream t;
+  t << "[server]\n"
+    << "listen_address = \"127.0.0.1\"\n"
+    << "port = " << o.port << '\n'
+    << "cert_file = " << quoted(o.pki.server_cert()) << '\n'
+    << "key_file = " << quoted(o.pki.server_key()) << '\n'
+    << "ca_file = " << quoted(o.pki.ca()) << '\n'
+    << "handshake_timeout_s = " << number(o.handshake_timeout_s) << '\n'
+    << "hello_timeout_s = " << number(o.hello_timeout_s) << '\n'
+    << "linger_s = " << number(o.linger_s) << '\n'
+    << "\n[auth]\n"
+    << "mode = " << quoted(o.auth_mode) << '\n';
+  if (!o.tokens.empty()) {
+    t << "tokens = [";
+    for (std::size_t i = 0; i < o.tokens.size(); ++i) t << (i ? ", " : "") << quoted(o.tokens[i]);
+    t << "]\n";
+  }
+  t << "\n[rounds]\n"
+    << "total = " << o.total_rounds << '\n'
+    << "cohort_target = " << o.cohort_target << '\n'
+    << "cohort_min = " << o.cohort_min << '\n'
+    << "checkin_window_s = " << number(o.checkin_window_s) << '\n'
+    << "training_deadline_s = " << number(o.training_deadline_s) << '\n'
+    << "retry_delay_s = " << number(o.retry_delay_s) << '\n'
+    << "\n[evaluation]\n"
+    << "enabled = " << boolean(o.evaluate) << '\n'
+    << "max_examples = " << o.eval_max_examples << '\n'
+    << "\n[state]\n"
+    << "dir = " << quoted(o.state_dir) << '\n'
+    << "keep_round_models = " << boolean(o.keep_round_models) << '\n'
+    << "\n[log]\n"
+    << "level = " << quoted(o.log_level) << '\n';
+  if (!o.extra_toml.empty()) t << '\n' << o.extra_toml << '\n';
+  return t.str();
+}
+
+fs::path write_aggregator_config(const fs::path& file, const AggregatorOptions& options) {
+  write_file(file, aggregator_toml(options));
+  return file;
+}
+
+std::string client_toml(const ClientOptions& o) {
+  std::ostringstream t;
+  t << "[client]\n"
+    << "id = " << quoted(o.id) << '\n'
+    << "\n[server]\n"
+    << "host = \"127.0.0.1\"\n"
+    << "port = " << o.port << '\n'
+    << "server_name = " << quoted(o.server_name) << '\n'
+    << "ca_file = " << quoted(o.ca_file) << '\n'
+    << "\n[auth]\n";
+  if (!o.cert_file.empty()) {
+    t << "cert_file = " << quoted(o.cert_file) << '\n' << "key_file = " << quoted(o.key_file) << '\n';
+  }
+  if (!o.token.empty()) t << "token = " << quoted(o.token) << '\n';
+  t << "\n[connection]\n"
+    << "connect_timeout_s = " << number(o.connect_timeout_s) << '\n'
+    << "backoff_initial_s = " << number(o.backoff_initial_s) << '\n'
+    << "backoff_max_s = " << number(o.backoff_max_s) << '\n'
+    << "give_up_after_s = " << number(o.give_up_after_s) << '\n'
+    << "\n[data]\n"
+    << "num_shards = " << o.num_shards << '\n'
+    << "shard_index = " << o.shard_index << '\n'
+    << "max_examples = " << o.max_examples << '\n';
+  if (!o.state_dir.empty()) {
+    t << "\n[state]\n"
+      << "dir = " << quoted(o.state_dir) << '\n'
+      << "save_local_models = " << boolean(o.save_local_models) << '\n';
+  }
+  t << "\n[log]\n"
+    << "level = " << quoted(o.log_level) << '\n';
+  if (!o.extra_toml.empty()) t << '\n' << o.extra_toml << '\n';
+  return t.str();
+}
+
+fs::path write_client_config(const fs::path& file, const ClientOptions& options) {
+  write_file(file, client_toml(options));
+  return file;
+}
+
+std::unique_ptr<Process> start_aggregator(const fs::path& config, const fs::path& log_file) {
+  return std::make_unique<Process>(
+      "sotto-aggregator", std::vector<std::string>{bin_path("sotto-aggregator").string(), "--config", config.string()},
+      log_file);
+}
+
+std::unique_ptr<Process> start_client(const std::string& name, const fs::path& config, const fs::path& log_file) {
+  return std::make_unique<Process>(
+      name, std::vector<std::string>{bin_path("sotto-client").string(), "--config", config.string()}, log_file);
+}
+
+// ---- raw connections ---------------------------------------------------------------------------------------------
+
+std::string ReadOutcome::describe() const {
+  switch (kind) {
+    case Kind::kEnvelope:
+      return "envelope " + envelope.ShortDebugString();
+    case Kind::kBadFrame:
+      return "bad frame: " + detail;
+    case Kind::kClosed:
+      return "closed: " + detail;
+    case Kind::kTimeout:
+      return "timeout" + (detail.empty() ? std::string() : ": " + detail);
+  }
+  return "?";
+}
+
+struct Probe::Impl {
+  explicit Impl(const ProbeOptions& o) : options(o), context(make_context(o)), stream(io, context) {}
+
+  static ssl::context make_context(const ProbeOptions& o) {
+    if (!o.tls) return ssl::context(ssl::context::tls_client);
+    const net::TlsClientOptions tls{o.ca_file, o.cert_file, o.key_file};
+    return o.tls12_only ? net::make_tls12_only_client_context(tls) : net::make_client_context(tls);
+  }
+
+  // Runs one asynchronous operation started by `start` (which gets a completion handler) for at most `timeout`.
+  // On timeout the socket is closed (the probe is finished) and `timed_out` is set.
+  template <typename Start>
+  error_code run(Seconds timeout, Start&& start, std::size_t* transferred = nullptr) {
+    std::optional<error_code> result;
+    io.restart();
+    start([&](error_code ec, std::size_t n = 0) {
+      result = ec;
+      if (transferred) *transferred = n;
+    });
+    io.run_for(std::chrono::duration_cast<std::chrono::nanoseconds>(timeout));
+    if (!result) {
+      timed_out = true;
+      error_code ignored;
+      stream.lowest_layer().close(ignored);
+      io.restart();
+      io.run_for(2s);  // let the aborted operation complete
+      return asio::error::timed_out;
+    }
+    return *result;
+  }
+
+  template <typename Buffer>
+  error_code write(const Buffer& buffer, Seconds timeout) {
+    return run(timeout, [&](auto handler) {
+      auto h = [handler](error_code ec, std::size_t n) mutable { handler(ec, n); };
+      if (handshaken) {
+        asio::async_write(stream, buffer, h);
+      } else {
+        asio::async_write(stream.next_layer(), buffer, h);
+      }
+    });
+  }
+
+  error_code read_some(std::size_t& n, Seconds timeout) {
+    return run(
+        timeout,
+        [&](auto handler) {
+          auto h = [handler](error_code ec, std::size_t k) mutable { handler(ec, k); };
+          if (handshaken) {
+            stream.async_read_some(asio::buffer(chunk), h);
+          } else {
+            stream.next_layer().async_read_some(asio::buffer(chunk), h);
+          }
+        },
+        &n);
+  }
+
+  ProbeOptions options;
+  asio::io_context io;
+  ssl::context context;
+  net::TlsStream stream;
+  bool handshaken = false;
+  bool timed_out = false;
+  bool ended = false;  // closed or failed: nothing more can be read
+  std::string end_reason;
+  std::string pending;
+  std::array<char, 64 * 1024> chunk{};
+};
+
+Probe::Probe(const ProbeOptions& options, Seconds timeout) : impl_(std::make_unique<Impl>(options)) {
+  const tcp::endpoint endpoint(asio::ip::make_address("127.0.0.1"), options.port);
+  const error_code ec = impl_->run(timeout, [&](auto handler) {
+    impl_->stream.next_layer().async_connect(endpoint, [handler](error_code e) mutable { handler(e, 0); });
+  });
+  if (ec) {
+    throw std::runtime_error("cannot connect to 127.0.0.1:" + std::to_string(options.port) + ": " + ec.message());
+  }
+  error_code ignored;
+  impl_->stream.next_layer().set_option(tcp::no_delay(true), ignored);
+}
+
+Probe::~Probe() { close(); }
+
+std::string Probe::handshake(Seconds timeout) {
+  if (!impl_->options.tls) return "this probe is plain TCP";
+  try {
+    if (!impl_->options.server_name.empty()) net::expect_server_name(impl_->stream, impl_->options.server_name);
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  const error_code ec = impl_->run(timeout, [&](auto handler) {
+    impl_->stream.async_handshake(ssl::stream_base::client, [handler](error_code e) mutable { handler(e, 0); });
+  });
+  if (ec) {
+    impl_->ended = true;
+    return ec == asio::error::timed_out ? "TLS handshake timed out" : ec.message();
+  }
+  impl_->handshaken = true;
+  return {};
+}
+
+bool Probe::write_raw(const std::string& bytes, Seconds timeout) {
+  return !impl_->write(asio::buffer(bytes), timeout);
+}
+
+bool Probe::write_envelope(const v1::Envelope& envelope, Seconds timeout) {
+  return write_raw(net::encode_frame(envelope), timeout);
+}
+
+ReadOutcome Probe::read(Seconds timeout, std::size_t max_frame_bytes) {
+  const auto deadline = SteadyClock::now() + std::chrono::duration_cast<SteadyClock::duration>(timeout);
+  ReadOutcome out;
+  for (;;) {
+    std::string& p = impl_->pending;
+    if (p.size() >= net::kFrameHeaderBytes) {
+      std::array<std::uint8_t, net::kFrameHeaderBytes> header{};
+      std::memcpy(header.data(), p.data(), header.size());
+      const std::uint32_t length = net::decode_frame_header(header);
+      if (length > max_frame_bytes) {
+        out.kind = ReadOutcome::Kind::kBadFrame;
+        out.detail = "frame announces " + std::to_string(length) + " bytes (bytes received: " +
+                     std::to_string(p.size()) + ")";
+        return out;
+      }
+      if (p.size() >= net::kFrameHeaderBytes + length) {
+        const std::string payload = p.substr(net::kFrameHeaderBytes, length);
+        p.erase(0, net::kFrameHeaderBytes + length);
+        if (out.envelope.ParseFromString(payload)) {
+          out.kind = ReadOutcome::Kind::kEnvelope;
+        } else {
+          out.kind = ReadOutcome::Kind::kBadFrame;
+          out.detail = "a frame of " + std::to_string(length) + " bytes that is not an Envelope";
+        }
+        return out;
+      }
+    }
+    if (impl_->ended) {
+      out.kind = ReadOutcome::Kind::kClosed;
+      out.detail = impl_->end_reason.empty() ? "connection already ended" : impl_->end_reason;
+      return out;
+    }
+    const auto now = SteadyClock::now();
+    if (now >= deadline) {
+      out.kind = ReadOutcome::Kind::kTimeout;
+      return out;
+    }
+    std::size_t n = 0;
+    const error_code ec = impl_->read_some(n, deadline - now);
+    p.append(impl_->chunk.data(), n);
+    if (ec == asio::error::timed_out && impl_->timed_out) {
+      impl_->ended = true;
+      out.kind = ReadOutcome::Kind::kTimeout;
+      return out;
+    }
+    if (ec) {
+      impl_->ended = true;
+      impl_->end_reason = ec.message() + (p.empty() ? "" : " (" + std::to_string(p.size()) + " stray bytes)");
+      if (p.size() >= net::kFrameHeaderBytes) continue;  // a last complete frame may still be buffered
+      out.kind = ReadOutcome::Kind::kClosed;
+      out.detail = impl_->end_reason;
+      return out;
+    }
+  }
+}
+
+std::vector<ReadOutcome> Probe::read_until_closed(Seconds timeout) {
+  const auto deadline = SteadyClock::now() + std::chrono::duration_cast<SteadyClock::duration>(timeout);
+  std::vector<ReadOutcome> all;
+  for (;;) {
+    const auto now = SteadyClock::now();
+    const Seconds left = now >= deadline ? Seconds(0) : Seconds(deadline - now);
+    all.push_back(read(left));
+    if (all.back().kind != ReadOutcome::Kind::kEnvelope) return all;
+  }
+}
+
+bool Probe::wait_closed(Seconds timeout) {
+  const auto deadline = SteadyClock::now() + std::chrono::duration_cast<SteadyClock::duration>(timeout);
+  while (!impl_->ended) {
+    const auto now = SteadyClock::now();
+    if (now >= deadline) return false;
+    std::size_t n = 0;
+    const error_code ec = impl_->read_some(n, deadline - now);
+    impl_->pending.append(impl_->chunk.data(), n);
+    if (ec == asio::error::timed_out && impl_->timed_out) {
+      impl_->ended = true;
+      return false;
+    }
+    if (ec) {
+      impl_->ended = true;
+      impl_->end_reason = ec.message();
+      return true;
+    }
+  }
+  return !impl_->timed_out;
+}
+
+const std::string& Probe::pending_bytes() const { return impl_->pending; }
+
+void Probe::shutdown_send() {
+  error_code ignored;
+  impl_->stream.lowest_layer().shutdown(tcp::socket::shutdown_send, ignored);
+}
+
+void Probe::close() {
+  error_code ignored;
+  impl_->stream.lowest_layer().close(ignored);
+}
+
+v1::Envelope hello_envelope(const std::string& client_id, const std::string& token) {
+  v1::Envelope env;
+  env.set_protocol_version(net::kProtocolVersion);
+  env.mutable_hello()->set_client_id(client_id);
+  env.mutable_hello()->set_auth_token(token);
+  env.mutable_hello()->add_capabilities("fedavg");
+  return env;
+}
+
+std::string frame_of_payload(const std::string& payload) {
+  const auto header = net::encode_frame_header(static_cast<std::uint32_t>(payload.size()));
+  return std::string(reinterpret_cast<const char*>(header.data()), header.size()) + payload;
+}
+
+// ---- models ------------------------------------------------------------------------------------------------------
+
+bool same_model_bytes(const fs::path& a, const fs::path& b) {
+  return codec::read_model_file(a).model == codec::read_model_file(b).model;
+}
+
+}  // namespace sotto::test

@@ -1,0 +1,67 @@
+// The sotto-aggregator command line: --help, and configs that must be refused before anything starts — with a
+// non-zero exit code and a message on stderr that names the offending key.
+#include <catch2/catch.hpp>
+
+#include "tests/support/test_support.h"
+
+namespace sotto::test {
+namespace {
+
+// Runs sotto-aggregator with `args` to completion (at most 60 s); the returned process has its exit code and log.
+std::unique_ptr<Process> run_aggregator(const std::vector<std::string>& args, const fs::path& log) {
+  std::vector<std::string> argv{bin_path("sotto-aggregator").string()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  auto p = std::make_unique<Process>("sotto-aggregator", argv, log);
+  const auto code = p->wait_for_exit(60s);
+  INFO(p->log_text());
+  REQUIRE(code.has_value());
+  return p;
+}
+
+AggregatorOptions valid_options(const TempDir& dir) {
+  AggregatorOptions o;
+  o.state_dir = dir / "state";
+  o.pki = Pki{dir / "pki"};  // never read: the config is refused first
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("sotto-aggregator --help exits 0 and documents --config", "[integration][cli]") {
+  TempDir dir("cli-help");
+  const auto p = run_aggregator({"--help"}, dir / "help.log");
+  REQUIRE(p->exit_code() == 0);
+  const std::string text = p->log_text();
+  INFO(text);
+  CHECK(text.find("--config") != std::string::npos);
+}
+
+TEST_CASE("sotto-aggregator refuses an unknown config key and names it", "[integration][cli]") {
+  TempDir dir("cli-key");
+  AggregatorOptions o = valid_options(dir);
+  o.extra_toml = "[strategy]\nname = \"fedavg\"\nlearning_rate_typo = 0.5";
+  const fs::path config = write_aggregator_config(dir / "aggregator.toml", o);
+  const auto p = run_aggregator({"--config", config.string()}, dir / "aggregator.log");
+  CHECK(p->exit_code() != 0);
+  const std::string text = p->log_text();
+  INFO(text);
+  CHECK(text.find("strategy.learning_rate_typo") != std::string::npos);
+  CHECK(text.find("unknown key") != std::string::npos);
+  CHECK_FALSE(fs::exists(o.state_dir / "port"));
+}
+
+TEST_CASE("sotto-aggregator refuses cohort_min above cohort_target and names the key", "[integration][cli]") {
+  TempDir dir("cli-cohort");
+  AggregatorOptions o = valid_options(dir);
+  o.cohort_target = 3;
+  o.cohort_min = 4;
+  const fs::path config = write_aggregator_config(dir / "aggregator.toml", o);
+  const auto p = run_aggregator({"--config", config.string()}, dir / "aggregator.log");
+  CHECK(p->exit_code() != 0);
+  const std::string text = p->log_text();
+  INFO(text);
+  CHECK(text.find("rounds.cohort_min") != std::string::npos);
+  CHECK_FALSE(fs::exists(o.state_dir / "port"));
+}
+
+}  // namespace sotto::test

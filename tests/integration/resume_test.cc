@@ -1,0 +1,106 @@
+// Crash and resume: the aggregator is killed with SIGKILL right after round 2 of 4 completes and restarted with
+// the same config and state directory. It must resume from its checkpoint — the very model it had written — and
+// the clients, never restarted, must reconnect on their own and see training through to the end.
+#include <signal.h>
+
+#include <catch2/catch.hpp>
+
+#include "common/codec/model_file.h"
+#include "tests/support/test_support.h"
+
+namespace sotto::test {
+
+TEST_CASE("an aggregator killed after round 2 resumes from its checkpoint and the clients carry on",
+          "[integration][resume]") {
+  TempDir dir("resume");
+  const Pki pki = make_pki(dir / "pki", 3);
+
+  AggregatorOptions agg;
+  agg.state_dir = dir / "aggregator";
+  agg.pki = pki;
+  agg.port = pick_free_port();  // fixed, so that the restarted aggregator is where the clients look for it
+  agg.total_rounds = 4;
+  agg.cohort_target = 3;
+  agg.cohort_min = 3;
+  const fs::path config = write_aggregator_config(dir / "aggregator.toml", agg);
+  const fs::path rounds_file = agg.state_dir / "rounds.jsonl";
+  const fs::path checkpoint_file = agg.state_dir / "checkpoint.sotto";
+
+  auto first = start_aggregator(config, dir / "aggregator-1.log");
+  REQUIRE(wait_for_port(agg.state_dir, 60s, first.get()) == agg.port);
+
+  // Enough examples that a round lasts a couple of seconds: the kill lands well inside round 3.
+  std::vector<std::unique_ptr<Process>> clients;
+  for (int i = 1; i <= 3; ++i) {
+    ClientOptions c;
+    c.id = "client-" + std::to_string(i);
+    c.port = agg.port;
+    c.ca_file = pki.ca();
+    c.cert_file = pki.client_cert(i);
+    c.key_file = pki.client_key(i);
+    c.shard_index = static_cast<std::uint32_t>(i - 1);
+    c.max_examples = 1500;
+    c.backoff_initial_s = 0.1;
+    c.backoff_max_s = 0.5;
+    c.state_dir = dir / c.id;
+    c.save_local_models = false;
+    clients.push_back(start_client(c.id, write_client_config(dir / (c.id + ".toml"), c), dir / (c.id + ".log")));
+  }
+
+  // Kill the aggregator as soon as round 2 is logged (the checkpoint is written before the log line).
+  REQUIRE(wait_until([&] { return read_jsonl(rounds_file).size() >= 2; }, 120s, 5ms));
+  first->kill(SIGKILL);
+  REQUIRE(first->wait_for_exit(10s) == 128 + SIGKILL);
+  const auto checkpoint = codec::read_model_file(checkpoint_file);
+  const std::string checkpoint_bytes = read_file(checkpoint_file);
+  {
+    const auto rounds = read_jsonl(rounds_file);
+    INFO("rounds.jsonl: " << nlohmann::json(rounds).dump());
+    REQUIRE(rounds.size() == 2);
+    REQUIRE(checkpoint.completed_rounds == 2);
+    REQUIRE(checkpoint.next_round_id == 3);
+  }
+  // The checkpoint is the model of round 2, bit for bit.
+  REQUIRE(checkpoint.model == codec::read_model_file(agg.state_dir / "model-round-2.sotto").model);
+
+  // Same config, same state directory.
+  fs::remove(agg.state_dir / "port");
+  auto second = start_aggregator(config, dir / "aggregator-2.log");
+  REQUIRE(wait_for_port(agg.state_dir, 60s, second.get()) == agg.port);
+  {
+    INFO("restarted aggregator's log:\n" << second->log_text());
+    REQUIRE(second->log_contains("resuming from " + checkpoint_file.string() + ": 2 rounds completed, next round 3"));
+    CHECK_FALSE(second->log_contains("starting a new training"));
+  }
+  // Nothing rewrote the checkpoint on start: the restarted aggregator starts from exactly those bytes.
+  CHECK(codec::read_model_file(checkpoint_file).model == checkpoint.model);
+
+  for (auto& c : clients) {
+    const auto code = c->wait_for_exit(150s);
+    INFO(c->name() << " log:\n" << c->log_text());
+    REQUIRE(code == 0);
+    CHECK(c->log_contains("contributed to 4 rounds"));
+    CHECK(c->log_contains("aggregator not reachable"));  // it did notice the crash and reconnect
+  }
+  REQUIRE(second->wait_for_exit(30s) == 0);
+
+  const auto rounds = read_jsonl(rounds_file);
+  INFO("rounds.jsonl: " << nlohmann::json(rounds).dump());
+  REQUIRE(rounds.size() == 4);
+  for (std::uint64_t r = 1; r <= 4; ++r) {
+    CHECK(rounds[r - 1].at("round") == r);
+    CHECK(rounds[r - 1].at("status") == "completed");
+    CHECK(rounds[r - 1].at("completed_rounds") == r);
+    CHECK(rounds[r - 1].at("survivors") == 3);
+  }
+  const auto final_checkpoint = codec::read_model_file(checkpoint_file);
+  CHECK(final_checkpoint.completed_rounds == 4);
+  CHECK(final_checkpoint.next_round_id == 5);
+  // Round 3 after the restart moved on from the resumed model.
+  const auto round3 = codec::read_model_file(agg.state_dir / "model-round-3.sotto");
+  CHECK(round3.completed_rounds == 3);
+  CHECK_FALSE(round3.model == checkpoint.model);
+  CHECK(read_file(checkpoint_file) != checkpoint_bytes);
+}
+
+}  // namespace sotto::test

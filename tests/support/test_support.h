@@ -1,0 +1,253 @@
+// Test support: what the integration tests need to run the real sotto-aggregator and sotto-client binaries —
+// temporary directories, a throw-away PKI, child processes with their output in log files, polling with
+// timeouts, small file and JSON-lines readers, TOML config writers with quick test defaults, and a raw TLS/TCP
+// probe that speaks (or deliberately mangles) the Sotto wire format.
+//
+// Everything here is bounded in time: every wait takes a timeout, and a Process that is still running when it
+// goes out of scope is killed (SIGKILL) and reaped, so a failing test never leaves processes behind.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sotto/v1/sotto.pb.h"
+
+namespace sotto::test {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using Seconds = std::chrono::duration<double>;
+
+// ---- directories and files ---------------------------------------------------------------------------------------
+
+// A fresh directory /tmp/sotto-<tag>-XXXXXX, removed with everything in it when the TempDir goes away — unless the
+// environment variable SOTTO_KEEP_TEST_DIRS is set (then its path is printed to stderr and it is kept).
+class TempDir {
+ public:
+  explicit TempDir(const std::string& tag = "test");
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const fs::path& path() const { return path_; }
+  fs::path operator/(const std::string& name) const { return path_ / name; }
+
+ private:
+  fs::path path_;
+};
+
+// Whole file as a string; throws std::runtime_error when it cannot be read.
+std::string read_file(const fs::path& path);
+// Creates parent directories; replaces the file.
+void write_file(const fs::path& path, const std::string& text);
+// One JSON value per non-empty line. A last line without its newline (being written right now) is skipped; any
+// other unparsable line throws. A missing file yields no records.
+std::vector<nlohmann::json> read_jsonl(const fs::path& path);
+
+// ---- PKI ---------------------------------------------------------------------------------------------------------
+
+// The files scripts/make-certs.sh writes into a directory.
+struct Pki {
+  fs::path dir;
+  fs::path ca() const { return dir / "ca.pem"; }
+  fs::path server_cert() const { return dir / "server.pem"; }
+  fs::path server_key() const { return dir / "server.key"; }
+  fs::path client_cert(int i) const { return dir / ("client-" + std::to_string(i) + ".pem"); }
+  fs::path client_key(int i) const { return dir / ("client-" + std::to_string(i) + ".key"); }
+};
+
+// Runs SOTTO_SOURCE_DIR/scripts/make-certs.sh DIR NUM_CLIENTS (CA, server cert for localhost/127.0.0.1, and
+// client-1..N). Throws std::runtime_error when the script fails.
+Pki make_pki(const fs::path& dir, int num_clients);
+
+// ---- processes ---------------------------------------------------------------------------------------------------
+
+// SOTTO_BIN_DIR "/" + name, e.g. bin_path("sotto-aggregator").
+fs::path bin_path(const std::string& name);
+
+// A child process (posix_spawn) with stdout and stderr both appended to a log file.
+class Process {
+ public:
+  // argv[0] is the program path. `name` labels it in failure output. Throws std::runtime_error if it cannot start.
+  Process(std::string name, std::vector<std::string> argv, fs::path log_file);
+  // Kills (SIGKILL) and reaps the child if it is still running. When the scope is left by an exception (a failed
+  // REQUIRE), the tail of the log is printed to stderr first.
+  ~Process();
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+
+  pid_t pid() const { return pid_; }
+  const std::string& name() const { return name_; }
+  const fs::path& log_file() const { return log_file_; }
+  std::string log_text() const;
+  bool log_contains(const std::string& needle) const { return log_text().find(needle) != std::string::npos; }
+
+  // Sends a signal (no-op once the child has been reaped).
+  void kill(int signal);
+  // Non-blocking: true while the child has not exited.
+  bool running();
+  // Waits up to `timeout` for the child to exit. Returns its exit code, or 128 + the signal number when a signal
+  // ended it (as a shell reports it); nullopt on timeout (the child keeps running).
+  std::optional<int> wait_for_exit(Seconds timeout);
+  // The exit code once known (see wait_for_exit).
+  std::optional<int> exit_code() const { return exit_code_; }
+
+ private:
+  bool reap(bool block);
+
+  std::string name_;
+  fs::path log_file_;
+  pid_t pid_ = -1;
+  std::optional<int> exit_code_;
+};
+
+// Polls `predicate` every `poll` until it returns true (then true) or `timeout` elapses (then false).
+bool wait_until(const std::function<bool()>& predicate, Seconds timeout, Seconds poll = 20ms);
+
+// Waits for <state_dir>/port (written by an aggregator started with port 0) and returns the port; throws
+// std::runtime_error on timeout, or early when `process` (if given) exits first, quoting its log.
+std::uint16_t wait_for_port(const fs::path& state_dir, Seconds timeout = 30s, Process* process = nullptr);
+
+// A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0, read it, close). For an aggregator that must
+// come back on the same port after a restart.
+std::uint16_t pick_free_port();
+
+// ---- configs -----------------------------------------------------------------------------------------------------
+
+// An aggregator's TOML config with quick test defaults. Keys map one-to-one to aggregator_config.cc.
+struct AggregatorOptions {
+  fs::path state_dir;
+  Pki pki;  // server.cert_file / key_file / ca_file
+  std::uint16_t port = 0;
+  double handshake_timeout_s = 2;
+  double hello_timeout_s = 2;
+  double linger_s = 1;
+  std::string auth_mode = "mtls_or_token";
+  std::vector<std::string> tokens;
+  std::uint64_t total_rounds = 2;
+  std::uint32_t cohort_target = 3;
+  std::uint32_t cohort_min = 2;
+  double checkin_window_s = 30;
+  double training_deadline_s = 60;
+  double retry_delay_s = 0.5;
+  bool evaluate = false;
+  std::size_t eval_max_examples = 500;
+  bool keep_round_models = true;
+  std::string log_level = "info";
+  std::string extra_toml;  // appended verbatim; start it with a [table] header
+};
+std::string aggregator_toml(const AggregatorOptions& options);
+fs::path write_aggregator_config(const fs::path& file, const AggregatorOptions& options);
+
+// A sotto-client's TOML config with quick test defaults. Set cert_file + key_file (mutual TLS) or token.
+struct ClientOptions {
+  std::string id;
+  std::uint16_t port = 0;
+  std::string server_name = "localhost";
+  fs::path ca_file;
+  fs::path cert_file, key_file;
+  std::string token;
+  std::uint32_t num_shards = 3;
+  std::uint32_t shard_index = 0;
+  std::size_t max_examples = 300;
+  double connect_timeout_s = 5;
+  double backoff_initial_s = 0.1;
+  double backoff_max_s = 0.5;
+  double give_up_after_s = 30;  // 0 = keep retrying forever
+  fs::path state_dir;           // empty = none
+  bool save_local_models = true;
+  std::string log_level = "info";
+  std::string extra_toml;  // appended verbatim; start it with a [table] header
+};
+std::string client_toml(const ClientOptions& options);
+fs::path write_client_config(const fs::path& file, const ClientOptions& options);
+
+// Starts bin/sotto-aggregator or bin/sotto-client with --config, logging to <log_file>.
+std::unique_ptr<Process> start_aggregator(const fs::path& config, const fs::path& log_file);
+std::unique_ptr<Process> start_client(const std::string& name, const fs::path& config, const fs::path& log_file);
+
+// ---- raw connections ---------------------------------------------------------------------------------------------
+
+// What a raw read saw.
+struct ReadOutcome {
+  enum class Kind {
+    kEnvelope,  // a complete frame that parsed as an Envelope (envelope holds it)
+    kBadFrame,  // a complete frame that did not parse, or a length above max_frame_bytes (detail says which)
+    kClosed,    // the connection ended (EOF, reset, TLS alert...) before a complete frame; detail says how
+    kTimeout,   // nothing complete within the timeout
+  };
+  Kind kind = Kind::kTimeout;
+  v1::Envelope envelope;
+  std::string detail;
+
+  bool is_error(v1::ErrorCode code) const {
+    return kind == Kind::kEnvelope && envelope.has_error() && envelope.error().code() == code;
+  }
+  std::string describe() const;
+};
+
+struct ProbeOptions {
+  std::uint16_t port = 0;
+  bool tls = true;                        // false: plain TCP, no handshake
+  bool tls12_only = false;                // net::make_tls12_only_client_context instead of TLS 1.3
+  fs::path ca_file;                       // server CA to trust (TLS only)
+  fs::path cert_file, key_file;           // client certificate (optional)
+  std::string server_name = "localhost";  // checked against the server certificate; empty = not checked
+};
+
+// One synchronous connection to 127.0.0.1 for tests: connect, optionally handshake, write raw bytes or frames,
+// read frames — every step with a timeout. Not thread-safe; use from one thread.
+class Probe {
+ public:
+  // Connects (TCP only); throws std::runtime_error when the connection is refused or times out.
+  explicit Probe(const ProbeOptions& options, Seconds timeout = 10s);
+  ~Probe();
+  Probe(const Probe&) = delete;
+  Probe& operator=(const Probe&) = delete;
+
+  // TLS handshake as a client. Empty string on success, else the error message (also on timeout).
+  std::string handshake(Seconds timeout = 10s);
+  // Writes bytes as they are (through TLS when handshaken). False when the write fails or times out.
+  bool write_raw(const std::string& bytes, Seconds timeout = 10s);
+  // Encodes (stamping protocol version 1) and writes one frame.
+  bool write_envelope(const v1::Envelope& envelope, Seconds timeout = 10s);
+  // Reads one frame (4-byte big-endian length, then the payload); lengths above max_frame_bytes are a kBadFrame.
+  ReadOutcome read(Seconds timeout = 10s, std::size_t max_frame_bytes = 64u << 20);
+  // Reads frames until the connection ends or the timeout passes; the last outcome is kClosed or kTimeout (or a
+  // kBadFrame, after which nothing more is read).
+  std::vector<ReadOutcome> read_until_closed(Seconds timeout = 10s);
+  // Reads and keeps (in pending_bytes) whatever arrives until the peer closes the connection (true) or the timeout
+  // passes (false).
+  bool wait_closed(Seconds timeout = 10s);
+  // Bytes received but not yet consumed by read() (e.g. a TLS alert a plain TCP probe received).
+  const std::string& pending_bytes() const;
+  // Half-closes the TCP connection (FIN; no TLS close_notify).
+  void shutdown_send();
+  // Closes the socket at once.
+  void close();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// A Hello envelope (protocol version set when written).
+v1::Envelope hello_envelope(const std::string& client_id, const std::string& token = "");
+// A frame around arbitrary payload bytes: 4-byte big-endian length, then the payload (no version stamping).
+std::string frame_of_payload(const std::string& payload);
+
+// ---- models ------------------------------------------------------------------------------------------------------
+
+// True when both files' models have the same layout and identical bytes (the round counters are not compared).
+bool same_model_bytes(const fs::path& a, const fs::path& b);
+
+}  // namespace sotto::test
