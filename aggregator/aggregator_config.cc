@@ -5,14 +5,6 @@
 
 namespace sotto::aggregator {
 
-namespace {
-
-std::chrono::milliseconds seconds_key(config::TomlReader& r, const std::string& key, double fallback, double max) {
-  return std::chrono::milliseconds(static_cast<std::int64_t>(r.get_double(key, fallback, 0.001, max) * 1000.0));
-}
-
-}  // namespace
-
 AggregatorConfig load_aggregator_config(const std::filesystem::path& path) {
   auto r = config::TomlReader::from_file(path);
   AggregatorConfig c;
@@ -28,9 +20,9 @@ AggregatorConfig load_aggregator_config(const std::filesystem::path& path) {
     r.fail("server.chunk_bytes", "must be at least 1 KiB smaller than server.max_frame_bytes (" +
                                      std::to_string(c.max_frame_bytes) + ")");
   }
-  c.handshake_timeout = seconds_key(r, "server.handshake_timeout_s", 10, 3600);
-  c.hello_timeout = seconds_key(r, "server.hello_timeout_s", 10, 3600);
-  c.linger = seconds_key(r, "server.linger_s", 3, 3600);
+  c.handshake_timeout = r.get_seconds("server.handshake_timeout_s", 10, 0.001, 3600);
+  c.hello_timeout = r.get_seconds("server.hello_timeout_s", 10, 0.001, 3600);
+  c.linger = r.get_seconds("server.linger_s", 3, 0.001, 3600);
 
   const std::string mode = r.get_choice("auth.mode", {"mtls", "token", "mtls_or_token"}, "mtls_or_token");
   c.auth_mode = mode == "mtls" ? AuthMode::kMutualTls : mode == "token" ? AuthMode::kToken : AuthMode::kMutualTlsOrToken;
@@ -49,9 +41,9 @@ AggregatorConfig load_aggregator_config(const std::filesystem::path& path) {
   if (o.cohort_min > o.cohort_target) {
     r.fail("rounds.cohort_min", "is larger than rounds.cohort_target (" + std::to_string(o.cohort_target) + ")");
   }
-  o.checkin_window = seconds_key(r, "rounds.checkin_window_s", 30, 86400);
-  o.training_deadline = seconds_key(r, "rounds.training_deadline_s", 600, 86400);
-  o.retry_delay = seconds_key(r, "rounds.retry_delay_s", 5, 86400);
+  o.checkin_window = r.get_seconds("rounds.checkin_window_s", 30, 0.001, 86400);
+  o.training_deadline = r.get_seconds("rounds.training_deadline_s", 600, 0.001, 86400);
+  o.retry_delay = r.get_seconds("rounds.retry_delay_s", 5, 0.001, 86400);
   o.seed = static_cast<std::uint64_t>(r.get_int("rounds.seed", 0, 0, INT64_MAX));
 
   o.plan.epochs = static_cast<std::uint32_t>(r.get_int("plan.epochs", 1, 1, 1000));

@@ -89,10 +89,10 @@ Actions RoundCoordinator::on_hello(ConnectionId conn, const std::string& client_
     if (cohort_.size() == options_.cohort_target) start_training(now, out);
     return out;
   }
-  if (phase_ == Phase::kTraining && waiting_.size() < options_.cohort_target) {
+  if ((phase_ == Phase::kTraining || phase_ == Phase::kRecording) && waiting_.size() < options_.cohort_target) {
     // The waiting room never holds more than a cohort, so its clients are sure of a place in the next round.
     waiting_[conn] = client_id;
-    out.push_back(action::Admit{conn, round_id_ + 1});
+    out.push_back(action::Admit{conn, phase_ == Phase::kTraining ? round_id_ + 1 : round_id_});
     return out;
   }
   out.push_back(action::RetryLater{conn, options_.retry_delay,
@@ -268,8 +268,14 @@ void RoundCoordinator::close_round(TimePoint now, bool completed, const std::str
     for (const auto& [conn, id] : waiting_) out.push_back(action::SendFinished{conn, completed_rounds_});
     waiting_.clear();
   } else {
-    open_checkin(now, out);
+    phase_ = Phase::kRecording;
   }
+}
+
+Actions RoundCoordinator::on_round_recorded(TimePoint now) {
+  Actions out;
+  if (phase_ == Phase::kRecording) open_checkin(now, out);
+  return out;
 }
 
 std::optional<TimePoint> RoundCoordinator::next_deadline() const {

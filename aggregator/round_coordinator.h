@@ -7,6 +7,10 @@
 // RoundClosed, which asks the caller to checkpoint, evaluate and log. Deadlines are compared against the times
 // passed in, so tests drive every path — dropouts at every step, expiries — deterministically.
 //
+// A round ends with RoundClosed; the caller checkpoints, evaluates and logs it and then calls on_round_recorded,
+// and only then does the next round's check-in open (clients arriving meanwhile are admitted to it). So round r is
+// fully recorded before round r+1 starts, whatever the timing.
+//
 // A round: check-in opens and admits up to cohort_target clients (clients that arrive while a round trains are
 // admitted at once to the next one, up to cohort_target of them; beyond that they are told to retry later). Training starts when
 // the target is reached, or when the check-in window ends with at least cohort_min admitted. The round completes
@@ -128,7 +132,7 @@ using Actions = std::vector<Action>;
 
 class RoundCoordinator {
  public:
-  enum class Phase { kIdle, kCheckIn, kTraining, kFinished };
+  enum class Phase { kIdle, kCheckIn, kTraining, kRecording, kFinished };
 
   RoundCoordinator(CoordinatorOptions options, CoordinatorStart start, std::unique_ptr<Strategy> strategy);
 
@@ -137,6 +141,8 @@ class RoundCoordinator {
   Actions on_update(ConnectionId conn, ClientUpdate update, TimePoint now);
   Actions on_disconnect(ConnectionId conn, const std::string& reason, TimePoint now);
   Actions on_tick(TimePoint now);
+  // The caller has checkpointed, evaluated and logged the last RoundClosed: open the next round's check-in.
+  Actions on_round_recorded(TimePoint now);
 
   // The earliest time at which on_tick has something to do.
   std::optional<TimePoint> next_deadline() const;

@@ -34,11 +34,6 @@ struct Overloaded : Ts... {
   using Ts::operator()...;
 };
 
-std::string body_name(const v1::Envelope& env) {
-  const auto* field = v1::Envelope::descriptor()->FindFieldByNumber(static_cast<int>(env.body_case()));
-  return field ? field->name() : "empty";
-}
-
 bool valid_client_id(const std::string& id) {
   if (id.empty() || id.size() > 128) return false;
   for (char ch : id) {
@@ -294,7 +289,7 @@ class AggregatorServer::Impl {
       }
       }
       if (!env.has_hello()) {
-        violation(c, v1::ERROR_CODE_UNEXPECTED_MESSAGE, "expected hello as the first message, got " + body_name(env));
+        violation(c, v1::ERROR_CODE_UNEXPECTED_MESSAGE, "expected hello as the first message, got " + net::body_name(env));
         {
         co_await drain(c, buffer);
         co_return;
@@ -321,7 +316,7 @@ class AggregatorServer::Impl {
         if (env.has_update()) {
           co_await receive_update(c, env.update(), buffer);
         } else {
-          violation(c, v1::ERROR_CODE_UNEXPECTED_MESSAGE, "unexpected " + body_name(env) + " message after hello");
+          violation(c, v1::ERROR_CODE_UNEXPECTED_MESSAGE, "unexpected " + net::body_name(env) + " message after hello");
         }
       }
       co_await drain(c, buffer);
@@ -407,7 +402,7 @@ class AggregatorServer::Impl {
         }
         if (!env.has_chunk()) {
           violation(c, v1::ERROR_CODE_UNEXPECTED_MESSAGE,
-                    "expected a chunk of the update, got " + body_name(env) + " message");
+                    "expected a chunk of the update, got " + net::body_name(env) + " message");
           co_return;
         }
         if (auto err = assembler->accept(env.chunk())) {
@@ -531,7 +526,7 @@ class AggregatorServer::Impl {
     for (const auto& [client, reason] : rc.report.dropped) spdlog::info("round {}: dropped {}: {}", rc.report.round_id, client, reason);
     ++pending_evals_;
     const bool evaluate = config_.evaluate && rc.report.completed && evaluator_;
-    // Evaluation and logging go through the one-thread pool in order, so rounds.jsonl stays in round order.
+    // Evaluation runs on the worker thread, off the event loop; the next round opens once the line is written.
     asio::post(eval_pool_, [this, rc, traffic, evaluate] {
       std::optional<ml::EvalMetrics> metrics;
       double seconds = 0;
@@ -551,6 +546,7 @@ class AggregatorServer::Impl {
                        metrics->accuracy, metrics->loss, metrics->num_examples);
         }
         --pending_evals_;
+        dispatch(coordinator_->on_round_recorded(Clock::now()));
       });
     });
   }

@@ -41,11 +41,6 @@ bool is_fatal(v1::ErrorCode code) {
   return code == v1::ERROR_CODE_UNAUTHENTICATED || code == v1::ERROR_CODE_UNSUPPORTED_VERSION;
 }
 
-std::string body_name(const v1::Envelope& env) {
-  const auto* field = v1::Envelope::descriptor()->FindFieldByNumber(static_cast<int>(env.body_case()));
-  return field ? field->name() : "empty";
-}
-
 std::uint64_t fnv1a(const std::string& s) {
   std::uint64_t h = 1469598103934665603ull;
   for (unsigned char ch : s) h = (h ^ ch) * 1099511628211ull;
@@ -282,14 +277,14 @@ class Client::Impl {
     v1::Envelope env;
     co_await read(stream, env, arm, config_.connect_timeout);
     if (handle_terminal(env, result)) co_return;
-    if (!env.has_admit()) throw Error("aggregator answered hello with " + body_name(env) + ", expected admit");
+    if (!env.has_admit()) throw Error("aggregator answered hello with " + net::body_name(env) + ", expected admit");
     const std::uint64_t admitted_round = env.admit().round_id();
     emit({ClientEventKind::kAdmitted, admitted_round, ""});
 
     step = "waiting for the task";
     co_await read(stream, env, arm, config_.wait_timeout);
     if (handle_terminal(env, result)) co_return;
-    if (!env.has_task()) throw Error("aggregator sent " + body_name(env) + " where a task was expected");
+    if (!env.has_task()) throw Error("aggregator sent " + net::body_name(env) + " where a task was expected");
     const v1::TaskAssignment task = env.task();
     ml::TrainingPlan plan = codec::plan_from_proto(task.plan());
     plan.seed ^= fnv1a(config_.client_id);
@@ -298,7 +293,7 @@ class Client::Impl {
     while (!assembler.complete()) {
       co_await read(stream, env, arm, config_.io_timeout);
       if (handle_terminal(env, result)) co_return;
-      if (!env.has_chunk()) throw Error("aggregator sent " + body_name(env) + " in the middle of the model");
+      if (!env.has_chunk()) throw Error("aggregator sent " + net::body_name(env) + " in the middle of the model");
       if (auto err = assembler.accept(env.chunk())) throw Error("model stream from the aggregator: " + *err);
     }
     const model::ModelParameters global = assembler.take();
@@ -363,7 +358,7 @@ class Client::Impl {
       result.outcome = rr.training_finished() ? Outcome::kFinished : Outcome::kRoundDone;
       result.message = rr.training_finished() ? "training finished" : rr.message();
     } else if (!handle_terminal(env, result)) {
-      throw Error("aggregator sent " + body_name(env) + " where the round's result was expected");
+      throw Error("aggregator sent " + net::body_name(env) + " where the round's result was expected");
     }
     if (ledger_) ledger_->append(entry);
   }

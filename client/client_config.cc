@@ -4,14 +4,6 @@
 
 namespace sotto::client {
 
-namespace {
-
-std::chrono::milliseconds seconds_key(config::TomlReader& r, const std::string& key, double fallback, double min) {
-  return std::chrono::milliseconds(static_cast<std::int64_t>(r.get_double(key, fallback, min, 1e7) * 1000.0));
-}
-
-}  // namespace
-
 SottoClientConfig load_sotto_client_config(const std::filesystem::path& path) {
   auto r = config::TomlReader::from_file(path);
   SottoClientConfig s;
@@ -39,12 +31,12 @@ SottoClientConfig load_sotto_client_config(const std::filesystem::path& path) {
     r.fail("auth", "needs cert_file + key_file (mutual TLS) or token");
   }
 
-  c.connect_timeout = seconds_key(r, "connection.connect_timeout_s", 10, 0.01);
-  c.io_timeout = seconds_key(r, "connection.io_timeout_s", 60, 0.01);
-  c.wait_timeout = seconds_key(r, "connection.wait_timeout_s", 3600, 0.01);
-  c.backoff_initial = seconds_key(r, "connection.backoff_initial_s", 0.5, 0.001);
-  c.backoff_max = seconds_key(r, "connection.backoff_max_s", 30, 0.001);
-  c.give_up_after = seconds_key(r, "connection.give_up_after_s", 0, 0);
+  c.connect_timeout = r.get_seconds("connection.connect_timeout_s", 10, 0.01, 1e7);
+  c.io_timeout = r.get_seconds("connection.io_timeout_s", 60, 0.01, 1e7);
+  c.wait_timeout = r.get_seconds("connection.wait_timeout_s", 3600, 0.01, 1e7);
+  c.backoff_initial = r.get_seconds("connection.backoff_initial_s", 0.5, 0.001, 1e7);
+  c.backoff_max = r.get_seconds("connection.backoff_max_s", 30, 0.001, 1e7);
+  c.give_up_after = r.get_seconds("connection.give_up_after_s", 0, 0, 1e7);
 
   s.data_dir = r.get_path("data.dir", s.data_dir);
   s.num_shards = static_cast<std::uint32_t>(r.get_int("data.num_shards", 1, 1, 1'000'000));

@@ -48,6 +48,10 @@ std::size_t chunk_count(const model::ModelParameters& params, std::size_t max_ch
 }
 
 ModelAssembler::ModelAssembler(const v1::ModelManifest& manifest, std::size_t max_total_bytes) {
+  if (static_cast<std::size_t>(manifest.tensors_size()) > kMaxManifestTensors) {
+    throw Error("model manifest lists " + std::to_string(manifest.tensors_size()) + " tensors, more than the limit of " +
+                std::to_string(kMaxManifestTensors));
+  }
   std::unordered_set<std::string> names;
   std::size_t total = 0;
   for (const auto& spec : manifest.tensors()) {

@@ -19,6 +19,9 @@
 namespace sotto::codec {
 
 inline constexpr std::size_t kDefaultChunkBytes = 1u << 20;
+// Most tensors a manifest may list: far above any real model's count, and a bound on what a peer can make the
+// receiver hold for a manifest of tiny or empty tensors.
+inline constexpr std::size_t kMaxManifestTensors = 1u << 16;
 
 v1::DType to_proto(model::DType dtype);
 // Throws sotto::Error for DTYPE_UNSPECIFIED or an unknown value.

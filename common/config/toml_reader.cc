@@ -147,6 +147,10 @@ double TomlReader::get_double(const std::string& key, std::optional<double> fall
   return value;
 }
 
+std::chrono::milliseconds TomlReader::get_seconds(const std::string& key, double fallback, double min, double max) {
+  return std::chrono::milliseconds(static_cast<std::int64_t>(get_double(key, fallback, min, max) * 1000.0));
+}
+
 bool TomlReader::get_bool(const std::string& key, std::optional<bool> fallback) {
   const toml::node* n = impl_->node(key);
   if (!n) {

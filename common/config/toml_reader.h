@@ -6,6 +6,7 @@
 // Relative paths, given or default, resolve against the config file's directory.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -33,6 +34,8 @@ class TomlReader {
   std::int64_t get_int(const std::string& key, std::optional<std::int64_t> fallback, std::int64_t min,
                        std::int64_t max);
   double get_double(const std::string& key, std::optional<double> fallback, double min, double max);
+  // A duration given in seconds (integer or fractional), as milliseconds.
+  std::chrono::milliseconds get_seconds(const std::string& key, double fallback, double min, double max);
   bool get_bool(const std::string& key, std::optional<bool> fallback);
   std::vector<std::string> get_strings(const std::string& key);
   // A path; relative ones (given or fallback) resolve against the config file's directory. No fallback = required.

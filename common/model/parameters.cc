@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <unordered_set>
 
 #include "common/util/error.h"
@@ -28,7 +29,12 @@ void check_view(const Tensor& t, DType wanted) {
 }
 
 void check_bytes(const Tensor& t) {
-  const std::size_t expected = element_count(t.shape) * dtype_size(t.dtype);
+  const std::size_t elements = element_count(t.shape);
+  if (elements > std::numeric_limits<std::size_t>::max() / dtype_size(t.dtype)) {
+    throw Error("tensor '" + t.name + "': shape " + shape_string(t.shape) + " of " + std::string(dtype_name(t.dtype)) +
+                " overflows the byte count");
+  }
+  const std::size_t expected = elements * dtype_size(t.dtype);
   if (t.data.size() != expected) {
     throw Error("tensor '" + t.name + "' has " + std::to_string(t.data.size()) + " bytes but shape " +
                 shape_string(t.shape) + " of " + std::string(dtype_name(t.dtype)) + " needs " +
@@ -36,12 +42,32 @@ void check_bytes(const Tensor& t) {
   }
 }
 
+// Integers wrap modulo 2^bits (computed unsigned: signed overflow would be undefined behaviour); floating-point
+// values are computed in their own type.
+template <typename T, typename Op>
+T apply(Op op, T x, T y) {
+  if constexpr (std::is_integral_v<T>) {
+    using U = std::make_unsigned_t<T>;
+    return static_cast<T>(static_cast<U>(op(static_cast<U>(x), static_cast<U>(y))));
+  } else {
+    return static_cast<T>(op(x, y));
+  }
+}
+
+// NaN or Inf of an IEEE half (exponent mask 0x7C00) or bfloat16 (0x7F80), read little-endian; nullptr if finite.
+const char* non_finite_16(const std::byte* p, std::uint16_t exponent_mask) {
+  const auto bits = static_cast<std::uint16_t>(std::to_integer<unsigned>(p[0]) | (std::to_integer<unsigned>(p[1]) << 8));
+  if ((bits & exponent_mask) != exponent_mask) return nullptr;
+  const auto mantissa_mask = static_cast<std::uint16_t>(~exponent_mask & 0x7FFFu);
+  return (bits & mantissa_mask) ? "NaN" : "Inf";
+}
+
 template <typename T, typename Op>
 void elementwise(const Tensor& a, const Tensor& b, Tensor& out, Op op) {
   auto x = a.as<T>();
   auto y = b.as<T>();
   auto z = out.as_mutable<T>();
-  for (std::size_t i = 0; i < z.size(); ++i) z[i] = op(x[i], y[i]);
+  for (std::size_t i = 0; i < z.size(); ++i) z[i] = apply<T>(op, x[i], y[i]);
 }
 
 template <typename Op>
@@ -159,6 +185,10 @@ std::optional<std::string> ModelParameters::layout_mismatch(const ModelParameter
   for (const auto& t : tensors_) {
     if (!want.count(t.name)) return "unexpected tensor '" + t.name + "'";
   }
+  if (tensors_.size() != expected.tensors_.size()) {
+    // Only reachable when names repeat (e.g. through mutable_tensors()); the loop below indexes both.
+    return std::to_string(tensors_.size()) + " tensors, expected " + std::to_string(expected.tensors_.size());
+  }
   for (std::size_t i = 0; i < tensors_.size(); ++i) {
     const Tensor& t = tensors_[i];
     const Tensor& e = expected.tensors_[i];
@@ -184,6 +214,11 @@ std::optional<std::string> ModelParameters::first_non_finite() const {
       for (double v : t.as<double>()) {
         if (!std::isfinite(v)) return "tensor '" + t.name + "' contains " + (std::isnan(v) ? "NaN" : "Inf");
       }
+    } else if (t.dtype == DType::kFloat16 || t.dtype == DType::kBFloat16) {
+      const std::uint16_t mask = t.dtype == DType::kFloat16 ? 0x7C00u : 0x7F80u;
+      for (std::size_t i = 0; i + 1 < t.data.size(); i += 2) {
+        if (const char* what = non_finite_16(t.data.data() + i, mask)) return "tensor '" + t.name + "' contains " + what;
+      }
     }
   }
   return std::nullopt;
@@ -200,11 +235,11 @@ bool ModelParameters::operator==(const ModelParameters& other) const {
 }
 
 ModelParameters subtract(const ModelParameters& a, const ModelParameters& b) {
-  return combine(a, b, [](auto x, auto y) { return static_cast<decltype(x)>(x - y); }, "subtract");
+  return combine(a, b, [](auto x, auto y) { return x - y; }, "subtract");
 }
 
 ModelParameters add(const ModelParameters& a, const ModelParameters& b) {
-  return combine(a, b, [](auto x, auto y) { return static_cast<decltype(x)>(x + y); }, "add");
+  return combine(a, b, [](auto x, auto y) { return x + y; }, "add");
 }
 
 }  // namespace sotto::model

@@ -55,6 +55,11 @@ std::optional<FrameError> parse_envelope(std::string_view payload, v1::Envelope&
   return std::nullopt;
 }
 
+std::string body_name(const v1::Envelope& envelope) {
+  const auto* field = v1::Envelope::descriptor()->FindFieldByNumber(static_cast<int>(envelope.body_case()));
+  return field ? field->name() : "empty";
+}
+
 std::optional<FrameError> FrameDecoder::feed(std::span<const std::uint8_t> bytes) {
   if (failed_) return FrameError{v1::ERROR_CODE_MALFORMED_FRAME, "decoder already failed"};
   std::size_t i = 0;

@@ -43,6 +43,9 @@ std::optional<FrameError> check_frame_length(std::uint32_t length, std::size_t m
 // envelope with no body.
 std::optional<FrameError> parse_envelope(std::string_view payload, v1::Envelope& out);
 
+// The name of the message an envelope carries ("hello", "update", ...), or "empty", for error messages.
+std::string body_name(const v1::Envelope& envelope);
+
 // Incremental decoder for a byte stream. feed() bytes as they arrive; next() yields complete payloads in order.
 // After an error the decoder stays failed: the connection must be closed.
 class FrameDecoder {

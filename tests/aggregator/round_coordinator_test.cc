@@ -107,8 +107,24 @@ TEST_CASE("coordinator: a round completes when every client uploaded, with the e
     CHECK(r.completed);
     CHECK_FALSE(r.training_finished);
   }
-  CHECK(f.c->phase() == RoundCoordinator::Phase::kCheckIn);
+  CHECK(f.c->phase() == RoundCoordinator::Phase::kRecording);
   CHECK(f.c->round_id() == 2);
+  CHECK_FALSE(f.c->next_deadline().has_value());
+  CHECK(f.c->on_round_recorded(f.t0 + 4s).empty());
+  CHECK(f.c->phase() == RoundCoordinator::Phase::kCheckIn);
+}
+
+TEST_CASE("coordinator: the next round waits until the caller has recorded the last one") {
+  Fixture f(1, 1);
+  f.c->on_hello(1, "c1", f.t0);
+  f.c->on_update(1, update(1, {1, 1}), f.t0);
+  auto a = f.c->on_hello(2, "c2", f.t0);  // while the round is being recorded
+  CHECK(only<action::Admit>(a).round_id == 2);
+  CHECK(all<action::SendTask>(a).empty());
+  auto next = f.c->on_round_recorded(f.t0 + 1s);
+  auto task = only<action::SendTask>(next);
+  CHECK(task.round_id == 2);
+  CHECK(task.conns == std::vector<ConnectionId>{2});
 }
 
 TEST_CASE("coordinator: clients arriving during training are admitted to the next round and get its task") {
@@ -119,7 +135,8 @@ TEST_CASE("coordinator: clients arriving during training are admitted to the nex
   auto full = f.c->on_hello(9, "late3", f.t0);  // the waiting room holds one cohort
   CHECK(only<action::RetryLater>(full).conn == 9);
   f.c->on_update(1, update(1, {1, 1}), f.t0);
-  auto next = f.c->on_update(2, update(1, {1, 1}), f.t0);
+  f.c->on_update(2, update(1, {1, 1}), f.t0);
+  auto next = f.c->on_round_recorded(f.t0);
   CHECK(all<action::Admit>(next).empty());
   auto task = only<action::SendTask>(next);
   CHECK(task.round_id == 2);
@@ -132,7 +149,8 @@ TEST_CASE("coordinator: a waiting client that leaves before its round is forgott
   f.c->on_hello(7, "late1", f.t0);
   CHECK(f.c->on_disconnect(7, "gone", f.t0).empty());
   f.c->on_update(1, update(1, {1, 1}), f.t0);
-  auto next = f.c->on_update(2, update(1, {1, 1}), f.t0);
+  f.c->on_update(2, update(1, {1, 1}), f.t0);
+  auto next = f.c->on_round_recorded(f.t0);
   CHECK(all<action::SendTask>(next).empty());
   CHECK(f.c->phase() == RoundCoordinator::Phase::kCheckIn);
 }
@@ -201,7 +219,7 @@ TEST_CASE("coordinator: below cohort_min the round is abandoned at once and the 
   REQUIRE(results.size() == 2);  // the uploader and the one still training
   for (const auto& r : results) CHECK_FALSE(r.completed);
   CHECK(f.c->round_id() == 2);
-  CHECK(f.c->phase() == RoundCoordinator::Phase::kCheckIn);
+  CHECK(f.c->phase() == RoundCoordinator::Phase::kRecording);
 }
 
 TEST_CASE("coordinator: at the training deadline late clients are rejected and the round closes without them") {
@@ -297,6 +315,7 @@ TEST_CASE("coordinator: after the last round clients are told training is finish
   f.c->on_hello(1, "c1", f.t0);
   auto r1 = f.c->on_update(1, update(1, {1, 1}), f.t0);
   CHECK_FALSE(only<action::SendRoundResult>(r1).training_finished);
+  f.c->on_round_recorded(f.t0);
   f.c->on_hello(2, "c1", f.t0);
   auto r2 = f.c->on_update(2, update(2, {1, 1}), f.t0);
   CHECK(only<action::SendRoundResult>(r2).training_finished);
