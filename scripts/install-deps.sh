@@ -14,7 +14,7 @@ packages=(
   libbenchmark-dev zlib1g-dev
   dataset-fashion-mnist
   clang-14 libclang-rt-14-dev
-  procps time
+  procps time python3
   # Debian's LibTorch calls the system BLAS; the single-threaded OpenBLAS trains ~1.6x faster than the
   # reference BLAS, and one thread per process is what many client processes on few cores want.
   libopenblas0-serial
