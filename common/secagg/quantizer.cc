@@ -1,0 +1,73 @@
+#include "common/secagg/quantizer.h"
+
+#include <openssl/err.h>
+#include <openssl/rand.h>
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "common/util/error.h"
+
+namespace sotto::secagg {
+
+namespace {
+
+constexpr std::size_t kCoinBlock = 4096;  // coordinates per RAND_bytes call
+
+void fill_random(std::vector<std::uint64_t>& words) {
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(words.data()), static_cast<int>(words.size() * 8)) != 1) {
+    throw Error("RAND_bytes failed: " + std::to_string(ERR_get_error()));
+  }
+}
+
+}  // namespace
+
+Quantizer::Quantizer(QuantizerParams params) : params_(params) {
+  if (!(params_.clip_norm > 0) || !std::isfinite(params_.clip_norm)) {
+    throw Error("quantizer: clip_norm must be a positive number, got " + std::to_string(params_.clip_norm));
+  }
+  if (params_.max_clients == 0 || params_.max_clients > (1u << 30)) {
+    throw Error("quantizer: max_clients must be between 1 and 2^30, got " + std::to_string(params_.max_clients));
+  }
+  const double n = params_.max_clients;
+  scale_ = (2147483647.0 - n) / (n * params_.clip_norm);
+}
+
+std::vector<std::uint32_t> Quantizer::encode(std::span<const float> update, double* clipped_norm) const {
+  double norm2 = 0;
+  for (float v : update) {
+    if (!std::isfinite(v)) throw Error("quantizer: the update contains NaN or Inf");
+    norm2 += static_cast<double>(v) * v;
+  }
+  const double norm = std::sqrt(norm2);
+  const double shrink = norm > params_.clip_norm ? params_.clip_norm / norm : 1.0;
+  if (clipped_norm) *clipped_norm = norm * shrink;
+  const double factor = shrink * scale_;
+  // Bound after rounding: |q| <= clip*scale + 1, which the scale keeps within int32 even summed n times.
+  const double bound = params_.clip_norm * scale_;
+
+  std::vector<std::uint32_t> out(update.size());
+  std::vector<std::uint64_t> coins(kCoinBlock);
+  for (std::size_t start = 0; start < update.size(); start += kCoinBlock) {
+    const std::size_t end = std::min(update.size(), start + kCoinBlock);
+    fill_random(coins);
+    for (std::size_t i = start; i < end; ++i) {
+      const double y = std::clamp(static_cast<double>(update[i]) * factor, -bound, bound);
+      const double lower = std::floor(y);
+      // A 53-bit uniform in [0, 1): round up with probability y - lower.
+      const double u = static_cast<double>(coins[i - start] >> 11) * 0x1.0p-53;
+      const auto q = static_cast<std::int64_t>(lower) + (u < y - lower ? 1 : 0);
+      out[i] = static_cast<std::uint32_t>(static_cast<std::int32_t>(q));
+    }
+  }
+  return out;
+}
+
+std::vector<double> Quantizer::decode_sum(std::span<const std::uint32_t> sum) const {
+  std::vector<double> out(sum.size());
+  for (std::size_t i = 0; i < sum.size(); ++i) out[i] = static_cast<double>(static_cast<std::int32_t>(sum[i])) / scale_;
+  return out;
+}
+
+}  // namespace sotto::secagg

@@ -1,0 +1,47 @@
+// Quantizer: the step between a client's floating-point update and secure aggregation's integers mod 2^32.
+//
+// Encoding (client): clip the update to L2 norm `clip_norm` (scaling it down if it is longer), multiply by the
+// scale, round each coordinate to an integer with unbiased randomized rounding (floor(y) + 1 with probability
+// frac(y), the coin drawn from OpenSSL's CSPRNG, so E[q] = y exactly), and wrap to uint32 (two's complement).
+// Decoding (aggregator): read the modular sum of the survivors' vectors as signed 32-bit integers and divide by the
+// scale.
+//
+// The scale comes from the cohort size: after clipping, every coordinate lies in [-clip, clip], so one client's
+// integer is at most scale*clip + 1 in magnitude, and the sum of n clients stays inside the signed 32-bit range
+// when scale = (2^31 - 1 - n) / (n * clip). The sum therefore never wraps and decodes exactly to the sum of the
+// rounded values. This component is where the Distributed Discrete Gaussian mechanism (scaling, random rotation,
+// conditional rounding, modular clipping, discrete Gaussian noise) will replace plain rounding.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+namespace sotto::secagg {
+
+struct QuantizerParams {
+  double clip_norm = 1.0;        // L2 bound on one client's update
+  std::uint32_t max_clients = 1;  // the cohort size n the scale must tolerate
+};
+
+class Quantizer {
+ public:
+  // Throws sotto::Error when clip_norm is not a positive finite number or max_clients is 0 or too large for any
+  // useful resolution (more than 2^30).
+  explicit Quantizer(QuantizerParams params);
+
+  double scale() const { return scale_; }
+  const QuantizerParams& params() const { return params_; }
+
+  // Clips, scales, rounds and wraps. Throws sotto::Error for a NaN or Inf coordinate. `clipped_norm`, when given,
+  // receives the update's L2 norm after clipping.
+  std::vector<std::uint32_t> encode(std::span<const float> update, double* clipped_norm = nullptr) const;
+  // Decodes the modular sum of at most max_clients encoded vectors.
+  std::vector<double> decode_sum(std::span<const std::uint32_t> sum) const;
+
+ private:
+  QuantizerParams params_;
+  double scale_;
+};
+
+}  // namespace sotto::secagg
