@@ -52,10 +52,21 @@ AggregatorConfig load_aggregator_config(const std::filesystem::path& path) {
   o.plan.learning_rate = r.get_double("plan.learning_rate", 0.05, 1e-9, 100);
   o.plan.momentum = r.get_double("plan.momentum", 0.9, 0, 0.999999);
   o.plan.weight_decay = r.get_double("plan.weight_decay", 0, 0, 1);
+  o.plan.proximal_mu = r.get_double("plan.proximal_mu", 0, 0, 1e6);
 
   c.architecture = r.get_choice("model.architecture", {"fashion_cnn"}, "fashion_cnn");
   c.init_seed = static_cast<std::uint64_t>(r.get_int("model.init_seed", 1, 0, INT64_MAX));
-  c.strategy = r.get_choice("strategy.name", {"fedavg"}, "fedavg");
+  auto& s = c.strategy;
+  s.name = r.get_choice("strategy.name", known_strategies(), "fedavg");
+  s.server_learning_rate = r.get_double("strategy.server_learning_rate", kDefaultServerLearningRate, 1e-12, 1e6);
+  s.beta1 = r.get_double("strategy.beta1", kDefaultBeta1, 0, 0.999999);
+  s.beta2 = r.get_double("strategy.beta2", kDefaultBeta2, 0, 0.999999);
+  s.tau = r.get_double("strategy.tau", kDefaultTau, 1e-12, 1e6);
+  if (s.name == "fedprox" && o.plan.proximal_mu == 0) {
+    r.fail("plan.proximal_mu",
+           "is 0 but strategy.name is \"fedprox\", which needs a positive proximal term: set "
+           "plan.proximal_mu (e.g. 0.01 to 1), or use strategy.name = \"fedavg\"");
+  }
 
   c.evaluate = r.get_bool("evaluation.enabled", true);
   c.eval_data_dir = r.get_path("evaluation.data_dir", c.eval_data_dir);

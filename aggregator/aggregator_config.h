@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "aggregator/round_coordinator.h"
+#include "aggregator/strategy_factory.h"
 
 namespace sotto::aggregator {
 
@@ -35,7 +36,7 @@ struct AggregatorConfig {
   std::string architecture = "fashion_cnn";
   std::uint64_t init_seed = 1;
   // [strategy]
-  std::string strategy = "fedavg";
+  StrategyOptions strategy;
   // [evaluation]
   bool evaluate = true;
   std::filesystem::path eval_data_dir = "/usr/share/datasets/fashion-mnist";

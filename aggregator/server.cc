@@ -9,8 +9,8 @@
 #include <map>
 #include <spdlog/spdlog.h>
 
-#include "aggregator/fedavg.h"
 #include "aggregator/round_log.h"
+#include "aggregator/strategy_factory.h"
 #include "common/codec/model_file.h"
 #include "common/codec/model_frames.h"
 #include "common/codec/model_stream.h"
@@ -90,7 +90,7 @@ class AggregatorServer::Impl {
 
   void run() {
     std::filesystem::create_directories(config_.state_dir);
-    coordinator_ = std::make_unique<RoundCoordinator>(config_.rounds, load_start(), std::make_unique<FedAvg>());
+    coordinator_ = std::make_unique<RoundCoordinator>(config_.rounds, load_start(), make_strategy(config_.strategy));
     round_log_ = std::make_unique<RoundLog>(config_.state_dir / "rounds.jsonl");
     listen();
     signals_.async_wait([this](const boost::system::error_code& ec, int signo) {
@@ -573,11 +573,9 @@ class AggregatorServer::Impl {
     asio::steady_timer timer(io_);
     timer.expires_after(config_.linger);
     co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
-    while (pending_evals_ > 0 || !connections_.empty()) {
-      if (stopping_) co_return;
+    while (pending_evals_ > 0 && !stopping_) {  // the last round's evaluation and log line
       timer.expires_after(std::chrono::milliseconds(20));
       co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
-      if (pending_evals_ == 0) break;  // connections still open after the linger are closed below
     }
     stop();
   }

@@ -15,6 +15,7 @@ v1::TrainingPlan plan_to_proto(const ml::TrainingPlan& plan) {
   p.set_momentum(plan.momentum);
   p.set_weight_decay(plan.weight_decay);
   p.set_seed(plan.seed);
+  p.set_proximal_mu(plan.proximal_mu);
   return p;
 }
 
@@ -27,6 +28,9 @@ ml::TrainingPlan plan_from_proto(const v1::TrainingPlan& p) {
   if (!(p.learning_rate() > 0) || !std::isfinite(p.learning_rate())) throw Error("training plan: learning_rate must be a positive number");
   if (!(p.momentum() >= 0 && p.momentum() < 1)) throw Error("training plan: momentum must be in [0, 1)");
   if (!(p.weight_decay() >= 0) || !std::isfinite(p.weight_decay())) throw Error("training plan: weight_decay must be >= 0");
+  if (!(p.proximal_mu() >= 0) || !std::isfinite(p.proximal_mu())) {
+    throw Error("training plan: proximal_mu must be a finite number >= 0, got " + std::to_string(p.proximal_mu()));
+  }
   ml::TrainingPlan plan;
   plan.epochs = p.epochs();
   plan.batch_size = p.batch_size();
@@ -35,6 +39,7 @@ ml::TrainingPlan plan_from_proto(const v1::TrainingPlan& p) {
   plan.momentum = p.momentum();
   plan.weight_decay = p.weight_decay();
   plan.seed = p.seed();
+  plan.proximal_mu = p.proximal_mu();
   return plan;
 }
 

@@ -1,5 +1,6 @@
 // Plan codec: ml::TrainingPlan <-> sotto.v1.TrainingPlan, with validation of what arrives off the wire (a plan
-// with zero epochs, a non-positive learning rate or an unknown optimizer is refused with the field named).
+// with zero epochs, a non-positive learning rate, an unknown optimizer or a negative proximal_mu is refused with the
+// field named).
 #pragma once
 
 #include "common/ml/training_plan.h"

@@ -3,9 +3,12 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <fstream>
 #include <limits>
+#include <numbers>
 #include <numeric>
 #include <random>
+#include <sstream>
 
 #include "common/util/error.h"
 
@@ -17,6 +20,10 @@
 //  * partition_dirichlet: a client may end up with no examples at all (likely for small alpha and many clients);
 //    no rebalancing is done, so that the partition is the plain Dir(alpha) label skew the literature describes.
 //    Classes are the distinct label values (any uint8), processed in ascending order.
+//  * partition_k_classes: with more shards than examples some shards (and so some clients) are empty.
+//  * partition_quantity_skew: normal draws are our own Box-Muller over the raw mt19937_64 output, so the sizes
+//    are the same across standard libraries (up to the last bit of libm's log/cos/exp). Sizes come from the
+//    cumulative shares rounded to whole examples, like the Dirichlet split.
 
 namespace sotto::data {
 
@@ -86,6 +93,18 @@ void check_index_range(std::size_t num_examples) {
   }
 }
 
+// Uniform in (0, 1), 53 random bits, never 0 or 1.
+double uniform_open01(std::mt19937_64& rng) {
+  return (static_cast<double>(rng() >> 11) + 0.5) * 0x1.0p-53;
+}
+
+// Standard normal by Box-Muller (one of the pair is used).
+double standard_normal(std::mt19937_64& rng) {
+  const double u1 = uniform_open01(rng);
+  const double u2 = uniform_open01(rng);
+  return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * std::numbers::pi * u2);
+}
+
 }  // namespace
 
 Partition partition_iid(std::size_t num_examples, std::size_t num_clients, std::uint64_t seed) {
@@ -122,6 +141,150 @@ Partition partition_dirichlet(std::span<const std::uint8_t> labels, std::size_t 
   }
   sort_each(p);
   return p;
+}
+
+}  // namespace sotto::data
+
+namespace sotto::data {
+
+Partition partition_k_classes(std::span<const std::uint8_t> labels, std::size_t num_clients,
+                              std::size_t classes_per_client, std::uint64_t seed) {
+  check_clients(num_clients);
+  if (classes_per_client == 0) {
+    throw Error("classes_per_client must be at least 1 (each client gets that many label-sorted shards), got 0");
+  }
+  check_index_range(labels.size());
+  constexpr std::size_t kMaxShards = std::numeric_limits<std::uint32_t>::max();
+  if (num_clients > kMaxShards / classes_per_client) {
+    throw Error("too many shards: " + std::to_string(num_clients) + " clients x " + std::to_string(classes_per_client) +
+                " classes per client exceeds " + std::to_string(kMaxShards));
+  }
+  const std::size_t n = labels.size();
+  const std::size_t num_shards = num_clients * classes_per_client;
+
+  std::mt19937_64 rng(seed);
+  std::vector<std::uint32_t> order(n);
+  std::iota(order.begin(), order.end(), 0u);
+  shuffle(order, rng);
+  std::stable_sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) { return labels[a] < labels[b]; });
+
+  std::vector<std::uint32_t> shards(num_shards);
+  std::iota(shards.begin(), shards.end(), 0u);
+  shuffle(shards, rng);
+
+  // Shard s is order[s*n/S, (s+1)*n/S): both products fit in 64 bits (n and S are at most 2^32 - 1).
+  auto shard_begin = [&](std::uint64_t s) { return static_cast<std::size_t>(s * n / num_shards); };
+  Partition p(num_clients);
+  for (std::size_t c = 0; c < num_clients; ++c) {
+    for (std::size_t j = 0; j < classes_per_client; ++j) {
+      const std::uint64_t s = shards[c * classes_per_client + j];
+      p[c].insert(p[c].end(), order.begin() + static_cast<std::ptrdiff_t>(shard_begin(s)),
+                  order.begin() + static_cast<std::ptrdiff_t>(shard_begin(s + 1)));
+    }
+  }
+  sort_each(p);
+  return p;
+}
+
+Partition partition_quantity_skew(std::size_t num_examples, std::size_t num_clients, double sigma, std::uint64_t seed) {
+  check_clients(num_clients);
+  if (!(sigma >= 0) || !std::isfinite(sigma)) {
+    throw Error("quantity-skew sigma must be a finite number >= 0, got " + std::to_string(sigma) +
+                " (0 for equal client sizes; 1 or 2 for strongly unequal ones)");
+  }
+  check_index_range(num_examples);
+  std::mt19937_64 rng(seed);
+
+  // Shares: log-normal weights, normalised. Work in log space relative to the largest draw so that exp() cannot
+  // overflow for a large sigma.
+  std::vector<double> log_weight(num_clients);
+  for (double& x : log_weight) x = sigma * standard_normal(rng);
+  const double top = *std::max_element(log_weight.begin(), log_weight.end());
+  std::vector<double> share(num_clients);
+  double total = 0;
+  for (std::size_t c = 0; c < num_clients; ++c) total += share[c] = std::exp(log_weight[c] - top);
+  for (double& x : share) x /= total;
+
+  // One example each first (when there are enough), the rest by cumulative share.
+  const std::size_t floor_each = num_examples >= num_clients ? 1 : 0;
+  const std::size_t rest = num_examples - floor_each * num_clients;
+  std::vector<std::size_t> sizes(num_clients, floor_each);
+  double cumulative = 0;
+  std::size_t given = 0;
+  for (std::size_t c = 0; c < num_clients; ++c) {
+    cumulative += share[c];
+    std::size_t end =
+        c + 1 == num_clients ? rest : static_cast<std::size_t>(std::llround(cumulative * static_cast<double>(rest)));
+    end = std::clamp(end, given, rest);
+    sizes[c] += end - given;
+    given = end;
+  }
+
+  std::vector<std::uint32_t> order(num_examples);
+  std::iota(order.begin(), order.end(), 0u);
+  shuffle(order, rng);
+  Partition p(num_clients);
+  std::size_t begin = 0;
+  for (std::size_t c = 0; c < num_clients; ++c) {
+    p[c].assign(order.begin() + static_cast<std::ptrdiff_t>(begin),
+                order.begin() + static_cast<std::ptrdiff_t>(begin + sizes[c]));
+    begin += sizes[c];
+  }
+  sort_each(p);
+  return p;
+}
+
+std::size_t PartitionReport::distinct_classes(std::size_t client) const {
+  const auto& counts = class_counts.at(client);
+  return static_cast<std::size_t>(std::count_if(counts.begin(), counts.end(), [](std::size_t x) { return x > 0; }));
+}
+
+std::string PartitionReport::to_csv() const {
+  std::ostringstream out;
+  out << "client,examples,distinct_classes";
+  for (std::uint8_t label : classes) out << ",class_" << static_cast<unsigned>(label);
+  out << '\n';
+  for (std::size_t c = 0; c < examples.size(); ++c) {
+    out << c << ',' << examples[c] << ',' << distinct_classes(c);
+    for (std::size_t count : class_counts[c]) out << ',' << count;
+    out << '\n';
+  }
+  return out.str();
+}
+
+PartitionReport make_partition_report(const Partition& partition, std::span<const std::uint8_t> labels) {
+  std::array<bool, 256> present{};
+  for (std::uint8_t label : labels) present[label] = true;
+  std::array<std::size_t, 256> column{};
+  PartitionReport r;
+  for (std::size_t label = 0; label < present.size(); ++label) {
+    if (!present[label]) continue;
+    column[label] = r.classes.size();
+    r.classes.push_back(static_cast<std::uint8_t>(label));
+  }
+  r.examples.resize(partition.size());
+  r.class_counts.assign(partition.size(), std::vector<std::size_t>(r.classes.size(), 0));
+  for (std::size_t c = 0; c < partition.size(); ++c) {
+    r.examples[c] = partition[c].size();
+    for (std::uint32_t i : partition[c]) {
+      if (i >= labels.size()) {
+        throw Error("partition report: client " + std::to_string(c) + " holds example " + std::to_string(i) +
+                    ", but the data set has only " + std::to_string(labels.size()) + " labels");
+      }
+      ++r.class_counts[c][column[labels[i]]];
+    }
+  }
+  return r;
+}
+
+void write_partition_report(const std::filesystem::path& path, const Partition& partition,
+                            std::span<const std::uint8_t> labels) {
+  const std::string csv = make_partition_report(partition, labels).to_csv();
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (!out) throw Error("cannot open partition report '" + path.string() + "' for writing");
+  out.write(csv.data(), static_cast<std::streamsize>(csv.size()));
+  out.close();
+  if (!out) throw Error("cannot write partition report '" + path.string() + "'");
 }
 
 }  // namespace sotto::data

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <mutex>
+#include <optional>
 #include <random>
 
 #include "common/ml/torch_bridge.h"
@@ -112,6 +113,10 @@ void check_plan(const TrainingPlan& plan) {
     throw Error("training plan has weight_decay " + std::to_string(plan.weight_decay) +
                 "; it must be non-negative and finite");
   }
+  if (!(plan.proximal_mu >= 0) || !std::isfinite(plan.proximal_mu)) {
+    throw Error("training plan has proximal_mu " + std::to_string(plan.proximal_mu) +
+                "; it must be non-negative and finite");
+  }
   if (plan.optimizer != "sgd" && plan.optimizer != "adam") {
     throw Error("training plan names optimizer '" + plan.optimizer + "'; known optimizers: sgd, adam");
   }
@@ -138,6 +143,38 @@ void shuffle(std::vector<std::uint32_t>& v, std::mt19937_64& rng) {
   }
 }
 
+// FedProx's proximal term (μ/2)·||w − w0||² over the trainable parameters, applied through its gradient μ(w − w0),
+// which is added to each parameter's gradient after backward() and before the optimizer step: the same update as
+// adding the term to the loss, without building it into the autograd graph. w0 is a detached copy of the
+// parameters taken when training starts (the global model the client received). Only trainable parameters are
+// pulled (BatchNorm's running statistics are buffers). TrainMetrics::mean_loss stays the cross-entropy alone.
+class ProximalTerm {
+ public:
+  ProximalTerm(torch::nn::Module& module, double mu) : mu_(mu), params_(module.parameters()) {
+    torch::NoGradGuard no_grad;
+    anchor_.reserve(params_.size());
+    for (const auto& p : params_) anchor_.push_back(p.detach().clone());
+  }
+
+  void add_gradient() {
+    torch::NoGradGuard no_grad;
+    for (std::size_t i = 0; i < params_.size(); ++i) {
+      auto& p = params_[i];
+      torch::Tensor pull = (p.detach() - anchor_[i]).mul_(mu_);
+      if (p.mutable_grad().defined()) {
+        p.mutable_grad().add_(pull);
+      } else {
+        p.mutable_grad() = pull;
+      }
+    }
+  }
+
+ private:
+  double mu_;
+  std::vector<torch::Tensor> params_;
+  std::vector<torch::Tensor> anchor_;
+};
+
 std::int64_t count_correct(const torch::Tensor& logits, const torch::Tensor& labels) {
   return logits.argmax(1).eq(labels).sum().item<std::int64_t>();
 }
@@ -158,6 +195,8 @@ class FashionCnnModel final : public ImageModel {
 
     net_->train();
     auto optimizer = make_optimizer(*net_, plan);
+    std::optional<ProximalTerm> proximal;
+    if (plan.proximal_mu > 0) proximal.emplace(*net_, plan.proximal_mu);
     std::mt19937_64 rng(plan.seed);
     std::vector<std::uint32_t> order(indices.begin(), indices.end());
     TrainMetrics m;
@@ -173,6 +212,7 @@ class FashionCnnModel final : public ImageModel {
         const torch::Tensor logits = net_->forward(batch.images);
         const torch::Tensor loss = torch::nn::functional::cross_entropy(logits, batch.labels);
         loss.backward();
+        if (proximal) proximal->add_gradient();
         optimizer->step();
         ++m.steps;
         loss_sum += loss.item<double>() * static_cast<double>(count);

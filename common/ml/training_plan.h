@@ -1,4 +1,5 @@
-// TrainingPlan: how a client trains in a round — epochs, batch size, optimizer and its settings, seed.
+// TrainingPlan: how a client trains in a round — epochs, batch size, optimizer and its settings, seed, and the
+// FedProx proximal weight.
 //
 // The aggregator sends it with the task (sotto.v1.TrainingPlan on the wire); trainers read it here, free of
 // protobuf and LibTorch.
@@ -17,6 +18,9 @@ struct TrainingPlan {
   double momentum = 0.9;
   double weight_decay = 0.0;
   std::uint64_t seed = 0;  // shuffling seed for this round and client
+  // FedProx (Li et al., MLSys 2020): μ in the proximal term (μ/2)·||w − w_global||² added to the local loss, where
+  // w_global is the model at the start of train(). 0 = plain local training (FedAvg). Must be finite and >= 0.
+  double proximal_mu = 0.0;
 };
 
 struct TrainMetrics {

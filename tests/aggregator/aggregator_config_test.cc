@@ -2,6 +2,9 @@
 
 #include <catch2/catch.hpp>
 #include <fstream>
+#include <limits>
+
+#include "common/codec/plan_codec.h"
 
 #include "tests/support/test_support.h"
 
@@ -66,4 +69,88 @@ TEST_CASE("aggregator config: a missing required key is named") {
   sotto::test::TempDir dir;
   CHECK_THROWS_WITH(aggregator::load_aggregator_config(write_config(dir, "[server]\nport = 1\n")),
                     Catch::Contains("'server.cert_file' is required"));
+}
+
+TEST_CASE("aggregator config: strategy keys and plan.proximal_mu are read") {
+  sotto::test::TempDir dir;
+  auto defaults = aggregator::load_aggregator_config(write_config(dir, kMinimal));
+  CHECK(defaults.strategy.name == "fedavg");
+  CHECK(defaults.strategy.server_learning_rate == 0.01);
+  CHECK(defaults.strategy.beta1 == 0.9);
+  CHECK(defaults.strategy.beta2 == 0.99);
+  CHECK(defaults.strategy.tau == 1e-3);
+  CHECK(defaults.rounds.plan.proximal_mu == 0);
+
+  auto c = aggregator::load_aggregator_config(write_config(
+      dir, std::string(kMinimal) + "[strategy]\nname = \"fedyogi\"\nserver_learning_rate = 0.03\nbeta1 = 0.5\n"
+                                   "beta2 = 0.9\ntau = 1e-4\n[plan]\nproximal_mu = 0.1\n"));
+  CHECK(c.strategy.name == "fedyogi");
+  CHECK(c.strategy.server_learning_rate == 0.03);
+  CHECK(c.strategy.beta1 == 0.5);
+  CHECK(c.strategy.beta2 == 0.9);
+  CHECK(c.strategy.tau == 1e-4);
+  CHECK(c.rounds.plan.proximal_mu == 0.1);
+  CHECK(aggregator::make_strategy(c.strategy)->name() == "fedyogi");
+
+  for (const std::string name : {"fedavg", "fedadam", "fedadagrad"}) {
+    CAPTURE(name);
+    auto k = aggregator::load_aggregator_config(
+        write_config(dir, std::string(kMinimal) + "[strategy]\nname = \"" + name + "\"\n"));
+    CHECK(k.strategy.name == name);
+  }
+  auto prox = aggregator::load_aggregator_config(
+      write_config(dir, std::string(kMinimal) + "[strategy]\nname = \"fedprox\"\n[plan]\nproximal_mu = 0.01\n"));
+  CHECK(prox.strategy.name == "fedprox");
+  CHECK(prox.rounds.plan.proximal_mu == 0.01);
+}
+
+TEST_CASE("aggregator config: bad strategy settings are refused with the key named") {
+  sotto::test::TempDir dir;
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"[strategy]\nname = \"fedsgd\"\n", "'strategy.name'"},
+      {"[strategy]\nname = \"fedprox\"\n", "'plan.proximal_mu'"},
+      {"[strategy]\nname = \"fedprox\"\n[plan]\nproximal_mu = 0\n", "'plan.proximal_mu'"},
+      {"[plan]\nproximal_mu = -0.5\n", "'plan.proximal_mu'"},
+      {"[strategy]\nserver_learning_rate = 0\n", "'strategy.server_learning_rate'"},
+      {"[strategy]\nbeta1 = 1.0\n", "'strategy.beta1'"},
+      {"[strategy]\nbeta2 = -0.1\n", "'strategy.beta2'"},
+      {"[strategy]\ntau = 0\n", "'strategy.tau'"},
+      {"[strategy]\nlearning_rate = 0.1\n", "unknown key 'strategy.learning_rate'"},
+  };
+  for (const auto& [extra, says] : cases) {
+    const std::string text = std::string(kMinimal) + extra;
+    INFO(text);
+    CHECK_THROWS_WITH(aggregator::load_aggregator_config(write_config(dir, text)), Catch::Contains(says));
+  }
+  // The unknown-name error lists the known strategies.
+  CHECK_THROWS_WITH(
+      aggregator::load_aggregator_config(write_config(dir, std::string(kMinimal) + "[strategy]\nname = \"x\"\n")),
+      Catch::Contains("fedprox") && Catch::Contains("fedadagrad"));
+}
+
+TEST_CASE("plan codec: proximal_mu survives the round trip and a bad one is refused") {
+  ml::TrainingPlan plan;
+  plan.epochs = 3;
+  plan.proximal_mu = 0.125;
+  plan.seed = 99;
+  const auto back = codec::plan_from_proto(codec::plan_to_proto(plan));
+  CHECK(back.proximal_mu == 0.125);
+  CHECK(back.epochs == 3);
+  CHECK(back.seed == 99);
+  // Through the serialised bytes too.
+  v1::TrainingPlan parsed;
+  REQUIRE(parsed.ParseFromString(codec::plan_to_proto(plan).SerializeAsString()));
+  CHECK(codec::plan_from_proto(parsed).proximal_mu == 0.125);
+  // An older sender that does not set the field means no proximal term.
+  auto old = codec::plan_to_proto(ml::TrainingPlan{});
+  old.clear_proximal_mu();
+  CHECK(codec::plan_from_proto(old).proximal_mu == 0);
+
+  auto bad = codec::plan_to_proto(plan);
+  bad.set_proximal_mu(-1);
+  CHECK_THROWS_WITH(codec::plan_from_proto(bad), Catch::Contains("proximal_mu"));
+  bad.set_proximal_mu(std::numeric_limits<double>::infinity());
+  CHECK_THROWS_WITH(codec::plan_from_proto(bad), Catch::Contains("proximal_mu"));
+  bad.set_proximal_mu(std::numeric_limits<double>::quiet_NaN());
+  CHECK_THROWS_WITH(codec::plan_from_proto(bad), Catch::Contains("proximal_mu"));
 }

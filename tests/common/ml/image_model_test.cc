@@ -236,3 +236,57 @@ TEST_CASE("load rejects parameters of another layout, naming the tensor", "[ml][
   REQUIRE_THROWS_WITH(model->load(params), Catch::Contains("'conv1.weight'") && Catch::Contains("[16, 25]") &&
                                                Catch::Contains("[16, 1, 5, 5]"));
 }
+
+namespace {
+
+// L2 distance between the trainable parameters of a and b (BatchNorm's running statistics and step counters are
+// buffers, which the proximal term does not touch, and are left out).
+double parameter_distance(const sotto::model::ModelParameters& a, const sotto::model::ModelParameters& b) {
+  double sum = 0;
+  for (std::size_t t = 0; t < a.size(); ++t) {
+    const auto& name = a.tensors()[t].name;
+    if (name.find("running_") != std::string::npos || name.find("num_batches_tracked") != std::string::npos) continue;
+    const auto x = a.tensors()[t].as<float>();
+    const auto y = b.tensors()[t].as<float>();
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      const double d = static_cast<double>(x[i]) - static_cast<double>(y[i]);
+      sum += d * d;
+    }
+  }
+  return std::sqrt(sum);
+}
+
+}  // namespace
+
+TEST_CASE("FedProx: a large proximal_mu keeps the trained model closer to where it started", "[ml][model][train]") {
+  const auto indices = first_n(300);
+  TrainingPlan plan;
+  plan.epochs = 2;
+  plan.seed = 11;
+  auto plain = make_image_model("fashion_cnn", 5);
+  auto prox = make_image_model("fashion_cnn", 5);
+  const auto start = plain->parameters();
+  REQUIRE(prox->parameters() == start);
+
+  plain->train(train_set(), indices, plan);
+  plan.proximal_mu = 10.0;
+  const auto m = prox->train(train_set(), indices, plan);
+  const double plain_distance = parameter_distance(plain->parameters(), start);
+  const double prox_distance = parameter_distance(prox->parameters(), start);
+  CAPTURE(plain_distance, prox_distance, m.mean_loss);
+  CHECK(std::isfinite(m.mean_loss));
+  CHECK(prox_distance > 0);
+  CHECK(prox_distance < 0.5 * plain_distance);
+  REQUIRE_FALSE(prox->parameters().first_non_finite());
+
+  // Deterministic with the term too; and a negative or non-finite mu is refused by name, changing nothing.
+  auto again = make_image_model("fashion_cnn", 5);
+  again->train(train_set(), indices, plan);
+  REQUIRE(again->parameters() == prox->parameters());
+  const auto before = again->parameters();
+  plan.proximal_mu = -1;
+  REQUIRE_THROWS_WITH(again->train(train_set(), first_n(10), plan), Catch::Contains("proximal_mu"));
+  plan.proximal_mu = std::nan("");
+  REQUIRE_THROWS_WITH(again->train(train_set(), first_n(10), plan), Catch::Contains("proximal_mu"));
+  REQUIRE(again->parameters() == before);
+}

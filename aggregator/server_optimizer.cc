@@ -1,0 +1,145 @@
+#include "aggregator/server_optimizer.h"
+
+#include <cmath>
+#include <span>
+#include <sstream>
+
+#include "common/util/error.h"
+
+namespace sotto::aggregator {
+
+namespace {
+
+const char* display_name(ServerOptimizerKind kind) {
+  switch (kind) {
+    case ServerOptimizerKind::kAdagrad: return "FedAdagrad";
+    case ServerOptimizerKind::kAdam: return "FedAdam";
+    case ServerOptimizerKind::kYogi: return "FedYogi";
+  }
+  return "ServerOptimizer";
+}
+
+std::string number(double x) {
+  std::ostringstream s;
+  s << x;
+  return s.str();
+}
+
+bool optimized(model::DType dtype) {
+  return dtype == model::DType::kFloat32 || dtype == model::DType::kFloat64;
+}
+
+double sign(double x) {
+  return x > 0 ? 1.0 : x < 0 ? -1.0 : 0.0;
+}
+
+}  // namespace
+
+ServerOptimizer::ServerOptimizer(ServerOptimizerKind kind, ServerOptimizerOptions options)
+    : kind_(kind), options_(options), mean_(display_name(kind)) {
+  const std::string who = display_name(kind);
+  const auto& o = options_;
+  if (!(o.learning_rate > 0) || !std::isfinite(o.learning_rate)) {
+    throw Error(who + ": server learning rate must be positive and finite, got " + number(o.learning_rate));
+  }
+  if (!(o.beta1 >= 0 && o.beta1 < 1)) throw Error(who + ": beta1 must be in [0, 1), got " + number(o.beta1));
+  if (kind != ServerOptimizerKind::kAdagrad && !(o.beta2 >= 0 && o.beta2 < 1)) {
+    throw Error(who + ": beta2 must be in [0, 1), got " + number(o.beta2));
+  }
+  if (!(o.tau > 0) || !std::isfinite(o.tau))
+    throw Error(who + ": tau must be positive and finite, got " + number(o.tau));
+}
+
+std::string ServerOptimizer::name() const {
+  switch (kind_) {
+    case ServerOptimizerKind::kAdagrad: return "fedadagrad";
+    case ServerOptimizerKind::kAdam: return "fedadam";
+    case ServerOptimizerKind::kYogi: return "fedyogi";
+  }
+  return "server_optimizer";
+}
+
+void ServerOptimizer::begin_round(const model::ModelParameters& global) {
+  mean_.reset(global);
+}
+
+void ServerOptimizer::accumulate(const model::ModelParameters& delta, std::uint64_t num_examples) {
+  mean_.add(delta, num_examples);
+}
+
+void ServerOptimizer::init_or_check_state(const model::ModelParameters& global) {
+  if (m_.empty() && steps_ == 0) {
+    m_.assign(global.size(), {});
+    v_.assign(global.size(), {});
+    for (std::size_t t = 0; t < global.size(); ++t) {
+      const auto& tensor = global.tensors()[t];
+      if (!optimized(tensor.dtype)) continue;
+      m_[t].assign(tensor.num_elements(), 0.0);
+      v_[t].assign(tensor.num_elements(), options_.tau * options_.tau);
+    }
+    return;
+  }
+  const std::string who = display_name(kind_);
+  if (m_.size() != global.size()) {
+    throw Error(who + ": the model now has " + std::to_string(global.size()) +
+                " tensors, but the optimizer state was "
+                "built for " +
+                std::to_string(m_.size()) + "; the server optimizer cannot continue on another model");
+  }
+  for (std::size_t t = 0; t < global.size(); ++t) {
+    const auto& tensor = global.tensors()[t];
+    const std::size_t expected = optimized(tensor.dtype) ? tensor.num_elements() : 0;
+    if (m_[t].size() != expected) {
+      throw Error(who + ": tensor '" + tensor.name +
+                  "' changed dtype or shape since the optimizer state was built; "
+                  "the server optimizer cannot continue on another model");
+    }
+  }
+}
+
+model::ModelParameters ServerOptimizer::finish_round(const model::ModelParameters& global) {
+  mean_.require_updates();
+  mean_.check_layout(global);
+  init_or_check_state(global);
+
+  const double eta = options_.learning_rate;
+  const double beta1 = options_.beta1;
+  const double beta2 = options_.beta2;
+  const double tau = options_.tau;
+  model::ModelParameters next = global;
+  for (std::size_t t = 0; t < next.size(); ++t) {
+    const auto& in = global.tensors()[t];
+    auto& out = next.mutable_tensors()[t];
+    if (!optimized(in.dtype)) {
+      mean_.apply_mean(t, in, out);  // integer tensors: FedAvg's rounded mean delta
+      continue;
+    }
+    auto step = [&](auto tag) {
+      using T = decltype(tag);
+      std::span<const T> x = in.as<T>();
+      std::span<T> y = out.as_mutable<T>();
+      std::vector<double>& m = m_[t];
+      std::vector<double>& v = v_[t];
+      for (std::size_t i = 0; i < x.size(); ++i) {
+        const double delta = mean_.mean(t, i);
+        const double delta2 = delta * delta;
+        m[i] = beta1 * m[i] + (1 - beta1) * delta;
+        switch (kind_) {
+          case ServerOptimizerKind::kAdagrad: v[i] = v[i] + delta2; break;
+          case ServerOptimizerKind::kAdam: v[i] = beta2 * v[i] + (1 - beta2) * delta2; break;
+          case ServerOptimizerKind::kYogi: v[i] = v[i] - (1 - beta2) * delta2 * sign(v[i] - delta2); break;
+        }
+        y[i] = static_cast<T>(static_cast<double>(x[i]) + eta * m[i] / (std::sqrt(v[i]) + tau));
+      }
+    };
+    if (in.dtype == model::DType::kFloat32) {
+      step(float{});
+    } else {
+      step(double{});
+    }
+  }
+  ++steps_;
+  return next;
+}
+
+}  // namespace sotto::aggregator
