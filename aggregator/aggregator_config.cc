@@ -17,15 +17,17 @@ AggregatorConfig load_aggregator_config(const std::filesystem::path& path) {
   c.max_frame_bytes = static_cast<std::size_t>(r.get_int("server.max_frame_bytes", 8 << 20, 4096, 1 << 30));
   c.chunk_bytes = static_cast<std::size_t>(r.get_int("server.chunk_bytes", 1 << 20, 1024, 1 << 30));
   if (c.chunk_bytes + 1024 > c.max_frame_bytes) {
-    r.fail("server.chunk_bytes", "must be at least 1 KiB smaller than server.max_frame_bytes (" +
-                                     std::to_string(c.max_frame_bytes) + ")");
+    r.fail("server.chunk_bytes",
+           "must be at least 1 KiB smaller than server.max_frame_bytes (" + std::to_string(c.max_frame_bytes) + ")");
   }
   c.handshake_timeout = r.get_seconds("server.handshake_timeout_s", 10, 0.001, 3600);
   c.hello_timeout = r.get_seconds("server.hello_timeout_s", 10, 0.001, 3600);
   c.linger = r.get_seconds("server.linger_s", 3, 0.001, 3600);
 
   const std::string mode = r.get_choice("auth.mode", {"mtls", "token", "mtls_or_token"}, "mtls_or_token");
-  c.auth_mode = mode == "mtls" ? AuthMode::kMutualTls : mode == "token" ? AuthMode::kToken : AuthMode::kMutualTlsOrToken;
+  c.auth_mode = mode == "mtls"    ? AuthMode::kMutualTls
+                : mode == "token" ? AuthMode::kToken
+                                  : AuthMode::kMutualTlsOrToken;
   c.tokens = r.get_strings("auth.tokens");
   for (const auto& t : c.tokens) {
     if (t.size() < 16) r.fail("auth.tokens", "holds a token shorter than 16 characters; use long random tokens");

@@ -3,8 +3,8 @@
 #include <iostream>
 #include <mutex>
 
-#include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 #include "aggregator/aggregator_config.h"
 #include "aggregator/server.h"

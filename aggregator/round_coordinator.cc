@@ -9,7 +9,9 @@ namespace sotto::aggregator {
 
 namespace {
 
-double seconds_between(TimePoint a, TimePoint b) { return std::chrono::duration<double>(b - a).count(); }
+double seconds_between(TimePoint a, TimePoint b) {
+  return std::chrono::duration<double>(b - a).count();
+}
 
 // SplitMix64: spreads (seed, round) into a per-round training seed. Not secret; reproducibility only.
 std::uint64_t mix(std::uint64_t x) {
@@ -62,8 +64,8 @@ bool RoundCoordinator::has_client(const std::string& client_id) const {
 }
 
 std::uint32_t RoundCoordinator::pending() const {
-  return static_cast<std::uint32_t>(std::count_if(cohort_.begin(), cohort_.end(),
-                                                  [](const auto& kv) { return !kv.second.uploaded; }));
+  return static_cast<std::uint32_t>(
+      std::count_if(cohort_.begin(), cohort_.end(), [](const auto& kv) { return !kv.second.uploaded; }));
 }
 
 Actions RoundCoordinator::on_hello(ConnectionId conn, const std::string& client_id, TimePoint now) {

@@ -12,9 +12,9 @@
 // fully recorded before round r+1 starts, whatever the timing.
 //
 // A round: check-in opens and admits up to cohort_target clients (clients that arrive while a round trains are
-// admitted at once to the next one, up to cohort_target of them; beyond that they are told to retry later). Training starts when
-// the target is reached, or when the check-in window ends with at least cohort_min admitted. The round completes
-// when every admitted client has uploaded or dropped and at least cohort_min valid updates arrived; it is
+// admitted at once to the next one, up to cohort_target of them; beyond that they are told to retry later). Training
+// starts when the target is reached, or when the check-in window ends with at least cohort_min admitted. The round
+// completes when every admitted client has uploaded or dropped and at least cohort_min valid updates arrived; it is
 // abandoned — global model unchanged — as soon as that minimum can no longer be reached. Round ids count
 // attempts; total_rounds counts completed rounds.
 #pragma once
@@ -175,7 +175,7 @@ class RoundCoordinator {
   std::uint64_t completed_rounds_;
   Phase phase_ = Phase::kIdle;
 
-  std::map<ConnectionId, Member> cohort_;   // admitted to the current round
+  std::map<ConnectionId, Member> cohort_;        // admitted to the current round
   std::map<ConnectionId, std::string> waiting_;  // arrived during training; admitted when check-in opens
   TimePoint checkin_opened_{};
   TimePoint checkin_deadline_{};

@@ -2,12 +2,12 @@
 
 #include <openssl/crypto.h>
 
+#include <spdlog/spdlog.h>
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <deque>
 #include <fstream>
 #include <map>
-#include <spdlog/spdlog.h>
 
 #include "aggregator/round_log.h"
 #include "aggregator/strategy_factory.h"
@@ -50,7 +50,9 @@ bool token_matches(const std::string& given, const std::vector<std::string>& tok
   return ok;
 }
 
-std::string frame_of(v1::Envelope env) { return net::encode_frame(std::move(env)); }
+std::string frame_of(v1::Envelope env) {
+  return net::encode_frame(std::move(env));
+}
 
 }  // namespace
 
@@ -81,8 +83,8 @@ class AggregatorServer::Impl {
       : config_(std::move(config)),
         factory_(std::move(factory)),
         evaluator_(std::move(evaluator)),
-        ssl_(net::make_server_context({config_.cert_file, config_.key_file, config_.ca_file,
-                                       config_.auth_mode != AuthMode::kToken})),
+        ssl_(net::make_server_context(
+            {config_.cert_file, config_.key_file, config_.ca_file, config_.auth_mode != AuthMode::kToken})),
         acceptor_(io_),
         signals_(io_, SIGINT, SIGTERM),
         ticker_(io_),
@@ -259,7 +261,6 @@ class AggregatorServer::Impl {
     }
   }
 
-
   asio::awaitable<void> session(std::shared_ptr<Connection> c) {
     arm(c, config_.handshake_timeout, "no TLS handshake within server.handshake_timeout_s");
     try {
@@ -284,16 +285,17 @@ class AggregatorServer::Impl {
       if (r.error) {
         violation(c, r.error->code, r.error->message);
         {
-        co_await drain(c, buffer);
-        co_return;
-      }
+          co_await drain(c, buffer);
+          co_return;
+        }
       }
       if (!env.has_hello()) {
-        violation(c, v1::ERROR_CODE_UNEXPECTED_MESSAGE, "expected hello as the first message, got " + net::body_name(env));
+        violation(c, v1::ERROR_CODE_UNEXPECTED_MESSAGE,
+                  "expected hello as the first message, got " + net::body_name(env));
         {
-        co_await drain(c, buffer);
-        co_return;
-      }
+          co_await drain(c, buffer);
+          co_return;
+        }
       }
       disarm(c);
       auto identity = authenticate(c, env.hello());
@@ -495,8 +497,8 @@ class AggregatorServer::Impl {
     t->set_round_id(task.round_id);
     *t->mutable_plan() = codec::plan_to_proto(task.plan);
     *t->mutable_model() = codec::make_manifest(*task.model);
-    t->set_deadline_ms(static_cast<std::uint32_t>(
-        std::chrono::duration_cast<std::chrono::milliseconds>(task.deadline).count()));
+    t->set_deadline_ms(
+        static_cast<std::uint32_t>(std::chrono::duration_cast<std::chrono::milliseconds>(task.deadline).count()));
     auto task_frame = std::make_shared<const std::string>(frame_of(std::move(env)));
     for (ConnectionId id : task.conns) {
       auto c = find(id);
@@ -523,7 +525,8 @@ class AggregatorServer::Impl {
       spdlog::warn("round {} abandoned: {}; the global model is unchanged", rc.report.round_id,
                    rc.report.abandon_reason);
     }
-    for (const auto& [client, reason] : rc.report.dropped) spdlog::info("round {}: dropped {}: {}", rc.report.round_id, client, reason);
+    for (const auto& [client, reason] : rc.report.dropped)
+      spdlog::info("round {}: dropped {}: {}", rc.report.round_id, client, reason);
     ++pending_evals_;
     const bool evaluate = config_.evaluate && rc.report.completed && evaluator_;
     // Evaluation runs on the worker thread, off the event loop; the next round opens once the line is written.
@@ -616,6 +619,8 @@ class AggregatorServer::Impl {
 AggregatorServer::AggregatorServer(AggregatorConfig config, ModelFactory initial_model, Evaluator evaluator)
     : impl_(std::make_unique<Impl>(std::move(config), std::move(initial_model), std::move(evaluator))) {}
 AggregatorServer::~AggregatorServer() = default;
-void AggregatorServer::run() { impl_->run(); }
+void AggregatorServer::run() {
+  impl_->run();
+}
 
 }  // namespace sotto::aggregator

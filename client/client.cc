@@ -1,5 +1,6 @@
 #include "client/client.h"
 
+#include <spdlog/spdlog.h>
 #include <atomic>
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
@@ -7,7 +8,6 @@
 #include <condition_variable>
 #include <mutex>
 #include <random>
-#include <spdlog/spdlog.h>
 
 #include "client/ledger.h"
 #include "common/codec/model_file.h"
@@ -96,9 +96,7 @@ class Client::Impl {
           summary.rounds_contributed = contributed_;
           emit({ClientEventKind::kFinished, 0, r.message});
           return summary;
-        case Outcome::kRoundDone:
-          backoff = config_.backoff_initial;
-          continue;
+        case Outcome::kRoundDone: backoff = config_.backoff_initial; continue;
         case Outcome::kRetryLater:
           backoff = config_.backoff_initial;
           sleep_for(r.retry_delay);
@@ -346,7 +344,7 @@ class Client::Impl {
 
     step = "waiting for the round's result";
     co_await read(stream, env, arm, config_.wait_timeout);
-    LedgerEntry entry{task.round_id(), "rejected", fit.metrics.num_examples, bytes_sent_, bytes_received_,
+    LedgerEntry entry{task.round_id(),       "rejected",    fit.metrics.num_examples, bytes_sent_, bytes_received_,
                       fit.metrics.mean_loss, l2_norm(delta)};
     if (env.has_round_result()) {
       const auto& rr = env.round_result();
@@ -382,8 +380,14 @@ class Client::Impl {
 Client::Client(ClientConfig config, std::shared_ptr<Trainer> trainer)
     : impl_(std::make_unique<Impl>(std::move(config), std::move(trainer))) {}
 Client::~Client() = default;
-void Client::on_event(std::function<void(const ClientEvent&)> callback) { impl_->on_event(std::move(callback)); }
-RunSummary Client::run() { return impl_->run(); }
-void Client::stop() { impl_->stop(); }
+void Client::on_event(std::function<void(const ClientEvent&)> callback) {
+  impl_->on_event(std::move(callback));
+}
+RunSummary Client::run() {
+  return impl_->run();
+}
+void Client::stop() {
+  impl_->stop();
+}
 
 }  // namespace sotto::client

@@ -46,7 +46,7 @@ SottoClientConfig load_sotto_client_config(const std::filesystem::path& path) {
                                    std::to_string(s.num_shards) + "); shards count from 0");
   }
   s.partition = r.get_choice("data.partition", {"iid", "dirichlet"}, "iid") == "iid" ? Partitioning::kIid
-                                                                                      : Partitioning::kDirichlet;
+                                                                                     : Partitioning::kDirichlet;
   s.dirichlet_alpha = r.get_double("data.alpha", 0.5, 1e-6, 1e6);
   s.partition_seed = static_cast<std::uint64_t>(r.get_int("data.seed", 42, 0, INT64_MAX));
   s.max_examples = static_cast<std::size_t>(r.get_int("data.max_examples", 0, 0, INT64_MAX));

@@ -5,8 +5,8 @@
 #include <iostream>
 #include <thread>
 
-#include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 #include "client/client.h"
 #include "client/image_trainer.h"
@@ -21,7 +21,9 @@ void log_event(const client::ClientEvent& e) {
   using K = client::ClientEventKind;
   switch (e.kind) {
     case K::kConnecting: spdlog::debug("connecting to {}", e.message); break;
-    case K::kConnectFailed: spdlog::info("aggregator not reachable ({}); retrying in {:.0f} ms", e.message, e.value); break;
+    case K::kConnectFailed:
+      spdlog::info("aggregator not reachable ({}); retrying in {:.0f} ms", e.message, e.value);
+      break;
     case K::kAdmitted: spdlog::info("admitted to round {}", e.round_id); break;
     case K::kRetryLater: spdlog::info("aggregator asks to come back in {:.0f} ms: {}", e.value, e.message); break;
     case K::kTaskReceived: spdlog::info("round {}: received the global model; training", e.round_id); break;
@@ -47,8 +49,9 @@ std::vector<std::uint32_t> load_shard(const client::SottoClientConfig& cfg, cons
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"sotto-client: trains on one shard of Fashion-MNIST on this device and sends only model updates "
-               "to a Sotto aggregator over TLS 1.3"};
+  CLI::App app{
+      "sotto-client: trains on one shard of Fashion-MNIST on this device and sends only model updates "
+      "to a Sotto aggregator over TLS 1.3"};
   std::string config_path;
   std::string log_level;
   app.add_option("--config", config_path, "TOML config file (keys documented in README.md)")

@@ -65,7 +65,8 @@ class Reader {
   }
 
   [[noreturn]] void fail(const std::string& what) {
-    throw Error("model file " + path_.string() + " is " + what + "; restore it from a backup or delete it to start over");
+    throw Error("model file " + path_.string() + " is " + what +
+                "; restore it from a backup or delete it to start over");
   }
 
  private:
@@ -123,8 +124,8 @@ ModelFile read_model_file(const std::filesystem::path& path) {
       reader.fail("truncated or damaged (its manifest announces " + std::to_string(header.model().total_bytes()) +
                   " bytes of tensors, but the file has only " + std::to_string(file_size) + ")");
     }
-    ModelAssembler assembler(header.model(), size_error ? std::numeric_limits<std::size_t>::max()
-                                                        : static_cast<std::size_t>(file_size));
+    ModelAssembler assembler(
+        header.model(), size_error ? std::numeric_limits<std::size_t>::max() : static_cast<std::size_t>(file_size));
     while (!assembler.complete()) {
       v1::TensorChunk chunk;
       reader.next(chunk);

@@ -7,9 +7,13 @@
 
 namespace sotto::codec {
 
-v1::DType to_proto(model::DType dtype) { return static_cast<v1::DType>(static_cast<int>(dtype)); }
+v1::DType to_proto(model::DType dtype) {
+  return static_cast<v1::DType>(static_cast<int>(dtype));
+}
 
-model::DType from_proto(v1::DType dtype) { return model::dtype_from_int(static_cast<int>(dtype)); }
+model::DType from_proto(v1::DType dtype) {
+  return model::dtype_from_int(static_cast<int>(dtype));
+}
 
 v1::ModelManifest make_manifest(const model::ModelParameters& params) {
   v1::ModelManifest manifest;
@@ -49,8 +53,8 @@ std::size_t chunk_count(const model::ModelParameters& params, std::size_t max_ch
 
 ModelAssembler::ModelAssembler(const v1::ModelManifest& manifest, std::size_t max_total_bytes) {
   if (static_cast<std::size_t>(manifest.tensors_size()) > kMaxManifestTensors) {
-    throw Error("model manifest lists " + std::to_string(manifest.tensors_size()) + " tensors, more than the limit of " +
-                std::to_string(kMaxManifestTensors));
+    throw Error("model manifest lists " + std::to_string(manifest.tensors_size()) +
+                " tensors, more than the limit of " + std::to_string(kMaxManifestTensors));
   }
   std::unordered_set<std::string> names;
   std::size_t total = 0;
@@ -121,7 +125,9 @@ std::optional<std::string> ModelAssembler::accept(const v1::TensorChunk& chunk) 
   return std::nullopt;
 }
 
-bool ModelAssembler::complete() const { return !failed_ && current_ >= tensors_.size(); }
+bool ModelAssembler::complete() const {
+  return !failed_ && current_ >= tensors_.size();
+}
 
 model::ModelParameters ModelAssembler::take() {
   if (!complete()) throw Error("model stream is not complete");

@@ -20,14 +20,17 @@ v1::TrainingPlan plan_to_proto(const ml::TrainingPlan& plan) {
 }
 
 ml::TrainingPlan plan_from_proto(const v1::TrainingPlan& p) {
-  if (p.epochs() == 0 || p.epochs() > 1000) throw Error("training plan: epochs must be 1..1000, got " + std::to_string(p.epochs()));
+  if (p.epochs() == 0 || p.epochs() > 1000)
+    throw Error("training plan: epochs must be 1..1000, got " + std::to_string(p.epochs()));
   if (p.batch_size() == 0) throw Error("training plan: batch_size must be positive");
   if (p.optimizer() != "sgd" && p.optimizer() != "adam") {
     throw Error("training plan: unknown optimizer \"" + p.optimizer() + "\" (expected sgd or adam)");
   }
-  if (!(p.learning_rate() > 0) || !std::isfinite(p.learning_rate())) throw Error("training plan: learning_rate must be a positive number");
+  if (!(p.learning_rate() > 0) || !std::isfinite(p.learning_rate()))
+    throw Error("training plan: learning_rate must be a positive number");
   if (!(p.momentum() >= 0 && p.momentum() < 1)) throw Error("training plan: momentum must be in [0, 1)");
-  if (!(p.weight_decay() >= 0) || !std::isfinite(p.weight_decay())) throw Error("training plan: weight_decay must be >= 0");
+  if (!(p.weight_decay() >= 0) || !std::isfinite(p.weight_decay()))
+    throw Error("training plan: weight_decay must be >= 0");
   if (!(p.proximal_mu() >= 0) || !std::isfinite(p.proximal_mu())) {
     throw Error("training plan: proximal_mu must be a finite number >= 0, got " + std::to_string(p.proximal_mu()));
   }

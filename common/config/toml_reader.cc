@@ -1,8 +1,8 @@
 #include "common/config/toml_reader.h"
 
+#include <toml++/toml.h>
 #include <limits>
 #include <sstream>
-#include <toml++/toml.h>
 
 #include "common/util/error.h"
 
@@ -73,19 +73,24 @@ TomlReader TomlReader::from_string(const std::string& text, const std::string& s
     impl->table = toml::parse(text, source);
   } catch (const toml::parse_error& e) {
     std::ostringstream s;
-    s << source << ":" << e.source().begin.line << ":" << e.source().begin.column << ": invalid TOML: " << e.description();
+    s << source << ":" << e.source().begin.line << ":" << e.source().begin.column
+      << ": invalid TOML: " << e.description();
     throw Error(s.str());
   }
   return TomlReader(std::move(impl));
 }
 
-const std::string& TomlReader::source() const { return impl_->source; }
+const std::string& TomlReader::source() const {
+  return impl_->source;
+}
 
 void TomlReader::fail(const std::string& key, const std::string& problem) const {
   throw Error(impl_->source + ": key '" + key + "' " + problem);
 }
 
-bool TomlReader::has(const std::string& key) const { return impl_->table.at_path(key).node() != nullptr; }
+bool TomlReader::has(const std::string& key) const {
+  return impl_->table.at_path(key).node() != nullptr;
+}
 
 std::string TomlReader::get_string(const std::string& key, const std::optional<std::string>& fallback) {
   const toml::node* n = impl_->node(key);
@@ -121,7 +126,8 @@ std::int64_t TomlReader::get_int(const std::string& key, std::optional<std::int6
     value = n->as_integer()->get();
   }
   if (value < min || value > max) {
-    fail(key, "is " + std::to_string(value) + "; it must be between " + std::to_string(min) + " and " + std::to_string(max));
+    fail(key,
+         "is " + std::to_string(value) + "; it must be between " + std::to_string(min) + " and " + std::to_string(max));
   }
   return value;
 }
@@ -189,7 +195,8 @@ void TomlReader::reject_unknown_keys() const {
   collect_keys(impl_->table, "", keys);
   for (const auto& k : keys) {
     if (!impl_->asked.count(k)) {
-      throw Error(impl_->source + ": unknown key '" + k + "'; check its spelling against the documented keys (README.md)");
+      throw Error(impl_->source + ": unknown key '" + k +
+                  "'; check its spelling against the documented keys (README.md)");
     }
   }
 }

@@ -20,14 +20,14 @@ void init_logging(const std::string& role, const std::string& level) {
   spdlog::set_default_logger(logger);
   // libprotobuf reports, e.g., invalid UTF-8 in a peer's string field on stderr by itself: route it through our
   // log at debug level, since any peer can trigger it and the frame is rejected with its own message anyway.
-  google::protobuf::SetLogHandler([](google::protobuf::LogLevel level, const char* file, int line,
-                                     const std::string& message) {
-    if (level >= google::protobuf::LOGLEVEL_FATAL) {
-      spdlog::critical("protobuf {}:{}: {}", file, line, message);
-    } else {
-      spdlog::debug("protobuf {}:{}: {}", file, line, message);
-    }
-  });
+  google::protobuf::SetLogHandler(
+      [](google::protobuf::LogLevel level, const char* file, int line, const std::string& message) {
+        if (level >= google::protobuf::LOGLEVEL_FATAL) {
+          spdlog::critical("protobuf {}:{}: {}", file, line, message);
+        } else {
+          spdlog::debug("protobuf {}:{}: {}", file, line, message);
+        }
+      });
 }
 
 }  // namespace sotto::log

@@ -14,12 +14,30 @@ namespace {
 
 template <typename T>
 constexpr DType dtype_of();
-template <> constexpr DType dtype_of<float>() { return DType::kFloat32; }
-template <> constexpr DType dtype_of<double>() { return DType::kFloat64; }
-template <> constexpr DType dtype_of<std::int64_t>() { return DType::kInt64; }
-template <> constexpr DType dtype_of<std::int32_t>() { return DType::kInt32; }
-template <> constexpr DType dtype_of<std::uint8_t>() { return DType::kUInt8; }
-template <> constexpr DType dtype_of<std::int8_t>() { return DType::kInt8; }
+template <>
+constexpr DType dtype_of<float>() {
+  return DType::kFloat32;
+}
+template <>
+constexpr DType dtype_of<double>() {
+  return DType::kFloat64;
+}
+template <>
+constexpr DType dtype_of<std::int64_t>() {
+  return DType::kInt64;
+}
+template <>
+constexpr DType dtype_of<std::int32_t>() {
+  return DType::kInt32;
+}
+template <>
+constexpr DType dtype_of<std::uint8_t>() {
+  return DType::kUInt8;
+}
+template <>
+constexpr DType dtype_of<std::int8_t>() {
+  return DType::kInt8;
+}
 
 void check_view(const Tensor& t, DType wanted) {
   if (t.dtype != wanted) {
@@ -56,7 +74,8 @@ T apply(Op op, T x, T y) {
 
 // NaN or Inf of an IEEE half (exponent mask 0x7C00) or bfloat16 (0x7F80), read little-endian; nullptr if finite.
 const char* non_finite_16(const std::byte* p, std::uint16_t exponent_mask) {
-  const auto bits = static_cast<std::uint16_t>(std::to_integer<unsigned>(p[0]) | (std::to_integer<unsigned>(p[1]) << 8));
+  const auto bits =
+      static_cast<std::uint16_t>(std::to_integer<unsigned>(p[0]) | (std::to_integer<unsigned>(p[1]) << 8));
   if ((bits & exponent_mask) != exponent_mask) return nullptr;
   const auto mantissa_mask = static_cast<std::uint16_t>(~exponent_mask & 0x7FFFu);
   return (bits & mantissa_mask) ? "NaN" : "Inf";
@@ -118,7 +137,9 @@ std::string shape_string(const std::vector<std::int64_t>& shape) {
   return s + "]";
 }
 
-std::size_t Tensor::num_elements() const { return element_count(shape); }
+std::size_t Tensor::num_elements() const {
+  return element_count(shape);
+}
 
 template <typename T>
 std::span<const T> Tensor::as() const {
@@ -132,7 +153,7 @@ std::span<T> Tensor::as_mutable() {
   return {reinterpret_cast<T*>(data.data()), data.size() / sizeof(T)};
 }
 
-#define SOTTO_INSTANTIATE_VIEWS(T)                 \
+#define SOTTO_INSTANTIATE_VIEWS(T)                   \
   template std::span<const T> Tensor::as<T>() const; \
   template std::span<T> Tensor::as_mutable<T>();
 SOTTO_INSTANTIATE_VIEWS(float)
@@ -192,7 +213,8 @@ std::optional<std::string> ModelParameters::layout_mismatch(const ModelParameter
   for (std::size_t i = 0; i < tensors_.size(); ++i) {
     const Tensor& t = tensors_[i];
     const Tensor& e = expected.tensors_[i];
-    if (t.name != e.name) return "tensor '" + t.name + "' at position " + std::to_string(i) + ", expected '" + e.name + "'";
+    if (t.name != e.name)
+      return "tensor '" + t.name + "' at position " + std::to_string(i) + ", expected '" + e.name + "'";
     if (t.dtype != e.dtype) {
       return "tensor '" + t.name + "': dtype " + std::string(dtype_name(t.dtype)) + ", expected " +
              std::string(dtype_name(e.dtype));
@@ -217,7 +239,8 @@ std::optional<std::string> ModelParameters::first_non_finite() const {
     } else if (t.dtype == DType::kFloat16 || t.dtype == DType::kBFloat16) {
       const std::uint16_t mask = t.dtype == DType::kFloat16 ? 0x7C00u : 0x7F80u;
       for (std::size_t i = 0; i + 1 < t.data.size(); i += 2) {
-        if (const char* what = non_finite_16(t.data.data() + i, mask)) return "tensor '" + t.name + "' contains " + what;
+        if (const char* what = non_finite_16(t.data.data() + i, mask))
+          return "tensor '" + t.name + "' contains " + what;
       }
     }
   }
@@ -235,11 +258,13 @@ bool ModelParameters::operator==(const ModelParameters& other) const {
 }
 
 ModelParameters subtract(const ModelParameters& a, const ModelParameters& b) {
-  return combine(a, b, [](auto x, auto y) { return x - y; }, "subtract");
+  return combine(
+      a, b, [](auto x, auto y) { return x - y; }, "subtract");
 }
 
 ModelParameters add(const ModelParameters& a, const ModelParameters& b) {
-  return combine(a, b, [](auto x, auto y) { return x + y; }, "add");
+  return combine(
+      a, b, [](auto x, auto y) { return x + y; }, "add");
 }
 
 }  // namespace sotto::model

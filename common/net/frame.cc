@@ -31,9 +31,9 @@ std::string encode_frame(v1::Envelope envelope) {
 
 std::optional<FrameError> check_frame_length(std::uint32_t length, std::size_t max_frame_bytes) {
   if (length > max_frame_bytes) {
-    return FrameError{v1::ERROR_CODE_FRAME_TOO_LARGE,
-                      "frame announces " + std::to_string(length) + " bytes, more than the maximum of " +
-                          std::to_string(max_frame_bytes) + " (max_frame_bytes)"};
+    return FrameError{v1::ERROR_CODE_FRAME_TOO_LARGE, "frame announces " + std::to_string(length) +
+                                                          " bytes, more than the maximum of " +
+                                                          std::to_string(max_frame_bytes) + " (max_frame_bytes)"};
   }
   if (length == 0) return FrameError{v1::ERROR_CODE_MALFORMED_FRAME, "frame announces an empty envelope"};
   return std::nullopt;
@@ -45,9 +45,9 @@ std::optional<FrameError> parse_envelope(std::string_view payload, v1::Envelope&
                       "frame of " + std::to_string(payload.size()) + " bytes is not a valid sotto.v1.Envelope"};
   }
   if (out.protocol_version() != kProtocolVersion) {
-    return FrameError{v1::ERROR_CODE_UNSUPPORTED_VERSION,
-                      "protocol version " + std::to_string(out.protocol_version()) + " is not supported; this peer speaks " +
-                          std::to_string(kProtocolVersion)};
+    return FrameError{v1::ERROR_CODE_UNSUPPORTED_VERSION, "protocol version " + std::to_string(out.protocol_version()) +
+                                                              " is not supported; this peer speaks " +
+                                                              std::to_string(kProtocolVersion)};
   }
   if (out.body_case() == v1::Envelope::BODY_NOT_SET) {
     return FrameError{v1::ERROR_CODE_UNEXPECTED_MESSAGE, "envelope carries no known message (unknown or empty body)"};
@@ -98,6 +98,8 @@ std::optional<std::string> FrameDecoder::next() {
   return out;
 }
 
-std::size_t FrameDecoder::pending_bytes() const { return header_.size() + (expected_ ? body_.size() + 4 : 0); }
+std::size_t FrameDecoder::pending_bytes() const {
+  return header_.size() + (expected_ ? body_.size() + 4 : 0);
+}
 
 }  // namespace sotto::net

@@ -71,7 +71,9 @@ void load_ca(ssl::context& ctx, const std::filesystem::path& ca_file) {
   }
 }
 
-int refuse_passphrase(char*, int, int, void*) { return 0; }
+int refuse_passphrase(char*, int, int, void*) {
+  return 0;
+}
 
 // Loads cert_file (with any intermediates) and key_file, and checks that they belong together.
 void load_identity(ssl::context& ctx, const std::filesystem::path& cert_file, const std::filesystem::path& key_file) {
