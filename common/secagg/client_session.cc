@@ -1,0 +1,282 @@
+#include "common/secagg/client_session.h"
+
+#include <openssl/crypto.h>
+
+#include <algorithm>
+#include <set>
+#include <utility>
+
+#include "common/crypto/hkdf.h"
+#include "common/crypto/prg.h"
+#include "common/crypto/random.h"
+#include "common/util/error.h"
+
+namespace sotto::secagg {
+
+namespace {
+
+void append_be(std::vector<std::uint8_t>& out, std::uint64_t v, int bytes) {
+  for (int s = 8 * (bytes - 1); s >= 0; s -= 8) out.push_back(static_cast<std::uint8_t>(v >> s));
+}
+
+std::uint32_t read_be32(const std::uint8_t* p) {
+  return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) | p[3];
+}
+
+std::vector<std::uint8_t> pair_info(std::string_view label, std::uint64_t round_id, ClientIndex i, ClientIndex j) {
+  std::vector<std::uint8_t> info(label.begin(), label.end());
+  append_be(info, round_id, 8);
+  append_be(info, std::min(i, j), 4);
+  append_be(info, std::max(i, j), 4);
+  return info;
+}
+
+crypto::SecretArray<crypto::kAeadKeyBytes> channel_key(const crypto::X25519KeyPair& mine,
+                                                       const crypto::X25519PublicKey& peer, std::uint64_t round_id,
+                                                       ClientIndex i, ClientIndex j) {
+  const auto shared = mine.agree(peer);
+  crypto::SecretArray<crypto::kAeadKeyBytes> key;
+  crypto::hkdf_sha256(shared, {}, pair_info(kChannelKeyInfo, round_id, i, j), key);
+  return key;
+}
+
+}  // namespace
+
+void validate_round_config(const RoundConfig& c) {
+  const std::string where = "secagg: round " + std::to_string(c.round_id) + ": ";
+  if (c.n < 3) throw Error(where + "secure aggregation needs n >= 3 clients, got " + std::to_string(c.n));
+  if (c.k < 1 || c.k > c.n - 1 || (c.k % 2 != 0 && c.k != c.n - 1)) {
+    throw Error(where + "the degree k must be even and in 2..n-2, or n - 1; got k = " + std::to_string(c.k) +
+                " for n = " + std::to_string(c.n));
+  }
+  if (c.t < 2 || c.t > c.k || 2 * static_cast<std::uint64_t>(c.t) <= c.k) {
+    throw Error(where + "the threshold t must satisfy k/2 < t <= k and t >= 2; got t = " + std::to_string(c.t) +
+                " for k = " + std::to_string(c.k));
+  }
+  if (c.vector_length < 1 || c.vector_length > (std::uint64_t{1} << 32)) {
+    throw Error(where + "the vector length must be in 1..2^32, got " + std::to_string(c.vector_length));
+  }
+}
+
+crypto::SecretArray<kPairwiseSeedBytes> pairwise_mask_seed(const crypto::X25519KeyPair& mine,
+                                                           const crypto::X25519PublicKey& peer, std::uint64_t round_id,
+                                                           ClientIndex i, ClientIndex j) {
+  const auto shared = mine.agree(peer);
+  crypto::SecretArray<kPairwiseSeedBytes> seed;
+  crypto::hkdf_sha256(shared, {}, pair_info(kPairwiseMaskInfo, round_id, i, j), seed);
+  return seed;
+}
+
+ClientSession::ClientSession(RoundConfig config, ClientIndex my_index, std::vector<std::uint32_t> input)
+    : config_(config), me_(my_index), input_(std::move(input)) {
+  validate_round_config(config_);
+  if (me_ >= config_.n) {
+    throw Error("secagg: client index " + std::to_string(me_) +
+                " is outside 0..n-1 for n = " + std::to_string(config_.n));
+  }
+  if (input_.size() != config_.vector_length) {
+    throw Error("secagg: client " + std::to_string(me_) + "'s input has " + std::to_string(input_.size()) +
+                " entries, the round expects " + std::to_string(config_.vector_length));
+  }
+}
+
+ClientSession::~ClientSession() {
+  wipe();
+}
+
+void ClientSession::wipe() {
+  if (!input_.empty()) OPENSSL_cleanse(input_.data(), input_.size() * sizeof(std::uint32_t));
+  input_.clear();
+  channel_.reset();
+  mask_.reset();
+  OPENSSL_cleanse(self_mask_seed_.data(), self_mask_seed_.size());
+  channel_keys_.clear();
+  held_.clear();
+}
+
+void ClientSession::fail(const std::string& why) {
+  step_ = Step::kAborted;
+  wipe();
+  throw Error("secagg: client " + std::to_string(me_) + ", round " + std::to_string(config_.round_id) +
+              ": aborted: " + why);
+}
+
+void ClientSession::expect(Step step, std::string_view call) {
+  if (step_ == step) return;
+  if (step_ == Step::kAborted) {
+    throw Error("secagg: client " + std::to_string(me_) + ", round " + std::to_string(config_.round_id) + ": " +
+                std::string(call) + " after the session aborted");
+  }
+  // A call out of order (or a repeated message) is itself a protocol violation: abort.
+  fail(std::string(call) + " arrived out of order (a repeated or early message)");
+}
+
+template <typename F>
+auto ClientSession::guarded(F&& body) {
+  try {
+    return body();
+  } catch (const Error& e) {
+    if (step_ == Step::kAborted) throw;
+    fail(e.what());
+  }
+}
+
+AdvertiseKeys ClientSession::start() {
+  expect(Step::kNew, "start");
+  return guarded([&] {
+    channel_.emplace(crypto::X25519KeyPair::generate());
+    mask_.emplace(crypto::X25519KeyPair::generate());
+    step_ = Step::kAdvertised;
+    return AdvertiseKeys{channel_->public_key(), mask_->public_key()};
+  });
+}
+
+EncryptedShares ClientSession::on_key_directory(const KeyDirectory& directory) {
+  expect(Step::kAdvertised, "the key directory");
+  return guarded([&] { return share_keys(directory); });
+}
+
+MaskedInput ClientSession::on_shares(const SharesForYou& shares) {
+  expect(Step::kShared, "the neighbours' shares");
+  return guarded([&] { return mask_input(shares); });
+}
+
+UnmaskResponse ClientSession::on_unmask_request(const UnmaskRequest& request) {
+  expect(Step::kMasked, "the unmask request");
+  return guarded([&] { return unmask(request); });
+}
+
+EncryptedShares ClientSession::share_keys(const KeyDirectory& directory) {
+  if (!directory.keys.empty() && directory.keys.rbegin()->first >= config_.n) {
+    fail("the key directory names client " + std::to_string(directory.keys.rbegin()->first) + ", outside 0..n-1");
+  }
+  const auto own = directory.keys.find(me_);
+  if (own == directory.keys.end() || own->second.channel_public != channel_->public_key() ||
+      own->second.mask_public != mask_->public_key()) {
+    fail("the key directory does not carry this client's own public keys");
+  }
+  graph_.emplace(config_.n, config_.k, directory.seed);
+  std::vector<crypto::X25519PublicKey> seen{channel_->public_key(), mask_->public_key()};
+  for (ClientIndex j : graph_->neighbours(me_)) {
+    const auto it = directory.keys.find(j);
+    if (it == directory.keys.end()) continue;
+    neighbour_keys_.emplace(j, it->second);
+    seen.push_back(it->second.channel_public);
+    seen.push_back(it->second.mask_public);
+  }
+  if (neighbour_keys_.size() < config_.t) {
+    fail("only " + std::to_string(neighbour_keys_.size()) + " of its " + std::to_string(config_.k) +
+         " neighbours advertised keys, below the threshold t = " + std::to_string(config_.t));
+  }
+  std::sort(seen.begin(), seen.end());
+  if (std::adjacent_find(seen.begin(), seen.end()) != seen.end()) {
+    fail("the key directory repeats a public key among this client's neighbours");
+  }
+
+  crypto::random_bytes(self_mask_seed_);
+  const auto mask_private = mask_->private_bytes();
+  const auto self_mask_shares = crypto::split(self_mask_seed_, config_.t, config_.k);
+  const auto mask_key_shares = crypto::split(mask_private, config_.t, config_.k);
+
+  EncryptedShares out;
+  out.shares.reserve(neighbour_keys_.size());
+  crypto::SecretBytes plaintext;
+  plaintext.reserve(kSharePlaintextBytes);
+  for (const auto& [j, keys] : neighbour_keys_) {
+    const std::uint32_t rank = *graph_->rank_of(me_, j);
+    auto key = channel_key(*channel_, keys.channel_public, config_.round_id, me_, j);
+    plaintext.clear();
+    for (int s = 24; s >= 0; s -= 8) plaintext.push_back(static_cast<std::uint8_t>(me_ >> s));
+    for (int s = 24; s >= 0; s -= 8) plaintext.push_back(static_cast<std::uint8_t>(j >> s));
+    const auto b_share = self_mask_shares[rank].to_bytes();
+    const auto key_share = mask_key_shares[rank].to_bytes();
+    plaintext.insert(plaintext.end(), b_share.begin(), b_share.end());
+    plaintext.insert(plaintext.end(), key_share.begin(), key_share.end());
+    out.shares.push_back({j, crypto::seal(key, crypto::share_associated_data(config_.round_id, me_, j), plaintext)});
+    channel_keys_.emplace(j, std::move(key));
+  }
+  channel_.reset();  // the channel keys are derived; the private key is no longer needed
+  step_ = Step::kShared;
+  return out;
+}
+
+MaskedInput ClientSession::mask_input(const SharesForYou& shares) {
+  for (const auto& share : shares.shares) {
+    const ClientIndex sender = share.peer;
+    const auto key = channel_keys_.find(sender);
+    if (key == channel_keys_.end()) {
+      fail("received shares from client " + std::to_string(sender) + ", which is not an advertised neighbour");
+    }
+    if (held_.count(sender) != 0) fail("received shares from client " + std::to_string(sender) + " twice");
+    const auto plaintext =
+        crypto::open(key->second, crypto::share_associated_data(config_.round_id, sender, me_), share.ciphertext);
+    if (!plaintext) fail("the shares from client " + std::to_string(sender) + " do not authenticate");
+    if (plaintext->size() != kSharePlaintextBytes || read_be32(plaintext->data()) != sender ||
+        read_be32(plaintext->data() + 4) != me_) {
+      fail("the shares from client " + std::to_string(sender) + " name the wrong sender or recipient");
+    }
+    const std::span<const std::uint8_t> body(plaintext->data() + 8, 2 * crypto::kShamirShareBytes);
+    HeldShares held{crypto::Share::from_bytes(body.first(crypto::kShamirShareBytes)),
+                    crypto::Share::from_bytes(body.last(crypto::kShamirShareBytes))};
+    const std::uint32_t x = *graph_->rank_of(sender, me_) + 1;
+    if (held.self_mask.x != x || held.mask_key.x != x) {
+      fail("the shares from client " + std::to_string(sender) + " carry the wrong x-coordinate");
+    }
+    held_.emplace(sender, std::move(held));
+  }
+  if (held_.size() < config_.t) {
+    fail("only " + std::to_string(held_.size()) +
+         " neighbours sent shares, below the threshold t = " + std::to_string(config_.t));
+  }
+
+  MaskedInput out{std::move(input_)};
+  input_.clear();
+  crypto::add_mask(out.y, self_mask_seed_, crypto::MaskSign::kAdd);
+  for (const auto& [j, unused] : held_) {
+    const auto seed = pairwise_mask_seed(*mask_, neighbour_keys_.at(j).mask_public, config_.round_id, me_, j);
+    crypto::add_mask(out.y, seed, me_ < j ? crypto::MaskSign::kAdd : crypto::MaskSign::kSubtract);
+  }
+  mask_.reset();
+  step_ = Step::kMasked;
+  return out;
+}
+
+UnmaskResponse ClientSession::unmask(const UnmaskRequest& request) {
+  std::set<ClientIndex> named;
+  auto check = [&](const std::vector<ClientIndex>& list, const char* what) {
+    for (ClientIndex j : list) {
+      if (held_.count(j) == 0) {
+        fail(std::string("the unmask request lists client ") + std::to_string(j) + " as " + what +
+             ", but it never sent this client shares");
+      }
+      if (!named.insert(j).second) {
+        fail("the unmask request names client " + std::to_string(j) +
+             " twice (asking for both of its secrets is refused)");
+      }
+    }
+  };
+  check(request.survivors, "a survivor");
+  check(request.dropped, "dropped");
+  if (named.size() != held_.size()) {
+    fail("the unmask request accounts for " + std::to_string(named.size()) + " of the " + std::to_string(held_.size()) +
+         " neighbours that sent shares");
+  }
+  if (request.survivors.size() < config_.t) {
+    fail("only " + std::to_string(request.survivors.size()) +
+         " neighbours survived, below the threshold t = " + std::to_string(config_.t));
+  }
+  UnmaskResponse out;
+  for (ClientIndex j : request.survivors) {
+    const auto bytes = held_.at(j).self_mask.to_bytes();
+    out.self_mask_shares.push_back({j, Bytes(bytes.begin(), bytes.end())});
+  }
+  for (ClientIndex j : request.dropped) {
+    const auto bytes = held_.at(j).mask_key.to_bytes();
+    out.mask_key_shares.push_back({j, Bytes(bytes.begin(), bytes.end())});
+  }
+  step_ = Step::kDone;
+  wipe();
+  return out;
+}
+
+}  // namespace sotto::secagg
