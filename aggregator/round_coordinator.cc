@@ -35,6 +35,7 @@ RoundCoordinator::RoundCoordinator(CoordinatorOptions options, CoordinatorStart 
     throw Error("cohort_min must be between 1 and cohort_target (" + std::to_string(options_.cohort_target) + ")");
   }
   if (!strategy_) throw Error("RoundCoordinator needs a strategy");
+  if (!start.strategy_state.empty()) strategy_->load_state(start.strategy_state, *global_);
 }
 
 Actions RoundCoordinator::start(TimePoint now) {
@@ -264,7 +265,9 @@ void RoundCoordinator::close_round(TimePoint now, bool completed, const std::str
   }
   cohort_.clear();
   ++round_id_;
-  out.push_back(action::RoundClosed{report_, global_, round_id_, completed_rounds_});
+  out.push_back(action::RoundClosed{report_, global_, strategy_->name(),
+                                    std::make_shared<const model::ModelParameters>(strategy_->save_state()),
+                                    round_id_, completed_rounds_});
   if (finished) {
     phase_ = Phase::kFinished;
     for (const auto& [conn, id] : waiting_) out.push_back(action::SendFinished{conn, completed_rounds_});

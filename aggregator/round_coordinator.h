@@ -56,6 +56,7 @@ struct CoordinatorStart {
   model::ModelParameters global_model;
   std::uint64_t next_round_id = 1;
   std::uint64_t completed_rounds = 0;
+  model::ModelParameters strategy_state;  // from Strategy::save_state(); empty for a fresh start
 };
 
 struct ClientUpdate {
@@ -118,9 +119,11 @@ struct Reject {  // error frame, then close
   v1::ErrorCode code;
   std::string message;
 };
-struct RoundClosed {  // checkpoint (global_model, next_round_id, completed_rounds), evaluate, log
+struct RoundClosed {  // checkpoint (model, counters, strategy state), evaluate, log
   RoundReport report;
   std::shared_ptr<const model::ModelParameters> global_model;
+  std::string strategy;
+  std::shared_ptr<const model::ModelParameters> strategy_state;
   std::uint64_t next_round_id;
   std::uint64_t completed_rounds;
 };

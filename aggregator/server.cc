@@ -119,14 +119,19 @@ class AggregatorServer::Impl {
         throw Error("checkpoint " + path.string() + " does not match model.architecture \"" + config_.architecture +
                     "\": " + *mismatch + "; point state.dir elsewhere to start a new training");
       }
+      if (!file.strategy.empty() && file.strategy != config_.strategy.name) {
+        throw Error("checkpoint " + path.string() + " was written by strategy \"" + file.strategy +
+                    "\" but strategy.name is \"" + config_.strategy.name +
+                    "\"; keep the strategy to resume, or point state.dir elsewhere to start a new training");
+      }
       spdlog::info("resuming from {}: {} rounds completed, next round {}", path.string(), file.completed_rounds,
                    file.next_round_id);
-      return {std::move(file.model), file.next_round_id, file.completed_rounds};
+      return {std::move(file.model), file.next_round_id, file.completed_rounds, std::move(file.strategy_state)};
     }
-    codec::write_model_file(path, {1, 0, fresh});
-    if (config_.keep_round_models) codec::write_model_file(config_.state_dir / "model-round-0.sotto", {1, 0, fresh});
+    codec::write_model_file(path, {1, 0, fresh, config_.strategy.name, {}});
+    if (config_.keep_round_models) codec::write_model_file(config_.state_dir / "model-round-0.sotto", {1, 0, fresh, {}, {}});
     spdlog::info("starting a new training: {} tensors, {} parameters", fresh.size(), fresh.total_elements());
-    return {std::move(fresh), 1, 0};
+    return {std::move(fresh), 1, 0, {}};
   }
 
   std::filesystem::path checkpoint_path() const { return config_.state_dir / "checkpoint.sotto"; }
@@ -513,10 +518,11 @@ class AggregatorServer::Impl {
     const RoundTraffic traffic{bytes_in_ - logged_in_, bytes_out_ - logged_out_};
     logged_in_ = bytes_in_;
     logged_out_ = bytes_out_;
-    codec::write_model_file(checkpoint_path(), {rc.next_round_id, rc.completed_rounds, *rc.global_model});
+    codec::write_model_file(checkpoint_path(), {rc.next_round_id, rc.completed_rounds, *rc.global_model, rc.strategy,
+                                                *rc.strategy_state});
     if (rc.report.completed && config_.keep_round_models) {
       codec::write_model_file(config_.state_dir / ("model-round-" + std::to_string(rc.report.round_id) + ".sotto"),
-                              {rc.next_round_id, rc.completed_rounds, *rc.global_model});
+                              {rc.next_round_id, rc.completed_rounds, *rc.global_model, {}, {}});
     }
     if (rc.report.completed) {
       spdlog::info("round {} completed: {} of {} clients, {} examples, mean train loss {:.4f}", rc.report.round_id,

@@ -1,5 +1,7 @@
 #include "aggregator/server_optimizer.h"
 
+#include <cstring>
+
 #include <cmath>
 #include <span>
 #include <sstream>
@@ -71,6 +73,8 @@ void ServerOptimizer::init_or_check_state(const model::ModelParameters& global) 
   if (m_.empty() && steps_ == 0) {
     m_.assign(global.size(), {});
     v_.assign(global.size(), {});
+    names_.clear();
+    for (const auto& tensor : global.tensors()) names_.push_back(tensor.name);
     for (std::size_t t = 0; t < global.size(); ++t) {
       const auto& tensor = global.tensors()[t];
       if (!optimized(tensor.dtype)) continue;
@@ -140,6 +144,70 @@ model::ModelParameters ServerOptimizer::finish_round(const model::ModelParameter
   }
   ++steps_;
   return next;
+}
+
+namespace {
+
+model::Tensor flat_f64(const std::string& name, const std::vector<double>& values) {
+  model::Tensor t{name, model::DType::kFloat64, {static_cast<std::int64_t>(values.size())},
+                  std::vector<std::byte>(values.size() * sizeof(double))};
+  std::memcpy(t.data.data(), values.data(), t.data.size());
+  return t;
+}
+
+}  // namespace
+
+model::ModelParameters ServerOptimizer::save_state() const {
+  model::ModelParameters state;
+  model::Tensor steps{"steps", model::DType::kInt64, {}, std::vector<std::byte>(sizeof(std::int64_t))};
+  const auto count = static_cast<std::int64_t>(steps_);
+  std::memcpy(steps.data.data(), &count, sizeof count);
+  state.add(std::move(steps));
+  for (std::size_t t = 0; t < m_.size(); ++t) {
+    if (m_[t].empty()) continue;
+    state.add(flat_f64("m." + names_[t], m_[t]));
+    state.add(flat_f64("v." + names_[t], v_[t]));
+  }
+  return state;
+}
+
+void ServerOptimizer::load_state(const model::ModelParameters& state, const model::ModelParameters& global) {
+  const std::string who = display_name(kind_);
+  const model::Tensor* steps = state.find("steps");
+  if (!steps || steps->dtype != model::DType::kInt64 || steps->num_elements() != 1) {
+    throw Error(who + ": the checkpoint holds no optimizer state (it was written by another strategy)");
+  }
+  const std::int64_t count = steps->as<std::int64_t>()[0];
+  if (count < 0) throw Error(who + ": the checkpoint's optimizer step count is negative");
+  std::vector<std::vector<double>> m(global.size()), v(global.size());
+  std::size_t used = 1;
+  if (count > 0) {
+    for (std::size_t t = 0; t < global.size(); ++t) {
+      const auto& tensor = global.tensors()[t];
+      if (!optimized(tensor.dtype)) continue;
+      const model::Tensor* mt = state.find("m." + tensor.name);
+      const model::Tensor* vt = state.find("v." + tensor.name);
+      for (const model::Tensor* x : {mt, vt}) {
+        if (!x || x->dtype != model::DType::kFloat64 || x->num_elements() != tensor.num_elements()) {
+          throw Error(who + ": the checkpoint's optimizer state does not fit tensor '" + tensor.name +
+                      "'; start from a fresh state.dir to change the model");
+        }
+      }
+      m[t].assign(mt->as<double>().begin(), mt->as<double>().end());
+      v[t].assign(vt->as<double>().begin(), vt->as<double>().end());
+      used += 2;
+    }
+  }
+  if (used != state.size()) {
+    throw Error(who + ": the checkpoint's optimizer state holds tensors this model does not have");
+  }
+  steps_ = static_cast<std::uint64_t>(count);
+  if (count > 0) {
+    m_ = std::move(m);
+    v_ = std::move(v);
+    names_.clear();
+    for (const auto& tensor : global.tensors()) names_.push_back(tensor.name);
+  }
 }
 
 }  // namespace sotto::aggregator

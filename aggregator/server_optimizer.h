@@ -54,6 +54,9 @@ class ServerOptimizer : public Strategy {
   void begin_round(const model::ModelParameters& global) final;
   void accumulate(const model::ModelParameters& delta, std::uint64_t num_examples) final;
   model::ModelParameters finish_round(const model::ModelParameters& global) final;
+  // "steps" (int64 scalar), then "m.<tensor>" and "v.<tensor>" (float64, flat) for every optimized tensor.
+  model::ModelParameters save_state() const final;
+  void load_state(const model::ModelParameters& state, const model::ModelParameters& global) final;
 
   const ServerOptimizerOptions& options() const { return options_; }
   // Rounds finished so far (optimizer steps taken).
@@ -67,6 +70,7 @@ class ServerOptimizer : public Strategy {
   WeightedMeanDelta mean_;
   // Per tensor, per element; empty for integer tensors. Empty altogether until the first finish_round().
   std::vector<std::vector<double>> m_, v_;
+  std::vector<std::string> names_;  // the tensor names m_ and v_ were built for
   std::uint64_t steps_ = 0;
 };
 

@@ -4,6 +4,10 @@
 // one at a time as they arrive — the aggregator never holds every client's update at once — and produces the new
 // global model when the round closes. FedAvg lives in fedavg.h; server optimizers (FedAdam, FedYogi, FedAdagrad)
 // plug in here with the same interface. Strategies see only ModelParameters: no LibTorch, no sockets.
+//
+// A strategy with memory across rounds (a server optimizer's moments) exposes it through save_state/load_state
+// as named float64/int64 tensors, which the aggregator checkpoints beside the global model, so that a restarted
+// aggregator continues exactly where it stopped.
 #pragma once
 
 #include <cstdint>
@@ -23,6 +27,12 @@ class Strategy {
   virtual void accumulate(const model::ModelParameters& delta, std::uint64_t num_examples) = 0;
   // The next global model. Requires at least one accumulated update.
   virtual model::ModelParameters finish_round(const model::ModelParameters& global) = 0;
+
+  // State that must survive a restart; empty for stateless strategies.
+  virtual model::ModelParameters save_state() const { return {}; }
+  // Restores what save_state() returned, for a model laid out like `global`. Throws sotto::Error when it does not
+  // fit (another strategy's state, another model).
+  virtual void load_state(const model::ModelParameters& state, const model::ModelParameters& global);
 };
 
 }  // namespace sotto::aggregator

@@ -311,7 +311,7 @@ class Client::Impl {
     const model::ModelParameters delta = model::subtract(fit.local_model, global);
     if (config_.save_local_models) {
       codec::write_model_file(config_.state_dir / ("local-round-" + std::to_string(task.round_id()) + ".sotto"),
-                              {task.round_id(), fit.metrics.num_examples, fit.local_model});
+                              {task.round_id(), fit.metrics.num_examples, fit.local_model, {}, {}});
     }
     emit({ClientEventKind::kTrained, task.round_id(), "", fit.metrics.mean_loss});
 

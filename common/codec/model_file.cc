@@ -83,8 +83,12 @@ void write_model_file(const std::filesystem::path& path, const ModelFile& file) 
   header.set_next_round_id(file.next_round_id);
   header.set_completed_rounds(file.completed_rounds);
   *header.mutable_model() = make_manifest(file.model);
+  header.set_strategy(file.strategy);
+  *header.mutable_strategy_state() = make_manifest(file.strategy_state);
   append_message(bytes, header);
-  for_each_chunk(file.model, kChunkBytes, [&](v1::TensorChunk&& chunk) { append_message(bytes, chunk); });
+  for (const auto* params : {&file.model, &file.strategy_state}) {
+    for_each_chunk(*params, kChunkBytes, [&](v1::TensorChunk&& chunk) { append_message(bytes, chunk); });
+  }
 
   const std::filesystem::path tmp = path.string() + ".tmp";
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -116,26 +120,31 @@ ModelFile read_model_file(const std::filesystem::path& path) {
   ModelFile file;
   file.next_round_id = header.next_round_id();
   file.completed_rounds = header.completed_rounds();
-  try {
-    // The model's bytes are in the file, so its size bounds them: a damaged manifest must not make us allocate more.
-    std::error_code size_error;
-    const auto file_size = std::filesystem::file_size(path, size_error);
-    if (!size_error && header.model().total_bytes() > file_size) {
-      reader.fail("truncated or damaged (its manifest announces " + std::to_string(header.model().total_bytes()) +
-                  " bytes of tensors, but the file has only " + std::to_string(file_size) + ")");
+  file.strategy = header.strategy();
+  // The tensors' bytes are in the file, so its size bounds them: a damaged manifest must not make us allocate more.
+  std::error_code size_error;
+  const auto file_size = std::filesystem::file_size(path, size_error);
+  const std::size_t limit = size_error ? std::numeric_limits<std::size_t>::max() : static_cast<std::size_t>(file_size);
+  auto read_stream = [&](const v1::ModelManifest& manifest) {
+    if (manifest.total_bytes() > limit) {
+      reader.fail("truncated or damaged (its manifest announces " + std::to_string(manifest.total_bytes()) +
+                  " bytes of tensors, but the file has only " + std::to_string(limit) + ")");
     }
-    ModelAssembler assembler(
-        header.model(), size_error ? std::numeric_limits<std::size_t>::max() : static_cast<std::size_t>(file_size));
-    while (!assembler.complete()) {
-      v1::TensorChunk chunk;
-      reader.next(chunk);
-      if (auto err = assembler.accept(chunk)) reader.fail("inconsistent: " + *err);
+    try {
+      ModelAssembler assembler(manifest, limit);
+      while (!assembler.complete()) {
+        v1::TensorChunk chunk;
+        reader.next(chunk);
+        if (auto err = assembler.accept(chunk)) reader.fail("inconsistent: " + *err);
+      }
+      return assembler.take();
+    } catch (const Error& e) {
+      if (std::string(e.what()).rfind("model file", 0) == 0) throw;
+      reader.fail(std::string("inconsistent: ") + e.what());
     }
-    file.model = assembler.take();
-  } catch (const Error& e) {
-    if (std::string(e.what()).rfind("model file", 0) == 0) throw;
-    reader.fail(std::string("inconsistent: ") + e.what());
-  }
+  };
+  file.model = read_stream(header.model());
+  file.strategy_state = read_stream(header.strategy_state());
   return file;
 }
 

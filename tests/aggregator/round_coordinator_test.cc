@@ -60,7 +60,7 @@ struct Fixture {
     options.cohort_min = min;
     options.checkin_window = 10s;
     options.training_deadline = 60s;
-    c = std::make_unique<RoundCoordinator>(options, CoordinatorStart{weights({0, 0}), 1, 0},
+    c = std::make_unique<RoundCoordinator>(options, CoordinatorStart{weights({0, 0}), 1, 0, {}},
                                            std::make_unique<FedAvg>());
     REQUIRE(c->start(t0).empty());
   }
@@ -331,14 +331,14 @@ TEST_CASE("coordinator: resumes at the checkpointed round with the checkpointed 
   options.total_rounds = 4;
   options.cohort_target = 1;
   options.cohort_min = 1;
-  RoundCoordinator c(options, CoordinatorStart{weights({7, 8}), 3, 2}, std::make_unique<FedAvg>());
+  RoundCoordinator c(options, CoordinatorStart{weights({7, 8}), 3, 2, {}}, std::make_unique<FedAvg>());
   const TimePoint t0{};
   c.start(t0);
   auto a = c.on_hello(1, "c1", t0);
   CHECK(only<action::Admit>(a).round_id == 3);
   CHECK(values(*only<action::SendTask>(a).model) == std::vector<float>{7, 8});
   SECTION("and a checkpoint that is already complete means there is nothing left to do") {
-    RoundCoordinator done(options, CoordinatorStart{weights({7, 8}), 5, 4}, std::make_unique<FedAvg>());
+    RoundCoordinator done(options, CoordinatorStart{weights({7, 8}), 5, 4, {}}, std::make_unique<FedAvg>());
     done.start(t0);
     CHECK(done.finished());
   }
@@ -357,6 +357,6 @@ TEST_CASE("coordinator: rejects a cohort_min outside 1..cohort_target") {
   CoordinatorOptions options;
   options.cohort_target = 2;
   options.cohort_min = 3;
-  CHECK_THROWS_WITH(RoundCoordinator(options, CoordinatorStart{weights({0}), 1, 0}, std::make_unique<FedAvg>()),
+  CHECK_THROWS_WITH(RoundCoordinator(options, CoordinatorStart{weights({0}), 1, 0, {}}, std::make_unique<FedAvg>()),
                     Catch::Contains("cohort_min"));
 }

@@ -228,3 +228,49 @@ TEST_CASE("make_strategy refuses an unknown name and lists the known ones") {
   o.tau = -1;
   CHECK_THROWS_WITH(make_strategy(o), Catch::Contains("tau"));
 }
+
+TEST_CASE("a server optimizer restored from its saved state continues exactly as one that never stopped") {
+  for (const std::string name : {"fedadam", "fedyogi", "fedadagrad"}) {
+    INFO(name);
+    StrategyOptions options;
+    options.name = name;
+    auto uninterrupted = make_strategy(options);
+    auto first_life = make_strategy(options);
+    auto round = [](Strategy& s, const model::ModelParameters& global, double d) {
+      s.begin_round(global);
+      s.accumulate(params({d, -d, 2 * d}, static_cast<float>(d), 1), 3);
+      s.accumulate(params({-d, d, d}, static_cast<float>(-d), 2), 1);
+      return s.finish_round(global);
+    };
+    auto g0 = params({1, 2, 3}, 0.5f, 0);
+    auto a1 = round(*uninterrupted, g0, 0.1);
+    auto b1 = round(*first_life, g0, 0.1);
+    REQUIRE(a1 == b1);
+    // The aggregator dies here; a new process restores the checkpointed state.
+    const auto saved = first_life->save_state();
+    CHECK(saved.find("steps") != nullptr);
+    auto second_life = make_strategy(options);
+    second_life->load_state(saved, b1);
+    CHECK(round(*uninterrupted, a1, 0.3) == round(*second_life, b1, 0.3));
+  }
+}
+
+TEST_CASE("strategy state that does not fit is refused with the reason") {
+  StrategyOptions adam;
+  adam.name = "fedadam";
+  auto s = make_strategy(adam);
+  const auto global = params({1, 2, 3}, 0.5f, 0);
+  s->begin_round(global);
+  s->accumulate(params({1, 1, 1}, 1.0f, 1), 1);
+  const auto state = s->save_state();
+  s->finish_round(global);
+  StrategyOptions avg;
+  avg.name = "fedavg";
+  CHECK_THROWS_WITH(make_strategy(avg)->load_state(make_strategy(adam)->save_state(), global),
+                    Catch::Contains("another strategy"));
+  CHECK_THROWS_WITH(make_strategy(adam)->load_state(model::ModelParameters{}, global), Catch::Contains("no optimizer state"));
+  auto stepped = s->save_state();
+  auto other_model = params({1, 2, 3, 4}, 0.5f, 0);
+  CHECK_THROWS_WITH(make_strategy(adam)->load_state(stepped, other_model), Catch::Contains("does not fit tensor 'w'"));
+  CHECK_NOTHROW(make_strategy(adam)->load_state(state, global));
+}

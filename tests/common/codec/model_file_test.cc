@@ -214,4 +214,16 @@ TEST_CASE("reading a model file with a chunk out of place throws naming the file
                                    Catch::Contains("at offset 0"));
 }
 
+TEST_CASE("a model file carries the strategy's name and state beside the model", "[codec][file]") {
+  TempDir dir;
+  const fs::path path = dir.path() / "checkpoint.sotto";
+  ModelFile in{4, 3, small_model(1), "fedadam", small_model(2)};
+  write_model_file(path, in);
+  const ModelFile out = read_model_file(path);
+  CHECK(out.model == in.model);
+  CHECK(out.strategy == "fedadam");
+  CHECK(out.strategy_state == in.strategy_state);
+  CHECK_FALSE(out.strategy_state == out.model);
+}
+
 }  // namespace sotto::codec
