@@ -56,6 +56,20 @@ AggregatorConfig load_aggregator_config(const std::filesystem::path& path) {
   o.plan.weight_decay = r.get_double("plan.weight_decay", 0, 0, 1);
   o.plan.proximal_mu = r.get_double("plan.proximal_mu", 0, 0, 1e6);
 
+  auto& sa = o.secure;
+  sa.enabled = r.get_bool("secure_aggregation.enabled", false);
+  sa.clip_norm = r.get_double("secure_aggregation.clip_norm", 30.0, 1e-9, 1e12);
+  sa.dropout_rate = r.get_double("secure_aggregation.dropout_rate", 0.1, 0, 0.99);
+  sa.corruption_rate = r.get_double("secure_aggregation.corruption_rate", 0.05, 0, 0.99);
+  sa.complete_graph = r.get_bool("secure_aggregation.complete_graph", false);
+  sa.neighbours = static_cast<std::uint32_t>(r.get_int("secure_aggregation.neighbours", 0, 0, 1'000'000));
+  sa.threshold = static_cast<std::uint32_t>(r.get_int("secure_aggregation.threshold", 0, 0, 1'000'000));
+  sa.step_deadline = r.get_seconds("secure_aggregation.step_deadline_s", 30, 0.001, 86400);
+  if (sa.enabled && o.cohort_min < 3) {
+    r.fail("rounds.cohort_min", "must be at least 3 with secure aggregation (a sum of fewer would reveal inputs)");
+  }
+  if (sa.neighbours % 2 == 1) r.fail("secure_aggregation.neighbours", "must be even (a Harary graph), or 0 for auto");
+
   c.architecture = r.get_choice("model.architecture", {"fashion_cnn"}, "fashion_cnn");
   c.init_seed = static_cast<std::uint64_t>(r.get_int("model.init_seed", 1, 0, INT64_MAX));
   auto& s = c.strategy;

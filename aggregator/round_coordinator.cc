@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "common/secagg/parameters.h"
+#include "common/secagg/update_vector.h"
 #include "common/util/error.h"
 
 namespace sotto::aggregator {
@@ -127,11 +129,234 @@ void RoundCoordinator::start_training(TimePoint now, Actions& out) {
   action::SendTask task{{}, round_id_, options_.plan, global_, options_.training_deadline};
   task.plan.seed = mix(options_.seed ^ mix(round_id_));
   for (const auto& [conn, m] : cohort_) task.conns.push_back(conn);
+  if (options_.secure.enabled) {
+    try {
+      start_secure_round(task);
+    } catch (const Error& e) {  // nothing sent yet: abandon before any client trains
+      close_round(now, false, std::string("secure aggregation cannot run: ") + e.what(), out);
+      return;
+    }
+    step_started_ = now;
+    step_deadline_ = training_deadline_;
+  }
   out.push_back(std::move(task));
+}
+
+void RoundCoordinator::start_secure_round(action::SendTask& task) {
+  const auto n = static_cast<std::uint32_t>(cohort_.size());
+  if (n < 3) throw Error("it needs at least 3 clients in the cohort, and " + std::to_string(n) + " checked in");
+  const auto& s = options_.secure;
+  secagg::SecAggParameters p;
+  if (s.complete_graph || n <= 4) {
+    p = secagg::complete_graph_parameters(n, s.dropout_rate);
+  } else {
+    p = secagg::find_parameters(n, s.dropout_rate, s.corruption_rate);
+  }
+  if (s.neighbours) p.k = std::min(s.neighbours, n - 1);
+  if (s.threshold) p.t = s.threshold;
+  if (p.t > p.k || 2 * p.t <= p.k) {
+    throw Error("threshold " + std::to_string(p.t) + " must be above half of the " + std::to_string(p.k) +
+                " neighbours and at most their number");
+  }
+  secagg::RoundConfig config{round_id_, n, p.k, p.t, secagg::floating_length(*global_)};
+  session_ = std::make_unique<secagg::ServerSession>(config);
+  quantizer_.emplace(secagg::QuantizerParams{s.clip_norm, n});
+  secagg_step_ = 0;
+  report_.secagg = RoundReport::SecAgg{n, p.k, p.t};
+  action::SecAggAssignment assignment{config, s.clip_norm, {}};
+  secagg::ClientIndex next = 0;
+  for (auto& [conn, m] : cohort_) {
+    m.index = next++;
+    assignment.index[conn] = m.index;
+  }
+  task.secagg = std::move(assignment);
+}
+
+ConnectionId RoundCoordinator::conn_of(secagg::ClientIndex index) const {
+  for (const auto& [conn, m] : cohort_) {
+    if (m.index == index) return conn;
+  }
+  return 0;
+}
+
+void RoundCoordinator::reject_and_drop(ConnectionId conn, v1::ErrorCode code, const std::string& message,
+                                       Actions& out) {
+  out.push_back(action::Reject{conn, code, message});
+  drop(conn, message);
+}
+
+RoundCoordinator::Member* RoundCoordinator::secure_member(ConnectionId conn, int step, const char* what,
+                                                          Actions& out) {
+  auto it = cohort_.find(conn);
+  if (phase_ != Phase::kTraining || !secure_round() || it == cohort_.end()) {
+    out.push_back(action::Reject{conn, v1::ERROR_CODE_UNEXPECTED_MESSAGE,
+                                 std::string(what) + " sent outside a secure round this connection takes part in"});
+    waiting_.erase(conn);
+    if (it != cohort_.end()) cohort_.erase(it);
+    return nullptr;
+  }
+  if (secagg_step_ != step || it->second.secagg_done != step - 1) {
+    reject_and_drop(conn, v1::ERROR_CODE_UNEXPECTED_MESSAGE,
+                    std::string(what) + " out of order: the round is at secure aggregation step " +
+                        std::to_string(secagg_step_),
+                    out);
+    return nullptr;
+  }
+  return &it->second;
+}
+
+Actions RoundCoordinator::on_secagg_advertise(ConnectionId conn, const secagg::AdvertiseKeys& keys, TimePoint now) {
+  Actions out;
+  Member* m = secure_member(conn, 0, "advertise keys", out);
+  if (!m) {
+    maybe_close_step(now, out);
+    return out;
+  }
+  try {
+    session_->on_advertise(m->index, keys);
+    m->secagg_done = 0;
+  } catch (const Error& e) {
+    reject_and_drop(conn, v1::ERROR_CODE_INVALID_UPDATE, e.what(), out);
+  }
+  maybe_close_step(now, out);
+  return out;
+}
+
+Actions RoundCoordinator::on_secagg_shares(ConnectionId conn, const std::vector<secagg::EncryptedShare>& shares,
+                                           TimePoint now) {
+  Actions out;
+  Member* m = secure_member(conn, 1, "encrypted shares", out);
+  if (!m) {
+    maybe_close_step(now, out);
+    return out;
+  }
+  try {
+    session_->on_encrypted_shares(m->index, secagg::EncryptedShares{shares});
+    m->secagg_done = 1;
+  } catch (const Error& e) {
+    reject_and_drop(conn, v1::ERROR_CODE_INVALID_UPDATE, e.what(), out);
+  }
+  maybe_close_step(now, out);
+  return out;
+}
+
+Actions RoundCoordinator::on_secagg_unmask(ConnectionId conn, const secagg::UnmaskResponse& response, TimePoint now) {
+  Actions out;
+  Member* m = secure_member(conn, 3, "unmask response", out);
+  if (!m) {
+    maybe_close_step(now, out);
+    return out;
+  }
+  try {
+    session_->on_unmask_response(m->index, response);
+    m->secagg_done = 3;
+  } catch (const Error& e) {
+    reject_and_drop(conn, v1::ERROR_CODE_INVALID_UPDATE, e.what(), out);
+  }
+  maybe_close_step(now, out);
+  return out;
+}
+
+void RoundCoordinator::maybe_close_step(TimePoint now, Actions& out) {
+  if (phase_ != Phase::kTraining || !secure_round()) return;
+  if (cohort_.size() < options_.cohort_min) {
+    close_round(now, false,
+                "only " + std::to_string(cohort_.size()) + " clients remain, fewer than cohort_min " +
+                    std::to_string(options_.cohort_min),
+                out);
+    return;
+  }
+  for (const auto& [conn, m] : cohort_) {
+    if (m.secagg_done < secagg_step_) return;  // still waiting for someone
+  }
+  close_step(now, out);
+}
+
+void RoundCoordinator::close_step(TimePoint now, Actions& out) {
+  auto& sa = *report_.secagg;
+  sa.seconds[secagg_step_] = seconds_between(step_started_, now);
+  const int step = secagg_step_;
+  try {
+    if (step == 0) {
+      sa.advertised = static_cast<std::uint32_t>(cohort_.size());
+      action::SendKeyDirectory dir{{}, session_->close_advertise()};
+      for (const auto& [conn, m] : cohort_) dir.conns.push_back(conn);
+      out.push_back(std::move(dir));
+    } else if (step == 1) {
+      sa.shared = static_cast<std::uint32_t>(cohort_.size());
+      for (auto& [index, shares] : session_->close_share_keys()) {
+        out.push_back(action::SendShares{conn_of(index), std::move(shares.shares)});
+      }
+    } else if (step == 2) {
+      sa.masked = static_cast<std::uint32_t>(cohort_.size());
+      for (auto& [index, request] : session_->close_masked_input()) {
+        out.push_back(action::SendUnmaskRequest{conn_of(index), std::move(request)});
+      }
+    } else {
+      sa.unmasked = static_cast<std::uint32_t>(cohort_.size());
+      const secagg::AggregationResult result = session_->close_unmasking();
+      const auto t0 = std::chrono::steady_clock::now();
+      std::vector<double> mean = quantizer_->decode_sum(result.sum);
+      for (double& v : mean) v /= static_cast<double>(result.survivors.size());
+      // Every survivor's input is in the sum with equal weight: the strategy sees their unweighted mean.
+      strategy_->accumulate(secagg::unflatten_floating(mean, *global_), 1);
+      report_.aggregation_seconds += seconds_between(t0, std::chrono::steady_clock::now());
+      report_.survivors = static_cast<std::uint32_t>(result.survivors.size());
+      close_round(now, true, "", out);
+      return;
+    }
+  } catch (const Error& e) {
+    close_round(now, false, "secure aggregation step " + std::to_string(step) + " failed: " + e.what(), out);
+    return;
+  }
+  secagg_step_ = step + 1;
+  step_started_ = now;
+  step_deadline_ = now + options_.secure.step_deadline;
 }
 
 Actions RoundCoordinator::on_update(ConnectionId conn, ClientUpdate update, TimePoint now) {
   Actions out;
+  if (secure_round() && phase_ == Phase::kTraining && cohort_.count(conn)) {
+    Member* m = secure_member(conn, 2, "masked input", out);
+    if (!m) {
+      maybe_close_step(now, out);
+      return out;
+    }
+    std::optional<std::string> invalid;
+    const model::Tensor* masked = update.delta.find("secagg.masked_input");
+    if (update.round_id != round_id_) {
+      invalid = "masked input is for round " + std::to_string(update.round_id) + ", the current round is " +
+                std::to_string(round_id_);
+    } else if (update.num_examples == 0) {
+      invalid = "update reports 0 training examples";
+    } else if (!std::isfinite(update.train_loss) || !std::isfinite(update.train_accuracy) ||
+               !std::isfinite(update.train_seconds)) {
+      invalid = "update's train_loss, train_accuracy or train_seconds is not finite";
+    } else if (update.delta.size() != 1 || !masked || masked->dtype != model::DType::kInt32) {
+      invalid = "a secure round's update must be one int32 tensor named secagg.masked_input";
+    }
+    if (!invalid) {
+      auto words = masked->as<std::int32_t>();
+      secagg::MaskedInput input{std::vector<std::uint32_t>(words.begin(), words.end())};
+      try {
+        session_->on_masked_input(m->index, input);
+      } catch (const Error& e) {
+        invalid = e.what();
+      }
+    }
+    if (invalid) {
+      reject_and_drop(conn, v1::ERROR_CODE_INVALID_UPDATE, *invalid, out);
+    } else {
+      m->secagg_done = 2;
+      report_.examples += update.num_examples;
+      report_.participants.push_back(m->client_id);
+      weighted_loss_ += update.train_loss * static_cast<double>(update.num_examples);
+      weighted_accuracy_ += update.train_accuracy * static_cast<double>(update.num_examples);
+      report_.slowest_train_seconds = std::max(report_.slowest_train_seconds, update.train_seconds);
+    }
+    maybe_close_step(now, out);
+    return out;
+  }
   auto it = cohort_.find(conn);
   if (phase_ != Phase::kTraining || it == cohort_.end()) {
     out.push_back(action::Reject{conn, v1::ERROR_CODE_UNEXPECTED_MESSAGE,
@@ -199,6 +424,11 @@ Actions RoundCoordinator::on_disconnect(ConnectionId conn, const std::string& re
     cohort_.erase(it);  // left before the round started: nothing lost
     return out;
   }
+  if (secure_round()) {
+    drop(conn, "disconnected: " + reason);  // the protocol recovers without it, or abandons below threshold
+    maybe_close_step(now, out);
+    return out;
+  }
   if (it->second.uploaded) {
     cohort_.erase(it);  // its update is already in the sum
   } else {
@@ -215,6 +445,23 @@ Actions RoundCoordinator::on_tick(TimePoint now) {
       start_training(now, out);
     } else {
       checkin_deadline_ = now + options_.checkin_window;  // keep waiting for enough clients
+    }
+  } else if (phase_ == Phase::kTraining && secure_round()) {
+    if (now < step_deadline_) return out;
+    std::vector<ConnectionId> late;
+    for (const auto& [conn, m] : cohort_) {
+      if (m.secagg_done < secagg_step_) late.push_back(conn);
+    }
+    for (ConnectionId conn : late) {
+      reject_and_drop(conn, v1::ERROR_CODE_DEADLINE_EXCEEDED,
+                      "no answer before secure aggregation step " + std::to_string(secagg_step_) +
+                          "'s deadline; the round went on without it",
+                      out);
+    }
+    if (cohort_.size() < options_.cohort_min) {
+      maybe_close_step(now, out);
+    } else {
+      close_step(now, out);
     }
   } else if (phase_ == Phase::kTraining && now >= training_deadline_) {
     std::vector<ConnectionId> late;
@@ -264,6 +511,8 @@ void RoundCoordinator::close_round(TimePoint now, bool completed, const std::str
                                           completed ? "round completed" : "round abandoned: " + abandon_reason});
   }
   cohort_.clear();
+  session_.reset();
+  quantizer_.reset();
   ++round_id_;
   out.push_back(action::RoundClosed{report_, global_, strategy_->name(),
                                     std::make_shared<const model::ModelParameters>(strategy_->save_state()),
@@ -285,7 +534,7 @@ Actions RoundCoordinator::on_round_recorded(TimePoint now) {
 
 std::optional<TimePoint> RoundCoordinator::next_deadline() const {
   if (phase_ == Phase::kCheckIn) return checkin_deadline_;
-  if (phase_ == Phase::kTraining) return training_deadline_;
+  if (phase_ == Phase::kTraining) return secure_round() ? step_deadline_ : training_deadline_;
   return std::nullopt;
 }
 

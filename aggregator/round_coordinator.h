@@ -29,6 +29,9 @@
 #include <vector>
 
 #include "aggregator/strategy.h"
+#include "common/secagg/messages.h"
+#include "common/secagg/quantizer.h"
+#include "common/secagg/server_session.h"
 #include "common/ml/training_plan.h"
 #include "common/model/parameters.h"
 #include "sotto/v1/sotto.pb.h"
@@ -40,6 +43,19 @@ using Clock = std::chrono::steady_clock;
 using TimePoint = Clock::time_point;
 using Duration = Clock::duration;
 
+// Secure aggregation (SecAgg+): the aggregator learns only the sum of the surviving clients' clipped, quantized
+// updates and applies their unweighted mean through the strategy.
+struct SecureAggregationOptions {
+  bool enabled = false;
+  double clip_norm = 30.0;         // L2 bound on each client's update (floating-point tensors)
+  double dropout_rate = 0.1;       // expected fraction of clients lost during a round, for choosing k and t
+  double corruption_rate = 0.05;   // fraction of clients assumed to collude with the aggregator
+  bool complete_graph = false;     // k = n - 1: the original SecAgg instead of SecAgg+
+  std::uint32_t neighbours = 0;    // fixed k (even, < n), 0 = chosen by secagg::find_parameters
+  std::uint32_t threshold = 0;     // fixed t, 0 = chosen with k
+  Duration step_deadline = std::chrono::seconds(30);  // for each of the steps after training
+};
+
 struct CoordinatorOptions {
   std::uint64_t total_rounds = 5;
   std::uint32_t cohort_target = 8;
@@ -49,6 +65,7 @@ struct CoordinatorOptions {
   Duration retry_delay = std::chrono::seconds(5);
   ml::TrainingPlan plan;
   std::uint64_t seed = 0;
+  SecureAggregationOptions secure;
 };
 
 // Where a resumed aggregator starts.
@@ -81,6 +98,12 @@ struct RoundReport {
   double checkin_seconds = 0;
   double training_seconds = 0;     // task sent to round closed
   double aggregation_seconds = 0;  // CPU time in the strategy (measured, for reporting only)
+  struct SecAgg {
+    std::uint32_t n = 0, k = 0, t = 0;
+    std::uint32_t advertised = 0, shared = 0, masked = 0, unmasked = 0;  // clients that completed each step
+    double seconds[4] = {0, 0, 0, 0};                                    // each step, from its start to its close
+  };
+  std::optional<SecAgg> secagg;
   std::vector<std::string> participants;
   std::vector<std::pair<std::string, std::string>> dropped;  // client id, reason
 };
@@ -95,12 +118,30 @@ struct RetryLater {  // then close
   Duration delay;
   std::string reason;
 };
+struct SecAggAssignment {
+  secagg::RoundConfig config;
+  double clip_norm;
+  std::map<ConnectionId, secagg::ClientIndex> index;  // each connection's index in the secure round
+};
 struct SendTask {  // the same task and model to every connection listed
   std::vector<ConnectionId> conns;
   std::uint64_t round_id;
   ml::TrainingPlan plan;
   std::shared_ptr<const model::ModelParameters> model;
   Duration deadline;
+  std::optional<SecAggAssignment> secagg;  // set for a secure round
+};
+struct SendKeyDirectory {  // SecAgg R0 result, to every client that advertised
+  std::vector<ConnectionId> conns;
+  secagg::KeyDirectory directory;
+};
+struct SendShares {  // SecAgg R1 result: the ciphertexts addressed to this client
+  ConnectionId conn;
+  std::vector<secagg::EncryptedShare> shares;
+};
+struct SendUnmaskRequest {  // SecAgg R2 result
+  ConnectionId conn;
+  secagg::UnmaskRequest request;
 };
 struct SendRoundResult {  // then close
   ConnectionId conn;
@@ -130,7 +171,8 @@ struct RoundClosed {  // checkpoint (model, counters, strategy state), evaluate,
 }  // namespace action
 
 using Action = std::variant<action::Admit, action::RetryLater, action::SendTask, action::SendRoundResult,
-                            action::SendFinished, action::Reject, action::RoundClosed>;
+                            action::SendFinished, action::Reject, action::RoundClosed, action::SendKeyDirectory,
+                            action::SendShares, action::SendUnmaskRequest>;
 using Actions = std::vector<Action>;
 
 class RoundCoordinator {
@@ -141,7 +183,13 @@ class RoundCoordinator {
 
   Actions start(TimePoint now);
   Actions on_hello(ConnectionId conn, const std::string& client_id, TimePoint now);
+  // A plain round's update, or in a secure round the masked input (delta = one int32 tensor
+  // "secagg.masked_input" of the round's vector length).
   Actions on_update(ConnectionId conn, ClientUpdate update, TimePoint now);
+  // Secure rounds: R0, R1 and R3 messages.
+  Actions on_secagg_advertise(ConnectionId conn, const secagg::AdvertiseKeys& keys, TimePoint now);
+  Actions on_secagg_shares(ConnectionId conn, const std::vector<secagg::EncryptedShare>& shares, TimePoint now);
+  Actions on_secagg_unmask(ConnectionId conn, const secagg::UnmaskResponse& response, TimePoint now);
   Actions on_disconnect(ConnectionId conn, const std::string& reason, TimePoint now);
   Actions on_tick(TimePoint now);
   // The caller has checkpointed, evaluated and logged the last RoundClosed: open the next round's check-in.
@@ -161,6 +209,8 @@ class RoundCoordinator {
   struct Member {
     std::string client_id;
     bool uploaded = false;
+    secagg::ClientIndex index = 0;  // in a secure round
+    int secagg_done = -1;           // last SecAgg step this client completed (0..3)
   };
 
   void open_checkin(TimePoint now, Actions& out);
@@ -169,6 +219,14 @@ class RoundCoordinator {
   void maybe_close_round(TimePoint now, Actions& out);
   void close_round(TimePoint now, bool completed, const std::string& abandon_reason, Actions& out);
   bool has_client(const std::string& client_id) const;
+  // Secure rounds.
+  bool secure_round() const { return session_ != nullptr; }
+  void start_secure_round(action::SendTask& task);
+  Member* secure_member(ConnectionId conn, int step, const char* what, Actions& out);
+  void reject_and_drop(ConnectionId conn, v1::ErrorCode code, const std::string& message, Actions& out);
+  void maybe_close_step(TimePoint now, Actions& out);
+  void close_step(TimePoint now, Actions& out);
+  ConnectionId conn_of(secagg::ClientIndex index) const;
   std::uint32_t pending() const;
 
   CoordinatorOptions options_;
@@ -185,6 +243,11 @@ class RoundCoordinator {
   TimePoint training_started_{};
   TimePoint training_deadline_{};
   RoundReport report_;
+  std::unique_ptr<secagg::ServerSession> session_;
+  std::optional<secagg::Quantizer> quantizer_;
+  int secagg_step_ = 0;  // the SecAgg step being collected (0 advertise .. 3 unmask)
+  TimePoint step_started_{};
+  TimePoint step_deadline_{};
   double weighted_loss_ = 0;
   double weighted_accuracy_ = 0;
 };

@@ -31,6 +31,16 @@ nlohmann::json round_record(const RoundReport& r, std::uint64_t completed_rounds
                   {"aggregation", r.aggregation_seconds},
                   {"slowest_client_training", r.slowest_train_seconds},
                   {"evaluation", eval_seconds}};
+  if (r.secagg) {
+    const auto& s = *r.secagg;
+    j["secagg"] = {{"n", s.n},
+                   {"k", s.k},
+                   {"t", s.t},
+                   {"survivors", {{"advertised", s.advertised}, {"shared", s.shared}, {"masked", s.masked},
+                                  {"unmasked", s.unmasked}}},
+                   {"seconds", {{"advertise", s.seconds[0]}, {"share_keys", s.seconds[1]},
+                                {"masked_input", s.seconds[2]}, {"unmask", s.seconds[3]}}}};
+  }
   j["bytes_in"] = traffic.bytes_in;
   j["bytes_out"] = traffic.bytes_out;
   return j;

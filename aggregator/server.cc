@@ -17,6 +17,7 @@
 #include "common/codec/plan_codec.h"
 #include "common/net/frame_io.h"
 #include "common/net/tls_context.h"
+#include "common/secagg/wire_codec.h"
 #include "common/util/error.h"
 
 namespace sotto::aggregator {
@@ -322,6 +323,8 @@ class AggregatorServer::Impl {
         }
         if (env.has_update()) {
           co_await receive_update(c, env.update(), buffer);
+        } else if (env.has_secagg_advertise() || env.has_secagg_shares() || env.has_secagg_unmask_response()) {
+          secagg_message(c, env);
         } else {
           violation(c, v1::ERROR_CODE_UNEXPECTED_MESSAGE, "unexpected " + net::body_name(env) + " message after hello");
         }
@@ -422,6 +425,22 @@ class AggregatorServer::Impl {
     dispatch(coordinator_->on_update(c->id, std::move(update), Clock::now()));
   }
 
+  // A SecAgg+ step message: decoded here, judged by the coordinator.
+  void secagg_message(const std::shared_ptr<Connection>& c, const v1::Envelope& env) {
+    const auto now = Clock::now();
+    try {
+      if (env.has_secagg_advertise()) {
+        dispatch(coordinator_->on_secagg_advertise(c->id, secagg::from_proto(env.secagg_advertise()), now));
+      } else if (env.has_secagg_shares()) {
+        dispatch(coordinator_->on_secagg_shares(c->id, secagg::from_proto(env.secagg_shares()), now));
+      } else {
+        dispatch(coordinator_->on_secagg_unmask(c->id, secagg::from_proto(env.secagg_unmask_response()), now));
+      }
+    } catch (const Error& e) {
+      violation(c, v1::ERROR_CODE_INVALID_UPDATE, e.what());
+    }
+  }
+
   // ---- coordinator actions -------------------------------------------------------------------------------------
   std::shared_ptr<Connection> find(ConnectionId id) {
     auto it = connections_.find(id);
@@ -485,6 +504,28 @@ class AggregatorServer::Impl {
                        }
                      },
                      [&](action::RoundClosed& x) { round_closed(x); },
+                     [&](action::SendKeyDirectory& x) {
+                       v1::Envelope env;
+                       *env.mutable_secagg_key_directory() = secagg::to_proto(x.directory);
+                       auto frame = std::make_shared<const std::string>(frame_of(std::move(env)));
+                       for (ConnectionId id : x.conns) {
+                         if (auto c = find(id)) send(c, frame);
+                       }
+                     },
+                     [&](action::SendShares& x) {
+                       if (auto c = find(x.conn)) {
+                         v1::Envelope env;
+                         *env.mutable_secagg_shares() = secagg::to_proto(x.shares);
+                         send(c, std::move(env));
+                       }
+                     },
+                     [&](action::SendUnmaskRequest& x) {
+                       if (auto c = find(x.conn)) {
+                         v1::Envelope env;
+                         *env.mutable_secagg_unmask_request() = secagg::to_proto(x.request);
+                         send(c, std::move(env));
+                       }
+                     },
                  },
                  a);
     }
@@ -504,14 +545,32 @@ class AggregatorServer::Impl {
     *t->mutable_model() = codec::make_manifest(*task.model);
     t->set_deadline_ms(
         static_cast<std::uint32_t>(std::chrono::duration_cast<std::chrono::milliseconds>(task.deadline).count()));
-    auto task_frame = std::make_shared<const std::string>(frame_of(std::move(env)));
+    if (task.secagg) {
+      auto* s = t->mutable_secagg();
+      s->set_n(task.secagg->config.n);
+      s->set_k(task.secagg->config.k);
+      s->set_t(task.secagg->config.t);
+      s->set_vector_length(task.secagg->config.vector_length);
+      s->set_clip_norm(task.secagg->clip_norm);
+    }
+    auto task_frame = std::make_shared<const std::string>(frame_of(env));
     for (ConnectionId id : task.conns) {
       auto c = find(id);
       if (!c) continue;
-      send(c, task_frame);
+      if (task.secagg) {  // the task differs per client only by its index
+        t->mutable_secagg()->set_my_index(task.secagg->index.at(id));
+        send(c, std::make_shared<const std::string>(frame_of(env)));
+      } else {
+        send(c, task_frame);
+      }
       for (const auto& f : model_frames_) send(c, f);
     }
-    spdlog::info("round {}: training started with {} clients", task.round_id, task.conns.size());
+    if (task.secagg) {
+      spdlog::info("round {}: training started with {} clients, secure aggregation with k = {}, t = {}",
+                   task.round_id, task.conns.size(), task.secagg->config.k, task.secagg->config.t);
+    } else {
+      spdlog::info("round {}: training started with {} clients", task.round_id, task.conns.size());
+    }
   }
 
   void round_closed(const action::RoundClosed& rc) {

@@ -5,6 +5,7 @@
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <cmath>
+#include <cstring>
 #include <condition_variable>
 #include <mutex>
 #include <random>
@@ -16,6 +17,10 @@
 #include "common/codec/plan_codec.h"
 #include "common/net/frame_io.h"
 #include "common/net/tls_context.h"
+#include "common/secagg/client_session.h"
+#include "common/secagg/quantizer.h"
+#include "common/secagg/update_vector.h"
+#include "common/secagg/wire_codec.h"
 #include "common/util/error.h"
 
 namespace sotto::client {
@@ -325,6 +330,43 @@ class Client::Impl {
       result.message = "local training diverged; no update sent";
       co_return;
     }
+    LedgerEntry entry{task.round_id(), "rejected", fit.metrics.num_examples, 0, 0, fit.metrics.mean_loss,
+                      l2_norm(delta)};
+    // A plain round sends the delta; a secure round sends it clipped, quantized and masked, in four steps.
+    model::ModelParameters payload = delta;
+    std::optional<secagg::ClientSession> secure;
+    if (task.has_secagg()) {
+      step = "secure aggregation";
+      const auto& sa = task.secagg();
+      const secagg::Quantizer quantizer({sa.clip_norm(), sa.n()});
+      const std::vector<float> flat = secagg::flatten_floating(delta);
+      if (flat.size() != sa.vector_length()) {
+        throw Error("secure aggregation expects " + std::to_string(sa.vector_length()) + " values, the update has " +
+                    std::to_string(flat.size()));
+      }
+      entry.secure = true;
+      entry.clip_norm = sa.clip_norm();
+      secure.emplace(secagg::RoundConfig{task.round_id(), sa.n(), sa.k(), sa.t(), sa.vector_length()}, sa.my_index(),
+                     quantizer.encode(flat, &entry.update_l2_norm));
+      v1::Envelope advertise;
+      *advertise.mutable_secagg_advertise() = secagg::to_proto(secure->start());
+      arm(config_.io_timeout);
+      co_await write(stream, std::move(advertise));
+      co_await read(stream, env, arm, config_.wait_timeout);
+      if (!env.has_secagg_key_directory()) co_return conclude(env, result, entry);
+      v1::Envelope shares;
+      *shares.mutable_secagg_shares() =
+          secagg::to_proto(secure->on_key_directory(secagg::from_proto(env.secagg_key_directory())).shares);
+      arm(config_.io_timeout);
+      co_await write(stream, std::move(shares));
+      co_await read(stream, env, arm, config_.wait_timeout);
+      if (!env.has_secagg_shares()) co_return conclude(env, result, entry);
+      const secagg::MaskedInput masked = secure->on_shares(secagg::SharesForYou{secagg::from_proto(env.secagg_shares())});
+      model::Tensor t{"secagg.masked_input", model::DType::kInt32, {static_cast<std::int64_t>(masked.y.size())},
+                      std::vector<std::byte>(masked.y.size() * sizeof(std::uint32_t))};
+      std::memcpy(t.data.data(), masked.y.data(), t.data.size());
+      payload = model::ModelParameters({std::move(t)});
+    }
     v1::Envelope upload;
     auto* u = upload.mutable_update();
     u->set_round_id(task.round_id());
@@ -332,20 +374,34 @@ class Client::Impl {
     u->set_train_loss(fit.metrics.mean_loss);
     u->set_train_accuracy(fit.metrics.accuracy);
     u->set_train_seconds(fit.metrics.seconds);
-    *u->mutable_delta() = codec::make_manifest(delta);
+    *u->mutable_delta() = codec::make_manifest(payload);
     arm(config_.io_timeout);
     co_await write(stream, std::move(upload));
-    for (const auto& frame : codec::encode_chunk_frames(delta, config_.chunk_bytes)) {
+    for (const auto& frame : codec::encode_chunk_frames(payload, config_.chunk_bytes)) {
       arm(config_.io_timeout);
       co_await net::async_write_frame(stream, *frame);
       bytes_sent_ += frame->size();
     }
     emit({ClientEventKind::kUploaded, task.round_id(), "", static_cast<double>(bytes_sent_)});
+    if (secure) {
+      co_await read(stream, env, arm, config_.wait_timeout);
+      if (!env.has_secagg_unmask_request()) co_return conclude(env, result, entry);
+      v1::Envelope response;
+      *response.mutable_secagg_unmask_response() =
+          secagg::to_proto(secure->on_unmask_request(secagg::from_proto(env.secagg_unmask_request())));
+      arm(config_.io_timeout);
+      co_await write(stream, std::move(response));
+    }
 
     step = "waiting for the round's result";
     co_await read(stream, env, arm, config_.wait_timeout);
-    LedgerEntry entry{task.round_id(),       "rejected",    fit.metrics.num_examples, bytes_sent_, bytes_received_,
-                      fit.metrics.mean_loss, l2_norm(delta)};
+    conclude(env, result, entry);
+  }
+
+  // The round's last message: its result, or an error or finished notice. Records the contribution in the ledger.
+  void conclude(const v1::Envelope& env, SessionResult& result, LedgerEntry& entry) {
+    entry.bytes_sent = bytes_sent_;
+    entry.bytes_received = bytes_received_;
     if (env.has_round_result()) {
       const auto& rr = env.round_result();
       const bool completed = rr.outcome() == v1::ROUND_OUTCOME_COMPLETED;
@@ -356,7 +412,7 @@ class Client::Impl {
       result.outcome = rr.training_finished() ? Outcome::kFinished : Outcome::kRoundDone;
       result.message = rr.training_finished() ? "training finished" : rr.message();
     } else if (!handle_terminal(env, result)) {
-      throw Error("aggregator sent " + net::body_name(env) + " where the round's result was expected");
+      throw Error("aggregator sent " + net::body_name(env) + " where the round's next step or result was expected");
     }
     if (ledger_) ledger_->append(entry);
   }

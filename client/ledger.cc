@@ -17,7 +17,9 @@ void Ledger::append(const LedgerEntry& e) const {
                    {"bytes_sent", e.bytes_sent},
                    {"bytes_received", e.bytes_received},
                    {"train_loss", e.train_loss},
-                   {"update_l2_norm", e.update_l2_norm}};
+                   {"update_l2_norm", e.update_l2_norm},
+                   {"secure_aggregation", e.secure}};
+  if (e.secure) j["clip_norm"] = e.clip_norm;
   std::ofstream out(path_, std::ios::app);
   out << j.dump() << '\n';
   if (!out) throw Error("cannot append to the ledger " + path_.string());

@@ -17,7 +17,9 @@ struct LedgerEntry {
   std::uint64_t bytes_sent = 0;
   std::uint64_t bytes_received = 0;
   double train_loss = 0;
-  double update_l2_norm = 0;
+  double update_l2_norm = 0;  // of what was sent: after clipping in a secure round
+  bool secure = false;        // sent through secure aggregation (the aggregator saw only the sum)
+  double clip_norm = 0;       // the L2 bound applied before it was sent (secure rounds)
 };
 
 class Ledger {

@@ -1,0 +1,22 @@
+// Update vectors: how a model update becomes the flat vector that secure aggregation sums, and back.
+//
+// Only floating-point tensors take part, flattened in model order (float32 and float64, each element converted to
+// float). Integer tensors (BatchNorm's num_batches_tracked) are counters, not learning signal, and would dominate
+// the clipped norm: under secure aggregation they keep the global model's value (their delta is zero).
+#pragma once
+
+#include <span>
+#include <vector>
+
+#include "common/model/parameters.h"
+
+namespace sotto::secagg {
+
+// Number of floating-point elements: the length of the vector flatten_floating returns.
+std::size_t floating_length(const model::ModelParameters& params);
+std::vector<float> flatten_floating(const model::ModelParameters& params);
+// A delta laid out like `layout`: floating tensors from `values` (floating_length(layout) of them), integer
+// tensors zero. Throws sotto::Error on a length mismatch.
+model::ModelParameters unflatten_floating(std::span<const double> values, const model::ModelParameters& layout);
+
+}  // namespace sotto::secagg

@@ -1,0 +1,203 @@
+// The coordinator running secure rounds without a network: real SecAgg+ client sessions in memory, dropouts at
+// every step, and the new global model checked against the plain mean of the survivors' clipped updates.
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <cstring>
+#include <set>
+
+#include "aggregator/fedavg.h"
+#include "aggregator/round_coordinator.h"
+#include "common/secagg/client_session.h"
+#include "common/secagg/update_vector.h"
+
+using namespace sotto;
+using namespace sotto::aggregator;
+using namespace std::chrono_literals;
+
+namespace {
+
+model::ModelParameters model_of(std::vector<float> w, std::int64_t counter) {
+  model::Tensor f{"w", model::DType::kFloat32, {static_cast<std::int64_t>(w.size())}, std::vector<std::byte>(w.size() * 4)};
+  std::memcpy(f.data.data(), w.data(), f.data.size());
+  model::Tensor c{"steps", model::DType::kInt64, {}, std::vector<std::byte>(8)};
+  std::memcpy(c.data.data(), &counter, 8);
+  return model::ModelParameters({f, c});
+}
+
+std::vector<float> weights(const model::ModelParameters& p) {
+  auto s = p.find("w")->as<float>();
+  return {s.begin(), s.end()};
+}
+
+template <typename A>
+std::vector<A> all(const Actions& actions) {
+  std::vector<A> out;
+  for (const auto& a : actions) {
+    if (auto* x = std::get_if<A>(&a)) out.push_back(*x);
+  }
+  return out;
+}
+
+// Drives n clients through one secure round; `vanish_after[c]` = the step after which client c disappears
+// (-1: before advertising; 3: never).
+struct SecureRound {
+  CoordinatorOptions options;
+  std::unique_ptr<RoundCoordinator> coordinator;
+  TimePoint now = TimePoint{} + 100s;
+  std::map<ConnectionId, std::unique_ptr<secagg::ClientSession>> sessions;
+  std::map<ConnectionId, std::vector<float>> deltas;
+  std::optional<action::RoundClosed> closed;
+  std::set<ConnectionId> gone;
+
+  SecureRound(std::uint32_t n, std::uint32_t min) {
+    options.total_rounds = 5;
+    options.cohort_target = n;
+    options.cohort_min = min;
+    options.secure.enabled = true;
+    options.secure.clip_norm = 10.0;
+    options.secure.complete_graph = true;
+    coordinator = std::make_unique<RoundCoordinator>(options, CoordinatorStart{model_of({1, 2, 3, 4}, 7), 1, 0, {}},
+                                                     std::make_unique<FedAvg>());
+    coordinator->start(now);
+  }
+
+  void absorb(const Actions& actions) {
+    for (auto& c : all<action::RoundClosed>(actions)) closed = c;
+  }
+
+  void vanish(ConnectionId conn) {
+    gone.insert(conn);
+    absorb(coordinator->on_disconnect(conn, "vanished", now));
+  }
+
+  void run(const std::vector<int>& vanish_after) {
+    const auto n = static_cast<ConnectionId>(vanish_after.size());
+    Actions task_actions;
+    for (ConnectionId c = 1; c <= n; ++c) task_actions = coordinator->on_hello(c, "c" + std::to_string(c), now);
+    auto tasks = all<action::SendTask>(task_actions);
+    REQUIRE(tasks.size() == 1);
+    REQUIRE(tasks[0].secagg);
+    const auto& sa = *tasks[0].secagg;
+    const secagg::Quantizer quantizer({sa.clip_norm, sa.config.n});
+    // Train (here: a made-up delta per client), quantize, start the session, advertise.
+    Actions out;
+    for (ConnectionId c = 1; c <= n; ++c) {
+      std::vector<float> delta = {0.5f * c, -0.25f * c, 0.1f, 1.0f};
+      deltas[c] = delta;
+      if (vanish_after[c - 1] < 0) {
+        vanish(c);
+        continue;
+      }
+      sessions[c] = std::make_unique<secagg::ClientSession>(sa.config, sa.index.at(c), quantizer.encode(delta));
+      out = coordinator->on_secagg_advertise(c, sessions[c]->start(), now);
+      absorb(out);
+    }
+    auto dirs = all<action::SendKeyDirectory>(out);
+    if (closed) return;
+    REQUIRE(dirs.size() == 1);
+    for (ConnectionId c : dirs[0].conns) {
+      if (vanish_after[c - 1] < 1) {
+        vanish(c);
+        continue;
+      }
+      out = coordinator->on_secagg_shares(c, sessions[c]->on_key_directory(dirs[0].directory).shares, now);
+      absorb(out);
+    }
+    if (closed) return;
+    auto shares = all<action::SendShares>(out);
+    for (const auto& s : shares) {
+      if (vanish_after[s.conn - 1] < 2) {
+        vanish(s.conn);
+        continue;
+      }
+      const auto masked = sessions[s.conn]->on_shares(secagg::SharesForYou{s.shares});
+      model::Tensor t{"secagg.masked_input", model::DType::kInt32, {static_cast<std::int64_t>(masked.y.size())},
+                      std::vector<std::byte>(masked.y.size() * 4)};
+      std::memcpy(t.data.data(), masked.y.data(), t.data.size());
+      ClientUpdate u;
+      u.round_id = 1;
+      u.num_examples = 10;
+      u.delta = model::ModelParameters({t});
+      out = coordinator->on_update(s.conn, std::move(u), now);
+      absorb(out);
+    }
+    if (closed) return;
+    for (const auto& r : all<action::SendUnmaskRequest>(out)) {
+      if (vanish_after[r.conn - 1] < 3) {
+        vanish(r.conn);
+        continue;
+      }
+      absorb(coordinator->on_secagg_unmask(r.conn, sessions[r.conn]->on_unmask_request(r.request), now));
+    }
+  }
+};
+
+}  // namespace
+
+TEST_CASE("secure round: the new model is the global plus the mean of the survivors' updates", "[secagg][coordinator]") {
+  // Client 5 vanishes after sending its masked input: its input is in the sum, so it counts as a survivor.
+  // Client 4 vanishes after sharing keys: its masks are removed through its reconstructed mask key.
+  SecureRound round(6, 3);
+  round.run({3, 3, 3, 1, 2, 3});
+  REQUIRE(round.closed);
+  const auto& report = round.closed->report;
+  CHECK(report.completed);
+  REQUIRE(report.secagg);
+  CHECK(report.secagg->n == 6);
+  CHECK(report.secagg->advertised == 6);
+  CHECK(report.secagg->shared == 6);
+  CHECK(report.secagg->masked == 5);
+  CHECK(report.survivors == 5);
+  std::vector<double> mean(4, 0);
+  for (ConnectionId c : {1, 2, 3, 5, 6}) {
+    for (int i = 0; i < 4; ++i) mean[i] += round.deltas[c][i] / 5.0;
+  }
+  const auto w = weights(*round.closed->global_model);
+  const std::vector<double> start = {1, 2, 3, 4};
+  for (int i = 0; i < 4; ++i) CHECK(w[i] == Approx(start[i] + mean[i]).margin(1e-5));
+  std::int64_t steps = 0;
+  std::memcpy(&steps, round.closed->global_model->find("steps")->data.data(), 8);
+  CHECK(steps == 7);  // integer buffers keep the global value under secure aggregation
+}
+
+TEST_CASE("secure round: dropouts at every step are survived above the threshold", "[secagg][coordinator]") {
+  // One client vanishes at each step: before advertising, after advertising, after sharing, after masking.
+  // Complete graph with n = 10: t = 5, and each survivor's self-mask seed needs t shares from the others.
+  SecureRound round(10, 3);
+  round.run({-1, 0, 1, 2, 3, 3, 3, 3, 3, 3});
+  REQUIRE(round.closed);
+  INFO(round.closed->report.abandon_reason);
+  CHECK(round.closed->report.completed);
+  CHECK(round.closed->report.survivors == 7);  // clients 4 (input sent) to 10
+  CHECK(round.closed->report.dropped.size() == 4);
+}
+
+TEST_CASE("secure round: too many dropouts abandon the round and leave the model unchanged", "[secagg][coordinator]") {
+  SecureRound round(5, 4);
+  round.run({3, 3, 1, 1, 3});
+  REQUIRE(round.closed);
+  CHECK_FALSE(round.closed->report.completed);
+  CHECK(weights(*round.closed->global_model) == std::vector<float>{1, 2, 3, 4});
+}
+
+TEST_CASE("secure round: a message for the wrong step is rejected and its sender dropped", "[secagg][coordinator]") {
+  SecureRound round(3, 3);
+  for (ConnectionId c = 1; c <= 3; ++c) round.coordinator->on_hello(c, "c" + std::to_string(c), round.now);
+  auto out = round.coordinator->on_secagg_shares(1, {}, round.now);
+  auto rejects = all<action::Reject>(out);
+  REQUIRE(rejects.size() == 1);
+  CHECK(rejects[0].code == v1::ERROR_CODE_UNEXPECTED_MESSAGE);
+  auto closed = all<action::RoundClosed>(out);  // 2 left, below cohort_min 3
+  REQUIRE(closed.size() == 1);
+  CHECK_FALSE(closed[0].report.completed);
+}
+
+TEST_CASE("secure round: fewer than three clients cannot run secure aggregation", "[secagg][coordinator]") {
+  SecureRound round(2, 2);
+  round.coordinator->on_hello(1, "c1", round.now);
+  auto out = round.coordinator->on_hello(2, "c2", round.now);
+  CHECK(all<action::SendTask>(out).empty());
+  auto closed = all<action::RoundClosed>(out);
+  REQUIRE(closed.size() == 1);
+  CHECK_THAT(closed[0].report.abandon_reason, Catch::Contains("at least 3 clients"));
+}
