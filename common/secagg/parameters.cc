@@ -57,8 +57,14 @@ void check_rate(double rate, const char* name) {
   }
 }
 
+// The number of clients a rate stands for, rounded down (the complete-graph rule's hard requirement).
 std::uint32_t count_of(std::uint32_t n, double rate) {
   return std::min<std::uint32_t>(n - 1, static_cast<std::uint32_t>(std::floor(rate * n)));
+}
+
+// Rounded up, for the finder's bounds: a 10% dropout rate in a cohort of 5 must still plan for one dropout.
+std::uint32_t planned_count_of(std::uint32_t n, double rate) {
+  return std::min<std::uint32_t>(n - 1, static_cast<std::uint32_t>(std::ceil(rate * n)));
 }
 
 }  // namespace
@@ -82,8 +88,8 @@ SecAggParameters find_parameters(std::uint32_t n, double dropout_rate, double co
     throw Error("secagg: the security and correctness parameters (sigma, eta) must be finite and >= 0");
   }
   const std::uint32_t others = n - 1;
-  const std::uint32_t dropped = count_of(n, dropout_rate);
-  const std::uint32_t corrupt = count_of(n, corruption_rate);
+  const std::uint32_t dropped = planned_count_of(n, dropout_rate);
+  const std::uint32_t corrupt = planned_count_of(n, corruption_rate);
   const double log2_n = std::log2(static_cast<double>(n));
   const double security_bound = -sigma - log2_n;
   const double correctness_bound = -eta - log2_n;

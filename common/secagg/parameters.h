@@ -3,8 +3,8 @@
 // Every caller takes k and t from here; they are never literals elsewhere.
 //
 // Model: each client's k neighbours are treated as a uniformly random k-subset of the other n - 1 clients (the
-// randomly relabelled Harary graph of graph.h gives each node exactly that marginal). At most D = floor(δ·n)
-// clients drop and at most C = floor(γ·n) are corrupt, all counted among the other n - 1 (the conservative case).
+// randomly relabelled Harary graph of graph.h gives each node exactly that marginal). At most D = ceil(δ·n)
+// clients drop and at most C = ceil(γ·n) are corrupt (rounded up: a rate stands for at least that many clients), all counted among the other n - 1 (the conservative case).
 // Then X = surviving neighbours ~ Hypergeometric(n-1, n-1-D, k) and Y = corrupt neighbours ~
 // Hypergeometric(n-1, C, k), whose tails are summed exactly in log space (lgamma).
 //

@@ -84,8 +84,8 @@ TEST_CASE("parameters: the threshold exceeds k/2 and the stated tail bounds hold
         REQUIRE(2 * p.t > p.k);
         REQUIRE(p.t <= p.k);
         REQUIRE(p.t >= 2);
-        const auto dropped = static_cast<std::uint32_t>(std::floor(delta * n));
-        const auto corrupt = static_cast<std::uint32_t>(std::floor(gamma * n));
+        const auto dropped = std::min(n - 1, static_cast<std::uint32_t>(std::ceil(delta * n)));
+        const auto corrupt = std::min(n - 1, static_cast<std::uint32_t>(std::ceil(gamma * n)));
         const long double fail = hypergeometric_tail(n - 1, n - 1 - dropped, p.k, p.t, false);
         const long double leak = hypergeometric_tail(n - 1, corrupt, p.k, p.t, true);
         REQUIRE(fail <= std::pow(2.0L, -20.0L) / n * 1.0001L);
