@@ -4,7 +4,8 @@
 # global model's test accuracy on the 10,000 Fashion-MNIST test images after every round.
 #   environment: DEMO_CLIENTS (default 8), DEMO_ROUNDS (default 5), DEMO_DIR (default ./demo-run),
 #                DEMO_PARTITION (iid or dirichlet, default iid), DEMO_SKIP_BUILD=1 to reuse build/,
-#                DEMO_MEASURE_RSS=1 to record each process's peak RSS in logs/<name>.rss (bench/ uses it).
+#                DEMO_MEASURE_RSS=1 to record each process's peak RSS in logs/<name>.rss (bench/ uses it),
+#                DEMO_SECAGG=0 to run without secure aggregation (on by default).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 clients=${DEMO_CLIENTS:-8}
@@ -46,6 +47,10 @@ batch_size = 32
 optimizer = "sgd"
 learning_rate = 0.05
 momentum = 0.9
+
+[secure_aggregation]
+enabled = $([ "${DEMO_SECAGG:-1}" = 1 ] && echo true || echo false)
+clip_norm = 50.0
 
 [evaluation]
 enabled = true
@@ -109,7 +114,7 @@ TOML
   pids+=($!)
 done
 
-echo "demo: aggregator on 127.0.0.1:$port, $clients clients, $rounds rounds (logs in $run/logs)"
+echo "demo: aggregator on 127.0.0.1:$port, $clients clients, $rounds rounds, secure aggregation $([ "${DEMO_SECAGG:-1}" = 1 ] && echo on || echo off) (logs in $run/logs)"
 printf '%-6s %-10s %-14s %-10s %-9s %s\n' round clients test_accuracy test_loss train_loss seconds
 shown=0
 print_new_rounds() {
