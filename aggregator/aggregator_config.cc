@@ -70,6 +70,16 @@ AggregatorConfig load_aggregator_config(const std::filesystem::path& path) {
   }
   if (sa.neighbours % 2 == 1) r.fail("secure_aggregation.neighbours", "must be even (a Harary graph), or 0 for auto");
 
+  const std::string kind = r.get_choice("task.kind", {"train", "secure_sum"}, "train");
+  const auto sum_length = static_cast<std::uint64_t>(r.get_int("task.secure_sum_length", 0, 0, 1 << 28));
+  if (kind == "secure_sum") {
+    if (sum_length == 0) r.fail("task.secure_sum_length", "is required (1 or more) for task.kind = \"secure_sum\"");
+    if (!sa.enabled) r.fail("secure_aggregation.enabled", "must be true for task.kind = \"secure_sum\"");
+    o.secure_sum_length = sum_length;
+  } else if (sum_length != 0) {
+    r.fail("task.secure_sum_length", "applies only to task.kind = \"secure_sum\"");
+  }
+
   c.architecture = r.get_choice("model.architecture", {"fashion_cnn"}, "fashion_cnn");
   c.init_seed = static_cast<std::uint64_t>(r.get_int("model.init_seed", 1, 0, INT64_MAX));
   auto& s = c.strategy;

@@ -28,8 +28,9 @@ int main(int argc, char** argv) {
     log::init_logging("aggregator", log_level.empty() ? cfg.log_level : log_level);
     ml::set_torch_threads(1);
 
+    const bool secure_sum = cfg.rounds.secure_sum_length > 0;  // federated analytics: no model at all
     aggregator::Evaluator evaluator;
-    if (cfg.evaluate) {
+    if (cfg.evaluate && !secure_sum) {
       auto test = std::make_shared<data::ImageDataset>(data::load_fashion_mnist(cfg.eval_data_dir, data::Split::kTest));
       std::shared_ptr<ml::ImageModel> model = ml::make_image_model(cfg.architecture, cfg.init_seed);
       evaluator = [test, model, max = cfg.eval_max_examples](const model::ModelParameters& params) {
@@ -37,7 +38,9 @@ int main(int argc, char** argv) {
         return model->evaluate(*test, max);
       };
     }
-    auto factory = [&cfg] { return ml::make_image_model(cfg.architecture, cfg.init_seed)->parameters(); };
+    auto factory = [&cfg, secure_sum] {
+      return secure_sum ? model::ModelParameters{} : ml::make_image_model(cfg.architecture, cfg.init_seed)->parameters();
+    };
     aggregator::AggregatorServer server(cfg, factory, evaluator);
     server.run();
     return 0;

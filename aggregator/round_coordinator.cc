@@ -150,7 +150,13 @@ void RoundCoordinator::start_secure_round(action::SendTask& task) {
   if (s.complete_graph || n <= 4) {
     p = secagg::complete_graph_parameters(n, s.dropout_rate);
   } else {
-    p = secagg::find_parameters(n, s.dropout_rate, s.corruption_rate);
+    try {
+      p = secagg::find_parameters(n, s.dropout_rate, s.corruption_rate);
+    } catch (const Error&) {
+      // Small cohorts cannot meet the finder's failure bounds with any degree: the complete graph (the original
+      // SecAgg) is then the most robust choice, and it still refuses rates it cannot survive.
+      p = secagg::complete_graph_parameters(n, s.dropout_rate);
+    }
   }
   if (s.neighbours) p.k = std::min(s.neighbours, n - 1);
   if (s.threshold) p.t = s.threshold;
@@ -158,18 +164,28 @@ void RoundCoordinator::start_secure_round(action::SendTask& task) {
     throw Error("threshold " + std::to_string(p.t) + " must be above half of the " + std::to_string(p.k) +
                 " neighbours and at most their number");
   }
-  secagg::RoundConfig config{round_id_, n, p.k, p.t, secagg::floating_length(*global_)};
+  const std::uint64_t length =
+      options_.secure_sum_length ? options_.secure_sum_length : secagg::floating_length(*global_);
+  secagg::RoundConfig config{round_id_, n, p.k, p.t, length};
   session_ = std::make_unique<secagg::ServerSession>(config);
   quantizer_.emplace(secagg::QuantizerParams{s.clip_norm, n});
   secagg_step_ = 0;
   report_.secagg = RoundReport::SecAgg{n, p.k, p.t};
   action::SecAggAssignment assignment{config, s.clip_norm, {}};
   secagg::ClientIndex next = 0;
+  secure_clients_.clear();
   for (auto& [conn, m] : cohort_) {
     m.index = next++;
     assignment.index[conn] = m.index;
+    secure_clients_[m.index] = m.client_id;
   }
   task.secagg = std::move(assignment);
+  task.secure_sum = options_.secure_sum_length > 0;
+}
+
+std::size_t RoundCoordinator::max_update_bytes() const {
+  if (secure_round()) return session_->config().vector_length * sizeof(std::uint32_t);
+  return global_->total_bytes();
 }
 
 ConnectionId RoundCoordinator::conn_of(secagg::ClientIndex index) const {
@@ -215,6 +231,7 @@ Actions RoundCoordinator::on_secagg_advertise(ConnectionId conn, const secagg::A
   try {
     session_->on_advertise(m->index, keys);
     m->secagg_done = 0;
+    ++report_.secagg->advertised;
   } catch (const Error& e) {
     reject_and_drop(conn, v1::ERROR_CODE_INVALID_UPDATE, e.what(), out);
   }
@@ -233,6 +250,7 @@ Actions RoundCoordinator::on_secagg_shares(ConnectionId conn, const std::vector<
   try {
     session_->on_encrypted_shares(m->index, secagg::EncryptedShares{shares});
     m->secagg_done = 1;
+    ++report_.secagg->shared;
   } catch (const Error& e) {
     reject_and_drop(conn, v1::ERROR_CODE_INVALID_UPDATE, e.what(), out);
   }
@@ -250,6 +268,7 @@ Actions RoundCoordinator::on_secagg_unmask(ConnectionId conn, const secagg::Unma
   try {
     session_->on_unmask_response(m->index, response);
     m->secagg_done = 3;
+    ++report_.secagg->unmasked;
   } catch (const Error& e) {
     reject_and_drop(conn, v1::ERROR_CODE_INVALID_UPDATE, e.what(), out);
   }
@@ -278,23 +297,27 @@ void RoundCoordinator::close_step(TimePoint now, Actions& out) {
   const int step = secagg_step_;
   try {
     if (step == 0) {
-      sa.advertised = static_cast<std::uint32_t>(cohort_.size());
       action::SendKeyDirectory dir{{}, session_->close_advertise()};
       for (const auto& [conn, m] : cohort_) dir.conns.push_back(conn);
       out.push_back(std::move(dir));
     } else if (step == 1) {
-      sa.shared = static_cast<std::uint32_t>(cohort_.size());
       for (auto& [index, shares] : session_->close_share_keys()) {
         out.push_back(action::SendShares{conn_of(index), std::move(shares.shares)});
       }
     } else if (step == 2) {
-      sa.masked = static_cast<std::uint32_t>(cohort_.size());
       for (auto& [index, request] : session_->close_masked_input()) {
         out.push_back(action::SendUnmaskRequest{conn_of(index), std::move(request)});
       }
     } else {
-      sa.unmasked = static_cast<std::uint32_t>(cohort_.size());
       const secagg::AggregationResult result = session_->close_unmasking();
+      if (options_.secure_sum_length) {  // federated analytics: publish the sum and whose inputs are in it
+        report_.secure_sum = result.sum;
+        report_.participants.clear();
+        for (auto index : result.survivors) report_.participants.push_back(secure_clients_.at(index));
+        report_.survivors = static_cast<std::uint32_t>(result.survivors.size());
+        close_round(now, true, "", out);
+        return;
+      }
       const auto t0 = std::chrono::steady_clock::now();
       std::vector<double> mean = quantizer_->decode_sum(result.sum);
       for (double& v : mean) v /= static_cast<double>(result.survivors.size());
@@ -348,6 +371,7 @@ Actions RoundCoordinator::on_update(ConnectionId conn, ClientUpdate update, Time
       reject_and_drop(conn, v1::ERROR_CODE_INVALID_UPDATE, *invalid, out);
     } else {
       m->secagg_done = 2;
+      ++report_.secagg->masked;
       report_.examples += update.num_examples;
       report_.participants.push_back(m->client_id);
       weighted_loss_ += update.train_loss * static_cast<double>(update.num_examples);
@@ -499,7 +523,9 @@ void RoundCoordinator::close_round(TimePoint now, bool completed, const std::str
     report_.mean_train_loss = weighted_loss_ / static_cast<double>(report_.examples);
     report_.mean_train_accuracy = weighted_accuracy_ / static_cast<double>(report_.examples);
   }
-  if (completed) {
+  if (completed && options_.secure_sum_length) {
+    ++completed_rounds_;  // nothing to train: the sum is the round's result
+  } else if (completed) {
     const auto t0 = std::chrono::steady_clock::now();
     global_ = std::make_shared<const model::ModelParameters>(strategy_->finish_round(*global_));
     report_.aggregation_seconds += seconds_between(t0, std::chrono::steady_clock::now());

@@ -66,6 +66,9 @@ struct CoordinatorOptions {
   ml::TrainingPlan plan;
   std::uint64_t seed = 0;
   SecureAggregationOptions secure;
+  // Federated analytics instead of training: each round publishes the secure sum of the survivors' integer
+  // vectors of this length (needs secure.enabled); the model and the strategy are not used.
+  std::uint64_t secure_sum_length = 0;
 };
 
 // Where a resumed aggregator starts.
@@ -104,6 +107,7 @@ struct RoundReport {
     double seconds[4] = {0, 0, 0, 0};                                    // each step, from its start to its close
   };
   std::optional<SecAgg> secagg;
+  std::vector<std::uint32_t> secure_sum;  // a secure-sum round's result (mod 2^32)
   std::vector<std::string> participants;
   std::vector<std::pair<std::string, std::string>> dropped;  // client id, reason
 };
@@ -130,6 +134,7 @@ struct SendTask {  // the same task and model to every connection listed
   std::shared_ptr<const model::ModelParameters> model;
   Duration deadline;
   std::optional<SecAggAssignment> secagg;  // set for a secure round
+  bool secure_sum = false;                 // a federated-analytics round: contribute, do not train
 };
 struct SendKeyDirectory {  // SecAgg R0 result, to every client that advertised
   std::vector<ConnectionId> conns;
@@ -200,6 +205,8 @@ class RoundCoordinator {
   Phase phase() const { return phase_; }
   bool finished() const { return phase_ == Phase::kFinished; }
   std::uint64_t round_id() const { return round_id_; }
+  // The largest update stream the current round accepts: the model's size, or a secure round's masked vector.
+  std::size_t max_update_bytes() const;
   std::uint64_t completed_rounds() const { return completed_rounds_; }
   std::shared_ptr<const model::ModelParameters> global_model() const { return global_; }
   // The client id behind a connection known to the coordinator (admitted or waiting), else empty.
@@ -245,6 +252,7 @@ class RoundCoordinator {
   RoundReport report_;
   std::unique_ptr<secagg::ServerSession> session_;
   std::optional<secagg::Quantizer> quantizer_;
+  std::map<secagg::ClientIndex, std::string> secure_clients_;  // index -> client id, for the whole round
   int secagg_step_ = 0;  // the SecAgg step being collected (0 advertise .. 3 unmask)
   TimePoint step_started_{};
   TimePoint step_deadline_{};

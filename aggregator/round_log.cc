@@ -41,6 +41,10 @@ nlohmann::json round_record(const RoundReport& r, std::uint64_t completed_rounds
                    {"seconds", {{"advertise", s.seconds[0]}, {"share_keys", s.seconds[1]},
                                 {"masked_input", s.seconds[2]}, {"unmask", s.seconds[3]}}}};
   }
+  if (!r.secure_sum.empty()) {
+    j["secure_sum"] = r.secure_sum;
+    j["contributors"] = r.participants;
+  }
   j["bytes_in"] = traffic.bytes_in;
   j["bytes_out"] = traffic.bytes_out;
   return j;

@@ -396,7 +396,7 @@ class AggregatorServer::Impl {
     if (coordinator_->phase() == RoundCoordinator::Phase::kTraining && header.round_id() == coordinator_->round_id()) {
       std::optional<codec::ModelAssembler> assembler;
       try {
-        assembler.emplace(header.delta(), coordinator_->global_model()->total_bytes());
+        assembler.emplace(header.delta(), coordinator_->max_update_bytes());
       } catch (const Error& e) {
         violation(c, v1::ERROR_CODE_INVALID_UPDATE, std::string("update rejected: ") + e.what());
         co_return;
@@ -545,6 +545,7 @@ class AggregatorServer::Impl {
     *t->mutable_model() = codec::make_manifest(*task.model);
     t->set_deadline_ms(
         static_cast<std::uint32_t>(std::chrono::duration_cast<std::chrono::milliseconds>(task.deadline).count()));
+    if (task.secure_sum) t->set_kind(v1::TASK_KIND_SECURE_SUM);
     if (task.secagg) {
       auto* s = t->mutable_secagg();
       s->set_n(task.secagg->config.n);

@@ -5,6 +5,7 @@
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <condition_variable>
 #include <mutex>
@@ -73,11 +74,12 @@ class FatalError : public Error {
 
 class Client::Impl {
  public:
-  Impl(ClientConfig config, std::shared_ptr<Trainer> trainer)
+  Impl(ClientConfig config, std::shared_ptr<Trainer> trainer, std::optional<std::vector<std::uint32_t>> contribution)
       : config_(std::move(config)),
         trainer_(std::move(trainer)),
+        contribution_(std::move(contribution)),
         ssl_(net::make_client_context({config_.ca_file, config_.cert_file, config_.key_file})) {
-    if (!trainer_) throw Error("Client needs a trainer");
+    if (!trainer_ && !contribution_) throw Error("Client needs a trainer or a contribution");
     if (!config_.state_dir.empty()) {
       std::filesystem::create_directories(config_.state_dir);
       ledger_.emplace(config_.state_dir / "ledger.jsonl");
@@ -302,23 +304,35 @@ class Client::Impl {
     const model::ModelParameters global = assembler.take();
     emit({ClientEventKind::kTaskReceived, task.round_id(), ""});
 
-    step = "training";
-    arm(std::chrono::hours(24 * 365));  // local work: no socket deadline
+    const bool contributing = task.kind() == v1::TASK_KIND_SECURE_SUM;
+    if (contributing && (!contribution_ || !task.has_secagg())) {
+      throw FatalError("the aggregator runs a secure sum, but this client has no contribution (sotto-client --contribute)");
+    }
+    if (!contributing && !trainer_) {
+      throw FatalError("this client was started to contribute to a secure sum, but the aggregator runs training");
+    }
     FitResult fit;
-    try {
-      fit = trainer_->fit(global, plan);
-    } catch (const std::exception& e) {
-      throw FatalError(std::string("local training failed: ") + e.what());
+    model::ModelParameters delta;
+    if (contributing) {
+      fit.metrics.num_examples = 1;  // one contribution
+    } else {
+      step = "training";
+      arm(std::chrono::hours(24 * 365));  // local work: no socket deadline
+      try {
+        fit = trainer_->fit(global, plan);
+      } catch (const std::exception& e) {
+        throw FatalError(std::string("local training failed: ") + e.what());
+      }
+      if (auto mismatch = fit.local_model.layout_mismatch(global)) {
+        throw FatalError("the trainer returned a model that does not match the global model: " + *mismatch);
+      }
+      delta = model::subtract(fit.local_model, global);
+      if (config_.save_local_models) {
+        codec::write_model_file(config_.state_dir / ("local-round-" + std::to_string(task.round_id()) + ".sotto"),
+                                {task.round_id(), fit.metrics.num_examples, fit.local_model, {}, {}});
+      }
+      emit({ClientEventKind::kTrained, task.round_id(), "", fit.metrics.mean_loss});
     }
-    if (auto mismatch = fit.local_model.layout_mismatch(global)) {
-      throw FatalError("the trainer returned a model that does not match the global model: " + *mismatch);
-    }
-    const model::ModelParameters delta = model::subtract(fit.local_model, global);
-    if (config_.save_local_models) {
-      codec::write_model_file(config_.state_dir / ("local-round-" + std::to_string(task.round_id()) + ".sotto"),
-                              {task.round_id(), fit.metrics.num_examples, fit.local_model, {}, {}});
-    }
-    emit({ClientEventKind::kTrained, task.round_id(), "", fit.metrics.mean_loss});
 
     step = "uploading the update";
     if (auto bad = delta.first_non_finite()) {
@@ -338,20 +352,31 @@ class Client::Impl {
     if (task.has_secagg()) {
       step = "secure aggregation";
       const auto& sa = task.secagg();
-      const secagg::Quantizer quantizer({sa.clip_norm(), sa.n()});
-      const std::vector<float> flat = secagg::flatten_floating(delta);
-      if (flat.size() != sa.vector_length()) {
-        throw Error("secure aggregation expects " + std::to_string(sa.vector_length()) + " values, the update has " +
-                    std::to_string(flat.size()));
-      }
       entry.secure = true;
-      entry.clip_norm = sa.clip_norm();
+      std::vector<std::uint32_t> input;
+      if (contributing) {
+        if (contribution_->size() != sa.vector_length()) {
+          throw FatalError("the aggregator's secure sum takes " + std::to_string(sa.vector_length()) +
+                           " integers, the contribution has " + std::to_string(contribution_->size()));
+        }
+        input = *contribution_;
+      } else {
+        const secagg::Quantizer quantizer({sa.clip_norm(), sa.n()});
+        const std::vector<float> flat = secagg::flatten_floating(delta);
+        if (flat.size() != sa.vector_length()) {
+          throw Error("secure aggregation expects " + std::to_string(sa.vector_length()) + " values, the update has " +
+                      std::to_string(flat.size()));
+        }
+        entry.clip_norm = sa.clip_norm();
+        input = quantizer.encode(flat, &entry.update_l2_norm);
+      }
       secure.emplace(secagg::RoundConfig{task.round_id(), sa.n(), sa.k(), sa.t(), sa.vector_length()}, sa.my_index(),
-                     quantizer.encode(flat, &entry.update_l2_norm));
+                     std::move(input));
       v1::Envelope advertise;
       *advertise.mutable_secagg_advertise() = secagg::to_proto(secure->start());
       arm(config_.io_timeout);
       co_await write(stream, std::move(advertise));
+      vanish_if("advertise");
       co_await read(stream, env, arm, config_.wait_timeout);
       if (!env.has_secagg_key_directory()) co_return conclude(env, result, entry);
       v1::Envelope shares;
@@ -359,6 +384,7 @@ class Client::Impl {
           secagg::to_proto(secure->on_key_directory(secagg::from_proto(env.secagg_key_directory())).shares);
       arm(config_.io_timeout);
       co_await write(stream, std::move(shares));
+      vanish_if("share_keys");
       co_await read(stream, env, arm, config_.wait_timeout);
       if (!env.has_secagg_shares()) co_return conclude(env, result, entry);
       const secagg::MaskedInput masked = secure->on_shares(secagg::SharesForYou{secagg::from_proto(env.secagg_shares())});
@@ -383,6 +409,7 @@ class Client::Impl {
       bytes_sent_ += frame->size();
     }
     emit({ClientEventKind::kUploaded, task.round_id(), "", static_cast<double>(bytes_sent_)});
+    if (secure) vanish_if("masked_input");
     if (secure) {
       co_await read(stream, env, arm, config_.wait_timeout);
       if (!env.has_secagg_unmask_request()) co_return conclude(env, result, entry);
@@ -396,6 +423,15 @@ class Client::Impl {
     step = "waiting for the round's result";
     co_await read(stream, env, arm, config_.wait_timeout);
     conclude(env, result, entry);
+  }
+
+  // Fault injection for tests (ClientConfig::vanish_after): disappear without a word after this step.
+  void vanish_if(const char* step) const {
+    if (config_.vanish_after == step) {
+      spdlog::warn("fault injection: vanishing after the secure aggregation step '{}'", step);
+      spdlog::default_logger()->flush();
+      std::_Exit(97);
+    }
   }
 
   // The round's last message: its result, or an error or finished notice. Records the contribution in the ledger.
@@ -419,6 +455,7 @@ class Client::Impl {
 
   ClientConfig config_;
   std::shared_ptr<Trainer> trainer_;
+  std::optional<std::vector<std::uint32_t>> contribution_;
   asio::ssl::context ssl_;
   std::optional<Ledger> ledger_;
   std::function<void(const ClientEvent&)> callback_;
@@ -434,7 +471,9 @@ class Client::Impl {
 };
 
 Client::Client(ClientConfig config, std::shared_ptr<Trainer> trainer)
-    : impl_(std::make_unique<Impl>(std::move(config), std::move(trainer))) {}
+    : impl_(std::make_unique<Impl>(std::move(config), std::move(trainer), std::nullopt)) {}
+Client::Client(ClientConfig config, std::vector<std::uint32_t> contribution)
+    : impl_(std::make_unique<Impl>(std::move(config), nullptr, std::move(contribution))) {}
 Client::~Client() = default;
 void Client::on_event(std::function<void(const ClientEvent&)> callback) {
   impl_->on_event(std::move(callback));

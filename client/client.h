@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "client/client_config.h"
 #include "client/trainer.h"
@@ -47,6 +48,9 @@ struct RunSummary {
 class Client {
  public:
   Client(ClientConfig config, std::shared_ptr<Trainer> trainer);
+  // A client for federated analytics: it contributes this vector (integers mod 2^32) to the aggregator's secure
+  // sums instead of training.
+  Client(ClientConfig config, std::vector<std::uint32_t> contribution);
   ~Client();
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;

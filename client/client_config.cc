@@ -54,6 +54,7 @@ SottoClientConfig load_sotto_client_config(const std::filesystem::path& path) {
   s.threads = static_cast<int>(r.get_int("training.threads", 1, 1, 256));
   c.state_dir = r.get_path("state.dir", std::filesystem::path());
   c.save_local_models = r.get_bool("state.save_local_models", false);
+  c.vanish_after = r.get_choice("fault_injection.vanish_after", {"", "advertise", "share_keys", "masked_input"}, "");
   if (c.save_local_models && c.state_dir.empty()) r.fail("state.save_local_models", "needs state.dir");
   s.log_level = r.get_choice("log.level", {"trace", "debug", "info", "warn", "error", "critical", "off"}, "info");
   r.reject_unknown_keys();

@@ -29,6 +29,9 @@ struct ClientConfig {
   std::chrono::milliseconds give_up_after{0};  // 0 = keep retrying forever
   std::filesystem::path state_dir;             // ledger.jsonl and saved models; empty = keep nothing
   bool save_local_models = false;              // write state_dir/local-round-<r>.sotto after training
+  // Testing only: the process exits at once (status 97) right after sending this secure-aggregation step's
+  // message ("advertise", "share_keys", "masked_input"), so tests can drop a client at an exact protocol step.
+  std::string vanish_after;
 };
 
 enum class Partitioning { kIid, kDirichlet };

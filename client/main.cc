@@ -1,6 +1,8 @@
 // sotto-client: a Sotto client process that trains the built-in CNN on shard i of N of Fashion-MNIST and takes
 // part in federated rounds until the aggregator says training is finished.
 #include <atomic>
+#include <charconv>
+#include <fstream>
 #include <csignal>
 #include <iostream>
 #include <thread>
@@ -12,6 +14,7 @@
 #include "client/image_trainer.h"
 #include "common/data/partition.h"
 #include "common/log/logging.h"
+#include "common/util/error.h"
 
 namespace {
 
@@ -46,6 +49,25 @@ std::vector<std::uint32_t> load_shard(const client::SottoClientConfig& cfg, cons
   return shard;
 }
 
+// The whitespace-separated integers of a contribution file, each in [-2^31, 2^32 - 1] and taken mod 2^32.
+std::vector<std::uint32_t> read_contribution(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw Error("cannot read the contribution file " + path);
+  std::vector<std::uint32_t> values;
+  std::string token;
+  while (in >> token) {
+    std::int64_t v = 0;
+    const auto [end, ec] = std::from_chars(token.data(), token.data() + token.size(), v);
+    if (ec != std::errc() || end != token.data() + token.size() || v < -2147483648LL || v > 4294967295LL) {
+      throw Error(path + ": value " + std::to_string(values.size() + 1) + " \"" + token +
+                  "\" is not an integer between -2147483648 and 4294967295");
+    }
+    values.push_back(static_cast<std::uint32_t>(v));
+  }
+  if (values.empty()) throw Error(path + " holds no integers to contribute");
+  return values;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -58,6 +80,11 @@ int main(int argc, char** argv) {
       ->required()
       ->check(CLI::ExistingFile);
   app.add_option("--log-level", log_level, "Overrides log.level: trace, debug, info, warn, error, critical, off");
+  std::string contribute;
+  app.add_option("--contribute", contribute,
+                 "Federated analytics: instead of training, contribute the whitespace-separated integers in FILE to "
+                 "the aggregator's secure sums (task.kind = \"secure_sum\")")
+      ->check(CLI::ExistingFile);
   CLI11_PARSE(app, argc, argv);
 
   // Signals are handled by a thread that asks the client to stop, not by an async handler.
@@ -70,14 +97,22 @@ int main(int argc, char** argv) {
   try {
     const auto cfg = client::load_sotto_client_config(config_path);
     log::init_logging(cfg.client.client_id, log_level.empty() ? cfg.log_level : log_level);
-    ml::set_torch_threads(cfg.threads);
-    auto train = std::make_shared<data::ImageDataset>(data::load_fashion_mnist(cfg.data_dir, data::Split::kTrain));
-    auto shard = load_shard(cfg, *train);
-    spdlog::info("shard {} of {} ({}): {} examples", cfg.shard_index, cfg.num_shards,
-                 cfg.partition == client::Partitioning::kIid ? "iid" : "dirichlet", shard.size());
-    auto trainer =
-        std::make_shared<client::ImageTrainer>(ml::make_image_model("fashion_cnn", 0), train, std::move(shard));
-    client::Client client(cfg.client, trainer);
+    std::unique_ptr<client::Client> client_ptr;
+    if (!contribute.empty()) {
+      auto values = read_contribution(contribute);
+      spdlog::info("contributing {} integers from {} to secure sums", values.size(), contribute);
+      client_ptr = std::make_unique<client::Client>(cfg.client, std::move(values));
+    } else {
+      ml::set_torch_threads(cfg.threads);
+      auto train = std::make_shared<data::ImageDataset>(data::load_fashion_mnist(cfg.data_dir, data::Split::kTrain));
+      auto shard = load_shard(cfg, *train);
+      spdlog::info("shard {} of {} ({}): {} examples", cfg.shard_index, cfg.num_shards,
+                   cfg.partition == client::Partitioning::kIid ? "iid" : "dirichlet", shard.size());
+      auto trainer =
+          std::make_shared<client::ImageTrainer>(ml::make_image_model("fashion_cnn", 0), train, std::move(shard));
+      client_ptr = std::make_unique<client::Client>(cfg.client, trainer);
+    }
+    client::Client& client = *client_ptr;
     client.on_event(log_event);
 
     std::atomic<bool> exiting{false};
