@@ -15,6 +15,8 @@ packages=(
   dataset-fashion-mnist
   clang-14 libclang-rt-14-dev
   procps time python3
+  # sotto-sim draws accuracy.png / loss.png and simulations/plot_compare.sh compares runs with gnuplot.
+  gnuplot-nox
   # Debian's LibTorch calls the system BLAS; the single-threaded OpenBLAS trains ~1.6x faster than the
   # reference BLAS, and one thread per process is what many client processes on few cores want.
   libopenblas0-serial

@@ -1,0 +1,22 @@
+// CohortSampler: which virtual clients take part in a round.
+//
+// "uniform": exactly cohort_size distinct clients, uniformly without replacement (Floyd's algorithm: O(cohort)
+// time and memory, whatever the population). "poisson": every client independently with probability q (drawn as
+// geometric gaps: O(expected cohort)), so the cohort size varies and may be 0. Deterministic for (seed, round);
+// the cohort comes back sorted by client index.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "simulations/population.h"
+#include "simulations/sim_config.h"
+
+namespace sotto::sim {
+
+// SplitMix64 finaliser: spreads seeds (seed ^ round, seed ^ client) into independent-looking streams.
+std::uint64_t mix64(std::uint64_t x);
+
+std::vector<ClientIndex> sample_cohort(const SimConfig& config, std::uint64_t attempt);
+
+}  // namespace sotto::sim

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# plot_compare.sh: draws several sotto-sim runs' test accuracy per round in one PNG.
+#
+#   simulations/plot_compare.sh [-o compare.png] [-t TITLE] RUN_DIR...
+#
+# Each RUN_DIR is a sotto-sim output directory (it holds rounds.csv); the legend uses the directory's name.
+# Needs gnuplot (Debian: gnuplot-nox, in scripts/install-deps.sh).
+set -euo pipefail
+
+out="compare.png"
+title="test accuracy per round"
+usage() { sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; }
+while getopts "o:t:h" opt; do
+  case "$opt" in
+    o) out="$OPTARG" ;;
+    t) title="$OPTARG" ;;
+    h) usage; exit 0 ;;
+    *) usage >&2; exit 2 ;;
+  esac
+done
+shift $((OPTIND - 1))
+if [ $# -eq 0 ]; then
+  usage >&2
+  exit 2
+fi
+if ! command -v gnuplot >/dev/null 2>&1; then
+  echo "plot_compare.sh: gnuplot is not installed (apt-get install gnuplot-nox, or scripts/install-deps.sh)" >&2
+  exit 1
+fi
+
+gp_quote() { printf "'%s'" "${1//\'/\'\'}"; }
+plots=()
+for dir in "$@"; do
+  csv="$dir/rounds.csv"
+  if [ ! -f "$csv" ]; then
+    echo "plot_compare.sh: $csv does not exist: is $dir a sotto-sim output directory?" >&2
+    exit 1
+  fi
+  name="$(basename "$(cd "$dir" && pwd)")"
+  plots+=("$(gp_quote "$csv") using 1:3 with linespoints title $(gp_quote "$name")")
+done
+joined="$(IFS=,; echo "${plots[*]}")"
+
+gnuplot <<GP
+set datafile separator ','
+set terminal pngcairo size 1000,600 noenhanced
+set output $(gp_quote "$out")
+set title $(gp_quote "$title")
+set grid
+set key bottom right
+set xlabel 'round'
+set ylabel 'test accuracy'
+plot ${joined}
+GP
+echo "plot_compare.sh: wrote $out"

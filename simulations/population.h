@@ -1,0 +1,38 @@
+// Population: the registered virtual clients — for each, only an id and the examples it holds. No model, no
+// optimizer state: a client costs a few bytes until it is sampled into a cohort, so a population can be far
+// larger than the number of models that fit in memory.
+//
+// The training set is partitioned (common/data/partition.h) into min(population, training examples) shards;
+// client c holds shard c mod #shards, so a population larger than the data set reuses shards (each shard then
+// serves several virtual clients). data.max_examples_per_client caps a shard with a seeded subsample.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+
+#include "common/data/image_dataset.h"
+#include "common/data/partition.h"
+#include "simulations/sim_config.h"
+
+namespace sotto::sim {
+
+using ClientIndex = std::uint64_t;
+
+class Population {
+ public:
+  // Partitions `train` per the config. Throws sotto::Error for a bad partition setting.
+  Population(const SimConfig& config, const data::ImageDataset& train);
+
+  std::uint64_t size() const { return size_; }
+  std::span<const std::uint32_t> examples(ClientIndex client) const;
+  const data::Partition& shards() const { return shards_; }
+  // The id a virtual client presents to the coordinator.
+  static std::string client_id(ClientIndex client);
+
+ private:
+  std::uint64_t size_;
+  data::Partition shards_;
+};
+
+}  // namespace sotto::sim

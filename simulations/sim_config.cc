@@ -1,0 +1,221 @@
+#include "simulations/sim_config.h"
+
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <sstream>
+#include <thread>
+
+#include "common/config/toml_reader.h"
+#include "common/data/image_dataset.h"
+#include "common/ml/image_model.h"
+#include "common/util/error.h"
+
+namespace sotto::sim {
+
+namespace {
+
+const std::vector<std::string> kPartitions = {"iid", "dirichlet", "k_classes", "quantity_skew"};
+
+std::string trim(const std::string& s) {
+  const auto b = s.find_first_not_of(" \t");
+  if (b == std::string::npos) return {};
+  const auto e = s.find_last_not_of(" \t");
+  return s.substr(b, e - b + 1);
+}
+
+// Applies one "key=value" onto the table; the value is TOML when it parses as one, else a plain string.
+void apply_override(toml::table& root, const std::string& assignment) {
+  const auto eq = assignment.find('=');
+  if (eq == std::string::npos) {
+    throw Error("--set '" + assignment + "': expected key=value (e.g. --set plan.learning_rate=0.1)");
+  }
+  const std::string key = trim(assignment.substr(0, eq));
+  const std::string value = trim(assignment.substr(eq + 1));
+  if (key.empty() || key.front() == '.' || key.back() == '.' || key.find("..") != std::string::npos ||
+      key.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != std::string::npos) {
+    throw Error("--set '" + assignment + "': '" + key + "' is not a dotted key such as plan.learning_rate");
+  }
+  toml::table parsed;
+  try {
+    parsed = toml::parse("v = " + value);
+  } catch (const toml::parse_error&) {
+    parsed = toml::table{};
+    parsed.insert_or_assign("v", value);
+  }
+  std::vector<std::string> parts;
+  std::stringstream ss(key);
+  for (std::string part; std::getline(ss, part, '.');) parts.push_back(part);
+  toml::table* table = &root;
+  std::string walked;
+  for (std::size_t i = 0; i + 1 < parts.size(); ++i) {
+    walked += (walked.empty() ? "" : ".") + parts[i];
+    toml::node* n = table->get(parts[i]);
+    if (!n) {
+      table = table->emplace<toml::table>(parts[i]).first->second.as_table();
+    } else if (n->is_table()) {
+      table = n->as_table();
+    } else {
+      throw Error("--set '" + assignment + "': '" + walked + "' is a value in the config, not a table");
+    }
+  }
+  parsed.get("v")->visit([&](const auto& node) { table->insert_or_assign(parts.back(), node); });
+}
+
+}  // namespace
+
+double SimConfig::effective_sampling_rate() const {
+  if (sampling_rate > 0) return sampling_rate;
+  return static_cast<double>(cohort_size) / static_cast<double>(population);
+}
+
+SimConfig load_sim_config(const std::filesystem::path& config_file, const std::vector<std::string>& overrides,
+                          const std::optional<std::filesystem::path>& output_dir) {
+  toml::table root;
+  std::string source = "<defaults>";
+  std::filesystem::path base_dir = std::filesystem::current_path();
+  if (!config_file.empty()) {
+    if (!std::filesystem::exists(config_file)) throw Error("config file " + config_file.string() + " does not exist");
+    source = config_file.string();
+    base_dir = std::filesystem::absolute(config_file).parent_path();
+    try {
+      root = toml::parse_file(config_file.string());
+    } catch (const toml::parse_error& e) {
+      std::ostringstream s;
+      s << config_file.string() << ":" << e.source().begin.line << ":" << e.source().begin.column
+        << ": invalid TOML: " << e.description();
+      throw Error(s.str());
+    }
+  }
+  for (const auto& o : overrides) apply_override(root, o);
+  if (!overrides.empty()) source += " (with --set)";
+  std::ostringstream text;
+  text << root;
+  auto r = config::TomlReader::from_string(text.str(), source);
+
+  SimConfig c;
+  c.population = static_cast<std::uint64_t>(r.get_int("population", 100, 1, 100'000'000));
+  c.cohort_size = static_cast<std::uint32_t>(r.get_int("cohort_size", 10, 1, 10'000'000));
+  if (c.cohort_size > c.population) {
+    r.fail("cohort_size", "is " + std::to_string(c.cohort_size) + ", larger than population (" +
+                              std::to_string(c.population) + ")");
+  }
+  c.sampling = r.get_choice("sampling", {"uniform", "poisson"}, "uniform") == "poisson" ? Sampling::kPoisson
+                                                                                      : Sampling::kUniform;
+  c.sampling_rate = r.get_double("sampling_rate", 0, 0, 1);
+  if (c.sampling == Sampling::kUniform && c.sampling_rate > 0) {
+    r.fail("sampling_rate", "is set but sampling is \"uniform\"; set sampling = \"poisson\" or drop sampling_rate");
+  }
+  c.rounds = static_cast<std::uint64_t>(r.get_int("rounds", 10, 1, 1'000'000));
+  c.seed = static_cast<std::uint64_t>(r.get_int("seed", 0, 0, INT64_MAX));
+  c.threads = static_cast<std::uint32_t>(r.get_int("threads", 0, 0, 1024));
+  c.plots = r.get_bool("plots", true);
+  c.output_dir = r.get_string("output_dir", "sim-output");
+
+  auto& p = c.plan;
+  p.epochs = static_cast<std::uint32_t>(r.get_int("plan.epochs", 1, 1, 1000));
+  p.batch_size = static_cast<std::uint32_t>(r.get_int("plan.batch_size", 32, 1, 65536));
+  p.optimizer = r.get_choice("plan.optimizer", {"sgd", "adam"}, "sgd");
+  p.learning_rate = r.get_double("plan.learning_rate", 0.05, 1e-9, 100);
+  p.momentum = r.get_double("plan.momentum", 0.9, 0, 0.999999);
+  p.weight_decay = r.get_double("plan.weight_decay", 0, 0, 1);
+  p.proximal_mu = r.get_double("plan.proximal_mu", 0, 0, 1e6);
+
+  auto& s = c.strategy;
+  s.name = r.get_choice("strategy.name", aggregator::known_strategies(), "fedavg");
+  s.server_learning_rate =
+      r.get_double("strategy.server_learning_rate", aggregator::kDefaultServerLearningRate, 1e-12, 1e6);
+  s.beta1 = r.get_double("strategy.beta1", aggregator::kDefaultBeta1, 0, 0.999999);
+  s.beta2 = r.get_double("strategy.beta2", aggregator::kDefaultBeta2, 0, 0.999999);
+  s.tau = r.get_double("strategy.tau", aggregator::kDefaultTau, 1e-12, 1e6);
+  if (s.name == "fedprox" && p.proximal_mu == 0) {
+    r.fail("plan.proximal_mu",
+           "is 0 but strategy.name is \"fedprox\", which needs a positive proximal term: set plan.proximal_mu "
+           "(e.g. 0.01 to 1), or use strategy.name = \"fedavg\"");
+  }
+
+  c.data_dir = r.get_string("data.dir", data::kDefaultFashionMnistDir);
+  if (c.data_dir.is_relative()) c.data_dir = (base_dir / c.data_dir).lexically_normal();
+  c.partition = r.get_choice("data.partition", kPartitions, "iid");
+  c.alpha = r.get_double("data.alpha", 0.5, 1e-6, 1e6);
+  c.classes_per_client = static_cast<std::uint32_t>(r.get_int("data.classes_per_client", 2, 1, 1000));
+  c.sigma = r.get_double("data.sigma", 1.0, 0, 100);
+  c.data_seed = static_cast<std::uint64_t>(r.get_int("data.seed", 0, 0, INT64_MAX));
+  c.max_examples_per_client =
+      static_cast<std::uint64_t>(r.get_int("data.max_examples_per_client", 0, 0, INT64_MAX));
+
+  c.eval_max_examples = static_cast<std::uint64_t>(r.get_int("evaluation.max_examples", 0, 0, INT64_MAX));
+
+  c.architecture = r.get_choice("model.architecture", ml::known_architectures(), "fashion_cnn");
+  c.init_seed = static_cast<std::uint64_t>(r.get_int("model.init_seed", 1, 0, INT64_MAX));
+  r.reject_unknown_keys();
+
+  if (output_dir) c.output_dir = *output_dir;
+  c.output_dir = std::filesystem::absolute(c.output_dir).lexically_normal();
+  if (c.threads == 0) c.threads = std::max(1u, std::thread::hardware_concurrency());
+  if (c.sampling == Sampling::kPoisson && c.sampling_rate == 0) c.sampling_rate = c.effective_sampling_rate();
+  return c;
+}
+
+std::string to_toml(const SimConfig& c) {
+  toml::table t;
+  t.insert("population", static_cast<std::int64_t>(c.population));
+  t.insert("cohort_size", static_cast<std::int64_t>(c.cohort_size));
+  t.insert("sampling", c.sampling == Sampling::kPoisson ? "poisson" : "uniform");
+  if (c.sampling == Sampling::kPoisson) t.insert("sampling_rate", c.sampling_rate);
+  t.insert("rounds", static_cast<std::int64_t>(c.rounds));
+  t.insert("seed", static_cast<std::int64_t>(c.seed));
+  t.insert("threads", static_cast<std::int64_t>(c.threads));
+  t.insert("plots", c.plots);
+  t.insert("output_dir", c.output_dir.string());
+  t.insert("plan", toml::table{{"epochs", static_cast<std::int64_t>(c.plan.epochs)},
+                               {"batch_size", static_cast<std::int64_t>(c.plan.batch_size)},
+                               {"optimizer", c.plan.optimizer},
+                               {"learning_rate", c.plan.learning_rate},
+                               {"momentum", c.plan.momentum},
+                               {"weight_decay", c.plan.weight_decay},
+                               {"proximal_mu", c.plan.proximal_mu}});
+  t.insert("strategy", toml::table{{"name", c.strategy.name},
+                                   {"server_learning_rate", c.strategy.server_learning_rate},
+                                   {"beta1", c.strategy.beta1},
+                                   {"beta2", c.strategy.beta2},
+                                   {"tau", c.strategy.tau}});
+  t.insert("data", toml::table{{"dir", c.data_dir.string()},
+                               {"partition", c.partition},
+                               {"alpha", c.alpha},
+                               {"classes_per_client", static_cast<std::int64_t>(c.classes_per_client)},
+                               {"sigma", c.sigma},
+                               {"seed", static_cast<std::int64_t>(c.data_seed)},
+                               {"max_examples_per_client", static_cast<std::int64_t>(c.max_examples_per_client)}});
+  t.insert("evaluation", toml::table{{"max_examples", static_cast<std::int64_t>(c.eval_max_examples)}});
+  t.insert("model", toml::table{{"architecture", c.architecture},
+                                {"init_seed", static_cast<std::int64_t>(c.init_seed)}});
+  std::ostringstream s;
+  s << "# sotto-sim: the resolved configuration of this run (every key, defaults included).\n" << t << "\n";
+  return s.str();
+}
+
+std::string documented_keys() {
+  return R"(Config keys (TOML; every key has a default; override any with --set key=value):
+  population = 100              registered virtual clients
+  cohort_size = 10              clients per round (uniform), expected clients per round (poisson)
+  sampling = "uniform"          "uniform" (fixed-size, without replacement) or "poisson" (each client independently)
+  sampling_rate = 0             poisson: per-client probability per round (0 = cohort_size / population)
+  rounds = 10                   completed rounds to run
+  seed = 0                      cohort sampling and training shuffles
+  threads = 0                   training workers (0 = all cores); results do not depend on it
+  plots = true                  draw accuracy.png and loss.png with gnuplot (skipped with a warning if absent)
+  output_dir = "sim-output"     relative to the current directory; --output overrides
+  [plan]      epochs = 1, batch_size = 32, optimizer = "sgd" | "adam", learning_rate = 0.05, momentum = 0.9,
+              weight_decay = 0, proximal_mu = 0 (FedProx's mu)
+  [strategy]  name = "fedavg" | "fedprox" | "fedadam" | "fedyogi" | "fedadagrad", server_learning_rate, beta1,
+              beta2, tau (server optimizers only)
+  [data]      dir = "/usr/share/datasets/fashion-mnist", partition = "iid" | "dirichlet" | "k_classes" |
+              "quantity_skew", alpha = 0.5 (dirichlet), classes_per_client = 2 (k_classes), sigma = 1.0
+              (quantity_skew), seed = 0, max_examples_per_client = 0 (0 = all of its partition)
+  [evaluation] max_examples = 0 (0 = the whole test set)
+  [model]     architecture = "fashion_cnn", init_seed = 1
+)";
+}
+
+}  // namespace sotto::sim

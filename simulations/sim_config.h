@@ -1,0 +1,66 @@
+// SimConfig: everything one sotto-sim run needs — population, cohort sampling, rounds, the training plan, the
+// strategy, the data partition, evaluation, model and output — read from TOML with every key defaulted.
+//
+// load_sim_config() reads an optional TOML file, applies `--set key=value` overrides onto it (the value parsed as
+// TOML, or taken as a string when it does not parse: `--set data.partition=dirichlet` works unquoted), then reads
+// every key through config::TomlReader, so an unknown key or a bad value is rejected naming the key.
+// to_toml() writes the resolved config back out (output_dir/config.toml), so a run can be repeated exactly.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "aggregator/strategy_factory.h"
+#include "common/ml/training_plan.h"
+
+namespace sotto::sim {
+
+enum class Sampling { kUniform, kPoisson };
+
+struct SimConfig {
+  std::uint64_t population = 100;  // registered virtual clients
+  std::uint32_t cohort_size = 10;  // uniform: clients per round; poisson: expected clients per round
+  Sampling sampling = Sampling::kUniform;
+  double sampling_rate = 0;  // poisson: each client joins a round with this probability (0 = cohort/population)
+  std::uint64_t rounds = 10;
+  std::uint64_t seed = 0;  // cohort sampling and training shuffles
+  std::uint32_t threads = 0;  // training workers; 0 = all cores
+  bool plots = true;          // accuracy.png / loss.png via gnuplot
+  std::filesystem::path output_dir = "sim-output";
+
+  ml::TrainingPlan plan;
+  aggregator::StrategyOptions strategy;
+
+  std::filesystem::path data_dir = "/usr/share/datasets/fashion-mnist";
+  std::string partition = "iid";  // iid | dirichlet | k_classes | quantity_skew
+  double alpha = 0.5;             // dirichlet
+  std::uint32_t classes_per_client = 2;  // k_classes
+  double sigma = 1.0;             // quantity_skew
+  std::uint64_t data_seed = 0;
+  std::uint64_t max_examples_per_client = 0;  // 0 = all of its partition
+
+  std::uint64_t eval_max_examples = 0;  // 0 = the whole test set
+
+  std::string architecture = "fashion_cnn";
+  std::uint64_t init_seed = 1;
+
+  // The per-round Poisson probability actually used.
+  double effective_sampling_rate() const;
+};
+
+// `config_file` may be empty (all defaults). `overrides` are "key=value" strings. `output_dir`, when given,
+// replaces output_dir. Relative data.dir resolves against the config file's directory; relative output_dir
+// against the current directory. Throws sotto::Error naming the key (or the bad --set) on any problem.
+SimConfig load_sim_config(const std::filesystem::path& config_file, const std::vector<std::string>& overrides = {},
+                          const std::optional<std::filesystem::path>& output_dir = std::nullopt);
+
+// The resolved config as TOML text, every key present.
+std::string to_toml(const SimConfig& config);
+
+// The keys and their defaults, one per line, for --help.
+std::string documented_keys();
+
+}  // namespace sotto::sim

@@ -1,0 +1,220 @@
+#include "simulations/simulation.h"
+
+#include <chrono>
+#include <limits>
+#include <memory>
+
+#include "aggregator/round_coordinator.h"
+#include "aggregator/round_log.h"
+#include "aggregator/strategy_factory.h"
+#include "common/data/image_dataset.h"
+#include "common/data/partition.h"
+#include "common/ml/image_model.h"
+#include "common/util/error.h"
+#include "simulations/cohort_sampler.h"
+#include "simulations/plots.h"
+#include "simulations/population.h"
+#include "simulations/training_pool.h"
+
+namespace sotto::sim {
+
+namespace {
+
+using WallClock = std::chrono::steady_clock;
+
+double since(WallClock::time_point t0) {
+  return std::chrono::duration<double>(WallClock::now() - t0).count();
+}
+
+// The coordinator's clock: wall time plus the simulated jumps (over a check-in window).
+class SimClock {
+ public:
+  aggregator::TimePoint now() const { return aggregator::Clock::now() + offset_; }
+  void advance(aggregator::Duration d) { offset_ += d; }
+
+ private:
+  aggregator::Duration offset_{};
+};
+
+template <typename T>
+std::vector<T> take_all(aggregator::Actions& actions) {
+  std::vector<T> out;
+  for (auto& a : actions) {
+    if (auto* x = std::get_if<T>(&a)) out.push_back(std::move(*x));
+  }
+  return out;
+}
+
+void append(aggregator::Actions& into, aggregator::Actions more) {
+  for (auto& a : more) into.push_back(std::move(a));
+}
+
+// An in-process client is never refused in this engine; if the coordinator says otherwise it is a bug here.
+void check_no_refusal(const aggregator::Actions& actions) {
+  for (const auto& a : actions) {
+    if (const auto* r = std::get_if<aggregator::action::RetryLater>(&a)) {
+      throw Error("internal: the coordinator told virtual client " + std::to_string(r->conn) +
+                  " to retry later: " + r->reason);
+    }
+    if (const auto* r = std::get_if<aggregator::action::Reject>(&a)) {
+      throw Error("internal: the coordinator rejected virtual client " + std::to_string(r->conn) + ": " +
+                  r->message);
+    }
+  }
+}
+
+}  // namespace
+
+nlohmann::json SimSummary::to_json() const {
+  return {{"rounds", rounds},
+          {"final_accuracy", final_accuracy},
+          {"final_loss", final_loss},
+          {"best_accuracy", best_accuracy},
+          {"best_round", best_round},
+          {"total_seconds", total_seconds},
+          {"empty_draws", empty_draws}};
+}
+
+SimSummary run_simulation(const SimConfig& config, const ProgressFn& progress,
+                          const std::function<void(const std::string&)>& warn) {
+  const auto start = WallClock::now();
+  ml::set_torch_threads(1);
+  RunOutputs outputs(config.output_dir, to_toml(config));
+
+  auto train = std::make_shared<const data::ImageDataset>(data::load_fashion_mnist(config.data_dir, data::Split::kTrain));
+  const data::ImageDataset test = data::load_fashion_mnist(config.data_dir, data::Split::kTest);
+  const Population population(config, *train);
+  data::write_partition_report(outputs.dir() / "partition.csv", population.shards(), train->labels);
+
+  auto evaluator = ml::make_image_model(config.architecture, config.init_seed);
+  TrainingPool pool(config.threads, config.architecture, config.init_seed, train);
+
+  aggregator::CoordinatorOptions options;
+  options.total_rounds = config.rounds;
+  options.cohort_target =
+      config.sampling == Sampling::kUniform
+          ? config.cohort_size
+          : static_cast<std::uint32_t>(
+                std::min<std::uint64_t>(config.population, std::numeric_limits<std::uint32_t>::max()));
+  options.cohort_min = 1;
+  options.checkin_window = std::chrono::seconds(1);
+  options.training_deadline = std::chrono::hours(24 * 365);
+  options.plan = config.plan;
+  options.seed = config.seed;
+  aggregator::CoordinatorStart begin;
+  begin.global_model = evaluator->parameters();
+  const std::uint64_t model_bytes = begin.global_model.total_bytes();
+  aggregator::RoundCoordinator coordinator(options, std::move(begin), aggregator::make_strategy(config.strategy));
+
+  SimClock clock;
+  check_no_refusal(coordinator.start(clock.now()));
+  SimSummary summary;
+  std::uint64_t attempt = 0;
+  std::uint64_t empty_streak = 0;
+  std::uint64_t abandoned_streak = 0;
+  while (!coordinator.finished()) {
+    const auto round_start = WallClock::now();
+    const std::vector<ClientIndex> cohort = sample_cohort(config, ++attempt);
+    if (cohort.empty()) {
+      ++summary.empty_draws;
+      if (++empty_streak >= 1000) {
+        throw Error("poisson sampling drew an empty cohort 1000 times in a row: raise sampling_rate (now " +
+                    std::to_string(config.effective_sampling_rate()) + ") or population");
+      }
+      continue;
+    }
+    empty_streak = 0;
+
+    // Check-in over the in-memory transport: connection id = client index.
+    aggregator::Actions actions;
+    for (ClientIndex c : cohort) append(actions, coordinator.on_hello(c, Population::client_id(c), clock.now()));
+    if (coordinator.phase() == aggregator::RoundCoordinator::Phase::kCheckIn) {
+      clock.advance(options.checkin_window);
+      append(actions, coordinator.on_tick(clock.now()));
+    }
+    check_no_refusal(actions);
+    auto tasks = take_all<aggregator::action::SendTask>(actions);
+    if (tasks.size() != 1) {
+      throw Error("internal: expected one task after check-in of " + std::to_string(cohort.size()) +
+                  " clients, the coordinator sent " + std::to_string(tasks.size()));
+    }
+    const auto& task = tasks.front();
+    const double seconds_sampling = since(round_start);
+
+    std::vector<TrainingJob> jobs;
+    jobs.reserve(task.conns.size());
+    for (auto conn : task.conns) jobs.push_back({conn, population.examples(conn)});
+    const auto train_start = WallClock::now();
+    std::vector<TrainingOutcome> outcomes = pool.train(jobs, task.round_id, *task.model, task.plan);
+    const double seconds_training = since(train_start);
+
+    // Updates in client order: the aggregate does not depend on which worker finished first.
+    aggregator::Actions after;
+    for (auto& o : outcomes) {
+      if (o.update) {
+        append(after, coordinator.on_update(o.client, std::move(*o.update), clock.now()));
+      } else {
+        append(after, coordinator.on_disconnect(o.client, "local training failed: " + o.error, clock.now()));
+      }
+    }
+    auto closed = take_all<aggregator::action::RoundClosed>(after);
+    if (closed.size() != 1) throw Error("internal: the round did not close after every client reported");
+    const auto& rc = closed.front();
+    abandoned_streak = rc.report.completed ? 0 : abandoned_streak + 1;
+
+    const auto eval_start = WallClock::now();
+    evaluator->load(*rc.global_model);
+    const ml::EvalMetrics eval = evaluator->evaluate(test, config.eval_max_examples);
+    const double seconds_evaluation = since(eval_start);
+
+    aggregator::RoundTraffic traffic{model_bytes * rc.report.survivors, model_bytes * rc.report.cohort};
+    nlohmann::json record = aggregator::round_record(rc.report, rc.completed_rounds, traffic, eval, seconds_evaluation);
+    record["sampled"] = cohort.size();
+    RoundRow row;
+    row.round = rc.report.round_id;
+    row.completed_rounds = rc.completed_rounds;
+    row.test_accuracy = eval.accuracy;
+    row.test_loss = eval.loss;
+    row.mean_train_loss = rc.report.mean_train_loss;
+    row.participants = rc.report.survivors;
+    row.cohort = rc.report.cohort;
+    row.bytes_up = traffic.bytes_in;
+    row.bytes_down = traffic.bytes_out;
+    row.seconds_sampling = seconds_sampling;
+    row.seconds_training = seconds_training;
+    row.seconds_aggregation = rc.report.aggregation_seconds;
+    row.seconds_evaluation = seconds_evaluation;
+    row.seconds_round = since(round_start);
+    outputs.record(record, row);
+
+    summary.rounds = rc.completed_rounds;
+    summary.final_accuracy = eval.accuracy;
+    summary.final_loss = eval.loss;
+    if (eval.accuracy > summary.best_accuracy || summary.best_round == 0) {
+      summary.best_accuracy = eval.accuracy;
+      summary.best_round = rc.report.round_id;
+    }
+    if (progress) progress(row, config.rounds, since(start));
+    if (abandoned_streak >= 100) {
+      throw Error("100 rounds in a row were abandoned (no client produced a valid update; last reason: " +
+                  rc.report.abandon_reason + "); see rounds.jsonl's dropped clients");
+    }
+    check_no_refusal(coordinator.on_round_recorded(clock.now()));
+  }
+  summary.total_seconds = since(start);
+  nlohmann::json s = summary.to_json();
+  s["population"] = config.population;
+  s["cohort_size"] = config.cohort_size;
+  s["strategy"] = config.strategy.name;
+  s["partition"] = config.partition;
+  s["model_bytes"] = model_bytes;
+  outputs.write_summary(s);
+  if (config.plots) {
+    if (auto w = draw_plots(outputs.dir(), config.strategy.name + ", " + config.partition)) {
+      if (warn) warn(*w);
+    }
+  }
+  return summary;
+}
+
+}  // namespace sotto::sim

@@ -1,0 +1,42 @@
+// Simulation: the engine of sotto-sim. Many virtual clients in one process, driven through the very
+// aggregator::RoundCoordinator that sotto-aggregator runs, over an in-memory transport: hellos, the task, updates
+// and disconnects are direct calls, the coordinator's actions are read back, and no bytes are serialised.
+//
+// A round: sample the cohort (cohort_sampler.h); say hello for each sampled client in client order (connection id
+// = client index); take the SendTask action (uniform sampling: the cohort target is reached by the last hello;
+// poisson: the check-in window is closed with on_tick); train the cohort on the TrainingPool; hand the updates to
+// on_update in client order (a client whose training failed disconnects instead), so results do not depend on
+// thread timing; on RoundClosed evaluate the new global model, write the round's lines and call
+// on_round_recorded. Time passed to the coordinator is the wall clock, plus a jump over the check-in window.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <nlohmann/json.hpp>
+
+#include "simulations/run_outputs.h"
+#include "simulations/sim_config.h"
+
+namespace sotto::sim {
+
+struct SimSummary {
+  std::uint64_t rounds = 0;  // completed rounds
+  double final_accuracy = 0;
+  double final_loss = 0;
+  double best_accuracy = 0;
+  std::uint64_t best_round = 0;
+  double total_seconds = 0;
+  std::uint64_t empty_draws = 0;  // poisson draws that sampled nobody (skipped)
+  nlohmann::json to_json() const;
+};
+
+// Called after each round is recorded: the row just written, the total number of rounds, seconds since start.
+using ProgressFn = std::function<void(const RoundRow& row, std::uint64_t total_rounds, double elapsed_seconds)>;
+
+// Runs the whole simulation and writes every output file. Throws sotto::Error on bad data or config. Plot
+// warnings (gnuplot missing) go to `warn` when given; plots never fail a run.
+SimSummary run_simulation(const SimConfig& config, const ProgressFn& progress = {},
+                          const std::function<void(const std::string&)>& warn = {});
+
+}  // namespace sotto::sim

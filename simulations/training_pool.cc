@@ -1,0 +1,68 @@
+#include "simulations/training_pool.h"
+
+#include <atomic>
+#include <exception>
+#include <thread>
+
+#include "common/util/error.h"
+
+namespace sotto::sim {
+
+TrainingPool::TrainingPool(std::uint32_t threads, const std::string& architecture, std::uint64_t init_seed,
+                           std::shared_ptr<const data::ImageDataset> train)
+    : train_(std::move(train)) {
+  if (threads == 0) throw Error("the training pool needs at least one thread");
+  for (std::uint32_t i = 0; i < threads; ++i) models_.push_back(ml::make_image_model(architecture, init_seed));
+}
+
+std::uint64_t TrainingPool::client_seed(std::uint64_t round_seed, const std::string& client_id) {
+  std::uint64_t h = 1469598103934665603ull;  // FNV-1a, as client/client.cc
+  for (unsigned char ch : client_id) h = (h ^ ch) * 1099511628211ull;
+  return round_seed ^ h;
+}
+
+std::vector<TrainingOutcome> TrainingPool::train(const std::vector<TrainingJob>& jobs, std::uint64_t round_id,
+                                                  const model::ModelParameters& global,
+                                                  const ml::TrainingPlan& plan) {
+  std::vector<TrainingOutcome> out(jobs.size());
+  std::atomic<std::size_t> next{0};
+  auto work = [&](ml::ImageModel& model) {
+    ml::set_torch_threads(1);
+    for (std::size_t i = next++; i < jobs.size(); i = next++) {
+      const TrainingJob& job = jobs[i];
+      TrainingOutcome& o = out[i];
+      o.client = job.client;
+      try {
+        if (job.examples.empty()) throw Error("the client holds no training examples");
+        ml::TrainingPlan p = plan;
+        p.seed = client_seed(plan.seed, Population::client_id(job.client));
+        model.load(global);
+        const ml::TrainMetrics m = model.train(*train_, job.examples, p);
+        model::ModelParameters delta = model::subtract(model.parameters(), global);
+        if (auto bad = delta.first_non_finite()) throw Error("local training diverged: " + *bad);
+        aggregator::ClientUpdate u;
+        u.round_id = round_id;
+        u.num_examples = m.num_examples;
+        u.train_loss = m.mean_loss;
+        u.train_accuracy = m.accuracy;
+        u.train_seconds = m.seconds;
+        u.delta = std::move(delta);
+        o.update = std::move(u);
+      } catch (const std::exception& e) {
+        o.update.reset();
+        o.error = e.what();
+      }
+    }
+  };
+  const std::size_t n_workers = std::min(models_.size(), jobs.size());
+  if (n_workers <= 1) {
+    if (!jobs.empty()) work(*models_[0]);
+    return out;
+  }
+  std::vector<std::thread> workers;
+  for (std::size_t w = 0; w < n_workers; ++w) workers.emplace_back(work, std::ref(*models_[w]));
+  for (auto& t : workers) t.join();
+  return out;
+}
+
+}  // namespace sotto::sim

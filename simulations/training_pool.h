@@ -1,0 +1,53 @@
+// TrainingPool: trains a round's cohort on `threads` workers. Each worker owns one ImageModel, reused for every
+// client it trains — the only models in the process besides the evaluator's — and does what the client library
+// and client::ImageTrainer do for a real device: load the global model, train on the client's own examples with
+// the round's plan (seed mixed with the client id, as client/client.cc does), and send local − global.
+//
+// Results come back in the order of the jobs, whatever order the workers finished in, so a run does not depend
+// on thread timing. Training failures (an empty shard, a diverged model) are returned as the client's error,
+// which the engine turns into a dropped client.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "aggregator/round_coordinator.h"
+#include "common/data/image_dataset.h"
+#include "common/ml/image_model.h"
+#include "simulations/population.h"
+
+namespace sotto::sim {
+
+struct TrainingJob {
+  ClientIndex client = 0;
+  std::span<const std::uint32_t> examples;
+};
+
+struct TrainingOutcome {
+  ClientIndex client = 0;
+  std::optional<aggregator::ClientUpdate> update;  // empty when training failed
+  std::string error;
+};
+
+class TrainingPool {
+ public:
+  TrainingPool(std::uint32_t threads, const std::string& architecture, std::uint64_t init_seed,
+               std::shared_ptr<const data::ImageDataset> train);
+
+  // Trains every job from `global` with `plan` (plan.seed is the round's seed; each client mixes in its id).
+  std::vector<TrainingOutcome> train(const std::vector<TrainingJob>& jobs, std::uint64_t round_id,
+                                     const model::ModelParameters& global, const ml::TrainingPlan& plan);
+
+  // The seed a client trains with: the round's plan seed mixed with its id, exactly as client/client.cc does.
+  static std::uint64_t client_seed(std::uint64_t round_seed, const std::string& client_id);
+
+ private:
+  std::vector<std::unique_ptr<ml::ImageModel>> models_;
+  std::shared_ptr<const data::ImageDataset> train_;
+};
+
+}  // namespace sotto::sim

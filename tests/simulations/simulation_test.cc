@@ -1,0 +1,160 @@
+// sotto-sim end to end on tiny configs: reproducibility, seeds, Poisson cohorts, the executable, and a large
+// registered population that must not cost a model per client.
+#include <catch2/catch.hpp>
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "simulations/cohort_sampler.h"
+#include "simulations/sim_config.h"
+#include "simulations/simulation.h"
+
+using namespace sotto;
+
+namespace {
+
+std::filesystem::path out_dir(const std::string& name) {
+  return std::filesystem::temp_directory_path() / ("sotto-sim-test-" + std::to_string(getpid()) + "-" + name);
+}
+
+sim::SimConfig tiny(const std::string& name, std::vector<std::string> extra = {}) {
+  std::vector<std::string> o = {"population=20",  "cohort_size=4", "rounds=2", "data.max_examples_per_client=50",
+                                "evaluation.max_examples=200", "plots=false", "threads=2"};
+  o.insert(o.end(), extra.begin(), extra.end());
+  return sim::load_sim_config("", o, out_dir(name));
+}
+
+std::vector<nlohmann::json> read_rounds(const std::filesystem::path& dir) {
+  std::vector<nlohmann::json> out;
+  std::ifstream in(dir / "rounds.jsonl");
+  for (std::string line; std::getline(in, line);) {
+    auto j = nlohmann::json::parse(line);
+    j.erase("seconds");
+    out.push_back(j);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("the same config and seed give identical rounds whatever the thread count") {
+  auto a = tiny("same-a", {"threads=1"});
+  auto b = tiny("same-b", {"threads=2"});
+  sim::run_simulation(a);
+  sim::run_simulation(b);
+  const auto ra = read_rounds(a.output_dir);
+  const auto rb = read_rounds(b.output_dir);
+  REQUIRE(ra.size() == 2);
+  REQUIRE(rb.size() == 2);
+  for (std::size_t i = 0; i < ra.size(); ++i) {
+    CHECK(ra[i]["test_accuracy"] == rb[i]["test_accuracy"]);
+    CHECK(ra[i]["test_loss"] == rb[i]["test_loss"]);
+    CHECK(ra[i]["mean_train_loss"] == rb[i]["mean_train_loss"]);
+    CHECK(ra[i]["participants"] == rb[i]["participants"]);
+    CHECK(ra[i].dump() == rb[i].dump());  // everything but the timings
+  }
+  CHECK(ra[0]["survivors"] == 4);
+  CHECK(ra[1]["completed_rounds"] == 2);
+  for (const char* f : {"config.toml", "rounds.jsonl", "rounds.csv", "partition.csv", "summary.json"}) {
+    CHECK(std::filesystem::exists(a.output_dir / f));
+  }
+  std::filesystem::remove_all(a.output_dir);
+  std::filesystem::remove_all(b.output_dir);
+}
+
+TEST_CASE("a different seed gives different rounds") {
+  auto a = tiny("seed-a", {"seed=1"});
+  auto b = tiny("seed-b", {"seed=2"});
+  sim::run_simulation(a);
+  sim::run_simulation(b);
+  const auto ra = read_rounds(a.output_dir);
+  const auto rb = read_rounds(b.output_dir);
+  REQUIRE(ra.size() == 2);
+  REQUIRE(rb.size() == 2);
+  CHECK(ra[0]["participants"] != rb[0]["participants"]);
+  CHECK(ra[1]["test_loss"] != rb[1]["test_loss"]);
+  std::filesystem::remove_all(a.output_dir);
+  std::filesystem::remove_all(b.output_dir);
+}
+
+TEST_CASE("uniform cohorts are distinct and poisson cohorts vary in size") {
+  auto u = tiny("sampler-u", {"population=1000", "cohort_size=50"});
+  std::set<std::uint64_t> sizes;
+  for (std::uint64_t r = 1; r <= 20; ++r) {
+    const auto c = sim::sample_cohort(u, r);
+    CHECK(c.size() == 50);
+    CHECK(std::set<std::uint64_t>(c.begin(), c.end()).size() == 50);
+    CHECK(c.back() < 1000);
+  }
+  auto p = tiny("sampler-p", {"population=1000", "cohort_size=50", "sampling=poisson"});
+  double total = 0;
+  for (std::uint64_t r = 1; r <= 200; ++r) {
+    const auto c = sim::sample_cohort(p, r);
+    sizes.insert(c.size());
+    total += static_cast<double>(c.size());
+  }
+  CHECK(sizes.size() > 5);
+  CHECK(total / 200 == Approx(50).epsilon(0.1));
+}
+
+TEST_CASE("poisson sampling runs rounds with the sampled count") {
+  auto c = tiny("poisson", {"sampling=poisson", "sampling_rate=0.3"});
+  const auto s = sim::run_simulation(c);
+  CHECK(s.rounds == 2);
+  const auto rounds = read_rounds(c.output_dir);
+  REQUIRE(rounds.size() == 2);
+  for (const auto& r : rounds) CHECK(r["cohort"] == r["sampled"]);
+  std::filesystem::remove_all(c.output_dir);
+}
+
+TEST_CASE("the sotto-sim executable applies --set and writes its outputs") {
+  const auto dir = out_dir("cli");
+  const std::string cmd = std::string(SOTTO_BIN_DIR) +
+                          "/sotto-sim --set population=20 --set cohort_size=4 --set rounds=1 "
+                          "--set data.max_examples_per_client=30 --set evaluation.max_examples=100 --set plots=false "
+                          "--set data.partition=dirichlet --set data.alpha=0.5 --output " +
+                          dir.string() + " 2>" + dir.string() + ".log";
+  REQUIRE(std::system(cmd.c_str()) == 0);
+  std::ifstream cfg(dir / "config.toml");
+  const std::string text((std::istreambuf_iterator<char>(cfg)), std::istreambuf_iterator<char>());
+  CHECK_THAT(text, Catch::Contains("partition = 'dirichlet'") || Catch::Contains("partition = \"dirichlet\""));
+  const auto summary = nlohmann::json::parse(std::ifstream(dir / "summary.json"));
+  CHECK(summary["rounds"] == 1);
+  CHECK(summary["final_accuracy"].get<double>() > 0);
+  const std::string bad = std::string(SOTTO_BIN_DIR) + "/sotto-sim --set cohort_size=40 --set population=20 --output " +
+                          dir.string() + " 2>" + dir.string() + ".err";
+  CHECK(std::system(bad.c_str()) != 0);
+  std::ifstream err(dir.string() + ".err");
+  const std::string msg((std::istreambuf_iterator<char>(err)), std::istreambuf_iterator<char>());
+  CHECK_THAT(msg, Catch::Contains("cohort_size"));
+  std::filesystem::remove_all(dir);
+  std::filesystem::remove(dir.string() + ".log");
+  std::filesystem::remove(dir.string() + ".err");
+}
+
+TEST_CASE("100000 registered clients run a round without a model per client") {
+  auto c = sim::load_sim_config("", {"population=100000", "cohort_size=10", "rounds=1",
+                                     "data.max_examples_per_client=20", "evaluation.max_examples=200", "plots=false",
+                                     "threads=2"},
+                                out_dir("large"));
+  const auto s = sim::run_simulation(c);
+  CHECK(s.rounds == 1);
+  const auto rounds = read_rounds(c.output_dir);
+  REQUIRE(rounds.size() == 1);
+  CHECK(rounds[0]["survivors"] == 10);
+  struct rusage ru {};
+  getrusage(RUSAGE_SELF, &ru);
+  const double peak_mib = static_cast<double>(ru.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB on Linux
+  INFO("peak RSS " << peak_mib << " MiB");
+  CHECK(peak_mib < 1024.0);
+  std::filesystem::remove_all(c.output_dir);
+}
