@@ -221,59 +221,41 @@ RoundCoordinator::Member* RoundCoordinator::secure_member(ConnectionId conn, int
   return &it->second;
 }
 
-Actions RoundCoordinator::on_secagg_advertise(ConnectionId conn, const secagg::AdvertiseKeys& keys, TimePoint now) {
+Actions RoundCoordinator::secure_step_message(ConnectionId conn, int step, const char* what, TimePoint now,
+                                              const std::function<void(Member&)>& accept) {
   Actions out;
-  Member* m = secure_member(conn, 0, "advertise keys", out);
-  if (!m) {
-    maybe_close_step(now, out);
-    return out;
-  }
-  try {
-    session_->on_advertise(m->index, keys);
-    m->secagg_done = 0;
-    ++report_.secagg->advertised;
-  } catch (const Error& e) {
-    reject_and_drop(conn, v1::ERROR_CODE_INVALID_UPDATE, e.what(), out);
+  if (Member* m = secure_member(conn, step, what, out)) {
+    try {
+      accept(*m);
+      m->secagg_done = step;
+    } catch (const Error& e) {
+      reject_and_drop(conn, v1::ERROR_CODE_INVALID_UPDATE, e.what(), out);
+    }
   }
   maybe_close_step(now, out);
   return out;
+}
+
+Actions RoundCoordinator::on_secagg_advertise(ConnectionId conn, const secagg::AdvertiseKeys& keys, TimePoint now) {
+  return secure_step_message(conn, 0, "advertise keys", now, [&](Member& m) {
+    session_->on_advertise(m.index, keys);
+    ++report_.secagg->advertised;
+  });
 }
 
 Actions RoundCoordinator::on_secagg_shares(ConnectionId conn, const std::vector<secagg::EncryptedShare>& shares,
                                            TimePoint now) {
-  Actions out;
-  Member* m = secure_member(conn, 1, "encrypted shares", out);
-  if (!m) {
-    maybe_close_step(now, out);
-    return out;
-  }
-  try {
-    session_->on_encrypted_shares(m->index, secagg::EncryptedShares{shares});
-    m->secagg_done = 1;
+  return secure_step_message(conn, 1, "encrypted shares", now, [&](Member& m) {
+    session_->on_encrypted_shares(m.index, secagg::EncryptedShares{shares});
     ++report_.secagg->shared;
-  } catch (const Error& e) {
-    reject_and_drop(conn, v1::ERROR_CODE_INVALID_UPDATE, e.what(), out);
-  }
-  maybe_close_step(now, out);
-  return out;
+  });
 }
 
 Actions RoundCoordinator::on_secagg_unmask(ConnectionId conn, const secagg::UnmaskResponse& response, TimePoint now) {
-  Actions out;
-  Member* m = secure_member(conn, 3, "unmask response", out);
-  if (!m) {
-    maybe_close_step(now, out);
-    return out;
-  }
-  try {
-    session_->on_unmask_response(m->index, response);
-    m->secagg_done = 3;
+  return secure_step_message(conn, 3, "unmask response", now, [&](Member& m) {
+    session_->on_unmask_response(m.index, response);
     ++report_.secagg->unmasked;
-  } catch (const Error& e) {
-    reject_and_drop(conn, v1::ERROR_CODE_INVALID_UPDATE, e.what(), out);
-  }
-  maybe_close_step(now, out);
-  return out;
+  });
 }
 
 void RoundCoordinator::maybe_close_step(TimePoint now, Actions& out) {

@@ -20,6 +20,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -230,6 +231,10 @@ class RoundCoordinator {
   bool secure_round() const { return session_ != nullptr; }
   void start_secure_round(action::SendTask& task);
   Member* secure_member(ConnectionId conn, int step, const char* what, Actions& out);
+  // A secure step's message from `conn`: checks it belongs to this step, lets `accept` feed it to the session, and
+  // drops the sender if the session refuses it.
+  Actions secure_step_message(ConnectionId conn, int step, const char* what, TimePoint now,
+                              const std::function<void(Member&)>& accept);
   void reject_and_drop(ConnectionId conn, v1::ErrorCode code, const std::string& message, Actions& out);
   void maybe_close_step(TimePoint now, Actions& out);
   void close_step(TimePoint now, Actions& out);

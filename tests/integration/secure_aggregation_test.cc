@@ -30,12 +30,7 @@ struct SecureRun {
     aggregator = start_aggregator(write_aggregator_config(dir / "aggregator.toml", agg), dir / "aggregator.log");
     const auto port = wait_for_port(agg.state_dir, 60s, aggregator.get());
     for (int i = 1; i <= n; ++i) {
-      ClientOptions c;
-      c.id = "client-" + std::to_string(i);
-      c.port = port;
-      c.ca_file = pki.ca();
-      c.cert_file = pki.client_cert(i);
-      c.key_file = pki.client_key(i);
+      ClientOptions c = mtls_client_options(pki, i, port);
       c.num_shards = static_cast<std::uint32_t>(n);
       c.shard_index = static_cast<std::uint32_t>(i - 1);
       c.max_examples = 1000;

@@ -31,12 +31,7 @@ TEST_CASE("secure sum: the published sum equals the sum of the surviving clients
   std::map<std::string, std::vector<std::int64_t>> files;
   std::vector<std::unique_ptr<Process>> clients;
   for (int i = 1; i <= kClients; ++i) {
-    ClientOptions c;
-    c.id = "client-" + std::to_string(i);
-    c.port = port;
-    c.ca_file = pki.ca();
-    c.cert_file = pki.client_cert(i);
-    c.key_file = pki.client_key(i);
+    ClientOptions c = mtls_client_options(pki, i, port);
     c.save_local_models = false;
     if (vanish.count(i)) c.extra_toml = "[fault_injection]\nvanish_after = \"" + vanish.at(i) + "\"\n";
     std::vector<std::int64_t> values;
@@ -83,12 +78,7 @@ TEST_CASE("secure sum: the published sum equals the sum of the surviving clients
 TEST_CASE("sotto-client refuses a contribution file with a value that is not an integer", "[integration][secagg]") {
   TempDir dir("contribute");
   const Pki pki = make_pki(dir / "pki", 1);
-  ClientOptions c;
-  c.id = "client-1";
-  c.port = 1;
-  c.ca_file = pki.ca();
-  c.cert_file = pki.client_cert(1);
-  c.key_file = pki.client_key(1);
+  ClientOptions c = mtls_client_options(pki, 1, 1);
   write_file(dir / "bad.txt", "1 2 three 4\n");
   Process p("client-1",
             {bin_path("sotto-client").string(), "--config", write_client_config(dir / "c.toml", c).string(),

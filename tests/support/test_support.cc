@@ -356,6 +356,16 @@ std::unique_ptr<Process> start_aggregator(const fs::path& config, const fs::path
       log_file);
 }
 
+ClientOptions mtls_client_options(const Pki& pki, int i, std::uint16_t port) {
+  ClientOptions c;
+  c.id = "client-" + std::to_string(i);
+  c.port = port;
+  c.ca_file = pki.ca();
+  c.cert_file = pki.client_cert(i);
+  c.key_file = pki.client_key(i);
+  return c;
+}
+
 std::unique_ptr<Process> start_client(const std::string& name, const fs::path& config, const fs::path& log_file) {
   return std::make_unique<Process>(
       name, std::vector<std::string>{bin_path("sotto-client").string(), "--config", config.string()}, log_file);

@@ -169,6 +169,8 @@ struct ClientOptions {
   std::string extra_toml;  // appended verbatim; start it with a [table] header
 };
 std::string client_toml(const ClientOptions& options);
+// Client i (1-based) of `pki` with its certificate (mutual TLS), talking to the aggregator on `port`.
+ClientOptions mtls_client_options(const Pki& pki, int i, std::uint16_t port);
 fs::path write_client_config(const fs::path& file, const ClientOptions& options);
 
 // Starts bin/sotto-aggregator or bin/sotto-client with --config, logging to <log_file>.
