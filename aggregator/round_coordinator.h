@@ -206,6 +206,8 @@ class RoundCoordinator {
   Phase phase() const { return phase_; }
   bool finished() const { return phase_ == Phase::kFinished; }
   std::uint64_t round_id() const { return round_id_; }
+  // Whether the round now training runs secure aggregation.
+  bool in_secure_round() const { return secure_round(); }
   // The largest update stream the current round accepts: the model's size, or a secure round's masked vector.
   std::size_t max_update_bytes() const;
   std::uint64_t completed_rounds() const { return completed_rounds_; }

@@ -40,6 +40,11 @@ nlohmann::json round_record(const RoundReport& r, std::uint64_t completed_rounds
                                   {"unmasked", s.unmasked}}},
                    {"seconds", {{"advertise", s.seconds[0]}, {"share_keys", s.seconds[1]},
                                 {"masked_input", s.seconds[2]}, {"unmask", s.seconds[3]}}}};
+    const auto& in = traffic.secagg_in;
+    const auto& out = traffic.secagg_out;
+    j["secagg"]["bytes_in"] = {{"advertise", in[0]}, {"share_keys", in[1]}, {"masked_input", in[2]}, {"unmask", in[3]}};
+    j["secagg"]["bytes_out"] = {
+        {"advertise", out[0]}, {"share_keys", out[1]}, {"masked_input", out[2]}, {"unmask", out[3]}};
   }
   if (!r.secure_sum.empty()) {
     j["secure_sum"] = r.secure_sum;

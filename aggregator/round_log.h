@@ -6,6 +6,7 @@
 // completed_rounds. Tools read it line by line (the demo prints it as a table).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -21,6 +22,8 @@ namespace sotto::aggregator {
 struct RoundTraffic {
   std::uint64_t bytes_in = 0;
   std::uint64_t bytes_out = 0;
+  // Secure rounds: bytes of each SecAgg step's messages (advertise, share keys, masked input, unmask), both ways.
+  std::array<std::uint64_t, 4> secagg_in{}, secagg_out{};
 };
 
 nlohmann::json round_record(const RoundReport& report, std::uint64_t completed_rounds, const RoundTraffic& traffic,

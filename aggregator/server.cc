@@ -219,8 +219,12 @@ class AggregatorServer::Impl {
     c->wake.cancel();
   }
 
-  void send(const std::shared_ptr<Connection>& c, v1::Envelope env) {
-    send(c, std::make_shared<const std::string>(frame_of(std::move(env))));
+  // Returns the frame's size.
+  std::size_t send(const std::shared_ptr<Connection>& c, v1::Envelope env) {
+    auto frame = std::make_shared<const std::string>(frame_of(std::move(env)));
+    const std::size_t size = frame->size();
+    send(c, std::move(frame));
+    return size;
   }
 
   void finish_after_flush(const std::shared_ptr<Connection>& c) {
@@ -322,8 +326,10 @@ class AggregatorServer::Impl {
           break;
         }
         if (env.has_update()) {
+          if (coordinator_->in_secure_round()) secagg_in_[2] += r.bytes;
           co_await receive_update(c, env.update(), buffer);
         } else if (env.has_secagg_advertise() || env.has_secagg_shares() || env.has_secagg_unmask_response()) {
+          secagg_in_[env.has_secagg_advertise() ? 0 : env.has_secagg_shares() ? 1 : 3] += r.bytes;
           secagg_message(c, env);
         } else {
           violation(c, v1::ERROR_CODE_UNEXPECTED_MESSAGE, "unexpected " + net::body_name(env) + " message after hello");
@@ -405,6 +411,7 @@ class AggregatorServer::Impl {
         v1::Envelope env;
         auto r = co_await net::async_read_envelope(c->stream, env, config_.max_frame_bytes, buffer);
         bytes_in_ += r.bytes;
+        if (coordinator_->in_secure_round()) secagg_in_[2] += r.bytes;  // the masked input's chunks
         if (c->closing) co_return;
         if (r.error) {
           violation(c, r.error->code, r.error->message);
@@ -509,21 +516,24 @@ class AggregatorServer::Impl {
                        *env.mutable_secagg_key_directory() = secagg::to_proto(x.directory);
                        auto frame = std::make_shared<const std::string>(frame_of(std::move(env)));
                        for (ConnectionId id : x.conns) {
-                         if (auto c = find(id)) send(c, frame);
+                         if (auto c = find(id)) {
+                           send(c, frame);
+                           secagg_out_[0] += frame->size();
+                         }
                        }
                      },
                      [&](action::SendShares& x) {
                        if (auto c = find(x.conn)) {
                          v1::Envelope env;
                          *env.mutable_secagg_shares() = secagg::to_proto(x.shares);
-                         send(c, std::move(env));
+                         secagg_out_[1] += send(c, std::move(env));
                        }
                      },
                      [&](action::SendUnmaskRequest& x) {
                        if (auto c = find(x.conn)) {
                          v1::Envelope env;
                          *env.mutable_secagg_unmask_request() = secagg::to_proto(x.request);
-                         send(c, std::move(env));
+                         secagg_out_[2] += send(c, std::move(env));
                        }
                      },
                  },
@@ -575,7 +585,9 @@ class AggregatorServer::Impl {
   }
 
   void round_closed(const action::RoundClosed& rc) {
-    const RoundTraffic traffic{bytes_in_ - logged_in_, bytes_out_ - logged_out_};
+    const RoundTraffic traffic{bytes_in_ - logged_in_, bytes_out_ - logged_out_, secagg_in_, secagg_out_};
+    secagg_in_ = {};
+    secagg_out_ = {};
     logged_in_ = bytes_in_;
     logged_out_ = bytes_out_;
     codec::write_model_file(checkpoint_path(), {rc.next_round_id, rc.completed_rounds, *rc.global_model, rc.strategy,
@@ -677,6 +689,7 @@ class AggregatorServer::Impl {
   std::shared_ptr<const model::ModelParameters> encoded_model_;
   std::vector<codec::SharedFrame> model_frames_;
   std::uint64_t bytes_in_ = 0, bytes_out_ = 0, logged_in_ = 0, logged_out_ = 0;
+  std::array<std::uint64_t, 4> secagg_in_{}, secagg_out_{};  // this round's SecAgg traffic per step
   int pending_evals_ = 0;
   bool finishing_ = false;
   bool stopping_ = false;

@@ -58,6 +58,11 @@ TEST_CASE("secure aggregation: the global model moves by the mean of the clients
     CHECK(r.at("status") == "completed");
     CHECK(r.at("secagg").at("n") == 4);
     CHECK(r.at("secagg").at("survivors").at("unmasked") == 4);
+    // Every client's masked input carries one 32-bit word per floating-point parameter (80,394 of them).
+    CHECK(r.at("secagg").at("bytes_in").at("masked_input").get<std::uint64_t>() >= 4u * 4u * 80394u);
+    CHECK(r.at("secagg").at("bytes_in").at("advertise").get<std::uint64_t>() >= 4u * 64u);
+    CHECK(r.at("secagg").at("bytes_out").at("share_keys").get<std::uint64_t>() > 0);
+    CHECK(r.at("secagg").at("bytes_in").at("unmask").get<std::uint64_t>() > 0);
   }
   for (std::uint64_t round = 1; round <= 2; ++round) {
     const auto before = codec::read_model_file(run.agg.state_dir / ("model-round-" + std::to_string(round - 1) + ".sotto"));
