@@ -47,12 +47,6 @@ bool is_fatal(v1::ErrorCode code) {
   return code == v1::ERROR_CODE_UNAUTHENTICATED || code == v1::ERROR_CODE_UNSUPPORTED_VERSION;
 }
 
-std::uint64_t fnv1a(const std::string& s) {
-  std::uint64_t h = 1469598103934665603ull;
-  for (unsigned char ch : s) h = (h ^ ch) * 1099511628211ull;
-  return h;
-}
-
 double l2_norm(const model::ModelParameters& p) {
   double sum = 0;
   for (const auto& t : p.tensors()) {
@@ -292,7 +286,7 @@ class Client::Impl {
     if (!env.has_task()) throw Error("aggregator sent " + net::body_name(env) + " where a task was expected");
     const v1::TaskAssignment task = env.task();
     ml::TrainingPlan plan = codec::plan_from_proto(task.plan());
-    plan.seed ^= fnv1a(config_.client_id);
+    plan.seed = ml::client_training_seed(plan.seed, config_.client_id);
     codec::ModelAssembler assembler(task.model(), config_.max_model_bytes);
     step = "receiving the model";
     while (!assembler.complete()) {

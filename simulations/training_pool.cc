@@ -15,12 +15,6 @@ TrainingPool::TrainingPool(std::uint32_t threads, const std::string& architectur
   for (std::uint32_t i = 0; i < threads; ++i) models_.push_back(ml::make_image_model(architecture, init_seed));
 }
 
-std::uint64_t TrainingPool::client_seed(std::uint64_t round_seed, const std::string& client_id) {
-  std::uint64_t h = 1469598103934665603ull;  // FNV-1a, as client/client.cc
-  for (unsigned char ch : client_id) h = (h ^ ch) * 1099511628211ull;
-  return round_seed ^ h;
-}
-
 std::vector<TrainingOutcome> TrainingPool::train(const std::vector<TrainingJob>& jobs, std::uint64_t round_id,
                                                   const model::ModelParameters& global,
                                                   const ml::TrainingPlan& plan) {
@@ -35,7 +29,7 @@ std::vector<TrainingOutcome> TrainingPool::train(const std::vector<TrainingJob>&
       try {
         if (job.examples.empty()) throw Error("the client holds no training examples");
         ml::TrainingPlan p = plan;
-        p.seed = client_seed(plan.seed, Population::client_id(job.client));
+        p.seed = ml::client_training_seed(plan.seed, Population::client_id(job.client));
         model.load(global);
         const ml::TrainMetrics m = model.train(*train_, job.examples, p);
         model::ModelParameters delta = model::subtract(model.parameters(), global);

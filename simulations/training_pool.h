@@ -42,8 +42,6 @@ class TrainingPool {
   std::vector<TrainingOutcome> train(const std::vector<TrainingJob>& jobs, std::uint64_t round_id,
                                      const model::ModelParameters& global, const ml::TrainingPlan& plan);
 
-  // The seed a client trains with: the round's plan seed mixed with its id, exactly as client/client.cc does.
-  static std::uint64_t client_seed(std::uint64_t round_seed, const std::string& client_id);
 
  private:
   std::vector<std::unique_ptr<ml::ImageModel>> models_;

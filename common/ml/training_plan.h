@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace sotto::ml {
 
@@ -22,6 +23,14 @@ struct TrainingPlan {
   // w_global is the model at the start of train(). 0 = plain local training (FedAvg). Must be finite and >= 0.
   double proximal_mu = 0.0;
 };
+
+// The seed a client trains with in a round: the plan's round seed mixed with the client's id (FNV-1a), so every
+// client shuffles differently and the simulator reproduces exactly what a real client does.
+inline std::uint64_t client_training_seed(std::uint64_t round_seed, std::string_view client_id) {
+  std::uint64_t h = 1469598103934665603ull;
+  for (unsigned char ch : client_id) h = (h ^ ch) * 1099511628211ull;
+  return round_seed ^ h;
+}
 
 struct TrainMetrics {
   std::uint64_t num_examples = 0;  // examples seen per epoch (the FedAvg weight)

@@ -91,12 +91,7 @@ TEST_CASE("malformed oversized out-of-order and silent connections get an error 
   // The well-behaved clients. They train on 3000 examples each, so each round takes a while.
   std::vector<std::unique_ptr<Process>> clients;
   for (int i = 1; i <= 2; ++i) {
-    ClientOptions c;
-    c.id = "client-" + std::to_string(i);
-    c.port = port;
-    c.ca_file = pki.ca();
-    c.cert_file = pki.client_cert(i);
-    c.key_file = pki.client_key(i);
+    ClientOptions c = mtls_client_options(pki, i, port);
     c.num_shards = 2;
     c.shard_index = static_cast<std::uint32_t>(i - 1);
     c.max_examples = 3000;

@@ -32,12 +32,7 @@ TEST_CASE("an aggregator killed after round 2 resumes from its checkpoint and th
   // Enough examples that a round lasts a couple of seconds: the kill lands well inside round 3.
   std::vector<std::unique_ptr<Process>> clients;
   for (int i = 1; i <= 3; ++i) {
-    ClientOptions c;
-    c.id = "client-" + std::to_string(i);
-    c.port = agg.port;
-    c.ca_file = pki.ca();
-    c.cert_file = pki.client_cert(i);
-    c.key_file = pki.client_key(i);
+    ClientOptions c = mtls_client_options(pki, i, agg.port);
     c.shard_index = static_cast<std::uint32_t>(i - 1);
     c.max_examples = 1500;
     c.backoff_initial_s = 0.1;

@@ -41,12 +41,7 @@ class Run {
 
   // Client i (1-based) with certificate client-i, shard i-1 of 3, state in client_dir(i).
   Process& start_client(int i, std::size_t max_examples) {
-    ClientOptions c;
-    c.id = "client-" + std::to_string(i);
-    c.port = port_;
-    c.ca_file = pki_.ca();
-    c.cert_file = pki_.client_cert(i);
-    c.key_file = pki_.client_key(i);
+    ClientOptions c = mtls_client_options(pki_, i, port_);
     c.num_shards = 3;
     c.shard_index = static_cast<std::uint32_t>(i - 1);
     c.max_examples = max_examples;
