@@ -17,10 +17,32 @@ packages=(
   procps time python3
   # sotto-sim draws accuracy.png / loss.png and simulations/plot_compare.sh compares runs with gnuplot.
   gnuplot-nox
-  # Debian's LibTorch calls the system BLAS; the single-threaded OpenBLAS trains ~1.6x faster than the
-  # reference BLAS, and one thread per process is what many client processes on few cores want.
-  libopenblas0-serial
+  # Debian's LibTorch calls the system BLAS. OpenBLAS trains ~1.6x faster than the reference BLAS. It must be the
+  # pthread build: Debian's libopenblas0-serial is built without locking, and sotto-sim's training threads calling
+  # it at once get corrupted, run-to-run different results (OpenBLAS issue #2126). common/ml sets its thread count
+  # to LibTorch's (1 per client process).
+  libopenblas0-pthread
+  # sotto-sim's scale-out over MPI ranks.
+  libopenmpi-dev openmpi-bin
 )
+
+# The BLAS alternatives must point at the pthread OpenBLAS even where the serial build is also installed.
+use_pthread_openblas() {
+  local arch_dir=/usr/lib/x86_64-linux-gnu
+  for name in libblas.so.3 liblapack.so.3 libopenblas.so.0; do
+    local target="$arch_dir/openblas-pthread/$name"
+    local link="$name-x86_64-linux-gnu"
+    [ -e "$target" ] || continue
+    if [ "$(readlink -f "$arch_dir/$name")" != "$(readlink -f "$target")" ]; then
+      if [ "$(id -u)" -ne 0 ]; then
+        echo "install-deps: $arch_dir/$name is not the pthread OpenBLAS; as root run:" \
+          "update-alternatives --set $link $target" >&2
+        exit 1
+      fi
+      update-alternatives --quiet --set "$link" "$target"
+    fi
+  done
+}
 
 missing=()
 for p in "${packages[@]}"; do
@@ -31,6 +53,7 @@ done
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#packages[@]} packages present"
+  use_pthread_openblas
   exit 0
 fi
 
@@ -44,3 +67,4 @@ echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
 apt-get install -y -q --no-install-recommends "${missing[@]}"
+use_pthread_openblas

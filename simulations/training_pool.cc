@@ -12,6 +12,12 @@ TrainingPool::TrainingPool(std::uint32_t threads, const std::string& architectur
                            std::shared_ptr<const data::ImageDataset> train)
     : train_(std::move(train)) {
   if (threads == 0) throw Error("the training pool needs at least one thread");
+  if (threads > 1) {
+    if (auto hazard = ml::concurrent_training_hazard()) {
+      throw Error("threads = " + std::to_string(threads) + " is unsafe here: " + *hazard +
+                  ". Install libopenblas0-pthread (scripts/install-deps.sh does), or set threads = 1");
+    }
+  }
   for (std::uint32_t i = 0; i < threads; ++i) models_.push_back(ml::make_image_model(architecture, init_seed));
 }
 

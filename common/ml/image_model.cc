@@ -1,6 +1,7 @@
 // The built-in image models. This is the one translation unit that builds LibTorch modules and trains them.
 #include "common/ml/image_model.h"
 
+#include <dlfcn.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -274,11 +275,26 @@ std::unique_ptr<ImageModel> make_image_model(const std::string& architecture, st
 void set_torch_threads(int threads) {
   if (threads < 1) throw Error("LibTorch thread count must be at least 1, got " + std::to_string(threads));
   torch::set_num_threads(threads);
+  using SetBlasThreads = void (*)(int);
+  if (auto set_blas = reinterpret_cast<SetBlasThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) {
+    set_blas(threads);
+  }
   try {
     // Allowed once per process and only before any inter-op work; later calls keep the first setting.
     at::set_num_interop_threads(threads);
   } catch (const c10::Error&) {
   }
+}
+
+std::optional<std::string> concurrent_training_hazard() {
+  // openblas_get_parallel(): 0 for the sequential build, 1 with pthreads, 2 with OpenMP.
+  using GetParallel = int (*)();
+  auto get_parallel = reinterpret_cast<GetParallel>(dlsym(RTLD_DEFAULT, "openblas_get_parallel"));
+  if (get_parallel && get_parallel() == 0) {
+    return "LibTorch calls the sequential OpenBLAS build (libopenblas0-serial), which has no locking: two training "
+           "threads calling it at once corrupt each other's results (OpenBLAS issue #2126)";
+  }
+  return std::nullopt;
 }
 
 }  // namespace sotto::ml

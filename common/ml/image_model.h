@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -39,7 +40,13 @@ std::vector<std::string> known_architectures();
 // weights. Throws sotto::Error for an unknown architecture, listing the known ones.
 std::unique_ptr<ImageModel> make_image_model(const std::string& architecture, std::uint64_t init_seed);
 
-// Limits LibTorch's intra-op threads (clients in separate processes on a small machine want 1).
+// Limits LibTorch's intra-op threads, and OpenBLAS's threads when LibTorch calls OpenBLAS (clients in separate
+// processes on a small machine want 1).
 void set_torch_threads(int threads);
+
+// Why training models on several threads of this process at once would be unsafe, or nothing. The known case:
+// the sequential OpenBLAS build (Debian's libopenblas0-serial) has no locking, and two threads calling it at once
+// corrupt each other's results.
+std::optional<std::string> concurrent_training_hazard();
 
 }  // namespace sotto::ml

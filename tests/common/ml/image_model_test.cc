@@ -4,6 +4,7 @@
 #include <cmath>
 #include <numeric>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/data/image_dataset.h"
@@ -121,6 +122,35 @@ TEST_CASE("training is deterministic for a seed and depends on it", "[ml][model]
   auto c = make_image_model("fashion_cnn", 5);
   c->train(train_set(), indices, plan);
   REQUIRE_FALSE(c->parameters() == a->parameters());
+}
+
+TEST_CASE("two threads training at once get the models that one thread gets", "[ml][model][train]") {
+  // The simulator trains clients on a pool of threads. A BLAS that is unsafe to call concurrently (Debian's
+  // sequential OpenBLAS has no locking) makes results vary from run to run; concurrent_training_hazard() names it.
+  REQUIRE_FALSE(sotto::ml::concurrent_training_hazard().has_value());
+  TrainingPlan plan;
+  plan.seed = 3;
+  const auto left = first_n(200);
+  std::vector<std::uint32_t> right(200);
+  std::iota(right.begin(), right.end(), 1000u);
+  auto train_alone = [&](const std::vector<std::uint32_t>& indices) {
+    auto m = make_image_model("fashion_cnn", 2);
+    m->train(train_set(), indices, plan);
+    return m->parameters();
+  };
+  const auto expected_left = train_alone(left);
+  const auto expected_right = train_alone(right);
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    sotto::model::ModelParameters got_left, got_right;
+    std::thread t([&] {
+      sotto::ml::set_torch_threads(1);
+      got_left = train_alone(left);
+    });
+    got_right = train_alone(right);
+    t.join();
+    CHECK(got_left == expected_left);
+    CHECK(got_right == expected_right);
+  }
 }
 
 TEST_CASE("training changes every parameter and buffer, and load restores them exactly", "[ml][model][train]") {
