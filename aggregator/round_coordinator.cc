@@ -328,7 +328,7 @@ Actions RoundCoordinator::on_update(ConnectionId conn, ClientUpdate update, Time
       return out;
     }
     std::optional<std::string> invalid;
-    const model::Tensor* masked = update.delta.find("secagg.masked_input");
+    const model::Tensor* masked = update.delta.find(secagg::kMaskedInputTensor);
     if (update.round_id != round_id_) {
       invalid = "masked input is for round " + std::to_string(update.round_id) + ", the current round is " +
                 std::to_string(round_id_);

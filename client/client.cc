@@ -382,10 +382,7 @@ class Client::Impl {
       co_await read(stream, env, arm, config_.wait_timeout);
       if (!env.has_secagg_shares()) co_return conclude(env, result, entry);
       const secagg::MaskedInput masked = secure->on_shares(secagg::SharesForYou{secagg::from_proto(env.secagg_shares())});
-      model::Tensor t{"secagg.masked_input", model::DType::kInt32, {static_cast<std::int64_t>(masked.y.size())},
-                      std::vector<std::byte>(masked.y.size() * sizeof(std::uint32_t))};
-      std::memcpy(t.data.data(), masked.y.data(), t.data.size());
-      payload = model::ModelParameters({std::move(t)});
+      payload = secagg::masked_input_parameters(masked.y);
     }
     v1::Envelope upload;
     auto* u = upload.mutable_update();

@@ -134,6 +134,32 @@ SimConfig load_sim_config(const std::filesystem::path& config_file, const std::v
            "(e.g. 0.01 to 1), or use strategy.name = \"fedavg\"");
   }
 
+  auto& sa = c.secure;
+  sa.enabled = r.get_bool("secure_aggregation.enabled", false);
+  sa.clip_norm = r.get_double("secure_aggregation.clip_norm", sa.clip_norm, 1e-9, 1e12);
+  sa.dropout_rate = r.get_double("secure_aggregation.dropout_rate", sa.dropout_rate, 0, 0.99);
+  sa.corruption_rate = r.get_double("secure_aggregation.corruption_rate", sa.corruption_rate, 0, 0.99);
+  sa.complete_graph = r.get_bool("secure_aggregation.complete_graph", false);
+  sa.neighbours = static_cast<std::uint32_t>(r.get_int("secure_aggregation.neighbours", 0, 0, 1'000'000));
+  sa.threshold = static_cast<std::uint32_t>(r.get_int("secure_aggregation.threshold", 0, 0, 1'000'000));
+  if (sa.neighbours % 2 == 1) r.fail("secure_aggregation.neighbours", "must be even (a Harary graph), or 0 for auto");
+  if (sa.enabled && c.sampling == Sampling::kUniform && c.cohort_size < 3) {
+    r.fail("cohort_size", "is " + std::to_string(c.cohort_size) +
+                              "; secure aggregation needs at least 3 clients per round (a sum of fewer reveals inputs)");
+  }
+  auto& d = c.dropout;
+  d.update = r.get_double("dropout.update", 0, 0, 1);
+  const std::pair<const char*, double*> secure_only[] = {{"dropout.advertise_keys", &d.advertise_keys},
+                                                         {"dropout.share_keys", &d.share_keys},
+                                                         {"dropout.unmask", &d.unmask}};
+  for (const auto& [key, value] : secure_only) {
+    *value = r.get_double(key, 0, 0, 1);
+    if (*value > 0 && !sa.enabled) {
+      r.fail(key, "is a secure-aggregation step, but secure_aggregation.enabled is false: set it to true, or use "
+                  "dropout.update for plain rounds");
+    }
+  }
+
   c.data_dir = r.get_string("data.dir", data::kDefaultFashionMnistDir);
   if (c.data_dir.is_relative()) c.data_dir = (base_dir / c.data_dir).lexically_normal();
   c.partition = r.get_choice("data.partition", kPartitions, "iid");
@@ -180,6 +206,18 @@ std::string to_toml(const SimConfig& c) {
                                    {"beta1", c.strategy.beta1},
                                    {"beta2", c.strategy.beta2},
                                    {"tau", c.strategy.tau}});
+  const auto& sa = c.secure;
+  t.insert("secure_aggregation", toml::table{{"enabled", sa.enabled},
+                                             {"clip_norm", sa.clip_norm},
+                                             {"dropout_rate", sa.dropout_rate},
+                                             {"corruption_rate", sa.corruption_rate},
+                                             {"complete_graph", sa.complete_graph},
+                                             {"neighbours", static_cast<std::int64_t>(sa.neighbours)},
+                                             {"threshold", static_cast<std::int64_t>(sa.threshold)}});
+  t.insert("dropout", toml::table{{"advertise_keys", c.dropout.advertise_keys},
+                                  {"share_keys", c.dropout.share_keys},
+                                  {"update", c.dropout.update},
+                                  {"unmask", c.dropout.unmask}});
   t.insert("data", toml::table{{"dir", c.data_dir.string()},
                                {"partition", c.partition},
                                {"alpha", c.alpha},
@@ -210,6 +248,11 @@ std::string documented_keys() {
               weight_decay = 0, proximal_mu = 0 (FedProx's mu)
   [strategy]  name = "fedavg" | "fedprox" | "fedadam" | "fedyogi" | "fedadagrad", server_learning_rate, beta1,
               beta2, tau (server optimizers only)
+  [secure_aggregation] enabled = false, clip_norm = 30 (L2 bound per update), dropout_rate = 0.1 and
+              corruption_rate = 0.05 (the assumptions k and t are chosen for), complete_graph = false (true: the
+              original SecAgg, k = n - 1), neighbours = 0 and threshold = 0 (0 = chosen from the rates)
+  [dropout]   probability that a sampled client vanishes instead of sending: update = 0 (its update, or masked
+              input), and in secure rounds advertise_keys = 0, share_keys = 0, unmask = 0
   [data]      dir = "/usr/share/datasets/fashion-mnist", partition = "iid" | "dirichlet" | "k_classes" |
               "quantity_skew", alpha = 0.5 (dirichlet), classes_per_client = 2 (k_classes), sigma = 1.0
               (quantity_skew), seed = 0, max_examples_per_client = 0 (0 = all of its partition)

@@ -13,12 +13,24 @@
 #include <string>
 #include <vector>
 
+#include "aggregator/round_coordinator.h"
 #include "aggregator/strategy_factory.h"
 #include "common/ml/training_plan.h"
 
 namespace sotto::sim {
 
 enum class Sampling { kUniform, kPoisson };
+
+// Simulated dropouts: the probability that a sampled client vanishes instead of sending each message of a round,
+// decided independently per client, round and message from the run's seed. `update` applies to every round (the
+// plain update, or a secure round's masked input); the other three are the secure rounds' key advertisement, key
+// shares and unmasking response.
+struct DropoutRates {
+  double advertise_keys = 0;
+  double share_keys = 0;
+  double update = 0;
+  double unmask = 0;
+};
 
 struct SimConfig {
   std::uint64_t population = 100;  // registered virtual clients
@@ -33,6 +45,8 @@ struct SimConfig {
 
   ml::TrainingPlan plan;
   aggregator::StrategyOptions strategy;
+  aggregator::SecureAggregationOptions secure;  // secure_aggregation.*, the daemon's keys
+  DropoutRates dropout;
 
   std::filesystem::path data_dir = "/usr/share/datasets/fashion-mnist";
   std::string partition = "iid";  // iid | dirichlet | k_classes | quantity_skew

@@ -2,11 +2,13 @@
 
 #include <chrono>
 #include <limits>
+#include <map>
 #include <memory>
 
 #include "aggregator/round_coordinator.h"
 #include "aggregator/round_log.h"
 #include "aggregator/strategy_factory.h"
+#include "common/codec/model_file.h"
 #include "common/data/image_dataset.h"
 #include "common/data/partition.h"
 #include "common/ml/image_model.h"
@@ -14,6 +16,7 @@
 #include "simulations/cohort_sampler.h"
 #include "simulations/plots.h"
 #include "simulations/population.h"
+#include "simulations/secure_round.h"
 #include "simulations/training_pool.h"
 
 namespace sotto::sim {
@@ -96,7 +99,8 @@ SimSummary run_simulation(const SimConfig& config, const ProgressFn& progress,
           ? config.cohort_size
           : static_cast<std::uint32_t>(
                 std::min<std::uint64_t>(config.population, std::numeric_limits<std::uint32_t>::max()));
-  options.cohort_min = 1;
+  options.cohort_min = config.secure.enabled ? 3 : 1;
+  options.secure = config.secure;
   options.checkin_window = std::chrono::seconds(1);
   options.training_deadline = std::chrono::hours(24 * 365);
   options.plan = config.plan;
@@ -109,6 +113,7 @@ SimSummary run_simulation(const SimConfig& config, const ProgressFn& progress,
   SimClock clock;
   check_no_refusal(coordinator.start(clock.now()));
   SimSummary summary;
+  codec::ModelFile final_model;
   std::uint64_t attempt = 0;
   std::uint64_t empty_streak = 0;
   std::uint64_t abandoned_streak = 0;
@@ -141,25 +146,60 @@ SimSummary run_simulation(const SimConfig& config, const ProgressFn& progress,
     const auto& task = tasks.front();
     const double seconds_sampling = since(round_start);
 
+    // Who vanishes at which step (dropout.*), decided before training: a client that never sends an update that
+    // depends on its training is not trained.
+    const bool secure = task.secagg.has_value();
+    std::map<ClientIndex, std::optional<RoundStep>> vanishes;
     std::vector<TrainingJob> jobs;
     jobs.reserve(task.conns.size());
-    for (auto conn : task.conns) jobs.push_back({conn, population.examples(conn)});
+    for (auto conn : task.conns) {
+      const auto step = planned_dropout(config.dropout, secure, config.seed, task.round_id, conn);
+      vanishes[conn] = step;
+      if (!step || *step == RoundStep::kUnmask) jobs.push_back({conn, population.examples(conn)});
+    }
     const auto train_start = WallClock::now();
     std::vector<TrainingOutcome> outcomes = pool.train(jobs, task.round_id, *task.model, task.plan);
     const double seconds_training = since(train_start);
 
     // Updates in client order: the aggregate does not depend on which worker finished first.
-    aggregator::Actions after;
-    for (auto& o : outcomes) {
-      if (o.update) {
-        append(after, coordinator.on_update(o.client, std::move(*o.update), clock.now()));
-      } else {
-        append(after, coordinator.on_disconnect(o.client, "local training failed: " + o.error, clock.now()));
+    std::optional<aggregator::action::RoundClosed> closed;
+    aggregator::RoundTraffic traffic{0, model_bytes * task.conns.size()};
+    if (secure) {
+      std::vector<SecureClient> clients;
+      auto trained = outcomes.begin();
+      for (auto conn : task.conns) {
+        SecureClient c{conn, vanishes[conn], std::nullopt, ""};
+        if (trained != outcomes.end() && trained->client == conn) {
+          c.update = std::move(trained->update);
+          c.error = trained->error;
+          ++trained;
+        }
+        clients.push_back(std::move(c));
       }
+      closed = play_secure_round(coordinator, task, std::move(clients), config.seed, [&] { return clock.now(); },
+                                 traffic);
+    } else {
+      aggregator::Actions after;
+      auto trained = outcomes.begin();
+      for (auto conn : task.conns) {
+        if (vanishes[conn]) {
+          append(after, coordinator.on_disconnect(conn, "simulated dropout before sending its update", clock.now()));
+          continue;
+        }
+        TrainingOutcome& o = *trained++;
+        if (o.update) {
+          traffic.bytes_in += model_bytes;
+          append(after, coordinator.on_update(o.client, std::move(*o.update), clock.now()));
+        } else {
+          append(after, coordinator.on_disconnect(o.client, "local training failed: " + o.error, clock.now()));
+        }
+      }
+      auto all_closed = take_all<aggregator::action::RoundClosed>(after);
+      if (all_closed.size() != 1) throw Error("internal: the round did not close after every client reported");
+      closed = std::move(all_closed.front());
     }
-    auto closed = take_all<aggregator::action::RoundClosed>(after);
-    if (closed.size() != 1) throw Error("internal: the round did not close after every client reported");
-    const auto& rc = closed.front();
+    const auto& rc = *closed;
+    final_model = {rc.next_round_id, rc.completed_rounds, *rc.global_model, rc.strategy, *rc.strategy_state};
     abandoned_streak = rc.report.completed ? 0 : abandoned_streak + 1;
 
     const auto eval_start = WallClock::now();
@@ -167,7 +207,6 @@ SimSummary run_simulation(const SimConfig& config, const ProgressFn& progress,
     const ml::EvalMetrics eval = evaluator->evaluate(test, config.eval_max_examples);
     const double seconds_evaluation = since(eval_start);
 
-    aggregator::RoundTraffic traffic{model_bytes * rc.report.survivors, model_bytes * rc.report.cohort};
     nlohmann::json record = aggregator::round_record(rc.report, rc.completed_rounds, traffic, eval, seconds_evaluation);
     record["sampled"] = cohort.size();
     RoundRow row;
@@ -201,6 +240,7 @@ SimSummary run_simulation(const SimConfig& config, const ProgressFn& progress,
     }
     check_no_refusal(coordinator.on_round_recorded(clock.now()));
   }
+  codec::write_model_file(outputs.dir() / "final_model.sotto", final_model);
   summary.total_seconds = since(start);
   nlohmann::json s = summary.to_json();
   s["population"] = config.population;

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <string>
 
+#include "common/crypto/prg.h"
 #include "common/util/error.h"
 
 namespace sotto::secagg {
@@ -15,7 +16,7 @@ namespace {
 
 constexpr std::size_t kCoinBlock = 4096;  // coordinates per RAND_bytes call
 
-void fill_random(std::vector<std::uint64_t>& words) {
+void fill_random(std::span<std::uint64_t> words) {
   if (RAND_bytes(reinterpret_cast<unsigned char*>(words.data()), static_cast<int>(words.size() * 8)) != 1) {
     throw Error("RAND_bytes failed: " + std::to_string(ERR_get_error()));
   }
@@ -35,6 +36,25 @@ Quantizer::Quantizer(QuantizerParams params) : params_(params) {
 }
 
 std::vector<std::uint32_t> Quantizer::encode(std::span<const float> update, double* clipped_norm) const {
+  return encode_with(update, fill_random, clipped_norm);
+}
+
+std::vector<std::uint32_t> Quantizer::encode_with_coin_seed(std::span<const float> update,
+                                                            std::span<const std::uint8_t> coin_seed,
+                                                            double* clipped_norm) const {
+  const std::vector<std::uint32_t> words = crypto::expand_mask(coin_seed, 2 * update.size());
+  std::size_t used = 0;
+  auto from_stream = [&](std::span<std::uint64_t> coins) {
+    for (auto& c : coins) {  // encode_with asks for exactly one coin per coordinate, in order
+      c = (static_cast<std::uint64_t>(words[used]) << 32) | words[used + 1];
+      used += 2;
+    }
+  };
+  return encode_with(update, from_stream, clipped_norm);
+}
+
+std::vector<std::uint32_t> Quantizer::encode_with(std::span<const float> update, const CoinSource& fill_coins,
+                                                  double* clipped_norm) const {
   double norm2 = 0;
   for (float v : update) {
     if (!std::isfinite(v)) throw Error("quantizer: the update contains NaN or Inf");
@@ -51,7 +71,7 @@ std::vector<std::uint32_t> Quantizer::encode(std::span<const float> update, doub
   std::vector<std::uint64_t> coins(kCoinBlock);
   for (std::size_t start = 0; start < update.size(); start += kCoinBlock) {
     const std::size_t end = std::min(update.size(), start + kCoinBlock);
-    fill_random(coins);
+    fill_coins(std::span<std::uint64_t>(coins).first(end - start));
     for (std::size_t i = start; i < end; ++i) {
       const double y = std::clamp(static_cast<double>(update[i]) * factor, -bound, bound);
       const double lower = std::floor(y);

@@ -2,7 +2,9 @@
 //
 // Encoding (client): clip the update to L2 norm `clip_norm` (scaling it down if it is longer), multiply by the
 // scale, round each coordinate to an integer with unbiased randomized rounding (floor(y) + 1 with probability
-// frac(y), the coin drawn from OpenSSL's CSPRNG, so E[q] = y exactly), and wrap to uint32 (two's complement).
+// frac(y), so E[q] = y exactly), and wrap to uint32 (two's complement). A device draws the rounding coins from
+// OpenSSL's CSPRNG (encode); the simulator draws them from the AES-CTR stream of a seed it derives from the
+// experiment's seed (encode_with_coin_seed), so that a simulated secure round is reproducible bit for bit.
 // Decoding (aggregator): read the modular sum of the survivors' vectors as signed 32-bit integers and divide by the
 // scale.
 //
@@ -14,6 +16,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <vector>
 
@@ -36,10 +39,20 @@ class Quantizer {
   // Clips, scales, rounds and wraps. Throws sotto::Error for a NaN or Inf coordinate. `clipped_norm`, when given,
   // receives the update's L2 norm after clipping.
   std::vector<std::uint32_t> encode(std::span<const float> update, double* clipped_norm = nullptr) const;
+  // The same, with coordinate i's coin taken from words 2i and 2i+1 of crypto::expand_mask(coin_seed): a
+  // deterministic stream for simulations, never for a real device (its coins must be unpredictable).
+  std::vector<std::uint32_t> encode_with_coin_seed(std::span<const float> update,
+                                                   std::span<const std::uint8_t> coin_seed,
+                                                   double* clipped_norm = nullptr) const;
   // Decodes the modular sum of at most max_clients encoded vectors.
   std::vector<double> decode_sum(std::span<const std::uint32_t> sum) const;
 
  private:
+  // Fills its argument with uniform 64-bit coins for the next coordinates.
+  using CoinSource = std::function<void(std::span<std::uint64_t>)>;
+  std::vector<std::uint32_t> encode_with(std::span<const float> update, const CoinSource& coins,
+                                         double* clipped_norm) const;
+
   QuantizerParams params_;
   double scale_;
 };

@@ -1,6 +1,7 @@
 #include "common/secagg/update_vector.h"
 
 #include <algorithm>
+#include <cstring>
 #include <string>
 
 #include "common/util/error.h"
@@ -13,6 +14,13 @@ std::size_t floating_length(const model::ModelParameters& params) {
     if (t.dtype == model::DType::kFloat32 || t.dtype == model::DType::kFloat64) n += t.num_elements();
   }
   return n;
+}
+
+model::ModelParameters masked_input_parameters(std::span<const std::uint32_t> masked) {
+  model::Tensor t{kMaskedInputTensor, model::DType::kInt32, {static_cast<std::int64_t>(masked.size())},
+                  std::vector<std::byte>(masked.size_bytes())};
+  if (!masked.empty()) std::memcpy(t.data.data(), masked.data(), masked.size_bytes());
+  return model::ModelParameters({std::move(t)});
 }
 
 std::vector<float> flatten_floating(const model::ModelParameters& params) {

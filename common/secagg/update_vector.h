@@ -5,6 +5,7 @@
 // the clipped norm: under secure aggregation they keep the global model's value (their delta is zero).
 #pragma once
 
+#include <cstdint>
 #include <span>
 #include <vector>
 
@@ -18,5 +19,10 @@ std::vector<float> flatten_floating(const model::ModelParameters& params);
 // A delta laid out like `layout`: floating tensors from `values` (floating_length(layout) of them), integer
 // tensors zero. Throws sotto::Error on a length mismatch.
 model::ModelParameters unflatten_floating(std::span<const double> values, const model::ModelParameters& layout);
+
+// The name of the one int32 tensor a secure round's update carries: the client's masked input.
+inline constexpr const char* kMaskedInputTensor = "secagg.masked_input";
+// A masked input as the update a client uploads: one int32 tensor of its words.
+model::ModelParameters masked_input_parameters(std::span<const std::uint32_t> masked);
 
 }  // namespace sotto::secagg

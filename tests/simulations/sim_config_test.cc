@@ -97,3 +97,15 @@ TEST_CASE("config: the resolved config reads back to the same values") {
   CHECK(back.sampling_rate == Approx(0.25));
   CHECK(back.classes_per_client == 3);
 }
+
+TEST_CASE("config: secure-aggregation dropouts need secure aggregation and enough clients") {
+  CHECK_THROWS_WITH(sim::load_sim_config("", {"dropout.share_keys=0.1"}), Catch::Contains("dropout.share_keys"));
+  CHECK_THROWS_WITH(sim::load_sim_config("", {"secure_aggregation.enabled=true", "cohort_size=2"}),
+                    Catch::Contains("cohort_size"));
+  CHECK_THROWS_WITH(sim::load_sim_config("", {"dropout.update=1.5"}), Catch::Contains("dropout.update"));
+  CHECK_THROWS_WITH(sim::load_sim_config("", {"secure_aggregation.neighbours=3"}),
+                    Catch::Contains("secure_aggregation.neighbours"));
+  const auto c = sim::load_sim_config("", {"secure_aggregation.enabled=true", "dropout.unmask=0.2"});
+  CHECK(c.secure.enabled);
+  CHECK(c.dropout.unmask == 0.2);
+}

@@ -81,3 +81,21 @@ TEST_CASE("quantizer: bad parameters and non-finite updates are refused", "[seca
   CHECK_THROWS_WITH(q.encode(std::vector<float>{1.0f, std::numeric_limits<float>::quiet_NaN()}),
                     Catch::Contains("NaN"));
 }
+
+TEST_CASE("quantizer: a coin seed makes the rounding reproducible and still unbiased", "[secagg][quantizer]") {
+  Quantizer q({1e9, 1});
+  const float x = static_cast<float>(0.3 / q.scale());
+  const std::vector<float> update(20000, x);
+  const std::vector<std::uint8_t> seed_a(32, 7), seed_b(32, 8);
+  const auto a1 = q.encode_with_coin_seed(update, seed_a);
+  const auto a2 = q.encode_with_coin_seed(update, seed_a);
+  const auto b = q.encode_with_coin_seed(update, seed_b);
+  CHECK(a1 == a2);
+  CHECK(a1 != b);
+  const double ones = std::count(a1.begin(), a1.end(), 1u);
+  CHECK(ones > 6000 - 400);
+  CHECK(ones < 6000 + 400);
+  // Longer than one coin block (4096 coordinates), so the stream continues across blocks instead of restarting.
+  CHECK(!std::equal(a1.begin(), a1.begin() + 4096, a1.begin() + 4096));
+  CHECK_THROWS_WITH(q.encode_with_coin_seed(update, std::vector<std::uint8_t>(5, 0)), Catch::Contains("seed"));
+}
