@@ -7,11 +7,14 @@
 
 #include <CLI/CLI.hpp>
 
+#include "simulations/mpi_cluster.h"
 #include "simulations/sim_config.h"
 #include "simulations/simulation.h"
 
 int main(int argc, char** argv) {
   using namespace sotto;
+  // Under mpirun every rank runs this binary with the same arguments; rank 0 leads and writes the outputs.
+  const sim::MpiCluster cluster(&argc, &argv);
   CLI::App app{"sotto-sim: federated-learning simulations — many virtual clients in one process, driven through "
                "the aggregator's round coordinator"};
   std::string config_path;
@@ -26,18 +29,30 @@ int main(int argc, char** argv) {
       ->allow_extra_args(false)
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   app.add_option("--output", output, "Output directory (overrides output_dir)");
-  app.footer(sim::documented_keys());
-  CLI11_PARSE(app, argc, argv);
+  app.footer(sim::documented_keys() + R"(
+Scale-out: `mpirun -n R sotto-sim --config FILE` deals each round's training over R ranks (threads workers each)
+with the same results as one process; rank 0 runs the coordinator and writes the outputs.)");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    if (cluster.size() > 1 && code != 0) cluster.abort(code);
+    return code;
+  }
 
   try {
     std::optional<std::filesystem::path> out_dir;
     if (!output.empty()) out_dir = output;
     const sim::SimConfig cfg = sim::load_sim_config(config_path, overrides, out_dir);
+    if (!cluster.is_root()) {
+      sim::run_simulation_worker(cfg, cluster);
+      return 0;
+    }
     const bool tty = isatty(fileno(stderr));
-    std::fprintf(stderr, "sotto-sim: %llu clients, cohort %u, %llu rounds, %s on %s, %u threads -> %s\n",
+    std::fprintf(stderr, "sotto-sim: %llu clients, cohort %u, %llu rounds, %s on %s, %d x %u threads -> %s\n",
                  static_cast<unsigned long long>(cfg.population), cfg.cohort_size,
                  static_cast<unsigned long long>(cfg.rounds), cfg.strategy.name.c_str(), cfg.partition.c_str(),
-                 cfg.threads, cfg.output_dir.c_str());
+                 cluster.size(), cfg.threads, cfg.output_dir.c_str());
     auto progress = [tty](const sim::RoundRow& row, std::uint64_t total, double elapsed) {
       const double per_round = row.completed_rounds ? elapsed / static_cast<double>(row.completed_rounds) : 0;
       const double eta = per_round * static_cast<double>(total - std::min(total, row.completed_rounds));
@@ -53,14 +68,16 @@ int main(int argc, char** argv) {
       std::fflush(stderr);
     };
     auto warn = [tty](const std::string& w) { std::fprintf(stderr, "%ssotto-sim: warning: %s\n", tty ? "\n" : "", w.c_str()); };
-    const sim::SimSummary s = sim::run_simulation(cfg, progress, warn);
+    const sim::SimSummary s = sim::run_simulation(cfg, progress, warn, cluster);
     if (tty) std::fprintf(stderr, "\n");
     std::fprintf(stderr, "sotto-sim: %llu rounds in %.1fs: final accuracy %.4f, best %.4f (round %llu); outputs in %s\n",
                  static_cast<unsigned long long>(s.rounds), s.total_seconds, s.final_accuracy, s.best_accuracy,
                  static_cast<unsigned long long>(s.best_round), cfg.output_dir.c_str());
     return 0;
   } catch (const std::exception& e) {
-    std::cerr << "sotto-sim: error: " << e.what() << std::endl;
+    std::cerr << "sotto-sim: error" << (cluster.size() > 1 ? " on rank " + std::to_string(cluster.rank()) : "")
+              << ": " << e.what() << std::endl;
+    if (cluster.size() > 1) cluster.abort(1);  // the other ranks would wait for this one forever
     return 1;
   }
 }

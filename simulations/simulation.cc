@@ -14,6 +14,7 @@
 #include "common/ml/image_model.h"
 #include "common/util/error.h"
 #include "simulations/cohort_sampler.h"
+#include "simulations/distributed_training.h"
 #include "simulations/plots.h"
 #include "simulations/population.h"
 #include "simulations/secure_round.h"
@@ -78,8 +79,16 @@ nlohmann::json SimSummary::to_json() const {
           {"empty_draws", empty_draws}};
 }
 
+void run_simulation_worker(const SimConfig& config, const MpiCluster& cluster) {
+  ml::set_torch_threads(1);
+  auto train = std::make_shared<const data::ImageDataset>(data::load_fashion_mnist(config.data_dir, data::Split::kTrain));
+  const Population population(config, *train);
+  TrainingPool pool(config.threads, config.architecture, config.init_seed, train);
+  DistributedTrainer(cluster, pool, population).serve();
+}
+
 SimSummary run_simulation(const SimConfig& config, const ProgressFn& progress,
-                          const std::function<void(const std::string&)>& warn) {
+                          const std::function<void(const std::string&)>& warn, const MpiCluster& cluster) {
   const auto start = WallClock::now();
   ml::set_torch_threads(1);
   RunOutputs outputs(config.output_dir, to_toml(config));
@@ -91,6 +100,7 @@ SimSummary run_simulation(const SimConfig& config, const ProgressFn& progress,
 
   auto evaluator = ml::make_image_model(config.architecture, config.init_seed);
   TrainingPool pool(config.threads, config.architecture, config.init_seed, train);
+  DistributedTrainer trainer(cluster, pool, population);
 
   aggregator::CoordinatorOptions options;
   options.total_rounds = config.rounds;
@@ -150,15 +160,15 @@ SimSummary run_simulation(const SimConfig& config, const ProgressFn& progress,
     // depends on its training is not trained.
     const bool secure = task.secagg.has_value();
     std::map<ClientIndex, std::optional<RoundStep>> vanishes;
-    std::vector<TrainingJob> jobs;
-    jobs.reserve(task.conns.size());
+    std::vector<ClientIndex> to_train;
+    to_train.reserve(task.conns.size());
     for (auto conn : task.conns) {
       const auto step = planned_dropout(config.dropout, secure, config.seed, task.round_id, conn);
       vanishes[conn] = step;
-      if (!step || *step == RoundStep::kUnmask) jobs.push_back({conn, population.examples(conn)});
+      if (!step || *step == RoundStep::kUnmask) to_train.push_back(conn);
     }
     const auto train_start = WallClock::now();
-    std::vector<TrainingOutcome> outcomes = pool.train(jobs, task.round_id, *task.model, task.plan);
+    std::vector<TrainingOutcome> outcomes = trainer.train(to_train, task.round_id, *task.model, task.plan);
     const double seconds_training = since(train_start);
 
     // Updates in client order: the aggregate does not depend on which worker finished first.
@@ -240,6 +250,7 @@ SimSummary run_simulation(const SimConfig& config, const ProgressFn& progress,
     }
     check_no_refusal(coordinator.on_round_recorded(clock.now()));
   }
+  trainer.release_workers();
   codec::write_model_file(outputs.dir() / "final_model.sotto", final_model);
   summary.total_seconds = since(start);
   nlohmann::json s = summary.to_json();
@@ -248,6 +259,7 @@ SimSummary run_simulation(const SimConfig& config, const ProgressFn& progress,
   s["strategy"] = config.strategy.name;
   s["partition"] = config.partition;
   s["model_bytes"] = model_bytes;
+  s["ranks"] = cluster.size();
   outputs.write_summary(s);
   if (config.plots) {
     if (auto w = draw_plots(outputs.dir(), config.strategy.name + ", " + config.partition)) {

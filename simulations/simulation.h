@@ -15,6 +15,7 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 
+#include "simulations/mpi_cluster.h"
 #include "simulations/run_outputs.h"
 #include "simulations/sim_config.h"
 
@@ -36,7 +37,13 @@ using ProgressFn = std::function<void(const RoundRow& row, std::uint64_t total_r
 
 // Runs the whole simulation and writes every output file. Throws sotto::Error on bad data or config. Plot
 // warnings (gnuplot missing) go to `warn` when given; plots never fail a run.
+// Under MPI (`cluster` of several ranks) this is rank 0's part: it runs the coordinator, evaluates and writes the
+// outputs, and each round's training is dealt out over the ranks (distributed_training.h), with the same results.
 SimSummary run_simulation(const SimConfig& config, const ProgressFn& progress = {},
-                          const std::function<void(const std::string&)>& warn = {});
+                          const std::function<void(const std::string&)>& warn = {},
+                          const MpiCluster& cluster = MpiCluster());
+
+// The other ranks' part: load the same data and population, then train what rank 0 sends until the run ends.
+void run_simulation_worker(const SimConfig& config, const MpiCluster& cluster);
 
 }  // namespace sotto::sim

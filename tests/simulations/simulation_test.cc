@@ -253,3 +253,37 @@ TEST_CASE("plain rounds lose the clients that drop before their update and go on
   CHECK(survivors < 30);
   std::filesystem::remove_all(c.output_dir);
 }
+
+TEST_CASE("two MPI ranks give the same rounds and model as one process") {
+  // Secure aggregation and dropouts on, so the whole round pipeline is exercised after the ranks' training.
+  const std::string args =
+      " --set population=24 --set cohort_size=7 --set rounds=2 --set data.max_examples_per_client=40"
+      " --set evaluation.max_examples=200 --set plots=false --set threads=1 --set data.partition=dirichlet"
+      " --set secure_aggregation.enabled=true --set dropout.update=0.1";
+  const auto one = out_dir("mpi-one");
+  const auto two = out_dir("mpi-two");
+  const std::string sim = std::string(SOTTO_BIN_DIR) + "/sotto-sim";
+  REQUIRE(std::system((sim + args + " --output " + one.string() + " 2>" + one.string() + ".log").c_str()) == 0);
+  const std::string mpirun = std::string(SOTTO_MPIEXEC) + " --allow-run-as-root --oversubscribe -n 2 ";
+  const int status = std::system((mpirun + sim + args + " --output " + two.string() + " >" + two.string() + ".log 2>&1").c_str());
+  INFO(file_bytes(two.string() + ".log"));
+  REQUIRE(status == 0);
+  CHECK(nlohmann::json::parse(std::ifstream(two / "summary.json"))["ranks"] == 2);
+  const auto r1 = read_rounds(one);
+  const auto r2 = read_rounds(two);
+  REQUIRE(r1.size() >= 2);
+  REQUIRE(r1.size() == r2.size());
+  for (std::size_t i = 0; i < r1.size(); ++i) CHECK(r1[i].dump() == r2[i].dump());
+  CHECK(file_bytes(one / "final_model.sotto") == file_bytes(two / "final_model.sotto"));
+
+  // A rank that fails takes the whole job down with a message instead of leaving the others waiting.
+  const int bad = std::system((mpirun + sim + args + " --set data.dir=/nonexistent --output " + two.string() + " >" +
+                               two.string() + ".err 2>&1").c_str());
+  CHECK(bad != 0);
+  CHECK_THAT(file_bytes(two.string() + ".err"), Catch::Contains("/nonexistent"));
+  for (const auto& d : {one, two}) {
+    std::filesystem::remove_all(d);
+    std::filesystem::remove(d.string() + ".log");
+  }
+  std::filesystem::remove(two.string() + ".err");
+}
