@@ -47,6 +47,7 @@ AggregatorConfig load_aggregator_config(const std::filesystem::path& path) {
   o.training_deadline = r.get_seconds("rounds.training_deadline_s", 600, 0.001, 86400);
   o.retry_delay = r.get_seconds("rounds.retry_delay_s", 5, 0.001, 86400);
   o.seed = static_cast<std::uint64_t>(r.get_int("rounds.seed", 0, 0, INT64_MAX));
+  o.reproducible_aggregation = r.get_bool("rounds.reproducible_aggregation", false);
 
   o.plan.epochs = static_cast<std::uint32_t>(r.get_int("plan.epochs", 1, 1, 1000));
   o.plan.batch_size = static_cast<std::uint32_t>(r.get_int("plan.batch_size", 32, 1, 65536));

@@ -400,16 +400,23 @@ Actions RoundCoordinator::on_update(ConnectionId conn, ClientUpdate update, Time
     maybe_close_round(now, out);
     return out;
   }
-  const auto t0 = std::chrono::steady_clock::now();
-  strategy_->accumulate(update.delta, update.num_examples);
-  report_.aggregation_seconds += seconds_between(t0, std::chrono::steady_clock::now());
+  const std::uint64_t num_examples = update.num_examples;
+  const double train_loss = update.train_loss, train_accuracy = update.train_accuracy;
+  const double train_seconds = update.train_seconds;
+  if (options_.reproducible_aggregation) {
+    held_updates_.emplace(member.client_id, std::move(update));
+  } else {
+    const auto t0 = std::chrono::steady_clock::now();
+    strategy_->accumulate(update.delta, update.num_examples);
+    report_.aggregation_seconds += seconds_between(t0, std::chrono::steady_clock::now());
+  }
   member.uploaded = true;
   report_.survivors += 1;
-  report_.examples += update.num_examples;
+  report_.examples += num_examples;
   report_.participants.push_back(member.client_id);
-  weighted_loss_ += update.train_loss * static_cast<double>(update.num_examples);
-  weighted_accuracy_ += update.train_accuracy * static_cast<double>(update.num_examples);
-  report_.slowest_train_seconds = std::max(report_.slowest_train_seconds, update.train_seconds);
+  weighted_loss_ += train_loss * static_cast<double>(num_examples);
+  weighted_accuracy_ += train_accuracy * static_cast<double>(num_examples);
+  report_.slowest_train_seconds = std::max(report_.slowest_train_seconds, train_seconds);
   maybe_close_round(now, out);
   return out;
 }
@@ -509,6 +516,7 @@ void RoundCoordinator::close_round(TimePoint now, bool completed, const std::str
     ++completed_rounds_;  // nothing to train: the sum is the round's result
   } else if (completed) {
     const auto t0 = std::chrono::steady_clock::now();
+    for (const auto& [client_id, held] : held_updates_) strategy_->accumulate(held.delta, held.num_examples);
     global_ = std::make_shared<const model::ModelParameters>(strategy_->finish_round(*global_));
     report_.aggregation_seconds += seconds_between(t0, std::chrono::steady_clock::now());
     ++completed_rounds_;
@@ -519,6 +527,7 @@ void RoundCoordinator::close_round(TimePoint now, bool completed, const std::str
                                           completed ? "round completed" : "round abandoned: " + abandon_reason});
   }
   cohort_.clear();
+  held_updates_.clear();
   session_.reset();
   quantizer_.reset();
   ++round_id_;

@@ -66,6 +66,10 @@ struct CoordinatorOptions {
   Duration retry_delay = std::chrono::seconds(5);
   ml::TrainingPlan plan;
   std::uint64_t seed = 0;
+  // Plain rounds: hold the updates and add them in client-id order when the round closes, so that the new model
+  // does not depend on the order updates arrived in (floating-point addition is not associative). Costs one
+  // update per cohort member in memory; off, updates are summed as they arrive and dropped.
+  bool reproducible_aggregation = false;
   SecureAggregationOptions secure;
   // Federated analytics instead of training: each round publishes the secure sum of the survivors' integer
   // vectors of this length (needs secure.enabled); the model and the strategy are not used.
@@ -263,6 +267,7 @@ class RoundCoordinator {
   int secagg_step_ = 0;  // the SecAgg step being collected (0 advertise .. 3 unmask)
   TimePoint step_started_{};
   TimePoint step_deadline_{};
+  std::map<std::string, ClientUpdate> held_updates_;  // reproducible_aggregation: by client id until the close
   double weighted_loss_ = 0;
   double weighted_accuracy_ = 0;
 };

@@ -97,7 +97,14 @@ class Client::Impl {
           summary.rounds_contributed = contributed_;
           emit({ClientEventKind::kFinished, 0, r.message});
           return summary;
-        case Outcome::kRoundDone: backoff = config_.backoff_initial; continue;
+        case Outcome::kRoundDone:
+          if (config_.max_rounds > 0 && contributed_ >= config_.max_rounds) {
+            summary.rounds_contributed = contributed_;
+            emit({ClientEventKind::kFinished, 0, "contributed to client.max_rounds rounds"});
+            return summary;
+          }
+          backoff = config_.backoff_initial;
+          continue;
         case Outcome::kRetryLater:
           backoff = config_.backoff_initial;
           sleep_for(r.retry_delay);

@@ -50,10 +50,15 @@ SottoClientConfig load_sotto_client_config(const std::filesystem::path& path) {
   s.dirichlet_alpha = r.get_double("data.alpha", 0.5, 1e-6, 1e6);
   s.partition_seed = static_cast<std::uint64_t>(r.get_int("data.seed", 42, 0, INT64_MAX));
   s.max_examples = static_cast<std::size_t>(r.get_int("data.max_examples", 0, 0, INT64_MAX));
+  s.indices_file = r.get_path("data.indices_file", std::filesystem::path());
+  if (!s.indices_file.empty() && !std::filesystem::exists(s.indices_file)) {
+    r.fail("data.indices_file", "names " + s.indices_file.string() + ", which does not exist");
+  }
 
   s.threads = static_cast<int>(r.get_int("training.threads", 1, 1, 256));
   c.state_dir = r.get_path("state.dir", std::filesystem::path());
   c.save_local_models = r.get_bool("state.save_local_models", false);
+  c.max_rounds = static_cast<std::uint64_t>(r.get_int("client.max_rounds", 0, 0, INT64_MAX));
   c.vanish_after = r.get_choice("fault_injection.vanish_after", {"", "advertise", "share_keys", "masked_input"}, "");
   if (c.save_local_models && c.state_dir.empty()) r.fail("state.save_local_models", "needs state.dir");
   s.log_level = r.get_choice("log.level", {"trace", "debug", "info", "warn", "error", "critical", "off"}, "info");

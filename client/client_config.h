@@ -29,6 +29,7 @@ struct ClientConfig {
   std::chrono::milliseconds give_up_after{0};  // 0 = keep retrying forever
   std::filesystem::path state_dir;             // ledger.jsonl and saved models; empty = keep nothing
   bool save_local_models = false;              // write state_dir/local-round-<r>.sotto after training
+  std::uint64_t max_rounds = 0;                // leave after contributing to this many completed rounds (0 = never)
   // Testing only: the process exits at once (status 97) right after sending this secure-aggregation step's
   // message ("advertise", "share_keys", "masked_input"), so tests can drop a client at an exact protocol step.
   std::string vanish_after;
@@ -45,6 +46,8 @@ struct SottoClientConfig {
   double dirichlet_alpha = 0.5;
   std::uint64_t partition_seed = 42;
   std::size_t max_examples = 0;  // cap on the shard's size (0 = whole shard), for quick tests
+  // This device's examples as training-set indices, one per line, in training order; replaces the shard keys.
+  std::filesystem::path indices_file;
   int threads = 1;
   std::string log_level = "info";
 };

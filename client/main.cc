@@ -39,7 +39,28 @@ void log_event(const client::ClientEvent& e) {
   }
 }
 
+// The training-set indices listed in `path`, one per line, each below `size`.
+std::vector<std::uint32_t> read_indices(const std::filesystem::path& path, std::size_t size) {
+  std::ifstream in(path);
+  if (!in) throw Error("cannot read data.indices_file " + path.string());
+  std::vector<std::uint32_t> indices;
+  std::string line;
+  for (std::size_t number = 1; std::getline(in, line); ++number) {
+    if (line.empty()) continue;
+    std::uint64_t v = 0;
+    const auto [end, ec] = std::from_chars(line.data(), line.data() + line.size(), v);
+    if (ec != std::errc() || end != line.data() + line.size() || v >= size) {
+      throw Error(path.string() + ":" + std::to_string(number) + ": \"" + line +
+                  "\" is not an example index below the training set's " + std::to_string(size));
+    }
+    indices.push_back(static_cast<std::uint32_t>(v));
+  }
+  if (indices.empty()) throw Error(path.string() + " lists no examples");
+  return indices;
+}
+
 std::vector<std::uint32_t> load_shard(const client::SottoClientConfig& cfg, const data::ImageDataset& train) {
+  if (!cfg.indices_file.empty()) return read_indices(cfg.indices_file, train.size());
   const data::Partition partition =
       cfg.partition == client::Partitioning::kIid
           ? data::partition_iid(train.size(), cfg.num_shards, cfg.partition_seed)
@@ -106,8 +127,12 @@ int main(int argc, char** argv) {
       ml::set_torch_threads(cfg.threads);
       auto train = std::make_shared<data::ImageDataset>(data::load_fashion_mnist(cfg.data_dir, data::Split::kTrain));
       auto shard = load_shard(cfg, *train);
-      spdlog::info("shard {} of {} ({}): {} examples", cfg.shard_index, cfg.num_shards,
-                   cfg.partition == client::Partitioning::kIid ? "iid" : "dirichlet", shard.size());
+      if (cfg.indices_file.empty()) {
+        spdlog::info("shard {} of {} ({}): {} examples", cfg.shard_index, cfg.num_shards,
+                     cfg.partition == client::Partitioning::kIid ? "iid" : "dirichlet", shard.size());
+      } else {
+        spdlog::info("{} examples listed in {}", shard.size(), cfg.indices_file.string());
+      }
       auto trainer =
           std::make_shared<client::ImageTrainer>(ml::make_image_model("fashion_cnn", 0), train, std::move(shard));
       client_ptr = std::make_unique<client::Client>(cfg.client, trainer);

@@ -114,6 +114,28 @@ TEST_CASE("coordinator: a round completes when every client uploaded, with the e
   CHECK(f.c->phase() == RoundCoordinator::Phase::kCheckIn);
 }
 
+TEST_CASE("coordinator: reproducible aggregation gives the same model whatever order updates arrive in") {
+  // 1e16 + 1 - 1e16 in double is 0 or 1 depending on the order of the additions.
+  const std::vector<std::vector<float>> deltas = {{1e16f}, {1.0f}, {-1e16f}};
+  auto run = [&](bool reproducible, std::vector<int> arrival) {
+    CoordinatorOptions o;
+    o.total_rounds = 1;
+    o.cohort_target = 3;
+    o.reproducible_aggregation = reproducible;
+    RoundCoordinator c(o, CoordinatorStart{weights({0}), 1, 0, {}}, std::make_unique<FedAvg>());
+    const TimePoint t0 = TimePoint{} + 1000s;
+    c.start(t0);
+    for (int i = 1; i <= 3; ++i) c.on_hello(i, "c" + std::to_string(i), t0);
+    Actions last;
+    for (int i : arrival) last = c.on_update(i, update(1, deltas[i - 1], 10), t0 + 1s);
+    return values(*only<action::RoundClosed>(last).global_model);
+  };
+  CHECK(run(true, {1, 2, 3}) == run(true, {3, 1, 2}));
+  CHECK(run(true, {2, 3, 1}) == run(true, {1, 2, 3}));
+  // Without it the sum follows arrival order, and these two orders differ.
+  CHECK(run(false, {1, 2, 3}) != run(false, {1, 3, 2}));
+}
+
 TEST_CASE("coordinator: the next round waits until the caller has recorded the last one") {
   Fixture f(1, 1);
   f.c->on_hello(1, "c1", f.t0);

@@ -42,3 +42,15 @@ TEST_CASE("client config: bad values are refused with the key named") {
   CHECK_THROWS_WITH(client::load_sotto_client_config(write_config(dir, kBase + "[state]\nsave_local_models = true\n")),
                     Catch::Contains("'state.save_local_models'"));
 }
+
+TEST_CASE("client config: an indices file must exist and max_rounds is read") {
+  sotto::test::TempDir dir;
+  CHECK_THROWS_WITH(client::load_sotto_client_config(write_config(dir, kBase + "[data]\nindices_file = \"missing.txt\"\n")),
+                    Catch::Contains("'data.indices_file'") && Catch::Contains("does not exist"));
+  std::ofstream(dir.path() / "mine.txt") << "3\n1\n";
+  const std::string with_limit = "[client]\nid = \"c1\"\nmax_rounds = 2\n[server]\nca_file = \"ca.pem\"\n[auth]\n"
+                                 "token = \"0123456789abcdef\"\n[data]\nindices_file = \"mine.txt\"\n";
+  const auto c = client::load_sotto_client_config(write_config(dir, with_limit));
+  CHECK(c.client.max_rounds == 2);
+  CHECK(c.indices_file == dir.path() / "mine.txt");
+}
