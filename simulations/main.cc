@@ -10,6 +10,8 @@
 #include "simulations/mpi_cluster.h"
 #include "simulations/sim_config.h"
 #include "simulations/simulation.h"
+#include "simulations/tls_transport.h"
+#include "common/util/error.h"
 
 int main(int argc, char** argv) {
   using namespace sotto;
@@ -29,6 +31,11 @@ int main(int argc, char** argv) {
       ->allow_extra_args(false)
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   app.add_option("--output", output, "Output directory (overrides output_dir)");
+  std::string transport;
+  app.add_option("--transport", transport,
+                 "memory (in-process, the default) or tls (a real sotto-aggregator and sotto-client processes on "
+                 "127.0.0.1); same as --set transport=...")
+      ->check(CLI::IsMember({"memory", "tls"}));
   app.footer(sim::documented_keys() + R"(
 Scale-out: `mpirun -n R sotto-sim --config FILE` deals each round's training over R ranks (threads workers each)
 with the same results as one process; rank 0 runs the coordinator and writes the outputs.)");
@@ -43,7 +50,12 @@ with the same results as one process; rank 0 runs the coordinator and writes the
   try {
     std::optional<std::filesystem::path> out_dir;
     if (!output.empty()) out_dir = output;
+    if (!transport.empty()) overrides.push_back("transport=" + transport);
     const sim::SimConfig cfg = sim::load_sim_config(config_path, overrides, out_dir);
+    if (cfg.transport == sim::Transport::kTls && cluster.size() > 1) {
+      throw Error("transport = \"tls\" runs one aggregator and its client processes on this machine; run it "
+                  "without mpirun");
+    }
     if (!cluster.is_root()) {
       sim::run_simulation_worker(cfg, cluster);
       return 0;
@@ -68,7 +80,8 @@ with the same results as one process; rank 0 runs the coordinator and writes the
       std::fflush(stderr);
     };
     auto warn = [tty](const std::string& w) { std::fprintf(stderr, "%ssotto-sim: warning: %s\n", tty ? "\n" : "", w.c_str()); };
-    const sim::SimSummary s = sim::run_simulation(cfg, progress, warn, cluster);
+    const sim::SimSummary s = cfg.transport == sim::Transport::kTls ? sim::run_simulation_over_tls(cfg, progress, warn)
+                                                                     : sim::run_simulation(cfg, progress, warn, cluster);
     if (tty) std::fprintf(stderr, "\n");
     std::fprintf(stderr, "sotto-sim: %llu rounds in %.1fs: final accuracy %.4f, best %.4f (round %llu); outputs in %s\n",
                  static_cast<unsigned long long>(s.rounds), s.total_seconds, s.final_accuracy, s.best_accuracy,

@@ -111,6 +111,7 @@ SimConfig load_sim_config(const std::filesystem::path& config_file, const std::v
   c.threads = static_cast<std::uint32_t>(r.get_int("threads", 0, 0, 1024));
   c.plots = r.get_bool("plots", true);
   c.output_dir = r.get_string("output_dir", "sim-output");
+  c.transport = r.get_choice("transport", {"memory", "tls"}, "memory") == "tls" ? Transport::kTls : Transport::kMemory;
 
   auto& p = c.plan;
   p.epochs = static_cast<std::uint32_t>(r.get_int("plan.epochs", 1, 1, 1000));
@@ -160,6 +161,21 @@ SimConfig load_sim_config(const std::filesystem::path& config_file, const std::v
     }
   }
 
+  if (c.transport == Transport::kTls) {
+    constexpr std::uint32_t kMaxTlsCohort = 64;
+    if (c.sampling != Sampling::kUniform) {
+      r.fail("sampling", "must be \"uniform\" with transport = \"tls\" (a real check-in window cannot reproduce a "
+                         "Poisson cohort); use the in-memory transport for Poisson sampling");
+    }
+    if (c.cohort_size > kMaxTlsCohort) {
+      r.fail("cohort_size", "is " + std::to_string(c.cohort_size) + "; transport = \"tls\" starts one process per "
+                                "sampled client and allows at most " + std::to_string(kMaxTlsCohort));
+    }
+    if (d.update > 0 || d.advertise_keys > 0 || d.share_keys > 0 || d.unmask > 0) {
+      r.fail("dropout", "simulated dropouts need the in-memory transport; set them to 0 with transport = \"tls\"");
+    }
+  }
+
   c.data_dir = r.get_string("data.dir", data::kDefaultFashionMnistDir);
   if (c.data_dir.is_relative()) c.data_dir = (base_dir / c.data_dir).lexically_normal();
   c.partition = r.get_choice("data.partition", kPartitions, "iid");
@@ -194,6 +210,7 @@ std::string to_toml(const SimConfig& c) {
   t.insert("threads", static_cast<std::int64_t>(c.threads));
   t.insert("plots", c.plots);
   t.insert("output_dir", c.output_dir.string());
+  t.insert("transport", c.transport == Transport::kTls ? "tls" : "memory");
   t.insert("plan", toml::table{{"epochs", static_cast<std::int64_t>(c.plan.epochs)},
                                {"batch_size", static_cast<std::int64_t>(c.plan.batch_size)},
                                {"optimizer", c.plan.optimizer},
@@ -244,6 +261,8 @@ std::string documented_keys() {
   threads = 0                   training workers (0 = all cores); results do not depend on it
   plots = true                  draw accuracy.png and loss.png with gnuplot (skipped with a warning if absent)
   output_dir = "sim-output"     relative to the current directory; --output overrides
+  transport = "memory"          "memory" (in-process) or "tls" (a real sotto-aggregator and one sotto-client process
+                                per sampled client over TLS on 127.0.0.1; uniform sampling, no dropouts, cohort <= 64)
   [plan]      epochs = 1, batch_size = 32, optimizer = "sgd" | "adam", learning_rate = 0.05, momentum = 0.9,
               weight_decay = 0, proximal_mu = 0 (FedProx's mu)
   [strategy]  name = "fedavg" | "fedprox" | "fedadam" | "fedyogi" | "fedadagrad", server_learning_rate, beta1,

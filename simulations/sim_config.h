@@ -20,6 +20,7 @@
 namespace sotto::sim {
 
 enum class Sampling { kUniform, kPoisson };
+enum class Transport { kMemory, kTls };  // tls_transport.h
 
 // Simulated dropouts: the probability that a sampled client vanishes instead of sending each message of a round,
 // decided independently per client, round and message from the run's seed. `update` applies to every round (the
@@ -42,6 +43,7 @@ struct SimConfig {
   std::uint32_t threads = 0;  // training workers; 0 = all cores
   bool plots = true;          // accuracy.png / loss.png via gnuplot
   std::filesystem::path output_dir = "sim-output";
+  Transport transport = Transport::kMemory;
 
   ml::TrainingPlan plan;
   aggregator::StrategyOptions strategy;

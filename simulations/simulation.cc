@@ -87,6 +87,32 @@ void run_simulation_worker(const SimConfig& config, const MpiCluster& cluster) {
   DistributedTrainer(cluster, pool, population).serve();
 }
 
+void SimSummary::note_round(const RoundRow& row) {
+  rounds = row.completed_rounds;
+  final_accuracy = row.test_accuracy;
+  final_loss = row.test_loss;
+  if (row.test_accuracy > best_accuracy || best_round == 0) {
+    best_accuracy = row.test_accuracy;
+    best_round = row.round;
+  }
+}
+
+void finish_outputs(RunOutputs& outputs, const SimConfig& config, SimSummary& summary,
+                    const nlohmann::json& extra, const std::function<void(const std::string&)>& warn) {
+  nlohmann::json s = summary.to_json();
+  s["population"] = config.population;
+  s["cohort_size"] = config.cohort_size;
+  s["strategy"] = config.strategy.name;
+  s["partition"] = config.partition;
+  s.update(extra);
+  outputs.write_summary(s);
+  if (config.plots) {
+    if (auto w = draw_plots(outputs.dir(), config.strategy.name + ", " + config.partition)) {
+      if (warn) warn(*w);
+    }
+  }
+}
+
 SimSummary run_simulation(const SimConfig& config, const ProgressFn& progress,
                           const std::function<void(const std::string&)>& warn, const MpiCluster& cluster) {
   const auto start = WallClock::now();
@@ -115,6 +141,7 @@ SimSummary run_simulation(const SimConfig& config, const ProgressFn& progress,
   options.training_deadline = std::chrono::hours(24 * 365);
   options.plan = config.plan;
   options.seed = config.seed;
+  options.reproducible_aggregation = true;  // as the TLS transport's daemon: the same sum in the same order
   aggregator::CoordinatorStart begin;
   begin.global_model = evaluator->parameters();
   const std::uint64_t model_bytes = begin.global_model.total_bytes();
@@ -236,13 +263,7 @@ SimSummary run_simulation(const SimConfig& config, const ProgressFn& progress,
     row.seconds_round = since(round_start);
     outputs.record(record, row);
 
-    summary.rounds = rc.completed_rounds;
-    summary.final_accuracy = eval.accuracy;
-    summary.final_loss = eval.loss;
-    if (eval.accuracy > summary.best_accuracy || summary.best_round == 0) {
-      summary.best_accuracy = eval.accuracy;
-      summary.best_round = rc.report.round_id;
-    }
+    summary.note_round(row);
     if (progress) progress(row, config.rounds, since(start));
     if (abandoned_streak >= 100) {
       throw Error("100 rounds in a row were abandoned (no client produced a valid update; last reason: " +
@@ -253,19 +274,8 @@ SimSummary run_simulation(const SimConfig& config, const ProgressFn& progress,
   trainer.release_workers();
   codec::write_model_file(outputs.dir() / "final_model.sotto", final_model);
   summary.total_seconds = since(start);
-  nlohmann::json s = summary.to_json();
-  s["population"] = config.population;
-  s["cohort_size"] = config.cohort_size;
-  s["strategy"] = config.strategy.name;
-  s["partition"] = config.partition;
-  s["model_bytes"] = model_bytes;
-  s["ranks"] = cluster.size();
-  outputs.write_summary(s);
-  if (config.plots) {
-    if (auto w = draw_plots(outputs.dir(), config.strategy.name + ", " + config.partition)) {
-      if (warn) warn(*w);
-    }
-  }
+  finish_outputs(outputs, config, summary, {{"model_bytes", model_bytes}, {"ranks", cluster.size()}, {"transport", "memory"}},
+                 warn);
   return summary;
 }
 

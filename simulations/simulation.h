@@ -30,7 +30,14 @@ struct SimSummary {
   double total_seconds = 0;
   std::uint64_t empty_draws = 0;  // poisson draws that sampled nobody (skipped)
   nlohmann::json to_json() const;
+  // Takes in a recorded round: completed rounds, final and best accuracy.
+  void note_round(const RoundRow& row);
 };
+
+// The end of a run, whichever transport: summary.json (the summary, the experiment's headline settings and
+// `extra`) and, when config.plots, the plots (a failure to draw goes to `warn`).
+void finish_outputs(RunOutputs& outputs, const SimConfig& config, SimSummary& summary,
+                    const nlohmann::json& extra, const std::function<void(const std::string&)>& warn);
 
 // Called after each round is recorded: the row just written, the total number of rounds, seconds since start.
 using ProgressFn = std::function<void(const RoundRow& row, std::uint64_t total_rounds, double elapsed_seconds)>;

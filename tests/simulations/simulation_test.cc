@@ -5,6 +5,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -18,6 +19,7 @@
 #include "simulations/cohort_sampler.h"
 #include "simulations/sim_config.h"
 #include "simulations/simulation.h"
+#include "simulations/tls_transport.h"
 
 using namespace sotto;
 
@@ -286,4 +288,46 @@ TEST_CASE("two MPI ranks give the same rounds and model as one process") {
     std::filesystem::remove(d.string() + ".log");
   }
   std::filesystem::remove(two.string() + ".err");
+}
+
+TEST_CASE("the TLS transport gives the in-memory run's model over real sockets") {
+  const std::vector<std::string> plain = {"population=8", "cohort_size=3", "data.max_examples_per_client=40",
+                                          "data.partition=dirichlet", "threads=1"};
+  auto memory = tiny("tls-memory", plain);
+  std::vector<std::string> over_tls = plain;
+  over_tls.push_back("transport=tls");
+  auto tls = tiny("tls-tls", over_tls);
+  sim::run_simulation(memory);
+  const auto s = sim::run_simulation_over_tls(tls);
+  CHECK(s.rounds == 2);
+  CHECK(std::filesystem::exists(tls.output_dir / "tls" / "aggregator.log"));
+  CHECK(nlohmann::json::parse(std::ifstream(tls.output_dir / "summary.json"))["transport"] == "tls");
+  const auto rm = read_rounds(memory.output_dir);
+  const auto rt = read_rounds(tls.output_dir);
+  REQUIRE(rm.size() == 2);
+  REQUIRE(rt.size() == 2);
+  for (std::size_t i = 0; i < rm.size(); ++i) {
+    CHECK(rm[i]["test_loss"] == rt[i]["test_loss"]);
+    CHECK(rm[i]["mean_train_loss"] == rt[i]["mean_train_loss"]);
+    auto pm = rm[i]["participants"].get<std::vector<std::string>>();
+    auto pt = rt[i]["participants"].get<std::vector<std::string>>();  // in arrival order over TLS
+    std::sort(pm.begin(), pm.end());
+    std::sort(pt.begin(), pt.end());
+    CHECK(pm == pt);
+  }
+  CHECK(file_bytes(memory.output_dir / "final_model.sotto") == file_bytes(tls.output_dir / "final_model.sotto"));
+
+  // Secure rounds: real clients draw their rounding coins from OpenSSL's CSPRNG, so the models agree up to the
+  // quantization, not bit for bit.
+  auto secure_memory = tiny("tls-secure-memory", {"population=8", "threads=1", "secure_aggregation.enabled=true"});
+  auto secure_tls =
+      tiny("tls-secure-tls", {"population=8", "threads=1", "secure_aggregation.enabled=true", "transport=tls"});
+  sim::run_simulation(secure_memory);
+  sim::run_simulation_over_tls(secure_tls);
+  const double diff = max_abs_difference(codec::read_model_file(secure_memory.output_dir / "final_model.sotto").model,
+                                         codec::read_model_file(secure_tls.output_dir / "final_model.sotto").model);
+  INFO("largest parameter difference: " << diff);
+  CHECK(diff < 1e-5);
+  CHECK(read_rounds(secure_tls.output_dir)[0]["secagg"]["survivors"]["unmasked"] == 4);
+  for (const auto& c : {memory, tls, secure_memory, secure_tls}) std::filesystem::remove_all(c.output_dir);
 }

@@ -1,0 +1,261 @@
+#include "simulations/tls_transport.h"
+
+#include <unistd.h>
+
+#include <toml++/toml.h>
+
+#include <chrono>
+#include <fstream>
+#include <memory>
+#include <sstream>
+
+#include "common/codec/model_file.h"
+#include "common/crypto/random.h"
+#include "common/data/image_dataset.h"
+#include "common/util/child_process.h"
+#include "common/util/error.h"
+#include "simulations/cohort_sampler.h"
+#include "simulations/population.h"
+
+namespace sotto::sim {
+
+namespace {
+
+namespace fs = std::filesystem;
+using WallClock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+constexpr util::Seconds kProcessStart = 60s;
+constexpr util::Seconds kClientRound = 3600s;  // one client's whole round, training included
+
+double since(WallClock::time_point t0) { return std::chrono::duration<double>(WallClock::now() - t0).count(); }
+
+// Where sotto-sim's sibling binaries are: the directory of this executable.
+fs::path binary_dir() {
+  std::error_code ec;
+  const fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  if (ec) throw Error("cannot find this executable's directory (/proc/self/exe): " + ec.message());
+  return self.parent_path();
+}
+
+fs::path require_binary(const std::string& name) {
+  const fs::path path = binary_dir() / name;
+  if (!fs::exists(path)) {
+    throw Error("transport = \"tls\" runs " + path.string() + ", which does not exist: build it (cmake --build build)");
+  }
+  return path;
+}
+
+void write_toml(const fs::path& path, const toml::table& table, const std::string& header) {
+  std::ofstream out(path);
+  out << "# " << header << "\n" << table << "\n";
+  if (!out) throw Error("cannot write " + path.string());
+}
+
+std::string hex_token() {
+  std::uint8_t bytes[16];
+  crypto::random_bytes(bytes);
+  static const char* digits = "0123456789abcdef";
+  std::string out;
+  for (auto b : bytes) {
+    out += digits[b >> 4];
+    out += digits[b & 15];
+  }
+  return out;
+}
+
+// The lines of a JSON-lines file that are complete (end in a newline).
+std::vector<nlohmann::json> complete_lines(const fs::path& path) {
+  std::vector<nlohmann::json> out;
+  std::ifstream in(path);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::size_t begin = 0;
+  for (std::size_t end; (end = text.find('\n', begin)) != std::string::npos; begin = end + 1) {
+    if (end > begin) out.push_back(nlohmann::json::parse(text.substr(begin, end - begin)));
+  }
+  return out;
+}
+
+std::string log_tail(const util::Process& p) {
+  std::string text = p.log_text();
+  constexpr std::size_t kTail = 4000;
+  if (text.size() > kTail) text = "..." + text.substr(text.size() - kTail);
+  return text;
+}
+
+toml::table aggregator_config(const SimConfig& c, const fs::path& pki, const fs::path& state, const std::string& token) {
+  const auto& p = c.plan;
+  const auto& s = c.strategy;
+  const auto& sa = c.secure;
+  toml::array tokens;
+  tokens.push_back(token);
+  return toml::table{
+      {"server", toml::table{{"listen_address", "127.0.0.1"},
+                             {"port", 0},
+                             {"cert_file", (pki / "server.pem").string()},
+                             {"key_file", (pki / "server.key").string()},
+                             {"ca_file", (pki / "ca.pem").string()},
+                             {"linger_s", 0.2}}},
+      {"auth", toml::table{{"mode", "token"}, {"tokens", tokens}}},
+      {"rounds", toml::table{{"total", static_cast<std::int64_t>(c.rounds)},
+                             {"cohort_target", static_cast<std::int64_t>(c.cohort_size)},
+                             {"cohort_min", static_cast<std::int64_t>(c.cohort_size)},
+                             {"checkin_window_s", 3600},
+                             {"training_deadline_s", 3600},
+                             {"seed", static_cast<std::int64_t>(c.seed)},
+                             {"reproducible_aggregation", true}}},
+      {"plan", toml::table{{"epochs", static_cast<std::int64_t>(p.epochs)},
+                           {"batch_size", static_cast<std::int64_t>(p.batch_size)},
+                           {"optimizer", p.optimizer},
+                           {"learning_rate", p.learning_rate},
+                           {"momentum", p.momentum},
+                           {"weight_decay", p.weight_decay},
+                           {"proximal_mu", p.proximal_mu}}},
+      {"strategy", toml::table{{"name", s.name},
+                               {"server_learning_rate", s.server_learning_rate},
+                               {"beta1", s.beta1},
+                               {"beta2", s.beta2},
+                               {"tau", s.tau}}},
+      {"secure_aggregation", toml::table{{"enabled", sa.enabled},
+                                         {"clip_norm", sa.clip_norm},
+                                         {"dropout_rate", sa.dropout_rate},
+                                         {"corruption_rate", sa.corruption_rate},
+                                         {"complete_graph", sa.complete_graph},
+                                         {"neighbours", static_cast<std::int64_t>(sa.neighbours)},
+                                         {"threshold", static_cast<std::int64_t>(sa.threshold)},
+                                         {"step_deadline_s", 600}}},
+      {"model", toml::table{{"architecture", c.architecture}, {"init_seed", static_cast<std::int64_t>(c.init_seed)}}},
+      {"evaluation", toml::table{{"enabled", true},
+                                 {"data_dir", c.data_dir.string()},
+                                 {"max_examples", static_cast<std::int64_t>(c.eval_max_examples)}}},
+      {"state", toml::table{{"dir", state.string()}}},
+      {"log", toml::table{{"level", "info"}}},
+  };
+}
+
+toml::table client_config(const SimConfig& c, const std::string& id, const fs::path& pki, std::uint16_t port,
+                          const std::string& token, const fs::path& indices) {
+  return toml::table{
+      {"client", toml::table{{"id", id}, {"max_rounds", 1}}},
+      {"server", toml::table{{"host", "127.0.0.1"},
+                             {"port", static_cast<std::int64_t>(port)},
+                             {"server_name", "localhost"},
+                             {"ca_file", (pki / "ca.pem").string()}}},
+      {"auth", toml::table{{"token", token}}},
+      {"connection", toml::table{{"give_up_after_s", 120}}},
+      {"data", toml::table{{"dir", c.data_dir.string()}, {"indices_file", indices.string()}}},
+      {"training", toml::table{{"threads", 1}}},
+      {"log", toml::table{{"level", "warn"}}},
+  };
+}
+
+}  // namespace
+
+SimSummary run_simulation_over_tls(const SimConfig& config, const ProgressFn& progress,
+                                   const std::function<void(const std::string&)>& warn) {
+  const auto start = WallClock::now();
+  const fs::path aggregator_bin = require_binary("sotto-aggregator");
+  const fs::path client_bin = require_binary("sotto-client");
+  RunOutputs outputs(config.output_dir, to_toml(config));
+  const fs::path work = outputs.dir() / "tls";
+  const fs::path pki = work / "pki", state = work / "aggregator-state", clients = work / "clients";
+  fs::remove_all(work);
+  fs::create_directories(clients);
+
+  const data::ImageDataset train = data::load_fashion_mnist(config.data_dir, data::Split::kTrain);
+  const Population population(config, train);
+  data::write_partition_report(outputs.dir() / "partition.csv", population.shards(), train.labels);
+
+  const fs::path make_certs = fs::path(SOTTO_SOURCE_DIR) / "scripts" / "make-certs.sh";
+  const std::string certs = "bash '" + make_certs.string() + "' '" + pki.string() + "' 0 >'" +
+                            (work / "make-certs.log").string() + "' 2>&1";
+  if (std::system(certs.c_str()) != 0 || !fs::exists(pki / "server.pem")) {
+    throw Error("making the loopback PKI failed (" + make_certs.string() + "); see " + (work / "make-certs.log").string());
+  }
+  const std::string token = hex_token();
+  write_toml(work / "aggregator.toml", aggregator_config(config, pki, state, token),
+             "sotto-sim --transport tls: the aggregator of this run");
+  util::Process aggregator("sotto-aggregator",
+                           {aggregator_bin.string(), "--config", (work / "aggregator.toml").string()},
+                           work / "aggregator.log");
+  const std::uint16_t port = util::wait_for_port(state, kProcessStart, &aggregator);
+
+  SimSummary summary;
+  std::uint64_t attempt = 0;
+  while (summary.rounds < config.rounds) {
+    const auto round_start = WallClock::now();
+    const std::vector<ClientIndex> cohort = sample_cohort(config, ++attempt);
+    std::vector<std::unique_ptr<util::Process>> processes;
+    for (ClientIndex c : cohort) {
+      const std::string id = Population::client_id(c);
+      const fs::path indices = clients / (id + ".indices");
+      if (!fs::exists(indices)) {
+        std::ofstream out(indices);
+        for (std::uint32_t i : population.examples(c)) out << i << '\n';
+      }
+      const fs::path cfg = clients / (id + ".toml");
+      write_toml(cfg, client_config(config, id, pki, port, token, indices), "sotto-sim --transport tls: client " + id);
+      processes.push_back(std::make_unique<util::Process>(
+          id, std::vector<std::string>{client_bin.string(), "--config", cfg.string()},
+          clients / (id + "-round-" + std::to_string(attempt) + ".log")));
+    }
+    for (auto& p : processes) {
+      const auto code = p->wait_for_exit(kClientRound);
+      if (code != 0) {
+        throw Error("client " + p->name() + " " +
+                    (code ? "exited with code " + std::to_string(*code) : std::string("did not finish its round")) +
+                    " in round " + std::to_string(attempt) + "; its log (" + p->log_file().string() + "):\n" +
+                    log_tail(*p) + "\nthe aggregator's log: " + aggregator.log_file().string());
+      }
+    }
+    // The daemon evaluates and logs the round after telling the clients its result.
+    std::vector<nlohmann::json> lines;
+    const bool logged = util::wait_until(
+        [&] {
+          lines = complete_lines(state / "rounds.jsonl");
+          return lines.size() >= attempt || !aggregator.running();
+        },
+        kClientRound);
+    if (!logged || lines.size() < attempt) {
+      throw Error("the aggregator did not log round " + std::to_string(attempt) + "; its log (" +
+                  aggregator.log_file().string() + "):\n" + log_tail(aggregator));
+    }
+    nlohmann::json record = lines[attempt - 1];
+    record["sampled"] = cohort.size();
+    RoundRow row;
+    row.round = record.value("round", std::uint64_t{0});
+    row.completed_rounds = record.value("completed_rounds", std::uint64_t{0});
+    row.test_accuracy = record.value("test_accuracy", 0.0);
+    row.test_loss = record.value("test_loss", 0.0);
+    row.mean_train_loss = record.value("mean_train_loss", 0.0);
+    row.participants = record.value("survivors", 0u);
+    row.cohort = record.value("cohort", 0u);
+    row.bytes_up = record.value("bytes_in", std::uint64_t{0});
+    row.bytes_down = record.value("bytes_out", std::uint64_t{0});
+    const nlohmann::json seconds = record.value("seconds", nlohmann::json::object());
+    row.seconds_sampling = seconds.value("checkin", 0.0);
+    row.seconds_training = seconds.value("training", 0.0);
+    row.seconds_aggregation = seconds.value("aggregation", 0.0);
+    row.seconds_evaluation = seconds.value("evaluation", 0.0);
+    row.seconds_round = since(round_start);
+    outputs.record(record, row);
+    summary.note_round(row);
+    if (progress) progress(row, config.rounds, since(start));
+    if (record.value("status", std::string()) != "completed") {
+      throw Error("round " + std::to_string(attempt) + " was abandoned over TLS (" +
+                  record.value("abandon_reason", std::string()) + "); see " + aggregator.log_file().string());
+    }
+  }
+  const auto code = aggregator.wait_for_exit(kProcessStart);
+  if (code != 0) {
+    throw Error("the aggregator " + (code ? "exited with code " + std::to_string(*code) : std::string("did not stop")) +
+                " after the last round; its log:\n" + log_tail(aggregator));
+  }
+  fs::copy_file(state / "checkpoint.sotto", outputs.dir() / "final_model.sotto", fs::copy_options::overwrite_existing);
+  const std::uint64_t model_bytes = codec::read_model_file(outputs.dir() / "final_model.sotto").model.total_bytes();
+  summary.total_seconds = since(start);
+  finish_outputs(outputs, config, summary, {{"model_bytes", model_bytes}, {"ranks", 1}, {"transport", "tls"}}, warn);
+  return summary;
+}
+
+}  // namespace sotto::sim
