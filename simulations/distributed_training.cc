@@ -134,6 +134,7 @@ std::vector<TrainingOutcome> DistributedTrainer::train(const std::vector<ClientI
       } else {
         o.error = std::string(r.get_blob());
       }
+      o.compute_seconds = r.get<double>();
     }
   }
   return out;
@@ -183,6 +184,7 @@ void DistributedTrainer::serve() {
       } else {
         result.put_blob(o.error);
       }
+      result.put<double>(o.compute_seconds);
     }
     cluster_.gather(result.take());
   }

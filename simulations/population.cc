@@ -10,7 +10,9 @@ namespace sotto::sim {
 
 Population::Population(const SimConfig& c, const data::ImageDataset& train) : size_(c.population) {
   if (train.size() == 0) throw Error("the training set is empty: nothing to partition");
-  const std::size_t n_shards = static_cast<std::size_t>(std::min<std::uint64_t>(c.population, train.size()));
+  const std::uint64_t wanted = c.num_shards > 0 ? c.num_shards : c.population;
+  const std::size_t n_shards =
+      static_cast<std::size_t>(std::min<std::uint64_t>(std::min<std::uint64_t>(wanted, c.population), train.size()));
   if (c.partition == "iid") {
     shards_ = data::partition_iid(train.size(), n_shards, c.data_seed);
   } else if (c.partition == "dirichlet") {

@@ -2,9 +2,9 @@
 // optimizer state: a client costs a few bytes until it is sampled into a cohort, so a population can be far
 // larger than the number of models that fit in memory.
 //
-// The training set is partitioned (common/data/partition.h) into min(population, training examples) shards;
-// client c holds shard c mod #shards, so a population larger than the data set reuses shards (each shard then
-// serves several virtual clients). data.max_examples_per_client caps a shard with a seeded subsample.
+// The training set is partitioned (common/data/partition.h) into min(population, training examples) shards, or
+// data.num_shards of them; client c holds shard c mod #shards, so a population larger than the number of shards
+// reuses them (each shard then serves several virtual clients: sampling the data with replacement). data.max_examples_per_client caps a shard with a seeded subsample.
 #pragma once
 
 #include <cstdint>

@@ -186,6 +186,7 @@ SimConfig load_sim_config(const std::filesystem::path& config_file, const std::v
   c.max_examples_per_client =
       static_cast<std::uint64_t>(r.get_int("data.max_examples_per_client", 0, 0, INT64_MAX));
 
+  c.num_shards = static_cast<std::uint64_t>(r.get_int("data.num_shards", 0, 0, 100'000'000));
   c.eval_max_examples = static_cast<std::uint64_t>(r.get_int("evaluation.max_examples", 0, 0, INT64_MAX));
 
   c.architecture = r.get_choice("model.architecture", ml::known_architectures(), "fashion_cnn");
@@ -241,7 +242,8 @@ std::string to_toml(const SimConfig& c) {
                                {"classes_per_client", static_cast<std::int64_t>(c.classes_per_client)},
                                {"sigma", c.sigma},
                                {"seed", static_cast<std::int64_t>(c.data_seed)},
-                               {"max_examples_per_client", static_cast<std::int64_t>(c.max_examples_per_client)}});
+                               {"max_examples_per_client", static_cast<std::int64_t>(c.max_examples_per_client)},
+                               {"num_shards", static_cast<std::int64_t>(c.num_shards)}});
   t.insert("evaluation", toml::table{{"max_examples", static_cast<std::int64_t>(c.eval_max_examples)}});
   t.insert("model", toml::table{{"architecture", c.architecture},
                                 {"init_seed", static_cast<std::int64_t>(c.init_seed)}});
@@ -274,7 +276,8 @@ std::string documented_keys() {
               input), and in secure rounds advertise_keys = 0, share_keys = 0, unmask = 0
   [data]      dir = "/usr/share/datasets/fashion-mnist", partition = "iid" | "dirichlet" | "k_classes" |
               "quantity_skew", alpha = 0.5 (dirichlet), classes_per_client = 2 (k_classes), sigma = 1.0
-              (quantity_skew), seed = 0, max_examples_per_client = 0 (0 = all of its partition)
+              (quantity_skew), seed = 0, max_examples_per_client = 0 (0 = all of its partition), num_shards = 0
+              (0 = min(population, 60000); fewer shards than clients: client c holds shard c mod num_shards)
   [evaluation] max_examples = 0 (0 = the whole test set)
   [model]     architecture = "fashion_cnn", init_seed = 1
 )";

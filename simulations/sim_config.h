@@ -57,6 +57,7 @@ struct SimConfig {
   double sigma = 1.0;             // quantity_skew
   std::uint64_t data_seed = 0;
   std::uint64_t max_examples_per_client = 0;  // 0 = all of its partition
+  std::uint64_t num_shards = 0;  // partition into this many shards, client c holds shard c mod num_shards (0 = auto)
 
   std::uint64_t eval_max_examples = 0;  // 0 = the whole test set
 

@@ -197,6 +197,8 @@ SimSummary run_simulation(const SimConfig& config, const ProgressFn& progress,
     const auto train_start = WallClock::now();
     std::vector<TrainingOutcome> outcomes = trainer.train(to_train, task.round_id, *task.model, task.plan);
     const double seconds_training = since(train_start);
+    double compute_seconds = 0;
+    for (const auto& o : outcomes) compute_seconds += o.compute_seconds;
 
     // Updates in client order: the aggregate does not depend on which worker finished first.
     std::optional<aggregator::action::RoundClosed> closed;
@@ -246,6 +248,8 @@ SimSummary run_simulation(const SimConfig& config, const ProgressFn& progress,
 
     nlohmann::json record = aggregator::round_record(rc.report, rc.completed_rounds, traffic, eval, seconds_evaluation);
     record["sampled"] = cohort.size();
+    record["seconds"]["training_compute"] = compute_seconds;  // summed over clients and workers
+    record["seconds"]["training_wall"] = seconds_training;
     RoundRow row;
     row.round = rc.report.round_id;
     row.completed_rounds = rc.completed_rounds;
@@ -261,6 +265,7 @@ SimSummary run_simulation(const SimConfig& config, const ProgressFn& progress,
     row.seconds_aggregation = rc.report.aggregation_seconds;
     row.seconds_evaluation = seconds_evaluation;
     row.seconds_round = since(round_start);
+    record["seconds"]["round"] = row.seconds_round;
     outputs.record(record, row);
 
     summary.note_round(row);

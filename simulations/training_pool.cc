@@ -46,6 +46,7 @@ std::vector<TrainingOutcome> TrainingPool::train(const std::vector<TrainingJob>&
         u.train_loss = m.mean_loss;
         u.train_accuracy = m.accuracy;
         u.train_seconds = m.seconds;
+        o.compute_seconds = m.compute_seconds;
         u.delta = std::move(delta);
         o.update = std::move(u);
       } catch (const std::exception& e) {

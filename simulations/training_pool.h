@@ -31,6 +31,7 @@ struct TrainingOutcome {
   ClientIndex client = 0;
   std::optional<aggregator::ClientUpdate> update;  // empty when training failed
   std::string error;
+  double compute_seconds = 0;  // in LibTorch's forward, backward and optimizer steps
 };
 
 class TrainingPool {

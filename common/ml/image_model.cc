@@ -209,12 +209,14 @@ class FashionCnnModel final : public ImageModel {
       for (std::size_t begin = 0; begin < order.size(); begin += plan.batch_size) {
         const std::size_t count = std::min<std::size_t>(plan.batch_size, order.size() - begin);
         const Batch batch = make_batch(data, count, [&](std::size_t i) { return order[begin + i]; });
+        const auto compute_start = std::chrono::steady_clock::now();
         optimizer->zero_grad();
         const torch::Tensor logits = net_->forward(batch.images);
         const torch::Tensor loss = torch::nn::functional::cross_entropy(logits, batch.labels);
         loss.backward();
         if (proximal) proximal->add_gradient();
         optimizer->step();
+        m.compute_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - compute_start).count();
         ++m.steps;
         loss_sum += loss.item<double>() * static_cast<double>(count);
         correct += count_correct(logits.detach(), batch.labels);

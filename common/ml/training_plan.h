@@ -37,7 +37,8 @@ struct TrainMetrics {
   std::uint64_t steps = 0;
   double mean_loss = 0.0;  // over the last epoch
   double accuracy = 0.0;   // over the last epoch
-  double seconds = 0.0;
+  double seconds = 0.0;          // the whole call
+  double compute_seconds = 0.0;  // of which LibTorch's forward, backward and optimizer steps (for benchmarks)
 };
 
 struct EvalMetrics {

@@ -16,7 +16,9 @@
 #include <nlohmann/json.hpp>
 
 #include "common/codec/model_file.h"
+#include "common/data/image_dataset.h"
 #include "simulations/cohort_sampler.h"
+#include "simulations/population.h"
 #include "simulations/sim_config.h"
 #include "simulations/simulation.h"
 #include "simulations/tls_transport.h"
@@ -330,4 +332,15 @@ TEST_CASE("the TLS transport gives the in-memory run's model over real sockets")
   CHECK(diff < 1e-5);
   CHECK(read_rounds(secure_tls.output_dir)[0]["secagg"]["survivors"]["unmasked"] == 4);
   for (const auto& c : {memory, tls, secure_memory, secure_tls}) std::filesystem::remove_all(c.output_dir);
+}
+
+TEST_CASE("data.num_shards makes clients share shards: the data sampled with replacement") {
+  auto c = tiny("shards", {"population=50", "data.num_shards=5", "data.max_examples_per_client=0"});
+  const auto train = data::load_fashion_mnist(c.data_dir, data::Split::kTrain);
+  const sim::Population p(c, train);
+  CHECK(p.shards().size() == 5);
+  const auto a = p.examples(2);
+  const auto b = p.examples(7);
+  CHECK(std::vector<std::uint32_t>(a.begin(), a.end()) == std::vector<std::uint32_t>(b.begin(), b.end()));
+  CHECK(a.size() == 12000);
 }
