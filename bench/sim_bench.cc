@@ -84,13 +84,14 @@ int main(int argc, char** argv) {
   sim::run_simulation(cfg);
   const double bare_after = bare_loop(cfg, train, population);
 
-  double round_s = 0, train_wall = 0, compute = 0, evaluation = 0;
+  double round_s = 0, train_wall = 0, compute = 0, calls = 0, evaluation = 0;
   std::ifstream lines(out / "rounds.jsonl");
   for (std::string line; std::getline(lines, line);) {
     const auto s = nlohmann::json::parse(line)["seconds"];
     round_s += s["round"].get<double>();
     train_wall += s["training_wall"].get<double>();
     compute += s["training_compute"].get<double>();
+    calls += s["training_calls"].get<double>();
     evaluation += s["evaluation"].get<double>();
   }
   const double bare = (bare_before + bare_after) / 2;
@@ -111,6 +112,10 @@ int main(int argc, char** argv) {
   std::printf("| share of round time in LibTorch training steps (sum / threads) | %.3f |\n", compute / t / round_s);
   std::printf("| share of round time in evaluation | %.3f |\n", evaluation / round_s);
   std::printf("| overhead share (the rest) | %.3f |\n", 1.0 - compute / t / round_s - evaluation / round_s);
+  std::printf("| of which inside the training call: batch assembly, loss and accuracy readout (sum / threads) | %.3f |\n",
+              (calls - compute) / t / round_s);
+  std::printf("| of which outside it: sampling, model load, deltas, aggregation, logging, idle workers | %.3f |\n",
+              1.0 - calls / t / round_s - evaluation / round_s);
   std::printf("| peak RSS of this process (bare loops + simulation) | %.0f MiB |\n",
               static_cast<double>(ru.ru_maxrss) / 1024.0);
   std::filesystem::remove_all(out);

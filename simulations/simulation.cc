@@ -124,7 +124,7 @@ SimSummary run_simulation(const SimConfig& config, const ProgressFn& progress,
   const Population population(config, *train);
   data::write_partition_report(outputs.dir() / "partition.csv", population.shards(), train->labels);
 
-  auto evaluator = ml::make_image_model(config.architecture, config.init_seed);
+  const auto initial_model = ml::make_image_model(config.architecture, config.init_seed);
   TrainingPool pool(config.threads, config.architecture, config.init_seed, train);
   DistributedTrainer trainer(cluster, pool, population);
 
@@ -143,7 +143,7 @@ SimSummary run_simulation(const SimConfig& config, const ProgressFn& progress,
   options.seed = config.seed;
   options.reproducible_aggregation = true;  // as the TLS transport's daemon: the same sum in the same order
   aggregator::CoordinatorStart begin;
-  begin.global_model = evaluator->parameters();
+  begin.global_model = initial_model->parameters();
   const std::uint64_t model_bytes = begin.global_model.total_bytes();
   aggregator::RoundCoordinator coordinator(options, std::move(begin), aggregator::make_strategy(config.strategy));
 
@@ -197,8 +197,11 @@ SimSummary run_simulation(const SimConfig& config, const ProgressFn& progress,
     const auto train_start = WallClock::now();
     std::vector<TrainingOutcome> outcomes = trainer.train(to_train, task.round_id, *task.model, task.plan);
     const double seconds_training = since(train_start);
-    double compute_seconds = 0;
-    for (const auto& o : outcomes) compute_seconds += o.compute_seconds;
+    double compute_seconds = 0, train_call_seconds = 0;
+    for (const auto& o : outcomes) {
+      compute_seconds += o.compute_seconds;
+      if (o.update) train_call_seconds += o.update->train_seconds;
+    }
 
     // Updates in client order: the aggregate does not depend on which worker finished first.
     std::optional<aggregator::action::RoundClosed> closed;
@@ -242,13 +245,13 @@ SimSummary run_simulation(const SimConfig& config, const ProgressFn& progress,
     abandoned_streak = rc.report.completed ? 0 : abandoned_streak + 1;
 
     const auto eval_start = WallClock::now();
-    evaluator->load(*rc.global_model);
-    const ml::EvalMetrics eval = evaluator->evaluate(test, config.eval_max_examples);
+    const ml::EvalMetrics eval = pool.evaluate(*rc.global_model, test, config.eval_max_examples);
     const double seconds_evaluation = since(eval_start);
 
     nlohmann::json record = aggregator::round_record(rc.report, rc.completed_rounds, traffic, eval, seconds_evaluation);
     record["sampled"] = cohort.size();
     record["seconds"]["training_compute"] = compute_seconds;  // summed over clients and workers
+    record["seconds"]["training_calls"] = train_call_seconds;  // whole ImageModel::train calls, summed
     record["seconds"]["training_wall"] = seconds_training;
     RoundRow row;
     row.round = rc.report.round_id;

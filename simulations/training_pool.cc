@@ -3,6 +3,7 @@
 #include <atomic>
 #include <exception>
 #include <thread>
+#include <mutex>
 
 #include "common/util/error.h"
 
@@ -64,6 +65,38 @@ std::vector<TrainingOutcome> TrainingPool::train(const std::vector<TrainingJob>&
   for (std::size_t w = 0; w < n_workers; ++w) workers.emplace_back(work, std::ref(*models_[w]));
   for (auto& t : workers) t.join();
   return out;
+}
+
+ml::EvalMetrics TrainingPool::evaluate(const model::ModelParameters& global, const data::ImageDataset& test,
+                                       std::uint64_t max_examples) {
+  const std::size_t n = max_examples == 0 ? test.size() : std::min<std::size_t>(max_examples, test.size());
+  constexpr std::size_t kChunk = 2 * ml::kEvalBatch;  // a multiple of the batch: the same batches as one model
+  const std::size_t chunks = (n + kChunk - 1) / kChunk;
+  std::vector<std::vector<ml::EvalBatch>> results(chunks);
+  std::atomic<std::size_t> next{0};
+  std::exception_ptr failure;
+  std::mutex failure_mutex;
+  auto work = [&](ml::ImageModel& model) {
+    ml::set_torch_threads(1);
+    try {
+      model.load(global);
+      for (std::size_t c = next++; c < chunks; c = next++) {
+        results[c] = model.evaluate_batches(test, c * kChunk, std::min(n, (c + 1) * kChunk));
+      }
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(failure_mutex);
+      if (!failure) failure = std::current_exception();
+    }
+  };
+  const std::size_t n_workers = std::min(models_.size(), std::max<std::size_t>(chunks, 1));
+  std::vector<std::thread> workers;
+  for (std::size_t w = 1; w < n_workers; ++w) workers.emplace_back(work, std::ref(*models_[w]));
+  work(*models_[0]);
+  for (auto& t : workers) t.join();
+  if (failure) std::rethrow_exception(failure);
+  std::vector<ml::EvalBatch> all;
+  for (auto& r : results) all.insert(all.end(), r.begin(), r.end());
+  return ml::combine_batches(all);
 }
 
 }  // namespace sotto::sim

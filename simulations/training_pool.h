@@ -43,6 +43,11 @@ class TrainingPool {
   std::vector<TrainingOutcome> train(const std::vector<TrainingJob>& jobs, std::uint64_t round_id,
                                      const model::ModelParameters& global, const ml::TrainingPlan& plan);
 
+  // Evaluates `global` on the first max_examples examples of `test` (all when 0) on every worker: ranges of whole
+  // evaluation batches, combined in order, so the result is bit for bit what one model's evaluate() gives.
+  ml::EvalMetrics evaluate(const model::ModelParameters& global, const data::ImageDataset& test,
+                           std::uint64_t max_examples);
+
 
  private:
   std::vector<std::unique_ptr<ml::ImageModel>> models_;

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 #include <string_view>
 
 namespace sotto::ml {
@@ -46,5 +47,28 @@ struct EvalMetrics {
   double loss = 0.0;
   double accuracy = 0.0;
 };
+
+// One evaluation batch's sums. Evaluation is the in-order sum of its batches (ml::combine_batches), so batches
+// evaluated on several threads combine to exactly the result of one thread.
+struct EvalBatch {
+  std::uint64_t num_examples = 0;
+  double loss_sum = 0.0;  // summed cross-entropy
+  std::int64_t correct = 0;
+};
+
+inline EvalMetrics combine_batches(const std::vector<EvalBatch>& batches) {
+  EvalMetrics m;
+  double loss_sum = 0;
+  std::int64_t correct = 0;
+  for (const auto& b : batches) {
+    m.num_examples += b.num_examples;
+    loss_sum += b.loss_sum;
+    correct += b.correct;
+  }
+  if (m.num_examples == 0) return m;
+  m.loss = loss_sum / static_cast<double>(m.num_examples);
+  m.accuracy = static_cast<double>(correct) / static_cast<double>(m.num_examples);
+  return m;
+}
 
 }  // namespace sotto::ml

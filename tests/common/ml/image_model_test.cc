@@ -227,6 +227,19 @@ TEST_CASE("train and evaluate reject bad indices and images of the wrong size", 
   REQUIRE_THROWS_WITH(model->train(small, first_n(2), TrainingPlan{}), Catch::Contains("28x28"));
 }
 
+TEST_CASE("batches evaluated in ranges combine to evaluate's result bit for bit", "[ml][model]") {
+  auto model = make_image_model("fashion_cnn", 4);
+  const auto whole = model->evaluate(test_set(), 1000);
+  auto first = model->evaluate_batches(test_set(), 0, 640);
+  const auto second = model->evaluate_batches(test_set(), 640, 1000);
+  first.insert(first.end(), second.begin(), second.end());
+  const auto combined = sotto::ml::combine_batches(first);
+  CHECK(combined.num_examples == 1000);
+  CHECK(combined.loss == whole.loss);
+  CHECK(combined.accuracy == whole.accuracy);
+  CHECK(model->evaluate_batches(test_set(), 1000, 1000).empty());
+}
+
 TEST_CASE("evaluate covers the first max_examples examples, or all", "[ml][model]") {
   ImageDataset head;  // the first 700 test examples
   head.rows = test_set().rows;
