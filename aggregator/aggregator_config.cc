@@ -65,6 +65,7 @@ AggregatorConfig load_aggregator_config(const std::filesystem::path& path) {
   sa.complete_graph = r.get_bool("secure_aggregation.complete_graph", false);
   sa.neighbours = static_cast<std::uint32_t>(r.get_int("secure_aggregation.neighbours", 0, 0, 1'000'000));
   sa.threshold = static_cast<std::uint32_t>(r.get_int("secure_aggregation.threshold", 0, 0, 1'000'000));
+  sa.bits = static_cast<std::uint32_t>(r.get_int("secure_aggregation.bits", 32, 8, 32));
   sa.step_deadline = r.get_seconds("secure_aggregation.step_deadline_s", 30, 0.001, 86400);
   if (sa.enabled && o.cohort_min < 3) {
     r.fail("rounds.cohort_min", "must be at least 3 with secure aggregation (a sum of fewer would reveal inputs)");

@@ -166,9 +166,9 @@ void RoundCoordinator::start_secure_round(action::SendTask& task) {
   }
   const std::uint64_t length =
       options_.secure_sum_length ? options_.secure_sum_length : secagg::floating_length(*global_);
-  secagg::RoundConfig config{round_id_, n, p.k, p.t, length};
+  secagg::RoundConfig config{round_id_, n, p.k, p.t, length, s.bits};
+  if (!options_.secure_sum_length) quantizer_.emplace(secagg::QuantizerParams{s.clip_norm, n, s.bits});
   session_ = std::make_unique<secagg::ServerSession>(config);
-  quantizer_.emplace(secagg::QuantizerParams{s.clip_norm, n});
   secagg_step_ = 0;
   report_.secagg = RoundReport::SecAgg{n, p.k, p.t};
   action::SecAggAssignment assignment{config, s.clip_norm, {}};
@@ -184,7 +184,10 @@ void RoundCoordinator::start_secure_round(action::SendTask& task) {
 }
 
 std::size_t RoundCoordinator::max_update_bytes() const {
-  if (secure_round()) return session_->config().vector_length * sizeof(std::uint32_t);
+  if (secure_round()) {
+    const auto& config = session_->config();
+    return secagg::masked_input_bytes(static_cast<std::size_t>(config.vector_length), config.bits);
+  }
   return global_->total_bytes();
 }
 
@@ -328,7 +331,6 @@ Actions RoundCoordinator::on_update(ConnectionId conn, ClientUpdate update, Time
       return out;
     }
     std::optional<std::string> invalid;
-    const model::Tensor* masked = update.delta.find(secagg::kMaskedInputTensor);
     if (update.round_id != round_id_) {
       invalid = "masked input is for round " + std::to_string(update.round_id) + ", the current round is " +
                 std::to_string(round_id_);
@@ -337,13 +339,12 @@ Actions RoundCoordinator::on_update(ConnectionId conn, ClientUpdate update, Time
     } else if (!std::isfinite(update.train_loss) || !std::isfinite(update.train_accuracy) ||
                !std::isfinite(update.train_seconds)) {
       invalid = "update's train_loss, train_accuracy or train_seconds is not finite";
-    } else if (update.delta.size() != 1 || !masked || masked->dtype != model::DType::kInt32) {
-      invalid = "a secure round's update must be one int32 tensor named secagg.masked_input";
     }
     if (!invalid) {
-      auto words = masked->as<std::int32_t>();
-      secagg::MaskedInput input{std::vector<std::uint32_t>(words.begin(), words.end())};
       try {
+        const auto& config = session_->config();
+        const secagg::MaskedInput input{
+            secagg::masked_input_words(update.delta, config.bits, static_cast<std::size_t>(config.vector_length))};
         session_->on_masked_input(m->index, input);
       } catch (const Error& e) {
         invalid = e.what();

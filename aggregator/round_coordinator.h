@@ -54,6 +54,7 @@ struct SecureAggregationOptions {
   bool complete_graph = false;     // k = n - 1: the original SecAgg instead of SecAgg+
   std::uint32_t neighbours = 0;    // fixed k (even, < n), 0 = chosen by secagg::find_parameters
   std::uint32_t threshold = 0;     // fixed t, 0 = chosen with k
+  std::uint32_t bits = 32;         // the modulus 2^bits of inputs, masks and sum; masked inputs upload packed
   Duration step_deadline = std::chrono::seconds(30);  // for each of the steps after training
 };
 

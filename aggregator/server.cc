@@ -563,6 +563,7 @@ class AggregatorServer::Impl {
       s->set_t(task.secagg->config.t);
       s->set_vector_length(task.secagg->config.vector_length);
       s->set_clip_norm(task.secagg->clip_norm);
+      s->set_bits(task.secagg->config.bits);
     }
     auto task_frame = std::make_shared<const std::string>(frame_of(env));
     for (ConnectionId id : task.conns) {

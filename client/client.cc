@@ -353,6 +353,7 @@ class Client::Impl {
     if (task.has_secagg()) {
       step = "secure aggregation";
       const auto& sa = task.secagg();
+      const std::uint32_t bits = sa.bits() == 0 ? 32 : sa.bits();
       entry.secure = true;
       std::vector<std::uint32_t> input;
       if (contributing) {
@@ -362,7 +363,7 @@ class Client::Impl {
         }
         input = *contribution_;
       } else {
-        const secagg::Quantizer quantizer({sa.clip_norm(), sa.n()});
+        const secagg::Quantizer quantizer({sa.clip_norm(), sa.n(), bits});
         const std::vector<float> flat = secagg::flatten_floating(delta);
         if (flat.size() != sa.vector_length()) {
           throw Error("secure aggregation expects " + std::to_string(sa.vector_length()) + " values, the update has " +
@@ -371,7 +372,8 @@ class Client::Impl {
         entry.clip_norm = sa.clip_norm();
         input = quantizer.encode(flat, &entry.update_l2_norm);
       }
-      secure.emplace(secagg::RoundConfig{task.round_id(), sa.n(), sa.k(), sa.t(), sa.vector_length()}, sa.my_index(),
+      secure.emplace(secagg::RoundConfig{task.round_id(), sa.n(), sa.k(), sa.t(), sa.vector_length(), bits},
+                     sa.my_index(),
                      std::move(input));
       v1::Envelope advertise;
       *advertise.mutable_secagg_advertise() = secagg::to_proto(secure->start());
@@ -389,7 +391,7 @@ class Client::Impl {
       co_await read(stream, env, arm, config_.wait_timeout);
       if (!env.has_secagg_shares()) co_return conclude(env, result, entry);
       const secagg::MaskedInput masked = secure->on_shares(secagg::SharesForYou{secagg::from_proto(env.secagg_shares())});
-      payload = secagg::masked_input_parameters(masked.y);
+      payload = secagg::masked_input_parameters(masked.y, bits);
     }
     v1::Envelope upload;
     auto* u = upload.mutable_update();

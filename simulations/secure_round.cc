@@ -73,7 +73,7 @@ action::RoundClosed play_secure_round(aggregator::RoundCoordinator& coordinator,
   if (!task.secagg) throw Error("internal: play_secure_round called for a plain round");
   const action::SecAggAssignment& assignment = *task.secagg;
   const secagg::RoundConfig& config = assignment.config;
-  const secagg::Quantizer quantizer({assignment.clip_norm, config.n});
+  const secagg::Quantizer quantizer({assignment.clip_norm, config.n, config.bits});
 
   auto count_up = [&](int step, std::uint64_t bytes) {
     traffic.secagg_in[step] += bytes;
@@ -165,7 +165,7 @@ action::RoundClosed play_secure_round(aggregator::RoundCoordinator& coordinator,
           const secagg::MaskedInput masked = p.session.on_shares(secagg::SharesForYou{shares->shares});
           aggregator::ClientUpdate u = std::move(*p.client.update);  // metrics; the delta becomes the masked input
           p.client.update.reset();
-          u.delta = secagg::masked_input_parameters(masked.y);
+          u.delta = secagg::masked_input_parameters(masked.y, config.bits);
           count_up(2, u.delta.total_bytes());
           return coordinator.on_update(shares->conn, std::move(u), now());
         });

@@ -143,6 +143,7 @@ SimConfig load_sim_config(const std::filesystem::path& config_file, const std::v
   sa.complete_graph = r.get_bool("secure_aggregation.complete_graph", false);
   sa.neighbours = static_cast<std::uint32_t>(r.get_int("secure_aggregation.neighbours", 0, 0, 1'000'000));
   sa.threshold = static_cast<std::uint32_t>(r.get_int("secure_aggregation.threshold", 0, 0, 1'000'000));
+  sa.bits = static_cast<std::uint32_t>(r.get_int("secure_aggregation.bits", 32, 8, 32));
   if (sa.neighbours % 2 == 1) r.fail("secure_aggregation.neighbours", "must be even (a Harary graph), or 0 for auto");
   if (sa.enabled && c.sampling == Sampling::kUniform && c.cohort_size < 3) {
     r.fail("cohort_size", "is " + std::to_string(c.cohort_size) +
@@ -231,7 +232,8 @@ std::string to_toml(const SimConfig& c) {
                                              {"corruption_rate", sa.corruption_rate},
                                              {"complete_graph", sa.complete_graph},
                                              {"neighbours", static_cast<std::int64_t>(sa.neighbours)},
-                                             {"threshold", static_cast<std::int64_t>(sa.threshold)}});
+                                             {"threshold", static_cast<std::int64_t>(sa.threshold)},
+                                             {"bits", static_cast<std::int64_t>(sa.bits)}});
   t.insert("dropout", toml::table{{"advertise_keys", c.dropout.advertise_keys},
                                   {"share_keys", c.dropout.share_keys},
                                   {"update", c.dropout.update},
@@ -271,7 +273,8 @@ std::string documented_keys() {
               beta2, tau (server optimizers only)
   [secure_aggregation] enabled = false, clip_norm = 30 (L2 bound per update), dropout_rate = 0.1 and
               corruption_rate = 0.05 (the assumptions k and t are chosen for), complete_graph = false (true: the
-              original SecAgg, k = n - 1), neighbours = 0 and threshold = 0 (0 = chosen from the rates)
+              original SecAgg, k = n - 1), neighbours = 0 and threshold = 0 (0 = chosen from the rates), bits = 32
+              (the modulus 2^bits, 8..32: fewer bits, smaller uploads, coarser quantization)
   [dropout]   probability that a sampled client vanishes instead of sending: update = 0 (its update, or masked
               input), and in secure rounds advertise_keys = 0, share_keys = 0, unmask = 0
   [data]      dir = "/usr/share/datasets/fashion-mnist", partition = "iid" | "dirichlet" | "k_classes" |

@@ -123,6 +123,7 @@ toml::table aggregator_config(const SimConfig& c, const fs::path& pki, const fs:
                                          {"complete_graph", sa.complete_graph},
                                          {"neighbours", static_cast<std::int64_t>(sa.neighbours)},
                                          {"threshold", static_cast<std::int64_t>(sa.threshold)},
+                                         {"bits", static_cast<std::int64_t>(sa.bits)},
                                          {"step_deadline_s", 600}}},
       {"model", toml::table{{"architecture", c.architecture}, {"init_seed", static_cast<std::int64_t>(c.init_seed)}}},
       {"evaluation", toml::table{{"enabled", true},

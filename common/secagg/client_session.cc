@@ -56,6 +56,9 @@ void validate_round_config(const RoundConfig& c) {
   if (c.vector_length < 1 || c.vector_length > (std::uint64_t{1} << 32)) {
     throw Error(where + "the vector length must be in 1..2^32, got " + std::to_string(c.vector_length));
   }
+  if (c.bits < 1 || c.bits > 32) {
+    throw Error(where + "the modulus is 2^bits with bits in 1..32, got bits = " + std::to_string(c.bits));
+  }
 }
 
 crypto::SecretArray<kPairwiseSeedBytes> pairwise_mask_seed(const crypto::X25519KeyPair& mine,
@@ -235,6 +238,12 @@ MaskedInput ClientSession::mask_input(const SharesForYou& shares) {
   for (const auto& [j, unused] : held_) {
     const auto seed = pairwise_mask_seed(*mask_, neighbour_keys_.at(j).mask_public, config_.round_id, me_, j);
     crypto::add_mask(out.y, seed, me_ < j ? crypto::MaskSign::kAdd : crypto::MaskSign::kSubtract);
+  }
+  // Reduction mod 2^bits commutes with the additions mod 2^32 (2^bits divides 2^32), so masking mod 2^32 and
+  // reducing once gives the input masked mod 2^bits, and the masks still cancel in the reduced sum.
+  if (config_.bits < 32) {
+    const std::uint32_t keep = modulus_mask(config_.bits);
+    for (auto& w : out.y) w &= keep;
   }
   mask_.reset();
   step_ = Step::kMasked;

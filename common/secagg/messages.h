@@ -4,7 +4,8 @@
 // assigned by the server and sent with the RoundConfig.
 //
 // Steps: R0 AdvertiseKeys -> KeyDirectory; R1 EncryptedShares -> SharesForYou; R2 MaskedInput -> UnmaskRequest;
-// R3 UnmaskResponse -> AggregationResult. Every vector of inputs and masks is mod 2^32.
+// R3 UnmaskResponse -> AggregationResult. Every vector of inputs and masks is mod 2^bits (RoundConfig::bits, 32 by
+// default); masked inputs travel as words below 2^bits.
 #pragma once
 
 #include <array>
@@ -27,7 +28,13 @@ struct RoundConfig {
   std::uint32_t k = 0;  // neighbours per client (n - 1: complete graph)
   std::uint32_t t = 0;  // Shamir threshold, k/2 < t <= k
   std::uint64_t vector_length = 0;
+  std::uint32_t bits = 32;  // inputs, masks and the sum live mod 2^bits (1..32)
 };
+
+// 2^bits - 1: the mask that reduces a word mod 2^bits.
+inline std::uint32_t modulus_mask(std::uint32_t bits) {
+  return bits >= 32 ? 0xFFFFFFFFu : (std::uint32_t{1} << bits) - 1;
+}
 
 // R0 client -> server: the client's two X25519 public keys for this round.
 struct AdvertiseKeys {

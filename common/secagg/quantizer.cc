@@ -31,8 +31,16 @@ Quantizer::Quantizer(QuantizerParams params) : params_(params) {
   if (params_.max_clients == 0 || params_.max_clients > (1u << 30)) {
     throw Error("quantizer: max_clients must be between 1 and 2^30, got " + std::to_string(params_.max_clients));
   }
+  if (params_.bits < 2 || params_.bits > 32) {
+    throw Error("quantizer: bits must be between 2 and 32, got " + std::to_string(params_.bits));
+  }
   const double n = params_.max_clients;
-  scale_ = (2147483647.0 - n) / (n * params_.clip_norm);
+  const double half_range = std::ldexp(1.0, static_cast<int>(params_.bits) - 1) - 1.0;  // 2^(bits-1) - 1
+  scale_ = (half_range - n) / (n * params_.clip_norm);
+  if (!(scale_ > 0)) {
+    throw Error("quantizer: a sum of " + std::to_string(params_.max_clients) + " clients does not fit in " +
+                std::to_string(params_.bits) + " bits; raise bits");
+  }
 }
 
 std::vector<std::uint32_t> Quantizer::encode(std::span<const float> update, double* clipped_norm) const {
@@ -69,6 +77,7 @@ std::vector<std::uint32_t> Quantizer::encode_with(std::span<const float> update,
 
   std::vector<std::uint32_t> out(update.size());
   std::vector<std::uint64_t> coins(kCoinBlock);
+  const std::uint32_t keep = params_.bits >= 32 ? 0xFFFFFFFFu : (std::uint32_t{1} << params_.bits) - 1;
   for (std::size_t start = 0; start < update.size(); start += kCoinBlock) {
     const std::size_t end = std::min(update.size(), start + kCoinBlock);
     fill_coins(std::span<std::uint64_t>(coins).first(end - start));
@@ -78,7 +87,7 @@ std::vector<std::uint32_t> Quantizer::encode_with(std::span<const float> update,
       // A 53-bit uniform in [0, 1): round up with probability y - lower.
       const double u = static_cast<double>(coins[i - start] >> 11) * 0x1.0p-53;
       const auto q = static_cast<std::int64_t>(lower) + (u < y - lower ? 1 : 0);
-      out[i] = static_cast<std::uint32_t>(static_cast<std::int32_t>(q));
+      out[i] = static_cast<std::uint32_t>(static_cast<std::int32_t>(q)) & keep;
     }
   }
   return out;
@@ -86,7 +95,14 @@ std::vector<std::uint32_t> Quantizer::encode_with(std::span<const float> update,
 
 std::vector<double> Quantizer::decode_sum(std::span<const std::uint32_t> sum) const {
   std::vector<double> out(sum.size());
-  for (std::size_t i = 0; i < sum.size(); ++i) out[i] = static_cast<double>(static_cast<std::int32_t>(sum[i])) / scale_;
+  const std::uint32_t bits = params_.bits;
+  for (std::size_t i = 0; i < sum.size(); ++i) {
+    // The low `bits` bits, read as a two's-complement integer of that width.
+    const std::int64_t modulus = std::int64_t{1} << bits;
+    std::int64_t v = static_cast<std::int64_t>(bits >= 32 ? sum[i] : sum[i] & static_cast<std::uint32_t>(modulus - 1));
+    if (v >= modulus / 2) v -= modulus;
+    out[i] = static_cast<double>(v) / scale_;
+  }
   return out;
 }
 

@@ -8,10 +8,10 @@
 // Decoding (aggregator): read the modular sum of the survivors' vectors as signed 32-bit integers and divide by the
 // scale.
 //
-// The scale comes from the cohort size: after clipping, every coordinate lies in [-clip, clip], so one client's
-// integer is at most scale*clip + 1 in magnitude, and the sum of n clients stays inside the signed 32-bit range
-// when scale = (2^31 - 1 - n) / (n * clip). The sum therefore never wraps and decodes exactly to the sum of the
-// rounded values. This component is where the Distributed Discrete Gaussian mechanism (scaling, random rotation,
+// The scale comes from the cohort size and the modulus 2^bits: after clipping, every coordinate lies in
+// [-clip, clip], so one client's integer is at most scale*clip + 1 in magnitude, and the sum of n clients stays
+// inside the signed bits-bit range when scale = (2^(bits-1) - 1 - n) / (n * clip). The sum therefore never wraps
+// and decodes exactly to the sum of the rounded values. Fewer bits mean smaller uploads and coarser steps. This component is where the Distributed Discrete Gaussian mechanism (scaling, random rotation,
 // conditional rounding, modular clipping, discrete Gaussian noise) will replace plain rounding.
 #pragma once
 
@@ -25,12 +25,13 @@ namespace sotto::secagg {
 struct QuantizerParams {
   double clip_norm = 1.0;        // L2 bound on one client's update
   std::uint32_t max_clients = 1;  // the cohort size n the scale must tolerate
+  std::uint32_t bits = 32;        // the secure sum's modulus is 2^bits
 };
 
 class Quantizer {
  public:
-  // Throws sotto::Error when clip_norm is not a positive finite number or max_clients is 0 or too large for any
-  // useful resolution (more than 2^30).
+  // Throws sotto::Error when clip_norm is not a positive finite number, max_clients is 0 or too large for any
+  // useful resolution (more than 2^30), or bits is outside 2..32 or leaves no room for n clients' sum.
   explicit Quantizer(QuantizerParams params);
 
   double scale() const { return scale_; }

@@ -172,7 +172,15 @@ void ServerSession::on_masked_input(ClientIndex index, const MaskedInput& input)
                 std::to_string(index) + " rejected: it has " + std::to_string(input.y.size()) + " entries, expected " +
                 std::to_string(config_.vector_length));
   }
-  for (std::size_t i = 0; i < sum_.size(); ++i) sum_[i] += input.y[i];  // mod 2^32
+  const std::uint32_t keep = modulus_mask(config_.bits);
+  for (std::size_t i = 0; i < input.y.size(); ++i) {
+    if (input.y[i] > keep) {
+      throw Error("secagg: server, round " + std::to_string(config_.round_id) + ": the masked input of client " +
+                  std::to_string(index) + " rejected: word " + std::to_string(i) + " is not below 2^" +
+                  std::to_string(config_.bits));
+    }
+  }
+  for (std::size_t i = 0; i < sum_.size(); ++i) sum_[i] += input.y[i];  // mod 2^32, reduced mod 2^bits at the end
   reached_[index] = Reached::kMasked;
 }
 
@@ -302,6 +310,10 @@ AggregationResult ServerSession::close_unmasking() {
   } catch (const Error& e) {
     if (step_ == Step::kAborted) throw;
     abort_round(std::string("unmasking failed: ") + e.what());
+  }
+  if (config_.bits < 32) {
+    const std::uint32_t keep = modulus_mask(config_.bits);
+    for (auto& w : result.sum) w &= keep;
   }
   self_mask_shares_.clear();
   mask_key_shares_.clear();

@@ -7,7 +7,7 @@
 //                                                   now, from the CSPRNG, after all keys are in)
 //   R1 on_encrypted_shares / close_share_keys    -> SharesForYou for every client that shared
 //   R2 on_masked_input     / close_masked_input  -> UnmaskRequest for every client that sent a masked input
-//   R3 on_unmask_response  / close_unmasking     -> AggregationResult: the exact sum mod 2^32 of the survivors'
+//   R3 on_unmask_response  / close_unmasking     -> AggregationResult: the exact sum mod 2^bits of the survivors
 //                                                   inputs (survivors = the clients that sent a masked input)
 // Unmasking reconstructs each survivor's self-mask seed b from t shares held by its neighbours and subtracts
 // PRG(b); for each dropped client whose pairwise masks sit in some survivor's input, it reconstructs the mask

@@ -209,7 +209,12 @@ void run_random_cases(const RoundConfig& config, int cases, std::uint32_t seed, 
     REQUIRE(outcome.masked == expected.masked);
     REQUIRE(std::set<ClientIndex>(outcome.result->survivors.begin(), outcome.result->survivors.end()) ==
             outcome.masked);
-    REQUIRE(outcome.result->sum == plain_sum(inputs, outcome.masked));
+    std::vector<std::uint32_t> expected_sum = plain_sum(inputs, outcome.masked);
+    for (auto& w : expected_sum) w &= sotto::secagg::modulus_mask(config.bits);
+    REQUIRE(outcome.result->sum == expected_sum);
+    for (const auto& y : outcome.masked_inputs) {
+      REQUIRE(std::all_of(y.begin(), y.end(), [&](std::uint32_t w) { return w <= sotto::secagg::modulus_mask(config.bits); }));
+    }
   }
 }
 
@@ -268,6 +273,25 @@ TEST_CASE("protocol: the recovered sum equals the survivors' plain sum under ran
   run_random_cases(config_of(50, plus.k, plus.t, 48), 42, 5002, tally);
   WARN("n = 50: " << tally.cases << " rounds, " << tally.succeeded << " recovered, " << tally.aborted << " aborted");
   REQUIRE(tally.succeeded > tally.cases / 2);
+}
+
+TEST_CASE("protocol: with a modulus of 2^bits the masked inputs stay below it and the sum is exact mod 2^bits",
+          "[secagg][protocol]") {
+  Tally tally;
+  for (std::uint32_t bits : {8u, 20u, 31u}) {
+    RoundConfig c = config_of(10, 4, 3, 32);
+    c.bits = bits;
+    run_random_cases(c, 36, 2000 + bits, tally);
+  }
+  REQUIRE(tally.succeeded > tally.cases / 2);
+  RoundConfig bad = config_of(10, 4, 3, 32);
+  bad.bits = 33;
+  REQUIRE_THROWS_WITH(ServerSession(bad), Catch::Contains("bits"));
+  // A masked input word at or above 2^bits is refused, and the sender is not counted.
+  RoundConfig c = config_of(5, 4, 3, 4);
+  c.bits = 16;
+  HandDriven round(c);
+  REQUIRE_THROWS_WITH(round.server.on_masked_input(0, MaskedInput{{1, 2, 65536, 3}}), Catch::Contains("2^16"));
 }
 
 TEST_CASE("protocol: the recovered sum equals the survivors' plain sum with n = 200 and the SecAgg+ degree",

@@ -99,3 +99,23 @@ TEST_CASE("quantizer: a coin seed makes the rounding reproducible and still unbi
   CHECK(!std::equal(a1.begin(), a1.begin() + 4096, a1.begin() + 4096));
   CHECK_THROWS_WITH(q.encode_with_coin_seed(update, std::vector<std::uint8_t>(5, 0)), Catch::Contains("seed"));
 }
+
+TEST_CASE("quantizer: fewer bits shrink the scale so the sum still fits, and decode reads the low bits", "[secagg][quantizer]") {
+  const std::uint32_t n = 10;
+  Quantizer q16({1.0, n, 16});
+  Quantizer q32({1.0, n, 32});
+  CHECK(q16.scale() < q32.scale() / 60000);
+  std::vector<std::vector<std::uint32_t>> encoded;
+  std::vector<float> extreme = {1.0f, 0.0f};
+  for (std::uint32_t c = 0; c < n; ++c) {
+    encoded.push_back(q16.encode(c % 2 ? std::vector<float>{0.3f, -0.4f} : extreme));
+    for (auto w : encoded.back()) CHECK(w < 65536u);
+  }
+  auto sum = modular_sum(encoded);
+  for (auto& w : sum) w += 0xABCD0000u;  // high bits, as a sum mod 2^32 of masked words may carry, are ignored
+  const auto decoded = q16.decode_sum(sum);
+  CHECK(decoded[0] == Approx(5 * 1.0 + 5 * 0.3).margin(n / q16.scale()));
+  CHECK(decoded[1] == Approx(5 * -0.4).margin(n / q16.scale()));
+  CHECK_THROWS_WITH(Quantizer({1.0, 1000, 8}), Catch::Contains("bits"));
+  CHECK_THROWS_WITH(Quantizer({1.0, 10, 33}), Catch::Contains("bits"));
+}
