@@ -76,7 +76,8 @@ nlohmann::json SimSummary::to_json() const {
           {"best_accuracy", best_accuracy},
           {"best_round", best_round},
           {"total_seconds", total_seconds},
-          {"empty_draws", empty_draws}};
+          {"empty_draws", empty_draws},
+          {"small_draws", small_draws}};
 }
 
 void run_simulation_worker(const SimConfig& config, const MpiCluster& cluster) {
@@ -175,13 +176,33 @@ SimSummary run_simulation(const SimConfig& config, const ProgressFn& progress,
       append(actions, coordinator.on_tick(clock.now()));
     }
     check_no_refusal(actions);
+    if (coordinator.phase() == aggregator::RoundCoordinator::Phase::kCheckIn) {
+      // A Poisson draw below cohort_min (3 with secure aggregation): the round cannot start. Its clients leave
+      // and the draw is skipped, like an empty one.
+      for (ClientIndex c : cohort) check_no_refusal(coordinator.on_disconnect(c, "draw below cohort_min", clock.now()));
+      ++summary.small_draws;
+      if (++empty_streak >= 1000) {
+        throw Error("poisson sampling drew fewer than " + std::to_string(options.cohort_min) +
+                    " clients 1000 times in a row: raise sampling_rate (now " +
+                    std::to_string(config.effective_sampling_rate()) + ") or population");
+      }
+      continue;
+    }
+    const double seconds_sampling = since(round_start);
+    double seconds_training = 0, compute_seconds = 0, train_call_seconds = 0;
+    aggregator::RoundTraffic traffic{};
+    std::optional<aggregator::action::RoundClosed> closed;
+    // A round can close before any task: secure aggregation that cannot run (a Poisson draw of fewer than 3).
+    auto closed_at_start = take_all<aggregator::action::RoundClosed>(actions);
     auto tasks = take_all<aggregator::action::SendTask>(actions);
-    if (tasks.size() != 1) {
+    if (!closed_at_start.empty()) {
+      closed = std::move(closed_at_start.front());
+    } else if (tasks.size() != 1) {
       throw Error("internal: expected one task after check-in of " + std::to_string(cohort.size()) +
                   " clients, the coordinator sent " + std::to_string(tasks.size()));
-    }
+    } else {
     const auto& task = tasks.front();
-    const double seconds_sampling = since(round_start);
+    traffic.bytes_out = model_bytes * task.conns.size();
 
     // Who vanishes at which step (dropout.*), decided before training: a client that never sends an update that
     // depends on its training is not trained.
@@ -196,16 +217,13 @@ SimSummary run_simulation(const SimConfig& config, const ProgressFn& progress,
     }
     const auto train_start = WallClock::now();
     std::vector<TrainingOutcome> outcomes = trainer.train(to_train, task.round_id, *task.model, task.plan);
-    const double seconds_training = since(train_start);
-    double compute_seconds = 0, train_call_seconds = 0;
+    seconds_training = since(train_start);
     for (const auto& o : outcomes) {
       compute_seconds += o.compute_seconds;
       if (o.update) train_call_seconds += o.update->train_seconds;
     }
 
     // Updates in client order: the aggregate does not depend on which worker finished first.
-    std::optional<aggregator::action::RoundClosed> closed;
-    aggregator::RoundTraffic traffic{0, model_bytes * task.conns.size()};
     if (secure) {
       std::vector<SecureClient> clients;
       auto trained = outcomes.begin();
@@ -239,6 +257,7 @@ SimSummary run_simulation(const SimConfig& config, const ProgressFn& progress,
       auto all_closed = take_all<aggregator::action::RoundClosed>(after);
       if (all_closed.size() != 1) throw Error("internal: the round did not close after every client reported");
       closed = std::move(all_closed.front());
+    }
     }
     const auto& rc = *closed;
     final_model = {rc.next_round_id, rc.completed_rounds, *rc.global_model, rc.strategy, *rc.strategy_state};

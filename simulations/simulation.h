@@ -29,6 +29,7 @@ struct SimSummary {
   std::uint64_t best_round = 0;
   double total_seconds = 0;
   std::uint64_t empty_draws = 0;  // poisson draws that sampled nobody (skipped)
+  std::uint64_t small_draws = 0;  // poisson draws below the cohort minimum (3 with secure aggregation; skipped)
   nlohmann::json to_json() const;
   // Takes in a recorded round: completed rounds, final and best accuracy.
   void note_round(const RoundRow& row);

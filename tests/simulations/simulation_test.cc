@@ -355,3 +355,15 @@ TEST_CASE("data.num_shards makes clients share shards: the data sampled with rep
   CHECK(std::vector<std::uint32_t>(a.begin(), a.end()) == std::vector<std::uint32_t>(b.begin(), b.end()));
   CHECK(a.size() == 12000);
 }
+
+TEST_CASE("Poisson draws too small for secure aggregation are skipped and the run goes on") {
+  auto c = tiny("poisson-secure", {"sampling=poisson", "sampling_rate=0.1", "secure_aggregation.enabled=true"});
+  const auto s = sim::run_simulation(c);
+  CHECK(s.rounds == 2);
+  CHECK(s.small_draws > 0);
+  const auto rounds = read_rounds(c.output_dir);
+  REQUIRE(rounds.size() == 2);
+  for (const auto& r : rounds) CHECK(r["secagg"]["n"].get<std::uint32_t>() >= 3);
+  CHECK(nlohmann::json::parse(std::ifstream(c.output_dir / "summary.json"))["small_draws"] == s.small_draws);
+  std::filesystem::remove_all(c.output_dir);
+}
