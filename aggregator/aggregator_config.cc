@@ -1,5 +1,7 @@
 #include "aggregator/aggregator_config.h"
 
+#include "aggregator/config_sections.h"
+
 #include "common/config/toml_reader.h"
 #include "common/util/error.h"
 
@@ -49,28 +51,14 @@ AggregatorConfig load_aggregator_config(const std::filesystem::path& path) {
   o.seed = static_cast<std::uint64_t>(r.get_int("rounds.seed", 0, 0, INT64_MAX));
   o.reproducible_aggregation = r.get_bool("rounds.reproducible_aggregation", false);
 
-  o.plan.epochs = static_cast<std::uint32_t>(r.get_int("plan.epochs", 1, 1, 1000));
-  o.plan.batch_size = static_cast<std::uint32_t>(r.get_int("plan.batch_size", 32, 1, 65536));
-  o.plan.optimizer = r.get_choice("plan.optimizer", {"sgd", "adam"}, "sgd");
-  o.plan.learning_rate = r.get_double("plan.learning_rate", 0.05, 1e-9, 100);
-  o.plan.momentum = r.get_double("plan.momentum", 0.9, 0, 0.999999);
-  o.plan.weight_decay = r.get_double("plan.weight_decay", 0, 0, 1);
-  o.plan.proximal_mu = r.get_double("plan.proximal_mu", 0, 0, 1e6);
+  o.plan = read_plan_section(r);
 
   auto& sa = o.secure;
-  sa.enabled = r.get_bool("secure_aggregation.enabled", false);
-  sa.clip_norm = r.get_double("secure_aggregation.clip_norm", 30.0, 1e-9, 1e12);
-  sa.dropout_rate = r.get_double("secure_aggregation.dropout_rate", 0.1, 0, 0.99);
-  sa.corruption_rate = r.get_double("secure_aggregation.corruption_rate", 0.05, 0, 0.99);
-  sa.complete_graph = r.get_bool("secure_aggregation.complete_graph", false);
-  sa.neighbours = static_cast<std::uint32_t>(r.get_int("secure_aggregation.neighbours", 0, 0, 1'000'000));
-  sa.threshold = static_cast<std::uint32_t>(r.get_int("secure_aggregation.threshold", 0, 0, 1'000'000));
-  sa.bits = static_cast<std::uint32_t>(r.get_int("secure_aggregation.bits", 32, 8, 32));
+  sa = read_secure_aggregation_section(r);
   sa.step_deadline = r.get_seconds("secure_aggregation.step_deadline_s", 30, 0.001, 86400);
   if (sa.enabled && o.cohort_min < 3) {
     r.fail("rounds.cohort_min", "must be at least 3 with secure aggregation (a sum of fewer would reveal inputs)");
   }
-  if (sa.neighbours % 2 == 1) r.fail("secure_aggregation.neighbours", "must be even (a Harary graph), or 0 for auto");
 
   const std::string kind = r.get_choice("task.kind", {"train", "secure_sum"}, "train");
   const auto sum_length = static_cast<std::uint64_t>(r.get_int("task.secure_sum_length", 0, 0, 1 << 28));
@@ -84,17 +72,7 @@ AggregatorConfig load_aggregator_config(const std::filesystem::path& path) {
 
   c.architecture = r.get_choice("model.architecture", {"fashion_cnn"}, "fashion_cnn");
   c.init_seed = static_cast<std::uint64_t>(r.get_int("model.init_seed", 1, 0, INT64_MAX));
-  auto& s = c.strategy;
-  s.name = r.get_choice("strategy.name", known_strategies(), "fedavg");
-  s.server_learning_rate = r.get_double("strategy.server_learning_rate", kDefaultServerLearningRate, 1e-12, 1e6);
-  s.beta1 = r.get_double("strategy.beta1", kDefaultBeta1, 0, 0.999999);
-  s.beta2 = r.get_double("strategy.beta2", kDefaultBeta2, 0, 0.999999);
-  s.tau = r.get_double("strategy.tau", kDefaultTau, 1e-12, 1e6);
-  if (s.name == "fedprox" && o.plan.proximal_mu == 0) {
-    r.fail("plan.proximal_mu",
-           "is 0 but strategy.name is \"fedprox\", which needs a positive proximal term: set "
-           "plan.proximal_mu (e.g. 0.01 to 1), or use strategy.name = \"fedavg\"");
-  }
+  c.strategy = read_strategy_section(r, o.plan);
 
   c.evaluate = r.get_bool("evaluation.enabled", true);
   c.eval_data_dir = r.get_path("evaluation.data_dir", c.eval_data_dir);

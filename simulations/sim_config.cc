@@ -6,6 +6,7 @@
 #include <sstream>
 #include <thread>
 
+#include "aggregator/config_sections.h"
 #include "common/config/toml_reader.h"
 #include "common/data/image_dataset.h"
 #include "common/ml/image_model.h"
@@ -113,38 +114,9 @@ SimConfig load_sim_config(const std::filesystem::path& config_file, const std::v
   c.output_dir = r.get_string("output_dir", "sim-output");
   c.transport = r.get_choice("transport", {"memory", "tls"}, "memory") == "tls" ? Transport::kTls : Transport::kMemory;
 
-  auto& p = c.plan;
-  p.epochs = static_cast<std::uint32_t>(r.get_int("plan.epochs", 1, 1, 1000));
-  p.batch_size = static_cast<std::uint32_t>(r.get_int("plan.batch_size", 32, 1, 65536));
-  p.optimizer = r.get_choice("plan.optimizer", {"sgd", "adam"}, "sgd");
-  p.learning_rate = r.get_double("plan.learning_rate", 0.05, 1e-9, 100);
-  p.momentum = r.get_double("plan.momentum", 0.9, 0, 0.999999);
-  p.weight_decay = r.get_double("plan.weight_decay", 0, 0, 1);
-  p.proximal_mu = r.get_double("plan.proximal_mu", 0, 0, 1e6);
-
-  auto& s = c.strategy;
-  s.name = r.get_choice("strategy.name", aggregator::known_strategies(), "fedavg");
-  s.server_learning_rate =
-      r.get_double("strategy.server_learning_rate", aggregator::kDefaultServerLearningRate, 1e-12, 1e6);
-  s.beta1 = r.get_double("strategy.beta1", aggregator::kDefaultBeta1, 0, 0.999999);
-  s.beta2 = r.get_double("strategy.beta2", aggregator::kDefaultBeta2, 0, 0.999999);
-  s.tau = r.get_double("strategy.tau", aggregator::kDefaultTau, 1e-12, 1e6);
-  if (s.name == "fedprox" && p.proximal_mu == 0) {
-    r.fail("plan.proximal_mu",
-           "is 0 but strategy.name is \"fedprox\", which needs a positive proximal term: set plan.proximal_mu "
-           "(e.g. 0.01 to 1), or use strategy.name = \"fedavg\"");
-  }
-
-  auto& sa = c.secure;
-  sa.enabled = r.get_bool("secure_aggregation.enabled", false);
-  sa.clip_norm = r.get_double("secure_aggregation.clip_norm", sa.clip_norm, 1e-9, 1e12);
-  sa.dropout_rate = r.get_double("secure_aggregation.dropout_rate", sa.dropout_rate, 0, 0.99);
-  sa.corruption_rate = r.get_double("secure_aggregation.corruption_rate", sa.corruption_rate, 0, 0.99);
-  sa.complete_graph = r.get_bool("secure_aggregation.complete_graph", false);
-  sa.neighbours = static_cast<std::uint32_t>(r.get_int("secure_aggregation.neighbours", 0, 0, 1'000'000));
-  sa.threshold = static_cast<std::uint32_t>(r.get_int("secure_aggregation.threshold", 0, 0, 1'000'000));
-  sa.bits = static_cast<std::uint32_t>(r.get_int("secure_aggregation.bits", 32, 8, 32));
-  if (sa.neighbours % 2 == 1) r.fail("secure_aggregation.neighbours", "must be even (a Harary graph), or 0 for auto");
+  c.plan = aggregator::read_plan_section(r);
+  c.strategy = aggregator::read_strategy_section(r, c.plan);
+  const auto& sa = c.secure = aggregator::read_secure_aggregation_section(r);
   if (sa.enabled && c.sampling == Sampling::kUniform && c.cohort_size < 3) {
     r.fail("cohort_size", "is " + std::to_string(c.cohort_size) +
                               "; secure aggregation needs at least 3 clients per round (a sum of fewer reveals inputs)");
@@ -213,27 +185,9 @@ std::string to_toml(const SimConfig& c) {
   t.insert("plots", c.plots);
   t.insert("output_dir", c.output_dir.string());
   t.insert("transport", c.transport == Transport::kTls ? "tls" : "memory");
-  t.insert("plan", toml::table{{"epochs", static_cast<std::int64_t>(c.plan.epochs)},
-                               {"batch_size", static_cast<std::int64_t>(c.plan.batch_size)},
-                               {"optimizer", c.plan.optimizer},
-                               {"learning_rate", c.plan.learning_rate},
-                               {"momentum", c.plan.momentum},
-                               {"weight_decay", c.plan.weight_decay},
-                               {"proximal_mu", c.plan.proximal_mu}});
-  t.insert("strategy", toml::table{{"name", c.strategy.name},
-                                   {"server_learning_rate", c.strategy.server_learning_rate},
-                                   {"beta1", c.strategy.beta1},
-                                   {"beta2", c.strategy.beta2},
-                                   {"tau", c.strategy.tau}});
-  const auto& sa = c.secure;
-  t.insert("secure_aggregation", toml::table{{"enabled", sa.enabled},
-                                             {"clip_norm", sa.clip_norm},
-                                             {"dropout_rate", sa.dropout_rate},
-                                             {"corruption_rate", sa.corruption_rate},
-                                             {"complete_graph", sa.complete_graph},
-                                             {"neighbours", static_cast<std::int64_t>(sa.neighbours)},
-                                             {"threshold", static_cast<std::int64_t>(sa.threshold)},
-                                             {"bits", static_cast<std::int64_t>(sa.bits)}});
+  t.insert("plan", aggregator::plan_table(c.plan));
+  t.insert("strategy", aggregator::strategy_table(c.strategy));
+  t.insert("secure_aggregation", aggregator::secure_aggregation_table(c.secure));
   t.insert("dropout", toml::table{{"advertise_keys", c.dropout.advertise_keys},
                                   {"share_keys", c.dropout.share_keys},
                                   {"update", c.dropout.update},

@@ -9,6 +9,7 @@
 #include <memory>
 #include <sstream>
 
+#include "aggregator/config_sections.h"
 #include "common/codec/model_file.h"
 #include "common/crypto/random.h"
 #include "common/data/image_dataset.h"
@@ -84,9 +85,8 @@ std::string log_tail(const util::Process& p) {
 }
 
 toml::table aggregator_config(const SimConfig& c, const fs::path& pki, const fs::path& state, const std::string& token) {
-  const auto& p = c.plan;
-  const auto& s = c.strategy;
-  const auto& sa = c.secure;
+  toml::table secure = aggregator::secure_aggregation_table(c.secure);
+  secure.insert("step_deadline_s", 600);
   toml::array tokens;
   tokens.push_back(token);
   return toml::table{
@@ -104,27 +104,9 @@ toml::table aggregator_config(const SimConfig& c, const fs::path& pki, const fs:
                              {"training_deadline_s", 3600},
                              {"seed", static_cast<std::int64_t>(c.seed)},
                              {"reproducible_aggregation", true}}},
-      {"plan", toml::table{{"epochs", static_cast<std::int64_t>(p.epochs)},
-                           {"batch_size", static_cast<std::int64_t>(p.batch_size)},
-                           {"optimizer", p.optimizer},
-                           {"learning_rate", p.learning_rate},
-                           {"momentum", p.momentum},
-                           {"weight_decay", p.weight_decay},
-                           {"proximal_mu", p.proximal_mu}}},
-      {"strategy", toml::table{{"name", s.name},
-                               {"server_learning_rate", s.server_learning_rate},
-                               {"beta1", s.beta1},
-                               {"beta2", s.beta2},
-                               {"tau", s.tau}}},
-      {"secure_aggregation", toml::table{{"enabled", sa.enabled},
-                                         {"clip_norm", sa.clip_norm},
-                                         {"dropout_rate", sa.dropout_rate},
-                                         {"corruption_rate", sa.corruption_rate},
-                                         {"complete_graph", sa.complete_graph},
-                                         {"neighbours", static_cast<std::int64_t>(sa.neighbours)},
-                                         {"threshold", static_cast<std::int64_t>(sa.threshold)},
-                                         {"bits", static_cast<std::int64_t>(sa.bits)},
-                                         {"step_deadline_s", 600}}},
+      {"plan", aggregator::plan_table(c.plan)},
+      {"strategy", aggregator::strategy_table(c.strategy)},
+      {"secure_aggregation", secure},
       {"model", toml::table{{"architecture", c.architecture}, {"init_seed", static_cast<std::int64_t>(c.init_seed)}}},
       {"evaluation", toml::table{{"enabled", true},
                                  {"data_dir", c.data_dir.string()},

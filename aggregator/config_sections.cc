@@ -1,0 +1,75 @@
+#include "aggregator/config_sections.h"
+
+namespace sotto::aggregator {
+
+ml::TrainingPlan read_plan_section(config::TomlReader& r) {
+  ml::TrainingPlan p;
+  p.epochs = static_cast<std::uint32_t>(r.get_int("plan.epochs", 1, 1, 1000));
+  p.batch_size = static_cast<std::uint32_t>(r.get_int("plan.batch_size", 32, 1, 65536));
+  p.optimizer = r.get_choice("plan.optimizer", {"sgd", "adam"}, "sgd");
+  p.learning_rate = r.get_double("plan.learning_rate", 0.05, 1e-9, 100);
+  p.momentum = r.get_double("plan.momentum", 0.9, 0, 0.999999);
+  p.weight_decay = r.get_double("plan.weight_decay", 0, 0, 1);
+  p.proximal_mu = r.get_double("plan.proximal_mu", 0, 0, 1e6);
+  return p;
+}
+
+StrategyOptions read_strategy_section(config::TomlReader& r, const ml::TrainingPlan& plan) {
+  StrategyOptions s;
+  s.name = r.get_choice("strategy.name", known_strategies(), "fedavg");
+  s.server_learning_rate = r.get_double("strategy.server_learning_rate", kDefaultServerLearningRate, 1e-12, 1e6);
+  s.beta1 = r.get_double("strategy.beta1", kDefaultBeta1, 0, 0.999999);
+  s.beta2 = r.get_double("strategy.beta2", kDefaultBeta2, 0, 0.999999);
+  s.tau = r.get_double("strategy.tau", kDefaultTau, 1e-12, 1e6);
+  if (s.name == "fedprox" && plan.proximal_mu == 0) {
+    r.fail("plan.proximal_mu",
+           "is 0 but strategy.name is \"fedprox\", which needs a positive proximal term: set "
+           "plan.proximal_mu (e.g. 0.01 to 1), or use strategy.name = \"fedavg\"");
+  }
+  return s;
+}
+
+SecureAggregationOptions read_secure_aggregation_section(config::TomlReader& r) {
+  SecureAggregationOptions sa;
+  sa.enabled = r.get_bool("secure_aggregation.enabled", false);
+  sa.clip_norm = r.get_double("secure_aggregation.clip_norm", 30.0, 1e-9, 1e12);
+  sa.dropout_rate = r.get_double("secure_aggregation.dropout_rate", 0.1, 0, 0.99);
+  sa.corruption_rate = r.get_double("secure_aggregation.corruption_rate", 0.05, 0, 0.99);
+  sa.complete_graph = r.get_bool("secure_aggregation.complete_graph", false);
+  sa.neighbours = static_cast<std::uint32_t>(r.get_int("secure_aggregation.neighbours", 0, 0, 1'000'000));
+  sa.threshold = static_cast<std::uint32_t>(r.get_int("secure_aggregation.threshold", 0, 0, 1'000'000));
+  sa.bits = static_cast<std::uint32_t>(r.get_int("secure_aggregation.bits", 32, 8, 32));
+  if (sa.neighbours % 2 == 1) r.fail("secure_aggregation.neighbours", "must be even (a Harary graph), or 0 for auto");
+  return sa;
+}
+
+toml::table plan_table(const ml::TrainingPlan& p) {
+  return toml::table{{"epochs", static_cast<std::int64_t>(p.epochs)},
+                     {"batch_size", static_cast<std::int64_t>(p.batch_size)},
+                     {"optimizer", p.optimizer},
+                     {"learning_rate", p.learning_rate},
+                     {"momentum", p.momentum},
+                     {"weight_decay", p.weight_decay},
+                     {"proximal_mu", p.proximal_mu}};
+}
+
+toml::table strategy_table(const StrategyOptions& s) {
+  return toml::table{{"name", s.name},
+                     {"server_learning_rate", s.server_learning_rate},
+                     {"beta1", s.beta1},
+                     {"beta2", s.beta2},
+                     {"tau", s.tau}};
+}
+
+toml::table secure_aggregation_table(const SecureAggregationOptions& sa) {
+  return toml::table{{"enabled", sa.enabled},
+                     {"clip_norm", sa.clip_norm},
+                     {"dropout_rate", sa.dropout_rate},
+                     {"corruption_rate", sa.corruption_rate},
+                     {"complete_graph", sa.complete_graph},
+                     {"neighbours", static_cast<std::int64_t>(sa.neighbours)},
+                     {"threshold", static_cast<std::int64_t>(sa.threshold)},
+                     {"bits", static_cast<std::int64_t>(sa.bits)}};
+}
+
+}  // namespace sotto::aggregator
