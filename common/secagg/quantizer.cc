@@ -8,6 +8,7 @@
 #include <string>
 
 #include "common/crypto/prg.h"
+#include "common/secagg/messages.h"
 #include "common/util/error.h"
 
 namespace sotto::secagg {
@@ -77,7 +78,7 @@ std::vector<std::uint32_t> Quantizer::encode_with(std::span<const float> update,
 
   std::vector<std::uint32_t> out(update.size());
   std::vector<std::uint64_t> coins(kCoinBlock);
-  const std::uint32_t keep = params_.bits >= 32 ? 0xFFFFFFFFu : (std::uint32_t{1} << params_.bits) - 1;
+  const std::uint32_t keep = modulus_mask(params_.bits);
   for (std::size_t start = 0; start < update.size(); start += kCoinBlock) {
     const std::size_t end = std::min(update.size(), start + kCoinBlock);
     fill_coins(std::span<std::uint64_t>(coins).first(end - start));
@@ -95,11 +96,11 @@ std::vector<std::uint32_t> Quantizer::encode_with(std::span<const float> update,
 
 std::vector<double> Quantizer::decode_sum(std::span<const std::uint32_t> sum) const {
   std::vector<double> out(sum.size());
-  const std::uint32_t bits = params_.bits;
+  const std::uint32_t keep = modulus_mask(params_.bits);
+  const std::int64_t modulus = std::int64_t{1} << params_.bits;
   for (std::size_t i = 0; i < sum.size(); ++i) {
     // The low `bits` bits, read as a two's-complement integer of that width.
-    const std::int64_t modulus = std::int64_t{1} << bits;
-    std::int64_t v = static_cast<std::int64_t>(bits >= 32 ? sum[i] : sum[i] & static_cast<std::uint32_t>(modulus - 1));
+    std::int64_t v = sum[i] & keep;
     if (v >= modulus / 2) v -= modulus;
     out[i] = static_cast<double>(v) / scale_;
   }
