@@ -15,6 +15,7 @@
 #include "common/data/image_dataset.h"
 #include "common/util/child_process.h"
 #include "common/util/error.h"
+#include "common/util/json_lines.h"
 #include "simulations/cohort_sampler.h"
 #include "simulations/population.h"
 
@@ -28,6 +29,7 @@ using namespace std::chrono_literals;
 
 constexpr util::Seconds kProcessStart = 60s;
 constexpr util::Seconds kClientRound = 3600s;  // one client's whole round, training included
+constexpr std::size_t kLogTail = 4000;          // characters of a failed process's log quoted in the error
 
 double since(WallClock::time_point t0) { return std::chrono::duration<double>(WallClock::now() - t0).count(); }
 
@@ -63,25 +65,6 @@ std::string hex_token() {
     out += digits[b & 15];
   }
   return out;
-}
-
-// The lines of a JSON-lines file that are complete (end in a newline).
-std::vector<nlohmann::json> complete_lines(const fs::path& path) {
-  std::vector<nlohmann::json> out;
-  std::ifstream in(path);
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::size_t begin = 0;
-  for (std::size_t end; (end = text.find('\n', begin)) != std::string::npos; begin = end + 1) {
-    if (end > begin) out.push_back(nlohmann::json::parse(text.substr(begin, end - begin)));
-  }
-  return out;
-}
-
-std::string log_tail(const util::Process& p) {
-  std::string text = p.log_text();
-  constexpr std::size_t kTail = 4000;
-  if (text.size() > kTail) text = "..." + text.substr(text.size() - kTail);
-  return text;
 }
 
 toml::table aggregator_config(const SimConfig& c, const fs::path& pki, const fs::path& state, const std::string& token) {
@@ -188,20 +171,20 @@ SimSummary run_simulation_over_tls(const SimConfig& config, const ProgressFn& pr
         throw Error("client " + p->name() + " " +
                     (code ? "exited with code " + std::to_string(*code) : std::string("did not finish its round")) +
                     " in round " + std::to_string(attempt) + "; its log (" + p->log_file().string() + "):\n" +
-                    log_tail(*p) + "\nthe aggregator's log: " + aggregator.log_file().string());
+                    p->log_tail(kLogTail) + "\nthe aggregator's log: " + aggregator.log_file().string());
       }
     }
     // The daemon evaluates and logs the round after telling the clients its result.
     std::vector<nlohmann::json> lines;
     const bool logged = util::wait_until(
         [&] {
-          lines = complete_lines(state / "rounds.jsonl");
+          lines = util::read_json_lines(state / "rounds.jsonl");
           return lines.size() >= attempt || !aggregator.running();
         },
         kClientRound);
     if (!logged || lines.size() < attempt) {
       throw Error("the aggregator did not log round " + std::to_string(attempt) + "; its log (" +
-                  aggregator.log_file().string() + "):\n" + log_tail(aggregator));
+                  aggregator.log_file().string() + "):\n" + aggregator.log_tail(kLogTail));
     }
     nlohmann::json record = lines[attempt - 1];
     record["sampled"] = cohort.size();
@@ -232,7 +215,7 @@ SimSummary run_simulation_over_tls(const SimConfig& config, const ProgressFn& pr
   const auto code = aggregator.wait_for_exit(kProcessStart);
   if (code != 0) {
     throw Error("the aggregator " + (code ? "exited with code " + std::to_string(*code) : std::string("did not stop")) +
-                " after the last round; its log:\n" + log_tail(aggregator));
+                " after the last round; its log:\n" + aggregator.log_tail(kLogTail));
   }
   fs::copy_file(state / "checkpoint.sotto", outputs.dir() / "final_model.sotto", fs::copy_options::overwrite_existing);
   const std::uint64_t model_bytes = codec::read_model_file(outputs.dir() / "final_model.sotto").model.total_bytes();

@@ -67,11 +67,9 @@ Process::~Process() {
   if (std::uncaught_exceptions() > 0) {
     std::string text;
     try {
-      text = log_text();
+      text = log_tail(6000);
     } catch (...) {
     }
-    constexpr std::size_t kTail = 6000;
-    if (text.size() > kTail) text = "..." + text.substr(text.size() - kTail);
     std::cerr << "---- " << name_ << " (pid " << pid_ << ", " << log_file_.string() << ") ----\n"
               << text << "---- end of " << name_ << " ----\n";
   }
@@ -79,6 +77,12 @@ Process::~Process() {
     ::kill(pid_, SIGKILL);
     reap(true);
   }
+}
+
+std::string Process::log_tail(std::size_t max_chars) const {
+  std::string text = log_text();
+  if (text.size() > max_chars) text = "..." + text.substr(text.size() - max_chars);
+  return text;
 }
 
 std::string Process::log_text() const {

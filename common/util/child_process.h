@@ -35,6 +35,8 @@ class Process {
   const std::string& name() const { return name_; }
   const fs::path& log_file() const { return log_file_; }
   std::string log_text() const;
+  // At most the last `max_chars` characters of the log, marked with "..." when cut.
+  std::string log_tail(std::size_t max_chars) const;
   bool log_contains(const std::string& needle) const { return log_text().find(needle) != std::string::npos; }
 
   // Sends a signal (no-op once the child has been reaped).

@@ -72,27 +72,6 @@ void write_file(const fs::path& path, const std::string& text) {
   if (!out) throw std::runtime_error("cannot write " + path.string());
 }
 
-std::vector<nlohmann::json> read_jsonl(const fs::path& path) {
-  std::vector<nlohmann::json> records;
-  std::error_code ec;
-  if (!fs::exists(path, ec)) return records;
-  const std::string text = read_file(path);
-  std::size_t start = 0;
-  while (start < text.size()) {
-    const std::size_t end = text.find('\n', start);
-    if (end == std::string::npos) break;  // a line still being written
-    const std::string line = text.substr(start, end - start);
-    start = end + 1;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    try {
-      records.push_back(nlohmann::json::parse(line));
-    } catch (const nlohmann::json::exception& e) {
-      throw std::runtime_error(path.string() + ": unparsable line: " + line + " (" + e.what() + ")");
-    }
-  }
-  return records;
-}
-
 // ---- PKI ---------------------------------------------------------------------------------------------------------
 
 Pki make_pki(const fs::path& dir, int num_clients) {

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "common/util/child_process.h"
+#include "common/util/json_lines.h"
 #include "sotto/v1/sotto.pb.h"
 
 namespace sotto::test {
@@ -50,9 +51,8 @@ class TempDir {
 std::string read_file(const fs::path& path);
 // Creates parent directories; replaces the file.
 void write_file(const fs::path& path, const std::string& text);
-// One JSON value per non-empty line. A last line without its newline (being written right now) is skipped; any
-// other unparsable line throws. A missing file yields no records.
-std::vector<nlohmann::json> read_jsonl(const fs::path& path);
+// One JSON value per complete, non-empty line (common/util/json_lines.h).
+inline std::vector<nlohmann::json> read_jsonl(const fs::path& path) { return util::read_json_lines(path); }
 
 // ---- PKI ---------------------------------------------------------------------------------------------------------
 
