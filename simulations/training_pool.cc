@@ -22,48 +22,59 @@ TrainingPool::TrainingPool(std::uint32_t threads, const std::string& architectur
   for (std::uint32_t i = 0; i < threads; ++i) models_.push_back(ml::make_image_model(architecture, init_seed));
 }
 
+void TrainingPool::run_workers(std::size_t count, const std::function<void(ml::ImageModel&)>& prepare,
+                               const std::function<void(ml::ImageModel&, std::size_t)>& task) {
+  std::atomic<std::size_t> next{0};
+  std::exception_ptr failure;
+  std::mutex failure_mutex;
+  auto work = [&](ml::ImageModel& model) {
+    ml::set_torch_threads(1);
+    try {
+      if (prepare) prepare(model);
+      for (std::size_t i = next++; i < count; i = next++) task(model, i);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(failure_mutex);
+      if (!failure) failure = std::current_exception();
+    }
+  };
+  const std::size_t n_workers = std::min(models_.size(), std::max<std::size_t>(count, 1));
+  std::vector<std::thread> workers;
+  for (std::size_t w = 1; w < n_workers; ++w) workers.emplace_back(work, std::ref(*models_[w]));
+  work(*models_[0]);  // the calling thread is the first worker
+  for (auto& t : workers) t.join();
+  if (failure) std::rethrow_exception(failure);
+}
+
 std::vector<TrainingOutcome> TrainingPool::train(const std::vector<TrainingJob>& jobs, std::uint64_t round_id,
                                                   const model::ModelParameters& global,
                                                   const ml::TrainingPlan& plan) {
   std::vector<TrainingOutcome> out(jobs.size());
-  std::atomic<std::size_t> next{0};
-  auto work = [&](ml::ImageModel& model) {
-    ml::set_torch_threads(1);
-    for (std::size_t i = next++; i < jobs.size(); i = next++) {
-      const TrainingJob& job = jobs[i];
-      TrainingOutcome& o = out[i];
-      o.client = job.client;
-      try {
-        if (job.examples.empty()) throw Error("the client holds no training examples");
-        ml::TrainingPlan p = plan;
-        p.seed = ml::client_training_seed(plan.seed, Population::client_id(job.client));
-        model.load(global);
-        const ml::TrainMetrics m = model.train(*train_, job.examples, p);
-        model::ModelParameters delta = model::subtract(model.parameters(), global);
-        if (auto bad = delta.first_non_finite()) throw Error("local training diverged: " + *bad);
-        aggregator::ClientUpdate u;
-        u.round_id = round_id;
-        u.num_examples = m.num_examples;
-        u.train_loss = m.mean_loss;
-        u.train_accuracy = m.accuracy;
-        u.train_seconds = m.seconds;
-        o.compute_seconds = m.compute_seconds;
-        u.delta = std::move(delta);
-        o.update = std::move(u);
-      } catch (const std::exception& e) {
-        o.update.reset();
-        o.error = e.what();
-      }
+  run_workers(jobs.size(), {}, [&](ml::ImageModel& model, std::size_t i) {
+    const TrainingJob& job = jobs[i];
+    TrainingOutcome& o = out[i];
+    o.client = job.client;
+    try {
+      if (job.examples.empty()) throw Error("the client holds no training examples");
+      ml::TrainingPlan p = plan;
+      p.seed = ml::client_training_seed(plan.seed, Population::client_id(job.client));
+      model.load(global);
+      const ml::TrainMetrics m = model.train(*train_, job.examples, p);
+      model::ModelParameters delta = model::subtract(model.parameters(), global);
+      if (auto bad = delta.first_non_finite()) throw Error("local training diverged: " + *bad);
+      aggregator::ClientUpdate u;
+      u.round_id = round_id;
+      u.num_examples = m.num_examples;
+      u.train_loss = m.mean_loss;
+      u.train_accuracy = m.accuracy;
+      u.train_seconds = m.seconds;
+      o.compute_seconds = m.compute_seconds;
+      u.delta = std::move(delta);
+      o.update = std::move(u);
+    } catch (const std::exception& e) {
+      o.update.reset();
+      o.error = e.what();
     }
-  };
-  const std::size_t n_workers = std::min(models_.size(), jobs.size());
-  if (n_workers <= 1) {
-    if (!jobs.empty()) work(*models_[0]);
-    return out;
-  }
-  std::vector<std::thread> workers;
-  for (std::size_t w = 0; w < n_workers; ++w) workers.emplace_back(work, std::ref(*models_[w]));
-  for (auto& t : workers) t.join();
+  });
   return out;
 }
 
@@ -73,27 +84,11 @@ ml::EvalMetrics TrainingPool::evaluate(const model::ModelParameters& global, con
   constexpr std::size_t kChunk = 2 * ml::kEvalBatch;  // a multiple of the batch: the same batches as one model
   const std::size_t chunks = (n + kChunk - 1) / kChunk;
   std::vector<std::vector<ml::EvalBatch>> results(chunks);
-  std::atomic<std::size_t> next{0};
-  std::exception_ptr failure;
-  std::mutex failure_mutex;
-  auto work = [&](ml::ImageModel& model) {
-    ml::set_torch_threads(1);
-    try {
-      model.load(global);
-      for (std::size_t c = next++; c < chunks; c = next++) {
+  run_workers(
+      chunks, [&](ml::ImageModel& model) { model.load(global); },
+      [&](ml::ImageModel& model, std::size_t c) {
         results[c] = model.evaluate_batches(test, c * kChunk, std::min(n, (c + 1) * kChunk));
-      }
-    } catch (...) {
-      std::lock_guard<std::mutex> lock(failure_mutex);
-      if (!failure) failure = std::current_exception();
-    }
-  };
-  const std::size_t n_workers = std::min(models_.size(), std::max<std::size_t>(chunks, 1));
-  std::vector<std::thread> workers;
-  for (std::size_t w = 1; w < n_workers; ++w) workers.emplace_back(work, std::ref(*models_[w]));
-  work(*models_[0]);
-  for (auto& t : workers) t.join();
-  if (failure) std::rethrow_exception(failure);
+      });
   std::vector<ml::EvalBatch> all;
   for (auto& r : results) all.insert(all.end(), r.begin(), r.end());
   return ml::combine_batches(all);

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -50,6 +51,12 @@ class TrainingPool {
 
 
  private:
+  // Runs task(model, i) for every i in [0, count) on up to one thread per model, each worker claiming the next
+  // index (the calling thread is the first worker), after prepare(model) once per worker when given. Rethrows
+  // the first exception a worker threw, once all have stopped.
+  void run_workers(std::size_t count, const std::function<void(ml::ImageModel&)>& prepare,
+                   const std::function<void(ml::ImageModel&, std::size_t)>& task);
+
   std::vector<std::unique_ptr<ml::ImageModel>> models_;
   std::shared_ptr<const data::ImageDataset> train_;
 };
