@@ -9,26 +9,17 @@
 #include <cerrno>
 #include <cstring>
 #include <exception>
-#include <fstream>
 #include <iostream>
-#include <sstream>
 #include <thread>
 
 #include "common/util/error.h"
+#include "common/util/file.h"
 
 namespace sotto::util {
 
 namespace {
 
 using SteadyClock = std::chrono::steady_clock;
-
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("cannot read " + path.string());
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
 
 }  // namespace
 

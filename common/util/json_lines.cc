@@ -1,10 +1,9 @@
 #include "common/util/json_lines.h"
 
-#include <fstream>
-#include <sstream>
 #include <string>
 
 #include "common/util/error.h"
+#include "common/util/file.h"
 
 namespace sotto::util {
 
@@ -12,11 +11,7 @@ std::vector<nlohmann::json> read_json_lines(const std::filesystem::path& path) {
   std::vector<nlohmann::json> records;
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) return records;
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("cannot read " + path.string());
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
-  const std::string text = buffer.str();
+  const std::string text = read_file(path);
   std::size_t start = 0;
   while (start < text.size()) {
     const std::size_t end = text.find('\n', start);

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "common/util/child_process.h"
+#include "common/util/file.h"
 #include "common/util/json_lines.h"
 #include "sotto/v1/sotto.pb.h"
 
@@ -47,8 +48,8 @@ class TempDir {
   fs::path path_;
 };
 
-// Whole file as a string; throws std::runtime_error when it cannot be read.
-std::string read_file(const fs::path& path);
+// Whole file as a string (common/util/file.h).
+using util::read_file;
 // Creates parent directories; replaces the file.
 void write_file(const fs::path& path, const std::string& text);
 // One JSON value per complete, non-empty line (common/util/json_lines.h).
