@@ -59,7 +59,7 @@ std::vector<TrainingOutcome> TrainingPool::train(const std::vector<TrainingJob>&
       p.seed = ml::client_training_seed(plan.seed, Population::client_id(job.client));
       model.load(global);
       const ml::TrainMetrics m = model.train(*train_, job.examples, p);
-      model::ModelParameters delta = model::subtract(model.parameters(), global);
+      model::ModelParameters delta = model.delta_from(global);
       if (auto bad = delta.first_non_finite()) throw Error("local training diverged: " + *bad);
       aggregator::ClientUpdate u;
       u.round_id = round_id;

@@ -185,13 +185,41 @@ class ProximalTerm {
   std::vector<torch::Tensor> anchor_;
 };
 
-std::int64_t count_correct(const torch::Tensor& logits, const torch::Tensor& labels) {
-  return logits.argmax(1).eq(labels).sum().item<std::int64_t>();
+// `t` as a contiguous tensor of `type`: itself, without an operator dispatch, when it already is one.
+torch::Tensor in_type(const torch::Tensor& t, c10::ScalarType type) {
+  return t.scalar_type() == type ? t.contiguous() : t.to(type).contiguous();
 }
+
+// Examples whose highest logit (the first on ties, NaN counting as highest, as torch.argmax) is the label. Read
+// straight from the tensors' memory: per batch, LibTorch's argmax/eq/sum/item would cost four operator dispatches,
+// as much as assembling the batch.
+std::int64_t count_correct(const torch::Tensor& logits, const torch::Tensor& labels) {
+  const torch::Tensor scores = in_type(logits, torch::kFloat32);
+  const torch::Tensor targets = in_type(labels, torch::kInt64);
+  const std::int64_t rows = scores.size(0), classes = scores.size(1);
+  const float* row = scores.data_ptr<float>();
+  const std::int64_t* label = targets.data_ptr<std::int64_t>();
+  std::int64_t correct = 0;
+  for (std::int64_t r = 0; r < rows; ++r, row += classes) {
+    std::int64_t best = 0;
+    for (std::int64_t c = 1; c < classes && !std::isnan(row[best]); ++c) {
+      if (std::isnan(row[c]) || row[c] > row[best]) best = c;
+    }
+    correct += best == label[r];
+  }
+  return correct;
+}
+
+// A scalar loss tensor's value, read from its memory (no operator dispatch, unlike item()).
+double scalar_value(const torch::Tensor& loss) { return static_cast<double>(*in_type(loss, torch::kFloat32).data_ptr<float>()); }
 
 class FashionCnnModel final : public ImageModel {
  public:
   model::ModelParameters parameters() const override { return export_module(*net_); }
+
+  model::ModelParameters delta_from(const model::ModelParameters& base) const override {
+    return export_delta(*net_, base);
+  }
 
   void load(const model::ModelParameters& params) override { import_module(*net_, params); }
 
@@ -227,7 +255,7 @@ class FashionCnnModel final : public ImageModel {
         optimizer->step();
         m.compute_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - compute_start).count();
         ++m.steps;
-        loss_sum += loss.item<double>() * static_cast<double>(count);
+        loss_sum += scalar_value(loss) * static_cast<double>(count);
         correct += count_correct(logits.detach(), batch.labels);
       }
       m.mean_loss = loss_sum / static_cast<double>(order.size());
@@ -255,10 +283,9 @@ class FashionCnnModel final : public ImageModel {
       const std::size_t count = std::min(kEvalBatch, end - begin);
       const Batch batch = make_batch(data, count, [&](std::size_t i) { return begin + i; });
       const torch::Tensor logits = net_->forward(batch.images);
-      out.push_back({count,
-                     F::cross_entropy(logits, batch.labels, F::CrossEntropyFuncOptions().reduction(torch::kSum))
-                         .item<double>(),
-                     count_correct(logits, batch.labels)});
+      const torch::Tensor loss_sum =
+          F::cross_entropy(logits, batch.labels, F::CrossEntropyFuncOptions().reduction(torch::kSum));
+      out.push_back({count, scalar_value(loss_sum), count_correct(logits, batch.labels)});
     }
     return out;
   }
@@ -292,11 +319,15 @@ void set_torch_threads(int threads) {
   if (auto set_blas = reinterpret_cast<SetBlasThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) {
     set_blas(threads);
   }
-  try {
-    // Allowed once per process and only before any inter-op work; later calls keep the first setting.
-    at::set_num_interop_threads(threads);
-  } catch (const c10::Error&) {
-  }
+  // Allowed once per process and only before any inter-op work; LibTorch throws on later calls (an exception
+  // that records a backtrace: ~0.6 ms, which a worker setting its threads every round would pay each time).
+  static std::once_flag interop_once;
+  std::call_once(interop_once, [threads] {
+    try {
+      at::set_num_interop_threads(threads);
+    } catch (const c10::Error&) {
+    }
+  });
 }
 
 std::optional<std::string> concurrent_training_hazard() {

@@ -25,6 +25,9 @@ class ImageModel {
 
   // Current parameters and buffers, exact copies of the module's tensors.
   virtual model::ModelParameters parameters() const = 0;
+  // parameters() minus `base` (the model loaded before training), bit for bit model::subtract(parameters(), base)
+  // without the intermediate copy; throws sotto::Error when base's layout differs from the model's.
+  virtual model::ModelParameters delta_from(const model::ModelParameters& base) const = 0;
   // Overwrites the module's parameters and buffers; throws sotto::Error on any name, dtype or shape mismatch.
   virtual void load(const model::ModelParameters& params) = 0;
   // Trains on the given examples (indices into `data`) with the plan; deterministic for the plan's seed.

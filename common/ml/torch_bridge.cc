@@ -141,4 +141,34 @@ void import_module(torch::nn::Module& module, const model::ModelParameters& para
   for (std::size_t i = 0; i < state.size(); ++i) copy_into(state[i].second, *sources[i]);
 }
 
+model::ModelParameters export_delta(const torch::nn::Module& module, const model::ModelParameters& base) {
+  const auto state = named_state(module);
+  if (state.size() != base.size()) {
+    throw Error("cannot compute the update: the module has " + std::to_string(state.size()) +
+                " tensors, the base model " + std::to_string(base.size()));
+  }
+  std::vector<model::Tensor> out;
+  out.reserve(state.size());
+  for (std::size_t i = 0; i < state.size(); ++i) {
+    const auto& [name, tensor] = state[i];
+    const model::Tensor& b = base.tensors()[i];
+    if (b.name != name) {
+      throw Error("cannot compute the update: the module's tensor " + std::to_string(i) + " is '" + name +
+                  "', the base model's is '" + b.name + "'");
+    }
+    check_compatible(name, tensor, b);
+    if (tensor.scalar_type() == torch::kFloat32 && tensor.device().is_cpu() && tensor.is_contiguous()) {
+      model::Tensor d{name, b.dtype, b.shape, std::vector<std::byte>(b.data.size())};
+      const float* local = tensor.data_ptr<float>();
+      const auto from = b.as<float>();
+      const auto to = d.as_mutable<float>();
+      for (std::size_t k = 0; k < to.size(); ++k) to[k] = local[k] - from[k];
+      out.push_back(std::move(d));
+    } else {
+      out.push_back(model::subtract(export_tensor(name, tensor), b));
+    }
+  }
+  return model::ModelParameters(std::move(out));
+}
+
 }  // namespace sotto::ml

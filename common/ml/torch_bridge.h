@@ -13,5 +13,10 @@ namespace sotto::ml {
 
 model::ModelParameters export_module(const torch::nn::Module& module);
 void import_module(torch::nn::Module& module, const model::ModelParameters& params);
+// The module's state minus `base`, tensor by tensor in exchange order: bit for bit
+// model::subtract(export_module(module), base), without the intermediate copy (float32 tensors are subtracted
+// straight from the module's memory). Throws sotto::Error naming the first tensor whose name, dtype or shape
+// differs from base's.
+model::ModelParameters export_delta(const torch::nn::Module& module, const model::ModelParameters& base);
 
 }  // namespace sotto::ml

@@ -90,27 +90,33 @@ void elementwise(const Tensor& a, const Tensor& b, Tensor& out, Op op) {
 }
 
 template <typename Op>
+Tensor combine_tensors(const Tensor& x, const Tensor& y, Op op, const char* what) {
+  if (x.dtype != y.dtype || x.shape != y.shape || x.data.size() != y.data.size()) {
+    throw Error(std::string("cannot ") + what + " tensor '" + x.name + "' (" + std::string(dtype_name(x.dtype)) +
+                " " + shape_string(x.shape) + ") and tensor '" + y.name + "' (" + std::string(dtype_name(y.dtype)) +
+                " " + shape_string(y.shape) + "): dtypes and shapes must match");
+  }
+  Tensor z{x.name, x.dtype, x.shape, std::vector<std::byte>(x.data.size())};
+  switch (x.dtype) {
+    case DType::kFloat32: elementwise<float>(x, y, z, op); break;
+    case DType::kFloat64: elementwise<double>(x, y, z, op); break;
+    case DType::kInt64: elementwise<std::int64_t>(x, y, z, op); break;
+    case DType::kInt32: elementwise<std::int32_t>(x, y, z, op); break;
+    case DType::kUInt8: elementwise<std::uint8_t>(x, y, z, op); break;
+    case DType::kInt8: elementwise<std::int8_t>(x, y, z, op); break;
+    default:
+      throw Error(std::string("cannot ") + what + " tensor '" + x.name + "' of dtype " +
+                  std::string(dtype_name(x.dtype)) + ": unsupported for arithmetic");
+  }
+  return z;
+}
+
+template <typename Op>
 ModelParameters combine(const ModelParameters& a, const ModelParameters& b, Op op, const char* what) {
   if (auto mismatch = a.layout_mismatch(b)) throw Error(std::string("cannot ") + what + ": " + *mismatch);
   std::vector<Tensor> out;
   out.reserve(a.size());
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    const Tensor& x = a.tensors()[i];
-    const Tensor& y = b.tensors()[i];
-    Tensor z{x.name, x.dtype, x.shape, std::vector<std::byte>(x.data.size())};
-    switch (x.dtype) {
-      case DType::kFloat32: elementwise<float>(x, y, z, op); break;
-      case DType::kFloat64: elementwise<double>(x, y, z, op); break;
-      case DType::kInt64: elementwise<std::int64_t>(x, y, z, op); break;
-      case DType::kInt32: elementwise<std::int32_t>(x, y, z, op); break;
-      case DType::kUInt8: elementwise<std::uint8_t>(x, y, z, op); break;
-      case DType::kInt8: elementwise<std::int8_t>(x, y, z, op); break;
-      default:
-        throw Error(std::string("cannot ") + what + " tensor '" + x.name + "' of dtype " +
-                    std::string(dtype_name(x.dtype)) + ": unsupported for arithmetic");
-    }
-    out.push_back(std::move(z));
-  }
+  for (std::size_t i = 0; i < a.size(); ++i) out.push_back(combine_tensors(a.tensors()[i], b.tensors()[i], op, what));
   return ModelParameters(std::move(out));
 }
 
@@ -259,6 +265,11 @@ bool ModelParameters::operator==(const ModelParameters& other) const {
 
 ModelParameters subtract(const ModelParameters& a, const ModelParameters& b) {
   return combine(
+      a, b, [](auto x, auto y) { return x - y; }, "subtract");
+}
+
+Tensor subtract(const Tensor& a, const Tensor& b) {
+  return combine_tensors(
       a, b, [](auto x, auto y) { return x - y; }, "subtract");
 }
 

@@ -64,6 +64,8 @@ class ModelParameters {
 
 // Elementwise a - b (same layout required); integer tensors subtract exactly, floating ones in their own type.
 ModelParameters subtract(const ModelParameters& a, const ModelParameters& b);
+// Elementwise a - b of one tensor pair (same dtype and shape required; the result takes a's name).
+Tensor subtract(const Tensor& a, const Tensor& b);
 // Elementwise a + b (same layout required).
 ModelParameters add(const ModelParameters& a, const ModelParameters& b);
 

@@ -216,6 +216,44 @@ TEST_CASE("export_module rejects a dtype ModelParameters cannot hold, naming the
   REQUIRE_THROWS_WITH(sotto::ml::export_module(m), Catch::Contains("'phase'") && Catch::Contains("ComplexFloat"));
 }
 
+TEST_CASE("export_delta is subtract(export_module, base) bit for bit, for every arithmetic dtype", "[ml][bridge]") {
+  torch::nn::Module m;
+  m.register_module("fc", torch::nn::Linear(3, 2));
+  m.register_buffer("steps", torch::tensor(7, torch::kInt64));
+  m.register_buffer("f64", torch::randn({2, 2}, torch::kFloat64));
+  m.register_buffer("i32", torch::arange(6, torch::kInt32).reshape({2, 3}));
+  m.register_buffer("transposed", torch::randn({2, 3}).t());  // float32, not contiguous
+  const ModelParameters base = sotto::ml::export_module(m);
+  perturb(m);
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : m.parameters()) p.mul_(1.37).add_(0.001);  // differences that round
+  }
+  const ModelParameters delta = sotto::ml::export_delta(m, base);
+  REQUIRE(delta == sotto::model::subtract(sotto::ml::export_module(m), base));
+  REQUIRE(delta.find("steps")->as<std::int64_t>()[0] == 1);
+}
+
+TEST_CASE("export_delta names the tensor that differs from the base", "[ml][bridge]") {
+  auto model = sotto::ml::make_image_model("fashion_cnn", 3);
+  const ModelParameters base = model->parameters();
+  const ModelParameters zero = model->delta_from(base);
+  REQUIRE(zero.layout_mismatch(base) == std::nullopt);
+  for (const auto& t : zero.tensors()) {
+    for (std::byte b : t.data) REQUIRE(b == std::byte{0});  // a model minus itself: zeros (+0.0f, 0)
+  }
+  Tensor reshaped = base.tensors()[1];
+  reshaped.shape = {reshaped.shape[0], 1};
+  REQUIRE_THROWS_WITH(model->delta_from(replaced(base, reshaped)),
+                      Catch::Contains("'" + reshaped.name + "'") && Catch::Contains("shape mismatch"));
+  REQUIRE_THROWS_WITH(model->delta_from(without(base, base.tensors()[0].name)),
+                      Catch::Contains("cannot compute the update"));
+  std::vector<Tensor> renamed = base.tensors();
+  std::swap(renamed[0], renamed[1]);
+  REQUIRE_THROWS_WITH(model->delta_from(ModelParameters(renamed)),
+                      Catch::Contains("cannot compute the update") && Catch::Contains("'" + base.tensors()[0].name + "'"));
+}
+
 TEST_CASE("set_torch_threads sets LibTorch's intra-op threads and rejects a count below one", "[ml][threads]") {
   REQUIRE_THROWS_AS(sotto::ml::set_torch_threads(0), sotto::Error);
   sotto::ml::set_torch_threads(2);

@@ -224,6 +224,11 @@ TEST_CASE("add and subtract work elementwise in each tensor's own type", "[model
   CHECK(values<std::uint8_t>(diff, "u") == std::vector<std::uint8_t>{240, 254});  // 3 - 5 wraps to 254
   CHECK(values<std::int8_t>(diff, "s") == std::vector<std::int8_t>{73, -128});
 
+  // The one-pair form gives the same tensors.
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    CHECK(subtract(x.tensors()[i], y.tensors()[i]).data == diff.tensors()[i].data);
+  }
+
   // x - y + y == x exactly for the integer tensors.
   CHECK(values<std::int64_t>(add(diff, y), "l") == values<std::int64_t>(x, "l"));
   CHECK(values<std::uint8_t>(add(diff, y), "u") == values<std::uint8_t>(x, "u"));
@@ -252,6 +257,9 @@ TEST_CASE("add and subtract refuse models of different layouts or non-arithmetic
   const ModelParameters a = two_layer(), b(std::move(other));
   CHECK_THROWS_WITH(add(a, b), Catch::Contains("cannot add") && Catch::Contains("unexpected tensor 'fc1.bias'"));
   CHECK_THROWS_WITH(subtract(a, b), Catch::Contains("cannot subtract"));
+
+  CHECK_THROWS_WITH(subtract(a.tensors()[1], b.tensors()[0]), Catch::Contains("cannot subtract tensor 'fc1.bias'") &&
+                                                                Catch::Contains("[10]") && Catch::Contains("[10, 4]"));
 
   std::vector<Tensor> halves;
   halves.push_back(tensor16("h", DType::kFloat16, {0x3C00}));
