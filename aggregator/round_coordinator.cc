@@ -129,6 +129,12 @@ void RoundCoordinator::start_training(TimePoint now, Actions& out) {
   action::SendTask task{{}, round_id_, options_.plan, global_, options_.training_deadline};
   task.plan.seed = mix(options_.seed ^ mix(round_id_));
   for (const auto& [conn, m] : cohort_) task.conns.push_back(conn);
+  sum_order_.clear();
+  sum_cursor_ = 0;
+  if (options_.reproducible_aggregation) {
+    for (const auto& [conn, m] : cohort_) sum_order_.emplace_back(m.client_id, conn);
+    std::sort(sum_order_.begin(), sum_order_.end());
+  }
   if (options_.secure.enabled) {
     try {
       start_secure_round(task);
@@ -406,6 +412,8 @@ Actions RoundCoordinator::on_update(ConnectionId conn, ClientUpdate update, Time
   const double train_seconds = update.train_seconds;
   if (options_.reproducible_aggregation) {
     held_updates_.emplace(member.client_id, std::move(update));
+    member.uploaded = true;
+    sum_in_order();
   } else {
     const auto t0 = std::chrono::steady_clock::now();
     strategy_->accumulate(update.delta, update.num_examples);
@@ -492,8 +500,24 @@ Actions RoundCoordinator::on_tick(TimePoint now) {
   return out;
 }
 
+void RoundCoordinator::sum_in_order() {
+  const auto t0 = std::chrono::steady_clock::now();
+  while (sum_cursor_ < sum_order_.size()) {
+    const auto& [client_id, conn] = sum_order_[sum_cursor_];
+    if (auto held = held_updates_.find(client_id); held != held_updates_.end()) {
+      strategy_->accumulate(held->second.delta, held->second.num_examples);
+      held_updates_.erase(held);
+    } else if (auto m = cohort_.find(conn); m != cohort_.end() && !m->second.uploaded) {
+      break;  // its update may still come
+    }
+    ++sum_cursor_;  // summed, or left without an update
+  }
+  report_.aggregation_seconds += seconds_between(t0, std::chrono::steady_clock::now());
+}
+
 void RoundCoordinator::maybe_close_round(TimePoint now, Actions& out) {
   if (phase_ != Phase::kTraining) return;
+  if (options_.reproducible_aggregation && !secure_round()) sum_in_order();  // a member may have left
   const std::uint32_t pending_count = pending();
   if (report_.survivors + pending_count < options_.cohort_min) {
     close_round(now, false,
@@ -517,6 +541,7 @@ void RoundCoordinator::close_round(TimePoint now, bool completed, const std::str
     ++completed_rounds_;  // nothing to train: the sum is the round's result
   } else if (completed) {
     const auto t0 = std::chrono::steady_clock::now();
+    // What is still held comes after every summed id (sum_in_order): adding it in id order completes the order.
     for (const auto& [client_id, held] : held_updates_) strategy_->accumulate(held.delta, held.num_examples);
     global_ = std::make_shared<const model::ModelParameters>(strategy_->finish_round(*global_));
     report_.aggregation_seconds += seconds_between(t0, std::chrono::steady_clock::now());
@@ -529,6 +554,7 @@ void RoundCoordinator::close_round(TimePoint now, bool completed, const std::str
   }
   cohort_.clear();
   held_updates_.clear();
+  sum_order_.clear();
   session_.reset();
   quantizer_.reset();
   ++round_id_;

@@ -67,9 +67,10 @@ struct CoordinatorOptions {
   Duration retry_delay = std::chrono::seconds(5);
   ml::TrainingPlan plan;
   std::uint64_t seed = 0;
-  // Plain rounds: hold the updates and add them in client-id order when the round closes, so that the new model
-  // does not depend on the order updates arrived in (floating-point addition is not associative). Costs one
-  // update per cohort member in memory; off, updates are summed as they arrive and dropped.
+  // Plain rounds: add the updates in client-id order, so that the new model does not depend on the order they
+  // arrived in (floating-point addition is not associative). An update is added as soon as every cohort member
+  // with a smaller id has sent its update or left; until then it is held. Arriving in id order, nothing is held;
+  // in random order, about half the cohort's updates are at worst. Off, updates are summed as they arrive.
   bool reproducible_aggregation = false;
   SecureAggregationOptions secure;
   // Federated analytics instead of training: each round publishes the secure sum of the survivors' integer
@@ -209,6 +210,8 @@ class RoundCoordinator {
   // The earliest time at which on_tick has something to do.
   std::optional<TimePoint> next_deadline() const;
   Phase phase() const { return phase_; }
+  // reproducible_aggregation: updates received but not yet summed, waiting for a smaller client id's update.
+  std::size_t updates_held() const { return held_updates_.size(); }
   bool finished() const { return phase_ == Phase::kFinished; }
   std::uint64_t round_id() const { return round_id_; }
   // Whether the round now training runs secure aggregation.
@@ -233,6 +236,8 @@ class RoundCoordinator {
   void drop(ConnectionId conn, const std::string& reason);
   void maybe_close_round(TimePoint now, Actions& out);
   void close_round(TimePoint now, bool completed, const std::string& abandon_reason, Actions& out);
+  // reproducible_aggregation: sums the held updates whose turn has come (see sum_order_).
+  void sum_in_order();
   bool has_client(const std::string& client_id) const;
   // Secure rounds.
   bool secure_round() const { return session_ != nullptr; }
@@ -268,7 +273,11 @@ class RoundCoordinator {
   int secagg_step_ = 0;  // the SecAgg step being collected (0 advertise .. 3 unmask)
   TimePoint step_started_{};
   TimePoint step_deadline_{};
-  std::map<std::string, ClientUpdate> held_updates_;  // reproducible_aggregation: by client id until the close
+  // reproducible_aggregation: the cohort's ids and connections in summing order, how many of them are summed or
+  // skipped, and the updates that arrived before their turn.
+  std::vector<std::pair<std::string, ConnectionId>> sum_order_;
+  std::size_t sum_cursor_ = 0;
+  std::map<std::string, ClientUpdate> held_updates_;
   double weighted_loss_ = 0;
   double weighted_accuracy_ = 0;
 };

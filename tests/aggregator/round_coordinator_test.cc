@@ -3,7 +3,9 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstring>
+#include <algorithm>
 #include <limits>
+#include <set>
 
 #include "aggregator/fedavg.h"
 
@@ -114,26 +116,74 @@ TEST_CASE("coordinator: a round completes when every client uploaded, with the e
   CHECK(f.c->phase() == RoundCoordinator::Phase::kCheckIn);
 }
 
+namespace {
+
+// A one-round FedAvg coordinator of a one-weight model whose n clients "c1".."cn" (connections 1..n) have all
+// checked in at t0: it is training.
+std::unique_ptr<RoundCoordinator> one_round_training(int n, bool reproducible, TimePoint t0) {
+  CoordinatorOptions o;
+  o.total_rounds = 1;
+  o.cohort_target = static_cast<std::uint32_t>(n);
+  o.reproducible_aggregation = reproducible;
+  auto c = std::make_unique<RoundCoordinator>(o, CoordinatorStart{weights({0}), 1, 0, {}}, std::make_unique<FedAvg>());
+  c->start(t0);
+  for (int i = 1; i <= n; ++i) c->on_hello(i, "c" + std::to_string(i), t0);
+  return c;
+}
+
+}  // namespace
+
 TEST_CASE("coordinator: reproducible aggregation gives the same model whatever order updates arrive in") {
   // 1e16 + 1 - 1e16 in double is 0 or 1 depending on the order of the additions.
   const std::vector<std::vector<float>> deltas = {{1e16f}, {1.0f}, {-1e16f}};
   auto run = [&](bool reproducible, std::vector<int> arrival) {
-    CoordinatorOptions o;
-    o.total_rounds = 1;
-    o.cohort_target = 3;
-    o.reproducible_aggregation = reproducible;
-    RoundCoordinator c(o, CoordinatorStart{weights({0}), 1, 0, {}}, std::make_unique<FedAvg>());
     const TimePoint t0 = TimePoint{} + 1000s;
-    c.start(t0);
-    for (int i = 1; i <= 3; ++i) c.on_hello(i, "c" + std::to_string(i), t0);
+    auto c = one_round_training(3, reproducible, t0);
     Actions last;
-    for (int i : arrival) last = c.on_update(i, update(1, deltas[i - 1], 10), t0 + 1s);
+    for (int i : arrival) last = c->on_update(i, update(1, deltas[i - 1], 10), t0 + 1s);
     return values(*only<action::RoundClosed>(last).global_model);
   };
   CHECK(run(true, {1, 2, 3}) == run(true, {3, 1, 2}));
   CHECK(run(true, {2, 3, 1}) == run(true, {1, 2, 3}));
   // Without it the sum follows arrival order, and these two orders differ.
   CHECK(run(false, {1, 2, 3}) != run(false, {1, 3, 2}));
+}
+
+TEST_CASE("coordinator: reproducible aggregation sums in id order as soon as it can, whoever drops when") {
+  // Client 4 leaves without an update at every point of every arrival order of the other three; the model is
+  // always that of the id-ordered sum of clients 1-3, and an update is held only while a smaller id may still
+  // send one.
+  const std::vector<std::vector<float>> deltas = {{1e16f}, {1.0f}, {-1e16f}, {5.0f}};
+  auto run = [&](const std::vector<int>& events) {
+    const TimePoint t0 = TimePoint{} + 1000s;
+    auto c_owner = one_round_training(4, true, t0);
+    RoundCoordinator& c = *c_owner;
+    Actions last;
+    std::set<int> done;
+    for (int e : events) {
+      last = e > 0 ? c.on_update(e, update(1, deltas[e - 1], 10), t0 + 1s) : c.on_disconnect(-e, "gone", t0 + 1s);
+      done.insert(std::abs(e));
+      std::size_t summable = 0;  // the prefix of ids 1, 2, ... that has reported
+      while (done.count(static_cast<int>(summable) + 1)) ++summable;
+      if (c.phase() == RoundCoordinator::Phase::kTraining) {
+        std::size_t waiting = 0;  // reported updates above the summable prefix
+        for (int d : done) waiting += d > static_cast<int>(summable) && d != 4 ? 1 : 0;
+        CHECK(c.updates_held() == waiting);
+      }
+    }
+    auto closed = only<action::RoundClosed>(last);
+    CHECK(closed.report.survivors == 3);
+    return values(*closed.global_model);
+  };
+  const std::vector<float> in_id_order = run({1, 2, 3, -4});
+  std::vector<int> events = {-4, 1, 2, 3};
+  int orders = 0;
+  do {
+    CAPTURE(events);
+    CHECK(run(events) == in_id_order);
+    ++orders;
+  } while (std::next_permutation(events.begin(), events.end()));
+  CHECK(orders == 24);
 }
 
 TEST_CASE("coordinator: the next round waits until the caller has recorded the last one") {
