@@ -81,22 +81,22 @@ enum class Order : std::uint8_t { kTrain = 1, kStop = 2 };
 DistributedTrainer::DistributedTrainer(const MpiCluster& cluster, TrainingPool& pool, const Population& population)
     : cluster_(cluster), pool_(pool), population_(population) {}
 
-std::vector<TrainingOutcome> DistributedTrainer::train_my_share(const std::vector<ClientIndex>& clients,
-                                                                std::uint64_t round_id,
-                                                                const model::ModelParameters& global,
-                                                                const ml::TrainingPlan& plan) {
+std::vector<TrainingJob> DistributedTrainer::my_share(const std::vector<ClientIndex>& clients) const {
   std::vector<TrainingJob> jobs;
   for (std::size_t p = static_cast<std::size_t>(cluster_.rank()); p < clients.size();
        p += static_cast<std::size_t>(cluster_.size())) {
     jobs.push_back({clients[p], population_.examples(clients[p])});
   }
-  return pool_.train(jobs, round_id, global, plan);
+  return jobs;
 }
 
-std::vector<TrainingOutcome> DistributedTrainer::train(const std::vector<ClientIndex>& clients,
-                                                       std::uint64_t round_id, const model::ModelParameters& global,
-                                                       const ml::TrainingPlan& plan) {
-  if (cluster_.size() == 1) return train_my_share(clients, round_id, global, plan);
+void DistributedTrainer::train(const std::vector<ClientIndex>& clients, std::uint64_t round_id,
+                               const model::ModelParameters& global, const ml::TrainingPlan& plan,
+                               const TrainingPool::OutcomeSink& sink) {
+  if (cluster_.size() == 1) {
+    pool_.train(my_share(clients), round_id, global, plan, sink);
+    return;
+  }
   Writer order;
   order.put(Order::kTrain);
   order.put<std::uint64_t>(round_id);
@@ -107,7 +107,7 @@ std::vector<TrainingOutcome> DistributedTrainer::train(const std::vector<ClientI
   std::string bytes = order.take();
   cluster_.broadcast(bytes);
 
-  std::vector<TrainingOutcome> mine = train_my_share(clients, round_id, global, plan);
+  std::vector<TrainingOutcome> mine = pool_.train(my_share(clients), round_id, global, plan);
   const std::vector<std::string> results = cluster_.gather({});
   std::vector<TrainingOutcome> out(clients.size());
   for (std::size_t i = 0; i < mine.size(); ++i) out[i * static_cast<std::size_t>(cluster_.size())] = std::move(mine[i]);
@@ -137,7 +137,7 @@ std::vector<TrainingOutcome> DistributedTrainer::train(const std::vector<ClientI
       o.compute_seconds = r.get<double>();
     }
   }
-  return out;
+  for (auto& o : out) sink(std::move(o));
 }
 
 void DistributedTrainer::release_workers() {
@@ -168,7 +168,7 @@ void DistributedTrainer::serve() {
     }
     const model::ModelParameters global = order.get_model();
 
-    const std::vector<TrainingOutcome> mine = train_my_share(clients, round_id, global, plan);
+    const std::vector<TrainingOutcome> mine = pool_.train(my_share(clients), round_id, global, plan);
     Writer result;
     result.put<std::uint64_t>(mine.size());
     for (std::size_t i = 0; i < mine.size(); ++i) {

@@ -24,9 +24,11 @@ class DistributedTrainer {
  public:
   DistributedTrainer(const MpiCluster& cluster, TrainingPool& pool, const Population& population);
 
-  // Rank 0: trains `clients` from `global` with `plan`; outcomes in the order of `clients`.
-  std::vector<TrainingOutcome> train(const std::vector<ClientIndex>& clients, std::uint64_t round_id,
-                                     const model::ModelParameters& global, const ml::TrainingPlan& plan);
+  // Rank 0: trains `clients` from `global` with `plan` and hands the outcomes to `sink` in the order of
+  // `clients`: in one process, each as soon as it and those before it are done (TrainingPool::train); over MPI,
+  // once all ranks have reported.
+  void train(const std::vector<ClientIndex>& clients, std::uint64_t round_id, const model::ModelParameters& global,
+             const ml::TrainingPlan& plan, const TrainingPool::OutcomeSink& sink);
   // Rank 0, at the end of the run: the other ranks' serve() returns.
   void release_workers();
   // Ranks other than 0: trains what rank 0 sends, until release_workers(). Throws sotto::Error on a malformed
@@ -34,8 +36,7 @@ class DistributedTrainer {
   void serve();
 
  private:
-  std::vector<TrainingOutcome> train_my_share(const std::vector<ClientIndex>& clients, std::uint64_t round_id,
-                                              const model::ModelParameters& global, const ml::TrainingPlan& plan);
+  std::vector<TrainingJob> my_share(const std::vector<ClientIndex>& clients) const;
 
   const MpiCluster& cluster_;
   TrainingPool& pool_;

@@ -215,15 +215,38 @@ SimSummary run_simulation(const SimConfig& config, const ProgressFn& progress,
       vanishes[conn] = step;
       if (!step || *step == RoundStep::kUnmask) to_train.push_back(conn);
     }
-    const auto train_start = WallClock::now();
-    std::vector<TrainingOutcome> outcomes = trainer.train(to_train, task.round_id, *task.model, task.plan);
-    seconds_training = since(train_start);
-    for (const auto& o : outcomes) {
+    // Plain rounds: each outcome goes to the coordinator as soon as it is ready, in client order, after the
+    // dropouts planned before it — the coordinator's checks and summing overlap the training of later clients.
+    // Secure rounds play their steps once every client has trained.
+    std::vector<TrainingOutcome> outcomes;
+    aggregator::Actions after;
+    auto next_conn = task.conns.begin();
+    auto vanish_until = [&](decltype(next_conn) end) {
+      for (; next_conn != end; ++next_conn) {
+        append(after, coordinator.on_disconnect(*next_conn, "simulated dropout before sending its update", clock.now()));
+      }
+    };
+    auto report = [&](TrainingOutcome&& o) {
       compute_seconds += o.compute_seconds;
       if (o.update) train_call_seconds += o.update->train_seconds;
-    }
+      if (secure) {
+        outcomes.push_back(std::move(o));
+        return;
+      }
+      vanish_until(std::find(next_conn, task.conns.end(), o.client));
+      if (next_conn == task.conns.end()) throw Error("internal: trained a client that is not in the task");
+      ++next_conn;
+      if (o.update) {
+        traffic.bytes_in += model_bytes;
+        append(after, coordinator.on_update(o.client, std::move(*o.update), clock.now()));
+      } else {
+        append(after, coordinator.on_disconnect(o.client, "local training failed: " + o.error, clock.now()));
+      }
+    };
+    const auto train_start = WallClock::now();
+    trainer.train(to_train, task.round_id, *task.model, task.plan, report);
+    seconds_training = since(train_start);
 
-    // Updates in client order: the aggregate does not depend on which worker finished first.
     if (secure) {
       std::vector<SecureClient> clients;
       auto trained = outcomes.begin();
@@ -239,21 +262,7 @@ SimSummary run_simulation(const SimConfig& config, const ProgressFn& progress,
       closed = play_secure_round(coordinator, task, std::move(clients), config.seed, [&] { return clock.now(); },
                                  traffic);
     } else {
-      aggregator::Actions after;
-      auto trained = outcomes.begin();
-      for (auto conn : task.conns) {
-        if (vanishes[conn]) {
-          append(after, coordinator.on_disconnect(conn, "simulated dropout before sending its update", clock.now()));
-          continue;
-        }
-        TrainingOutcome& o = *trained++;
-        if (o.update) {
-          traffic.bytes_in += model_bytes;
-          append(after, coordinator.on_update(o.client, std::move(*o.update), clock.now()));
-        } else {
-          append(after, coordinator.on_disconnect(o.client, "local training failed: " + o.error, clock.now()));
-        }
-      }
+      vanish_until(task.conns.end());
       auto all_closed = take_all<aggregator::action::RoundClosed>(after);
       if (all_closed.size() != 1) throw Error("internal: the round did not close after every client reported");
       closed = std::move(all_closed.front());

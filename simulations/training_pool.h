@@ -40,7 +40,16 @@ class TrainingPool {
   TrainingPool(std::uint32_t threads, const std::string& architecture, std::uint64_t init_seed,
                std::shared_ptr<const data::ImageDataset> train);
 
-  // Trains every job from `global` with `plan` (plan.seed is the round's seed; each client mixes in its id).
+  using OutcomeSink = std::function<void(TrainingOutcome&&)>;
+
+  // Trains every job from `global` with `plan` (plan.seed is the round's seed; each client mixes in its id) and
+  // hands each outcome to `sink` on the calling thread, in job order, as soon as it and every job before it are
+  // done: between the calling thread's own jobs and while the last ones train, so that the caller's work on the
+  // outcomes overlaps training. When `sink` throws, nothing more is handed over and the exception is rethrown
+  // once the workers have stopped.
+  void train(const std::vector<TrainingJob>& jobs, std::uint64_t round_id, const model::ModelParameters& global,
+             const ml::TrainingPlan& plan, const OutcomeSink& sink);
+  // The same, returning the outcomes in job order.
   std::vector<TrainingOutcome> train(const std::vector<TrainingJob>& jobs, std::uint64_t round_id,
                                      const model::ModelParameters& global, const ml::TrainingPlan& plan);
 
@@ -52,10 +61,13 @@ class TrainingPool {
 
  private:
   // Runs task(model, i) for every i in [0, count) on up to one thread per model, each worker claiming the next
-  // index (the calling thread is the first worker), after prepare(model) once per worker when given. Rethrows
-  // the first exception a worker threw, once all have stopped.
+  // index (the calling thread is the first worker), after prepare(model) once per worker when given. When
+  // `finished` is given, it is called on the calling thread with 0, 1, ..., count - 1 in turn, each as soon as
+  // that task and all before it are done. Rethrows the first exception a worker or `finished` threw, once all
+  // workers have stopped.
   void run_workers(std::size_t count, const std::function<void(ml::ImageModel&)>& prepare,
-                   const std::function<void(ml::ImageModel&, std::size_t)>& task);
+                   const std::function<void(ml::ImageModel&, std::size_t)>& task,
+                   const std::function<void(std::size_t)>& finished = {});
 
   std::vector<std::unique_ptr<ml::ImageModel>> models_;
   std::shared_ptr<const data::ImageDataset> train_;
