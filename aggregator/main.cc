@@ -10,7 +10,7 @@
 #include "aggregator/server.h"
 #include "common/data/image_dataset.h"
 #include "common/log/logging.h"
-#include "common/ml/image_model.h"
+#include "common/ml/torch_runtime.h"
 
 int main(int argc, char** argv) {
   using namespace sotto;
@@ -26,20 +26,28 @@ int main(int argc, char** argv) {
   try {
     const auto cfg = aggregator::load_aggregator_config(config_path);
     log::init_logging("aggregator", log_level.empty() ? cfg.log_level : log_level);
-    ml::set_torch_threads(1);
-
+    // LibTorch is loaded from its module when the initial model is built, after the server listens: clients
+    // that connect meanwhile wait in the listen backlog instead of being refused (common/ml/torch_runtime.h).
+    auto torch = [] () -> const ml::TorchRuntime& {
+      const ml::TorchRuntime& runtime = ml::TorchRuntime::get();
+      runtime.set_torch_threads(1);
+      return runtime;
+    };
     const bool secure_sum = cfg.rounds.secure_sum_length > 0;  // federated analytics: no model at all
     aggregator::Evaluator evaluator;
     if (cfg.evaluate && !secure_sum) {
+      // The test set is read now (a bad one stops the start); the model is built on the first evaluation, on the
+      // server's one evaluation thread.
       auto test = std::make_shared<data::ImageDataset>(data::load_fashion_mnist(cfg.eval_data_dir, data::Split::kTest));
-      std::shared_ptr<ml::ImageModel> model = ml::make_image_model(cfg.architecture, cfg.init_seed);
-      evaluator = [test, model, max = cfg.eval_max_examples](const model::ModelParameters& params) {
-        model->load(params);
-        return model->evaluate(*test, max);
+      auto model = std::make_shared<std::unique_ptr<ml::ImageModel>>();
+      evaluator = [test, model, torch, &cfg](const model::ModelParameters& params) {
+        if (!*model) *model = torch().make_image_model(cfg.architecture, cfg.init_seed);
+        (*model)->load(params);
+        return (*model)->evaluate(*test, cfg.eval_max_examples);
       };
     }
-    auto factory = [&cfg, secure_sum] {
-      return secure_sum ? model::ModelParameters{} : ml::make_image_model(cfg.architecture, cfg.init_seed)->parameters();
+    auto factory = [&cfg, secure_sum, torch] {
+      return secure_sum ? model::ModelParameters{} : torch().make_image_model(cfg.architecture, cfg.init_seed)->parameters();
     };
     aggregator::AggregatorServer server(cfg, factory, evaluator);
     server.run();

@@ -93,9 +93,13 @@ class AggregatorServer::Impl {
 
   void run() {
     std::filesystem::create_directories(config_.state_dir);
+    // Listening first: clients that connect while the initial model is built (which may load LibTorch) wait in
+    // the backlog rather than being refused and backing off. The port file, which scripts and tests wait for,
+    // is written once the checkpoint is.
+    listen();
     coordinator_ = std::make_unique<RoundCoordinator>(config_.rounds, load_start(), make_strategy(config_.strategy));
     round_log_ = std::make_unique<RoundLog>(config_.state_dir / "rounds.jsonl");
-    listen();
+    announce_port();
     signals_.async_wait([this](const boost::system::error_code& ec, int signo) {
       if (ec) return;
       spdlog::info("received signal {}; stopping", signo);
@@ -150,6 +154,9 @@ class AggregatorServer::Impl {
                   ec.message() + " (is another aggregator running? change server.port)");
     }
     acceptor_.listen(asio::socket_base::max_listen_connections);
+  }
+
+  void announce_port() {
     const auto port = acceptor_.local_endpoint().port();
     std::ofstream(config_.state_dir / "port") << port << '\n';
     spdlog::info("listening on {}:{} (TLS 1.3, auth {})", config_.listen_address, port,

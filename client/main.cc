@@ -2,6 +2,7 @@
 // part in federated rounds until the aggregator says training is finished.
 #include <atomic>
 #include <charconv>
+#include <chrono>
 #include <fstream>
 #include <csignal>
 #include <iostream>
@@ -11,9 +12,11 @@
 #include <CLI/CLI.hpp>
 
 #include "client/client.h"
+#include "client/deferred_trainer.h"
 #include "client/image_trainer.h"
 #include "common/data/partition.h"
 #include "common/log/logging.h"
+#include "common/ml/torch_runtime.h"
 #include "common/util/error.h"
 
 namespace {
@@ -118,27 +121,44 @@ int main(int argc, char** argv) {
   try {
     const auto cfg = client::load_sotto_client_config(config_path);
     log::init_logging(cfg.client.client_id, log_level.empty() ? cfg.log_level : log_level);
+    std::shared_ptr<client::DeferredTrainer> trainer;  // when training (not contributing)
     std::unique_ptr<client::Client> client_ptr;
     if (!contribute.empty()) {
       auto values = read_contribution(contribute);
       spdlog::info("contributing {} integers from {} to secure sums", values.size(), contribute);
       client_ptr = std::make_unique<client::Client>(cfg.client, std::move(values));
     } else {
-      ml::set_torch_threads(cfg.threads);
-      auto train = std::make_shared<data::ImageDataset>(data::load_fashion_mnist(cfg.data_dir, data::Split::kTrain));
-      auto shard = load_shard(cfg, *train);
-      if (cfg.indices_file.empty()) {
-        spdlog::info("shard {} of {} ({}): {} examples", cfg.shard_index, cfg.num_shards,
-                     cfg.partition == client::Partitioning::kIid ? "iid" : "dirichlet", shard.size());
-      } else {
-        spdlog::info("{} examples listed in {}", shard.size(), cfg.indices_file.string());
+      if (!std::filesystem::is_directory(cfg.data_dir)) {
+        throw Error("data.dir " + cfg.data_dir.string() +
+                    " is not a directory: install dataset-fashion-mnist, or point data.dir at its IDX files");
       }
-      auto trainer =
-          std::make_shared<client::ImageTrainer>(ml::make_image_model("fashion_cnn", 0), train, std::move(shard));
+      // LibTorch, the data and the model are loaded once the aggregator admits this client, while the cohort
+      // fills: until then the process is small and quick to start (common/ml/torch_runtime.h).
+      trainer = std::make_shared<client::DeferredTrainer>([cfg] {
+        const auto started = std::chrono::steady_clock::now();
+        const ml::TorchRuntime& torch = ml::TorchRuntime::get();
+        torch.set_torch_threads(cfg.threads);
+        auto train = std::make_shared<data::ImageDataset>(data::load_fashion_mnist(cfg.data_dir, data::Split::kTrain));
+        auto shard = load_shard(cfg, *train);
+        if (cfg.indices_file.empty()) {
+          spdlog::info("shard {} of {} ({}): {} examples", cfg.shard_index, cfg.num_shards,
+                       cfg.partition == client::Partitioning::kIid ? "iid" : "dirichlet", shard.size());
+        } else {
+          spdlog::info("{} examples listed in {}", shard.size(), cfg.indices_file.string());
+        }
+        auto image_trainer =
+            std::make_shared<client::ImageTrainer>(torch.make_image_model("fashion_cnn", 0), train, std::move(shard));
+        spdlog::info("LibTorch, data and model ready in {:.2f} s",
+                     std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+        return image_trainer;
+      });
       client_ptr = std::make_unique<client::Client>(cfg.client, trainer);
     }
     client::Client& client = *client_ptr;
-    client.on_event(log_event);
+    client.on_event([trainer](const client::ClientEvent& e) {
+      log_event(e);
+      if (trainer && e.kind == client::ClientEventKind::kAdmitted) trainer->prepare();
+    });
 
     std::atomic<bool> exiting{false};
     std::thread signal_thread([&] {

@@ -40,6 +40,7 @@ TEST_CASE("secure sum: the published sum equals the sum of the surviving clients
       values.push_back((i * 1000 + j * 37) * (j % 3 == 0 ? -1 : 1));  // negatives wrap mod 2^32
       out << values.back() << (j % 4 == 3 ? "\n" : " ");
     }
+    out.close();  // before the client starts: it reads the file at once
     files[c.id] = values;
     const auto config = write_client_config(dir / (c.id + ".toml"), c);
     clients.push_back(std::make_unique<Process>(

@@ -1,0 +1,41 @@
+#include "client/deferred_trainer.h"
+
+#include <chrono>
+
+#include "common/util/error.h"
+
+namespace sotto::client {
+
+DeferredTrainer::DeferredTrainer(Factory factory) : factory_(std::move(factory)) {
+  if (!factory_) throw Error("DeferredTrainer needs a factory");
+}
+
+DeferredTrainer::~DeferredTrainer() {
+  const std::lock_guard lock(mutex_);
+  if (trainer_.valid()) trainer_.wait();
+}
+
+std::shared_future<std::shared_ptr<Trainer>> DeferredTrainer::started() {
+  const std::lock_guard lock(mutex_);
+  if (!trainer_.valid()) {
+    trainer_ = std::async(std::launch::async, [factory = factory_]() -> std::shared_ptr<Trainer> {
+                 auto trainer = factory();
+                 if (!trainer) throw Error("the trainer factory returned no trainer");
+                 return trainer;
+               }).share();
+  }
+  return trainer_;
+}
+
+void DeferredTrainer::prepare() { started(); }
+
+bool DeferredTrainer::built() const {
+  const std::lock_guard lock(mutex_);
+  return trainer_.valid() && trainer_.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
+}
+
+FitResult DeferredTrainer::fit(const model::ModelParameters& global_model, const ml::TrainingPlan& plan) {
+  return started().get()->fit(global_model, plan);
+}
+
+}  // namespace sotto::client

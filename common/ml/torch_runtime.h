@@ -1,0 +1,43 @@
+// TorchRuntime: common/ml's LibTorch models, loaded from a shared module the first time a process needs one.
+//
+// Debian's libtorch links ~290 shared libraries (OpenCV, Qt, FFmpeg, GDAL, ...): a process linked against it
+// spends ~0.5 s of CPU and ~160 MiB before main() runs. sotto-client and sotto-aggregator are not linked against
+// it. They load libsotto_torch_runtime.so, built next to them, when they first build a model: a client once it
+// is admitted to a round, the aggregator after it has started listening. A client that checks in, waits for its
+// cohort or is told to come back later therefore starts in milliseconds and stays small. sotto-sim, the
+// benchmarks and the ml tests train all the time and link common/ml directly.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "common/ml/image_model.h"
+
+namespace sotto::ml {
+
+class TorchRuntime {
+ public:
+  // The process's runtime, loaded on the first call from torch_runtime_path() (later calls return it at once;
+  // thread-safe). Throws sotto::Error naming the module and the loader's reason when it cannot be loaded; a later
+  // call tries again.
+  static const TorchRuntime& get();
+
+  // As ml::make_image_model and ml::set_torch_threads (image_model.h).
+  std::unique_ptr<ImageModel> make_image_model(const std::string& architecture, std::uint64_t init_seed) const;
+  void set_torch_threads(int threads) const;
+
+ private:
+  using MakeImageModel = ImageModel* (*)(const std::string&, std::uint64_t);
+  using SetTorchThreads = void (*)(int);
+  TorchRuntime(MakeImageModel make, SetTorchThreads set_threads) : make_(make), set_threads_(set_threads) {}
+
+  MakeImageModel make_;
+  SetTorchThreads set_threads_;
+};
+
+// libsotto_torch_runtime.so in the directory of the running executable.
+std::filesystem::path torch_runtime_path();
+
+}  // namespace sotto::ml
