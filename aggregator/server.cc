@@ -93,12 +93,10 @@ class AggregatorServer::Impl {
 
   void run() {
     std::filesystem::create_directories(config_.state_dir);
-    // Listening first: clients that connect while the initial model is built (which may load LibTorch) wait in
-    // the backlog rather than being refused and backing off. The port file, which scripts and tests wait for,
-    // is written once the checkpoint is.
+    // Listening at once; the start (checkpoint or initial model — which loads LibTorch) is prepared on the
+    // evaluation thread meanwhile. Connections complete their TLS handshakes and hellos and wait for it
+    // (session()), so clients check in while the aggregator starts instead of backing off.
     listen();
-    coordinator_ = std::make_unique<RoundCoordinator>(config_.rounds, load_start(), make_strategy(config_.strategy));
-    round_log_ = std::make_unique<RoundLog>(config_.state_dir / "rounds.jsonl");
     announce_port();
     signals_.async_wait([this](const boost::system::error_code& ec, int signo) {
       if (ec) return;
@@ -106,14 +104,44 @@ class AggregatorServer::Impl {
       stop();
     });
     asio::co_spawn(io_, accept_loop(), asio::detached);
-    asio::co_spawn(io_, tick_loop(), asio::detached);
-    dispatch(coordinator_->start(Clock::now()));
+    asio::post(eval_pool_, [this] {
+      auto start = std::make_shared<CoordinatorStart>();
+      std::exception_ptr error;
+      try {
+        *start = load_start();
+      } catch (...) {
+        error = std::current_exception();
+      }
+      asio::post(io_, [this, start, error] { begin_serving(std::move(*start), error); });
+    });
     io_.run();
     eval_pool_.join();
-    spdlog::info("aggregator stopped after {} completed rounds", coordinator_->completed_rounds());
+    if (start_error_) std::rethrow_exception(start_error_);
+    spdlog::info("aggregator stopped after {} completed rounds", coordinator_ ? coordinator_->completed_rounds() : 0);
   }
 
  private:
+  // On the event loop, once load_start() has run: builds the coordinator and lets waiting hellos through.
+  void begin_serving(CoordinatorStart start, std::exception_ptr error) {
+    if (!error) {
+      try {
+        coordinator_ = std::make_unique<RoundCoordinator>(config_.rounds, std::move(start), make_strategy(config_.strategy));
+        round_log_ = std::make_unique<RoundLog>(config_.state_dir / "rounds.jsonl");
+      } catch (...) {
+        error = std::current_exception();
+        coordinator_.reset();
+      }
+    }
+    if (error) {
+      start_error_ = error;
+      stop();
+      return;
+    }
+    ready_.cancel();
+    asio::co_spawn(io_, tick_loop(), asio::detached);
+    dispatch(coordinator_->start(Clock::now()));
+  }
+
   // ---- start-up ------------------------------------------------------------------------------------------------
   CoordinatorStart load_start() {
     const auto path = checkpoint_path();
@@ -321,6 +349,11 @@ class AggregatorServer::Impl {
         co_return;
       }
       c->client_id = *identity;
+      while (!coordinator_ && !stopping_) co_await ready_.async_wait(asio::as_tuple(asio::use_awaitable));
+      if (!coordinator_) {
+        close_socket(c);
+        co_return;
+      }
       c->in_protocol = true;
       spdlog::debug("{}: hello", c->who());
       dispatch(coordinator_->on_hello(c->id, c->client_id, Clock::now()));
@@ -676,6 +709,7 @@ class AggregatorServer::Impl {
     acceptor_.close(ignored);
     signals_.cancel(ignored);
     ticker_.cancel();
+    ready_.cancel();
     auto all = connections_;
     for (auto& [id, c] : all) close_socket(c);
     io_.stop();
@@ -689,6 +723,8 @@ class AggregatorServer::Impl {
   tcp::acceptor acceptor_;
   asio::signal_set signals_;
   asio::steady_timer ticker_;
+  asio::steady_timer ready_{io_, TimePoint::max()};  // cancelled once the coordinator exists
+  std::exception_ptr start_error_;
   asio::thread_pool eval_pool_;
   std::unique_ptr<RoundCoordinator> coordinator_;
   std::unique_ptr<RoundLog> round_log_;

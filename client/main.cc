@@ -1,6 +1,11 @@
 // sotto-client: a Sotto client process that trains the built-in CNN on shard i of N of Fashion-MNIST and takes
 // part in federated rounds until the aggregator says training is finished.
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <charconv>
 #include <chrono>
 #include <fstream>
@@ -135,6 +140,11 @@ int main(int argc, char** argv) {
       // LibTorch, the data and the model are loaded once the aggregator admits this client, while the cohort
       // fills: until then the process is small and quick to start (common/ml/torch_runtime.h).
       trainer = std::make_shared<client::DeferredTrainer>([cfg] {
+        // This thread only prepares: at a lower CPU priority, so that foreground work (the app's, and on a
+        // shared machine other clients' check-ins) comes first. Training runs on the client's own thread.
+        if (setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 10) != 0) {
+          spdlog::debug("could not lower the preparing thread's priority: {}", std::strerror(errno));
+        }
         const auto started = std::chrono::steady_clock::now();
         const ml::TorchRuntime& torch = ml::TorchRuntime::get();
         torch.set_torch_threads(cfg.threads);

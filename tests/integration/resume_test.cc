@@ -64,7 +64,9 @@ TEST_CASE("an aggregator killed after round 2 resumes from its checkpoint and th
   REQUIRE(wait_for_port(agg.state_dir, 60s, second.get()) == agg.port);
   {
     INFO("restarted aggregator's log:\n" << second->log_text());
-    REQUIRE(second->log_contains("resuming from " + checkpoint_file.string() + ": 2 rounds completed, next round 3"));
+    // The checkpoint is read while the restarted aggregator already listens.
+    REQUIRE(wait_until([&] { return second->log_contains("resuming from " + checkpoint_file.string() +
+                                                           ": 2 rounds completed, next round 3"); }, 60s));
     CHECK_FALSE(second->log_contains("starting a new training"));
   }
   // Nothing rewrote the checkpoint on start: the restarted aggregator starts from exactly those bytes.

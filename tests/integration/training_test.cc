@@ -268,7 +268,9 @@ TEST_CASE("below cohort_min a round is abandoned and the global model stays bit-
   run.agg.cohort_min = 3;
   run.start_aggregator();
   const fs::path checkpoint_path = run.state_dir() / "checkpoint.sotto";
-  const auto initial = codec::read_model_file(checkpoint_path);  // written before the aggregator listens
+  // Written (atomically) while the aggregator already listens, before any round starts.
+  REQUIRE(wait_until([&] { return fs::exists(checkpoint_path); }, 60s));
+  const auto initial = codec::read_model_file(checkpoint_path);
   CHECK(initial.completed_rounds == 0);
   CHECK(initial.next_round_id == 1);
   const std::string initial_bytes = read_file(checkpoint_path);
