@@ -39,7 +39,8 @@ struct SessionResult {
   Outcome outcome = Outcome::kDisconnected;
   std::chrono::milliseconds retry_delay{0};
   std::string message;
-  bool reached = false;  // the TLS handshake succeeded: the aggregator is up
+  bool reached = false;   // the TLS handshake succeeded: the aggregator is up
+  bool had_task = false;  // the round's task and model arrived
 };
 
 // Errors that retrying cannot fix: the client stops with them.
@@ -91,6 +92,14 @@ class Client::Impl {
       emit({ClientEventKind::kConnecting, 0, config_.host + ":" + std::to_string(config_.port)});
       SessionResult r = run_session();
       if (r.reached) last_contact = Clock::now();
+      // A round this client had its task for has ended for it, however it ended (completed, abandoned, or the
+      // session lost mid-round).
+      if (r.had_task && r.outcome != Outcome::kFinished && config_.max_rounds > 0 &&
+          ++rounds_taken_part_ >= config_.max_rounds) {
+        summary.rounds_contributed = contributed_;
+        emit({ClientEventKind::kFinished, 0, "took part in client.max_rounds rounds"});
+        return summary;
+      }
       switch (r.outcome) {
         case Outcome::kFinished:
           summary.finished = true;
@@ -98,11 +107,6 @@ class Client::Impl {
           emit({ClientEventKind::kFinished, 0, r.message});
           return summary;
         case Outcome::kRoundDone:
-          if (config_.max_rounds > 0 && contributed_ >= config_.max_rounds) {
-            summary.rounds_contributed = contributed_;
-            emit({ClientEventKind::kFinished, 0, "contributed to client.max_rounds rounds"});
-            return summary;
-          }
           backoff = config_.backoff_initial;
           continue;
         case Outcome::kRetryLater:
@@ -304,6 +308,8 @@ class Client::Impl {
     }
     const model::ModelParameters global = assembler.take();
     emit({ClientEventKind::kTaskReceived, task.round_id(), ""});
+    result.had_task = true;
+    vanish_if("task");
 
     const bool contributing = task.kind() == v1::TASK_KIND_SECURE_SUM;
     if (contributing && (!contribution_ || !task.has_secagg())) {
@@ -425,7 +431,8 @@ class Client::Impl {
     conclude(env, result, entry);
   }
 
-  // Fault injection for tests (ClientConfig::vanish_after): disappear without a word after this step.
+  // Fault injection for tests and simulations (ClientConfig::vanish_after): disappear without a word after this
+  // step.
   void vanish_if(const char* step) const {
     if (config_.vanish_after == step) {
       spdlog::warn("fault injection: vanishing after the secure aggregation step '{}'", step);
@@ -468,6 +475,7 @@ class Client::Impl {
   std::string buffer_;
   std::uint64_t bytes_sent_ = 0, bytes_received_ = 0;
   std::uint64_t contributed_ = 0;
+  std::uint64_t rounds_taken_part_ = 0;  // rounds that ended with this client in the cohort, completed or not
 };
 
 Client::Client(ClientConfig config, std::shared_ptr<Trainer> trainer)

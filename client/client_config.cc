@@ -59,7 +59,7 @@ SottoClientConfig load_sotto_client_config(const std::filesystem::path& path) {
   c.state_dir = r.get_path("state.dir", std::filesystem::path());
   c.save_local_models = r.get_bool("state.save_local_models", false);
   c.max_rounds = static_cast<std::uint64_t>(r.get_int("client.max_rounds", 0, 0, INT64_MAX));
-  c.vanish_after = r.get_choice("fault_injection.vanish_after", {"", "advertise", "share_keys", "masked_input"}, "");
+  c.vanish_after = r.get_choice("fault_injection.vanish_after", {"", "task", "advertise", "share_keys", "masked_input"}, "");
   if (c.save_local_models && c.state_dir.empty()) r.fail("state.save_local_models", "needs state.dir");
   s.log_level = r.get_choice("log.level", {"trace", "debug", "info", "warn", "error", "critical", "off"}, "info");
   r.reject_unknown_keys();

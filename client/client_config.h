@@ -29,9 +29,12 @@ struct ClientConfig {
   std::chrono::milliseconds give_up_after{0};  // 0 = keep retrying forever
   std::filesystem::path state_dir;             // ledger.jsonl and saved models; empty = keep nothing
   bool save_local_models = false;              // write state_dir/local-round-<r>.sotto after training
-  std::uint64_t max_rounds = 0;                // leave after contributing to this many completed rounds (0 = never)
-  // Testing only: the process exits at once (status 97) right after sending this secure-aggregation step's
-  // message ("advertise", "share_keys", "masked_input"), so tests can drop a client at an exact protocol step.
+  // Leave after taking part in this many rounds: the task received, then the round completed, was abandoned or
+  // was lost mid-round (0 = stay until training is finished).
+  std::uint64_t max_rounds = 0;
+  // Testing and simulation only: the process exits at once (status 97) right after this step — "task" (the task
+  // and model received, before training), or sending a secure-aggregation step's message ("advertise",
+  // "share_keys", "masked_input") — so that tests and sotto-sim can drop a client at an exact protocol step.
   std::string vanish_after;
 };
 

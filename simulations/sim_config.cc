@@ -144,9 +144,6 @@ SimConfig load_sim_config(const std::filesystem::path& config_file, const std::v
       r.fail("cohort_size", "is " + std::to_string(c.cohort_size) + "; transport = \"tls\" starts one process per "
                                 "sampled client and allows at most " + std::to_string(kMaxTlsCohort));
     }
-    if (d.update > 0 || d.advertise_keys > 0 || d.share_keys > 0 || d.unmask > 0) {
-      r.fail("dropout", "simulated dropouts need the in-memory transport; set them to 0 with transport = \"tls\"");
-    }
   }
 
   c.data_dir = r.get_string("data.dir", data::kDefaultFashionMnistDir);

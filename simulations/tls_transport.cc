@@ -18,6 +18,7 @@
 #include "common/util/json_lines.h"
 #include "simulations/cohort_sampler.h"
 #include "simulations/population.h"
+#include "simulations/secure_round.h"
 
 namespace sotto::sim {
 
@@ -82,7 +83,9 @@ toml::table aggregator_config(const SimConfig& c, const fs::path& pki, const fs:
       {"auth", toml::table{{"mode", "token"}, {"tokens", tokens}}},
       {"rounds", toml::table{{"total", static_cast<std::int64_t>(c.rounds)},
                              {"cohort_target", static_cast<std::int64_t>(c.cohort_size)},
-                             {"cohort_min", static_cast<std::int64_t>(c.cohort_size)},
+                             // As in memory: a round goes on while this many clients can still contribute.
+                             {"cohort_min", static_cast<std::int64_t>(std::min<std::uint32_t>(
+                                                c.cohort_size, c.secure.enabled ? 3 : 1))},
                              {"checkin_window_s", 3600},
                              {"training_deadline_s", 3600},
                              {"seed", static_cast<std::int64_t>(c.seed)},
@@ -99,9 +102,24 @@ toml::table aggregator_config(const SimConfig& c, const fs::path& pki, const fs:
   };
 }
 
+// The client's fault_injection.vanish_after that makes it vanish where the in-memory engine's planned dropout
+// (secure_round.h) has it vanish: instead of sending that step's message.
+std::string vanish_after(std::optional<RoundStep> step, bool secure) {
+  if (!step) return "";
+  switch (*step) {
+    case RoundStep::kAdvertiseKeys: return "task";
+    case RoundStep::kShareKeys: return "advertise";
+    case RoundStep::kUpdate: return secure ? "share_keys" : "task";
+    case RoundStep::kUnmask: return "masked_input";
+  }
+  throw Error("internal: unknown round step " + std::to_string(static_cast<int>(*step)));
+}
+
+constexpr int kVanishedExitCode = 97;  // sotto-client's exit status after fault_injection.vanish_after
+
 toml::table client_config(const SimConfig& c, const std::string& id, const fs::path& pki, std::uint16_t port,
-                          const std::string& token, const fs::path& indices) {
-  return toml::table{
+                          const std::string& token, const fs::path& indices, const std::string& vanish) {
+  toml::table t{
       {"client", toml::table{{"id", id}, {"max_rounds", 1}}},
       {"server", toml::table{{"host", "127.0.0.1"},
                              {"port", static_cast<std::int64_t>(port)},
@@ -113,6 +131,8 @@ toml::table client_config(const SimConfig& c, const std::string& id, const fs::p
       {"training", toml::table{{"threads", 1}}},
       {"log", toml::table{{"level", "warn"}}},
   };
+  if (!vanish.empty()) t.insert("fault_injection", toml::table{{"vanish_after", vanish}});
+  return t;
 }
 
 }  // namespace
@@ -148,10 +168,12 @@ SimSummary run_simulation_over_tls(const SimConfig& config, const ProgressFn& pr
 
   SimSummary summary;
   std::uint64_t attempt = 0;
+  std::uint64_t abandoned_streak = 0;
   while (summary.rounds < config.rounds) {
     const auto round_start = WallClock::now();
-    const std::vector<ClientIndex> cohort = sample_cohort(config, ++attempt);
+    const std::vector<ClientIndex> cohort = sample_cohort(config, ++attempt);  // attempt = the daemon's round id
     std::vector<std::unique_ptr<util::Process>> processes;
+    std::vector<bool> vanishes;
     for (ClientIndex c : cohort) {
       const std::string id = Population::client_id(c);
       const fs::path indices = clients / (id + ".indices");
@@ -160,14 +182,20 @@ SimSummary run_simulation_over_tls(const SimConfig& config, const ProgressFn& pr
         for (std::uint32_t i : population.examples(c)) out << i << '\n';
       }
       const fs::path cfg = clients / (id + ".toml");
-      write_toml(cfg, client_config(config, id, pki, port, token, indices), "sotto-sim --transport tls: client " + id);
+      const std::string vanish =
+          vanish_after(planned_dropout(config.dropout, config.secure.enabled, config.seed, attempt, c),
+                       config.secure.enabled);
+      vanishes.push_back(!vanish.empty());
+      write_toml(cfg, client_config(config, id, pki, port, token, indices, vanish),
+                 "sotto-sim --transport tls: client " + id);
       processes.push_back(std::make_unique<util::Process>(
           id, std::vector<std::string>{client_bin.string(), "--config", cfg.string()},
           clients / (id + "-round-" + std::to_string(attempt) + ".log")));
     }
-    for (auto& p : processes) {
+    for (std::size_t i = 0; i < processes.size(); ++i) {
+      auto& p = processes[i];
       const auto code = p->wait_for_exit(kClientRound);
-      if (code != 0) {
+      if (code != (vanishes[i] ? kVanishedExitCode : 0)) {
         throw Error("client " + p->name() + " " +
                     (code ? "exited with code " + std::to_string(*code) : std::string("did not finish its round")) +
                     " in round " + std::to_string(attempt) + "; its log (" + p->log_file().string() + "):\n" +
@@ -207,8 +235,10 @@ SimSummary run_simulation_over_tls(const SimConfig& config, const ProgressFn& pr
     outputs.record(record, row);
     summary.note_round(row);
     if (progress) progress(row, config.rounds, since(start));
-    if (record.value("status", std::string()) != "completed") {
-      throw Error("round " + std::to_string(attempt) + " was abandoned over TLS (" +
+    // An abandoned round (too many dropouts) is followed by another, as in memory.
+    abandoned_streak = record.value("status", std::string()) == "completed" ? 0 : abandoned_streak + 1;
+    if (abandoned_streak >= 100) {
+      throw Error("100 rounds in a row were abandoned over TLS (last reason: " +
                   record.value("abandon_reason", std::string()) + "); see " + aggregator.log_file().string());
     }
   }
