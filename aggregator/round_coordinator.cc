@@ -411,9 +411,7 @@ Actions RoundCoordinator::on_update(ConnectionId conn, ClientUpdate update, Time
   const double train_loss = update.train_loss, train_accuracy = update.train_accuracy;
   const double train_seconds = update.train_seconds;
   if (options_.reproducible_aggregation) {
-    held_updates_.emplace(member.client_id, std::move(update));
-    member.uploaded = true;
-    sum_in_order();
+    held_updates_.emplace(member.client_id, std::move(update));  // summed in turn by maybe_close_round below
   } else {
     const auto t0 = std::chrono::steady_clock::now();
     strategy_->accumulate(update.delta, update.num_examples);
@@ -517,7 +515,8 @@ void RoundCoordinator::sum_in_order() {
 
 void RoundCoordinator::maybe_close_round(TimePoint now, Actions& out) {
   if (phase_ != Phase::kTraining) return;
-  if (options_.reproducible_aggregation && !secure_round()) sum_in_order();  // a member may have left
+  // After every update or departure: sum what has become summable.
+  if (options_.reproducible_aggregation && !secure_round()) sum_in_order();
   const std::uint32_t pending_count = pending();
   if (report_.survivors + pending_count < options_.cohort_min) {
     close_round(now, false,

@@ -435,7 +435,7 @@ class Client::Impl {
   // step.
   void vanish_if(const char* step) const {
     if (config_.vanish_after == step) {
-      spdlog::warn("fault injection: vanishing after the secure aggregation step '{}'", step);
+      spdlog::warn("fault injection: vanishing after the step '{}'", step);
       spdlog::default_logger()->flush();
       std::_Exit(97);
     }
