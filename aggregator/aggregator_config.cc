@@ -7,6 +7,24 @@
 
 namespace sotto::aggregator {
 
+namespace {
+
+// The [server] caps on connections; 0 lifts one.
+ConnectionLimits read_connection_limits(config::TomlReader& r) {
+  ConnectionLimits l;
+  auto cap = [&](const std::string& key, std::size_t fallback) {
+    return static_cast<std::size_t>(r.get_int(key, static_cast<std::int64_t>(fallback), 0, 10'000'000));
+  };
+  l.max_connections = cap("server.max_connections", l.max_connections);
+  l.max_connections_per_address = cap("server.max_connections_per_address", l.max_connections_per_address);
+  l.max_unauthenticated = cap("server.max_unauthenticated", l.max_unauthenticated);
+  l.max_unauthenticated_per_address =
+      cap("server.max_unauthenticated_per_address", l.max_unauthenticated_per_address);
+  return l;
+}
+
+}  // namespace
+
 AggregatorConfig load_aggregator_config(const std::filesystem::path& path) {
   auto r = config::TomlReader::from_file(path);
   AggregatorConfig c;
@@ -22,6 +40,12 @@ AggregatorConfig load_aggregator_config(const std::filesystem::path& path) {
     r.fail("server.chunk_bytes",
            "must be at least 1 KiB smaller than server.max_frame_bytes (" + std::to_string(c.max_frame_bytes) + ")");
   }
+  c.max_hello_bytes = static_cast<std::size_t>(r.get_int("server.max_hello_bytes", 4096, 256, 1 << 20));
+  if (c.max_hello_bytes > c.max_frame_bytes) {
+    r.fail("server.max_hello_bytes", "must not be larger than server.max_frame_bytes (" +
+                                         std::to_string(c.max_frame_bytes) + ")");
+  }
+  c.connection_limits = read_connection_limits(r);
   c.handshake_timeout = r.get_seconds("server.handshake_timeout_s", 10, 0.001, 3600);
   c.hello_timeout = r.get_seconds("server.hello_timeout_s", 10, 0.001, 3600);
   c.linger = r.get_seconds("server.linger_s", 3, 0.001, 3600);

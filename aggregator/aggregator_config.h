@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "aggregator/connection_gate.h"
 #include "aggregator/round_coordinator.h"
 #include "aggregator/strategy_factory.h"
 
@@ -23,6 +24,8 @@ struct AggregatorConfig {
   std::uint16_t port = 8443;  // 0 = any free port (written to <state_dir>/port)
   std::filesystem::path cert_file, key_file, ca_file;
   std::size_t max_frame_bytes = 8u << 20;
+  std::size_t max_hello_bytes = 4096;  // the frame limit before a connection has authenticated
+  ConnectionLimits connection_limits;
   std::size_t chunk_bytes = 1u << 20;
   std::chrono::milliseconds handshake_timeout{10000};
   std::chrono::milliseconds hello_timeout{10000};

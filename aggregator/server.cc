@@ -9,6 +9,7 @@
 #include <fstream>
 #include <map>
 
+#include "aggregator/listener.h"
 #include "aggregator/round_log.h"
 #include "aggregator/strategy_factory.h"
 #include "common/codec/model_file.h"
@@ -18,6 +19,7 @@
 #include "common/net/frame_io.h"
 #include "common/net/tls_context.h"
 #include "common/secagg/wire_codec.h"
+#include "common/util/descriptor_limit.h"
 #include "common/util/error.h"
 
 namespace sotto::aggregator {
@@ -29,6 +31,12 @@ using SslStream = asio::ssl::stream<tcp::socket>;
 namespace {
 
 constexpr auto kFlushGrace = std::chrono::seconds(2);
+// Connections refused by the gate still get a TLS handshake and an error frame; at most this many at once (beyond
+// it they are closed at once), so that a flood of refusals costs bounded memory too.
+constexpr std::size_t kMaxRefusalsInFlight = 64;
+constexpr auto kRefusalHandshakeTimeout = std::chrono::seconds(2);
+// Descriptors beyond the connections: the listener and its reserve, files, the event loop's own, LibTorch's.
+constexpr std::size_t kSpareDescriptors = 128;
 
 template <class... Ts>
 struct Overloaded : Ts... {
@@ -51,6 +59,18 @@ bool token_matches(const std::string& given, const std::vector<std::string>& tok
   return ok;
 }
 
+net::ClientCertificate client_certificate_policy(AuthMode mode) {
+  switch (mode) {
+    case AuthMode::kMutualTls:
+      return net::ClientCertificate::kRequired;
+    case AuthMode::kToken:
+      return net::ClientCertificate::kNotRequested;
+    case AuthMode::kMutualTlsOrToken:
+      break;
+  }
+  return net::ClientCertificate::kOptional;
+}
+
 std::string frame_of(v1::Envelope env) {
   return net::encode_frame(std::move(env));
 }
@@ -63,6 +83,9 @@ struct Connection {
 
   ConnectionId id;
   SslStream stream;
+  ConnectionGate::Ticket ticket;  // empty for a refused connection
+  std::string refusal;            // why the gate refused it: told to the peer after the handshake, then closed
+  std::size_t frame_limit = 0;    // server.max_hello_bytes until the hello is accepted, then server.max_frame_bytes
   std::string peer;
   std::string client_id;
   std::deque<codec::SharedFrame> outbox;
@@ -84,26 +107,27 @@ class AggregatorServer::Impl {
       : config_(std::move(config)),
         factory_(std::move(factory)),
         evaluator_(std::move(evaluator)),
-        ssl_(net::make_server_context(
-            {config_.cert_file, config_.key_file, config_.ca_file, config_.auth_mode != AuthMode::kToken})),
-        acceptor_(io_),
+        ssl_(net::make_server_context({config_.cert_file, config_.key_file, config_.ca_file,
+                                       client_certificate_policy(config_.auth_mode)})),
+        gate_(config_.connection_limits),
         signals_(io_, SIGINT, SIGTERM),
         ticker_(io_),
         eval_pool_(1) {}
 
   void run() {
     std::filesystem::create_directories(config_.state_dir);
+    raise_descriptor_limit();
     // Listening at once; the start (checkpoint or initial model — which loads LibTorch) is prepared on the
     // evaluation thread meanwhile. Connections complete their TLS handshakes and hellos and wait for it
     // (session()), so clients check in while the aggregator starts instead of backing off.
-    listen();
+    listener_ = std::make_unique<Listener>(io_, config_.listen_address, config_.port);
     announce_port();
     signals_.async_wait([this](const boost::system::error_code& ec, int signo) {
       if (ec) return;
       spdlog::info("received signal {}; stopping", signo);
       stop();
     });
-    asio::co_spawn(io_, accept_loop(), asio::detached);
+    listener_->start([this](tcp::socket socket) { on_accept(std::move(socket)); });
     asio::post(eval_pool_, [this] {
       auto start = std::make_shared<CoordinatorStart>();
       std::exception_ptr error;
@@ -169,23 +193,16 @@ class AggregatorServer::Impl {
 
   std::filesystem::path checkpoint_path() const { return config_.state_dir / "checkpoint.sotto"; }
 
-  void listen() {
-    boost::system::error_code ec;
-    const auto address = asio::ip::make_address(config_.listen_address, ec);
-    if (ec) throw Error("server.listen_address \"" + config_.listen_address + "\" is not an IP address");
-    const tcp::endpoint endpoint(address, config_.port);
-    acceptor_.open(endpoint.protocol());
-    acceptor_.set_option(tcp::acceptor::reuse_address(true));
-    acceptor_.bind(endpoint, ec);
-    if (ec) {
-      throw Error("cannot listen on " + config_.listen_address + ":" + std::to_string(config_.port) + ": " +
-                  ec.message() + " (is another aggregator running? change server.port)");
-    }
-    acceptor_.listen(asio::socket_base::max_listen_connections);
+  // The descriptors the configured connection cap needs (all the hard limit allows when it is lifted).
+  void raise_descriptor_limit() {
+    const std::size_t cap = config_.connection_limits.max_connections;
+    const std::size_t needed = cap == 0 ? 0 : cap + kMaxRefusalsInFlight + kSpareDescriptors;
+    const auto limit = util::raise_descriptor_limit(needed, "server.max_connections = " + std::to_string(cap));
+    spdlog::debug("file-descriptor limit {} (hard {})", limit.soft, limit.hard);
   }
 
   void announce_port() {
-    const auto port = acceptor_.local_endpoint().port();
+    const auto port = listener_->port();
     std::ofstream(config_.state_dir / "port") << port << '\n';
     spdlog::info("listening on {}:{} (TLS 1.3, auth {})", config_.listen_address, port,
                  config_.auth_mode == AuthMode::kMutualTls ? "mtls"
@@ -194,22 +211,31 @@ class AggregatorServer::Impl {
   }
 
   // ---- connections ---------------------------------------------------------------------------------------------
-  asio::awaitable<void> accept_loop() {
-    while (!stopping_) {
-      auto [ec, socket] = co_await acceptor_.async_accept(asio::as_tuple(asio::use_awaitable));
-      if (ec) {
-        if (stopping_) break;
-        spdlog::warn("accept failed: {}", ec.message());
-        continue;
+  // A new TCP connection: the gate admits it (it gets a TLS handshake and a hello deadline) or refuses it (it gets
+  // a handshake and an error frame naming the cap, while few refusals are in flight; else it is closed at once).
+  void on_accept(tcp::socket socket) {
+    boost::system::error_code ec;
+    socket.set_option(tcp::no_delay(true), ec);
+    const auto remote = socket.remote_endpoint(ec);
+    if (ec) return;  // already gone
+    const std::string address = remote.address().to_string();
+    auto decision = gate_.admit(address);
+    if (!decision.admitted()) {
+      if (auto untold = refusal_log_.admit(Clock::now())) {
+        spdlog::warn("refusing a connection from {}: {} ({} more refused since the last report)", address,
+                     decision.refusal, *untold);
       }
-      socket.set_option(tcp::no_delay(true), ec);
-      auto c = std::make_shared<Connection>(next_id_++, std::move(socket), ssl_);
-      auto remote = c->stream.lowest_layer().remote_endpoint(ec);
-      c->peer = ec ? "unknown peer" : remote.address().to_string() + ":" + std::to_string(remote.port());
-      connections_[c->id] = c;
-      asio::co_spawn(io_, watchdog(c), asio::detached);
-      asio::co_spawn(io_, session(c), asio::detached);
+      if (refusals_in_flight_ >= kMaxRefusalsInFlight) return;  // the socket closes as it goes out of scope
+      ++refusals_in_flight_;
     }
+    auto c = std::make_shared<Connection>(next_id_++, std::move(socket), ssl_);
+    c->ticket = std::move(decision.ticket);
+    c->refusal = std::move(decision.refusal);
+    c->frame_limit = config_.max_hello_bytes;
+    c->peer = address + ":" + std::to_string(remote.port());
+    connections_[c->id] = c;
+    asio::co_spawn(io_, watchdog(c), asio::detached);
+    asio::co_spawn(io_, session(c), asio::detached);
   }
 
   void arm(const std::shared_ptr<Connection>& c, Duration d, std::string reason) {
@@ -232,8 +258,22 @@ class AggregatorServer::Impl {
         c->deadline = TimePoint::max();  // the writer arms the flush grace once the error frame is out
         violation(c, v1::ERROR_CODE_DEADLINE_EXCEEDED, c->timeout_reason);
       } else {
-        spdlog::warn("{}: {}; closing the connection", c->who(), c->timeout_reason);
+        warn_about(c, c->timeout_reason + "; closing the connection");
         close_socket(c);
+      }
+    }
+  }
+
+  // A warning about a connection. Before its hello is accepted anyone can cause these at will: throttled.
+  void warn_about(const std::shared_ptr<Connection>& c, const std::string& message) {
+    if (!c->client_id.empty()) {
+      spdlog::warn("{}: {}", c->who(), message);
+    } else if (auto untold = unauthenticated_log_.admit(Clock::now())) {
+      if (*untold == 0) {
+        spdlog::warn("{}: {}", c->who(), message);
+      } else {
+        spdlog::warn("{}: {} ({} more warnings about unauthenticated connections were not logged)", c->who(), message,
+                     *untold);
       }
     }
   }
@@ -241,6 +281,8 @@ class AggregatorServer::Impl {
   void close_socket(const std::shared_ptr<Connection>& c) {
     if (c->closed) return;
     c->closed = true;
+    c->ticket.release();
+    if (!c->refusal.empty()) --refusals_in_flight_;
     boost::system::error_code ignored;
     c->stream.lowest_layer().close(ignored);
     c->wake.cancel();
@@ -270,7 +312,7 @@ class AggregatorServer::Impl {
   // The server itself found the peer misbehaving: tell it, tell the coordinator, close.
   void violation(const std::shared_ptr<Connection>& c, v1::ErrorCode code, const std::string& message) {
     if (c->closing) return;
-    spdlog::warn("{}: {}", c->who(), message);
+    warn_about(c, message);
     v1::Envelope env;
     env.mutable_error()->set_code(code);
     env.mutable_error()->set_message(message);
@@ -307,27 +349,39 @@ class AggregatorServer::Impl {
   }
 
   asio::awaitable<void> session(std::shared_ptr<Connection> c) {
-    arm(c, config_.handshake_timeout, "no TLS handshake within server.handshake_timeout_s");
+    if (c->refusal.empty()) {
+      arm(c, config_.handshake_timeout, "no TLS handshake within server.handshake_timeout_s");
+    } else {
+      arm(c, std::min<Duration>(config_.handshake_timeout, kRefusalHandshakeTimeout), "no TLS handshake");
+    }
     try {
       co_await c->stream.async_handshake(asio::ssl::stream_base::server, asio::use_awaitable);
     } catch (const boost::system::system_error& e) {
-      spdlog::warn("{}: TLS handshake refused: {}", c->peer, e.code().message());
+      warn_about(c, "TLS handshake refused: " + e.code().message());
       close_socket(c);
       co_return;
     }
     c->handshake_done = true;
     asio::co_spawn(io_, writer(c), asio::detached);
-    arm(c, config_.hello_timeout, "no hello within server.hello_timeout_s");
     std::string buffer;
+    if (!c->refusal.empty()) {
+      co_await refuse(c, buffer);
+      co_return;
+    }
+    arm(c, config_.hello_timeout, "no hello within server.hello_timeout_s");
     try {
       v1::Envelope env;
-      auto r = co_await net::async_read_envelope(c->stream, env, config_.max_frame_bytes, buffer);
+      auto r = co_await net::async_read_envelope(c->stream, env, c->frame_limit, buffer);
       bytes_in_ += r.bytes;
       if (c->closing) {
         co_await drain(c, buffer);
         co_return;
       }
       if (r.error) {
+        if (r.error->code == v1::ERROR_CODE_FRAME_TOO_LARGE) {
+          r.error->message = "before hello, frames are limited to server.max_hello_bytes = " +
+                             std::to_string(c->frame_limit) + " bytes: " + r.error->message;
+        }
         violation(c, r.error->code, r.error->message);
         {
           co_await drain(c, buffer);
@@ -349,6 +403,8 @@ class AggregatorServer::Impl {
         co_return;
       }
       c->client_id = *identity;
+      c->ticket.authenticated();
+      c->frame_limit = config_.max_frame_bytes;
       while (!coordinator_ && !stopping_) co_await ready_.async_wait(asio::as_tuple(asio::use_awaitable));
       if (!coordinator_) {
         close_socket(c);
@@ -358,7 +414,7 @@ class AggregatorServer::Impl {
       spdlog::debug("{}: hello", c->who());
       dispatch(coordinator_->on_hello(c->id, c->client_id, Clock::now()));
       while (!c->closing) {
-        r = co_await net::async_read_envelope(c->stream, env, config_.max_frame_bytes, buffer);
+        r = co_await net::async_read_envelope(c->stream, env, c->frame_limit, buffer);
         bytes_in_ += r.bytes;
         if (c->closing) break;
         if (r.error) {
@@ -383,12 +439,23 @@ class AggregatorServer::Impl {
     }
   }
 
+  // A connection the gate refused: one error frame naming the cap, then the same close as any other. Logged by
+  // on_accept (throttled), not here, so that a flood of refusals does not flood the log.
+  asio::awaitable<void> refuse(std::shared_ptr<Connection> c, std::string& buffer) {
+    v1::Envelope env;
+    env.mutable_error()->set_code(v1::ERROR_CODE_RESOURCE_EXHAUSTED);
+    env.mutable_error()->set_message(c->refusal);
+    send(c, std::move(env));
+    finish_after_flush(c);
+    co_await drain(c, buffer);
+  }
+
   // After the last message: read and discard until the peer hangs up or the flush grace ends.
   asio::awaitable<void> drain(std::shared_ptr<Connection> c, std::string& buffer) {
     try {
       for (;;) {
         v1::Envelope ignored;
-        auto r = co_await net::async_read_envelope(c->stream, ignored, config_.max_frame_bytes, buffer);
+        auto r = co_await net::async_read_envelope(c->stream, ignored, c->frame_limit, buffer);
         if (r.error) break;
       }
     } catch (const boost::system::system_error&) {
@@ -449,7 +516,7 @@ class AggregatorServer::Impl {
       }
       while (!assembler->complete()) {
         v1::Envelope env;
-        auto r = co_await net::async_read_envelope(c->stream, env, config_.max_frame_bytes, buffer);
+        auto r = co_await net::async_read_envelope(c->stream, env, c->frame_limit, buffer);
         bytes_in_ += r.bytes;
         if (coordinator_->in_secure_round()) secagg_in_[2] += r.bytes;  // the masked input's chunks
         if (c->closing) co_return;
@@ -706,7 +773,7 @@ class AggregatorServer::Impl {
     if (stopping_) return;
     stopping_ = true;
     boost::system::error_code ignored;
-    acceptor_.close(ignored);
+    if (listener_) listener_->close();
     signals_.cancel(ignored);
     ticker_.cancel();
     ready_.cancel();
@@ -720,7 +787,11 @@ class AggregatorServer::Impl {
   Evaluator evaluator_;
   asio::io_context io_{1};
   asio::ssl::context ssl_;
-  tcp::acceptor acceptor_;
+  std::unique_ptr<Listener> listener_;
+  ConnectionGate gate_;
+  std::size_t refusals_in_flight_ = 0;
+  log::LogThrottle refusal_log_{std::chrono::seconds(5)};
+  log::LogThrottle unauthenticated_log_{std::chrono::seconds(10), 20};
   asio::signal_set signals_;
   asio::steady_timer ticker_;
   asio::steady_timer ready_{io_, TimePoint::max()};  // cancelled once the coordinator exists

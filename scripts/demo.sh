@@ -30,6 +30,9 @@ port = 0
 cert_file = "pki/server.pem"
 key_file = "pki/server.key"
 ca_file = "pki/ca.pem"
+# Every demo client connects from 127.0.0.1: lift the per-address caps meant for the internet.
+max_connections_per_address = 0
+max_unauthenticated_per_address = 0
 
 [auth]
 mode = "mtls"

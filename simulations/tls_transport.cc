@@ -79,7 +79,10 @@ toml::table aggregator_config(const SimConfig& c, const fs::path& pki, const fs:
                              {"cert_file", (pki / "server.pem").string()},
                              {"key_file", (pki / "server.key").string()},
                              {"ca_file", (pki / "ca.pem").string()},
-                             {"linger_s", 0.2}}},
+                             {"linger_s", 0.2},
+                             // Every virtual client connects from 127.0.0.1, possibly all at once.
+                             {"max_connections_per_address", 0},
+                             {"max_unauthenticated_per_address", 0}}},
       {"auth", toml::table{{"mode", "token"}, {"tokens", tokens}}},
       {"rounds", toml::table{{"total", static_cast<std::int64_t>(c.rounds)},
                              {"cohort_target", static_cast<std::int64_t>(c.cohort_size)},

@@ -122,13 +122,15 @@ ssl::context make_server_context(const TlsServerOptions& options) {
   set_tls13_only(ctx);
   load_identity(ctx, options.cert_file, options.key_file);
   load_ca(ctx, options.ca_file);
-  if (options.request_client_certificate) {
-    // Tell clients which CA we accept, verify what they send, but let token clients through without one.
+  if (options.client_certificate != ClientCertificate::kNotRequested) {
+    // Tell clients which CA we accept and verify what they send; without kRequired, token clients pass without one.
     ERR_clear_error();
     STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(options.ca_file.c_str());
     if (!names) fail(kCa, options.ca_file, "holds no CA certificate (" + openssl_errors() + ")");
     SSL_CTX_set_client_CA_list(ctx.native_handle(), names);  // takes ownership
-    ctx.set_verify_mode(ssl::verify_peer);
+    ctx.set_verify_mode(options.client_certificate == ClientCertificate::kRequired
+                            ? ssl::verify_peer | ssl::verify_fail_if_no_peer_cert
+                            : ssl::verify_peer);
   } else {
     ctx.set_verify_mode(ssl::verify_none);
   }

@@ -20,13 +20,19 @@ namespace sotto::net {
 
 using TlsStream = boost::asio::ssl::stream<boost::asio::ip::tcp::socket>;
 
+// What the server's handshake asks of a client's certificate. A certificate that is sent is always verified
+// against ca_file, and one from another CA fails the handshake.
+enum class ClientCertificate {
+  kNotRequested,  // token authentication only: no certificate is asked for
+  kOptional,      // asked for; a client without one (token authentication) still completes the handshake
+  kRequired,      // mutual TLS only: the handshake fails without a valid certificate
+};
+
 struct TlsServerOptions {
   std::filesystem::path cert_file;  // PEM: the server certificate, optionally followed by intermediates
   std::filesystem::path key_file;   // PEM: its private key
   std::filesystem::path ca_file;    // PEM: the CA that issues client certificates
-  // Ask clients for a certificate and verify it against ca_file when they send one. Clients without one (token
-  // authentication) are still admitted by the handshake; a certificate from another CA fails it.
-  bool request_client_certificate = true;
+  ClientCertificate client_certificate = ClientCertificate::kOptional;
 };
 
 // TLS 1.3 only. Throws sotto::Error for unreadable files or a key that does not match the certificate.

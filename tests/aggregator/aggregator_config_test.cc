@@ -35,6 +35,22 @@ TEST_CASE("aggregator config: defaults, and relative paths resolve against the c
   CHECK(c.rounds.plan.optimizer == "sgd");
   CHECK(c.auth_mode == aggregator::AuthMode::kMutualTlsOrToken);
   CHECK(c.state_dir == dir.path() / "state");
+  CHECK(c.max_hello_bytes == 4096);
+  CHECK(c.connection_limits.max_connections == 1024);
+  CHECK(c.connection_limits.max_unauthenticated_per_address == 16);
+}
+
+TEST_CASE("aggregator config: the connection caps are read, and 0 lifts one") {
+  sotto::test::TempDir dir;
+  std::string text = kMinimal;
+  text += "max_connections = 10\nmax_connections_per_address = 0\nmax_unauthenticated = 5\n"
+          "max_unauthenticated_per_address = 2\nmax_hello_bytes = 1024\n";
+  const auto c = aggregator::load_aggregator_config(write_config(dir, text));
+  CHECK(c.connection_limits.max_connections == 10);
+  CHECK(c.connection_limits.max_connections_per_address == 0);
+  CHECK(c.connection_limits.max_unauthenticated == 5);
+  CHECK(c.connection_limits.max_unauthenticated_per_address == 2);
+  CHECK(c.max_hello_bytes == 1024);
 }
 
 TEST_CASE("aggregator config: every bad value is refused with its key named") {
@@ -51,6 +67,9 @@ TEST_CASE("aggregator config: every bad value is refused with its key named") {
       {"[auth]\nmode = \"token\"\n", "'auth.tokens'"},
       {"[auth]\ntokens = [\"short\"]\n", "'auth.tokens'"},
       {"[server]\nport = 70000\n", "'server.port'"},
+      {"[server]\nmax_hello_bytes = 100\n", "'server.max_hello_bytes'"},
+      {"[server]\nmax_frame_bytes = 8192\nchunk_bytes = 4096\nmax_hello_bytes = 16384\n", "'server.max_hello_bytes'"},
+      {"[server]\nmax_unauthenticated_per_address = -1\n", "'server.max_unauthenticated_per_address'"},
       {"[rounds]\ntotal = \"five\"\n", "'rounds.total' must be an integer"},
   };
   for (const auto& k : cases) {

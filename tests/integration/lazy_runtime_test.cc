@@ -20,15 +20,6 @@ bool maps_libtorch(pid_t pid) {
   return false;
 }
 
-// VmRSS from /proc/PID/status, in KiB.
-long resident_kib(pid_t pid) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  for (std::string line; std::getline(status, line);) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
-  }
-  return -1;
-}
-
 }  // namespace
 
 TEST_CASE("a client loads LibTorch only once admitted, and before its task arrives", "[integration][startup]") {

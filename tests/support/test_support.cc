@@ -84,6 +84,14 @@ Pki make_pki(const fs::path& dir, int num_clients) {
 fs::path bin_path(const std::string& name) { return fs::path(SOTTO_BIN_DIR) / name; }
 
 
+long resident_kib(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  }
+  return -1;
+}
+
 std::uint16_t pick_free_port() {
   asio::io_context io;
   tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
@@ -126,6 +134,7 @@ std::string aggregator_toml(const AggregatorOptions& o) {
     << "handshake_timeout_s = " << number(o.handshake_timeout_s) << '\n'
     << "hello_timeout_s = " << number(o.hello_timeout_s) << '\n'
     << "linger_s = " << number(o.linger_s) << '\n'
+    << o.server_toml << (o.server_toml.empty() || o.server_toml.back() == '\n' ? "" : "\n")
     << "\n[auth]\n"
     << "mode = " << quoted(o.auth_mode) << '\n';
   if (!o.tokens.empty()) {
@@ -304,6 +313,11 @@ struct Probe::Impl {
 
 Probe::Probe(const ProbeOptions& options, Seconds timeout) : impl_(std::make_unique<Impl>(options)) {
   const tcp::endpoint endpoint(asio::ip::make_address("127.0.0.1"), options.port);
+  if (!options.source_address.empty()) {
+    auto& socket = impl_->stream.next_layer();
+    socket.open(tcp::v4());
+    socket.bind(tcp::endpoint(asio::ip::make_address(options.source_address), 0));
+  }
   const error_code ec = impl_->run(timeout, [&](auto handler) {
     impl_->stream.next_layer().async_connect(endpoint, [handler](error_code e) mutable { handler(e, 0); });
   });

@@ -81,6 +81,9 @@ using util::Process;
 using util::wait_for_port;
 using util::wait_until;
 
+// VmRSS from /proc/PID/status, in KiB (-1 when the process is gone).
+long resident_kib(pid_t pid);
+
 // A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0, read it, close). For an aggregator that must
 // come back on the same port after a restart.
 std::uint16_t pick_free_port();
@@ -107,7 +110,8 @@ struct AggregatorOptions {
   std::size_t eval_max_examples = 500;
   bool keep_round_models = true;
   std::string log_level = "info";
-  std::string extra_toml;  // appended verbatim; start it with a [table] header
+  std::string server_toml;  // more [server] keys, one per line
+  std::string extra_toml;   // appended verbatim; start it with a [table] header
 };
 std::string aggregator_toml(const AggregatorOptions& options);
 fs::path write_aggregator_config(const fs::path& file, const AggregatorOptions& options);
@@ -168,6 +172,7 @@ struct ProbeOptions {
   fs::path ca_file;                       // server CA to trust (TLS only)
   fs::path cert_file, key_file;           // client certificate (optional)
   std::string server_name = "localhost";  // checked against the server certificate; empty = not checked
+  std::string source_address;             // bind to this loopback address (e.g. "127.0.0.2") before connecting
 };
 
 // One synchronous connection to 127.0.0.1 for tests: connect, optionally handshake, write raw bytes or frames,

@@ -128,6 +128,9 @@ TEST_CASE("two threads training at once get the models that one thread gets", "[
   // The simulator trains clients on a pool of threads. A BLAS that is unsafe to call concurrently (Debian's
   // sequential OpenBLAS has no locking) makes results vary from run to run; concurrent_training_hazard() names it.
   REQUIRE_FALSE(sotto::ml::concurrent_training_hazard().has_value());
+  // LibTorch's and OpenBLAS's thread counts are process-wide, and a different count can change the order of a
+  // sum: the lone runs and the concurrent ones use the same one (as sotto-sim's workers do), set before either.
+  sotto::ml::set_torch_threads(1);
   TrainingPlan plan;
   plan.seed = 3;
   const auto left = first_n(200);
@@ -142,10 +145,7 @@ TEST_CASE("two threads training at once get the models that one thread gets", "[
   const auto expected_right = train_alone(right);
   for (int attempt = 0; attempt < 4; ++attempt) {
     sotto::model::ModelParameters got_left, got_right;
-    std::thread t([&] {
-      sotto::ml::set_torch_threads(1);
-      got_left = train_alone(left);
-    });
+    std::thread t([&] { got_left = train_alone(left); });
     got_right = train_alone(right);
     t.join();
     CHECK(got_left == expected_left);

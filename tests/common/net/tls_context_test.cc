@@ -82,9 +82,9 @@ const Pkis& pkis() {
   return instance;
 }
 
-TlsServerOptions server_options(bool request_client_certificate = true) {
+TlsServerOptions server_options(ClientCertificate client_certificate = ClientCertificate::kOptional) {
   const Pki& p = pkis().ours;
-  return {p.server_cert(), p.server_key(), p.ca(), request_client_certificate};
+  return {p.server_cert(), p.server_key(), p.ca(), client_certificate};
 }
 
 struct ServerOutcome {
@@ -280,10 +280,32 @@ TEST_CASE("TLS: a client without a certificate (token authentication) connects a
   CHECK(seen.echoed == expected_payload("token-client"));
 }
 
+TEST_CASE("TLS: a server that requires client certificates fails the handshake of a client without one",
+          "[net][tls]") {
+  EchoServer server(make_server_context(server_options(ClientCertificate::kRequired)));
+  auto ctx = make_client_context({pkis().ours.ca(), {}, {}});
+  const ClientOutcome client = run_client(ctx, server.port(), "localhost", "token-client");
+  const ServerOutcome seen = server.outcome();
+  CHECK(seen.handshake);  // refused before any application byte is read
+  CHECK(seen.echoed.empty());
+  CHECK(client.echoed.empty());
+}
+
+TEST_CASE("TLS: a server that requires client certificates admits a client with one from its CA", "[net][tls]") {
+  const Pki& p = pkis().ours;
+  EchoServer server(make_server_context(server_options(ClientCertificate::kRequired)));
+  auto ctx = make_client_context({p.ca(), p.client_cert(), p.client_key()});
+  const ClientOutcome client = run_client(ctx, server.port(), "localhost");
+  const ServerOutcome seen = server.outcome();
+  CHECK_FALSE(seen.handshake);
+  CHECK(seen.peer_cn == "client-1");
+  CHECK(client.echoed == expected_payload("client-1"));
+}
+
 TEST_CASE("TLS: a server that does not request client certificates sees no CN even from a client that has one",
           "[net][tls]") {
   const Pki& p = pkis().ours;
-  EchoServer server(make_server_context(server_options(false)));
+  EchoServer server(make_server_context(server_options(ClientCertificate::kNotRequested)));
   auto ctx = make_client_context({p.ca(), p.client_cert(), p.client_key()});
   const ClientOutcome client = run_client(ctx, server.port(), "localhost");
   const ServerOutcome seen = server.outcome();
