@@ -7,6 +7,7 @@ namespace sotto::aggregator {
 nlohmann::json round_record(const RoundReport& r, std::uint64_t completed_rounds, const RoundTraffic& traffic,
                             const std::optional<ml::EvalMetrics>& eval, double eval_seconds) {
   nlohmann::json j;
+  j["schema_version"] = kRoundLogSchemaVersion;
   j["round"] = r.round_id;
   j["status"] = r.completed ? "completed" : "abandoned";
   if (!r.completed) j["abandon_reason"] = r.abandon_reason;

@@ -1,6 +1,7 @@
 // RoundLog: <state_dir>/rounds.jsonl — one JSON object per round, appended and flushed as each round ends.
 //
-// Fields: round, status ("completed"/"abandoned"), abandon_reason, cohort, survivors, examples, participants,
+// Fields: schema_version (kRoundLogSchemaVersion; a reader takes the versions it knows, and a field added later
+// comes with a new version, so old files keep their meaning), round, status ("completed"/"abandoned"), abandon_reason, cohort, survivors, examples, participants,
 // dropped [{client, reason}], test_accuracy and test_loss (when evaluated), mean_train_loss, mean_train_accuracy,
 // seconds {checkin, training, aggregation, slowest_client_training, evaluation}, bytes_in, bytes_out, and
 // completed_rounds. Tools read it line by line (the demo prints it as a table).
@@ -18,6 +19,9 @@
 #include "common/ml/training_plan.h"
 
 namespace sotto::aggregator {
+
+// 1: the fields above. Readers treat a record without schema_version (written before it existed) as version 1.
+inline constexpr int kRoundLogSchemaVersion = 1;
 
 struct RoundTraffic {
   std::uint64_t bytes_in = 0;

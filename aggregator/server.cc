@@ -9,10 +9,10 @@
 #include <fstream>
 #include <map>
 
+#include "aggregator/checkpoint_store.h"
 #include "aggregator/listener.h"
 #include "aggregator/round_log.h"
 #include "aggregator/strategy_factory.h"
-#include "common/codec/model_file.h"
 #include "common/codec/model_frames.h"
 #include "common/codec/model_stream.h"
 #include "common/codec/plan_codec.h"
@@ -110,6 +110,7 @@ class AggregatorServer::Impl {
         ssl_(net::make_server_context({config_.cert_file, config_.key_file, config_.ca_file,
                                        client_certificate_policy(config_.auth_mode)})),
         gate_(config_.connection_limits),
+        checkpoints_({config_.state_dir, config_.architecture, config_.strategy.name, config_.keep_round_models}),
         signals_(io_, SIGINT, SIGTERM),
         ticker_(io_),
         eval_pool_(1) {}
@@ -167,31 +168,7 @@ class AggregatorServer::Impl {
   }
 
   // ---- start-up ------------------------------------------------------------------------------------------------
-  CoordinatorStart load_start() {
-    const auto path = checkpoint_path();
-    model::ModelParameters fresh = factory_();
-    if (std::filesystem::exists(path)) {
-      codec::ModelFile file = codec::read_model_file(path);
-      if (auto mismatch = file.model.layout_mismatch(fresh)) {
-        throw Error("checkpoint " + path.string() + " does not match model.architecture \"" + config_.architecture +
-                    "\": " + *mismatch + "; point state.dir elsewhere to start a new training");
-      }
-      if (!file.strategy.empty() && file.strategy != config_.strategy.name) {
-        throw Error("checkpoint " + path.string() + " was written by strategy \"" + file.strategy +
-                    "\" but strategy.name is \"" + config_.strategy.name +
-                    "\"; keep the strategy to resume, or point state.dir elsewhere to start a new training");
-      }
-      spdlog::info("resuming from {}: {} rounds completed, next round {}", path.string(), file.completed_rounds,
-                   file.next_round_id);
-      return {std::move(file.model), file.next_round_id, file.completed_rounds, std::move(file.strategy_state)};
-    }
-    codec::write_model_file(path, {1, 0, fresh, config_.strategy.name, {}});
-    if (config_.keep_round_models) codec::write_model_file(config_.state_dir / "model-round-0.sotto", {1, 0, fresh, {}, {}});
-    spdlog::info("starting a new training: {} tensors, {} parameters", fresh.size(), fresh.total_elements());
-    return {std::move(fresh), 1, 0, {}};
-  }
-
-  std::filesystem::path checkpoint_path() const { return config_.state_dir / "checkpoint.sotto"; }
+  CoordinatorStart load_start() { return checkpoints_.load_or_create(factory_()); }
 
   // The descriptors the configured connection cap needs (all the hard limit allows when it is lifted).
   void raise_descriptor_limit() {
@@ -698,12 +675,7 @@ class AggregatorServer::Impl {
     secagg_out_ = {};
     logged_in_ = bytes_in_;
     logged_out_ = bytes_out_;
-    codec::write_model_file(checkpoint_path(), {rc.next_round_id, rc.completed_rounds, *rc.global_model, rc.strategy,
-                                                *rc.strategy_state});
-    if (rc.report.completed && config_.keep_round_models) {
-      codec::write_model_file(config_.state_dir / ("model-round-" + std::to_string(rc.report.round_id) + ".sotto"),
-                              {rc.next_round_id, rc.completed_rounds, *rc.global_model, {}, {}});
-    }
+    checkpoints_.save(rc);
     if (rc.report.completed) {
       spdlog::info("round {} completed: {} of {} clients, {} examples, mean train loss {:.4f}", rc.report.round_id,
                    rc.report.survivors, rc.report.cohort, rc.report.examples, rc.report.mean_train_loss);
@@ -789,6 +761,7 @@ class AggregatorServer::Impl {
   asio::ssl::context ssl_;
   std::unique_ptr<Listener> listener_;
   ConnectionGate gate_;
+  CheckpointStore checkpoints_;
   std::size_t refusals_in_flight_ = 0;
   log::LogThrottle refusal_log_{std::chrono::seconds(5)};
   log::LogThrottle unauthenticated_log_{std::chrono::seconds(10), 20};

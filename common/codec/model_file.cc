@@ -8,6 +8,8 @@
 #include <fstream>
 #include <limits>
 
+#include <zlib.h>
+
 #include "common/codec/model_stream.h"
 #include "common/net/frame.h"
 #include "common/util/error.h"
@@ -16,18 +18,33 @@ namespace sotto::codec {
 
 namespace {
 
-constexpr char kMagic[] = "SOTTOMF1";
-constexpr std::size_t kMagicSize = sizeof(kMagic) - 1;
+// The magic is "SOTTOMF" and the format version as one digit. Format 1: records are a 4-byte length and a
+// protobuf message. Format 2 adds each record's CRC-32 (zlib's) after its length, checked on every read.
+constexpr char kMagicStem[] = "SOTTOMF";
+constexpr std::size_t kMagicSize = sizeof(kMagicStem);  // the stem and the digit
+constexpr std::size_t kCrcBytes = 4;
 constexpr std::size_t kChunkBytes = 4u << 20;
 constexpr std::size_t kMaxRecordBytes = 256u << 20;
 
-void append_message(std::string& out, const google::protobuf::MessageLite& message) {
+std::uint32_t crc_of(const char* data, std::size_t size) {
+  return static_cast<std::uint32_t>(
+      crc32_z(crc32_z(0, nullptr, 0), reinterpret_cast<const Bytef*>(data), static_cast<z_size_t>(size)));
+}
+
+void append_u32(std::string& out, std::uint32_t value) {
+  const auto bytes = net::encode_frame_header(value);  // big-endian
+  out.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+}
+
+void append_record(std::string& out, const google::protobuf::MessageLite& message) {
   const std::size_t size = message.ByteSizeLong();
-  auto header = net::encode_frame_header(static_cast<std::uint32_t>(size));
-  out.append(reinterpret_cast<const char*>(header.data()), header.size());
-  const std::size_t at = out.size();
-  out.resize(at + size);
-  message.SerializeToArray(out.data() + at, static_cast<int>(size));
+  append_u32(out, static_cast<std::uint32_t>(size));
+  const std::size_t crc_at = out.size();
+  out.resize(crc_at + kCrcBytes + size);
+  char* payload = out.data() + crc_at + kCrcBytes;
+  message.SerializeToArray(payload, static_cast<int>(size));
+  const auto crc = net::encode_frame_header(crc_of(payload, size));
+  std::memcpy(out.data() + crc_at, crc.data(), kCrcBytes);
 }
 
 void write_all(int fd, const std::string& bytes, const std::filesystem::path& path) {
@@ -53,41 +70,75 @@ class Reader {
  public:
   Reader(std::ifstream& in, const std::filesystem::path& path) : in_(in), path_(path) {}
 
+  // Reads the magic and returns the format version it names.
+  std::uint32_t read_magic() {
+    char magic[kMagicSize];
+    if (!in_.read(magic, kMagicSize) || std::memcmp(magic, kMagicStem, kMagicSize - 1) != 0 ||
+        magic[kMagicSize - 1] < '1' || magic[kMagicSize - 1] > '9') {
+      fail("is not a Sotto model file (bad magic)");
+    }
+    version_ = static_cast<std::uint32_t>(magic[kMagicSize - 1] - '0');
+    if (version_ > kModelFileFormat) {
+      throw Error("model file " + path_.string() + " has format version " + std::to_string(version_) +
+                  ", newer than this build reads (up to " + std::to_string(kModelFileFormat) +
+                  "): read it with the newer Sotto that wrote it, or point state.dir elsewhere to start over");
+    }
+    return version_;
+  }
+
   template <typename Message>
-  void next(Message& message) {
-    std::uint8_t header[net::kFrameHeaderBytes];
-    if (!in_.read(reinterpret_cast<char*>(header), sizeof header)) fail("truncated (missing a record header)");
-    const std::uint32_t length = net::decode_frame_header(std::span<const std::uint8_t, 4>(header, 4));
-    if (length > kMaxRecordBytes) fail("damaged (a record announces " + std::to_string(length) + " bytes)");
+  void next(Message& message, const char* what) {
+    ++records_;
+    const std::uint32_t length = read_u32(what);
+    if (length > kMaxRecordBytes) {
+      fail("is damaged: record " + std::to_string(records_) + " (" + what + ") announces " +
+           std::to_string(length) + " bytes");
+    }
+    const std::optional<std::uint32_t> crc = version_ >= 2 ? std::optional(read_u32(what)) : std::nullopt;
     buffer_.resize(length);
-    if (!in_.read(buffer_.data(), length)) fail("truncated (a record is cut short)");
-    if (!message.ParseFromArray(buffer_.data(), static_cast<int>(length))) fail("corrupt record");
+    if (!in_.read(buffer_.data(), length)) fail(std::string("is truncated: ") + what + " is cut short");
+    if (crc && *crc != crc_of(buffer_.data(), length)) {
+      fail("is damaged: record " + std::to_string(records_) + " (" + what + ") fails its checksum");
+    }
+    if (!message.ParseFromArray(buffer_.data(), static_cast<int>(length))) {
+      fail("has a corrupt record " + std::to_string(records_) + " (" + what + ")");
+    }
   }
 
   [[noreturn]] void fail(const std::string& what) {
-    throw Error("model file " + path_.string() + " is " + what +
-                "; restore it from a backup or delete it to start over");
+    throw Error("model file " + path_.string() + " " + what + "; restore it from a backup or delete it to start over");
   }
 
  private:
+  std::uint32_t read_u32(const char* what) {
+    std::uint8_t bytes[4];
+    if (!in_.read(reinterpret_cast<char*>(bytes), sizeof bytes)) {
+      fail(std::string("is truncated: ") + what + " is missing");
+    }
+    return net::decode_frame_header(std::span<const std::uint8_t, 4>(bytes, 4));
+  }
+
   std::ifstream& in_;
   const std::filesystem::path& path_;
   std::string buffer_;
+  std::uint32_t version_ = 0;
+  std::size_t records_ = 0;
 };
 
 }  // namespace
 
 void write_model_file(const std::filesystem::path& path, const ModelFile& file) {
-  std::string bytes(kMagic, kMagicSize);
+  std::string bytes(kMagicStem, kMagicSize - 1);
+  bytes += static_cast<char>('0' + kModelFileFormat);
   v1::CheckpointHeader header;
   header.set_next_round_id(file.next_round_id);
   header.set_completed_rounds(file.completed_rounds);
   *header.mutable_model() = make_manifest(file.model);
   header.set_strategy(file.strategy);
   *header.mutable_strategy_state() = make_manifest(file.strategy_state);
-  append_message(bytes, header);
+  append_record(bytes, header);
   for (const auto* params : {&file.model, &file.strategy_state}) {
-    for_each_chunk(*params, kChunkBytes, [&](v1::TensorChunk&& chunk) { append_message(bytes, chunk); });
+    for_each_chunk(*params, kChunkBytes, [&](v1::TensorChunk&& chunk) { append_record(bytes, chunk); });
   }
 
   const std::filesystem::path tmp = path.string() + ".tmp";
@@ -111,13 +162,11 @@ ModelFile read_model_file(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error("cannot open model file " + path.string() + ": " + std::strerror(errno));
   Reader reader(in, path);
-  char magic[kMagicSize];
-  if (!in.read(magic, kMagicSize) || std::memcmp(magic, kMagic, kMagicSize) != 0) {
-    reader.fail("not a Sotto model file (bad magic)");
-  }
+  const std::uint32_t version = reader.read_magic();
   v1::CheckpointHeader header;
-  reader.next(header);
+  reader.next(header, "the header");
   ModelFile file;
+  file.format_version = version;
   file.next_round_id = header.next_round_id();
   file.completed_rounds = header.completed_rounds();
   file.strategy = header.strategy();
@@ -127,20 +176,20 @@ ModelFile read_model_file(const std::filesystem::path& path) {
   const std::size_t limit = size_error ? std::numeric_limits<std::size_t>::max() : static_cast<std::size_t>(file_size);
   auto read_stream = [&](const v1::ModelManifest& manifest) {
     if (manifest.total_bytes() > limit) {
-      reader.fail("truncated or damaged (its manifest announces " + std::to_string(manifest.total_bytes()) +
+      reader.fail("is truncated or damaged (its manifest announces " + std::to_string(manifest.total_bytes()) +
                   " bytes of tensors, but the file has only " + std::to_string(limit) + ")");
     }
     try {
       ModelAssembler assembler(manifest, limit);
       while (!assembler.complete()) {
         v1::TensorChunk chunk;
-        reader.next(chunk);
-        if (auto err = assembler.accept(chunk)) reader.fail("inconsistent: " + *err);
+        reader.next(chunk, "a tensor chunk");
+        if (auto err = assembler.accept(chunk)) reader.fail("is inconsistent: " + *err);
       }
       return assembler.take();
     } catch (const Error& e) {
       if (std::string(e.what()).rfind("model file", 0) == 0) throw;
-      reader.fail(std::string("inconsistent: ") + e.what());
+      reader.fail(std::string("is inconsistent: ") + e.what());
     }
   };
   file.model = read_stream(header.model());

@@ -1,9 +1,13 @@
 // Model files: ModelParameters on disk, for the aggregator's checkpoints and a client's saved models.
 //
-// A file is the magic "SOTTOMF1", then length-prefixed frames exactly as on the wire: one CheckpointHeader
-// (round counters and the manifests), then the model's TensorChunk messages, then the strategy state's. write_model_file is atomic:
-// it writes a temporary file beside the target, fsyncs it, renames it over the target and fsyncs the directory,
-// so a crash leaves either the old file or the new one, never a torn one.
+// A file is the magic "SOTTOMF" followed by its format version as one digit, then records that carry the wire's
+// messages: one CheckpointHeader (round counters and the manifests), then the model's TensorChunk messages, then
+// the strategy state's. Each record is a 4-byte length, (from format 2 on) a CRC-32 of its bytes, and the message.
+// Readers take every format up to kModelFileFormat and refuse a newer one by name; new state goes into new
+// CheckpointHeader fields or records under a new version, so older files keep loading. A flipped bit fails its
+// record's checksum, naming the record. write_model_file is atomic: it writes a temporary file beside the target,
+// fsyncs it, renames it over the target and fsyncs the directory, so a crash leaves either the old file or the
+// new one, never a torn one.
 #pragma once
 
 #include <cstdint>
@@ -14,12 +18,16 @@
 
 namespace sotto::codec {
 
+// The format write_model_file writes (1: no checksums; 2: a CRC-32 per record).
+inline constexpr std::uint32_t kModelFileFormat = 2;
+
 struct ModelFile {
   std::uint64_t next_round_id = 1;
   std::uint64_t completed_rounds = 0;
   model::ModelParameters model;
   std::string strategy;                   // who wrote strategy_state; empty when there is none
   model::ModelParameters strategy_state;  // carried across restarts, e.g. a server optimizer's moments
+  std::uint32_t format_version = kModelFileFormat;  // as read; writes always use kModelFileFormat
 };
 
 void write_model_file(const std::filesystem::path& path, const ModelFile& file);

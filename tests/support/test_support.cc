@@ -149,6 +149,7 @@ std::string aggregator_toml(const AggregatorOptions& o) {
     << "checkin_window_s = " << number(o.checkin_window_s) << '\n'
     << "training_deadline_s = " << number(o.training_deadline_s) << '\n'
     << "retry_delay_s = " << number(o.retry_delay_s) << '\n'
+    << o.rounds_toml << (o.rounds_toml.empty() || o.rounds_toml.back() == '\n' ? "" : "\n")
     << "\n[evaluation]\n"
     << "enabled = " << boolean(o.evaluate) << '\n'
     << "max_examples = " << o.eval_max_examples << '\n'

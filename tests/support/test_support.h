@@ -111,6 +111,7 @@ struct AggregatorOptions {
   bool keep_round_models = true;
   std::string log_level = "info";
   std::string server_toml;  // more [server] keys, one per line
+  std::string rounds_toml;  // more [rounds] keys, one per line
   std::string extra_toml;   // appended verbatim; start it with a [table] header
 };
 std::string aggregator_toml(const AggregatorOptions& options);

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "common/codec/model_stream.h"
 #include "common/net/frame.h"
 #include "common/util/error.h"
 #include "sotto/v1/sotto.pb.h"
@@ -103,7 +104,8 @@ TEST_CASE("a model file round-trips the model and the round counters", "[codec][
   CHECK(out.next_round_id == 17);
   CHECK(out.completed_rounds == 16);
   CHECK(out.model == in.model);
-  CHECK(read_bytes(path).substr(0, 8) == "SOTTOMF1");
+  CHECK(read_bytes(path).substr(0, 8) == "SOTTOMF2");
+  CHECK(out.format_version == 2);
 }
 
 TEST_CASE("a model file holds tensors larger than one file chunk", "[codec][file]") {
@@ -224,6 +226,53 @@ TEST_CASE("a model file carries the strategy's name and state beside the model",
   CHECK(out.strategy == "fedadam");
   CHECK(out.strategy_state == in.strategy_state);
   CHECK_FALSE(out.strategy_state == out.model);
+}
+
+TEST_CASE("a flipped bit anywhere in a model file's records fails its checksum, naming the record", "[codec][file]") {
+  TempDir dir;
+  const fs::path path = dir.path() / "checkpoint.sotto";
+  write_model_file(path, ModelFile{4, 3, small_model(1), "fedadam", small_model(2)});
+  const std::string whole = read_bytes(path);
+  // In the header's bytes, in the first tensor's data, and in the last byte of the strategy state.
+  for (std::size_t at : {std::size_t{8 + 8 + 3}, whole.size() / 2, whole.size() - 1}) {
+    INFO("bit flipped at byte " << at << " of " << whole.size());
+    std::string damaged = whole;
+    damaged[at] = static_cast<char>(damaged[at] ^ 0x10);
+    write_bytes(path, damaged);
+    const std::string err = read_error(path);
+    CHECK_THAT(err, Catch::Contains(path.string()) && Catch::Contains("fails its checksum") &&
+                        Catch::Contains("record"));
+  }
+}
+
+TEST_CASE("a format-1 model file (no checksums) still reads", "[codec][file]") {
+  TempDir dir;
+  const fs::path path = dir.path() / "old.sotto";
+  const ModelParameters m = small_model(3);
+  v1::CheckpointHeader header;
+  header.set_next_round_id(6);
+  header.set_completed_rounds(5);
+  *header.mutable_model() = make_manifest(m);
+  std::string bytes = "SOTTOMF1" + record(header);
+  for_each_chunk(m, 1u << 20, [&](v1::TensorChunk&& chunk) { bytes += record(chunk); });
+  write_bytes(path, bytes);
+  // An empty strategy state needs no chunk; the header's default manifest is empty.
+  const ModelFile out = read_model_file(path);
+  CHECK(out.format_version == 1);
+  CHECK(out.next_round_id == 6);
+  CHECK(out.model == m);
+  CHECK(out.strategy_state.empty());
+}
+
+TEST_CASE("a model file of a newer format is refused by its version, saying what to do", "[codec][file]") {
+  TempDir dir;
+  const fs::path path = dir.path() / "future.sotto";
+  write_model_file(path, ModelFile{2, 1, small_model(1)});
+  std::string bytes = read_bytes(path);
+  bytes[7] = '7';
+  write_bytes(path, bytes);
+  CHECK_THAT(read_error(path), Catch::Contains(path.string()) && Catch::Contains("format version 7") &&
+                                   Catch::Contains("newer than this build reads"));
 }
 
 }  // namespace sotto::codec
