@@ -404,6 +404,9 @@ class AggregatorServer::Impl {
         } else if (env.has_secagg_advertise() || env.has_secagg_shares() || env.has_secagg_unmask_response()) {
           secagg_in_[env.has_secagg_advertise() ? 0 : env.has_secagg_shares() ? 1 : 3] += r.bytes;
           secagg_message(c, env);
+        } else if (env.has_error()) {  // the client gives up on the round and says why: its reason is the drop's
+          lost(c, "the client reported " + v1::ErrorCode_Name(env.error().code()) + ": " + env.error().message());
+          co_return;
         } else {
           violation(c, v1::ERROR_CODE_UNEXPECTED_MESSAGE, "unexpected " + net::body_name(env) + " message after hello");
         }

@@ -5,6 +5,7 @@
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <cmath>
+#include <deque>
 #include <cstdlib>
 #include <cstring>
 #include <condition_variable>
@@ -18,9 +19,8 @@
 #include "common/codec/plan_codec.h"
 #include "common/net/frame_io.h"
 #include "common/net/tls_context.h"
-#include "common/secagg/client_session.h"
-#include "common/secagg/quantizer.h"
-#include "common/secagg/update_vector.h"
+#include "common/round/message_codec.h"
+#include "common/round/participant.h"
 #include "common/secagg/wire_codec.h"
 #include "common/util/error.h"
 
@@ -33,10 +33,10 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-enum class Outcome { kRoundDone, kRetryLater, kFinished, kDisconnected };
+enum class SessionEnd { kRoundDone, kRetryLater, kFinished, kDisconnected };
 
 struct SessionResult {
-  Outcome outcome = Outcome::kDisconnected;
+  SessionEnd outcome = SessionEnd::kDisconnected;
   std::chrono::milliseconds retry_delay{0};
   std::string message;
   bool reached = false;   // the TLS handshake succeeded: the aggregator is up
@@ -46,18 +46,6 @@ struct SessionResult {
 // Errors that retrying cannot fix: the client stops with them.
 bool is_fatal(v1::ErrorCode code) {
   return code == v1::ERROR_CODE_UNAUTHENTICATED || code == v1::ERROR_CODE_UNSUPPORTED_VERSION;
-}
-
-double l2_norm(const model::ModelParameters& p) {
-  double sum = 0;
-  for (const auto& t : p.tensors()) {
-    if (t.dtype == model::DType::kFloat32) {
-      for (float v : t.as<float>()) sum += static_cast<double>(v) * v;
-    } else if (t.dtype == model::DType::kFloat64) {
-      for (double v : t.as<double>()) sum += v * v;
-    }
-  }
-  return std::sqrt(sum);
 }
 
 class FatalError : public Error {
@@ -94,26 +82,26 @@ class Client::Impl {
       if (r.reached) last_contact = Clock::now();
       // A round this client had its task for has ended for it, however it ended (completed, abandoned, or the
       // session lost mid-round).
-      if (r.had_task && r.outcome != Outcome::kFinished && config_.max_rounds > 0 &&
+      if (r.had_task && r.outcome != SessionEnd::kFinished && config_.max_rounds > 0 &&
           ++rounds_taken_part_ >= config_.max_rounds) {
         summary.rounds_contributed = contributed_;
         emit({ClientEventKind::kFinished, 0, "took part in client.max_rounds rounds"});
         return summary;
       }
       switch (r.outcome) {
-        case Outcome::kFinished:
+        case SessionEnd::kFinished:
           summary.finished = true;
           summary.rounds_contributed = contributed_;
           emit({ClientEventKind::kFinished, 0, r.message});
           return summary;
-        case Outcome::kRoundDone:
+        case SessionEnd::kRoundDone:
           backoff = config_.backoff_initial;
           continue;
-        case Outcome::kRetryLater:
+        case SessionEnd::kRetryLater:
           backoff = config_.backoff_initial;
           sleep_for(r.retry_delay);
           continue;
-        case Outcome::kDisconnected: {
+        case SessionEnd::kDisconnected: {
           if (config_.give_up_after.count() > 0 && Clock::now() - last_contact > config_.give_up_after) {
             throw Error("gave up after connection.give_up_after_s without reaching the aggregator at " + config_.host +
                         ":" + std::to_string(config_.port) + "; last error: " + r.message);
@@ -222,10 +210,10 @@ class Client::Impl {
     } catch (const Error& e) {
       // The aggregator said something this client cannot use: drop the connection and try again later.
       spdlog::warn("{}: {}", step, e.what());
-      result.outcome = Outcome::kDisconnected;
+      result.outcome = SessionEnd::kDisconnected;
       result.message = step + ": " + e.what();
     } catch (const boost::system::system_error& e) {
-      result.outcome = Outcome::kDisconnected;
+      result.outcome = SessionEnd::kDisconnected;
       result.message = step + ": " + (timed_out_ ? std::string("timed out") : e.code().message());
       if (step == "TLS handshake" && !timed_out_) {
         spdlog::warn("TLS handshake with {}:{} failed: {} (check server.ca_file, server.server_name and auth)",
@@ -255,17 +243,17 @@ class Client::Impl {
       emit({ClientEventKind::kRejected, 0, e.message()});
       if (is_fatal(e.code())) throw FatalError("aggregator refused this client: " + e.message());
       spdlog::warn("aggregator: {} ({})", e.message(), v1::ErrorCode_Name(e.code()));
-      result.outcome = Outcome::kDisconnected;
+      result.outcome = SessionEnd::kDisconnected;
       result.message = "aggregator error: " + e.message();
       return true;
     }
     if (env.has_finished()) {
-      result.outcome = Outcome::kFinished;
+      result.outcome = SessionEnd::kFinished;
       result.message = "training finished after " + std::to_string(env.finished().rounds_completed()) + " rounds";
       return true;
     }
     if (env.has_retry_later()) {
-      result.outcome = Outcome::kRetryLater;
+      result.outcome = SessionEnd::kRetryLater;
       result.retry_delay = std::chrono::milliseconds(env.retry_later().delay_ms());
       result.message = env.retry_later().reason();
       emit({ClientEventKind::kRetryLater, 0, result.message, static_cast<double>(result.retry_delay.count())});
@@ -296,8 +284,6 @@ class Client::Impl {
     if (handle_terminal(env, result)) co_return;
     if (!env.has_task()) throw Error("aggregator sent " + net::body_name(env) + " where a task was expected");
     const v1::TaskAssignment task = env.task();
-    ml::TrainingPlan plan = codec::plan_from_proto(task.plan());
-    plan.seed = ml::client_training_seed(plan.seed, config_.client_id);
     codec::ModelAssembler assembler(task.model(), config_.max_model_bytes);
     step = "receiving the model";
     while (!assembler.complete()) {
@@ -306,129 +292,113 @@ class Client::Impl {
       if (!env.has_chunk()) throw Error("aggregator sent " + net::body_name(env) + " in the middle of the model");
       if (auto err = assembler.accept(env.chunk())) throw Error("model stream from the aggregator: " + *err);
     }
-    const model::ModelParameters global = assembler.take();
     emit({ClientEventKind::kTaskReceived, task.round_id(), ""});
     result.had_task = true;
     vanish_if("task");
 
-    const bool contributing = task.kind() == v1::TASK_KIND_SECURE_SUM;
-    if (contributing && (!contribution_ || !task.has_secagg())) {
-      throw FatalError("the aggregator runs a secure sum, but this client has no contribution (sotto-client --contribute)");
-    }
-    if (!contributing && !trainer_) {
-      throw FatalError("this client was started to contribute to a secure sum, but the aggregator runs training");
-    }
-    FitResult fit;
-    model::ModelParameters delta;
-    if (contributing) {
-      fit.metrics.num_examples = 1;  // one contribution
-    } else {
-      step = "training";
-      arm(std::chrono::hours(24 * 365));  // local work: no socket deadline
-      try {
-        fit = trainer_->fit(global, plan);
-      } catch (const std::exception& e) {
-        throw FatalError(std::string("local training failed: ") + e.what());
+    // From here the round is the participant's (common/round/participant.h): this loop carries out what it asks
+    // and hands it what the aggregator sends.
+    round::Participant participant({config_.client_id, contribution_}, random_);
+    std::deque<round::Output> queue;
+    auto enqueue = [&](round::Outputs outputs) {
+      for (auto& o : outputs) queue.push_back(std::move(o));
+    };
+    enqueue(participant.on_task(round::task_from_proto(task, assembler.take()), Clock::now()));
+    for (;;) {
+      while (!queue.empty()) {
+        round::Output output = std::move(queue.front());
+        queue.pop_front();
+        if (const auto* finish = std::get_if<round::out::Finish>(&output)) {
+          conclude(participant, *finish, result);
+          co_return;
+        }
+        enqueue(co_await carry_out(stream, arm, step, participant, std::move(output)));
       }
-      if (auto mismatch = fit.local_model.layout_mismatch(global)) {
-        throw FatalError("the trainer returned a model that does not match the global model: " + *mismatch);
+      co_await read(stream, env, arm, config_.wait_timeout);
+      if (handle_terminal(env, result)) {
+        if (participant.record().sent || participant.step() == round::Participant::Step::kAdvertised ||
+            participant.step() == round::Participant::Step::kShared) {
+          record_in_ledger(participant.record(), "rejected");
+        }
+        co_return;
       }
-      delta = model::subtract(fit.local_model, global);
-      if (config_.save_local_models) {
-        codec::write_model_file(config_.state_dir / ("local-round-" + std::to_string(task.round_id()) + ".sotto"),
-                                {task.round_id(), fit.metrics.num_examples, fit.local_model, {}, {}});
-      }
-      emit({ClientEventKind::kTrained, task.round_id(), "", fit.metrics.mean_loss});
+      enqueue(deliver(participant, env));
     }
+  }
 
-    step = "uploading the update";
-    if (auto bad = delta.first_non_finite()) {
-      v1::Envelope error;
-      error.mutable_error()->set_code(v1::ERROR_CODE_INVALID_UPDATE);
-      error.mutable_error()->set_message("local training diverged: " + *bad);
-      co_await write(stream, std::move(error));
-      result.outcome = Outcome::kRoundDone;
-      result.message = "local training diverged; no update sent";
-      co_return;
-    }
-    LedgerEntry entry{task.round_id(), "rejected", fit.metrics.num_examples, 0, 0, fit.metrics.mean_loss,
-                      l2_norm(delta)};
-    // A plain round sends the delta; a secure round sends it clipped, quantized and masked, in four steps.
-    model::ModelParameters payload = delta;
-    std::optional<secagg::ClientSession> secure;
-    if (task.has_secagg()) {
-      step = "secure aggregation";
-      const auto& sa = task.secagg();
-      const std::uint32_t bits = sa.bits() == 0 ? 32 : sa.bits();
-      entry.secure = true;
-      std::vector<std::uint32_t> input;
-      if (contributing) {
-        if (contribution_->size() != sa.vector_length()) {
-          throw FatalError("the aggregator's secure sum takes " + std::to_string(sa.vector_length()) +
-                           " integers, the contribution has " + std::to_string(contribution_->size()));
-        }
-        input = *contribution_;
-      } else {
-        const secagg::Quantizer quantizer({sa.clip_norm(), sa.n(), bits});
-        const std::vector<float> flat = secagg::flatten_floating(delta);
-        if (flat.size() != sa.vector_length()) {
-          throw Error("secure aggregation expects " + std::to_string(sa.vector_length()) + " values, the update has " +
-                      std::to_string(flat.size()));
-        }
-        entry.clip_norm = sa.clip_norm();
-        input = quantizer.encode(flat, &entry.update_l2_norm);
-      }
-      secure.emplace(secagg::RoundConfig{task.round_id(), sa.n(), sa.k(), sa.t(), sa.vector_length(), bits},
-                     sa.my_index(),
-                     std::move(input));
-      v1::Envelope advertise;
-      *advertise.mutable_secagg_advertise() = secagg::to_proto(secure->start());
-      arm(config_.io_timeout);
-      co_await write(stream, std::move(advertise));
-      vanish_if("advertise");
-      co_await read(stream, env, arm, config_.wait_timeout);
-      if (!env.has_secagg_key_directory()) co_return conclude(env, result, entry);
-      v1::Envelope shares;
-      *shares.mutable_secagg_shares() =
-          secagg::to_proto(secure->on_key_directory(secagg::from_proto(env.secagg_key_directory())).shares);
-      arm(config_.io_timeout);
-      co_await write(stream, std::move(shares));
-      vanish_if("share_keys");
-      co_await read(stream, env, arm, config_.wait_timeout);
-      if (!env.has_secagg_shares()) co_return conclude(env, result, entry);
-      const secagg::MaskedInput masked = secure->on_shares(secagg::SharesForYou{secagg::from_proto(env.secagg_shares())});
-      payload = secagg::masked_input_parameters(masked.y, bits);
-    }
-    v1::Envelope upload;
-    auto* u = upload.mutable_update();
-    u->set_round_id(task.round_id());
-    u->set_num_examples(fit.metrics.num_examples);
-    u->set_train_loss(fit.metrics.mean_loss);
-    u->set_train_accuracy(fit.metrics.accuracy);
-    u->set_train_seconds(fit.metrics.seconds);
-    *u->mutable_delta() = codec::make_manifest(payload);
+  // One thing the participant asked for: train, or send a message. Returns what the participant says next.
+  template <typename Arm>
+  asio::awaitable<round::Outputs> carry_out(SslStream& stream, Arm& arm, std::string& step,
+                                            round::Participant& participant, round::Output output) {
+    if (auto* fit = std::get_if<round::out::Fit>(&output)) co_return train(*fit, arm, step, participant);
     arm(config_.io_timeout);
-    co_await write(stream, std::move(upload));
+    if (auto* keys = std::get_if<round::out::AdvertiseKeys>(&output)) {
+      step = "secure aggregation";
+      co_await write(stream, round::to_envelope(*keys));
+      vanish_if("advertise");
+    } else if (auto* shares = std::get_if<round::out::ShareKeys>(&output)) {
+      co_await write(stream, round::to_envelope(*shares));
+      vanish_if("share_keys");
+    } else if (auto* upload = std::get_if<round::out::Upload>(&output)) {
+      co_await send_upload(stream, arm, step, *upload);
+      if (participant.secure()) vanish_if("masked_input");
+    } else if (auto* response = std::get_if<round::out::UnmaskResponse>(&output)) {
+      co_await write(stream, round::to_envelope(*response));
+    } else if (auto* error = std::get_if<round::out::ReportError>(&output)) {
+      spdlog::warn("round {}: {}", participant.round_id(), error->message);
+      co_await write(stream, round::to_envelope(*error));
+    }
+    step = "waiting for the round's next step or result";
+    co_return round::Outputs{};
+  }
+
+  template <typename Arm>
+  round::Outputs train(const round::out::Fit& fit, Arm& arm, std::string& step, round::Participant& participant) {
+    step = "training";
+    arm(std::chrono::hours(24 * 365));  // local work: no socket deadline (the task's own is the participant's)
+    round::Fitted fitted;
+    try {
+      FitResult r = trainer_->fit(*fit.global_model, fit.plan);
+      fitted.local_model = std::move(r.local_model);
+      fitted.metrics = r.metrics;
+    } catch (const std::exception& e) {
+      throw FatalError(std::string("local training failed: ") + e.what());
+    }
+    if (config_.save_local_models && !fitted.local_model->layout_mismatch(*fit.global_model)) {
+      codec::write_model_file(config_.state_dir / ("local-round-" + std::to_string(fit.round_id) + ".sotto"),
+                              {fit.round_id, fitted.metrics.num_examples, *fitted.local_model, {}, {}});
+    }
+    emit({ClientEventKind::kTrained, fit.round_id, "", fitted.metrics.mean_loss});
+    return participant.on_fitted(std::move(fitted), Clock::now());
+  }
+
+  template <typename Arm>
+  asio::awaitable<void> send_upload(SslStream& stream, Arm& arm, std::string& step, const round::out::Upload& upload) {
+    step = "uploading the update";
+    const model::ModelParameters payload = round::upload_payload(upload);
+    v1::Envelope header;
+    *header.mutable_update() = round::upload_header(upload, payload);
+    co_await write(stream, std::move(header));
     for (const auto& frame : codec::encode_chunk_frames(payload, config_.chunk_bytes)) {
       arm(config_.io_timeout);
       co_await net::async_write_frame(stream, *frame);
       bytes_sent_ += frame->size();
     }
-    emit({ClientEventKind::kUploaded, task.round_id(), "", static_cast<double>(bytes_sent_)});
-    if (secure) vanish_if("masked_input");
-    if (secure) {
-      co_await read(stream, env, arm, config_.wait_timeout);
-      if (!env.has_secagg_unmask_request()) co_return conclude(env, result, entry);
-      v1::Envelope response;
-      *response.mutable_secagg_unmask_response() =
-          secagg::to_proto(secure->on_unmask_request(secagg::from_proto(env.secagg_unmask_request())));
-      arm(config_.io_timeout);
-      co_await write(stream, std::move(response));
-    }
+    emit({ClientEventKind::kUploaded, upload.round_id, "", static_cast<double>(bytes_sent_)});
+  }
 
-    step = "waiting for the round's result";
-    co_await read(stream, env, arm, config_.wait_timeout);
-    conclude(env, result, entry);
+  // An aggregator message in the middle of a round, for the participant.
+  round::Outputs deliver(round::Participant& participant, const v1::Envelope& env) {
+    const auto now = Clock::now();
+    if (env.has_secagg_key_directory()) {
+      return participant.on_key_directory(secagg::from_proto(env.secagg_key_directory()), now);
+    }
+    if (env.has_secagg_shares()) return participant.on_shares({secagg::from_proto(env.secagg_shares())}, now);
+    if (env.has_secagg_unmask_request()) {
+      return participant.on_unmask_request(secagg::from_proto(env.secagg_unmask_request()), now);
+    }
+    if (env.has_round_result()) return participant.on_result(round::result_from_proto(env.round_result()), now);
+    throw Error("aggregator sent " + net::body_name(env) + " where the round's next step or result was expected");
   }
 
   // Fault injection for tests and simulations (ClientConfig::vanish_after): disappear without a word after this
@@ -441,23 +411,41 @@ class Client::Impl {
     }
   }
 
-  // The round's last message: its result, or an error or finished notice. Records the contribution in the ledger.
-  void conclude(const v1::Envelope& env, SessionResult& result, LedgerEntry& entry) {
-    entry.bytes_sent = bytes_sent_;
-    entry.bytes_received = bytes_received_;
-    if (env.has_round_result()) {
-      const auto& rr = env.round_result();
-      const bool completed = rr.outcome() == v1::ROUND_OUTCOME_COMPLETED;
-      entry.outcome = completed ? "completed" : "abandoned";
-      if (completed) ++contributed_;
-      emit({completed ? ClientEventKind::kRoundCompleted : ClientEventKind::kRoundAbandoned, rr.round_id(),
-            rr.message()});
-      result.outcome = rr.training_finished() ? Outcome::kFinished : Outcome::kRoundDone;
-      result.message = rr.training_finished() ? "training finished" : rr.message();
-    } else if (!handle_terminal(env, result)) {
-      throw Error("aggregator sent " + net::body_name(env) + " where the round's next step or result was expected");
+  // The round is over for the participant: the ledger, the events, and what the session does next.
+  void conclude(const round::Participant& participant, const round::out::Finish& finish, SessionResult& result) {
+    using round::out::Outcome;
+    const std::uint64_t round_id = participant.round_id();
+    switch (finish.outcome) {
+      case Outcome::kCompleted:
+      case Outcome::kAbandoned: {
+        const bool completed = finish.outcome == Outcome::kCompleted;
+        record_in_ledger(participant.record(), completed ? "completed" : "abandoned");
+        if (completed) ++contributed_;
+        emit({completed ? ClientEventKind::kRoundCompleted : ClientEventKind::kRoundAbandoned, round_id,
+              finish.message});
+        result.outcome = finish.training_finished ? SessionEnd::kFinished : SessionEnd::kRoundDone;
+        result.message = finish.training_finished ? "training finished" : finish.message;
+        return;
+      }
+      case Outcome::kDiverged:
+      case Outcome::kDeadline:
+        spdlog::warn("round {}: {}", round_id, finish.message);
+        result.outcome = SessionEnd::kRoundDone;
+        result.message = finish.message;
+        return;
+      case Outcome::kFailed:
+        if (finish.fatal) throw FatalError(finish.message);
+        if (participant.record().sent) record_in_ledger(participant.record(), "rejected");
+        result.outcome = SessionEnd::kDisconnected;
+        result.message = finish.message;
+        return;
     }
-    if (ledger_) ledger_->append(entry);
+  }
+
+  void record_in_ledger(const round::ContributionRecord& r, const std::string& outcome) {
+    if (!ledger_) return;
+    ledger_->append({r.round_id, outcome, r.num_examples, bytes_sent_, bytes_received_, r.train_loss,
+                     r.update_l2_norm, r.secure, r.clip_norm});
   }
 
   ClientConfig config_;
@@ -465,6 +453,7 @@ class Client::Impl {
   std::optional<std::vector<std::uint32_t>> contribution_;
   asio::ssl::context ssl_;
   std::optional<Ledger> ledger_;
+  round::SystemRandom random_;  // the quantizer's rounding coins
   std::function<void(const ClientEvent&)> callback_;
   std::atomic<bool> stopped_{false};
   std::mutex mutex_;

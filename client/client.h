@@ -4,6 +4,10 @@
 // Between rounds it reconnects; when the aggregator is down or restarting it retries with exponential backoff
 // (with jitter); it returns when the aggregator says training is finished or when stop() is called.
 //
+// This class is the transport: connect, TLS, frames, timeouts, backoff. What happens within a round — the plan's
+// seed, the update and its checks, clipping and quantization, the SecAgg+ steps, the task's deadline — is
+// round::Participant's (common/round/participant.h), which the client drives with the aggregator's messages.
+//
 // Progress reaches the app through an event callback. Every contribution is recorded in the on-device ledger
 // (ledger.h) when state_dir is set. No Boost, OpenSSL or LibTorch types in this header.
 #pragma once

@@ -3,12 +3,12 @@
 #include <array>
 #include <string>
 
-#include "common/secagg/client_session.h"
-#include "common/secagg/quantizer.h"
-#include "common/secagg/update_vector.h"
+#include "common/round/message_codec.h"
+#include "common/round/participant.h"
 #include "common/secagg/wire_codec.h"
 #include "common/util/error.h"
 #include "simulations/cohort_sampler.h"
+#include "simulations/training_pool.h"
 
 namespace sotto::sim {
 
@@ -44,9 +44,26 @@ std::array<std::uint8_t, 32> coin_seed(std::uint64_t seed, std::uint64_t round_i
   return out;
 }
 
+// A simulated device's randomness: the rounding coins' seed above, so that the run is reproducible.
+class CoinSeedSource final : public round::RandomSource {
+ public:
+  explicit CoinSeedSource(std::array<std::uint8_t, 32> seed) : seed_(seed) {}
+  void fill(std::span<std::uint8_t> out) override {
+    if (out.size() != seed_.size()) throw Error("internal: the participant drew other randomness than its coin seed");
+    std::copy(seed_.begin(), seed_.end(), out.begin());
+  }
+
+ private:
+  std::array<std::uint8_t, 32> seed_;
+};
+
+// One simulated client: the very Participant a device runs, fed in memory.
 struct Player {
-  secagg::ClientSession session;
+  Player(SecureClient c, std::array<std::uint8_t, 32> seed)
+      : client(std::move(c)), coins(seed), participant({"client-" + std::to_string(client.client), std::nullopt}, coins) {}
   SecureClient client;
+  CoinSeedSource coins;
+  round::Participant participant;
 };
 
 }  // namespace
@@ -73,7 +90,6 @@ action::RoundClosed play_secure_round(aggregator::RoundCoordinator& coordinator,
   if (!task.secagg) throw Error("internal: play_secure_round called for a plain round");
   const action::SecAggAssignment& assignment = *task.secagg;
   const secagg::RoundConfig& config = assignment.config;
-  const secagg::Quantizer quantizer({assignment.clip_norm, config.n, config.bits});
 
   auto count_up = [&](int step, std::uint64_t bytes) {
     traffic.secagg_in[step] += bytes;
@@ -83,7 +99,7 @@ action::RoundClosed play_secure_round(aggregator::RoundCoordinator& coordinator,
     traffic.secagg_out[step] += bytes;
     traffic.bytes_out += bytes;
   };
-  std::map<ConnectionId, Player> players;
+  std::map<ConnectionId, std::unique_ptr<Player>> players;
   std::optional<action::RoundClosed> closed;
   Actions next;
   // Keeps the coordinator's answers for the next pass, and notices the round closing.
@@ -102,43 +118,63 @@ action::RoundClosed play_secure_round(aggregator::RoundCoordinator& coordinator,
     players.erase(conn);
     deliver(coordinator.on_disconnect(conn, why, now()));
   };
-  // Runs one client's step; a session that refuses the server's message aborts, and the client disconnects.
-  auto respond = [&](ConnectionId conn, RoundStep step, const std::function<Actions(Player&)>& body) {
+  // Carries a participant's outputs to the coordinator, counting their bytes as the daemon does. A participant
+  // that reports an error (its session refused a message) disconnects, as a device would.
+  auto carry_out = [&](ConnectionId conn, round::Outputs outputs) {
+    for (auto& o : outputs) {
+      if (closed || !players.contains(conn)) return;
+      if (auto* keys = std::get_if<round::out::AdvertiseKeys>(&o)) {
+        count_up(0, secagg::to_proto(keys->keys).ByteSizeLong());
+        deliver(coordinator.on_secagg_advertise(conn, keys->keys, now()));
+      } else if (auto* shares = std::get_if<round::out::ShareKeys>(&o)) {
+        count_up(1, secagg::to_proto(shares->shares).ByteSizeLong());
+        deliver(coordinator.on_secagg_shares(conn, shares->shares, now()));
+      } else if (auto* upload = std::get_if<round::out::Upload>(&o)) {
+        aggregator::ClientUpdate u = to_client_update(std::move(*upload));
+        count_up(2, u.delta.total_bytes());
+        deliver(coordinator.on_update(conn, std::move(u), now()));
+      } else if (auto* response = std::get_if<round::out::UnmaskResponse>(&o)) {
+        count_up(3, secagg::to_proto(response->response).ByteSizeLong());
+        deliver(coordinator.on_secagg_unmask(conn, response->response, now()));
+      } else if (auto* error = std::get_if<round::out::ReportError>(&o)) {
+        return vanish(conn, "the client's secure-aggregation session aborted: " + error->message);
+      }
+    }
+  };
+  // Runs one client's step unless its dropout plan says it vanishes instead.
+  auto respond = [&](ConnectionId conn, RoundStep step, const std::function<round::Outputs(round::Participant&)>& body) {
     if (closed) return;
     auto it = players.find(conn);
     if (it == players.end()) return;  // already gone
-    if (it->second.client.vanishes == step) return vanish(conn, std::string("simulated dropout before ") + step_name(step));
-    Actions answer;
-    try {
-      answer = body(it->second);
-    } catch (const Error& e) {
-      return vanish(conn, std::string("the client's secure-aggregation session aborted: ") + e.what());
-    }
-    deliver(std::move(answer));
+    if (it->second->client.vanishes == step) return vanish(conn, std::string("simulated dropout before ") + step_name(step));
+    carry_out(conn, body(it->second->participant));
   };
 
+  round::Task round_task;
+  round_task.round_id = task.round_id;
+  round_task.plan = task.plan;
+  round_task.global_model = task.model;
+  round_task.secure = round::SecureAssignment{config, 0, assignment.clip_norm};
   for (auto& c : clients) {
     const ConnectionId conn = c.client;
     if (!c.error.empty()) {
       deliver(coordinator.on_disconnect(conn, "local training failed: " + c.error, now()));
       continue;
     }
-    std::vector<std::uint32_t> input;
+    round::Fitted fitted;
     if (c.update) {
-      const std::vector<float> flat = secagg::flatten_floating(c.update->delta);
-      if (flat.size() != config.vector_length) {
-        throw Error("internal: the secure round sums " + std::to_string(config.vector_length) +
-                    " values, the update has " + std::to_string(flat.size()));
-      }
-      input = quantizer.encode_with_coin_seed(flat, coin_seed(seed, task.round_id, c.client));
+      fitted.delta = c.update->delta;
+      fitted.metrics = {c.update->num_examples, 0, c.update->train_loss, c.update->train_accuracy,
+                        c.update->train_seconds, 0};
     } else {
-      input.assign(config.vector_length, 0);  // never sent: the client vanishes before its masked input
+      fitted.delta = model::subtract(*task.model, *task.model);  // never sent: it vanishes before its masked input
     }
-    players.emplace(conn, Player{secagg::ClientSession(config, assignment.index.at(conn), std::move(input)), std::move(c)});
-    respond(conn, RoundStep::kAdvertiseKeys, [&](Player& p) {
-      const secagg::AdvertiseKeys keys = p.session.start();
-      count_up(0, secagg::to_proto(keys).ByteSizeLong());
-      return coordinator.on_secagg_advertise(conn, keys, now());
+    auto player = std::make_unique<Player>(std::move(c), coin_seed(seed, task.round_id, conn));
+    round_task.secure->my_index = assignment.index.at(conn);
+    player->participant.on_task(round_task, now());  // asks for the training the pool has done
+    players.emplace(conn, std::move(player));
+    respond(conn, RoundStep::kAdvertiseKeys, [&](round::Participant& participant) {
+      return participant.on_fitted(std::move(fitted), now());
     });
   }
 
@@ -153,29 +189,15 @@ action::RoundClosed play_secure_round(aggregator::RoundCoordinator& coordinator,
       if (const auto* dir = std::get_if<action::SendKeyDirectory>(&a)) {
         count_down(0, secagg::to_proto(dir->directory).ByteSizeLong() * dir->conns.size());
         for (ConnectionId conn : dir->conns) {
-          respond(conn, RoundStep::kShareKeys, [&](Player& p) {
-            const secagg::EncryptedShares shares = p.session.on_key_directory(dir->directory);
-            count_up(1, secagg::to_proto(shares.shares).ByteSizeLong());
-            return coordinator.on_secagg_shares(conn, shares.shares, now());
-          });
+          respond(conn, RoundStep::kShareKeys, [&](round::Participant& p) { return p.on_key_directory(dir->directory, now()); });
         }
       } else if (const auto* shares = std::get_if<action::SendShares>(&a)) {
         count_down(1, secagg::to_proto(shares->shares).ByteSizeLong());
-        respond(shares->conn, RoundStep::kUpdate, [&](Player& p) {
-          const secagg::MaskedInput masked = p.session.on_shares(secagg::SharesForYou{shares->shares});
-          aggregator::ClientUpdate u = std::move(*p.client.update);  // metrics; the delta becomes the masked input
-          p.client.update.reset();
-          u.delta = secagg::masked_input_parameters(masked.y, config.bits);
-          count_up(2, u.delta.total_bytes());
-          return coordinator.on_update(shares->conn, std::move(u), now());
-        });
+        respond(shares->conn, RoundStep::kUpdate, [&](round::Participant& p) { return p.on_shares({shares->shares}, now()); });
       } else if (const auto* request = std::get_if<action::SendUnmaskRequest>(&a)) {
         count_down(2, secagg::to_proto(request->request).ByteSizeLong());
-        respond(request->conn, RoundStep::kUnmask, [&](Player& p) {
-          const secagg::UnmaskResponse response = p.session.on_unmask_request(request->request);
-          count_up(3, secagg::to_proto(response).ByteSizeLong());
-          return coordinator.on_secagg_unmask(request->conn, response, now());
-        });
+        respond(request->conn, RoundStep::kUnmask,
+                [&](round::Participant& p) { return p.on_unmask_request(request->request, now()); });
       }
     }
   }

@@ -1,13 +1,13 @@
-// Secure rounds in memory: the cohort's side of SecAgg+, played against the RoundCoordinator with the very
-// secagg::ClientSession a device runs, and with simulated dropouts at each protocol step.
+// Secure rounds in memory: the cohort's side of SecAgg+, played against the RoundCoordinator by the very
+// round::Participant a device runs (common/round/participant.h), with simulated dropouts at each protocol step.
 //
-// For every client of the task: its trained delta is flattened, clipped and quantized as client/client.cc does
-// (the rounding coins from a seed derived from the run's seed, so the run is reproducible); then each step's
-// message — key advertisement, key shares, masked input, unmasking response — goes to the coordinator, in client
-// order, unless the client's dropout plan says it vanishes at that step, in which case the coordinator hears
-// on_disconnect instead. The coordinator's answers (key directory, shares, unmask requests) drive the next step,
-// until it closes the round — completed, or abandoned when too few clients remain. A client whose session refuses
-// a message (fewer than t neighbours left, say) disconnects, as a device would.
+// For every client of the task, a Participant takes the task and the update the training pool computed; it
+// privatizes it as on a device (clipped and quantized, its rounding coins from a seed derived from the run's seed,
+// so the run is reproducible). Then each step's message — key advertisement, key shares, masked input, unmasking
+// response — goes to the coordinator, in client order, unless the client's dropout plan says it vanishes at that
+// step, in which case the coordinator hears on_disconnect instead. The coordinator's answers (key directory, shares,
+// unmask requests) drive the next step, until it closes the round — completed, or abandoned when too few clients
+// remain. A participant that refuses a message (fewer than t neighbours left, say) disconnects, as a device would.
 #pragma once
 
 #include <cstdint>

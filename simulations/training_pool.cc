@@ -6,9 +6,28 @@
 #include <thread>
 #include <mutex>
 
+#include "common/round/message_codec.h"
+#include "common/round/participant.h"
 #include "common/util/error.h"
 
 namespace sotto::sim {
+
+namespace {
+
+// A plain round draws no randomness; asking for some is a bug.
+class NoRandomness final : public round::RandomSource {
+ public:
+  void fill(std::span<std::uint8_t>) override {
+    throw Error("internal: a plain round's participant asked for randomness");
+  }
+};
+
+}  // namespace
+
+aggregator::ClientUpdate to_client_update(round::out::Upload upload) {
+  const ml::TrainMetrics& m = upload.metrics;
+  return {upload.round_id, m.num_examples, m.mean_loss, m.accuracy, m.seconds, round::upload_payload(std::move(upload))};
+}
 
 TrainingPool::TrainingPool(std::uint32_t threads, const std::string& architecture, std::uint64_t init_seed,
                            std::shared_ptr<const data::ImageDataset> train)
@@ -90,6 +109,10 @@ void TrainingPool::run_workers(std::size_t count, const std::function<void(ml::I
 void TrainingPool::train(const std::vector<TrainingJob>& jobs, std::uint64_t round_id,
                          const model::ModelParameters& global, const ml::TrainingPlan& plan, const OutcomeSink& sink) {
   std::vector<TrainingOutcome> out(jobs.size());
+  round::Task task;
+  task.round_id = round_id;
+  task.plan = plan;
+  task.global_model = std::shared_ptr<const model::ModelParameters>(std::shared_ptr<const void>(), &global);  // not owned
   run_workers(
       jobs.size(), {},
       [&](ml::ImageModel& model, std::size_t i) {
@@ -97,22 +120,22 @@ void TrainingPool::train(const std::vector<TrainingJob>& jobs, std::uint64_t rou
         TrainingOutcome& o = out[i];
         o.client = job.client;
         try {
+          NoRandomness no_randomness;
+          round::Participant participant({Population::client_id(job.client), std::nullopt}, no_randomness);
+          const round::Outputs asked = participant.on_task(task, round::Clock::now());
+          const auto* fit = std::get_if<round::out::Fit>(&asked.front());
+          if (!fit) throw Error("internal: the participant did not ask for training");
           if (job.examples.empty()) throw Error("the client holds no training examples");
-          ml::TrainingPlan p = plan;
-          p.seed = ml::client_training_seed(plan.seed, Population::client_id(job.client));
           model.load(global);
-          const ml::TrainMetrics m = model.train(*train_, job.examples, p);
-          model::ModelParameters delta = model.delta_from(global);
-          if (auto bad = delta.first_non_finite()) throw Error("local training diverged: " + *bad);
-          aggregator::ClientUpdate u;
-          u.round_id = round_id;
-          u.num_examples = m.num_examples;
-          u.train_loss = m.mean_loss;
-          u.train_accuracy = m.accuracy;
-          u.train_seconds = m.seconds;
-          o.compute_seconds = m.compute_seconds;
-          u.delta = std::move(delta);
-          o.update = std::move(u);
+          round::Fitted fitted;
+          fitted.metrics = model.train(*train_, job.examples, fit->plan);
+          fitted.delta = model.delta_from(global);
+          o.compute_seconds = fitted.metrics.compute_seconds;
+          for (auto& output : participant.on_fitted(std::move(fitted), round::Clock::now())) {
+            if (auto* upload = std::get_if<round::out::Upload>(&output)) o.update = to_client_update(std::move(*upload));
+            if (const auto* error = std::get_if<round::out::ReportError>(&output)) throw Error(error->message);
+          }
+          if (!o.update) throw Error("internal: the participant sent no update");
         } catch (const std::exception& e) {
           o.update.reset();
           o.error = e.what();

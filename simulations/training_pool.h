@@ -1,7 +1,8 @@
 // TrainingPool: trains a round's cohort on `threads` workers. Each worker owns one ImageModel, reused for every
-// client it trains — the only models in the process besides the evaluator's — and does what the client library
-// and client::ImageTrainer do for a real device: load the global model, train on the client's own examples with
-// the round's plan (seed mixed with the client id, as client/client.cc does), and send local − global.
+// client it trains — the only models in the process besides the evaluator's. Each job is a device's plain round
+// up to its upload, run by the same round::Participant a device runs: the participant takes the task and asks for
+// training with its own seed; the worker loads the global model and trains on the client's own examples, as
+// client::ImageTrainer does; the participant checks local − global and hands it over as its upload.
 //
 // Results come back in the order of the jobs, whatever order the workers finished in, so a run does not depend
 // on thread timing. Training failures (an empty shard, a diverged model) are returned as the client's error,
@@ -19,6 +20,7 @@
 #include "aggregator/round_coordinator.h"
 #include "common/data/image_dataset.h"
 #include "common/ml/image_model.h"
+#include "common/round/messages.h"
 #include "simulations/population.h"
 
 namespace sotto::sim {
@@ -27,6 +29,9 @@ struct TrainingJob {
   ClientIndex client = 0;
   std::span<const std::uint32_t> examples;
 };
+
+// The coordinator's view of a participant's upload.
+aggregator::ClientUpdate to_client_update(round::out::Upload upload);
 
 struct TrainingOutcome {
   ClientIndex client = 0;

@@ -40,8 +40,9 @@ class Quantizer {
   // Clips, scales, rounds and wraps. Throws sotto::Error for a NaN or Inf coordinate. `clipped_norm`, when given,
   // receives the update's L2 norm after clipping.
   std::vector<std::uint32_t> encode(std::span<const float> update, double* clipped_norm = nullptr) const;
-  // The same, with coordinate i's coin taken from words 2i and 2i+1 of crypto::expand_mask(coin_seed): a
-  // deterministic stream for simulations, never for a real device (its coins must be unpredictable).
+  // The same, with coordinate i's coin taken from words 2i and 2i+1 of crypto::expand_mask(coin_seed) (AES-CTR).
+  // round::Participant draws the seed from its RandomSource: OpenSSL's CSPRNG on a device, whose coins are then
+  // as unpredictable as RAND_bytes', and a reproducible stream in simulations.
   std::vector<std::uint32_t> encode_with_coin_seed(std::span<const float> update,
                                                    std::span<const std::uint8_t> coin_seed,
                                                    double* clipped_norm = nullptr) const;

@@ -323,4 +323,28 @@ TEST_CASE("below cohort_min a round is abandoned and the global model stays bit-
                         final_checkpoint.model);
 }
 
+TEST_CASE("a client whose training diverges tells the aggregator why and rounds.jsonl records its reason",
+          "[integration][training][dropout]") {
+  Run run("diverged", 2);
+  run.agg.total_rounds = 1;
+  run.agg.cohort_target = 2;
+  run.agg.cohort_min = 1;
+  run.agg.extra_toml = "[plan]\nlearning_rate = 100.0\nmomentum = 0.9\n";  // diverges within one epoch
+  run.start_aggregator();
+  run.start_client(1, 300);
+  run.start_client(2, 300);
+  REQUIRE(wait_until([&] { return !read_jsonl(run.state_dir() / "rounds.jsonl").empty(); }, 90s));
+  const auto rounds = read_jsonl(run.state_dir() / "rounds.jsonl");
+  INFO("rounds.jsonl: " << nlohmann::json(rounds).dump());
+  const auto& line = rounds.at(0);
+  CHECK(line.at("status") == "abandoned");
+  REQUIRE(line.at("dropped").size() == 2);
+  for (const auto& d : line.at("dropped")) {
+    const std::string reason = d.at("reason");
+    CHECK(reason.find("the client reported ERROR_CODE_INVALID_UPDATE") != std::string::npos);
+    CHECK(reason.find("local training diverged") != std::string::npos);
+  }
+  CHECK(run.client(1).log_contains("local training diverged"));
+}
+
 }  // namespace sotto::test

@@ -1,0 +1,120 @@
+// The messages of a participant's round as plain C++ structs: what the aggregator sends a participant (in) and what
+// a participant asks its driver to do or send (out). common/round/message_codec.h converts them to and from the
+// wire's protobuf messages; the simulator hands them over in memory.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "common/ml/training_plan.h"
+#include "common/model/parameters.h"
+#include "common/secagg/messages.h"
+#include "sotto/v1/sotto.pb.h"
+
+namespace sotto::round {
+
+using Clock = std::chrono::steady_clock;
+using TimePoint = Clock::time_point;
+
+// What secure aggregation asks of this participant in a round.
+struct SecureAssignment {
+  secagg::RoundConfig config;  // round id, n, k, t, vector length, bits
+  secagg::ClientIndex my_index = 0;
+  double clip_norm = 0;  // L2 bound of the update before quantization
+};
+
+enum class TaskKind { kTrain, kSecureSum };
+
+// ---- in: aggregator -> participant --------------------------------------------------------------------------------
+struct Task {
+  std::uint64_t round_id = 0;
+  TaskKind kind = TaskKind::kTrain;
+  ml::TrainingPlan plan;  // its seed is the round's; the participant derives its own from it
+  std::shared_ptr<const model::ModelParameters> global_model;  // shared: a simulation's cohort holds one copy
+  std::chrono::milliseconds deadline{0};  // from receipt, for the first message after training; 0 = none
+  std::optional<SecureAssignment> secure;
+};
+
+struct RoundResult {
+  std::uint64_t round_id = 0;
+  bool completed = false;
+  std::uint32_t survivors = 0;
+  bool training_finished = false;
+  std::string message;
+};
+
+// ---- out: participant -> its driver ---------------------------------------------------------------------------------
+namespace out {
+
+// Train on local data: the driver calls the Trainer (or its training pool) and hands the result to on_fitted().
+struct Fit {
+  std::uint64_t round_id = 0;
+  const model::ModelParameters* global_model = nullptr;  // owned by the participant until on_fitted
+  ml::TrainingPlan plan;                                 // with this participant's training seed
+};
+
+struct AdvertiseKeys {
+  secagg::AdvertiseKeys keys;
+};
+
+struct ShareKeys {
+  std::vector<secagg::EncryptedShare> shares;
+};
+
+// The update: the delta itself in a plain round, or the masked input (mod 2^bits) in a secure one.
+struct Upload {
+  std::uint64_t round_id = 0;
+  ml::TrainMetrics metrics;
+  std::variant<model::ModelParameters, secagg::MaskedInput> payload;
+  std::uint32_t bits = 32;  // of a masked input
+};
+
+struct UnmaskResponse {
+  secagg::UnmaskResponse response;
+};
+
+// Tell the aggregator what went wrong (an Error frame); the round is over for this participant.
+struct ReportError {
+  v1::ErrorCode code = v1::ERROR_CODE_UNSPECIFIED;
+  std::string message;
+};
+
+enum class Outcome {
+  kCompleted,    // the round completed with this participant in it
+  kAbandoned,    // the round was abandoned
+  kDiverged,     // local training produced a non-finite update: nothing was sent
+  kDeadline,     // the task's deadline passed before the update was sent
+  kFailed,       // the aggregator's messages broke the protocol, or local work failed
+};
+
+// The round is over for this participant; nothing more is sent.
+struct Finish {
+  Outcome outcome = Outcome::kFailed;
+  std::string message;
+  bool training_finished = false;  // the aggregator will run no more rounds
+  bool fatal = false;              // retrying cannot help (e.g. this device cannot do the task it is given)
+};
+
+}  // namespace out
+
+using Output = std::variant<out::Fit, out::AdvertiseKeys, out::ShareKeys, out::Upload, out::UnmaskResponse,
+                            out::ReportError, out::Finish>;
+using Outputs = std::vector<Output>;
+
+// What the participant shared in a round, for the device's ledger.
+struct ContributionRecord {
+  std::uint64_t round_id = 0;
+  std::uint64_t num_examples = 0;
+  double train_loss = 0;
+  double update_l2_norm = 0;  // of what was sent: after clipping in a secure round
+  bool secure = false;
+  double clip_norm = 0;
+  bool sent = false;  // an update (or masked input) left the device
+};
+
+}  // namespace sotto::round

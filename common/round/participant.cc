@@ -1,0 +1,232 @@
+#include "common/round/participant.h"
+
+#include <array>
+#include <cmath>
+#include <stdexcept>
+
+#include "common/secagg/client_session.h"
+#include "common/secagg/quantizer.h"
+#include "common/secagg/update_vector.h"
+#include "common/util/error.h"
+
+namespace sotto::round {
+
+namespace {
+
+double l2_norm(const model::ModelParameters& p) {
+  double sum = 0;
+  for (const auto& t : p.tensors()) {
+    if (t.dtype == model::DType::kFloat32) {
+      for (float v : t.as<float>()) sum += static_cast<double>(v) * v;
+    } else if (t.dtype == model::DType::kFloat64) {
+      for (double v : t.as<double>()) sum += v * v;
+    }
+  }
+  return std::sqrt(sum);
+}
+
+}  // namespace
+
+const char* step_name(Participant::Step step) {
+  switch (step) {
+    case Participant::Step::kAwaitingTask: return "waiting for its task";
+    case Participant::Step::kTraining: return "training";
+    case Participant::Step::kAdvertised: return "waiting for the key directory";
+    case Participant::Step::kShared: return "waiting for its neighbours' shares";
+    case Participant::Step::kUploaded: return "waiting after its upload";
+    case Participant::Step::kUnmasked: return "waiting for the round's result";
+    case Participant::Step::kFinished: return "done with the round";
+  }
+  return "?";
+}
+
+Participant::Participant(ParticipantOptions options, RandomSource& random)
+    : options_(std::move(options)), random_(&random) {}
+Participant::~Participant() = default;
+Participant::Participant(Participant&&) noexcept = default;
+Participant& Participant::operator=(Participant&&) noexcept = default;
+
+std::optional<TimePoint> Participant::deadline() const {
+  return step_ == Step::kTraining ? deadline_ : std::nullopt;
+}
+
+Outputs Participant::on_task(Task task, TimePoint now) {
+  if (auto refused = refuse_unless(Step::kAwaitingTask, "a task", now)) return *refused;
+  if (!task.global_model) throw std::logic_error("Participant::on_task without a global model");
+  task_ = std::move(task);
+  record_.round_id = task_.round_id;
+  if (task_.deadline.count() > 0) deadline_ = now + task_.deadline;
+  const bool sum = task_.kind == TaskKind::kSecureSum;
+  if (sum != options_.contribution.has_value()) {
+    return finish(out::Outcome::kFailed,
+                  sum ? "the aggregator runs a secure sum, but this client has no contribution (sotto-client "
+                        "--contribute)"
+                      : "this client was started to contribute to a secure sum, but the aggregator runs training",
+                  true);
+  }
+  if (task_.secure && task_.secure->config.round_id != task_.round_id) {
+    return protocol_error(v1::ERROR_CODE_WRONG_ROUND, "the task's secure-aggregation round differs from its round");
+  }
+  if (sum) {
+    if (!task_.secure) return protocol_error(v1::ERROR_CODE_UNEXPECTED_MESSAGE, "a secure-sum task without secure aggregation");
+    if (options_.contribution->size() != task_.secure->config.vector_length) {
+      return finish(out::Outcome::kFailed,
+                    "the aggregator's secure sum takes " + std::to_string(task_.secure->config.vector_length) +
+                        " integers, the contribution has " + std::to_string(options_.contribution->size()),
+                    true);
+    }
+    metrics_.num_examples = 1;  // one contribution
+    record_.num_examples = 1;
+    record_.secure = true;
+    return start_secure(*options_.contribution);
+  }
+  step_ = Step::kTraining;
+  ml::TrainingPlan plan = task_.plan;
+  plan.seed = ml::client_training_seed(plan.seed, options_.client_id);
+  return {out::Fit{task_.round_id, task_.global_model.get(), plan}};
+}
+
+Outputs Participant::on_fitted(Fitted fitted, TimePoint now) {
+  if (step_ != Step::kTraining) {
+    throw std::logic_error(std::string("Participant::on_fitted while ") + step_name(step_));
+  }
+  if (deadline_ && now >= *deadline_) {
+    return finish(out::Outcome::kDeadline, "training ended after the task's deadline; nothing was sent");
+  }
+  model::ModelParameters delta;
+  const model::ModelParameters& produced = fitted.local_model ? *fitted.local_model : *fitted.delta;
+  if (auto mismatch = produced.layout_mismatch(*task_.global_model)) {
+    return finish(out::Outcome::kFailed, "the trainer returned a model that does not match the global model: " + *mismatch,
+                  true);
+  }
+  delta = fitted.local_model ? model::subtract(*fitted.local_model, *task_.global_model) : std::move(*fitted.delta);
+  metrics_ = fitted.metrics;
+  record_.num_examples = metrics_.num_examples;
+  record_.train_loss = metrics_.mean_loss;
+  return privatize(std::move(delta), metrics_);
+}
+
+// What leaves the device: the delta as it is in a plain round; clipped to clip_norm and quantized with rounding
+// coins from the injected source in a secure one (the privacy issue adds its noise here).
+Outputs Participant::privatize(model::ModelParameters delta, const ml::TrainMetrics& metrics) {
+  if (auto bad = delta.first_non_finite()) {
+    const std::string message = "local training diverged: " + *bad;
+    step_ = Step::kFinished;
+    return {out::ReportError{v1::ERROR_CODE_INVALID_UPDATE, message},
+            out::Finish{out::Outcome::kDiverged, message + "; no update sent"}};
+  }
+  record_.update_l2_norm = l2_norm(delta);
+  if (!task_.secure) {
+    step_ = Step::kUploaded;
+    record_.sent = true;
+    return {out::Upload{task_.round_id, metrics, std::move(delta)}};
+  }
+  const SecureAssignment& sa = *task_.secure;
+  const std::vector<float> flat = secagg::flatten_floating(delta);
+  if (flat.size() != sa.config.vector_length) {
+    return protocol_error(v1::ERROR_CODE_INVALID_UPDATE,
+                          "secure aggregation expects " + std::to_string(sa.config.vector_length) +
+                              " values, the update has " + std::to_string(flat.size()));
+  }
+  return guarded([&] {
+    const secagg::Quantizer quantizer({sa.clip_norm, sa.config.n, sa.config.bits});
+    std::array<std::uint8_t, 32> coin_seed{};
+    random_->fill(coin_seed);
+    record_.secure = true;
+    record_.clip_norm = sa.clip_norm;
+    return start_secure(quantizer.encode_with_coin_seed(flat, coin_seed, &record_.update_l2_norm));
+  });
+}
+
+Outputs Participant::start_secure(std::vector<std::uint32_t> input) {
+  return guarded([&] {
+    session_ = std::make_unique<secagg::ClientSession>(task_.secure->config, task_.secure->my_index, std::move(input));
+    Outputs out{out::AdvertiseKeys{session_->start()}};
+    step_ = Step::kAdvertised;
+    return out;
+  });
+}
+
+Outputs Participant::on_key_directory(const secagg::KeyDirectory& directory, TimePoint now) {
+  if (auto refused = refuse_unless(Step::kAdvertised, "a key directory", now)) return *refused;
+  return guarded([&] {
+    Outputs out{out::ShareKeys{session_->on_key_directory(directory).shares}};
+    step_ = Step::kShared;
+    return out;
+  });
+}
+
+Outputs Participant::on_shares(const secagg::SharesForYou& shares, TimePoint now) {
+  if (auto refused = refuse_unless(Step::kShared, "key shares", now)) return *refused;
+  return guarded([&] {
+    Outputs out{out::Upload{task_.round_id, metrics_, session_->on_shares(shares), task_.secure->config.bits}};
+    step_ = Step::kUploaded;
+    record_.sent = true;
+    return out;
+  });
+}
+
+Outputs Participant::on_unmask_request(const secagg::UnmaskRequest& request, TimePoint now) {
+  if (auto refused = refuse_unless(Step::kUploaded, "an unmask request", now)) return *refused;
+  if (!session_) return protocol_error(v1::ERROR_CODE_UNEXPECTED_MESSAGE, "an unmask request in a plain round");
+  return guarded([&] {
+    Outputs out{out::UnmaskResponse{session_->on_unmask_request(request)}};
+    step_ = Step::kUnmasked;
+    return out;
+  });
+}
+
+Outputs Participant::on_result(const RoundResult& result, TimePoint) {
+  if (step_ == Step::kFinished) return {};
+  if (step_ == Step::kAwaitingTask) {
+    return protocol_error(v1::ERROR_CODE_UNEXPECTED_MESSAGE, "the aggregator sent a round result before the task");
+  }
+  if (result.round_id != task_.round_id) {
+    return protocol_error(v1::ERROR_CODE_WRONG_ROUND, "the aggregator sent the result of round " +
+                                                          std::to_string(result.round_id) + " during round " +
+                                                          std::to_string(task_.round_id));
+  }
+  step_ = Step::kFinished;
+  session_.reset();
+  return {out::Finish{result.completed ? out::Outcome::kCompleted : out::Outcome::kAbandoned, result.message,
+                      result.training_finished}};
+}
+
+Outputs Participant::on_tick(TimePoint now) {
+  if (step_ == Step::kTraining && deadline_ && now >= *deadline_) {
+    return finish(out::Outcome::kDeadline, "the task's deadline passed before the update was sent");
+  }
+  return {};
+}
+
+Outputs Participant::finish(out::Outcome outcome, std::string message, bool fatal) {
+  step_ = Step::kFinished;
+  session_.reset();
+  return {out::Finish{outcome, std::move(message), false, fatal}};
+}
+
+Outputs Participant::protocol_error(v1::ErrorCode code, const std::string& message) {
+  step_ = Step::kFinished;
+  session_.reset();
+  return {out::ReportError{code, message}, out::Finish{out::Outcome::kFailed, message}};
+}
+
+std::optional<Outputs> Participant::refuse_unless(Step expected, const char* what, TimePoint) {
+  if (step_ == Step::kFinished) return Outputs{};
+  if (step_ == expected) return std::nullopt;
+  return protocol_error(v1::ERROR_CODE_UNEXPECTED_MESSAGE,
+                        std::string("the aggregator sent ") + what + " while this client was " + step_name(step_));
+}
+
+// The SecAgg+ session and the quantizer refuse what they cannot accept by throwing; here that becomes an error
+// report and the end of the round.
+template <typename Body>
+Outputs Participant::guarded(Body&& body) {
+  try {
+    return body();
+  } catch (const Error& e) {
+    return protocol_error(v1::ERROR_CODE_UNEXPECTED_MESSAGE, std::string("secure aggregation: ") + e.what());
+  }
+}
+
+}  // namespace sotto::round

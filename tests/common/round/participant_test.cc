@@ -1,0 +1,304 @@
+// The participant's state machine without a network: plain and secure rounds end to end (the secure one against a
+// real secagg::ServerSession), a fake randomness source giving exact quantized inputs, the task's deadline, a round
+// abandoned at every step, divergence, and refusal of duplicate, out-of-order and foreign-round messages.
+#include "common/round/participant.h"
+
+#include <catch2/catch.hpp>
+
+#include <cstring>
+#include <map>
+
+#include "common/secagg/quantizer.h"
+#include "common/secagg/server_session.h"
+#include "common/secagg/update_vector.h"
+
+namespace sotto::round {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Every byte it hands out is `value`: a test knows the coins' seed exactly.
+class FakeRandom final : public RandomSource {
+ public:
+  explicit FakeRandom(std::uint8_t value) : value_(value) {}
+  void fill(std::span<std::uint8_t> out) override {
+    std::memset(out.data(), value_, out.size());
+    ++calls;
+  }
+  int calls = 0;
+
+ private:
+  std::uint8_t value_;
+};
+
+model::ModelParameters weights(std::vector<float> w) {
+  model::Tensor t{"w", model::DType::kFloat32, {static_cast<std::int64_t>(w.size())},
+                  std::vector<std::byte>(w.size() * sizeof(float))};
+  std::memcpy(t.data.data(), w.data(), t.data.size());
+  return model::ModelParameters({t});
+}
+
+const TimePoint t0 = TimePoint{} + 1h;
+
+Task plain_task(std::uint64_t round = 3) {
+  Task t;
+  t.round_id = round;
+  t.plan.seed = 99;
+  t.global_model = std::make_shared<const model::ModelParameters>(weights({1, 2, 3, 4}));
+  t.deadline = 10s;
+  return t;
+}
+
+template <typename T>
+const T& only(const Outputs& outputs, std::size_t at = 0) {
+  REQUIRE(outputs.size() > at);
+  const T* value = std::get_if<T>(&outputs[at]);
+  REQUIRE(value != nullptr);
+  return *value;
+}
+
+Fitted fitted_local(std::vector<float> w, std::uint64_t examples = 10) {
+  Fitted f;
+  f.local_model = weights(std::move(w));
+  f.metrics.num_examples = examples;
+  f.metrics.mean_loss = 0.5;
+  return f;
+}
+
+void require_refused(const Outputs& outputs, v1::ErrorCode code, const std::string& says) {
+  REQUIRE(outputs.size() == 2);
+  const auto& error = only<out::ReportError>(outputs, 0);
+  CHECK(v1::ErrorCode_Name(error.code) == v1::ErrorCode_Name(code));
+  CHECK_THAT(error.message, Catch::Contains(says));
+  CHECK(only<out::Finish>(outputs, 1).outcome == out::Outcome::kFailed);
+}
+
+}  // namespace
+
+TEST_CASE("a plain round: task, fit with the participant's seed, the exact delta uploaded, then the result",
+          "[round][participant]") {
+  FakeRandom random(7);
+  Participant p({"client-1", std::nullopt}, random);
+  const auto fit = only<out::Fit>(p.on_task(plain_task(), t0));
+  CHECK(fit.round_id == 3);
+  CHECK(*fit.global_model == weights({1, 2, 3, 4}));
+  CHECK(fit.plan.seed == ml::client_training_seed(99, "client-1"));
+  CHECK(p.deadline() == t0 + 10s);
+
+  const auto upload = only<out::Upload>(p.on_fitted(fitted_local({1.5f, 2, 2, 4}), t0 + 1s));
+  CHECK(upload.round_id == 3);
+  CHECK(upload.metrics.num_examples == 10);
+  CHECK(std::get<model::ModelParameters>(upload.payload) == weights({0.5f, 0, -1, 0}));
+  CHECK_FALSE(p.deadline());
+  CHECK(random.calls == 0);  // a plain round draws nothing
+
+  const auto finish = only<out::Finish>(p.on_result({3, true, 5, true, "ok"}, t0 + 2s));
+  CHECK(finish.outcome == out::Outcome::kCompleted);
+  CHECK(finish.training_finished);
+  CHECK(p.finished());
+  CHECK(p.record().sent);
+  CHECK(p.record().update_l2_norm == Approx(std::sqrt(1.25)));
+}
+
+TEST_CASE("the task's deadline ends the round if the update is not out by then", "[round][participant]") {
+  FakeRandom random(7);
+  SECTION("a tick at the deadline, while training") {
+    Participant p({"c", std::nullopt}, random);
+    p.on_task(plain_task(), t0);
+    CHECK(p.on_tick(t0 + 9s).empty());
+    CHECK(only<out::Finish>(p.on_tick(t0 + 10s)).outcome == out::Outcome::kDeadline);
+    CHECK(p.on_result({3, true, 1, false, ""}, t0 + 11s).empty());  // over: ignored
+  }
+  SECTION("training that ends after the deadline sends nothing") {
+    Participant p({"c", std::nullopt}, random);
+    p.on_task(plain_task(), t0);
+    const auto outputs = p.on_fitted(fitted_local({1, 2, 3, 4}), t0 + 11s);
+    REQUIRE(outputs.size() == 1);
+    CHECK(only<out::Finish>(outputs).outcome == out::Outcome::kDeadline);
+  }
+  SECTION("after the upload the deadline no longer applies") {
+    Participant p({"c", std::nullopt}, random);
+    p.on_task(plain_task(), t0);
+    p.on_fitted(fitted_local({1, 2, 3, 4}), t0 + 1s);
+    CHECK(p.on_tick(t0 + 1h).empty());
+  }
+}
+
+TEST_CASE("a diverged update is not sent: the aggregator is told why", "[round][participant]") {
+  FakeRandom random(7);
+  Participant p({"c", std::nullopt}, random);
+  p.on_task(plain_task(), t0);
+  const auto outputs = p.on_fitted(fitted_local({1, std::nanf(""), 3, 4}), t0 + 1s);
+  REQUIRE(outputs.size() == 2);
+  CHECK(only<out::ReportError>(outputs, 0).code == v1::ERROR_CODE_INVALID_UPDATE);
+  CHECK_THAT(only<out::ReportError>(outputs, 0).message, Catch::Contains("diverged") && Catch::Contains("'w'"));
+  CHECK(only<out::Finish>(outputs, 1).outcome == out::Outcome::kDiverged);
+  CHECK_FALSE(p.record().sent);
+}
+
+TEST_CASE("duplicate, out-of-order and foreign-round messages are refused, never thrown", "[round][participant]") {
+  FakeRandom random(7);
+  SECTION("a second task") {
+    Participant p({"c", std::nullopt}, random);
+    p.on_task(plain_task(), t0);
+    require_refused(p.on_task(plain_task(), t0), v1::ERROR_CODE_UNEXPECTED_MESSAGE, "a task while this client was training");
+  }
+  SECTION("a key directory in a plain round") {
+    Participant p({"c", std::nullopt}, random);
+    p.on_task(plain_task(), t0);
+    p.on_fitted(fitted_local({1, 2, 3, 4}), t0);
+    require_refused(p.on_key_directory({}, t0), v1::ERROR_CODE_UNEXPECTED_MESSAGE, "key directory");
+  }
+  SECTION("an unmask request in a plain round") {
+    Participant p({"c", std::nullopt}, random);
+    p.on_task(plain_task(), t0);
+    p.on_fitted(fitted_local({1, 2, 3, 4}), t0);
+    require_refused(p.on_unmask_request({}, t0), v1::ERROR_CODE_UNEXPECTED_MESSAGE, "plain round");
+  }
+  SECTION("a result before the task") {
+    Participant p({"c", std::nullopt}, random);
+    require_refused(p.on_result({1, true, 1, false, ""}, t0), v1::ERROR_CODE_UNEXPECTED_MESSAGE, "before the task");
+  }
+  SECTION("the result of another round") {
+    Participant p({"c", std::nullopt}, random);
+    p.on_task(plain_task(3), t0);
+    p.on_fitted(fitted_local({1, 2, 3, 4}), t0);
+    require_refused(p.on_result({4, true, 1, false, ""}, t0), v1::ERROR_CODE_WRONG_ROUND, "round 4");
+  }
+  SECTION("after a refusal everything is ignored") {
+    Participant p({"c", std::nullopt}, random);
+    p.on_result({1, true, 1, false, ""}, t0);
+    CHECK(p.on_task(plain_task(), t0).empty());
+    CHECK(p.on_shares({}, t0).empty());
+  }
+}
+
+TEST_CASE("a trainer cannot take a secure-sum task, nor a contributor a training task", "[round][participant]") {
+  FakeRandom random(7);
+  Participant trainer({"c", std::nullopt}, random);
+  Task sum = plain_task();
+  sum.kind = TaskKind::kSecureSum;
+  const auto a = only<out::Finish>(trainer.on_task(sum, t0));
+  CHECK(a.fatal);
+  CHECK_THAT(a.message, Catch::Contains("--contribute"));
+  Participant contributor({"c", std::vector<std::uint32_t>{1, 2}}, random);
+  CHECK(only<out::Finish>(contributor.on_task(plain_task(), t0)).fatal);
+}
+
+namespace {
+
+// n participants against a real ServerSession. `abandon_after` ends the round for everyone after that many steps
+// (0: right after training ... 4: after unmasking) by handing them an abandoned result instead of the next message.
+struct SecureRound {
+  static constexpr std::uint32_t n = 3;
+  secagg::RoundConfig config{5, n, 2, 2, 4, 32};
+  std::vector<FakeRandom> randoms{FakeRandom(1), FakeRandom(2), FakeRandom(3)};
+  std::vector<Participant> participants;
+  secagg::ServerSession server{config};
+
+  SecureRound() {
+    for (std::uint32_t i = 0; i < n; ++i) participants.emplace_back(ParticipantOptions{"c" + std::to_string(i), {}}, randoms[i]);
+  }
+
+  Task task(std::uint32_t i) const {
+    Task t = plain_task(5);
+    t.secure = SecureAssignment{config, i, 10.0};
+    return t;
+  }
+};
+
+std::vector<float> delta_of(std::uint32_t i) { return {0.25f * (i + 1), -0.5f, 0.125f, 1.0f}; }
+
+}  // namespace
+
+TEST_CASE("a secure round: each participant's quantized input follows from its random source exactly, and the "
+          "server recovers their sum",
+          "[round][participant][secagg]") {
+  SecureRound r;
+  for (std::uint32_t i = 0; i < r.n; ++i) {
+    only<out::Fit>(r.participants[i].on_task(r.task(i), t0));
+    std::vector<float> local = {1, 2, 3, 4};
+    for (std::size_t j = 0; j < 4; ++j) local[j] += delta_of(i)[j];
+    const auto keys = only<out::AdvertiseKeys>(r.participants[i].on_fitted(fitted_local(local), t0));
+    r.server.on_advertise(i, keys.keys);
+  }
+  const auto directory = r.server.close_advertise();
+  for (std::uint32_t i = 0; i < r.n; ++i) {
+    r.server.on_encrypted_shares(i, {only<out::ShareKeys>(r.participants[i].on_key_directory(directory, t0)).shares});
+  }
+  auto shares = r.server.close_share_keys();
+  for (std::uint32_t i = 0; i < r.n; ++i) {
+    const auto upload = only<out::Upload>(r.participants[i].on_shares(shares[i], t0));
+    CHECK(upload.bits == 32);
+    r.server.on_masked_input(i, std::get<secagg::MaskedInput>(upload.payload));
+  }
+  auto requests = r.server.close_masked_input();
+  for (std::uint32_t i = 0; i < r.n; ++i) {
+    r.server.on_unmask_response(i, only<out::UnmaskResponse>(r.participants[i].on_unmask_request(requests[i], t0)).response);
+  }
+  const secagg::AggregationResult result = r.server.close_unmasking();
+
+  // The same quantizer with the seeds the fake sources gave: the sum matches to the last bit.
+  const secagg::Quantizer quantizer({10.0, r.n, 32});
+  std::vector<std::uint32_t> expected(4, 0);
+  for (std::uint32_t i = 0; i < r.n; ++i) {
+    const std::vector<float> d = delta_of(i);
+    const auto x = quantizer.encode_with_coin_seed(d, std::vector<std::uint8_t>(32, static_cast<std::uint8_t>(i + 1)));
+    for (std::size_t j = 0; j < 4; ++j) expected[j] += x[j];
+  }
+  CHECK(result.sum == expected);
+  for (std::uint32_t i = 0; i < r.n; ++i) {
+    CHECK(r.randoms[i].calls == 1);
+    CHECK(only<out::Finish>(r.participants[i].on_result({5, true, 3, false, ""}, t0)).outcome ==
+          out::Outcome::kCompleted);
+    CHECK(r.participants[i].record().secure);
+    CHECK(r.participants[i].record().clip_norm == 10.0);
+  }
+}
+
+TEST_CASE("a secure round abandoned at any step ends each participant's round as abandoned", "[round][participant][secagg]") {
+  for (int abandon_after = 0; abandon_after <= 4; ++abandon_after) {
+    INFO("abandoned after " << abandon_after << " steps");
+    SecureRound r;
+    for (std::uint32_t i = 0; i < r.n; ++i) {
+      r.participants[i].on_task(r.task(i), t0);
+      if (abandon_after >= 1) {
+        r.server.on_advertise(i, only<out::AdvertiseKeys>(r.participants[i].on_fitted(fitted_local({1, 2, 3, 4}), t0)).keys);
+      }
+    }
+    if (abandon_after >= 2) {
+      const auto directory = r.server.close_advertise();
+      for (std::uint32_t i = 0; i < r.n; ++i) {
+        r.server.on_encrypted_shares(i, {only<out::ShareKeys>(r.participants[i].on_key_directory(directory, t0)).shares});
+      }
+    }
+    if (abandon_after >= 3) {
+      auto shares = r.server.close_share_keys();
+      for (std::uint32_t i = 0; i < r.n; ++i) {
+        r.server.on_masked_input(i, std::get<secagg::MaskedInput>(only<out::Upload>(r.participants[i].on_shares(shares[i], t0)).payload));
+      }
+    }
+    if (abandon_after >= 4) {
+      auto requests = r.server.close_masked_input();
+      for (std::uint32_t i = 0; i < r.n; ++i) only<out::UnmaskResponse>(r.participants[i].on_unmask_request(requests[i], t0));
+    }
+    for (auto& p : r.participants) {
+      const auto finish = only<out::Finish>(p.on_result({5, false, 0, false, "too few clients"}, t0 + 1s));
+      CHECK(finish.outcome == out::Outcome::kAbandoned);
+      CHECK(finish.message == "too few clients");
+      CHECK(p.finished());
+    }
+  }
+}
+
+TEST_CASE("a key directory the session refuses ends the round with an error report, not an exception",
+          "[round][participant][secagg]") {
+  SecureRound r;
+  r.participants[0].on_task(r.task(0), t0);
+  r.participants[0].on_fitted(fitted_local({1, 2, 3, 4}), t0);
+  secagg::KeyDirectory without_me;  // lacks this client's own keys
+  require_refused(r.participants[0].on_key_directory(without_me, t0), v1::ERROR_CODE_UNEXPECTED_MESSAGE,
+                  "secure aggregation");
+}
+
+}  // namespace sotto::round
