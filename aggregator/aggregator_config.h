@@ -10,13 +10,12 @@
 #include <string>
 #include <vector>
 
+#include "aggregator/authenticator.h"
 #include "aggregator/connection_gate.h"
 #include "aggregator/round_coordinator.h"
 #include "aggregator/strategy_factory.h"
 
 namespace sotto::aggregator {
-
-enum class AuthMode { kMutualTls, kToken, kMutualTlsOrToken };
 
 struct AggregatorConfig {
   // [server]

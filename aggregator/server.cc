@@ -1,7 +1,5 @@
 #include "aggregator/server.h"
 
-#include <openssl/crypto.h>
-
 #include <spdlog/spdlog.h>
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
@@ -9,7 +7,8 @@
 #include <fstream>
 #include <map>
 
-#include "aggregator/checkpoint_store.h"
+#include "aggregator/action_encoder.h"
+#include "aggregator/connection.h"
 #include "aggregator/listener.h"
 #include "aggregator/round_log.h"
 #include "aggregator/strategy_factory.h"
@@ -30,7 +29,6 @@ using SslStream = asio::ssl::stream<tcp::socket>;
 
 namespace {
 
-constexpr auto kFlushGrace = std::chrono::seconds(2);
 // Connections refused by the gate still get a TLS handshake and an error frame; at most this many at once (beyond
 // it they are closed at once), so that a flood of refusals costs bounded memory too.
 constexpr std::size_t kMaxRefusalsInFlight = 64;
@@ -42,22 +40,6 @@ template <class... Ts>
 struct Overloaded : Ts... {
   using Ts::operator()...;
 };
-
-bool valid_client_id(const std::string& id) {
-  if (id.empty() || id.size() > 128) return false;
-  for (char ch : id) {
-    if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '-' && ch != '_' && ch != '.' && ch != ':') return false;
-  }
-  return true;
-}
-
-bool token_matches(const std::string& given, const std::vector<std::string>& tokens) {
-  bool ok = false;
-  for (const auto& t : tokens) {
-    if (t.size() == given.size() && CRYPTO_memcmp(t.data(), given.data(), t.size()) == 0) ok = true;
-  }
-  return ok;
-}
 
 net::ClientCertificate client_certificate_policy(AuthMode mode) {
   switch (mode) {
@@ -77,43 +59,19 @@ std::string frame_of(v1::Envelope env) {
 
 }  // namespace
 
-struct Connection {
-  Connection(ConnectionId id_, tcp::socket socket, asio::ssl::context& ssl)
-      : id(id_), stream(std::move(socket), ssl), wake(stream.get_executor()), watchdog(stream.get_executor()) {}
-
-  ConnectionId id;
-  SslStream stream;
-  ConnectionGate::Ticket ticket;  // empty for a refused connection
-  std::string refusal;            // why the gate refused it: told to the peer after the handshake, then closed
-  std::size_t frame_limit = 0;    // server.max_hello_bytes until the hello is accepted, then server.max_frame_bytes
-  std::string peer;
-  std::string client_id;
-  std::deque<codec::SharedFrame> outbox;
-  asio::steady_timer wake;
-  asio::steady_timer watchdog;
-  TimePoint deadline = TimePoint::max();
-  std::string timeout_reason;
-  bool handshake_done = false;
-  bool in_protocol = false;  // the coordinator knows this connection
-  bool closing = false;      // no more input is processed; flush the outbox, then close
-  bool closed = false;
-
-  std::string who() const { return client_id.empty() ? peer : "client '" + client_id + "' (" + peer + ")"; }
-};
-
 class AggregatorServer::Impl {
  public:
   Impl(AggregatorConfig config, ModelFactory factory, Evaluator evaluator)
       : config_(std::move(config)),
         factory_(std::move(factory)),
-        evaluator_(std::move(evaluator)),
         ssl_(net::make_server_context({config_.cert_file, config_.key_file, config_.ca_file,
                                        client_certificate_policy(config_.auth_mode)})),
+        authenticator_(config_.auth_mode, config_.tokens),
         gate_(config_.connection_limits),
-        checkpoints_({config_.state_dir, config_.architecture, config_.strategy.name, config_.keep_round_models}),
+        recorder_(io_, {config_.state_dir, config_.architecture, config_.strategy.name, config_.keep_round_models},
+                  config_.state_dir / "rounds.jsonl", std::move(evaluator)),
         signals_(io_, SIGINT, SIGTERM),
-        ticker_(io_),
-        eval_pool_(1) {}
+        ticker_(io_) {}
 
   void run() {
     std::filesystem::create_directories(config_.state_dir);
@@ -129,29 +87,21 @@ class AggregatorServer::Impl {
       stop();
     });
     listener_->start([this](tcp::socket socket) { on_accept(std::move(socket)); });
-    asio::post(eval_pool_, [this] {
-      auto start = std::make_shared<CoordinatorStart>();
-      std::exception_ptr error;
-      try {
-        *start = load_start();
-      } catch (...) {
-        error = std::current_exception();
-      }
-      asio::post(io_, [this, start, error] { begin_serving(std::move(*start), error); });
+    recorder_.prepare_start(factory_, [this](CoordinatorStart start, std::exception_ptr error) {
+      begin_serving(std::move(start), error);
     });
     io_.run();
-    eval_pool_.join();
+    recorder_.join();
     if (start_error_) std::rethrow_exception(start_error_);
     spdlog::info("aggregator stopped after {} completed rounds", coordinator_ ? coordinator_->completed_rounds() : 0);
   }
 
  private:
-  // On the event loop, once load_start() has run: builds the coordinator and lets waiting hellos through.
+  // On the event loop, once the start is prepared: builds the coordinator and lets waiting hellos through.
   void begin_serving(CoordinatorStart start, std::exception_ptr error) {
     if (!error) {
       try {
         coordinator_ = std::make_unique<RoundCoordinator>(config_.rounds, std::move(start), make_strategy(config_.strategy));
-        round_log_ = std::make_unique<RoundLog>(config_.state_dir / "rounds.jsonl");
       } catch (...) {
         error = std::current_exception();
         coordinator_.reset();
@@ -168,8 +118,6 @@ class AggregatorServer::Impl {
   }
 
   // ---- start-up ------------------------------------------------------------------------------------------------
-  CoordinatorStart load_start() { return checkpoints_.load_or_create(factory_()); }
-
   // The descriptors the configured connection cap needs (all the hard limit allows when it is lifted).
   void raise_descriptor_limit() {
     const std::size_t cap = config_.connection_limits.max_connections;
@@ -205,40 +153,34 @@ class AggregatorServer::Impl {
       if (refusals_in_flight_ >= kMaxRefusalsInFlight) return;  // the socket closes as it goes out of scope
       ++refusals_in_flight_;
     }
-    auto c = std::make_shared<Connection>(next_id_++, std::move(socket), ssl_);
+    Connection::Hooks hooks{[this](Connection& conn) { on_deadline(conn); }, [this](Connection& conn) { on_closed(conn); },
+                            [this](std::size_t bytes) { bytes_out_ += bytes; }};
+    auto c = std::make_shared<Connection>(next_id_++, std::move(socket), ssl_, std::move(hooks));
     c->ticket = std::move(decision.ticket);
     c->refusal = std::move(decision.refusal);
     c->frame_limit = config_.max_hello_bytes;
     c->peer = address + ":" + std::to_string(remote.port());
     connections_[c->id] = c;
-    asio::co_spawn(io_, watchdog(c), asio::detached);
+    c->start_watchdog();
     asio::co_spawn(io_, session(c), asio::detached);
   }
 
-  void arm(const std::shared_ptr<Connection>& c, Duration d, std::string reason) {
-    c->deadline = Clock::now() + d;
-    c->timeout_reason = std::move(reason);
-    c->watchdog.cancel();
-  }
-
-  void disarm(const std::shared_ptr<Connection>& c) {
-    c->deadline = TimePoint::max();
-    c->watchdog.cancel();
-  }
-
-  asio::awaitable<void> watchdog(std::shared_ptr<Connection> c) {
-    while (!c->closed) {
-      c->watchdog.expires_at(c->deadline);
-      co_await c->watchdog.async_wait(asio::as_tuple(asio::use_awaitable));
-      if (c->closed || Clock::now() < c->deadline) continue;
-      if (c->handshake_done && !c->closing) {
-        c->deadline = TimePoint::max();  // the writer arms the flush grace once the error frame is out
-        violation(c, v1::ERROR_CODE_DEADLINE_EXCEEDED, c->timeout_reason);
-      } else {
-        warn_about(c, c->timeout_reason + "; closing the connection");
-        close_socket(c);
-      }
+  // The connection's armed deadline passed: during the session the peer is told (and the coordinator), before the
+  // handshake or after the last message it is simply closed.
+  void on_deadline(Connection& connection) {
+    auto c = connection.shared_from_this();
+    if (c->handshake_done && !c->closing) {
+      violation(c, v1::ERROR_CODE_DEADLINE_EXCEEDED, c->timeout_reason());
+    } else {
+      warn_about(c, c->timeout_reason() + "; closing the connection");
+      c->close();
     }
+  }
+
+  void on_closed(Connection& c) {
+    c.ticket.release();
+    if (!c.refusal.empty()) --refusals_in_flight_;
+    connections_.erase(c.id);
   }
 
   // A warning about a connection. Before its hello is accepted anyone can cause these at will: throttled.
@@ -255,37 +197,6 @@ class AggregatorServer::Impl {
     }
   }
 
-  void close_socket(const std::shared_ptr<Connection>& c) {
-    if (c->closed) return;
-    c->closed = true;
-    c->ticket.release();
-    if (!c->refusal.empty()) --refusals_in_flight_;
-    boost::system::error_code ignored;
-    c->stream.lowest_layer().close(ignored);
-    c->wake.cancel();
-    c->watchdog.cancel();
-    connections_.erase(c->id);
-  }
-
-  void send(const std::shared_ptr<Connection>& c, codec::SharedFrame frame) {
-    if (c->closed) return;
-    c->outbox.push_back(std::move(frame));
-    c->wake.cancel();
-  }
-
-  // Returns the frame's size.
-  std::size_t send(const std::shared_ptr<Connection>& c, v1::Envelope env) {
-    auto frame = std::make_shared<const std::string>(frame_of(std::move(env)));
-    const std::size_t size = frame->size();
-    send(c, std::move(frame));
-    return size;
-  }
-
-  void finish_after_flush(const std::shared_ptr<Connection>& c) {
-    c->closing = true;
-    c->wake.cancel();
-  }
-
   // The server itself found the peer misbehaving: tell it, tell the coordinator, close.
   void violation(const std::shared_ptr<Connection>& c, v1::ErrorCode code, const std::string& message) {
     if (c->closing) return;
@@ -293,65 +204,41 @@ class AggregatorServer::Impl {
     v1::Envelope env;
     env.mutable_error()->set_code(code);
     env.mutable_error()->set_message(message);
-    send(c, std::move(env));
-    finish_after_flush(c);
+    c->send(std::move(env));
+    c->finish_after_flush();
     if (c->in_protocol) {
       c->in_protocol = false;
       dispatch(coordinator_->on_disconnect(c->id, message, Clock::now()));
     }
   }
 
-  asio::awaitable<void> writer(std::shared_ptr<Connection> c) {
-    try {
-      for (;;) {
-        while (!c->outbox.empty() && !c->closed) {
-          auto frame = c->outbox.front();
-          co_await net::async_write_frame(c->stream, *frame);
-          bytes_out_ += frame->size();
-          c->outbox.pop_front();
-        }
-        if (c->closed) co_return;
-        if (c->closing) break;
-        c->wake.expires_at(TimePoint::max());
-        co_await c->wake.async_wait(asio::as_tuple(asio::use_awaitable));
-      }
-      // Everything is sent: half-close and give the peer a moment to read it and hang up.
-      boost::system::error_code ignored;
-      c->stream.lowest_layer().shutdown(tcp::socket::shutdown_send, ignored);
-      arm(c, kFlushGrace, "peer did not close after the final message");
-    } catch (const boost::system::system_error& e) {
-      spdlog::debug("{}: write failed: {}", c->who(), e.code().message());
-      close_socket(c);
-    }
-  }
-
   asio::awaitable<void> session(std::shared_ptr<Connection> c) {
     if (c->refusal.empty()) {
-      arm(c, config_.handshake_timeout, "no TLS handshake within server.handshake_timeout_s");
+      c->arm(config_.handshake_timeout, "no TLS handshake within server.handshake_timeout_s");
     } else {
-      arm(c, std::min<Duration>(config_.handshake_timeout, kRefusalHandshakeTimeout), "no TLS handshake");
+      c->arm(std::min<Duration>(config_.handshake_timeout, kRefusalHandshakeTimeout), "no TLS handshake");
     }
     try {
       co_await c->stream.async_handshake(asio::ssl::stream_base::server, asio::use_awaitable);
     } catch (const boost::system::system_error& e) {
       warn_about(c, "TLS handshake refused: " + e.code().message());
-      close_socket(c);
+      c->close();
       co_return;
     }
     c->handshake_done = true;
-    asio::co_spawn(io_, writer(c), asio::detached);
+    c->start_writer();
     std::string buffer;
     if (!c->refusal.empty()) {
       co_await refuse(c, buffer);
       co_return;
     }
-    arm(c, config_.hello_timeout, "no hello within server.hello_timeout_s");
+    c->arm(config_.hello_timeout, "no hello within server.hello_timeout_s");
     try {
       v1::Envelope env;
       auto r = co_await net::async_read_envelope(c->stream, env, c->frame_limit, buffer);
       bytes_in_ += r.bytes;
       if (c->closing) {
-        co_await drain(c, buffer);
+        co_await c->drain(buffer);
         co_return;
       }
       if (r.error) {
@@ -361,7 +248,7 @@ class AggregatorServer::Impl {
         }
         violation(c, r.error->code, r.error->message);
         {
-          co_await drain(c, buffer);
+          co_await c->drain(buffer);
           co_return;
         }
       }
@@ -369,14 +256,14 @@ class AggregatorServer::Impl {
         violation(c, v1::ERROR_CODE_UNEXPECTED_MESSAGE,
                   "expected hello as the first message, got " + net::body_name(env));
         {
-          co_await drain(c, buffer);
+          co_await c->drain(buffer);
           co_return;
         }
       }
-      disarm(c);
+      c->disarm();
       auto identity = authenticate(c, env.hello());
       if (!identity) {
-        co_await drain(c, buffer);
+        co_await c->drain(buffer);
         co_return;
       }
       c->client_id = *identity;
@@ -384,7 +271,7 @@ class AggregatorServer::Impl {
       c->frame_limit = config_.max_frame_bytes;
       while (!coordinator_ && !stopping_) co_await ready_.async_wait(asio::as_tuple(asio::use_awaitable));
       if (!coordinator_) {
-        close_socket(c);
+        c->close();
         co_return;
       }
       c->in_protocol = true;
@@ -411,7 +298,7 @@ class AggregatorServer::Impl {
           violation(c, v1::ERROR_CODE_UNEXPECTED_MESSAGE, "unexpected " + net::body_name(env) + " message after hello");
         }
       }
-      co_await drain(c, buffer);
+      co_await c->drain(buffer);
     } catch (const boost::system::system_error& e) {
       lost(c, e.code() == asio::error::eof || e.code() == asio::ssl::error::stream_truncated
                   ? std::string("connection closed by the client")
@@ -425,29 +312,16 @@ class AggregatorServer::Impl {
     v1::Envelope env;
     env.mutable_error()->set_code(v1::ERROR_CODE_RESOURCE_EXHAUSTED);
     env.mutable_error()->set_message(c->refusal);
-    send(c, std::move(env));
-    finish_after_flush(c);
-    co_await drain(c, buffer);
-  }
-
-  // After the last message: read and discard until the peer hangs up or the flush grace ends.
-  asio::awaitable<void> drain(std::shared_ptr<Connection> c, std::string& buffer) {
-    try {
-      for (;;) {
-        v1::Envelope ignored;
-        auto r = co_await net::async_read_envelope(c->stream, ignored, c->frame_limit, buffer);
-        if (r.error) break;
-      }
-    } catch (const boost::system::system_error&) {
-    }
-    close_socket(c);
+    c->send(std::move(env));
+    c->finish_after_flush();
+    co_await c->drain(buffer);
   }
 
   void lost(const std::shared_ptr<Connection>& c, const std::string& reason) {
     const bool was_in_protocol = c->in_protocol && !c->closing;
     c->in_protocol = false;
     c->closing = true;
-    close_socket(c);
+    c->close();
     if (was_in_protocol) {
       spdlog::info("{}: {}", c->who(), reason);
       dispatch(coordinator_->on_disconnect(c->id, reason, Clock::now()));
@@ -455,28 +329,9 @@ class AggregatorServer::Impl {
   }
 
   std::optional<std::string> authenticate(const std::shared_ptr<Connection>& c, const v1::Hello& hello) {
-    const std::string cn = net::peer_common_name(c->stream);
-    if (!cn.empty() && config_.auth_mode != AuthMode::kToken) {
-      if (!valid_client_id(cn)) {
-        violation(c, v1::ERROR_CODE_UNAUTHENTICATED, "client certificate CN \"" + cn + "\" is not a valid client id");
-        return std::nullopt;
-      }
-      return cn;
-    }
-    if (config_.auth_mode != AuthMode::kMutualTls && token_matches(hello.auth_token(), config_.tokens)) {
-      if (!valid_client_id(hello.client_id())) {
-        violation(c, v1::ERROR_CODE_UNAUTHENTICATED,
-                  "client_id must be 1-128 characters of letters, digits, '-', '_', '.', ':'");
-        return std::nullopt;
-      }
-      return hello.client_id();
-    }
-    violation(c, v1::ERROR_CODE_UNAUTHENTICATED,
-              config_.auth_mode == AuthMode::kMutualTls
-                  ? "a client certificate signed by the aggregator's CA is required (auth.mode = \"mtls\")"
-                  : "unknown or missing auth token, and no client certificate: present a certificate signed by the "
-                    "aggregator's CA or a token listed in auth.tokens");
-    return std::nullopt;
+    AuthOutcome outcome = authenticator_.authenticate(net::peer_common_name(c->stream), hello);
+    if (!outcome.client_id) violation(c, v1::ERROR_CODE_UNAUTHENTICATED, outcome.refusal);
+    return outcome.client_id;
   }
 
   asio::awaitable<void> receive_update(std::shared_ptr<Connection> c, v1::UpdateUpload header, std::string& buffer) {
@@ -544,85 +399,27 @@ class AggregatorServer::Impl {
   void dispatch(Actions actions) {
     for (auto& a : actions) {
       std::visit(Overloaded{
-                     [&](action::Admit& x) {
-                       if (auto c = find(x.conn)) {
-                         v1::Envelope env;
-                         env.mutable_admit()->set_round_id(x.round_id);
-                         send(c, std::move(env));
-                       }
-                     },
-                     [&](action::RetryLater& x) {
-                       if (auto c = find(x.conn)) {
-                         v1::Envelope env;
-                         env.mutable_retry_later()->set_delay_ms(static_cast<std::uint32_t>(
-                             std::chrono::duration_cast<std::chrono::milliseconds>(x.delay).count()));
-                         env.mutable_retry_later()->set_reason(x.reason);
-                         c->in_protocol = false;
-                         send(c, std::move(env));
-                         finish_after_flush(c);
-                       }
-                     },
+                     [&](action::Admit& x) { reply(x.conn, encode(x), false); },
+                     [&](action::RetryLater& x) { reply(x.conn, encode(x), true); },
                      [&](action::SendTask& x) { send_task(x); },
-                     [&](action::SendRoundResult& x) {
-                       if (auto c = find(x.conn)) {
-                         v1::Envelope env;
-                         auto* r = env.mutable_round_result();
-                         r->set_round_id(x.round_id);
-                         r->set_outcome(x.completed ? v1::ROUND_OUTCOME_COMPLETED : v1::ROUND_OUTCOME_ABANDONED);
-                         r->set_survivors(x.survivors);
-                         r->set_training_finished(x.training_finished);
-                         r->set_message(x.message);
-                         c->in_protocol = false;
-                         send(c, std::move(env));
-                         finish_after_flush(c);
-                       }
-                     },
-                     [&](action::SendFinished& x) {
-                       if (auto c = find(x.conn)) {
-                         v1::Envelope env;
-                         env.mutable_finished()->set_rounds_completed(x.rounds_completed);
-                         c->in_protocol = false;
-                         send(c, std::move(env));
-                         finish_after_flush(c);
-                       }
-                     },
+                     [&](action::SendRoundResult& x) { reply(x.conn, encode(x), true); },
+                     [&](action::SendFinished& x) { reply(x.conn, encode(x), true); },
                      [&](action::Reject& x) {
-                       if (auto c = find(x.conn)) {
-                         spdlog::warn("{}: rejected: {}", c->who(), x.message);
-                         v1::Envelope env;
-                         env.mutable_error()->set_code(x.code);
-                         env.mutable_error()->set_message(x.message);
-                         c->in_protocol = false;
-                         send(c, std::move(env));
-                         finish_after_flush(c);
-                       }
+                       if (auto c = find(x.conn)) spdlog::warn("{}: rejected: {}", c->who(), x.message);
+                       reply(x.conn, encode(x), true);
                      },
                      [&](action::RoundClosed& x) { round_closed(x); },
                      [&](action::SendKeyDirectory& x) {
-                       v1::Envelope env;
-                       *env.mutable_secagg_key_directory() = secagg::to_proto(x.directory);
-                       auto frame = std::make_shared<const std::string>(frame_of(std::move(env)));
+                       auto frame = std::make_shared<const std::string>(frame_of(encode(x)));
                        for (ConnectionId id : x.conns) {
                          if (auto c = find(id)) {
-                           send(c, frame);
+                           c->send(frame);
                            secagg_out_[0] += frame->size();
                          }
                        }
                      },
-                     [&](action::SendShares& x) {
-                       if (auto c = find(x.conn)) {
-                         v1::Envelope env;
-                         *env.mutable_secagg_shares() = secagg::to_proto(x.shares);
-                         secagg_out_[1] += send(c, std::move(env));
-                       }
-                     },
-                     [&](action::SendUnmaskRequest& x) {
-                       if (auto c = find(x.conn)) {
-                         v1::Envelope env;
-                         *env.mutable_secagg_unmask_request() = secagg::to_proto(x.request);
-                         secagg_out_[2] += send(c, std::move(env));
-                       }
-                     },
+                     [&](action::SendShares& x) { secagg_out_[1] += reply(x.conn, encode(x), false); },
+                     [&](action::SendUnmaskRequest& x) { secagg_out_[2] += reply(x.conn, encode(x), false); },
                  },
                  a);
     }
@@ -630,39 +427,30 @@ class AggregatorServer::Impl {
     if (coordinator_->finished() && !finishing_) begin_finish();
   }
 
+  // One envelope to one connection, if it is still there; with `last`, the coordinator is done with it and it is
+  // closed once the envelope is out. Returns the frame's size (0 when the connection is gone).
+  std::size_t reply(ConnectionId id, v1::Envelope env, bool last) {
+    auto c = find(id);
+    if (!c) return 0;
+    if (last) c->in_protocol = false;
+    const std::size_t size = c->send(std::move(env));
+    if (last) c->finish_after_flush();
+    return size;
+  }
+
   void send_task(const action::SendTask& task) {
     if (task.model != encoded_model_) {
       encoded_model_ = task.model;
       model_frames_ = codec::encode_chunk_frames(*task.model, config_.chunk_bytes);
     }
-    v1::Envelope env;
-    auto* t = env.mutable_task();
-    t->set_round_id(task.round_id);
-    *t->mutable_plan() = codec::plan_to_proto(task.plan);
-    *t->mutable_model() = codec::make_manifest(*task.model);
-    t->set_deadline_ms(
-        static_cast<std::uint32_t>(std::chrono::duration_cast<std::chrono::milliseconds>(task.deadline).count()));
-    if (task.secure_sum) t->set_kind(v1::TASK_KIND_SECURE_SUM);
-    if (task.secagg) {
-      auto* s = t->mutable_secagg();
-      s->set_n(task.secagg->config.n);
-      s->set_k(task.secagg->config.k);
-      s->set_t(task.secagg->config.t);
-      s->set_vector_length(task.secagg->config.vector_length);
-      s->set_clip_norm(task.secagg->clip_norm);
-      s->set_bits(task.secagg->config.bits);
-    }
-    auto task_frame = std::make_shared<const std::string>(frame_of(env));
+    // Every connection gets the same frame, except in a secure round, where each task carries its own index.
+    codec::SharedFrame shared;
     for (ConnectionId id : task.conns) {
       auto c = find(id);
       if (!c) continue;
-      if (task.secagg) {  // the task differs per client only by its index
-        t->mutable_secagg()->set_my_index(task.secagg->index.at(id));
-        send(c, std::make_shared<const std::string>(frame_of(env)));
-      } else {
-        send(c, task_frame);
-      }
-      for (const auto& f : model_frames_) send(c, f);
+      if (task.secagg || !shared) shared = std::make_shared<const std::string>(frame_of(encode_task(task, id)));
+      c->send(shared);
+      for (const auto& f : model_frames_) c->send(f);
     }
     if (task.secagg) {
       spdlog::info("round {}: training started with {} clients, secure aggregation with k = {}, t = {}",
@@ -672,47 +460,14 @@ class AggregatorServer::Impl {
     }
   }
 
+  // Checkpointed now; evaluated and logged by the recorder; the next round opens once the line is written.
   void round_closed(const action::RoundClosed& rc) {
     const RoundTraffic traffic{bytes_in_ - logged_in_, bytes_out_ - logged_out_, secagg_in_, secagg_out_};
     secagg_in_ = {};
     secagg_out_ = {};
     logged_in_ = bytes_in_;
     logged_out_ = bytes_out_;
-    checkpoints_.save(rc);
-    if (rc.report.completed) {
-      spdlog::info("round {} completed: {} of {} clients, {} examples, mean train loss {:.4f}", rc.report.round_id,
-                   rc.report.survivors, rc.report.cohort, rc.report.examples, rc.report.mean_train_loss);
-    } else {
-      spdlog::warn("round {} abandoned: {}; the global model is unchanged", rc.report.round_id,
-                   rc.report.abandon_reason);
-    }
-    for (const auto& [client, reason] : rc.report.dropped)
-      spdlog::info("round {}: dropped {}: {}", rc.report.round_id, client, reason);
-    ++pending_evals_;
-    const bool evaluate = config_.evaluate && rc.report.completed && evaluator_;
-    // Evaluation runs on the worker thread, off the event loop; the next round opens once the line is written.
-    asio::post(eval_pool_, [this, rc, traffic, evaluate] {
-      std::optional<ml::EvalMetrics> metrics;
-      double seconds = 0;
-      if (evaluate) {
-        const auto t0 = std::chrono::steady_clock::now();
-        try {
-          metrics = evaluator_(*rc.global_model);
-        } catch (const std::exception& e) {
-          spdlog::error("round {}: evaluation failed: {}", rc.report.round_id, e.what());
-        }
-        seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      }
-      asio::post(io_, [this, rc, traffic, metrics, seconds] {
-        round_log_->append(round_record(rc.report, rc.completed_rounds, traffic, metrics, seconds));
-        if (metrics) {
-          spdlog::info("round {}: test accuracy {:.4f}, test loss {:.4f} ({} examples)", rc.report.round_id,
-                       metrics->accuracy, metrics->loss, metrics->num_examples);
-        }
-        --pending_evals_;
-        dispatch(coordinator_->on_round_recorded(Clock::now()));
-      });
-    });
+    recorder_.record(rc, traffic, config_.evaluate, [this] { dispatch(coordinator_->on_round_recorded(Clock::now())); });
   }
 
   // ---- time and shutdown ---------------------------------------------------------------------------------------
@@ -737,7 +492,7 @@ class AggregatorServer::Impl {
     asio::steady_timer timer(io_);
     timer.expires_after(config_.linger);
     co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
-    while (pending_evals_ > 0 && !stopping_) {  // the last round's evaluation and log line
+    while (recorder_.pending() > 0 && !stopping_) {  // the last round's evaluation and log line
       timer.expires_after(std::chrono::milliseconds(20));
       co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
     }
@@ -753,18 +508,18 @@ class AggregatorServer::Impl {
     ticker_.cancel();
     ready_.cancel();
     auto all = connections_;
-    for (auto& [id, c] : all) close_socket(c);
+    for (auto& [id, c] : all) c->close();
     io_.stop();
   }
 
   AggregatorConfig config_;
   ModelFactory factory_;
-  Evaluator evaluator_;
   asio::io_context io_{1};
   asio::ssl::context ssl_;
   std::unique_ptr<Listener> listener_;
+  Authenticator authenticator_;
   ConnectionGate gate_;
-  CheckpointStore checkpoints_;
+  RoundRecorder recorder_;
   std::size_t refusals_in_flight_ = 0;
   log::LogThrottle refusal_log_{std::chrono::seconds(5)};
   log::LogThrottle unauthenticated_log_{std::chrono::seconds(10), 20};
@@ -772,16 +527,13 @@ class AggregatorServer::Impl {
   asio::steady_timer ticker_;
   asio::steady_timer ready_{io_, TimePoint::max()};  // cancelled once the coordinator exists
   std::exception_ptr start_error_;
-  asio::thread_pool eval_pool_;
   std::unique_ptr<RoundCoordinator> coordinator_;
-  std::unique_ptr<RoundLog> round_log_;
   std::map<ConnectionId, std::shared_ptr<Connection>> connections_;
   ConnectionId next_id_ = 1;
   std::shared_ptr<const model::ModelParameters> encoded_model_;
   std::vector<codec::SharedFrame> model_frames_;
   std::uint64_t bytes_in_ = 0, bytes_out_ = 0, logged_in_ = 0, logged_out_ = 0;
   std::array<std::uint64_t, 4> secagg_in_{}, secagg_out_{};  // this round's SecAgg traffic per step
-  int pending_evals_ = 0;
   bool finishing_ = false;
   bool stopping_ = false;
 };

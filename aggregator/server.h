@@ -1,11 +1,14 @@
-// AggregatorServer: the daemon's network side — TLS 1.3 listener, one coroutine per connection on a
-// single-threaded Boost.Asio io_context, frames in and out — around a RoundCoordinator that owns every decision.
-//
-// The server authenticates clients (mutual TLS or bearer token), enforces the handshake and hello timeouts and the
-// frame size limit, reassembles streamed updates, and turns the coordinator's actions into frames. When a round
-// closes it checkpoints the global model atomically before the next round's tasks go out, evaluates the model on a
-// worker thread (so the event loop never blocks on LibTorch), and appends the round's line to rounds.jsonl. On
-// start it resumes from <state_dir>/checkpoint.sotto when present. SIGINT/SIGTERM stop it cleanly.
+// AggregatorServer: the daemon's network side around a RoundCoordinator that owns every decision, on a
+// single-threaded Boost.Asio io_context. Its pieces, each in its own file:
+//   Listener (listener.h)            the listening socket and an accept loop that backs off at resource limits
+//   ConnectionGate (connection_gate.h)  caps on connections, in all and per address, before and after hello
+//   Connection (connection.h)        one TLS stream: outbox, writer, deadline watchdog, graceful close
+//   Authenticator (authenticator.h)  the client's identity from its certificate or token
+//   action_encoder.h                 the coordinator's actions as envelopes
+//   RoundRecorder (round_recorder.h) checkpoint, evaluation off the event loop, rounds.jsonl, and the start
+// This file holds what ties them together: the session of each connection (handshake, hello, then the frames
+// the coordinator is fed, with streamed updates reassembled) and the dispatch of the coordinator's actions.
+// SIGINT/SIGTERM stop it cleanly.
 #pragma once
 
 #include <cstdint>
@@ -14,15 +17,12 @@
 #include <optional>
 
 #include "aggregator/aggregator_config.h"
+#include "aggregator/round_recorder.h"
 #include "common/ml/training_plan.h"
 #include "common/model/parameters.h"
 
 namespace sotto::aggregator {
 
-// Evaluates a global model on the test set; called on a worker thread.
-using Evaluator = std::function<ml::EvalMetrics(const model::ModelParameters&)>;
-// Builds the initial global model when there is no checkpoint.
-using ModelFactory = std::function<model::ModelParameters()>;
 
 class AggregatorServer {
  public:

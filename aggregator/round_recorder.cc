@@ -1,0 +1,94 @@
+#include "aggregator/round_recorder.h"
+
+#include <spdlog/spdlog.h>
+#include <boost/asio/post.hpp>
+
+namespace sotto::aggregator {
+
+namespace asio = boost::asio;
+
+namespace {
+
+void log_outcome(const RoundReport& report) {
+  if (report.completed) {
+    spdlog::info("round {} completed: {} of {} clients, {} examples, mean train loss {:.4f}", report.round_id,
+                 report.survivors, report.cohort, report.examples, report.mean_train_loss);
+  } else {
+    spdlog::warn("round {} abandoned: {}; the global model is unchanged", report.round_id, report.abandon_reason);
+  }
+  for (const auto& [client, reason] : report.dropped) {
+    spdlog::info("round {}: dropped {}: {}", report.round_id, client, reason);
+  }
+}
+
+}  // namespace
+
+RoundRecorder::RoundRecorder(asio::io_context& io, CheckpointStoreOptions checkpoints,
+                             std::filesystem::path rounds_file, Evaluator evaluator)
+    : io_(io),
+      checkpoints_(std::move(checkpoints)),
+      rounds_file_(std::move(rounds_file)),
+      evaluator_(std::move(evaluator)) {}
+
+RoundRecorder::~RoundRecorder() {
+  worker_.join();
+}
+
+void RoundRecorder::join() {
+  worker_.join();
+}
+
+void RoundRecorder::prepare_start(ModelFactory factory, StartReady ready) {
+  asio::post(worker_, [this, factory = std::move(factory), ready = std::move(ready)] {
+    auto start = std::make_shared<CoordinatorStart>();
+    std::exception_ptr error;
+    try {
+      *start = checkpoints_.load_or_create(factory());
+    } catch (...) {
+      error = std::current_exception();
+    }
+    asio::post(io_, [this, start, error, ready] {
+      std::exception_ptr failure = error;
+      if (!failure) {
+        try {
+          log_ = std::make_unique<RoundLog>(rounds_file_);
+        } catch (...) {
+          failure = std::current_exception();
+        }
+      }
+      ready(std::move(*start), failure);
+    });
+  });
+}
+
+void RoundRecorder::record(const action::RoundClosed& rc, const RoundTraffic& traffic, bool evaluate,
+                           std::function<void()> recorded) {
+  checkpoints_.save(rc);
+  log_outcome(rc.report);
+  ++pending_;
+  evaluate = evaluate && rc.report.completed && evaluator_;
+  asio::post(worker_, [this, rc, traffic, evaluate, recorded = std::move(recorded)] {
+    std::optional<ml::EvalMetrics> metrics;
+    double seconds = 0;
+    if (evaluate) {
+      const auto t0 = std::chrono::steady_clock::now();
+      try {
+        metrics = evaluator_(*rc.global_model);
+      } catch (const std::exception& e) {
+        spdlog::error("round {}: evaluation failed: {}", rc.report.round_id, e.what());
+      }
+      seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    }
+    asio::post(io_, [this, rc, traffic, metrics, seconds, recorded] {
+      log_->append(round_record(rc.report, rc.completed_rounds, traffic, metrics, seconds));
+      if (metrics) {
+        spdlog::info("round {}: test accuracy {:.4f}, test loss {:.4f} ({} examples)", rc.report.round_id,
+                     metrics->accuracy, metrics->loss, metrics->num_examples);
+      }
+      --pending_;
+      recorded();
+    });
+  });
+}
+
+}  // namespace sotto::aggregator
