@@ -74,6 +74,8 @@ AggregatorConfig load_aggregator_config(const std::filesystem::path& path) {
   o.retry_delay = r.get_seconds("rounds.retry_delay_s", 5, 0.001, 86400);
   o.seed = static_cast<std::uint64_t>(r.get_int("rounds.seed", 0, 0, INT64_MAX));
   o.reproducible_aggregation = r.get_bool("rounds.reproducible_aggregation", false);
+  o.max_consecutive_abandoned =
+      static_cast<std::uint32_t>(r.get_int("rounds.max_consecutive_abandoned", 10, 0, 1'000'000));
 
   o.plan = read_plan_section(r);
 

@@ -546,10 +546,20 @@ void RoundCoordinator::close_round(TimePoint now, bool completed, const std::str
     report_.aggregation_seconds += seconds_between(t0, std::chrono::steady_clock::now());
     ++completed_rounds_;
   }
-  const bool finished = completed_rounds_ >= options_.total_rounds;
+  consecutive_abandoned_ = completed ? 0 : consecutive_abandoned_ + 1;
+  if (options_.max_consecutive_abandoned > 0 && consecutive_abandoned_ >= options_.max_consecutive_abandoned) {
+    gave_up_ = std::to_string(consecutive_abandoned_) + " rounds in a row were abandoned " +
+               "(rounds.max_consecutive_abandoned = " + std::to_string(options_.max_consecutive_abandoned) +
+               "), the last because " + abandon_reason +
+               "; see the dropped clients' reasons in rounds.jsonl (a diverging plan, too few clients for "
+               "rounds.cohort_min, ...), fix the cause and start the aggregator again: it resumes from its checkpoint";
+  }
+  const bool finished = completed_rounds_ >= options_.total_rounds || gave_up_;
   for (const auto& [conn, m] : cohort_) {
-    out.push_back(action::SendRoundResult{conn, round_id_, completed, report_.survivors, finished,
-                                          completed ? "round completed" : "round abandoned: " + abandon_reason});
+    out.push_back(action::SendRoundResult{
+        conn, round_id_, completed, report_.survivors, finished,
+        completed ? "round completed"
+                  : "round abandoned: " + abandon_reason + (gave_up_ ? "; the aggregator stops: too many in a row" : "")});
   }
   cohort_.clear();
   held_updates_.clear();

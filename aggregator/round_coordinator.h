@@ -72,6 +72,9 @@ struct CoordinatorOptions {
   // with a smaller id has sent its update or left; until then it is held. Arriving in id order, nothing is held;
   // in random order, about half the cohort's updates are at worst. Off, updates are summed as they arrive.
   bool reproducible_aggregation = false;
+  // Give up after this many abandoned rounds in a row (0: never): the run is finished, and gave_up() says why.
+  // Abandoned rounds do not count toward total_rounds, so without a limit a diverging plan never ends.
+  std::uint32_t max_consecutive_abandoned = 0;
   SecureAggregationOptions secure;
   // Federated analytics instead of training: each round publishes the secure sum of the survivors' integer
   // vectors of this length (needs secure.enabled); the model and the strategy are not used.
@@ -213,6 +216,8 @@ class RoundCoordinator {
   // reproducible_aggregation: updates received but not yet summed, waiting for a smaller client id's update.
   std::size_t updates_held() const { return held_updates_.size(); }
   bool finished() const { return phase_ == Phase::kFinished; }
+  // Why the run ended early, when max_consecutive_abandoned rounds in a row were abandoned.
+  const std::optional<std::string>& gave_up() const { return gave_up_; }
   std::uint64_t round_id() const { return round_id_; }
   // Whether the round now training runs secure aggregation.
   bool in_secure_round() const { return secure_round(); }
@@ -258,6 +263,8 @@ class RoundCoordinator {
   std::shared_ptr<const model::ModelParameters> global_;
   std::uint64_t round_id_;
   std::uint64_t completed_rounds_;
+  std::uint32_t consecutive_abandoned_ = 0;
+  std::optional<std::string> gave_up_;
   Phase phase_ = Phase::kIdle;
 
   std::map<ConnectionId, Member> cohort_;        // admitted to the current round

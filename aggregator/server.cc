@@ -93,6 +93,7 @@ class AggregatorServer::Impl {
     io_.run();
     recorder_.join();
     if (start_error_) std::rethrow_exception(start_error_);
+    if (coordinator_ && coordinator_->gave_up()) throw Error("stopped: " + *coordinator_->gave_up());
     spdlog::info("aggregator stopped after {} completed rounds", coordinator_ ? coordinator_->completed_rounds() : 0);
   }
 
@@ -483,8 +484,12 @@ class AggregatorServer::Impl {
 
   void begin_finish() {
     finishing_ = true;
-    spdlog::info("all {} rounds completed; telling late clients for {} ms, then stopping",
-                 coordinator_->completed_rounds(), config_.linger.count());
+    if (coordinator_->gave_up()) {
+      spdlog::error("stopping after {} completed rounds: {}", coordinator_->completed_rounds(), *coordinator_->gave_up());
+    } else {
+      spdlog::info("all {} rounds completed", coordinator_->completed_rounds());
+    }
+    spdlog::info("telling late clients for {} ms, then stopping", config_.linger.count());
     asio::co_spawn(io_, linger_then_stop(), asio::detached);
   }
 

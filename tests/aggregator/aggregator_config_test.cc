@@ -36,6 +36,7 @@ TEST_CASE("aggregator config: defaults, and relative paths resolve against the c
   CHECK(c.auth_mode == aggregator::AuthMode::kMutualTlsOrToken);
   CHECK(c.state_dir == dir.path() / "state");
   CHECK(c.max_hello_bytes == 4096);
+  CHECK(c.rounds.max_consecutive_abandoned == 10);
   CHECK(c.connection_limits.max_connections == 1024);
   CHECK(c.connection_limits.max_unauthenticated_per_address == 16);
 }

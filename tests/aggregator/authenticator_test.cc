@@ -23,7 +23,7 @@ TEST_CASE("a verified certificate's CN is the client's identity, whatever id the
   CHECK(either.authenticate("client-7", hello("someone-else", kToken)).client_id == "client-7");
 }
 
-TEST_CASE("a listed token admits the hello's client id; a wrong one, or none, is refused saying what to present",
+TEST_CASE("a listed token admits the hello's client id and a wrong one or none is refused saying what to present",
           "[aggregator][auth]") {
   const Authenticator token(AuthMode::kToken, {kToken});
   CHECK(token.authenticate("", hello("phone-1", kToken)).client_id == "phone-1");

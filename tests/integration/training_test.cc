@@ -323,28 +323,42 @@ TEST_CASE("below cohort_min a round is abandoned and the global model stays bit-
                         final_checkpoint.model);
 }
 
-TEST_CASE("a client whose training diverges tells the aggregator why and rounds.jsonl records its reason",
+TEST_CASE("a client whose training diverges tells the aggregator why and rounds.jsonl records it and the aggregator "
+          "gives up after rounds.max_consecutive_abandoned",
           "[integration][training][dropout]") {
   Run run("diverged", 2);
   run.agg.total_rounds = 1;
   run.agg.cohort_target = 2;
   run.agg.cohort_min = 1;
+  run.agg.rounds_toml = "max_consecutive_abandoned = 3\n";
   run.agg.extra_toml = "[plan]\nlearning_rate = 100.0\nmomentum = 0.9\n";  // diverges within one epoch
   run.start_aggregator();
   run.start_client(1, 300);
   run.start_client(2, 300);
-  REQUIRE(wait_until([&] { return !read_jsonl(run.state_dir() / "rounds.jsonl").empty(); }, 90s));
+  // Every round is abandoned; after the third in a row the aggregator gives up, says why, and exits non-zero.
+  const auto code = run.aggregator().wait_for_exit(120s);
+  INFO("aggregator log:\n" << run.aggregator().log_text());
+  REQUIRE(code.has_value());
+  CHECK(*code != 0);
+  CHECK(run.aggregator().log_contains("3 rounds in a row were abandoned (rounds.max_consecutive_abandoned = 3)"));
   const auto rounds = read_jsonl(run.state_dir() / "rounds.jsonl");
   INFO("rounds.jsonl: " << nlohmann::json(rounds).dump());
-  const auto& line = rounds.at(0);
-  CHECK(line.at("status") == "abandoned");
-  REQUIRE(line.at("dropped").size() == 2);
-  for (const auto& d : line.at("dropped")) {
-    const std::string reason = d.at("reason");
-    CHECK(reason.find("the client reported ERROR_CODE_INVALID_UPDATE") != std::string::npos);
-    CHECK(reason.find("local training diverged") != std::string::npos);
+  REQUIRE(rounds.size() == 3);
+  for (const auto& line : rounds) {
+    CHECK(line.at("status") == "abandoned");
+    REQUIRE(line.at("dropped").size() == 2);
+    for (const auto& d : line.at("dropped")) {
+      const std::string reason = d.at("reason");
+      CHECK(reason.find("the client reported ERROR_CODE_INVALID_UPDATE") != std::string::npos);
+      CHECK(reason.find("local training diverged") != std::string::npos);
+    }
   }
-  CHECK(run.client(1).log_contains("local training diverged"));
+  // The clients were told the run is over.
+  for (int i = 1; i <= 2; ++i) {
+    INFO("client-" << i << " log:\n" << run.client(i).log_text());
+    CHECK(run.client(i).wait_for_exit(30s) == 0);
+    CHECK(run.client(i).log_contains("local training diverged"));
+  }
 }
 
 }  // namespace sotto::test

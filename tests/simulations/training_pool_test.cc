@@ -91,7 +91,7 @@ TEST_CASE("the training pool hands outcomes over in job order, equal to the coll
   CHECK(collected[2].update->delta == model::subtract(model->parameters(), global));
 }
 
-TEST_CASE("a consumer that throws stops the hand-over; the pool reports it and stays usable", "[sim][pool]") {
+TEST_CASE("a consumer that throws stops the hand-over and the pool reports it and stays usable", "[sim][pool]") {
   const auto images = patterned_images();
   const Jobs j = seven_clients();
   sim::TrainingPool pool(2, "fashion_cnn", 5, images);

@@ -174,7 +174,7 @@ TEST_CASE("training changes every parameter and buffer, and load restores them e
   REQUIRE(fresh->parameters() == trained);
 }
 
-TEST_CASE("Adam trains too; the plan's settings are checked", "[ml][model][train]") {
+TEST_CASE("Adam trains too and the plan's settings are checked", "[ml][model][train]") {
   auto model = make_image_model("fashion_cnn", 4);
   TrainingPlan plan;
   plan.optimizer = "adam";
