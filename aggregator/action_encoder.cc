@@ -70,13 +70,14 @@ v1::Envelope encode(const action::SendUnmaskRequest& a) {
   return env;
 }
 
-v1::Envelope encode_task(const action::SendTask& task, ConnectionId conn) {
+v1::Envelope encode_task(const action::SendTask& task, ConnectionId conn, const codec::ModelDigest& model_sha256) {
   v1::Envelope env;
   auto* t = env.mutable_task();
   t->set_round_id(task.round_id);
   *t->mutable_plan() = codec::plan_to_proto(task.plan);
   *t->mutable_model() = codec::make_manifest(*task.model);
   t->set_deadline_ms(milliseconds(task.deadline));
+  t->set_model_sha256(model_sha256.data(), model_sha256.size());
   if (task.secure_sum) t->set_kind(v1::TASK_KIND_SECURE_SUM);
   if (task.secagg) {
     *t->mutable_secagg() = round::to_proto(round::SecureAssignment{task.secagg->config, task.secagg->index.at(conn),

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "aggregator/round_coordinator.h"
+#include "common/codec/model_digest.h"
 #include "sotto/v1/sotto.pb.h"
 
 namespace sotto::aggregator {
@@ -19,6 +20,6 @@ v1::Envelope encode(const action::SendUnmaskRequest& a);
 
 // The task for one connection of `task`: the plan, the model's manifest (its chunks follow) and the deadline; in
 // a secure round, the connection's own index in the secure assignment.
-v1::Envelope encode_task(const action::SendTask& task, ConnectionId conn);
+v1::Envelope encode_task(const action::SendTask& task, ConnectionId conn, const codec::ModelDigest& model_sha256);
 
 }  // namespace sotto::aggregator

@@ -443,13 +443,14 @@ class AggregatorServer::Impl {
     if (task.model != encoded_model_) {
       encoded_model_ = task.model;
       model_frames_ = codec::encode_chunk_frames(*task.model, config_.chunk_bytes);
+      model_digest_ = codec::model_digest(*task.model);
     }
     // Every connection gets the same frame, except in a secure round, where each task carries its own index.
     codec::SharedFrame shared;
     for (ConnectionId id : task.conns) {
       auto c = find(id);
       if (!c) continue;
-      if (task.secagg || !shared) shared = std::make_shared<const std::string>(frame_of(encode_task(task, id)));
+      if (task.secagg || !shared) shared = std::make_shared<const std::string>(frame_of(encode_task(task, id, model_digest_)));
       c->send(shared);
       for (const auto& f : model_frames_) c->send(f);
     }
@@ -537,6 +538,7 @@ class AggregatorServer::Impl {
   ConnectionId next_id_ = 1;
   std::shared_ptr<const model::ModelParameters> encoded_model_;
   std::vector<codec::SharedFrame> model_frames_;
+  codec::ModelDigest model_digest_{};
   std::uint64_t bytes_in_ = 0, bytes_out_ = 0, logged_in_ = 0, logged_out_ = 0;
   std::array<std::uint64_t, 4> secagg_in_{}, secagg_out_{};  // this round's SecAgg traffic per step
   bool finishing_ = false;

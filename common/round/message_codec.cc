@@ -1,5 +1,7 @@
 #include "common/round/message_codec.h"
 
+#include <algorithm>
+
 #include "common/codec/model_stream.h"
 #include "common/codec/plan_codec.h"
 #include "common/secagg/update_vector.h"
@@ -35,6 +37,13 @@ Task task_from_proto(const v1::TaskAssignment& p, model::ModelParameters global_
   t.global_model = std::make_shared<const model::ModelParameters>(std::move(global_model));
   t.deadline = std::chrono::milliseconds(p.deadline_ms());
   if (p.has_secagg()) t.secure = from_proto(p.secagg(), p.round_id());
+  if (!p.model_sha256().empty()) {
+    std::array<std::uint8_t, 32> digest{};
+    const auto n = std::min(digest.size(), p.model_sha256().size());
+    std::copy_n(reinterpret_cast<const std::uint8_t*>(p.model_sha256().data()), n, digest.begin());
+    t.model_sha256 = digest;
+    if (p.model_sha256().size() != digest.size()) t.model_sha256->fill(0);  // a malformed digest never matches
+  }
   return t;
 }
 

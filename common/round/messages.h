@@ -3,6 +3,7 @@
 // wire's protobuf messages; the simulator hands them over in memory.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <memory>
 #include <cstdint>
@@ -36,6 +37,7 @@ struct Task {
   TaskKind kind = TaskKind::kTrain;
   ml::TrainingPlan plan;  // its seed is the round's; the participant derives its own from it
   std::shared_ptr<const model::ModelParameters> global_model;  // shared: a simulation's cohort holds one copy
+  std::optional<std::array<std::uint8_t, 32>> model_sha256;  // the model's digest as the aggregator sent it
   std::chrono::milliseconds deadline{0};  // from receipt, for the first message after training; 0 = none
   std::optional<SecureAssignment> secure;
 };

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "common/codec/model_digest.h"
 #include "common/secagg/client_session.h"
 #include "common/secagg/quantizer.h"
 #include "common/secagg/update_vector.h"
@@ -63,6 +64,12 @@ Outputs Participant::on_task(Task task, TimePoint now) {
                         "--contribute)"
                       : "this client was started to contribute to a secure sum, but the aggregator runs training",
                   true);
+  }
+  if (task_.model_sha256 && *task_.model_sha256 != codec::model_digest(*task_.global_model)) {
+    return protocol_error(v1::ERROR_CODE_MALFORMED_FRAME,
+                          "the global model received does not match the SHA-256 its task names (sha256 " +
+                              codec::to_hex(codec::model_digest(*task_.global_model)) + ", expected " +
+                              codec::to_hex(*task_.model_sha256) + "): it was damaged on the way; not training on it");
   }
   if (task_.secure && task_.secure->config.round_id != task_.round_id) {
     return protocol_error(v1::ERROR_CODE_WRONG_ROUND, "the task's secure-aggregation round differs from its round");

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <map>
 
+#include "common/codec/model_digest.h"
 #include "common/secagg/quantizer.h"
 #include "common/secagg/server_session.h"
 #include "common/secagg/update_vector.h"
@@ -299,6 +300,18 @@ TEST_CASE("a key directory the session refuses ends the round with an error repo
   secagg::KeyDirectory without_me;  // lacks this client's own keys
   require_refused(r.participants[0].on_key_directory(without_me, t0), v1::ERROR_CODE_UNEXPECTED_MESSAGE,
                   "secure aggregation");
+}
+
+TEST_CASE("the participant trains only on the model whose SHA-256 its task names", "[round][participant]") {
+  FakeRandom random(7);
+  Task task = plain_task();
+  task.model_sha256 = codec::model_digest(*task.global_model);
+  Participant good({"c", std::nullopt}, random);
+  only<out::Fit>(good.on_task(task, t0));
+
+  task.model_sha256->at(0) ^= 1;
+  Participant bad({"c", std::nullopt}, random);
+  require_refused(bad.on_task(task, t0), v1::ERROR_CODE_MALFORMED_FRAME, "does not match the SHA-256");
 }
 
 }  // namespace sotto::round
