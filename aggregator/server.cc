@@ -343,6 +343,12 @@ class AggregatorServer::Impl {
     update.train_accuracy = header.train_accuracy();
     update.train_seconds = header.train_seconds();
     if (coordinator_->phase() == RoundCoordinator::Phase::kTraining && header.round_id() == coordinator_->round_id()) {
+      if (!coordinator_->in_secure_round()) {
+        if (auto mismatch = codec::manifest_mismatch(header.delta(), *coordinator_->global_model())) {
+          violation(c, v1::ERROR_CODE_INVALID_UPDATE, "update does not match the model: " + *mismatch);
+          co_return;
+        }
+      }
       std::optional<codec::ModelAssembler> assembler;
       try {
         assembler.emplace(header.delta(), coordinator_->max_update_bytes());

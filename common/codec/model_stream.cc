@@ -27,6 +27,30 @@ v1::ModelManifest make_manifest(const model::ModelParameters& params) {
   return manifest;
 }
 
+std::optional<std::string> manifest_mismatch(const v1::ModelManifest& manifest, const model::ModelParameters& layout) {
+  const auto& expected = layout.tensors();
+  if (static_cast<std::size_t>(manifest.tensors_size()) != expected.size()) {
+    return "it lists " + std::to_string(manifest.tensors_size()) + " tensors, the model has " +
+           std::to_string(expected.size());
+  }
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    const auto& spec = manifest.tensors(static_cast<int>(i));
+    const auto& want = expected[i];
+    const std::string at = "tensor " + std::to_string(i) + " ('" + want.name + "')";
+    if (spec.name() != want.name) return at + " is named '" + spec.name() + "' in the update";
+    if (spec.dtype() != to_proto(want.dtype)) {
+      return at + " has dtype " + v1::DType_Name(spec.dtype()) + " in the update, " +
+             v1::DType_Name(to_proto(want.dtype)) + " in the model";
+    }
+    const std::vector<std::int64_t> shape(spec.shape().begin(), spec.shape().end());
+    if (shape != want.shape) {
+      return at + " has shape " + model::shape_string(shape) + " in the update, " + model::shape_string(want.shape) +
+             " in the model";
+    }
+  }
+  return std::nullopt;
+}
+
 void for_each_chunk(const model::ModelParameters& params, std::size_t max_chunk_bytes,
                     const std::function<void(v1::TensorChunk&&)>& emit) {
   if (max_chunk_bytes == 0) throw Error("max_chunk_bytes must be positive");

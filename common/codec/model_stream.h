@@ -29,6 +29,10 @@ model::DType from_proto(v1::DType dtype);
 
 v1::ModelManifest make_manifest(const model::ModelParameters& params);
 
+// Whether a manifest lists exactly `layout`'s tensors (names, dtypes and shapes, in order); if not, the first
+// difference, naming the tensor and both shapes or dtypes.
+std::optional<std::string> manifest_mismatch(const v1::ModelManifest& manifest, const model::ModelParameters& layout);
+
 // Calls `emit` once per chunk, in order; every chunk holds 1..max_chunk_bytes bytes of one tensor.
 void for_each_chunk(const model::ModelParameters& params, std::size_t max_chunk_bytes,
                     const std::function<void(v1::TensorChunk&&)>& emit);

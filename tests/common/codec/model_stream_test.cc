@@ -312,3 +312,26 @@ TEST_CASE("model stream: a manifest listing more tensors than the limit is refus
   }
   CHECK_THROWS_WITH(sotto::codec::ModelAssembler(manifest, 1u << 20), Catch::Contains("more than the limit"));
 }
+
+namespace sotto::codec {
+
+TEST_CASE("manifest_mismatch names the tensor and both shapes, dtypes or names", "[codec][stream]") {
+  model::Tensor w{"fc.weight", model::DType::kFloat32, {2, 3}, std::vector<std::byte>(24)};
+  model::Tensor b{"fc.bias", model::DType::kFloat32, {2}, std::vector<std::byte>(8)};
+  const model::ModelParameters layout({w, b});
+  CHECK_FALSE(manifest_mismatch(make_manifest(layout), layout));
+
+  model::Tensor w6 = w;
+  w6.shape = {6};
+  const auto shape = manifest_mismatch(make_manifest(model::ModelParameters({w6, b})), layout);
+  REQUIRE(shape);
+  CHECK(*shape == "tensor 0 ('fc.weight') has shape [6] in the update, [2, 3] in the model");
+
+  model::Tensor b64{"fc.bias", model::DType::kFloat64, {1}, std::vector<std::byte>(8)};
+  CHECK_THAT(*manifest_mismatch(make_manifest(model::ModelParameters({w, b64})), layout),
+             Catch::Contains("'fc.bias'") && Catch::Contains("DTYPE_FLOAT64"));
+  CHECK_THAT(*manifest_mismatch(make_manifest(model::ModelParameters({w})), layout),
+             Catch::Contains("lists 1 tensors, the model has 2"));
+}
+
+}  // namespace sotto::codec
