@@ -328,48 +328,32 @@ void RoundCoordinator::close_step(TimePoint now, Actions& out) {
   step_deadline_ = now + options_.secure.step_deadline;
 }
 
-Actions RoundCoordinator::on_update(ConnectionId conn, ClientUpdate update, TimePoint now) {
-  Actions out;
-  if (secure_round() && phase_ == Phase::kTraining && cohort_.count(conn)) {
-    Member* m = secure_member(conn, 2, "masked input", out);
-    if (!m) {
-      maybe_close_step(now, out);
-      return out;
-    }
-    std::optional<std::string> invalid;
-    if (update.round_id != round_id_) {
-      invalid = "masked input is for round " + std::to_string(update.round_id) + ", the current round is " +
-                std::to_string(round_id_);
-    } else if (update.num_examples == 0) {
-      invalid = "update reports 0 training examples";
-    } else if (!std::isfinite(update.train_loss) || !std::isfinite(update.train_accuracy) ||
-               !std::isfinite(update.train_seconds)) {
-      invalid = "update's train_loss, train_accuracy or train_seconds is not finite";
-    }
-    if (!invalid) {
-      try {
-        const auto& config = session_->config();
-        const secagg::MaskedInput input{
-            secagg::masked_input_words(update.delta, config.bits, static_cast<std::size_t>(config.vector_length))};
-        session_->on_masked_input(m->index, input);
-      } catch (const Error& e) {
-        invalid = e.what();
-      }
-    }
-    if (invalid) {
-      reject_and_drop(conn, v1::ERROR_CODE_INVALID_UPDATE, *invalid, out);
-    } else {
-      m->secagg_done = 2;
-      ++report_.secagg->masked;
-      report_.examples += update.num_examples;
-      report_.participants.push_back(m->client_id);
-      weighted_loss_ += update.train_loss * static_cast<double>(update.num_examples);
-      weighted_accuracy_ += update.train_accuracy * static_cast<double>(update.num_examples);
-      report_.slowest_train_seconds = std::max(report_.slowest_train_seconds, update.train_seconds);
-    }
-    maybe_close_step(now, out);
-    return out;
+// What every update must satisfy, masked or not: this round, some examples, finite metrics.
+std::optional<std::string> RoundCoordinator::check_update(const ClientUpdate& update) const {
+  if (update.round_id != round_id_) {
+    return "update is for round " + std::to_string(update.round_id) + ", the current round is " +
+           std::to_string(round_id_);
   }
+  if (update.num_examples == 0) return "update reports 0 training examples";
+  if (!std::isfinite(update.train_loss) || !std::isfinite(update.train_accuracy) ||
+      !std::isfinite(update.train_seconds)) {
+    return "update's train_loss, train_accuracy or train_seconds is not finite";
+  }
+  return std::nullopt;
+}
+
+// An accepted update's statistics for the round's report.
+void RoundCoordinator::count_update(const std::string& client_id, const ClientUpdate& update) {
+  report_.examples += update.num_examples;
+  report_.participants.push_back(client_id);
+  weighted_loss_ += update.train_loss * static_cast<double>(update.num_examples);
+  weighted_accuracy_ += update.train_accuracy * static_cast<double>(update.num_examples);
+  report_.slowest_train_seconds = std::max(report_.slowest_train_seconds, update.train_seconds);
+}
+
+Actions RoundCoordinator::on_update(ConnectionId conn, ClientUpdate update, TimePoint now) {
+  if (secure_round() && phase_ == Phase::kTraining && cohort_.count(conn)) return on_masked_update(conn, update, now);
+  Actions out;
   auto it = cohort_.find(conn);
   if (phase_ != Phase::kTraining || it == cohort_.end()) {
     out.push_back(action::Reject{conn, v1::ERROR_CODE_UNEXPECTED_MESSAGE,
@@ -384,21 +368,14 @@ Actions RoundCoordinator::on_update(ConnectionId conn, ClientUpdate update, Time
     maybe_close_round(now, out);
     return out;
   }
-  std::optional<std::string> invalid;
-  v1::ErrorCode code = v1::ERROR_CODE_INVALID_UPDATE;
-  if (update.round_id != round_id_) {
-    code = v1::ERROR_CODE_WRONG_ROUND;
-    invalid = "update is for round " + std::to_string(update.round_id) + ", the current round is " +
-              std::to_string(round_id_);
-  } else if (update.num_examples == 0) {
-    invalid = "update reports 0 training examples";
-  } else if (auto mismatch = update.delta.layout_mismatch(*global_)) {
-    invalid = "update does not match the model: " + *mismatch;
-  } else if (auto bad = update.delta.first_non_finite()) {
-    invalid = "update is not finite: " + *bad;
-  } else if (!std::isfinite(update.train_loss) || !std::isfinite(update.train_accuracy) ||
-             !std::isfinite(update.train_seconds)) {
-    invalid = "update's train_loss, train_accuracy or train_seconds is not finite";
+  std::optional<std::string> invalid = check_update(update);
+  const v1::ErrorCode code = update.round_id != round_id_ ? v1::ERROR_CODE_WRONG_ROUND : v1::ERROR_CODE_INVALID_UPDATE;
+  if (!invalid) {
+    if (auto mismatch = update.delta.layout_mismatch(*global_)) {
+      invalid = "update does not match the model: " + *mismatch;
+    } else if (auto bad = update.delta.first_non_finite()) {
+      invalid = "update is not finite: " + *bad;
+    }
   }
   if (invalid) {
     report_.dropped.emplace_back(member.client_id, *invalid);
@@ -407,9 +384,7 @@ Actions RoundCoordinator::on_update(ConnectionId conn, ClientUpdate update, Time
     maybe_close_round(now, out);
     return out;
   }
-  const std::uint64_t num_examples = update.num_examples;
-  const double train_loss = update.train_loss, train_accuracy = update.train_accuracy;
-  const double train_seconds = update.train_seconds;
+  count_update(member.client_id, update);
   if (options_.reproducible_aggregation) {
     held_updates_.emplace(member.client_id, std::move(update));  // summed in turn by maybe_close_round below
   } else {
@@ -419,12 +394,37 @@ Actions RoundCoordinator::on_update(ConnectionId conn, ClientUpdate update, Time
   }
   member.uploaded = true;
   report_.survivors += 1;
-  report_.examples += num_examples;
-  report_.participants.push_back(member.client_id);
-  weighted_loss_ += train_loss * static_cast<double>(num_examples);
-  weighted_accuracy_ += train_accuracy * static_cast<double>(num_examples);
-  report_.slowest_train_seconds = std::max(report_.slowest_train_seconds, train_seconds);
   maybe_close_round(now, out);
+  return out;
+}
+
+// A secure round's masked input (SecAgg+ step 2): checked like any update, then handed to the server session.
+Actions RoundCoordinator::on_masked_update(ConnectionId conn, const ClientUpdate& update, TimePoint now) {
+  Actions out;
+  Member* m = secure_member(conn, 2, "masked input", out);
+  if (!m) {
+    maybe_close_step(now, out);
+    return out;
+  }
+  std::optional<std::string> invalid = check_update(update);
+  if (!invalid) {
+    try {
+      const auto& config = session_->config();
+      const secagg::MaskedInput input{
+          secagg::masked_input_words(update.delta, config.bits, static_cast<std::size_t>(config.vector_length))};
+      session_->on_masked_input(m->index, input);
+    } catch (const Error& e) {
+      invalid = e.what();
+    }
+  }
+  if (invalid) {
+    reject_and_drop(conn, v1::ERROR_CODE_INVALID_UPDATE, *invalid, out);
+  } else {
+    m->secagg_done = 2;
+    ++report_.secagg->masked;
+    count_update(m->client_id, update);
+  }
+  maybe_close_step(now, out);
   return out;
 }
 

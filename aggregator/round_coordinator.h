@@ -239,6 +239,9 @@ class RoundCoordinator {
   void open_checkin(TimePoint now, Actions& out);
   void start_training(TimePoint now, Actions& out);
   void drop(ConnectionId conn, const std::string& reason);
+  std::optional<std::string> check_update(const ClientUpdate& update) const;
+  void count_update(const std::string& client_id, const ClientUpdate& update);
+  Actions on_masked_update(ConnectionId conn, const ClientUpdate& update, TimePoint now);
   void maybe_close_round(TimePoint now, Actions& out);
   void close_round(TimePoint now, bool completed, const std::string& abandon_reason, Actions& out);
   // reproducible_aggregation: sums the held updates whose turn has come (see sum_order_).

@@ -213,7 +213,35 @@ class AggregatorServer::Impl {
     }
   }
 
+  // One connection from handshake to close: the hello (authenticated, then handed to the coordinator), then the
+  // protocol's messages until either side is done.
   asio::awaitable<void> session(std::shared_ptr<Connection> c) {
+    if (!co_await handshake(c)) co_return;
+    std::string buffer;
+    if (!c->refusal.empty()) {
+      co_await refuse(c, buffer);
+      co_return;
+    }
+    try {
+      switch (co_await read_hello(c, buffer)) {
+        case HelloOutcome::kRefused:
+          co_await c->drain(buffer);
+          co_return;
+        case HelloOutcome::kStopping:
+          c->close();
+          co_return;
+        case HelloOutcome::kAdmitted:
+          break;
+      }
+      if (co_await serve(c, buffer)) co_await c->drain(buffer);
+    } catch (const boost::system::system_error& e) {
+      lost(c, e.code() == asio::error::eof || e.code() == asio::ssl::error::stream_truncated
+                  ? std::string("connection closed by the client")
+                  : e.code().message());
+    }
+  }
+
+  asio::awaitable<bool> handshake(const std::shared_ptr<Connection>& c) {
     if (c->refusal.empty()) {
       c->arm(config_.handshake_timeout, "no TLS handshake within server.handshake_timeout_s");
     } else {
@@ -224,87 +252,74 @@ class AggregatorServer::Impl {
     } catch (const boost::system::system_error& e) {
       warn_about(c, "TLS handshake refused: " + e.code().message());
       c->close();
-      co_return;
+      co_return false;
     }
     c->handshake_done = true;
     c->start_writer();
-    std::string buffer;
-    if (!c->refusal.empty()) {
-      co_await refuse(c, buffer);
-      co_return;
-    }
+    co_return true;
+  }
+
+  enum class HelloOutcome { kAdmitted, kRefused, kStopping };
+
+  // The first frame, within server.hello_timeout_s and server.max_hello_bytes: a hello that authenticates. Then
+  // the connection counts as authenticated and, once the coordinator exists, meets it.
+  asio::awaitable<HelloOutcome> read_hello(const std::shared_ptr<Connection>& c, std::string& buffer) {
     c->arm(config_.hello_timeout, "no hello within server.hello_timeout_s");
-    try {
-      v1::Envelope env;
+    v1::Envelope env;
+    auto r = co_await net::async_read_envelope(c->stream, env, c->frame_limit, buffer);
+    bytes_in_ += r.bytes;
+    if (c->closing) co_return HelloOutcome::kRefused;
+    if (r.error) {
+      if (r.error->code == v1::ERROR_CODE_FRAME_TOO_LARGE) {
+        r.error->message = "before hello, frames are limited to server.max_hello_bytes = " +
+                           std::to_string(c->frame_limit) + " bytes: " + r.error->message;
+      }
+      violation(c, r.error->code, r.error->message);
+      co_return HelloOutcome::kRefused;
+    }
+    if (!env.has_hello()) {
+      violation(c, v1::ERROR_CODE_UNEXPECTED_MESSAGE, "expected hello as the first message, got " + net::body_name(env));
+      co_return HelloOutcome::kRefused;
+    }
+    c->disarm();
+    auto identity = authenticate(c, env.hello());
+    if (!identity) co_return HelloOutcome::kRefused;
+    c->client_id = *identity;
+    c->ticket.authenticated();
+    c->frame_limit = config_.max_frame_bytes;
+    while (!coordinator_ && !stopping_) co_await ready_.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (!coordinator_) co_return HelloOutcome::kStopping;
+    c->in_protocol = true;
+    spdlog::debug("{}: hello", c->who());
+    dispatch(coordinator_->on_hello(c->id, c->client_id, Clock::now()));
+    co_return HelloOutcome::kAdmitted;
+  }
+
+  // The protocol's messages after hello, to the coordinator. Returns false when the connection is already closed.
+  asio::awaitable<bool> serve(const std::shared_ptr<Connection>& c, std::string& buffer) {
+    v1::Envelope env;
+    while (!c->closing) {
       auto r = co_await net::async_read_envelope(c->stream, env, c->frame_limit, buffer);
       bytes_in_ += r.bytes;
-      if (c->closing) {
-        co_await c->drain(buffer);
-        co_return;
-      }
+      if (c->closing) break;
       if (r.error) {
-        if (r.error->code == v1::ERROR_CODE_FRAME_TOO_LARGE) {
-          r.error->message = "before hello, frames are limited to server.max_hello_bytes = " +
-                             std::to_string(c->frame_limit) + " bytes: " + r.error->message;
-        }
         violation(c, r.error->code, r.error->message);
-        {
-          co_await c->drain(buffer);
-          co_return;
-        }
+        break;
       }
-      if (!env.has_hello()) {
-        violation(c, v1::ERROR_CODE_UNEXPECTED_MESSAGE,
-                  "expected hello as the first message, got " + net::body_name(env));
-        {
-          co_await c->drain(buffer);
-          co_return;
-        }
+      if (env.has_update()) {
+        if (coordinator_->in_secure_round()) secagg_in_[2] += r.bytes;
+        co_await receive_update(c, env.update(), buffer);
+      } else if (env.has_secagg_advertise() || env.has_secagg_shares() || env.has_secagg_unmask_response()) {
+        secagg_in_[env.has_secagg_advertise() ? 0 : env.has_secagg_shares() ? 1 : 3] += r.bytes;
+        secagg_message(c, env);
+      } else if (env.has_error()) {  // the client gives up on the round and says why: its reason is the drop's
+        lost(c, "the client reported " + v1::ErrorCode_Name(env.error().code()) + ": " + env.error().message());
+        co_return false;
+      } else {
+        violation(c, v1::ERROR_CODE_UNEXPECTED_MESSAGE, "unexpected " + net::body_name(env) + " message after hello");
       }
-      c->disarm();
-      auto identity = authenticate(c, env.hello());
-      if (!identity) {
-        co_await c->drain(buffer);
-        co_return;
-      }
-      c->client_id = *identity;
-      c->ticket.authenticated();
-      c->frame_limit = config_.max_frame_bytes;
-      while (!coordinator_ && !stopping_) co_await ready_.async_wait(asio::as_tuple(asio::use_awaitable));
-      if (!coordinator_) {
-        c->close();
-        co_return;
-      }
-      c->in_protocol = true;
-      spdlog::debug("{}: hello", c->who());
-      dispatch(coordinator_->on_hello(c->id, c->client_id, Clock::now()));
-      while (!c->closing) {
-        r = co_await net::async_read_envelope(c->stream, env, c->frame_limit, buffer);
-        bytes_in_ += r.bytes;
-        if (c->closing) break;
-        if (r.error) {
-          violation(c, r.error->code, r.error->message);
-          break;
-        }
-        if (env.has_update()) {
-          if (coordinator_->in_secure_round()) secagg_in_[2] += r.bytes;
-          co_await receive_update(c, env.update(), buffer);
-        } else if (env.has_secagg_advertise() || env.has_secagg_shares() || env.has_secagg_unmask_response()) {
-          secagg_in_[env.has_secagg_advertise() ? 0 : env.has_secagg_shares() ? 1 : 3] += r.bytes;
-          secagg_message(c, env);
-        } else if (env.has_error()) {  // the client gives up on the round and says why: its reason is the drop's
-          lost(c, "the client reported " + v1::ErrorCode_Name(env.error().code()) + ": " + env.error().message());
-          co_return;
-        } else {
-          violation(c, v1::ERROR_CODE_UNEXPECTED_MESSAGE, "unexpected " + net::body_name(env) + " message after hello");
-        }
-      }
-      co_await c->drain(buffer);
-    } catch (const boost::system::system_error& e) {
-      lost(c, e.code() == asio::error::eof || e.code() == asio::ssl::error::stream_truncated
-                  ? std::string("connection closed by the client")
-                  : e.code().message());
     }
+    co_return true;
   }
 
   // A connection the gate refused: one error frame naming the cap, then the same close as any other. Logged by
