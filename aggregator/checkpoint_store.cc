@@ -47,12 +47,13 @@ CoordinatorStart CheckpointStore::load(model::ModelParameters fresh) const {
   }
   spdlog::info("resuming from {}: {} rounds completed, next round {}", path.string(), file.completed_rounds,
                file.next_round_id);
+  carried_record_ = std::move(file.round_record);
   return {std::move(file.model), file.next_round_id, file.completed_rounds, std::move(file.strategy_state)};
 }
 
-void CheckpointStore::save(const action::RoundClosed& closed) const {
+void CheckpointStore::save(const action::RoundClosed& closed, const std::string& round_record) const {
   codec::write_model_file(checkpoint_path(), {closed.next_round_id, closed.completed_rounds, *closed.global_model,
-                                              closed.strategy, *closed.strategy_state});
+                                              closed.strategy, *closed.strategy_state, round_record});
   if (closed.report.completed && options_.keep_round_models) {
     codec::write_model_file(round_model_path(closed.report.round_id),
                             {closed.next_round_id, closed.completed_rounds, *closed.global_model, {}, {}});

@@ -33,8 +33,12 @@ class CheckpointStore {
   // to do.
   CoordinatorStart load_or_create(model::ModelParameters fresh) const;
 
-  // After a round closed: the new checkpoint, and the round's model when kept.
-  void save(const action::RoundClosed& closed) const;
+  // After a round closed: the new checkpoint, carrying the round's rounds.jsonl record (JSON), and the round's
+  // model when kept.
+  void save(const action::RoundClosed& closed, const std::string& round_record = {}) const;
+
+  // The record the checkpoint carries (empty for none), read by load_or_create.
+  const std::string& carried_record() const { return carried_record_; }
 
   std::filesystem::path checkpoint_path() const { return options_.state_dir / "checkpoint.sotto"; }
   std::filesystem::path round_model_path(std::uint64_t round_id) const;
@@ -44,6 +48,7 @@ class CheckpointStore {
   std::string recovery_advice() const;
 
   CheckpointStoreOptions options_;
+  mutable std::string carried_record_;
 };
 
 }  // namespace sotto::aggregator

@@ -4,7 +4,8 @@
 // comes with a new version, so old files keep their meaning), round, status ("completed"/"abandoned"), abandon_reason, cohort, survivors, examples, participants,
 // dropped [{client, reason}], test_accuracy and test_loss (when evaluated), mean_train_loss, mean_train_accuracy,
 // seconds {checkin, training, aggregation, slowest_client_training, evaluation}, bytes_in, bytes_out, and
-// completed_rounds. Tools read it line by line (the demo prints it as a table).
+// completed_rounds; restored_from_checkpoint (true) on a line a crash had lost, appended from the checkpoint on
+// restart without its evaluation. Tools read it line by line (the demo prints it as a table).
 #pragma once
 
 #include <array>

@@ -1,7 +1,10 @@
 #include "aggregator/round_recorder.h"
 
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 #include <boost/asio/post.hpp>
+
+#include "common/util/json_lines.h"
 
 namespace sotto::aggregator {
 
@@ -51,6 +54,7 @@ void RoundRecorder::prepare_start(ModelFactory factory, StartReady ready) {
       std::exception_ptr failure = error;
       if (!failure) {
         try {
+          restore_lost_record();
           log_ = std::make_unique<RoundLog>(rounds_file_);
         } catch (...) {
           failure = std::current_exception();
@@ -61,9 +65,25 @@ void RoundRecorder::prepare_start(ModelFactory factory, StartReady ready) {
   });
 }
 
+// A crash after a checkpoint was written but before its round's line was appended: the checkpoint carries the
+// line, which goes into rounds.jsonl now (without the evaluation that never ran, and marked as restored).
+void RoundRecorder::restore_lost_record() {
+  if (checkpoints_.carried_record().empty()) return;
+  nlohmann::json carried = nlohmann::json::parse(checkpoints_.carried_record());
+  const auto lines = util::read_json_lines(rounds_file_);
+  const std::uint64_t round = carried.value("round", std::uint64_t{0});
+  for (const auto& line : lines) {
+    if (line.value("round", std::uint64_t{0}) == round) return;  // it made it
+  }
+  carried["restored_from_checkpoint"] = true;
+  RoundLog(rounds_file_).append(carried);
+  spdlog::warn("round {}: its rounds.jsonl line was lost in a crash; appended it from the checkpoint", round);
+}
+
 void RoundRecorder::record(const action::RoundClosed& rc, const RoundTraffic& traffic, bool evaluate,
                            std::function<void()> recorded) {
-  checkpoints_.save(rc);
+  // The record goes into the checkpoint too, so that a crash before its line is appended cannot lose it.
+  checkpoints_.save(rc, round_record(rc.report, rc.completed_rounds, traffic, std::nullopt, 0).dump());
   log_outcome(rc.report);
   ++pending_;
   evaluate = evaluate && rc.report.completed && evaluator_;

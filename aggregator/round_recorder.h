@@ -47,6 +47,8 @@ class RoundRecorder {
   void join();
 
  private:
+  void restore_lost_record();
+
   boost::asio::io_context& io_;
   CheckpointStore checkpoints_;
   std::filesystem::path rounds_file_;

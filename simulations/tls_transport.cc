@@ -250,8 +250,12 @@ SimSummary run_simulation_over_tls(const SimConfig& config, const ProgressFn& pr
     throw Error("the aggregator " + (code ? "exited with code " + std::to_string(*code) : std::string("did not stop")) +
                 " after the last round; its log:\n" + aggregator.log_tail(kLogTail));
   }
-  fs::copy_file(state / "checkpoint.sotto", outputs.dir() / "final_model.sotto", fs::copy_options::overwrite_existing);
-  const std::uint64_t model_bytes = codec::read_model_file(outputs.dir() / "final_model.sotto").model.total_bytes();
+  // The daemon's last checkpoint, as the model file the in-memory engine writes (without the round record a
+  // checkpoint carries for crash recovery).
+  codec::ModelFile final_model = codec::read_model_file(state / "checkpoint.sotto");
+  final_model.round_record.clear();
+  codec::write_model_file(outputs.dir() / "final_model.sotto", final_model);
+  const std::uint64_t model_bytes = final_model.model.total_bytes();
   summary.total_seconds = since(start);
   finish_outputs(outputs, config, summary, {{"model_bytes", model_bytes}, {"ranks", 1}, {"transport", "tls"}}, warn);
   return summary;

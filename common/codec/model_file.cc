@@ -135,6 +135,7 @@ void write_model_file(const std::filesystem::path& path, const ModelFile& file) 
   header.set_completed_rounds(file.completed_rounds);
   *header.mutable_model() = make_manifest(file.model);
   header.set_strategy(file.strategy);
+  header.set_round_record(file.round_record);
   *header.mutable_strategy_state() = make_manifest(file.strategy_state);
   append_record(bytes, header);
   for (const auto* params : {&file.model, &file.strategy_state}) {
@@ -170,6 +171,7 @@ ModelFile read_model_file(const std::filesystem::path& path) {
   file.next_round_id = header.next_round_id();
   file.completed_rounds = header.completed_rounds();
   file.strategy = header.strategy();
+  file.round_record = header.round_record();
   // The tensors' bytes are in the file, so its size bounds them: a damaged manifest must not make us allocate more.
   std::error_code size_error;
   const auto file_size = std::filesystem::file_size(path, size_error);

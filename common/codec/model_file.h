@@ -27,6 +27,7 @@ struct ModelFile {
   model::ModelParameters model;
   std::string strategy;                   // who wrote strategy_state; empty when there is none
   model::ModelParameters strategy_state;  // carried across restarts, e.g. a server optimizer's moments
+  std::string round_record;  // JSON: the record of the round the checkpoint closed, for rounds.jsonl; may be empty
   std::uint32_t format_version = kModelFileFormat;  // as read; writes always use kModelFileFormat
 };
 

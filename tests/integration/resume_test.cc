@@ -1,4 +1,5 @@
-// Crash and resume: the aggregator is killed with SIGKILL right after round 2 of 4 completes and restarted with
+// Crash and resume: the aggregator is killed with SIGKILL right after round 2 of 4 completes (its rounds.jsonl line
+// then removed, as a crash just before the line would have left it) and restarted with
 // the same config and state directory. It must resume from its checkpoint — the very model it had written — and
 // the clients, never restarted, must reconnect on their own and see training through to the end.
 #include <signal.h>
@@ -57,6 +58,15 @@ TEST_CASE("an aggregator killed after round 2 resumes from its checkpoint and th
   }
   // The checkpoint is the model of round 2, bit for bit.
   REQUIRE(checkpoint.model == codec::read_model_file(agg.state_dir / "model-round-2.sotto").model);
+  // A crash can also land after the checkpoint is written and before the round's line is appended. Recreate that
+  // state by removing round 2's line: the checkpoint carries it, and the restarted aggregator appends it.
+  {
+    const std::string text = read_file(rounds_file);
+    const auto first_line_end = text.find('\n');
+    REQUIRE(first_line_end != std::string::npos);
+    write_file(rounds_file, text.substr(0, first_line_end + 1));
+    REQUIRE(read_jsonl(rounds_file).size() == 1);
+  }
 
   // Same config, same state directory.
   fs::remove(agg.state_dir / "port");
@@ -68,6 +78,7 @@ TEST_CASE("an aggregator killed after round 2 resumes from its checkpoint and th
     REQUIRE(wait_until([&] { return second->log_contains("resuming from " + checkpoint_file.string() +
                                                            ": 2 rounds completed, next round 3"); }, 60s));
     CHECK_FALSE(second->log_contains("starting a new training"));
+    REQUIRE(wait_until([&] { return second->log_contains("round 2: its rounds.jsonl line was lost in a crash"); }, 30s));
   }
   // Nothing rewrote the checkpoint on start: the restarted aggregator starts from exactly those bytes.
   CHECK(codec::read_model_file(checkpoint_file).model == checkpoint.model);
@@ -84,6 +95,8 @@ TEST_CASE("an aggregator killed after round 2 resumes from its checkpoint and th
   const auto rounds = read_jsonl(rounds_file);
   INFO("rounds.jsonl: " << nlohmann::json(rounds).dump());
   REQUIRE(rounds.size() == 4);
+  CHECK(rounds[1].value("restored_from_checkpoint", false));
+  CHECK_FALSE(rounds[2].value("restored_from_checkpoint", false));
   for (std::uint64_t r = 1; r <= 4; ++r) {
     CHECK(rounds[r - 1].at("round") == r);
     CHECK(rounds[r - 1].at("status") == "completed");
