@@ -52,7 +52,7 @@ std::optional<TimePoint> Participant::deadline() const {
 }
 
 Outputs Participant::on_task(Task task, TimePoint now) {
-  if (auto refused = refuse_unless(Step::kAwaitingTask, "a task", now)) return *refused;
+  if (auto refused = refuse_unless(Step::kAwaitingTask, "a task")) return *refused;
   if (!task.global_model) throw std::logic_error("Participant::on_task without a global model");
   task_ = std::move(task);
   record_.round_id = task_.round_id;
@@ -65,11 +65,14 @@ Outputs Participant::on_task(Task task, TimePoint now) {
                       : "this client was started to contribute to a secure sum, but the aggregator runs training",
                   true);
   }
-  if (task_.model_sha256 && *task_.model_sha256 != codec::model_digest(*task_.global_model)) {
-    return protocol_error(v1::ERROR_CODE_MALFORMED_FRAME,
-                          "the global model received does not match the SHA-256 its task names (sha256 " +
-                              codec::to_hex(codec::model_digest(*task_.global_model)) + ", expected " +
-                              codec::to_hex(*task_.model_sha256) + "): it was damaged on the way; not training on it");
+  if (task_.model_sha256) {
+    const codec::ModelDigest received = codec::model_digest(*task_.global_model);
+    if (received != *task_.model_sha256) {
+      return protocol_error(v1::ERROR_CODE_MALFORMED_FRAME,
+                            "the global model received does not match the SHA-256 its task names (sha256 " +
+                                codec::to_hex(received) + ", expected " + codec::to_hex(*task_.model_sha256) +
+                                "): it was damaged on the way; not training on it");
+    }
   }
   if (task_.secure && task_.secure->config.round_id != task_.round_id) {
     return protocol_error(v1::ERROR_CODE_WRONG_ROUND, "the task's secure-aggregation round differs from its round");
@@ -154,8 +157,8 @@ Outputs Participant::start_secure(std::vector<std::uint32_t> input) {
   });
 }
 
-Outputs Participant::on_key_directory(const secagg::KeyDirectory& directory, TimePoint now) {
-  if (auto refused = refuse_unless(Step::kAdvertised, "a key directory", now)) return *refused;
+Outputs Participant::on_key_directory(const secagg::KeyDirectory& directory, TimePoint) {
+  if (auto refused = refuse_unless(Step::kAdvertised, "a key directory")) return *refused;
   return guarded([&] {
     Outputs out{out::ShareKeys{session_->on_key_directory(directory).shares}};
     step_ = Step::kShared;
@@ -163,8 +166,8 @@ Outputs Participant::on_key_directory(const secagg::KeyDirectory& directory, Tim
   });
 }
 
-Outputs Participant::on_shares(const secagg::SharesForYou& shares, TimePoint now) {
-  if (auto refused = refuse_unless(Step::kShared, "key shares", now)) return *refused;
+Outputs Participant::on_shares(const secagg::SharesForYou& shares, TimePoint) {
+  if (auto refused = refuse_unless(Step::kShared, "key shares")) return *refused;
   return guarded([&] {
     Outputs out{out::Upload{task_.round_id, metrics_, session_->on_shares(shares), task_.secure->config.bits}};
     step_ = Step::kUploaded;
@@ -173,8 +176,8 @@ Outputs Participant::on_shares(const secagg::SharesForYou& shares, TimePoint now
   });
 }
 
-Outputs Participant::on_unmask_request(const secagg::UnmaskRequest& request, TimePoint now) {
-  if (auto refused = refuse_unless(Step::kUploaded, "an unmask request", now)) return *refused;
+Outputs Participant::on_unmask_request(const secagg::UnmaskRequest& request, TimePoint) {
+  if (auto refused = refuse_unless(Step::kUploaded, "an unmask request")) return *refused;
   if (!session_) return protocol_error(v1::ERROR_CODE_UNEXPECTED_MESSAGE, "an unmask request in a plain round");
   return guarded([&] {
     Outputs out{out::UnmaskResponse{session_->on_unmask_request(request)}};
@@ -218,7 +221,7 @@ Outputs Participant::protocol_error(v1::ErrorCode code, const std::string& messa
   return {out::ReportError{code, message}, out::Finish{out::Outcome::kFailed, message}};
 }
 
-std::optional<Outputs> Participant::refuse_unless(Step expected, const char* what, TimePoint) {
+std::optional<Outputs> Participant::refuse_unless(Step expected, const char* what) {
   if (step_ == Step::kFinished) return Outputs{};
   if (step_ == expected) return std::nullopt;
   return protocol_error(v1::ERROR_CODE_UNEXPECTED_MESSAGE,

@@ -76,7 +76,7 @@ class Participant {
   Outputs start_secure(std::vector<std::uint32_t> input);
   Outputs finish(out::Outcome outcome, std::string message, bool fatal = false);
   Outputs protocol_error(v1::ErrorCode code, const std::string& message);
-  std::optional<Outputs> refuse_unless(Step expected, const char* what, TimePoint now);
+  std::optional<Outputs> refuse_unless(Step expected, const char* what);
   template <typename Body>
   Outputs guarded(Body&& body);
 
