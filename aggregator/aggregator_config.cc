@@ -3,6 +3,7 @@
 #include "aggregator/config_sections.h"
 
 #include "common/config/toml_reader.h"
+#include "common/secagg/messages.h"
 #include "common/util/error.h"
 
 namespace sotto::aggregator {
@@ -82,8 +83,9 @@ AggregatorConfig load_aggregator_config(const std::filesystem::path& path) {
   auto& sa = o.secure;
   sa = read_secure_aggregation_section(r);
   sa.step_deadline = r.get_seconds("secure_aggregation.step_deadline_s", 30, 0.001, 86400);
-  if (sa.enabled && o.cohort_min < 3) {
-    r.fail("rounds.cohort_min", "must be at least 3 with secure aggregation (a sum of fewer would reveal inputs)");
+  if (sa.enabled && o.cohort_min < secagg::kMinClients) {
+    r.fail("rounds.cohort_min", "must be at least " + std::to_string(secagg::kMinClients) +
+                                    " with secure aggregation (a sum of fewer would reveal inputs)");
   }
 
   const std::string kind = r.get_choice("task.kind", {"train", "secure_sum"}, "train");

@@ -18,7 +18,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "aggregator/connection_gate.h"
-#include "aggregator/round_coordinator.h"
+#include "aggregator/coordinator_options.h"
 #include "common/codec/model_frames.h"
 #include "sotto/v1/sotto.pb.h"
 

@@ -3,9 +3,9 @@
 #include <algorithm>
 #include <cmath>
 
-#include "common/secagg/parameters.h"
 #include "common/secagg/update_vector.h"
 #include "common/util/error.h"
+#include "common/util/seed_mix.h"
 
 namespace sotto::aggregator {
 
@@ -15,20 +15,13 @@ double seconds_between(TimePoint a, TimePoint b) {
   return std::chrono::duration<double>(b - a).count();
 }
 
-// SplitMix64: spreads (seed, round) into a per-round training seed. Not secret; reproducibility only.
-std::uint64_t mix(std::uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-
 }  // namespace
 
 RoundCoordinator::RoundCoordinator(CoordinatorOptions options, CoordinatorStart start,
                                    std::unique_ptr<Strategy> strategy)
     : options_(std::move(options)),
       strategy_(std::move(strategy)),
+      sum_(*strategy_, options_.reproducible_aggregation, options_.stopwatch),
       global_(std::make_shared<const model::ModelParameters>(std::move(start.global_model))),
       round_id_(start.next_round_id),
       completed_rounds_(start.completed_rounds) {
@@ -36,7 +29,6 @@ RoundCoordinator::RoundCoordinator(CoordinatorOptions options, CoordinatorStart 
   if (options_.cohort_min == 0 || options_.cohort_min > options_.cohort_target) {
     throw Error("cohort_min must be between 1 and cohort_target (" + std::to_string(options_.cohort_target) + ")");
   }
-  if (!strategy_) throw Error("RoundCoordinator needs a strategy");
   if (!start.strategy_state.empty()) strategy_->load_state(start.strategy_state, *global_);
 }
 
@@ -49,6 +41,8 @@ Actions RoundCoordinator::start(TimePoint now) {
   }
   return out;
 }
+
+// ---- check-in ----------------------------------------------------------------------------------------------------
 
 std::string RoundCoordinator::client_id(ConnectionId conn) const {
   if (auto it = cohort_.find(conn); it != cohort_.end()) return it->second.client_id;
@@ -119,217 +113,47 @@ void RoundCoordinator::open_checkin(TimePoint now, Actions& out) {
   if (cohort_.size() == options_.cohort_target) start_training(now, out);
 }
 
+// ---- training ----------------------------------------------------------------------------------------------------
+
 void RoundCoordinator::start_training(TimePoint now, Actions& out) {
   phase_ = Phase::kTraining;
   training_started_ = now;
   training_deadline_ = now + options_.training_deadline;
   report_.checkin_seconds = seconds_between(checkin_opened_, now);
   report_.cohort = static_cast<std::uint32_t>(cohort_.size());
-  strategy_->begin_round(*global_);
+  std::vector<std::pair<ConnectionId, std::string>> members;
+  for (const auto& [conn, m] : cohort_) members.emplace_back(conn, m.client_id);
+  sum_.begin(*global_, members);
   action::SendTask task{{}, round_id_, options_.plan, global_, options_.training_deadline};
-  task.plan.seed = mix(options_.seed ^ mix(round_id_));
+  task.plan.seed = util::mix64(options_.seed ^ util::mix64(round_id_));
   for (const auto& [conn, m] : cohort_) task.conns.push_back(conn);
-  sum_order_.clear();
-  sum_cursor_ = 0;
-  if (options_.reproducible_aggregation) {
-    for (const auto& [conn, m] : cohort_) sum_order_.emplace_back(m.client_id, conn);
-    std::sort(sum_order_.begin(), sum_order_.end());
-  }
   if (options_.secure.enabled) {
-    try {
-      start_secure_round(task);
-    } catch (const Error& e) {  // nothing sent yet: abandon before any client trains
-      close_round(now, false, std::string("secure aggregation cannot run: ") + e.what(), out);
+    const bool secure_sum = options_.secure_sum_length > 0;
+    const std::uint64_t length = secure_sum ? options_.secure_sum_length : secagg::floating_length(*global_);
+    auto begun = SecureAggregationRound::begin(options_.secure, round_id_, members, length, !secure_sum, now,
+                                               training_deadline_);
+    if (auto* why = std::get_if<std::string>(&begun)) {  // nothing sent yet: abandon before any client trains
+      close_round(now, false, "secure aggregation cannot run: " + *why, out);
       return;
     }
-    step_started_ = now;
-    step_deadline_ = training_deadline_;
+    secure_ = std::move(std::get<std::unique_ptr<SecureAggregationRound>>(begun));
+    task.secagg = secure_->assignment();
+    task.secure_sum = secure_sum;
   }
   out.push_back(std::move(task));
 }
 
-void RoundCoordinator::start_secure_round(action::SendTask& task) {
-  const auto n = static_cast<std::uint32_t>(cohort_.size());
-  if (n < 3) throw Error("it needs at least 3 clients in the cohort, and " + std::to_string(n) + " checked in");
-  const auto& s = options_.secure;
-  secagg::SecAggParameters p;
-  if (s.complete_graph || n <= 4) {
-    p = secagg::complete_graph_parameters(n, s.dropout_rate);
-  } else {
-    try {
-      p = secagg::find_parameters(n, s.dropout_rate, s.corruption_rate);
-    } catch (const Error&) {
-      // Small cohorts cannot meet the finder's failure bounds with any degree: the complete graph (the original
-      // SecAgg) is then the most robust choice, and it still refuses rates it cannot survive.
-      p = secagg::complete_graph_parameters(n, s.dropout_rate);
-    }
-  }
-  if (s.neighbours) p.k = std::min(s.neighbours, n - 1);
-  if (s.threshold) p.t = s.threshold;
-  if (p.t > p.k || 2 * p.t <= p.k) {
-    throw Error("threshold " + std::to_string(p.t) + " must be above half of the " + std::to_string(p.k) +
-                " neighbours and at most their number");
-  }
-  const std::uint64_t length =
-      options_.secure_sum_length ? options_.secure_sum_length : secagg::floating_length(*global_);
-  secagg::RoundConfig config{round_id_, n, p.k, p.t, length, s.bits};
-  if (!options_.secure_sum_length) quantizer_.emplace(secagg::QuantizerParams{s.clip_norm, n, s.bits});
-  session_ = std::make_unique<secagg::ServerSession>(config);
-  secagg_step_ = 0;
-  report_.secagg = RoundReport::SecAgg{n, p.k, p.t};
-  action::SecAggAssignment assignment{config, s.clip_norm, {}};
-  secagg::ClientIndex next = 0;
-  secure_clients_.clear();
-  for (auto& [conn, m] : cohort_) {
-    m.index = next++;
-    assignment.index[conn] = m.index;
-    secure_clients_[m.index] = m.client_id;
-  }
-  task.secagg = std::move(assignment);
-  task.secure_sum = options_.secure_sum_length > 0;
-}
-
 std::size_t RoundCoordinator::max_update_bytes() const {
-  if (secure_round()) {
-    const auto& config = session_->config();
-    return secagg::masked_input_bytes(static_cast<std::size_t>(config.vector_length), config.bits);
-  }
-  return global_->total_bytes();
+  return secure_ ? secure_->masked_input_bytes() : global_->total_bytes();
 }
 
-ConnectionId RoundCoordinator::conn_of(secagg::ClientIndex index) const {
-  for (const auto& [conn, m] : cohort_) {
-    if (m.index == index) return conn;
-  }
-  return 0;
-}
-
-void RoundCoordinator::reject_and_drop(ConnectionId conn, v1::ErrorCode code, const std::string& message,
-                                       Actions& out) {
-  out.push_back(action::Reject{conn, code, message});
-  drop(conn, message);
-}
-
-RoundCoordinator::Member* RoundCoordinator::secure_member(ConnectionId conn, int step, const char* what,
-                                                          Actions& out) {
-  auto it = cohort_.find(conn);
-  if (phase_ != Phase::kTraining || !secure_round() || it == cohort_.end()) {
-    out.push_back(action::Reject{conn, v1::ERROR_CODE_UNEXPECTED_MESSAGE,
-                                 std::string(what) + " sent outside a secure round this connection takes part in"});
-    waiting_.erase(conn);
-    if (it != cohort_.end()) cohort_.erase(it);
-    return nullptr;
-  }
-  if (secagg_step_ != step || it->second.secagg_done != step - 1) {
-    reject_and_drop(conn, v1::ERROR_CODE_UNEXPECTED_MESSAGE,
-                    std::string(what) + " out of order: the round is at secure aggregation step " +
-                        std::to_string(secagg_step_),
-                    out);
-    return nullptr;
-  }
-  return &it->second;
-}
-
-Actions RoundCoordinator::secure_step_message(ConnectionId conn, int step, const char* what, TimePoint now,
-                                              const std::function<void(Member&)>& accept) {
-  Actions out;
-  if (Member* m = secure_member(conn, step, what, out)) {
-    try {
-      accept(*m);
-      m->secagg_done = step;
-    } catch (const Error& e) {
-      reject_and_drop(conn, v1::ERROR_CODE_INVALID_UPDATE, e.what(), out);
-    }
-  }
-  maybe_close_step(now, out);
-  return out;
-}
-
-Actions RoundCoordinator::on_secagg_advertise(ConnectionId conn, const secagg::AdvertiseKeys& keys, TimePoint now) {
-  return secure_step_message(conn, 0, "advertise keys", now, [&](Member& m) {
-    session_->on_advertise(m.index, keys);
-    ++report_.secagg->advertised;
-  });
-}
-
-Actions RoundCoordinator::on_secagg_shares(ConnectionId conn, const std::vector<secagg::EncryptedShare>& shares,
-                                           TimePoint now) {
-  return secure_step_message(conn, 1, "encrypted shares", now, [&](Member& m) {
-    session_->on_encrypted_shares(m.index, secagg::EncryptedShares{shares});
-    ++report_.secagg->shared;
-  });
-}
-
-Actions RoundCoordinator::on_secagg_unmask(ConnectionId conn, const secagg::UnmaskResponse& response, TimePoint now) {
-  return secure_step_message(conn, 3, "unmask response", now, [&](Member& m) {
-    session_->on_unmask_response(m.index, response);
-    ++report_.secagg->unmasked;
-  });
-}
-
-void RoundCoordinator::maybe_close_step(TimePoint now, Actions& out) {
-  if (phase_ != Phase::kTraining || !secure_round()) return;
-  if (cohort_.size() < options_.cohort_min) {
-    close_round(now, false,
-                "only " + std::to_string(cohort_.size()) + " clients remain, fewer than cohort_min " +
-                    std::to_string(options_.cohort_min),
-                out);
-    return;
-  }
-  for (const auto& [conn, m] : cohort_) {
-    if (m.secagg_done < secagg_step_) return;  // still waiting for someone
-  }
-  close_step(now, out);
-}
-
-void RoundCoordinator::close_step(TimePoint now, Actions& out) {
-  auto& sa = *report_.secagg;
-  sa.seconds[secagg_step_] = seconds_between(step_started_, now);
-  const int step = secagg_step_;
-  try {
-    if (step == 0) {
-      action::SendKeyDirectory dir{{}, session_->close_advertise()};
-      for (const auto& [conn, m] : cohort_) dir.conns.push_back(conn);
-      out.push_back(std::move(dir));
-    } else if (step == 1) {
-      for (auto& [index, shares] : session_->close_share_keys()) {
-        out.push_back(action::SendShares{conn_of(index), std::move(shares.shares)});
-      }
-    } else if (step == 2) {
-      for (auto& [index, request] : session_->close_masked_input()) {
-        out.push_back(action::SendUnmaskRequest{conn_of(index), std::move(request)});
-      }
-    } else {
-      const secagg::AggregationResult result = session_->close_unmasking();
-      if (options_.secure_sum_length) {  // federated analytics: publish the sum and whose inputs are in it
-        report_.secure_sum = result.sum;
-        report_.participants.clear();
-        for (auto index : result.survivors) report_.participants.push_back(secure_clients_.at(index));
-        report_.survivors = static_cast<std::uint32_t>(result.survivors.size());
-        close_round(now, true, "", out);
-        return;
-      }
-      const auto t0 = std::chrono::steady_clock::now();
-      std::vector<double> mean = quantizer_->decode_sum(result.sum);
-      for (double& v : mean) v /= static_cast<double>(result.survivors.size());
-      // Every survivor's input is in the sum with equal weight: the strategy sees their unweighted mean.
-      strategy_->accumulate(secagg::unflatten_floating(mean, *global_), 1);
-      report_.aggregation_seconds += seconds_between(t0, std::chrono::steady_clock::now());
-      report_.survivors = static_cast<std::uint32_t>(result.survivors.size());
-      close_round(now, true, "", out);
-      return;
-    }
-  } catch (const Error& e) {
-    close_round(now, false, "secure aggregation step " + std::to_string(step) + " failed: " + e.what(), out);
-    return;
-  }
-  secagg_step_ = step + 1;
-  step_started_ = now;
-  step_deadline_ = now + options_.secure.step_deadline;
+std::optional<secagg::RoundConfig> RoundCoordinator::secure_config() const {
+  if (!secure_) return std::nullopt;
+  return secure_->assignment().config;
 }
 
 // What every update must satisfy, masked or not: this round, some examples, finite metrics.
-std::optional<std::string> RoundCoordinator::check_update(const ClientUpdate& update) const {
+std::optional<std::string> RoundCoordinator::check_update(const UpdateSummary& update) const {
   if (update.round_id != round_id_) {
     return "update is for round " + std::to_string(update.round_id) + ", the current round is " +
            std::to_string(round_id_);
@@ -342,8 +166,15 @@ std::optional<std::string> RoundCoordinator::check_update(const ClientUpdate& up
   return std::nullopt;
 }
 
+// A plain update's delta: the model's layout, finite values.
+std::optional<std::string> RoundCoordinator::check_delta(const ClientUpdate& update) const {
+  if (auto mismatch = update.delta.layout_mismatch(*global_)) return "update does not match the model: " + *mismatch;
+  if (auto bad = update.delta.first_non_finite()) return "update is not finite: " + *bad;
+  return std::nullopt;
+}
+
 // An accepted update's statistics for the round's report.
-void RoundCoordinator::count_update(const std::string& client_id, const ClientUpdate& update) {
+void RoundCoordinator::count_update(const std::string& client_id, const UpdateSummary& update) {
   report_.examples += update.num_examples;
   report_.participants.push_back(client_id);
   weighted_loss_ += update.train_loss * static_cast<double>(update.num_examples);
@@ -351,14 +182,22 @@ void RoundCoordinator::count_update(const std::string& client_id, const ClientUp
   report_.slowest_train_seconds = std::max(report_.slowest_train_seconds, update.train_seconds);
 }
 
+void RoundCoordinator::reject_stranger(ConnectionId conn, const std::string& what, Actions& out) {
+  out.push_back(action::Reject{conn, v1::ERROR_CODE_UNEXPECTED_MESSAGE, what});
+  if (waiting_.erase(conn) == 0) cohort_.erase(conn);
+}
+
 Actions RoundCoordinator::on_update(ConnectionId conn, ClientUpdate update, TimePoint now) {
-  if (secure_round() && phase_ == Phase::kTraining && cohort_.count(conn)) return on_masked_update(conn, update, now);
   Actions out;
   auto it = cohort_.find(conn);
   if (phase_ != Phase::kTraining || it == cohort_.end()) {
-    out.push_back(action::Reject{conn, v1::ERROR_CODE_UNEXPECTED_MESSAGE,
-                                 "update sent without a task: this connection is not training in a round"});
-    if (waiting_.erase(conn) == 0 && it != cohort_.end()) cohort_.erase(it);
+    reject_stranger(conn, "update sent without a task: this connection is not training in a round", out);
+    return out;
+  }
+  if (secure_) {
+    reject_and_drop(conn, v1::ERROR_CODE_UNEXPECTED_MESSAGE,
+                    "a plain update sent in a secure round, which takes the masked input", out);
+    maybe_close_step(now, out);
     return out;
   }
   Member& member = it->second;
@@ -370,61 +209,17 @@ Actions RoundCoordinator::on_update(ConnectionId conn, ClientUpdate update, Time
   }
   std::optional<std::string> invalid = check_update(update);
   const v1::ErrorCode code = update.round_id != round_id_ ? v1::ERROR_CODE_WRONG_ROUND : v1::ERROR_CODE_INVALID_UPDATE;
-  if (!invalid) {
-    if (auto mismatch = update.delta.layout_mismatch(*global_)) {
-      invalid = "update does not match the model: " + *mismatch;
-    } else if (auto bad = update.delta.first_non_finite()) {
-      invalid = "update is not finite: " + *bad;
-    }
-  }
+  if (!invalid) invalid = check_delta(update);
   if (invalid) {
-    report_.dropped.emplace_back(member.client_id, *invalid);
-    out.push_back(action::Reject{conn, code, *invalid});
-    cohort_.erase(it);
+    reject_and_drop(conn, code, *invalid, out);
     maybe_close_round(now, out);
     return out;
   }
   count_update(member.client_id, update);
-  if (options_.reproducible_aggregation) {
-    held_updates_.emplace(member.client_id, std::move(update));  // summed in turn by maybe_close_round below
-  } else {
-    const auto t0 = std::chrono::steady_clock::now();
-    strategy_->accumulate(update.delta, update.num_examples);
-    report_.aggregation_seconds += seconds_between(t0, std::chrono::steady_clock::now());
-  }
+  sum_.add(member.client_id, std::move(update));
   member.uploaded = true;
   report_.survivors += 1;
   maybe_close_round(now, out);
-  return out;
-}
-
-// A secure round's masked input (SecAgg+ step 2): checked like any update, then handed to the server session.
-Actions RoundCoordinator::on_masked_update(ConnectionId conn, const ClientUpdate& update, TimePoint now) {
-  Actions out;
-  Member* m = secure_member(conn, 2, "masked input", out);
-  if (!m) {
-    maybe_close_step(now, out);
-    return out;
-  }
-  std::optional<std::string> invalid = check_update(update);
-  if (!invalid) {
-    try {
-      const auto& config = session_->config();
-      const secagg::MaskedInput input{
-          secagg::masked_input_words(update.delta, config.bits, static_cast<std::size_t>(config.vector_length))};
-      session_->on_masked_input(m->index, input);
-    } catch (const Error& e) {
-      invalid = e.what();
-    }
-  }
-  if (invalid) {
-    reject_and_drop(conn, v1::ERROR_CODE_INVALID_UPDATE, *invalid, out);
-  } else {
-    m->secagg_done = 2;
-    ++report_.secagg->masked;
-    count_update(m->client_id, update);
-  }
-  maybe_close_step(now, out);
   return out;
 }
 
@@ -433,6 +228,13 @@ void RoundCoordinator::drop(ConnectionId conn, const std::string& reason) {
   if (it == cohort_.end()) return;
   report_.dropped.emplace_back(it->second.client_id, reason);
   cohort_.erase(it);
+  if (secure_) secure_->leave(conn);
+}
+
+void RoundCoordinator::reject_and_drop(ConnectionId conn, v1::ErrorCode code, const std::string& message,
+                                       Actions& out) {
+  out.push_back(action::Reject{conn, code, message});
+  drop(conn, message);
 }
 
 Actions RoundCoordinator::on_disconnect(ConnectionId conn, const std::string& reason, TimePoint now) {
@@ -444,7 +246,7 @@ Actions RoundCoordinator::on_disconnect(ConnectionId conn, const std::string& re
     cohort_.erase(it);  // left before the round started: nothing lost
     return out;
   }
-  if (secure_round()) {
+  if (secure_) {
     drop(conn, "disconnected: " + reason);  // the protocol recovers without it, or abandons below threshold
     maybe_close_step(now, out);
     return out;
@@ -466,23 +268,8 @@ Actions RoundCoordinator::on_tick(TimePoint now) {
     } else {
       checkin_deadline_ = now + options_.checkin_window;  // keep waiting for enough clients
     }
-  } else if (phase_ == Phase::kTraining && secure_round()) {
-    if (now < step_deadline_) return out;
-    std::vector<ConnectionId> late;
-    for (const auto& [conn, m] : cohort_) {
-      if (m.secagg_done < secagg_step_) late.push_back(conn);
-    }
-    for (ConnectionId conn : late) {
-      reject_and_drop(conn, v1::ERROR_CODE_DEADLINE_EXCEEDED,
-                      "no answer before secure aggregation step " + std::to_string(secagg_step_) +
-                          "'s deadline; the round went on without it",
-                      out);
-    }
-    if (cohort_.size() < options_.cohort_min) {
-      maybe_close_step(now, out);
-    } else {
-      close_step(now, out);
-    }
+  } else if (phase_ == Phase::kTraining && secure_) {
+    if (now >= secure_->deadline()) expire_step(now, out);
   } else if (phase_ == Phase::kTraining && now >= training_deadline_) {
     std::vector<ConnectionId> late;
     for (const auto& [conn, m] : cohort_) {
@@ -498,25 +285,13 @@ Actions RoundCoordinator::on_tick(TimePoint now) {
   return out;
 }
 
-void RoundCoordinator::sum_in_order() {
-  const auto t0 = std::chrono::steady_clock::now();
-  while (sum_cursor_ < sum_order_.size()) {
-    const auto& [client_id, conn] = sum_order_[sum_cursor_];
-    if (auto held = held_updates_.find(client_id); held != held_updates_.end()) {
-      strategy_->accumulate(held->second.delta, held->second.num_examples);
-      held_updates_.erase(held);
-    } else if (auto m = cohort_.find(conn); m != cohort_.end() && !m->second.uploaded) {
-      break;  // its update may still come
-    }
-    ++sum_cursor_;  // summed, or left without an update
-  }
-  report_.aggregation_seconds += seconds_between(t0, std::chrono::steady_clock::now());
-}
-
 void RoundCoordinator::maybe_close_round(TimePoint now, Actions& out) {
   if (phase_ != Phase::kTraining) return;
-  // After every update or departure: sum what has become summable.
-  if (options_.reproducible_aggregation && !secure_round()) sum_in_order();
+  // After every update or departure: add what has become addable.
+  sum_.settle([this](ConnectionId conn) {
+    auto m = cohort_.find(conn);
+    return m != cohort_.end() && !m->second.uploaded;
+  });
   const std::uint32_t pending_count = pending();
   if (report_.survivors + pending_count < options_.cohort_min) {
     close_round(now, false,
@@ -528,6 +303,8 @@ void RoundCoordinator::maybe_close_round(TimePoint now, Actions& out) {
   }
 }
 
+// ---- closing a round ---------------------------------------------------------------------------------------------
+
 void RoundCoordinator::close_round(TimePoint now, bool completed, const std::string& abandon_reason, Actions& out) {
   report_.training_seconds = seconds_between(training_started_, now);
   report_.completed = completed;
@@ -536,24 +313,13 @@ void RoundCoordinator::close_round(TimePoint now, bool completed, const std::str
     report_.mean_train_loss = weighted_loss_ / static_cast<double>(report_.examples);
     report_.mean_train_accuracy = weighted_accuracy_ / static_cast<double>(report_.examples);
   }
-  if (completed && options_.secure_sum_length) {
-    ++completed_rounds_;  // nothing to train: the sum is the round's result
-  } else if (completed) {
-    const auto t0 = std::chrono::steady_clock::now();
-    // What is still held comes after every summed id (sum_in_order): adding it in id order completes the order.
-    for (const auto& [client_id, held] : held_updates_) strategy_->accumulate(held.delta, held.num_examples);
-    global_ = std::make_shared<const model::ModelParameters>(strategy_->finish_round(*global_));
-    report_.aggregation_seconds += seconds_between(t0, std::chrono::steady_clock::now());
-    ++completed_rounds_;
+  if (secure_) report_.secagg = secure_->report();
+  if (completed && !options_.secure_sum_length) {
+    global_ = std::make_shared<const model::ModelParameters>(sum_.finish(*global_));
   }
-  consecutive_abandoned_ = completed ? 0 : consecutive_abandoned_ + 1;
-  if (options_.max_consecutive_abandoned > 0 && consecutive_abandoned_ >= options_.max_consecutive_abandoned) {
-    gave_up_ = std::to_string(consecutive_abandoned_) + " rounds in a row were abandoned " +
-               "(rounds.max_consecutive_abandoned = " + std::to_string(options_.max_consecutive_abandoned) +
-               "), the last because " + abandon_reason +
-               "; see the dropped clients' reasons in rounds.jsonl (a diverging plan, too few clients for "
-               "rounds.cohort_min, ...), fix the cause and start the aggregator again: it resumes from its checkpoint";
-  }
+  if (completed) ++completed_rounds_;  // a secure-sum round has nothing to train: the sum is its result
+  report_.aggregation_seconds = sum_.seconds();
+  count_abandoned_streak(completed, abandon_reason);
   const bool finished = completed_rounds_ >= options_.total_rounds || gave_up_;
   for (const auto& [conn, m] : cohort_) {
     out.push_back(action::SendRoundResult{
@@ -562,10 +328,8 @@ void RoundCoordinator::close_round(TimePoint now, bool completed, const std::str
                   : "round abandoned: " + abandon_reason + (gave_up_ ? "; the aggregator stops: too many in a row" : "")});
   }
   cohort_.clear();
-  held_updates_.clear();
-  sum_order_.clear();
-  session_.reset();
-  quantizer_.reset();
+  sum_.clear();
+  secure_.reset();
   ++round_id_;
   out.push_back(action::RoundClosed{report_, global_, strategy_->name(),
                                     std::make_shared<const model::ModelParameters>(strategy_->save_state()),
@@ -579,6 +343,16 @@ void RoundCoordinator::close_round(TimePoint now, bool completed, const std::str
   }
 }
 
+void RoundCoordinator::count_abandoned_streak(bool completed, const std::string& abandon_reason) {
+  consecutive_abandoned_ = completed ? 0 : consecutive_abandoned_ + 1;
+  if (options_.max_consecutive_abandoned == 0 || consecutive_abandoned_ < options_.max_consecutive_abandoned) return;
+  gave_up_ = std::to_string(consecutive_abandoned_) + " rounds in a row were abandoned " +
+             "(rounds.max_consecutive_abandoned = " + std::to_string(options_.max_consecutive_abandoned) +
+             "), the last because " + abandon_reason +
+             "; see the dropped clients' reasons in rounds.jsonl (a diverging plan, too few clients for "
+             "rounds.cohort_min, ...), fix the cause and start the aggregator again: it resumes from its checkpoint";
+}
+
 Actions RoundCoordinator::on_round_recorded(TimePoint now) {
   Actions out;
   if (phase_ == Phase::kRecording) open_checkin(now, out);
@@ -587,7 +361,7 @@ Actions RoundCoordinator::on_round_recorded(TimePoint now) {
 
 std::optional<TimePoint> RoundCoordinator::next_deadline() const {
   if (phase_ == Phase::kCheckIn) return checkin_deadline_;
-  if (phase_ == Phase::kTraining) return secure_round() ? step_deadline_ : training_deadline_;
+  if (phase_ == Phase::kTraining) return secure_ ? secure_->deadline() : training_deadline_;
   return std::nullopt;
 }
 

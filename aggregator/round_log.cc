@@ -4,6 +4,8 @@
 
 namespace sotto::aggregator {
 
+using secagg::Step;
+
 nlohmann::json round_record(const RoundReport& r, std::uint64_t completed_rounds, const RoundTraffic& traffic,
                             const std::optional<ml::EvalMetrics>& eval, double eval_seconds) {
   nlohmann::json j;
@@ -37,15 +39,16 @@ nlohmann::json round_record(const RoundReport& r, std::uint64_t completed_rounds
     j["secagg"] = {{"n", s.n},
                    {"k", s.k},
                    {"t", s.t},
-                   {"survivors", {{"advertised", s.advertised}, {"shared", s.shared}, {"masked", s.masked},
-                                  {"unmasked", s.unmasked}}},
-                   {"seconds", {{"advertise", s.seconds[0]}, {"share_keys", s.seconds[1]},
-                                {"masked_input", s.seconds[2]}, {"unmask", s.seconds[3]}}}};
-    const auto& in = traffic.secagg_in;
-    const auto& out = traffic.secagg_out;
-    j["secagg"]["bytes_in"] = {{"advertise", in[0]}, {"share_keys", in[1]}, {"masked_input", in[2]}, {"unmask", in[3]}};
-    j["secagg"]["bytes_out"] = {
-        {"advertise", out[0]}, {"share_keys", out[1]}, {"masked_input", out[2]}, {"unmask", out[3]}};
+                   {"survivors", {{"advertised", s.completed[Step::kAdvertiseKeys]},
+                                  {"shared", s.completed[Step::kShareKeys]},
+                                  {"masked", s.completed[Step::kMaskedInput]},
+                                  {"unmasked", s.completed[Step::kUnmasking]}}}};
+    for (Step step : secagg::kSteps) {
+      const std::string key(secagg::step_key(step));
+      j["secagg"]["seconds"][key] = s.seconds[step];
+      j["secagg"]["bytes_in"][key] = traffic.secagg_in[step];
+      j["secagg"]["bytes_out"][key] = traffic.secagg_out[step];
+    }
   }
   if (!r.secure_sum.empty()) {
     j["secure_sum"] = r.secure_sum;

@@ -16,7 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "aggregator/round_coordinator.h"
+#include "aggregator/round_report.h"
 #include "common/ml/training_plan.h"
 
 namespace sotto::aggregator {
@@ -27,8 +27,8 @@ inline constexpr int kRoundLogSchemaVersion = 1;
 struct RoundTraffic {
   std::uint64_t bytes_in = 0;
   std::uint64_t bytes_out = 0;
-  // Secure rounds: bytes of each SecAgg step's messages (advertise, share keys, masked input, unmask), both ways.
-  std::array<std::uint64_t, 4> secagg_in{}, secagg_out{};
+  // Secure rounds: bytes of each SecAgg step's messages, both ways.
+  secagg::PerStep<std::uint64_t> secagg_in, secagg_out;
 };
 
 nlohmann::json round_record(const RoundReport& report, std::uint64_t completed_rounds, const RoundTraffic& traffic,

@@ -9,6 +9,7 @@
 
 #include "aggregator/action_encoder.h"
 #include "aggregator/connection.h"
+#include "aggregator/conversation.h"
 #include "aggregator/listener.h"
 #include "aggregator/round_log.h"
 #include "aggregator/strategy_factory.h"
@@ -59,7 +60,7 @@ std::string frame_of(v1::Envelope env) {
 
 }  // namespace
 
-class AggregatorServer::Impl {
+class AggregatorServer::Impl final : public ConversationHost {
  public:
   Impl(AggregatorConfig config, ModelFactory factory, Evaluator evaluator)
       : config_(std::move(config)),
@@ -67,6 +68,9 @@ class AggregatorServer::Impl {
         ssl_(net::make_server_context({config_.cert_file, config_.key_file, config_.ca_file,
                                        client_certificate_policy(config_.auth_mode)})),
         authenticator_(config_.auth_mode, config_.tokens),
+        conversation_(*this, authenticator_,
+                      {config_.handshake_timeout, kRefusalHandshakeTimeout, config_.hello_timeout,
+                       config_.max_frame_bytes}),
         gate_(config_.connection_limits),
         recorder_(io_, {config_.state_dir, config_.architecture, config_.strategy.name, config_.keep_round_models},
                   config_.state_dir / "rounds.jsonl", std::move(evaluator)),
@@ -102,7 +106,10 @@ class AggregatorServer::Impl {
   void begin_serving(CoordinatorStart start, std::exception_ptr error) {
     if (!error) {
       try {
-        coordinator_ = std::make_unique<RoundCoordinator>(config_.rounds, std::move(start), make_strategy(config_.strategy));
+        CoordinatorOptions options = config_.rounds;
+        options.stopwatch = [] { return Clock::now(); };  // times the strategy's work for rounds.jsonl
+        coordinator_ = std::make_unique<RoundCoordinator>(std::move(options), std::move(start),
+                                                          make_strategy(config_.strategy));
       } catch (...) {
         error = std::current_exception();
         coordinator_.reset();
@@ -163,7 +170,7 @@ class AggregatorServer::Impl {
     c->peer = address + ":" + std::to_string(remote.port());
     connections_[c->id] = c;
     c->start_watchdog();
-    asio::co_spawn(io_, session(c), asio::detached);
+    asio::co_spawn(io_, conversation_.run(c), asio::detached);
   }
 
   // The connection's armed deadline passed: during the session the peer is told (and the coordinator), before the
@@ -171,9 +178,9 @@ class AggregatorServer::Impl {
   void on_deadline(Connection& connection) {
     auto c = connection.shared_from_this();
     if (c->handshake_done && !c->closing) {
-      violation(c, v1::ERROR_CODE_DEADLINE_EXCEEDED, c->timeout_reason());
+      conversation_.violation(c, v1::ERROR_CODE_DEADLINE_EXCEEDED, c->timeout_reason());
     } else {
-      warn_about(c, c->timeout_reason() + "; closing the connection");
+      warn_about(*c, c->timeout_reason() + "; closing the connection");
       c->close();
     }
   }
@@ -184,231 +191,29 @@ class AggregatorServer::Impl {
     connections_.erase(c.id);
   }
 
-  // A warning about a connection. Before its hello is accepted anyone can cause these at will: throttled.
-  void warn_about(const std::shared_ptr<Connection>& c, const std::string& message) {
-    if (!c->client_id.empty()) {
-      spdlog::warn("{}: {}", c->who(), message);
+  // ---- ConversationHost ----------------------------------------------------------------------------------------
+  RoundCoordinator* coordinator() override { return coordinator_.get(); }
+
+  asio::awaitable<void> coordinator_ready() override {
+    while (!coordinator_ && !stopping_) co_await ready_.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+
+  void count_received(std::size_t bytes, std::optional<secagg::Step> step) override {
+    bytes_in_ += bytes;
+    if (step) secagg_in_[*step] += bytes;
+  }
+
+  // Before its hello is accepted anyone can cause these at will: throttled.
+  void warn_about(const Connection& c, const std::string& message) override {
+    if (!c.client_id.empty()) {
+      spdlog::warn("{}: {}", c.who(), message);
     } else if (auto untold = unauthenticated_log_.admit(Clock::now())) {
       if (*untold == 0) {
-        spdlog::warn("{}: {}", c->who(), message);
+        spdlog::warn("{}: {}", c.who(), message);
       } else {
-        spdlog::warn("{}: {} ({} more warnings about unauthenticated connections were not logged)", c->who(), message,
+        spdlog::warn("{}: {} ({} more warnings about unauthenticated connections were not logged)", c.who(), message,
                      *untold);
       }
-    }
-  }
-
-  // The server itself found the peer misbehaving: tell it, tell the coordinator, close.
-  void violation(const std::shared_ptr<Connection>& c, v1::ErrorCode code, const std::string& message) {
-    if (c->closing) return;
-    warn_about(c, message);
-    v1::Envelope env;
-    env.mutable_error()->set_code(code);
-    env.mutable_error()->set_message(message);
-    c->send(std::move(env));
-    c->finish_after_flush();
-    if (c->in_protocol) {
-      c->in_protocol = false;
-      dispatch(coordinator_->on_disconnect(c->id, message, Clock::now()));
-    }
-  }
-
-  // One connection from handshake to close: the hello (authenticated, then handed to the coordinator), then the
-  // protocol's messages until either side is done.
-  asio::awaitable<void> session(std::shared_ptr<Connection> c) {
-    if (!co_await handshake(c)) co_return;
-    std::string buffer;
-    if (!c->refusal.empty()) {
-      co_await refuse(c, buffer);
-      co_return;
-    }
-    try {
-      switch (co_await read_hello(c, buffer)) {
-        case HelloOutcome::kRefused:
-          co_await c->drain(buffer);
-          co_return;
-        case HelloOutcome::kStopping:
-          c->close();
-          co_return;
-        case HelloOutcome::kAdmitted:
-          break;
-      }
-      if (co_await serve(c, buffer)) co_await c->drain(buffer);
-    } catch (const boost::system::system_error& e) {
-      lost(c, e.code() == asio::error::eof || e.code() == asio::ssl::error::stream_truncated
-                  ? std::string("connection closed by the client")
-                  : e.code().message());
-    }
-  }
-
-  asio::awaitable<bool> handshake(const std::shared_ptr<Connection>& c) {
-    if (c->refusal.empty()) {
-      c->arm(config_.handshake_timeout, "no TLS handshake within server.handshake_timeout_s");
-    } else {
-      c->arm(std::min<Duration>(config_.handshake_timeout, kRefusalHandshakeTimeout), "no TLS handshake");
-    }
-    try {
-      co_await c->stream.async_handshake(asio::ssl::stream_base::server, asio::use_awaitable);
-    } catch (const boost::system::system_error& e) {
-      warn_about(c, "TLS handshake refused: " + e.code().message());
-      c->close();
-      co_return false;
-    }
-    c->handshake_done = true;
-    c->start_writer();
-    co_return true;
-  }
-
-  enum class HelloOutcome { kAdmitted, kRefused, kStopping };
-
-  // The first frame, within server.hello_timeout_s and server.max_hello_bytes: a hello that authenticates. Then
-  // the connection counts as authenticated and, once the coordinator exists, meets it.
-  asio::awaitable<HelloOutcome> read_hello(const std::shared_ptr<Connection>& c, std::string& buffer) {
-    c->arm(config_.hello_timeout, "no hello within server.hello_timeout_s");
-    v1::Envelope env;
-    auto r = co_await net::async_read_envelope(c->stream, env, c->frame_limit, buffer);
-    bytes_in_ += r.bytes;
-    if (c->closing) co_return HelloOutcome::kRefused;
-    if (r.error) {
-      if (r.error->code == v1::ERROR_CODE_FRAME_TOO_LARGE) {
-        r.error->message = "before hello, frames are limited to server.max_hello_bytes = " +
-                           std::to_string(c->frame_limit) + " bytes: " + r.error->message;
-      }
-      violation(c, r.error->code, r.error->message);
-      co_return HelloOutcome::kRefused;
-    }
-    if (!env.has_hello()) {
-      violation(c, v1::ERROR_CODE_UNEXPECTED_MESSAGE, "expected hello as the first message, got " + net::body_name(env));
-      co_return HelloOutcome::kRefused;
-    }
-    c->disarm();
-    auto identity = authenticate(c, env.hello());
-    if (!identity) co_return HelloOutcome::kRefused;
-    c->client_id = *identity;
-    c->ticket.authenticated();
-    c->frame_limit = config_.max_frame_bytes;
-    while (!coordinator_ && !stopping_) co_await ready_.async_wait(asio::as_tuple(asio::use_awaitable));
-    if (!coordinator_) co_return HelloOutcome::kStopping;
-    c->in_protocol = true;
-    spdlog::debug("{}: hello", c->who());
-    dispatch(coordinator_->on_hello(c->id, c->client_id, Clock::now()));
-    co_return HelloOutcome::kAdmitted;
-  }
-
-  // The protocol's messages after hello, to the coordinator. Returns false when the connection is already closed.
-  asio::awaitable<bool> serve(const std::shared_ptr<Connection>& c, std::string& buffer) {
-    v1::Envelope env;
-    while (!c->closing) {
-      auto r = co_await net::async_read_envelope(c->stream, env, c->frame_limit, buffer);
-      bytes_in_ += r.bytes;
-      if (c->closing) break;
-      if (r.error) {
-        violation(c, r.error->code, r.error->message);
-        break;
-      }
-      if (env.has_update()) {
-        if (coordinator_->in_secure_round()) secagg_in_[2] += r.bytes;
-        co_await receive_update(c, env.update(), buffer);
-      } else if (env.has_secagg_advertise() || env.has_secagg_shares() || env.has_secagg_unmask_response()) {
-        secagg_in_[env.has_secagg_advertise() ? 0 : env.has_secagg_shares() ? 1 : 3] += r.bytes;
-        secagg_message(c, env);
-      } else if (env.has_error()) {  // the client gives up on the round and says why: its reason is the drop's
-        lost(c, "the client reported " + v1::ErrorCode_Name(env.error().code()) + ": " + env.error().message());
-        co_return false;
-      } else {
-        violation(c, v1::ERROR_CODE_UNEXPECTED_MESSAGE, "unexpected " + net::body_name(env) + " message after hello");
-      }
-    }
-    co_return true;
-  }
-
-  // A connection the gate refused: one error frame naming the cap, then the same close as any other. Logged by
-  // on_accept (throttled), not here, so that a flood of refusals does not flood the log.
-  asio::awaitable<void> refuse(std::shared_ptr<Connection> c, std::string& buffer) {
-    v1::Envelope env;
-    env.mutable_error()->set_code(v1::ERROR_CODE_RESOURCE_EXHAUSTED);
-    env.mutable_error()->set_message(c->refusal);
-    c->send(std::move(env));
-    c->finish_after_flush();
-    co_await c->drain(buffer);
-  }
-
-  void lost(const std::shared_ptr<Connection>& c, const std::string& reason) {
-    const bool was_in_protocol = c->in_protocol && !c->closing;
-    c->in_protocol = false;
-    c->closing = true;
-    c->close();
-    if (was_in_protocol) {
-      spdlog::info("{}: {}", c->who(), reason);
-      dispatch(coordinator_->on_disconnect(c->id, reason, Clock::now()));
-    }
-  }
-
-  std::optional<std::string> authenticate(const std::shared_ptr<Connection>& c, const v1::Hello& hello) {
-    AuthOutcome outcome = authenticator_.authenticate(net::peer_common_name(c->stream), hello);
-    if (!outcome.client_id) violation(c, v1::ERROR_CODE_UNAUTHENTICATED, outcome.refusal);
-    return outcome.client_id;
-  }
-
-  asio::awaitable<void> receive_update(std::shared_ptr<Connection> c, v1::UpdateUpload header, std::string& buffer) {
-    ClientUpdate update;
-    update.round_id = header.round_id();
-    update.num_examples = header.num_examples();
-    update.train_loss = header.train_loss();
-    update.train_accuracy = header.train_accuracy();
-    update.train_seconds = header.train_seconds();
-    if (coordinator_->phase() == RoundCoordinator::Phase::kTraining && header.round_id() == coordinator_->round_id()) {
-      if (!coordinator_->in_secure_round()) {
-        if (auto mismatch = codec::manifest_mismatch(header.delta(), *coordinator_->global_model())) {
-          violation(c, v1::ERROR_CODE_INVALID_UPDATE, "update does not match the model: " + *mismatch);
-          co_return;
-        }
-      }
-      std::optional<codec::ModelAssembler> assembler;
-      try {
-        assembler.emplace(header.delta(), coordinator_->max_update_bytes());
-      } catch (const Error& e) {
-        violation(c, v1::ERROR_CODE_INVALID_UPDATE, std::string("update rejected: ") + e.what());
-        co_return;
-      }
-      while (!assembler->complete()) {
-        v1::Envelope env;
-        auto r = co_await net::async_read_envelope(c->stream, env, c->frame_limit, buffer);
-        bytes_in_ += r.bytes;
-        if (coordinator_->in_secure_round()) secagg_in_[2] += r.bytes;  // the masked input's chunks
-        if (c->closing) co_return;
-        if (r.error) {
-          violation(c, r.error->code, r.error->message);
-          co_return;
-        }
-        if (!env.has_chunk()) {
-          violation(c, v1::ERROR_CODE_UNEXPECTED_MESSAGE,
-                    "expected a chunk of the update, got " + net::body_name(env) + " message");
-          co_return;
-        }
-        if (auto err = assembler->accept(env.chunk())) {
-          violation(c, v1::ERROR_CODE_INVALID_UPDATE, "update stream: " + *err);
-          co_return;
-        }
-      }
-      update.delta = assembler->take();
-    }
-    dispatch(coordinator_->on_update(c->id, std::move(update), Clock::now()));
-  }
-
-  // A SecAgg+ step message: decoded here, judged by the coordinator.
-  void secagg_message(const std::shared_ptr<Connection>& c, const v1::Envelope& env) {
-    const auto now = Clock::now();
-    try {
-      if (env.has_secagg_advertise()) {
-        dispatch(coordinator_->on_secagg_advertise(c->id, secagg::from_proto(env.secagg_advertise()), now));
-      } else if (env.has_secagg_shares()) {
-        dispatch(coordinator_->on_secagg_shares(c->id, secagg::from_proto(env.secagg_shares()), now));
-      } else {
-        dispatch(coordinator_->on_secagg_unmask(c->id, secagg::from_proto(env.secagg_unmask_response()), now));
-      }
-    } catch (const Error& e) {
-      violation(c, v1::ERROR_CODE_INVALID_UPDATE, e.what());
     }
   }
 
@@ -418,7 +223,7 @@ class AggregatorServer::Impl {
     return it == connections_.end() ? nullptr : it->second;
   }
 
-  void dispatch(Actions actions) {
+  void dispatch(Actions actions) override {
     for (auto& a : actions) {
       std::visit(Overloaded{
                      [&](action::Admit& x) { reply(x.conn, encode(x), false); },
@@ -436,12 +241,16 @@ class AggregatorServer::Impl {
                        for (ConnectionId id : x.conns) {
                          if (auto c = find(id)) {
                            c->send(frame);
-                           secagg_out_[0] += frame->size();
+                           secagg_out_[secagg::Step::kAdvertiseKeys] += frame->size();
                          }
                        }
                      },
-                     [&](action::SendShares& x) { secagg_out_[1] += reply(x.conn, encode(x), false); },
-                     [&](action::SendUnmaskRequest& x) { secagg_out_[2] += reply(x.conn, encode(x), false); },
+                     [&](action::SendShares& x) {
+                       secagg_out_[secagg::Step::kShareKeys] += reply(x.conn, encode(x), false);
+                     },
+                     [&](action::SendUnmaskRequest& x) {
+                       secagg_out_[secagg::Step::kMaskedInput] += reply(x.conn, encode(x), false);
+                     },
                  },
                  a);
     }
@@ -490,7 +299,10 @@ class AggregatorServer::Impl {
     secagg_out_ = {};
     logged_in_ = bytes_in_;
     logged_out_ = bytes_out_;
-    recorder_.record(rc, traffic, config_.evaluate, [this] { dispatch(coordinator_->on_round_recorded(Clock::now())); });
+    recorder_.record(rc, traffic, config_.evaluate, [this] {
+      dispatch(coordinator_->on_round_recorded(Clock::now()));
+      if (stop_when_recorded_ && recorder_.pending() == 0) stop();
+    });
   }
 
   // ---- time and shutdown ---------------------------------------------------------------------------------------
@@ -515,15 +327,14 @@ class AggregatorServer::Impl {
     asio::co_spawn(io_, linger_then_stop(), asio::detached);
   }
 
+  // After the linger, the daemon stops once the last round's evaluation and log line are done (round_closed's
+  // callback stops it then).
   asio::awaitable<void> linger_then_stop() {
     asio::steady_timer timer(io_);
     timer.expires_after(config_.linger);
     co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
-    while (recorder_.pending() > 0 && !stopping_) {  // the last round's evaluation and log line
-      timer.expires_after(std::chrono::milliseconds(20));
-      co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
-    }
-    stop();
+    stop_when_recorded_ = true;
+    if (recorder_.pending() == 0) stop();
   }
 
   void stop() {
@@ -545,6 +356,7 @@ class AggregatorServer::Impl {
   asio::ssl::context ssl_;
   std::unique_ptr<Listener> listener_;
   Authenticator authenticator_;
+  Conversation conversation_;
   ConnectionGate gate_;
   RoundRecorder recorder_;
   std::size_t refusals_in_flight_ = 0;
@@ -561,8 +373,9 @@ class AggregatorServer::Impl {
   std::vector<codec::SharedFrame> model_frames_;
   codec::ModelDigest model_digest_{};
   std::uint64_t bytes_in_ = 0, bytes_out_ = 0, logged_in_ = 0, logged_out_ = 0;
-  std::array<std::uint64_t, 4> secagg_in_{}, secagg_out_{};  // this round's SecAgg traffic per step
+  secagg::PerStep<std::uint64_t> secagg_in_, secagg_out_;  // this round's SecAgg traffic per step
   bool finishing_ = false;
+  bool stop_when_recorded_ = false;
   bool stopping_ = false;
 };
 

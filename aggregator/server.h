@@ -3,11 +3,13 @@
 //   Listener (listener.h)            the listening socket and an accept loop that backs off at resource limits
 //   ConnectionGate (connection_gate.h)  caps on connections, in all and per address, before and after hello
 //   Connection (connection.h)        one TLS stream: outbox, writer, deadline watchdog, graceful close
+//   Conversation (conversation.h)    what is said on one connection: handshake, hello, the protocol's frames
+//   read_update_stream (update_stream.h)  an update's chunks reassembled
 //   Authenticator (authenticator.h)  the client's identity from its certificate or token
 //   action_encoder.h                 the coordinator's actions as envelopes
 //   RoundRecorder (round_recorder.h) checkpoint, evaluation off the event loop, rounds.jsonl, and the start
-// This file holds what ties them together: the session of each connection (handshake, hello, then the frames
-// the coordinator is fed, with streamed updates reassembled) and the dispatch of the coordinator's actions.
+// This file holds what ties them together: accepting connections, the dispatch of the coordinator's actions to
+// them, the coordinator's deadlines, and the shutdown.
 // SIGINT/SIGTERM stop it cleanly.
 #pragma once
 

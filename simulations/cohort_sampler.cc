@@ -6,13 +6,6 @@
 
 namespace sotto::sim {
 
-std::uint64_t mix64(std::uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-
 std::vector<ClientIndex> sample_cohort(const SimConfig& c, std::uint64_t attempt) {
   std::mt19937_64 rng(mix64(c.seed ^ mix64(attempt ^ 0x636f686f7274ull)));
   std::vector<ClientIndex> cohort;

@@ -9,13 +9,13 @@
 #include <cstdint>
 #include <vector>
 
+#include "common/util/seed_mix.h"
 #include "simulations/population.h"
 #include "simulations/sim_config.h"
 
 namespace sotto::sim {
 
-// SplitMix64 finaliser: spreads seeds (seed ^ round, seed ^ client) into independent-looking streams.
-std::uint64_t mix64(std::uint64_t x);
+using util::mix64;  // seeds (seed ^ round, seed ^ client) spread into independent-looking streams
 
 std::vector<ClientIndex> sample_cohort(const SimConfig& config, std::uint64_t attempt);
 

@@ -5,6 +5,8 @@
 
 #include "common/round/message_codec.h"
 #include "common/round/participant.h"
+#include "common/secagg/step.h"
+#include "common/secagg/update_vector.h"
 #include "common/secagg/wire_codec.h"
 #include "common/util/error.h"
 #include "simulations/cohort_sampler.h"
@@ -16,6 +18,7 @@ namespace {
 
 using aggregator::Actions;
 using aggregator::ConnectionId;
+using secagg::Step;
 namespace action = aggregator::action;
 
 constexpr std::uint64_t kDropoutTag = 0x64726f706f7574ull;  // "dropout"
@@ -91,11 +94,11 @@ action::RoundClosed play_secure_round(aggregator::RoundCoordinator& coordinator,
   const action::SecAggAssignment& assignment = *task.secagg;
   const secagg::RoundConfig& config = assignment.config;
 
-  auto count_up = [&](int step, std::uint64_t bytes) {
+  auto count_up = [&](Step step, std::uint64_t bytes) {
     traffic.secagg_in[step] += bytes;
     traffic.bytes_in += bytes;
   };
-  auto count_down = [&](int step, std::uint64_t bytes) {
+  auto count_down = [&](Step step, std::uint64_t bytes) {
     traffic.secagg_out[step] += bytes;
     traffic.bytes_out += bytes;
   };
@@ -124,17 +127,17 @@ action::RoundClosed play_secure_round(aggregator::RoundCoordinator& coordinator,
     for (auto& o : outputs) {
       if (closed || !players.contains(conn)) return;
       if (auto* keys = std::get_if<round::out::AdvertiseKeys>(&o)) {
-        count_up(0, secagg::to_proto(keys->keys).ByteSizeLong());
+        count_up(Step::kAdvertiseKeys, secagg::to_proto(keys->keys).ByteSizeLong());
         deliver(coordinator.on_secagg_advertise(conn, keys->keys, now()));
       } else if (auto* shares = std::get_if<round::out::ShareKeys>(&o)) {
-        count_up(1, secagg::to_proto(shares->shares).ByteSizeLong());
+        count_up(Step::kShareKeys, secagg::to_proto(shares->shares).ByteSizeLong());
         deliver(coordinator.on_secagg_shares(conn, shares->shares, now()));
       } else if (auto* upload = std::get_if<round::out::Upload>(&o)) {
-        aggregator::ClientUpdate u = to_client_update(std::move(*upload));
-        count_up(2, u.delta.total_bytes());
-        deliver(coordinator.on_update(conn, std::move(u), now()));
+        aggregator::MaskedUpload u{summary_of(*upload), std::get<secagg::MaskedInput>(std::move(upload->payload))};
+        count_up(Step::kMaskedInput, secagg::masked_input_bytes(u.input.y.size(), upload->bits));
+        deliver(coordinator.on_masked_input(conn, std::move(u), now()));
       } else if (auto* response = std::get_if<round::out::UnmaskResponse>(&o)) {
-        count_up(3, secagg::to_proto(response->response).ByteSizeLong());
+        count_up(Step::kUnmasking, secagg::to_proto(response->response).ByteSizeLong());
         deliver(coordinator.on_secagg_unmask(conn, response->response, now()));
       } else if (auto* error = std::get_if<round::out::ReportError>(&o)) {
         return vanish(conn, "the client's secure-aggregation session aborted: " + error->message);
@@ -187,15 +190,15 @@ action::RoundClosed play_secure_round(aggregator::RoundCoordinator& coordinator,
     for (auto& a : pending) {
       if (closed) break;
       if (const auto* dir = std::get_if<action::SendKeyDirectory>(&a)) {
-        count_down(0, secagg::to_proto(dir->directory).ByteSizeLong() * dir->conns.size());
+        count_down(Step::kAdvertiseKeys, secagg::to_proto(dir->directory).ByteSizeLong() * dir->conns.size());
         for (ConnectionId conn : dir->conns) {
           respond(conn, RoundStep::kShareKeys, [&](round::Participant& p) { return p.on_key_directory(dir->directory, now()); });
         }
       } else if (const auto* shares = std::get_if<action::SendShares>(&a)) {
-        count_down(1, secagg::to_proto(shares->shares).ByteSizeLong());
+        count_down(Step::kShareKeys, secagg::to_proto(shares->shares).ByteSizeLong());
         respond(shares->conn, RoundStep::kUpdate, [&](round::Participant& p) { return p.on_shares({shares->shares}, now()); });
       } else if (const auto* request = std::get_if<action::SendUnmaskRequest>(&a)) {
-        count_down(2, secagg::to_proto(request->request).ByteSizeLong());
+        count_down(Step::kMaskedInput, secagg::to_proto(request->request).ByteSizeLong());
         respond(request->conn, RoundStep::kUnmask,
                 [&](round::Participant& p) { return p.on_unmask_request(request->request, now()); });
       }

@@ -9,6 +9,7 @@
 #include "aggregator/config_sections.h"
 #include "common/config/toml_reader.h"
 #include "common/data/image_dataset.h"
+#include "common/secagg/messages.h"
 #include "common/ml/image_model.h"
 #include "common/util/error.h"
 
@@ -117,9 +118,10 @@ SimConfig load_sim_config(const std::filesystem::path& config_file, const std::v
   c.plan = aggregator::read_plan_section(r);
   c.strategy = aggregator::read_strategy_section(r, c.plan);
   const auto& sa = c.secure = aggregator::read_secure_aggregation_section(r);
-  if (sa.enabled && c.sampling == Sampling::kUniform && c.cohort_size < 3) {
-    r.fail("cohort_size", "is " + std::to_string(c.cohort_size) +
-                              "; secure aggregation needs at least 3 clients per round (a sum of fewer reveals inputs)");
+  if (sa.enabled && c.sampling == Sampling::kUniform && c.cohort_size < secagg::kMinClients) {
+    r.fail("cohort_size", "is " + std::to_string(c.cohort_size) + "; secure aggregation needs at least " +
+                              std::to_string(secagg::kMinClients) +
+                              " clients per round (a sum of fewer reveals inputs)");
   }
   auto& d = c.dropout;
   d.update = r.get_double("dropout.update", 0, 0, 1);

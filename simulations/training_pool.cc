@@ -24,9 +24,16 @@ class NoRandomness final : public round::RandomSource {
 
 }  // namespace
 
-aggregator::ClientUpdate to_client_update(round::out::Upload upload) {
+aggregator::UpdateSummary summary_of(const round::out::Upload& upload) {
   const ml::TrainMetrics& m = upload.metrics;
-  return {upload.round_id, m.num_examples, m.mean_loss, m.accuracy, m.seconds, round::upload_payload(std::move(upload))};
+  return {upload.round_id, m.num_examples, m.mean_loss, m.accuracy, m.seconds};
+}
+
+aggregator::ClientUpdate to_client_update(round::out::Upload upload) {
+  aggregator::ClientUpdate update;
+  static_cast<aggregator::UpdateSummary&>(update) = summary_of(upload);
+  update.delta = round::upload_payload(std::move(upload));
+  return update;
 }
 
 TrainingPool::TrainingPool(std::uint32_t threads, const std::string& architecture, std::uint64_t init_seed,

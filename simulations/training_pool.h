@@ -31,6 +31,7 @@ struct TrainingJob {
 };
 
 // The coordinator's view of a participant's upload.
+aggregator::UpdateSummary summary_of(const round::out::Upload& upload);
 aggregator::ClientUpdate to_client_update(round::out::Upload upload);
 
 struct TrainingOutcome {

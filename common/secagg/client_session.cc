@@ -44,7 +44,7 @@ crypto::SecretArray<crypto::kAeadKeyBytes> channel_key(const crypto::X25519KeyPa
 
 void validate_round_config(const RoundConfig& c) {
   const std::string where = "secagg: round " + std::to_string(c.round_id) + ": ";
-  if (c.n < 3) throw Error(where + "secure aggregation needs n >= 3 clients, got " + std::to_string(c.n));
+  if (c.n < kMinClients) throw Error(where + "secure aggregation needs n >= " + std::to_string(kMinClients) + " clients, got " + std::to_string(c.n));
   if (c.k < 1 || c.k > c.n - 1 || (c.k % 2 != 0 && c.k != c.n - 1)) {
     throw Error(where + "the degree k must be even and in 2..n-2, or n - 1; got k = " + std::to_string(c.k) +
                 " for n = " + std::to_string(c.n));

@@ -21,6 +21,10 @@ namespace sotto::secagg {
 using ClientIndex = std::uint32_t;
 using Bytes = std::vector<std::uint8_t>;
 
+// The smallest cohort secure aggregation runs with: with two clients, each could subtract its own input from the
+// sum and learn the other's.
+inline constexpr std::uint32_t kMinClients = 3;
+
 // server -> all (with each client's own index): the round's public parameters.
 struct RoundConfig {
   std::uint64_t round_id = 0;

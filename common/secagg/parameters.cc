@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "common/secagg/messages.h"
 #include "common/util/error.h"
 
 namespace sotto::secagg {
@@ -47,8 +48,10 @@ double log2_hypergeometric_range(std::uint32_t population, std::uint32_t success
 }
 
 void check_cohort(std::uint32_t n) {
-  if (n < 3)
-    throw Error("secagg: secure aggregation needs a cohort of at least 3 clients, got n = " + std::to_string(n));
+  if (n < kMinClients) {
+    throw Error("secagg: secure aggregation needs a cohort of at least " + std::to_string(kMinClients) +
+                " clients, got n = " + std::to_string(n));
+  }
 }
 
 void check_rate(double rate, const char* name) {

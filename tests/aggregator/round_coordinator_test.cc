@@ -432,3 +432,25 @@ TEST_CASE("coordinator: rejects a cohort_min outside 1..cohort_target") {
   CHECK_THROWS_WITH(RoundCoordinator(options, CoordinatorStart{weights({0}), 1, 0, {}}, std::make_unique<FedAvg>()),
                     Catch::Contains("cohort_min"));
 }
+
+TEST_CASE("coordinator: reads no clock and reports aggregation time by the stopwatch it is given") {
+  Fixture f;
+  TimePoint fake{};
+  int readings = 0;
+  f.options.stopwatch = [&] {
+    ++readings;
+    fake += 100ms;
+    return fake;
+  };
+  f.c = std::make_unique<RoundCoordinator>(f.options, CoordinatorStart{weights({0, 0}), 1, 0, {}},
+                                           std::make_unique<FedAvg>());
+  REQUIRE(f.c->start(f.t0).empty());
+  f.admit(3);
+  f.c->on_update(1, update(1, {1, 1}), f.t0 + 1s);
+  f.c->on_update(2, update(1, {1, 1}), f.t0 + 2s);
+  auto closed = only<action::RoundClosed>(f.c->on_update(3, update(1, {1, 1}), f.t0 + 3s));
+  // Three additions and the strategy's finish, each timed by two readings 100 ms apart.
+  CHECK(readings == 8);
+  CHECK(closed.report.aggregation_seconds == Approx(0.4));
+  CHECK(closed.report.training_seconds == Approx(3.0));  // from the times passed in, not a clock
+}

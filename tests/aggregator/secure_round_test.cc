@@ -111,14 +111,11 @@ struct SecureRound {
         continue;
       }
       const auto masked = sessions[s.conn]->on_shares(secagg::SharesForYou{s.shares});
-      model::Tensor t{"secagg.masked_input", model::DType::kInt32, {static_cast<std::int64_t>(masked.y.size())},
-                      std::vector<std::byte>(masked.y.size() * 4)};
-      std::memcpy(t.data.data(), masked.y.data(), t.data.size());
-      ClientUpdate u;
+      MaskedUpload u;
       u.round_id = 1;
       u.num_examples = 10;
-      u.delta = model::ModelParameters({t});
-      out = coordinator->on_update(s.conn, std::move(u), now);
+      u.input = masked;
+      out = coordinator->on_masked_input(s.conn, std::move(u), now);
       absorb(out);
     }
     if (closed) return;
@@ -144,9 +141,9 @@ TEST_CASE("secure round: the new model is the global plus the mean of the surviv
   CHECK(report.completed);
   REQUIRE(report.secagg);
   CHECK(report.secagg->n == 6);
-  CHECK(report.secagg->advertised == 6);
-  CHECK(report.secagg->shared == 6);
-  CHECK(report.secagg->masked == 5);
+  CHECK(report.secagg->completed[secagg::Step::kAdvertiseKeys] == 6);
+  CHECK(report.secagg->completed[secagg::Step::kShareKeys] == 6);
+  CHECK(report.secagg->completed[secagg::Step::kMaskedInput] == 5);
   CHECK(report.survivors == 5);
   std::vector<double> mean(4, 0);
   for (ConnectionId c : {1, 2, 3, 5, 6}) {

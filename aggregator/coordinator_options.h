@@ -1,0 +1,68 @@
+// The RoundCoordinator's configuration: how many rounds and clients, its windows and deadlines, the training plan,
+// secure aggregation's parameters; and where a resumed aggregator starts. Times are steady-clock durations, read
+// against the times the caller passes in.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+
+#include "common/ml/training_plan.h"
+#include "common/model/parameters.h"
+
+namespace sotto::aggregator {
+
+using ConnectionId = std::uint64_t;
+using Clock = std::chrono::steady_clock;
+using TimePoint = Clock::time_point;
+using Duration = Clock::duration;
+
+// Secure aggregation (SecAgg+): the aggregator learns only the sum of the surviving clients' clipped, quantized
+// updates and applies their unweighted mean through the strategy.
+struct SecureAggregationOptions {
+  bool enabled = false;
+  double clip_norm = 30.0;         // L2 bound on each client's update (floating-point tensors)
+  double dropout_rate = 0.1;       // expected fraction of clients lost during a round, for choosing k and t
+  double corruption_rate = 0.05;   // fraction of clients assumed to collude with the aggregator
+  bool complete_graph = false;     // k = n - 1: the original SecAgg instead of SecAgg+
+  std::uint32_t neighbours = 0;    // fixed k (even, < n), 0 = chosen by secagg::find_parameters
+  std::uint32_t threshold = 0;     // fixed t, 0 = chosen with k
+  std::uint32_t bits = 32;         // the modulus 2^bits of inputs, masks and sum; masked inputs upload packed
+  Duration step_deadline = std::chrono::seconds(30);  // for each of the steps after training
+};
+
+struct CoordinatorOptions {
+  std::uint64_t total_rounds = 5;
+  std::uint32_t cohort_target = 8;
+  std::uint32_t cohort_min = 1;
+  Duration checkin_window = std::chrono::seconds(30);
+  Duration training_deadline = std::chrono::seconds(600);
+  Duration retry_delay = std::chrono::seconds(5);
+  ml::TrainingPlan plan;
+  std::uint64_t seed = 0;
+  // Plain rounds: add the updates in client-id order, so that the new model does not depend on the order they
+  // arrived in (floating-point addition is not associative). An update is added as soon as every cohort member
+  // with a smaller id has sent its update or left; until then it is held. Arriving in id order, nothing is held;
+  // in random order, about half the cohort's updates are at worst. Off, updates are summed as they arrive.
+  bool reproducible_aggregation = false;
+  // Give up after this many abandoned rounds in a row (0: never): the run is finished, and gave_up() says why.
+  // Abandoned rounds do not count toward total_rounds, so without a limit a diverging plan never ends.
+  std::uint32_t max_consecutive_abandoned = 0;
+  SecureAggregationOptions secure;
+  // Federated analytics instead of training: each round publishes the secure sum of the survivors' integer
+  // vectors of this length (needs secure.enabled); the model and the strategy are not used.
+  std::uint64_t secure_sum_length = 0;
+  // Reads the time for RoundReport::aggregation_seconds, the time spent in the strategy; none: not measured. The
+  // coordinator calls no clock of its own: the server passes the steady clock, tests may pass a fake.
+  std::function<TimePoint()> stopwatch;
+};
+
+// Where a resumed aggregator starts.
+struct CoordinatorStart {
+  model::ModelParameters global_model;
+  std::uint64_t next_round_id = 1;
+  std::uint64_t completed_rounds = 0;
+  model::ModelParameters strategy_state;  // from Strategy::save_state(); empty for a fresh start
+};
+
+}  // namespace sotto::aggregator

@@ -1,0 +1,107 @@
+// RoundCoordinator's events in a secure round: the SecAgg+ steps' messages, their deadlines, and the round's end
+// once the survivors' sum is unmasked. The steps themselves are SecureAggregationRound's (secure_aggregation.h).
+#include "aggregator/round_coordinator.h"
+
+namespace sotto::aggregator {
+
+// Whether `conn` is training in the secure round now; if not, it is rejected and forgotten.
+bool RoundCoordinator::secure_step_open(ConnectionId conn, secagg::Step step, Actions& out) {
+  if (phase_ == Phase::kTraining && secure_ && cohort_.count(conn)) return true;
+  reject_stranger(conn,
+                  std::string(secagg::step_message(step)) + " sent outside a secure round this connection takes part in",
+                  out);
+  return false;
+}
+
+// After a step's message: a refused sender is rejected and dropped; the step closes if everyone has answered.
+Actions RoundCoordinator::after_secure_message(ConnectionId conn, std::optional<Refusal> refusal, TimePoint now) {
+  Actions out;
+  if (refusal) reject_and_drop(conn, refusal->code, refusal->message, out);
+  maybe_close_step(now, out);
+  return out;
+}
+
+Actions RoundCoordinator::on_secagg_advertise(ConnectionId conn, const secagg::AdvertiseKeys& keys, TimePoint now) {
+  Actions out;
+  if (!secure_step_open(conn, secagg::Step::kAdvertiseKeys, out)) return out;
+  return after_secure_message(conn, secure_->on_advertise(conn, keys), now);
+}
+
+Actions RoundCoordinator::on_secagg_shares(ConnectionId conn, const std::vector<secagg::EncryptedShare>& shares,
+                                           TimePoint now) {
+  Actions out;
+  if (!secure_step_open(conn, secagg::Step::kShareKeys, out)) return out;
+  return after_secure_message(conn, secure_->on_shares(conn, shares), now);
+}
+
+// The masked input is checked like any update (round, examples, metrics) before the session takes it.
+Actions RoundCoordinator::on_masked_input(ConnectionId conn, MaskedUpload upload, TimePoint now) {
+  Actions out;
+  if (!secure_step_open(conn, secagg::Step::kMaskedInput, out)) return out;
+  std::optional<Refusal> refusal;
+  if (auto invalid = check_update(upload)) {
+    refusal = Refusal{v1::ERROR_CODE_INVALID_UPDATE, *invalid};
+  } else {
+    refusal = secure_->on_masked_input(conn, upload.input);
+  }
+  if (!refusal) count_update(cohort_.at(conn).client_id, upload);
+  return after_secure_message(conn, std::move(refusal), now);
+}
+
+Actions RoundCoordinator::on_secagg_unmask(ConnectionId conn, const secagg::UnmaskResponse& response, TimePoint now) {
+  Actions out;
+  if (!secure_step_open(conn, secagg::Step::kUnmasking, out)) return out;
+  return after_secure_message(conn, secure_->on_unmask(conn, response), now);
+}
+
+void RoundCoordinator::maybe_close_step(TimePoint now, Actions& out) {
+  if (phase_ != Phase::kTraining || !secure_) return;
+  if (cohort_.size() < options_.cohort_min) {
+    close_round(now, false,
+                "only " + std::to_string(cohort_.size()) + " clients remain, fewer than cohort_min " +
+                    std::to_string(options_.cohort_min),
+                out);
+  } else if (secure_->step_complete()) {
+    close_step(now, out);
+  }
+}
+
+// The step's deadline passed: the clients that did not answer are dropped and the round goes on without them.
+void RoundCoordinator::expire_step(TimePoint now, Actions& out) {
+  const auto step = secure_->step();
+  for (ConnectionId conn : secure_->late()) {
+    reject_and_drop(conn, v1::ERROR_CODE_DEADLINE_EXCEEDED,
+                    "no answer before secure aggregation step " + std::to_string(static_cast<int>(step)) +
+                        "'s deadline; the round went on without it",
+                    out);
+  }
+  if (cohort_.size() < options_.cohort_min) {
+    maybe_close_step(now, out);
+  } else {
+    close_step(now, out);
+  }
+}
+
+void RoundCoordinator::close_step(TimePoint now, Actions& out) {
+  auto outcome = secure_->close_step(now, out);
+  if (auto* failed = std::get_if<SecureAggregationRound::Failed>(&outcome)) {
+    close_round(now, false, failed->reason, out);
+  } else if (auto* summed = std::get_if<SecureAggregationRound::Summed>(&outcome)) {
+    finish_secure_round(std::move(*summed), now, out);
+  }
+}
+
+// A training round applies the survivors' unweighted mean (each input is in the sum with equal weight); a
+// secure-sum round (federated analytics) publishes the sum and whose inputs are in it.
+void RoundCoordinator::finish_secure_round(SecureAggregationRound::Summed summed, TimePoint now, Actions& out) {
+  report_.survivors = static_cast<std::uint32_t>(summed.contributors.size());
+  if (options_.secure_sum_length) {
+    report_.secure_sum = std::move(summed.sum);
+    report_.participants = std::move(summed.contributors);
+  } else {
+    sum_.add_mean(secure_->mean_update(summed, *global_));
+  }
+  close_round(now, true, "", out);
+}
+
+}  // namespace sotto::aggregator

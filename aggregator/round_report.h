@@ -1,0 +1,40 @@
+// RoundReport: what the coordinator says of a round when it closes — completed or abandoned and why, who took part
+// and who was dropped with their reasons, training metrics, the phases' durations and, in a secure round, SecAgg+'s
+// parameters and how many clients completed each step. rounds.jsonl (round_log.h) writes it out.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/secagg/step.h"
+
+namespace sotto::aggregator {
+
+struct RoundReport {
+  std::uint64_t round_id = 0;
+  bool completed = false;
+  std::string abandon_reason;
+  std::uint32_t cohort = 0;     // clients that received the task
+  std::uint32_t survivors = 0;  // valid updates aggregated
+  std::uint64_t examples = 0;
+  double mean_train_loss = 0;      // example-weighted, over survivors
+  double mean_train_accuracy = 0;  // example-weighted, over survivors
+  double slowest_train_seconds = 0;
+  double checkin_seconds = 0;
+  double training_seconds = 0;     // task sent to round closed
+  double aggregation_seconds = 0;  // time in the strategy, by the coordinator's stopwatch (reporting only)
+  struct SecAgg {
+    std::uint32_t n = 0, k = 0, t = 0;
+    secagg::PerStep<std::uint32_t> completed;  // clients that completed each step
+    secagg::PerStep<double> seconds;           // each step, from its start to its close
+  };
+  std::optional<SecAgg> secagg;
+  std::vector<std::uint32_t> secure_sum;  // a secure-sum round's result (mod 2^32)
+  std::vector<std::string> participants;
+  std::vector<std::pair<std::string, std::string>> dropped;  // client id, reason
+};
+
+}  // namespace sotto::aggregator

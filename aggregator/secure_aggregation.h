@@ -1,0 +1,101 @@
+// SecureAggregationRound: the aggregator's side of one SecAgg+ round once its cohort is fixed — the clients'
+// indices, the step being collected (secagg::Step) and its deadline, who has answered it, the ServerSession that
+// checks and sums their messages, and the quantizer that turns the survivors' sum back into a mean update.
+//
+// The RoundCoordinator owns the cohort and the round's phases; it hands this class the secure steps' messages and
+// asks it what the step's close sends next. No clock (times are passed in) and no exception across it: a peer's bad
+// message comes back as a refusal (the coordinator rejects and drops the sender), a step that leaves too few
+// clients as a failure (the coordinator abandons the round).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "aggregator/refusal.h"
+#include "aggregator/round_actions.h"
+#include "common/secagg/quantizer.h"
+#include "common/secagg/server_session.h"
+#include "common/secagg/step.h"
+
+namespace sotto::aggregator {
+
+class SecureAggregationRound {
+ public:
+  // What closing a step led to.
+  struct Continue {};  // the next step's messages are in `out`; collect its answers
+  struct Summed {      // unmasking succeeded
+    std::vector<std::uint32_t> sum;         // mod 2^bits, the survivors' inputs
+    std::vector<std::string> contributors;  // client ids of the survivors
+  };
+  struct Failed {
+    std::string reason;
+  };
+  using StepOutcome = std::variant<Continue, Summed, Failed>;
+
+  // Chooses k and t for the cohort (connection, client id) and opens the advertise step, due at `deadline`.
+  // `quantized`: the inputs are clipped, quantized updates (a training round), not raw integers (a secure sum).
+  // Returns why not when the cohort cannot run secure aggregation (too few clients, an impossible threshold).
+  static std::variant<std::unique_ptr<SecureAggregationRound>, std::string> begin(
+      const SecureAggregationOptions& options, std::uint64_t round_id,
+      const std::vector<std::pair<ConnectionId, std::string>>& cohort, std::uint64_t vector_length, bool quantized,
+      TimePoint now, TimePoint deadline);
+
+  const action::SecAggAssignment& assignment() const { return assignment_; }
+  const RoundReport::SecAgg& report() const { return report_; }
+  secagg::Step step() const { return step_; }
+  TimePoint deadline() const { return deadline_; }
+  // The size of a masked input on the wire.
+  std::size_t masked_input_bytes() const;
+
+  // Why `conn` may not send the message of `step` now (not in this round, out of order, repeated), or nothing.
+  std::optional<std::string> out_of_turn(ConnectionId conn, secagg::Step step) const;
+  // A step's message from `conn`: nothing when accepted, else why it was refused — out of turn (see out_of_turn)
+  // or refused by the session, which is then unchanged.
+  std::optional<Refusal> on_advertise(ConnectionId conn, const secagg::AdvertiseKeys& keys);
+  std::optional<Refusal> on_shares(ConnectionId conn, const std::vector<secagg::EncryptedShare>& shares);
+  std::optional<Refusal> on_masked_input(ConnectionId conn, const secagg::MaskedInput& input);
+  std::optional<Refusal> on_unmask(ConnectionId conn, const secagg::UnmaskResponse& response);
+
+  // `conn` left the round (dropped, disconnected, refused): the protocol recovers without it or fails.
+  void leave(ConnectionId conn);
+  std::size_t remaining() const { return seats_.size(); }
+  // Every remaining client answered the current step.
+  bool step_complete() const;
+  // The remaining clients that have not answered the current step.
+  std::vector<ConnectionId> late() const;
+  // Ends the current step: the next step's messages go to `out` and its deadline is now + step_deadline.
+  StepOutcome close_step(TimePoint now, Actions& out);
+
+  // The survivors' unweighted mean update, laid out like `like`, from a training round's sum.
+  model::ModelParameters mean_update(const Summed& summed, const model::ModelParameters& like) const;
+
+ private:
+  struct Seat {
+    secagg::ClientIndex index = 0;
+    std::optional<secagg::Step> answered;  // the last step this client completed
+  };
+
+  SecureAggregationRound(const SecureAggregationOptions& options, secagg::RoundConfig config, bool quantized);
+  // Feeds a message to the session; marks its sender's step done, or returns the session's refusal.
+  template <typename Feed>
+  std::optional<Refusal> feed(ConnectionId conn, secagg::Step step, Feed&& feed_session);
+  ConnectionId conn_of(secagg::ClientIndex index) const;
+
+  Duration step_deadline_;
+  secagg::ServerSession session_;
+  std::optional<secagg::Quantizer> quantizer_;
+  action::SecAggAssignment assignment_;
+  RoundReport::SecAgg report_;
+  std::map<ConnectionId, Seat> seats_;
+  std::map<secagg::ClientIndex, std::string> client_ids_;  // for the whole round, survivors or not
+  secagg::Step step_ = secagg::Step::kAdvertiseKeys;
+  TimePoint step_started_{};
+  TimePoint deadline_{};
+};
+
+}  // namespace sotto::aggregator
