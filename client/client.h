@@ -4,9 +4,11 @@
 // Between rounds it reconnects; when the aggregator is down or restarting it retries with exponential backoff
 // (with jitter); it returns when the aggregator says training is finished or when stop() is called.
 //
-// This class is the transport: connect, TLS, frames, timeouts, backoff. What happens within a round — the plan's
-// seed, the update and its checks, clipping and quantization, the SecAgg+ steps, the task's deadline — is
-// round::Participant's (common/round/participant.h), which the client drives with the aggregator's messages.
+// This class is the session loop: check in, take the task, reconnect with backoff (backoff.h). Its transport is
+// AggregatorLink (aggregator_link.h: TLS, frames, timeouts); RoundDriver (round_driver.h) carries out a round.
+// What happens within a round — the plan's seed, the update and its checks, clipping and quantization, the SecAgg+
+// steps, the task's deadline — is round::Participant's (common/round/participant.h), which the driver feeds with
+// the aggregator's messages.
 //
 // Progress reaches the app through an event callback. Every contribution is recorded in the on-device ledger
 // (ledger.h) when state_dir is set. No Boost, OpenSSL or LibTorch types in this header.

@@ -1,0 +1,163 @@
+#include "client/round_driver.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio.hpp>
+#include <cstdlib>
+#include <deque>
+
+#include "client/fault_injection.h"
+#include "common/codec/model_file.h"
+#include "common/codec/model_frames.h"
+#include "common/net/frame_io.h"
+#include "common/round/message_codec.h"
+#include "common/secagg/wire_codec.h"
+
+namespace sotto::client {
+
+namespace asio = boost::asio;
+using Clock = std::chrono::steady_clock;
+
+RoundDriver::RoundDriver(RoundDriverContext context, AggregatorLink& link) : context_(std::move(context)), link_(link) {}
+
+asio::awaitable<void> RoundDriver::run(round::Task task, SessionResult& result, std::string& step) {
+  step_ = &step;
+  round::Participant participant({context_.config.client_id, context_.contribution}, context_.random);
+  std::deque<round::Output> queue;
+  auto enqueue = [&](round::Outputs outputs) {
+    for (auto& o : outputs) queue.push_back(std::move(o));
+  };
+  enqueue(participant.on_task(std::move(task), Clock::now()));
+  v1::Envelope env;
+  for (;;) {
+    while (!queue.empty()) {
+      round::Output output = std::move(queue.front());
+      queue.pop_front();
+      if (const auto* finish = std::get_if<round::out::Finish>(&output)) {
+        conclude(participant, *finish, result);
+        co_return;
+      }
+      enqueue(co_await carry_out(participant, std::move(output)));
+    }
+    co_await link_.read(env, context_.config.wait_timeout);
+    if (ends_session(env, result, context_.emit)) {
+      if (participant.record().sent || participant.step() == round::Participant::Step::kAdvertised ||
+          participant.step() == round::Participant::Step::kShared) {
+        record_in_ledger(participant.record(), "rejected");
+      }
+      co_return;
+    }
+    enqueue(deliver(participant, env));
+  }
+}
+
+// One thing the participant asked for: train, or send a message. Returns what the participant says next.
+asio::awaitable<round::Outputs> RoundDriver::carry_out(round::Participant& participant, round::Output output) {
+  if (auto* fit = std::get_if<round::out::Fit>(&output)) co_return train(*fit, participant);
+  link_.arm(context_.config.io_timeout);
+  if (auto* keys = std::get_if<round::out::AdvertiseKeys>(&output)) {
+    *step_ = "secure aggregation";
+    co_await link_.write(round::to_envelope(*keys));
+    vanish_if(context_.config, "advertise");
+  } else if (auto* shares = std::get_if<round::out::ShareKeys>(&output)) {
+    co_await link_.write(round::to_envelope(*shares));
+    vanish_if(context_.config, "share_keys");
+  } else if (auto* upload = std::get_if<round::out::Upload>(&output)) {
+    co_await send_upload(*upload);
+    if (participant.secure()) vanish_if(context_.config, "masked_input");
+  } else if (auto* response = std::get_if<round::out::UnmaskResponse>(&output)) {
+    co_await link_.write(round::to_envelope(*response));
+  } else if (auto* error = std::get_if<round::out::ReportError>(&output)) {
+    spdlog::warn("round {}: {}", participant.round_id(), error->message);
+    co_await link_.write(round::to_envelope(*error));
+  }
+  *step_ = "waiting for the round's next step or result";
+  co_return round::Outputs{};
+}
+
+round::Outputs RoundDriver::train(const round::out::Fit& fit, round::Participant& participant) {
+  *step_ = "training";
+  link_.arm(std::chrono::hours(24 * 365));  // local work: no socket deadline (the task's own is the participant's)
+  round::Fitted fitted;
+  try {
+    FitResult r = context_.trainer->fit(*fit.global_model, fit.plan);
+    fitted.local_model = std::move(r.local_model);
+    fitted.metrics = r.metrics;
+  } catch (const std::exception& e) {
+    throw FatalError(std::string("local training failed: ") + e.what());
+  }
+  const auto& config = context_.config;
+  if (config.save_local_models && !fitted.local_model->layout_mismatch(*fit.global_model)) {
+    codec::write_model_file(config.state_dir / ("local-round-" + std::to_string(fit.round_id) + ".sotto"),
+                            {fit.round_id, fitted.metrics.num_examples, *fitted.local_model, {}, {}});
+  }
+  context_.emit({ClientEventKind::kTrained, fit.round_id, "", fitted.metrics.mean_loss});
+  return participant.on_fitted(std::move(fitted), Clock::now());
+}
+
+asio::awaitable<void> RoundDriver::send_upload(const round::out::Upload& upload) {
+  *step_ = "uploading the update";
+  const model::ModelParameters payload = round::upload_payload(upload);
+  v1::Envelope header;
+  *header.mutable_update() = round::upload_header(upload, payload);
+  co_await link_.write(std::move(header));
+  for (const auto& frame : codec::encode_chunk_frames(payload, context_.config.chunk_bytes)) {
+    link_.arm(context_.config.io_timeout);
+    co_await link_.write_frame(*frame);
+  }
+  context_.emit({ClientEventKind::kUploaded, upload.round_id, "", static_cast<double>(link_.bytes_sent())});
+}
+
+// An aggregator message in the middle of a round, for the participant.
+round::Outputs RoundDriver::deliver(round::Participant& participant, const v1::Envelope& env) {
+  const auto now = Clock::now();
+  if (env.has_secagg_key_directory()) {
+    return participant.on_key_directory(secagg::from_proto(env.secagg_key_directory()), now);
+  }
+  if (env.has_secagg_shares()) return participant.on_shares({secagg::from_proto(env.secagg_shares())}, now);
+  if (env.has_secagg_unmask_request()) {
+    return participant.on_unmask_request(secagg::from_proto(env.secagg_unmask_request()), now);
+  }
+  if (env.has_round_result()) return participant.on_result(round::result_from_proto(env.round_result()), now);
+  throw Error("aggregator sent " + net::body_name(env) + " where the round's next step or result was expected");
+}
+
+// The round is over for the participant: the ledger, the events, and what the session does next.
+void RoundDriver::conclude(const round::Participant& participant, const round::out::Finish& finish,
+                           SessionResult& result) {
+  using round::out::Outcome;
+  const std::uint64_t round_id = participant.round_id();
+  switch (finish.outcome) {
+    case Outcome::kCompleted:
+    case Outcome::kAbandoned: {
+      const bool completed = finish.outcome == Outcome::kCompleted;
+      record_in_ledger(participant.record(), completed ? "completed" : "abandoned");
+      result.contributed = completed;
+      context_.emit({completed ? ClientEventKind::kRoundCompleted : ClientEventKind::kRoundAbandoned, round_id,
+                     finish.message});
+      result.outcome = finish.training_finished ? SessionEnd::kFinished : SessionEnd::kRoundDone;
+      result.message = finish.training_finished ? "training finished" : finish.message;
+      return;
+    }
+    case Outcome::kDiverged:
+    case Outcome::kDeadline:
+      spdlog::warn("round {}: {}", round_id, finish.message);
+      result.outcome = SessionEnd::kRoundDone;
+      result.message = finish.message;
+      return;
+    case Outcome::kFailed:
+      if (finish.fatal) throw FatalError(finish.message);
+      if (participant.record().sent) record_in_ledger(participant.record(), "rejected");
+      result.outcome = SessionEnd::kDisconnected;
+      result.message = finish.message;
+      return;
+  }
+}
+
+void RoundDriver::record_in_ledger(const round::ContributionRecord& r, const std::string& outcome) const {
+  if (!context_.ledger) return;
+  context_.ledger->append({r.round_id, outcome, r.num_examples, link_.bytes_sent(), link_.bytes_received(),
+                           r.train_loss, r.update_l2_norm, r.secure, r.clip_norm});
+}
+
+}  // namespace sotto::client

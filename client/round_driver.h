@@ -1,0 +1,52 @@
+// RoundDriver: the client's side of one round once its task and model have arrived. It hands them to
+// round::Participant (common/round/participant.h) and carries out what the participant asks — train through the
+// Trainer, send its messages over the AggregatorLink — and hands it the aggregator's answers, until the participant
+// says the round is over. It records the round in the on-device ledger and reports progress as events.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+
+#include "client/aggregator_link.h"
+#include "client/client.h"
+#include "client/ledger.h"
+#include "client/session_outcome.h"
+#include "common/round/messages.h"
+#include "common/round/participant.h"
+
+namespace sotto::client {
+
+struct RoundDriverContext {
+  const ClientConfig& config;
+  Trainer* trainer;                                              // null for a secure-sum contributor
+  const std::optional<std::vector<std::uint32_t>>& contribution;  // a secure-sum contributor's vector
+  round::RandomSource& random;
+  const Ledger* ledger;  // null without state_dir
+  std::function<void(const ClientEvent&)> emit;
+};
+
+class RoundDriver {
+ public:
+  RoundDriver(RoundDriverContext context, AggregatorLink& link);
+
+  // The round from its task to its end; `result` says how the session ends, `step` what it was doing (for errors).
+  boost::asio::awaitable<void> run(round::Task task, SessionResult& result, std::string& step);
+
+ private:
+  boost::asio::awaitable<round::Outputs> carry_out(round::Participant& participant, round::Output output);
+  round::Outputs train(const round::out::Fit& fit, round::Participant& participant);
+  boost::asio::awaitable<void> send_upload(const round::out::Upload& upload);
+  round::Outputs deliver(round::Participant& participant, const v1::Envelope& env);
+  void conclude(const round::Participant& participant, const round::out::Finish& finish, SessionResult& result);
+  void record_in_ledger(const round::ContributionRecord& r, const std::string& outcome) const;
+
+  RoundDriverContext context_;
+  AggregatorLink& link_;
+  std::string* step_ = nullptr;
+};
+
+}  // namespace sotto::client
