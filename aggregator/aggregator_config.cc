@@ -1,5 +1,6 @@
 #include "aggregator/aggregator_config.h"
 
+#include "aggregator/authenticator.h"
 #include "aggregator/config_sections.h"
 
 #include "common/config/toml_reader.h"
@@ -55,12 +56,22 @@ AggregatorConfig load_aggregator_config(const std::filesystem::path& path) {
   c.auth_mode = mode == "mtls"    ? AuthMode::kMutualTls
                 : mode == "token" ? AuthMode::kToken
                                   : AuthMode::kMutualTlsOrToken;
-  c.tokens = r.get_strings("auth.tokens");
-  for (const auto& t : c.tokens) {
-    if (t.size() < 16) r.fail("auth.tokens", "holds a token shorter than 16 characters; use long random tokens");
+  if (r.has("auth.tokens")) {
+    r.fail("auth.tokens", "(tokens valid for any client id) is no longer accepted: one such token let its holder "
+                          "fill a cohort with invented clients. Bind each token to the client ids it may present, "
+                          "under [auth.client_tokens] as lines client_id = \"token\"");
   }
-  if (c.auth_mode == AuthMode::kToken && c.tokens.empty()) {
-    r.fail("auth.tokens", "is empty but auth.mode is \"token\": list at least one token");
+  c.client_tokens = r.get_string_map("auth.client_tokens");
+  for (const auto& [id, token] : c.client_tokens) {
+    if (!valid_client_id(id)) {
+      r.fail("auth.client_tokens." + id, "is not a valid client id (1-128 letters, digits, '-', '_', '.', ':')");
+    }
+    if (token.size() < 16) {
+      r.fail("auth.client_tokens." + id, "is shorter than 16 characters; use long random tokens");
+    }
+  }
+  if (c.auth_mode == AuthMode::kToken && c.client_tokens.empty()) {
+    r.fail("auth.client_tokens", "is empty but auth.mode is \"token\": bind at least one client id to a token");
   }
 
   auto& o = c.rounds;
@@ -83,6 +94,8 @@ AggregatorConfig load_aggregator_config(const std::filesystem::path& path) {
   auto& sa = o.secure;
   sa = read_secure_aggregation_section(r);
   sa.step_deadline = r.get_seconds("secure_aggregation.step_deadline_s", 30, 0.001, 86400);
+  o.clip_norm = read_clip_norm(r, sa.enabled);
+  read_weighting(r, "rounds", o);
   if (sa.enabled && o.cohort_min < secagg::kMinClients) {
     r.fail("rounds.cohort_min", "must be at least " + std::to_string(secagg::kMinClients) +
                                     " with secure aggregation (a sum of fewer would reveal inputs)");

@@ -31,7 +31,7 @@ struct AggregatorConfig {
   std::chrono::milliseconds linger{3000};  // after the last round, keep telling late clients it is over
   // [auth]
   AuthMode auth_mode = AuthMode::kMutualTlsOrToken;
-  std::vector<std::string> tokens;
+  std::map<std::string, std::string> client_tokens;  // client id -> its bearer token
   // [rounds] and [plan]
   CoordinatorOptions rounds;
   // [model]

@@ -1,9 +1,12 @@
 // Authenticator: who a connection's client is. With mutual TLS the identity is the subject CN of the client
 // certificate the handshake verified against server.ca_file; with a bearer token it is the client_id the hello
-// names, if the hello's token is one of auth.tokens (compared in constant time). auth.mode says which are
-// accepted. A refusal says what the client must present.
+// names, if auth.client_tokens binds that id to the hello's token (compared in constant time). A token is bound to
+// one client id, or to a set of ids by repeating it: whoever holds it can present those ids and no others, so one
+// leaked token cannot fill a cohort with invented clients. auth.mode says which are accepted. A refusal says what
+// the client must present.
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -21,16 +24,18 @@ struct AuthOutcome {
 
 class Authenticator {
  public:
-  Authenticator(AuthMode mode, std::vector<std::string> tokens) : mode_(mode), tokens_(std::move(tokens)) {}
+  // `client_tokens`: client id -> its token.
+  Authenticator(AuthMode mode, std::map<std::string, std::string> client_tokens)
+      : mode_(mode), client_tokens_(std::move(client_tokens)) {}
 
   // `certificate_cn`: the verified client certificate's CN, empty when the client presented none.
   AuthOutcome authenticate(const std::string& certificate_cn, const v1::Hello& hello) const;
 
  private:
-  bool token_matches(const std::string& given) const;
+  bool token_matches(const std::string& client_id, const std::string& given) const;
 
   AuthMode mode_;
-  std::vector<std::string> tokens_;
+  std::map<std::string, std::string> client_tokens_;
 };
 
 // 1-128 characters of letters, digits, '-', '_', '.', ':'.

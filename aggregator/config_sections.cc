@@ -1,5 +1,9 @@
 #include "aggregator/config_sections.h"
 
+#include <spdlog/spdlog.h>
+
+#include <limits>
+
 namespace sotto::aggregator {
 
 ml::TrainingPlan read_plan_section(config::TomlReader& r) {
@@ -32,7 +36,6 @@ StrategyOptions read_strategy_section(config::TomlReader& r, const ml::TrainingP
 SecureAggregationOptions read_secure_aggregation_section(config::TomlReader& r) {
   SecureAggregationOptions sa;
   sa.enabled = r.get_bool("secure_aggregation.enabled", false);
-  sa.clip_norm = r.get_double("secure_aggregation.clip_norm", 30.0, 1e-9, 1e12);
   sa.dropout_rate = r.get_double("secure_aggregation.dropout_rate", 0.1, 0, 0.99);
   sa.corruption_rate = r.get_double("secure_aggregation.corruption_rate", 0.05, 0, 0.99);
   sa.complete_graph = r.get_bool("secure_aggregation.complete_graph", false);
@@ -41,6 +44,43 @@ SecureAggregationOptions read_secure_aggregation_section(config::TomlReader& r) 
   sa.bits = static_cast<std::uint32_t>(r.get_int("secure_aggregation.bits", 32, 8, 32));
   if (sa.neighbours % 2 == 1) r.fail("secure_aggregation.neighbours", "must be even (a Harary graph), or 0 for auto");
   return sa;
+}
+
+double read_clip_norm(config::TomlReader& r, bool secure_aggregation) {
+  const char* kOld = "secure_aggregation.clip_norm";
+  if (r.has(kOld) && r.has("privacy.clip_norm")) {
+    r.fail(kOld, "is set alongside privacy.clip_norm, which replaces it: keep only privacy.clip_norm");
+  }
+  double clip = 0;
+  if (r.has(kOld)) {
+    clip = r.get_double(kOld, std::nullopt, 1e-9, 1e12);
+    spdlog::warn("{}: secure_aggregation.clip_norm is deprecated: move it to [privacy] clip_norm, the one clip norm "
+                 "of a round, plain or secure",
+                 r.source());
+  } else {
+    clip = r.get_double("privacy.clip_norm", secure_aggregation ? kDefaultSecureClipNorm : 0.0, 0, 1e12);
+  }
+  if (secure_aggregation && !(clip > 0)) {
+    r.fail("privacy.clip_norm", "must be positive with secure aggregation: it bounds what each client adds to the sum");
+  }
+  return clip;
+}
+
+void read_weighting(config::TomlReader& r, const std::string& table, CoordinatorOptions& o) {
+  o.max_examples_per_client = static_cast<std::uint64_t>(
+      r.get_int(table + ".max_examples_per_client", 100'000, 1, std::numeric_limits<std::int64_t>::max()));
+  o.weighting = r.get_choice(table + ".weighting", {"examples", "uniform"}, "examples") == "uniform"
+                    ? Weighting::kUniform
+                    : Weighting::kExamples;
+}
+
+toml::table weighting_table(const CoordinatorOptions& o) {
+  return toml::table{{"max_examples_per_client", static_cast<std::int64_t>(o.max_examples_per_client)},
+                     {"weighting", o.weighting == Weighting::kUniform ? "uniform" : "examples"}};
+}
+
+toml::table privacy_table(double clip_norm) {
+  return toml::table{{"clip_norm", clip_norm}};
 }
 
 toml::table plan_table(const ml::TrainingPlan& p) {
@@ -63,7 +103,6 @@ toml::table strategy_table(const StrategyOptions& s) {
 
 toml::table secure_aggregation_table(const SecureAggregationOptions& sa) {
   return toml::table{{"enabled", sa.enabled},
-                     {"clip_norm", sa.clip_norm},
                      {"dropout_rate", sa.dropout_rate},
                      {"corruption_rate", sa.corruption_rate},
                      {"complete_graph", sa.complete_graph},

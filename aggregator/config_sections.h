@@ -1,4 +1,5 @@
-// Config sections shared by sotto-aggregator and sotto-sim: [plan], [strategy] and [secure_aggregation] have the
+// Config sections shared by sotto-aggregator and sotto-sim: [plan], [strategy], [secure_aggregation], [privacy]
+// and the rounds' weighting keys have the
 // same keys, defaults, ranges and checks in both, so an experiment moves between the simulator and the daemon
 // unchanged (sotto-sim's TLS transport writes the daemon's config from them). Readers fail naming the key;
 // writers give the tables back with every key.
@@ -19,7 +20,17 @@ StrategyOptions read_strategy_section(config::TomlReader& r, const ml::TrainingP
 // Every key but step_deadline_s, which only the daemon has (the simulator has no clock to miss).
 SecureAggregationOptions read_secure_aggregation_section(config::TomlReader& r);
 
+// privacy.clip_norm: the round's one L2 bound on updates (plain and secure rounds; the privacy issue's noise is
+// calibrated to it). Defaults to 0 (none) in plain rounds and kDefaultSecureClipNorm with secure aggregation, which
+// needs one. The former secure_aggregation.clip_norm is still read, with a deprecation warning.
+double read_clip_norm(config::TomlReader& r, bool secure_aggregation);
+// <table>.max_examples_per_client and <table>.weighting ("examples" or "uniform") into `options`: the daemon's
+// [rounds], the simulator's [aggregation] (its `rounds` is the round count).
+void read_weighting(config::TomlReader& r, const std::string& table, CoordinatorOptions& options);
+toml::table weighting_table(const CoordinatorOptions& options);
+
 toml::table plan_table(const ml::TrainingPlan& plan);
+toml::table privacy_table(double clip_norm);
 toml::table strategy_table(const StrategyOptions& strategy);
 // Without step_deadline_s (see above).
 toml::table secure_aggregation_table(const SecureAggregationOptions& secure);

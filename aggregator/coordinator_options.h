@@ -18,10 +18,9 @@ using TimePoint = Clock::time_point;
 using Duration = Clock::duration;
 
 // Secure aggregation (SecAgg+): the aggregator learns only the sum of the surviving clients' clipped, quantized
-// updates and applies their unweighted mean through the strategy.
+// updates (clipped to CoordinatorOptions::clip_norm) and applies their unweighted mean through the strategy.
 struct SecureAggregationOptions {
   bool enabled = false;
-  double clip_norm = 30.0;         // L2 bound on each client's update (floating-point tensors)
   double dropout_rate = 0.1;       // expected fraction of clients lost during a round, for choosing k and t
   double corruption_rate = 0.05;   // fraction of clients assumed to collude with the aggregator
   bool complete_graph = false;     // k = n - 1: the original SecAgg instead of SecAgg+
@@ -31,6 +30,14 @@ struct SecureAggregationOptions {
   Duration step_deadline = std::chrono::seconds(30);  // for each of the steps after training
 };
 
+// How a plain round averages its updates: by their example counts (FedAvg; the counts are self-reported and capped
+// by max_examples_per_client), or each client equally. Secure rounds always average equally: the sum hides who
+// contributed what.
+enum class Weighting { kExamples, kUniform };
+
+// The secure-aggregation clip norm when the config names none.
+inline constexpr double kDefaultSecureClipNorm = 30.0;
+
 struct CoordinatorOptions {
   std::uint64_t total_rounds = 5;
   std::uint32_t cohort_target = 8;
@@ -38,8 +45,17 @@ struct CoordinatorOptions {
   Duration checkin_window = std::chrono::seconds(30);
   Duration training_deadline = std::chrono::seconds(600);
   Duration retry_delay = std::chrono::seconds(5);
-  ml::TrainingPlan plan;
+  ml::TrainingPlan plan;  // its clip_norm is set from clip_norm below
   std::uint64_t seed = 0;
+  // The round's L2 bound on each update's floating-point tensors (privacy.clip_norm); 0 = none, which only a plain
+  // round allows. Clients clip to it before sending; in plain rounds the coordinator clips again what arrives, so a
+  // client that skips the step gains nothing. (Secure aggregation cannot check it: see the README's trust model.)
+  double clip_norm = 0;
+  // The most examples an update may weigh in with (rounds.max_examples_per_client): a larger claim counts as this
+  // many, in the weights and in the round's example-weighted metrics. Without a cap one client claiming 2^63
+  // examples would move the model by its whole delta.
+  std::uint64_t max_examples_per_client = 100'000;
+  Weighting weighting = Weighting::kExamples;
   // Plain rounds: add the updates in client-id order, so that the new model does not depend on the order they
   // arrived in (floating-point addition is not associative). An update is added as soon as every cohort member
   // with a smaller id has sent its update or left; until then it is held. Arriving in id order, nothing is held;

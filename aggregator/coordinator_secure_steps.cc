@@ -44,7 +44,10 @@ Actions RoundCoordinator::on_masked_input(ConnectionId conn, MaskedUpload upload
   } else {
     refusal = secure_->on_masked_input(conn, upload.input);
   }
-  if (!refusal) count_update(cohort_.at(conn).client_id, upload);
+  if (!refusal) {
+    const std::string& client_id = cohort_.at(conn).client_id;
+    count_update(client_id, upload, counted_examples(client_id, upload));
+  }
   return after_secure_message(conn, std::move(refusal), now);
 }
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "common/model/clipping.h"
 #include "common/secagg/update_vector.h"
 #include "common/util/error.h"
 #include "common/util/seed_mix.h"
@@ -28,6 +29,9 @@ RoundCoordinator::RoundCoordinator(CoordinatorOptions options, CoordinatorStart 
   if (options_.cohort_target == 0) throw Error("cohort_target must be at least 1");
   if (options_.cohort_min == 0 || options_.cohort_min > options_.cohort_target) {
     throw Error("cohort_min must be between 1 and cohort_target (" + std::to_string(options_.cohort_target) + ")");
+  }
+  if (options_.secure.enabled && !(options_.clip_norm > 0)) {
+    throw Error("secure aggregation needs a positive clip_norm (privacy.clip_norm): it bounds what each client adds");
   }
   if (!start.strategy_state.empty()) strategy_->load_state(start.strategy_state, *global_);
 }
@@ -126,12 +130,13 @@ void RoundCoordinator::start_training(TimePoint now, Actions& out) {
   sum_.begin(*global_, members);
   action::SendTask task{{}, round_id_, options_.plan, global_, options_.training_deadline};
   task.plan.seed = util::mix64(options_.seed ^ util::mix64(round_id_));
+  task.plan.clip_norm = options_.clip_norm;
   for (const auto& [conn, m] : cohort_) task.conns.push_back(conn);
   if (options_.secure.enabled) {
     const bool secure_sum = options_.secure_sum_length > 0;
     const std::uint64_t length = secure_sum ? options_.secure_sum_length : secagg::floating_length(*global_);
-    auto begun = SecureAggregationRound::begin(options_.secure, round_id_, members, length, !secure_sum, now,
-                                               training_deadline_);
+    auto begun = SecureAggregationRound::begin(options_.secure, options_.clip_norm, round_id_, members, length,
+                                               !secure_sum, now, training_deadline_);
     if (auto* why = std::get_if<std::string>(&begun)) {  // nothing sent yet: abandon before any client trains
       close_round(now, false, "secure aggregation cannot run: " + *why, out);
       return;
@@ -173,12 +178,19 @@ std::optional<std::string> RoundCoordinator::check_delta(const ClientUpdate& upd
   return std::nullopt;
 }
 
-// An accepted update's statistics for the round's report.
-void RoundCoordinator::count_update(const std::string& client_id, const UpdateSummary& update) {
-  report_.examples += update.num_examples;
+std::uint64_t RoundCoordinator::counted_examples(const std::string& client_id, const UpdateSummary& update) {
+  if (update.num_examples <= options_.max_examples_per_client) return update.num_examples;
+  report_.examples_capped.push_back(client_id);
+  return options_.max_examples_per_client;
+}
+
+// An accepted update's statistics for the round's report, weighted by its counted examples.
+void RoundCoordinator::count_update(const std::string& client_id, const UpdateSummary& update,
+                                    std::uint64_t examples) {
+  report_.examples += examples;
   report_.participants.push_back(client_id);
-  weighted_loss_ += update.train_loss * static_cast<double>(update.num_examples);
-  weighted_accuracy_ += update.train_accuracy * static_cast<double>(update.num_examples);
+  weighted_loss_ += update.train_loss * static_cast<double>(examples);
+  weighted_accuracy_ += update.train_accuracy * static_cast<double>(examples);
   report_.slowest_train_seconds = std::max(report_.slowest_train_seconds, update.train_seconds);
 }
 
@@ -215,8 +227,13 @@ Actions RoundCoordinator::on_update(ConnectionId conn, ClientUpdate update, Time
     maybe_close_round(now, out);
     return out;
   }
-  count_update(member.client_id, update);
-  sum_.add(member.client_id, std::move(update));
+  const std::uint64_t examples = counted_examples(member.client_id, update);
+  count_update(member.client_id, update, examples);
+  if (options_.clip_norm > 0) {  // what an honest client did already; enforced for those that did not
+    const double norm = model::clip_to_norm(update.delta, options_.clip_norm);
+    if (model::exceeds_norm(norm, options_.clip_norm)) report_.clipped.push_back(member.client_id);
+  }
+  sum_.add(member.client_id, std::move(update.delta), options_.weighting == Weighting::kUniform ? 1 : examples);
   member.uploaded = true;
   report_.survivors += 1;
   maybe_close_round(now, out);

@@ -93,7 +93,9 @@ class RoundCoordinator {
   // Updates.
   std::optional<std::string> check_update(const UpdateSummary& update) const;
   std::optional<std::string> check_delta(const ClientUpdate& update) const;
-  void count_update(const std::string& client_id, const UpdateSummary& update);
+  // The examples an update counts for (capped at max_examples_per_client); notes a capped claim in the report.
+  std::uint64_t counted_examples(const std::string& client_id, const UpdateSummary& update);
+  void count_update(const std::string& client_id, const UpdateSummary& update, std::uint64_t examples);
   // A connection that is not (or no longer) training in this round sent `what`: reject it, forget it.
   void reject_stranger(ConnectionId conn, const std::string& what, Actions& out);
   void drop(ConnectionId conn, const std::string& reason);

@@ -50,6 +50,8 @@ nlohmann::json round_record(const RoundReport& r, std::uint64_t completed_rounds
       j["secagg"]["bytes_out"][key] = traffic.secagg_out[step];
     }
   }
+  if (!r.clipped.empty()) j["clipped"] = r.clipped;
+  if (!r.examples_capped.empty()) j["examples_capped"] = r.examples_capped;
   if (!r.secure_sum.empty()) {
     j["secure_sum"] = r.secure_sum;
     j["contributors"] = r.participants;

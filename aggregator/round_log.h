@@ -22,7 +22,10 @@
 namespace sotto::aggregator {
 
 // 1: the fields above. Readers treat a record without schema_version (written before it existed) as version 1.
-inline constexpr int kRoundLogSchemaVersion = 1;
+// 2: adds clipped (plain rounds: the clients whose update the aggregator scaled down to privacy.clip_norm) and
+//    examples_capped (the clients that claimed more than rounds.max_examples_per_client examples), each present
+//    only when not empty.
+inline constexpr int kRoundLogSchemaVersion = 2;
 
 struct RoundTraffic {
   std::uint64_t bytes_in = 0;

@@ -35,6 +35,8 @@ struct RoundReport {
   std::vector<std::uint32_t> secure_sum;  // a secure-sum round's result (mod 2^32)
   std::vector<std::string> participants;
   std::vector<std::pair<std::string, std::string>> dropped;  // client id, reason
+  std::vector<std::string> clipped;          // plain rounds: clients whose update the coordinator scaled to clip_norm
+  std::vector<std::string> examples_capped;  // clients that claimed more than max_examples_per_client examples
 };
 
 }  // namespace sotto::aggregator

@@ -48,17 +48,17 @@ std::variant<secagg::SecAggParameters, std::string> choose_parameters(const Secu
 
 }  // namespace
 
-SecureAggregationRound::SecureAggregationRound(const SecureAggregationOptions& options, secagg::RoundConfig config,
-                                               bool quantized)
+SecureAggregationRound::SecureAggregationRound(const SecureAggregationOptions& options, double clip_norm,
+                                               secagg::RoundConfig config, bool quantized)
     : step_deadline_(options.step_deadline),
       session_(config),
-      assignment_{config, options.clip_norm, {}},
+      assignment_{config, clip_norm, {}},
       report_{config.n, config.k, config.t, {}, {}} {
-  if (quantized) quantizer_.emplace(secagg::QuantizerParams{options.clip_norm, config.n, config.bits});
+  if (quantized) quantizer_.emplace(secagg::QuantizerParams{clip_norm, config.n, config.bits});
 }
 
 std::variant<std::unique_ptr<SecureAggregationRound>, std::string> SecureAggregationRound::begin(
-    const SecureAggregationOptions& options, std::uint64_t round_id,
+    const SecureAggregationOptions& options, double clip_norm, std::uint64_t round_id,
     const std::vector<std::pair<ConnectionId, std::string>>& cohort, std::uint64_t vector_length, bool quantized,
     TimePoint now, TimePoint deadline) {
   const auto n = static_cast<std::uint32_t>(cohort.size());
@@ -67,7 +67,8 @@ std::variant<std::unique_ptr<SecureAggregationRound>, std::string> SecureAggrega
   const auto& p = std::get<secagg::SecAggParameters>(chosen);
   std::unique_ptr<SecureAggregationRound> round;
   try {
-    round.reset(new SecureAggregationRound(options, {round_id, n, p.k, p.t, vector_length, options.bits}, quantized));
+    round.reset(new SecureAggregationRound(options, clip_norm, {round_id, n, p.k, p.t, vector_length, options.bits},
+                                           quantized));
   } catch (const Error& e) {  // a configuration the session or the quantizer cannot run
     return std::string(e.what());
   }

@@ -38,10 +38,11 @@ class SecureAggregationRound {
   using StepOutcome = std::variant<Continue, Summed, Failed>;
 
   // Chooses k and t for the cohort (connection, client id) and opens the advertise step, due at `deadline`.
-  // `quantized`: the inputs are clipped, quantized updates (a training round), not raw integers (a secure sum).
+  // `quantized`: the inputs are updates clipped to clip_norm and quantized (a training round), not raw integers (a
+  // secure sum).
   // Returns why not when the cohort cannot run secure aggregation (too few clients, an impossible threshold).
   static std::variant<std::unique_ptr<SecureAggregationRound>, std::string> begin(
-      const SecureAggregationOptions& options, std::uint64_t round_id,
+      const SecureAggregationOptions& options, double clip_norm, std::uint64_t round_id,
       const std::vector<std::pair<ConnectionId, std::string>>& cohort, std::uint64_t vector_length, bool quantized,
       TimePoint now, TimePoint deadline);
 
@@ -80,7 +81,8 @@ class SecureAggregationRound {
     std::optional<secagg::Step> answered;  // the last step this client completed
   };
 
-  SecureAggregationRound(const SecureAggregationOptions& options, secagg::RoundConfig config, bool quantized);
+  SecureAggregationRound(const SecureAggregationOptions& options, double clip_norm, secagg::RoundConfig config,
+                         bool quantized);
   // Feeds a message to the session; marks its sender's step done, or returns the session's refusal.
   template <typename Feed>
   std::optional<Refusal> feed(ConnectionId conn, secagg::Step step, Feed&& feed_session);

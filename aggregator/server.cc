@@ -67,7 +67,7 @@ class AggregatorServer::Impl final : public ConversationHost {
         factory_(std::move(factory)),
         ssl_(net::make_server_context({config_.cert_file, config_.key_file, config_.ca_file,
                                        client_certificate_policy(config_.auth_mode)})),
-        authenticator_(config_.auth_mode, config_.tokens),
+        authenticator_(config_.auth_mode, config_.client_tokens),
         conversation_(*this, authenticator_,
                       {config_.handshake_timeout, kRefusalHandshakeTimeout, config_.hello_timeout,
                        config_.max_frame_bytes}),

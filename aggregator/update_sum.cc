@@ -28,11 +28,11 @@ void UpdateSum::begin(const model::ModelParameters& global,
   std::sort(order_.begin(), order_.end());
 }
 
-void UpdateSum::add(const std::string& client_id, ClientUpdate update) {
+void UpdateSum::add(const std::string& client_id, model::ModelParameters delta, std::uint64_t weight) {
   if (in_id_order_) {
-    held_.emplace(client_id, std::move(update));  // added in turn by settle()
+    held_.emplace(client_id, std::make_pair(std::move(delta), weight));  // added in turn by settle()
   } else {
-    timed([&] { strategy_.accumulate(update.delta, update.num_examples); });
+    timed([&] { strategy_.accumulate(delta, weight); });
   }
 }
 
@@ -42,7 +42,7 @@ void UpdateSum::settle(const StillExpected& still_expected) {
     while (cursor_ < order_.size()) {
       const auto& [client_id, conn] = order_[cursor_];
       if (auto held = held_.find(client_id); held != held_.end()) {
-        strategy_.accumulate(held->second.delta, held->second.num_examples);
+        strategy_.accumulate(held->second.first, held->second.second);
         held_.erase(held);
       } else if (still_expected(conn)) {
         break;  // its update may still come
@@ -60,7 +60,7 @@ model::ModelParameters UpdateSum::finish(const model::ModelParameters& global) {
   model::ModelParameters next;
   timed([&] {
     // What is still held comes after every id settle() added: adding it in id order completes the order.
-    for (const auto& [client_id, held] : held_) strategy_.accumulate(held.delta, held.num_examples);
+    for (const auto& [client_id, held] : held_) strategy_.accumulate(held.first, held.second);
     held_.clear();
     next = strategy_.finish_round(global);
   });

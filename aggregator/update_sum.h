@@ -33,8 +33,8 @@ class UpdateSum {
 
   // A new round: the strategy's begin_round, and the cohort (connection, client id) in any order.
   void begin(const model::ModelParameters& global, std::vector<std::pair<ConnectionId, std::string>> cohort);
-  // An accepted update from `client_id`: added now, or held for its turn.
-  void add(const std::string& client_id, ClientUpdate update);
+  // An accepted update from `client_id` with its weight in the mean: added now, or held for its turn.
+  void add(const std::string& client_id, model::ModelParameters delta, std::uint64_t weight);
   // After any update or departure: adds the held updates whose turn has come.
   void settle(const StillExpected& still_expected);
   // A secure round's result: the survivors' unweighted mean, added with weight 1.
@@ -59,7 +59,7 @@ class UpdateSum {
   Stopwatch stopwatch_;
   std::vector<std::pair<std::string, ConnectionId>> order_;  // in_id_order: the cohort sorted by client id
   std::size_t cursor_ = 0;                                   // how many of order_ are added or skipped
-  std::map<std::string, ClientUpdate> held_;
+  std::map<std::string, std::pair<model::ModelParameters, std::uint64_t>> held_;  // client id -> delta, weight
   double seconds_ = 0;
 };
 

@@ -1,5 +1,7 @@
 #include "client/client_config.h"
 
+#include <limits>
+
 #include "common/config/toml_reader.h"
 
 namespace sotto::client {
@@ -59,6 +61,9 @@ SottoClientConfig load_sotto_client_config(const std::filesystem::path& path) {
   c.state_dir = r.get_path("state.dir", std::filesystem::path());
   c.save_local_models = r.get_bool("state.save_local_models", false);
   c.max_rounds = static_cast<std::uint64_t>(r.get_int("client.max_rounds", 0, 0, INT64_MAX));
+  c.claim_examples = static_cast<std::uint64_t>(
+      r.get_int("fault_injection.claim_examples", 0, 0, std::numeric_limits<std::int64_t>::max()));
+  c.scale_update = r.get_double("fault_injection.scale_update", 1.0, -1e12, 1e12);
   c.vanish_after = r.get_choice("fault_injection.vanish_after", {"", "task", "advertise", "share_keys", "masked_input"}, "");
   if (c.save_local_models && c.state_dir.empty()) r.fail("state.save_local_models", "needs state.dir");
   s.log_level = r.get_choice("log.level", {"trace", "debug", "info", "warn", "error", "critical", "off"}, "info");

@@ -36,6 +36,10 @@ struct ClientConfig {
   // and model received, before training), or sending a secure-aggregation step's message ("advertise",
   // "share_keys", "masked_input") — so that tests and sotto-sim can drop a client at an exact protocol step.
   std::string vanish_after;
+  // Testing only, to play a malicious client against a real aggregator: report this many examples instead of the
+  // true count (0 = the truth), and multiply the plain update by this after the participant has clipped it.
+  std::uint64_t claim_examples = 0;
+  double scale_update = 1.0;
 };
 
 enum class Partitioning { kIid, kDirichlet };

@@ -13,4 +13,20 @@ void vanish_if(const ClientConfig& config, const char* step) {
   std::_Exit(97);
 }
 
+void tamper_with_upload(const ClientConfig& config, round::out::Upload& upload) {
+  if (config.claim_examples > 0) {
+    spdlog::warn("fault injection: claiming {} examples instead of {}", config.claim_examples,
+                 upload.metrics.num_examples);
+    upload.metrics.num_examples = config.claim_examples;
+  }
+  auto* delta = std::get_if<model::ModelParameters>(&upload.payload);
+  if (config.scale_update == 1.0 || !delta) return;
+  spdlog::warn("fault injection: sending the update multiplied by {}", config.scale_update);
+  for (auto& t : delta->mutable_tensors()) {
+    if (t.dtype == model::DType::kFloat32) {
+      for (float& v : t.as_mutable<float>()) v = static_cast<float>(v * config.scale_update);
+    }
+  }
+}
+
 }  // namespace sotto::client

@@ -63,6 +63,7 @@ asio::awaitable<round::Outputs> RoundDriver::carry_out(round::Participant& parti
     co_await link_.write(round::to_envelope(*shares));
     vanish_if(context_.config, "share_keys");
   } else if (auto* upload = std::get_if<round::out::Upload>(&output)) {
+    tamper_with_upload(context_.config, *upload);
     co_await send_upload(*upload);
     if (participant.secure()) vanish_if(context_.config, "masked_input");
   } else if (auto* response = std::get_if<round::out::UnmaskResponse>(&output)) {

@@ -53,6 +53,8 @@ momentum = 0.9
 
 [secure_aggregation]
 enabled = $([ "${DEMO_SECAGG:-1}" = 1 ] && echo true || echo false)
+
+[privacy]
 clip_norm = 50.0
 
 [evaluation]

@@ -118,6 +118,8 @@ SimConfig load_sim_config(const std::filesystem::path& config_file, const std::v
   c.plan = aggregator::read_plan_section(r);
   c.strategy = aggregator::read_strategy_section(r, c.plan);
   const auto& sa = c.secure = aggregator::read_secure_aggregation_section(r);
+  c.clip_norm = aggregator::read_clip_norm(r, sa.enabled);
+  aggregator::read_weighting(r, "aggregation", c.weighting);
   if (sa.enabled && c.sampling == Sampling::kUniform && c.cohort_size < secagg::kMinClients) {
     r.fail("cohort_size", "is " + std::to_string(c.cohort_size) + "; secure aggregation needs at least " +
                               std::to_string(secagg::kMinClients) +
@@ -145,6 +147,12 @@ SimConfig load_sim_config(const std::filesystem::path& config_file, const std::v
     if (c.cohort_size > kMaxTlsCohort) {
       r.fail("cohort_size", "is " + std::to_string(c.cohort_size) + "; transport = \"tls\" starts one process per "
                                 "sampled client and allows at most " + std::to_string(kMaxTlsCohort));
+    }
+    constexpr std::uint64_t kMaxTlsPopulation = 100'000;  // each client gets its own token in the daemon's config
+    if (c.population > kMaxTlsPopulation) {
+      r.fail("population", "is " + std::to_string(c.population) + "; transport = \"tls\" binds a token to every "
+                               "client in the aggregator's config and allows at most " +
+                               std::to_string(kMaxTlsPopulation) + "; use the in-memory transport for more");
     }
   }
 
@@ -187,6 +195,8 @@ std::string to_toml(const SimConfig& c) {
   t.insert("plan", aggregator::plan_table(c.plan));
   t.insert("strategy", aggregator::strategy_table(c.strategy));
   t.insert("secure_aggregation", aggregator::secure_aggregation_table(c.secure));
+  t.insert("privacy", aggregator::privacy_table(c.clip_norm));
+  t.insert("aggregation", aggregator::weighting_table(c.weighting));
   t.insert("dropout", toml::table{{"advertise_keys", c.dropout.advertise_keys},
                                   {"share_keys", c.dropout.share_keys},
                                   {"update", c.dropout.update},
@@ -224,7 +234,11 @@ std::string documented_keys() {
               weight_decay = 0, proximal_mu = 0 (FedProx's mu)
   [strategy]  name = "fedavg" | "fedprox" | "fedadam" | "fedyogi" | "fedadagrad", server_learning_rate, beta1,
               beta2, tau (server optimizers only)
-  [secure_aggregation] enabled = false, clip_norm = 30 (L2 bound per update), dropout_rate = 0.1 and
+  [privacy]   clip_norm: the L2 bound every update is clipped to (0 = none, the default in plain rounds; 30 with
+              secure aggregation, which needs one)
+  [aggregation] weighting = "examples" | "uniform" (each client equally), max_examples_per_client = 100000 (the
+              most examples an update weighs in with)
+  [secure_aggregation] enabled = false, dropout_rate = 0.1 and
               corruption_rate = 0.05 (the assumptions k and t are chosen for), complete_graph = false (true: the
               original SecAgg, k = n - 1), neighbours = 0 and threshold = 0 (0 = chosen from the rates), bits = 32
               (the modulus 2^bits, 8..32: fewer bits, smaller uploads, coarser quantization)

@@ -48,6 +48,8 @@ struct SimConfig {
   ml::TrainingPlan plan;
   aggregator::StrategyOptions strategy;
   aggregator::SecureAggregationOptions secure;  // secure_aggregation.*, the daemon's keys
+  double clip_norm = 0;                          // privacy.clip_norm, as the daemon's
+  aggregator::CoordinatorOptions weighting;      // [aggregation]: only its max_examples_per_client and weighting
   DropoutRates dropout;
 
   std::filesystem::path data_dir = "/usr/share/datasets/fashion-mnist";

@@ -136,8 +136,11 @@ SimSummary run_simulation(const SimConfig& config, const ProgressFn& progress,
           ? config.cohort_size
           : static_cast<std::uint32_t>(
                 std::min<std::uint64_t>(config.population, std::numeric_limits<std::uint32_t>::max()));
-  options.cohort_min = config.secure.enabled ? 3 : 1;
+  options.cohort_min = config.secure.enabled ? secagg::kMinClients : 1;
   options.secure = config.secure;
+  options.clip_norm = config.clip_norm;
+  options.max_examples_per_client = config.weighting.max_examples_per_client;
+  options.weighting = config.weighting.weighting;
   options.checkin_window = std::chrono::seconds(1);
   options.training_deadline = std::chrono::hours(24 * 365);
   options.plan = config.plan;

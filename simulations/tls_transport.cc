@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <sstream>
 
@@ -68,11 +69,19 @@ std::string hex_token() {
   return out;
 }
 
-toml::table aggregator_config(const SimConfig& c, const fs::path& pki, const fs::path& state, const std::string& token) {
+// Each virtual client's own bearer token, bound to its id as a real deployment binds them (auth.client_tokens).
+std::map<std::string, std::string> client_tokens(const SimConfig& c) {
+  std::map<std::string, std::string> tokens;
+  for (ClientIndex i = 0; i < c.population; ++i) tokens.emplace(Population::client_id(i), hex_token());
+  return tokens;
+}
+
+toml::table aggregator_config(const SimConfig& c, const fs::path& pki, const fs::path& state,
+                              const std::map<std::string, std::string>& tokens) {
   toml::table secure = aggregator::secure_aggregation_table(c.secure);
   secure.insert("step_deadline_s", 600);
-  toml::array tokens;
-  tokens.push_back(token);
+  toml::table bound;
+  for (const auto& [id, token] : tokens) bound.insert(id, token);
   return toml::table{
       {"server", toml::table{{"listen_address", "127.0.0.1"},
                              {"port", 0},
@@ -83,17 +92,21 @@ toml::table aggregator_config(const SimConfig& c, const fs::path& pki, const fs:
                              // Every virtual client connects from 127.0.0.1, possibly all at once.
                              {"max_connections_per_address", 0},
                              {"max_unauthenticated_per_address", 0}}},
-      {"auth", toml::table{{"mode", "token"}, {"tokens", tokens}}},
+      {"auth", toml::table{{"mode", "token"}, {"client_tokens", bound}}},
       {"rounds", toml::table{{"total", static_cast<std::int64_t>(c.rounds)},
                              {"cohort_target", static_cast<std::int64_t>(c.cohort_size)},
                              // As in memory: a round goes on while this many clients can still contribute.
                              {"cohort_min", static_cast<std::int64_t>(std::min<std::uint32_t>(
-                                                c.cohort_size, c.secure.enabled ? 3 : 1))},
+                                                c.cohort_size, c.secure.enabled ? secagg::kMinClients : 1))},
                              {"checkin_window_s", 3600},
                              {"training_deadline_s", 3600},
                              {"seed", static_cast<std::int64_t>(c.seed)},
-                             {"reproducible_aggregation", true}}},
+                             {"reproducible_aggregation", true},
+                             {"max_examples_per_client",
+                              static_cast<std::int64_t>(c.weighting.max_examples_per_client)},
+                             {"weighting", c.weighting.weighting == aggregator::Weighting::kUniform ? "uniform" : "examples"}}},
       {"plan", aggregator::plan_table(c.plan)},
+      {"privacy", aggregator::privacy_table(c.clip_norm)},
       {"strategy", aggregator::strategy_table(c.strategy)},
       {"secure_aggregation", secure},
       {"model", toml::table{{"architecture", c.architecture}, {"init_seed", static_cast<std::int64_t>(c.init_seed)}}},
@@ -161,8 +174,8 @@ SimSummary run_simulation_over_tls(const SimConfig& config, const ProgressFn& pr
   if (std::system(certs.c_str()) != 0 || !fs::exists(pki / "server.pem")) {
     throw Error("making the loopback PKI failed (" + make_certs.string() + "); see " + (work / "make-certs.log").string());
   }
-  const std::string token = hex_token();
-  write_toml(work / "aggregator.toml", aggregator_config(config, pki, state, token),
+  const auto tokens = client_tokens(config);
+  write_toml(work / "aggregator.toml", aggregator_config(config, pki, state, tokens),
              "sotto-sim --transport tls: the aggregator of this run");
   util::Process aggregator("sotto-aggregator",
                            {aggregator_bin.string(), "--config", (work / "aggregator.toml").string()},
@@ -189,7 +202,7 @@ SimSummary run_simulation_over_tls(const SimConfig& config, const ProgressFn& pr
           vanish_after(planned_dropout(config.dropout, config.secure.enabled, config.seed, attempt, c),
                        config.secure.enabled);
       vanishes.push_back(!vanish.empty());
-      write_toml(cfg, client_config(config, id, pki, port, token, indices, vanish),
+      write_toml(cfg, client_config(config, id, pki, port, tokens.at(id), indices, vanish),
                  "sotto-sim --transport tls: client " + id);
       processes.push_back(std::make_unique<util::Process>(
           id, std::vector<std::string>{client_bin.string(), "--config", cfg.string()},

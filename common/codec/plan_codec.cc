@@ -16,6 +16,7 @@ v1::TrainingPlan plan_to_proto(const ml::TrainingPlan& plan) {
   p.set_weight_decay(plan.weight_decay);
   p.set_seed(plan.seed);
   p.set_proximal_mu(plan.proximal_mu);
+  p.set_clip_norm(plan.clip_norm);
   return p;
 }
 
@@ -34,7 +35,11 @@ ml::TrainingPlan plan_from_proto(const v1::TrainingPlan& p) {
   if (!(p.proximal_mu() >= 0) || !std::isfinite(p.proximal_mu())) {
     throw Error("training plan: proximal_mu must be a finite number >= 0, got " + std::to_string(p.proximal_mu()));
   }
+  if (!(p.clip_norm() >= 0) || !std::isfinite(p.clip_norm())) {
+    throw Error("training plan: clip_norm must be a finite number >= 0, got " + std::to_string(p.clip_norm()));
+  }
   ml::TrainingPlan plan;
+  plan.clip_norm = p.clip_norm();
   plan.epochs = p.epochs();
   plan.batch_size = p.batch_size();
   plan.optimizer = p.optimizer();

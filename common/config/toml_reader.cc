@@ -180,6 +180,21 @@ std::vector<std::string> TomlReader::get_strings(const std::string& key) {
   return out;
 }
 
+std::map<std::string, std::string> TomlReader::get_string_map(const std::string& key) {
+  const toml::node* n = impl_->node(key);
+  std::map<std::string, std::string> out;
+  if (!n) return out;
+  const auto* table = n->as_table();
+  if (!table) fail(key, "must be a table of name = \"value\" lines, found " + type_name(*n));
+  for (const auto& [k, v] : *table) {
+    const std::string name(k.str());
+    impl_->asked.insert(key + "." + name);
+    if (!v.is_string()) fail(key + "." + name, "must be a string, found " + type_name(v));
+    out.emplace(name, v.as_string()->get());
+  }
+  return out;
+}
+
 std::filesystem::path TomlReader::get_path(const std::string& key,
                                            const std::optional<std::filesystem::path>& fallback) {
   std::optional<std::string> fb;

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -38,6 +39,8 @@ class TomlReader {
   std::chrono::milliseconds get_seconds(const std::string& key, double fallback, double min, double max);
   bool get_bool(const std::string& key, std::optional<bool> fallback);
   std::vector<std::string> get_strings(const std::string& key);
+  // A table of string values (name = "value", ...), in key order; empty when absent.
+  std::map<std::string, std::string> get_string_map(const std::string& key);
   // A path; relative ones (given or fallback) resolve against the config file's directory. No fallback = required.
   std::filesystem::path get_path(const std::string& key, const std::optional<std::filesystem::path>& fallback);
 

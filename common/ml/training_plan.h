@@ -23,6 +23,9 @@ struct TrainingPlan {
   // FedProx (Li et al., MLSys 2020): μ in the proximal term (μ/2)·||w − w_global||² added to the local loss, where
   // w_global is the model at the start of train(). 0 = plain local training (FedAvg). Must be finite and >= 0.
   double proximal_mu = 0.0;
+  // The round's L2 bound on the update (privacy.clip_norm): the participant clips to it before sending. 0 = none
+  // (a plain round without clipping). Must be finite and >= 0.
+  double clip_norm = 0.0;
 };
 
 // The seed a client trains with in a round: the plan's round seed mixed with the client's id (FNV-1a), so every

@@ -5,28 +5,13 @@
 #include <stdexcept>
 
 #include "common/codec/model_digest.h"
+#include "common/model/clipping.h"
 #include "common/secagg/client_session.h"
 #include "common/secagg/quantizer.h"
 #include "common/secagg/update_vector.h"
 #include "common/util/error.h"
 
 namespace sotto::round {
-
-namespace {
-
-double l2_norm(const model::ModelParameters& p) {
-  double sum = 0;
-  for (const auto& t : p.tensors()) {
-    if (t.dtype == model::DType::kFloat32) {
-      for (float v : t.as<float>()) sum += static_cast<double>(v) * v;
-    } else if (t.dtype == model::DType::kFloat64) {
-      for (double v : t.as<double>()) sum += v * v;
-    }
-  }
-  return std::sqrt(sum);
-}
-
-}  // namespace
 
 const char* step_name(Participant::Step step) {
   switch (step) {
@@ -116,8 +101,9 @@ Outputs Participant::on_fitted(Fitted fitted, TimePoint now) {
   return privatize(std::move(delta), metrics_);
 }
 
-// What leaves the device: the delta as it is in a plain round; clipped to clip_norm and quantized with rounding
-// coins from the injected source in a secure one (the privacy issue adds its noise here).
+// What leaves the device: in a plain round the delta, clipped to the plan's clip_norm when it has one; in a secure
+// round clipped to clip_norm and quantized with rounding coins from the injected source (the privacy issue adds its
+// noise here).
 Outputs Participant::privatize(model::ModelParameters delta, const ml::TrainMetrics& metrics) {
   if (auto bad = delta.first_non_finite()) {
     const std::string message = "local training diverged: " + *bad;
@@ -125,8 +111,13 @@ Outputs Participant::privatize(model::ModelParameters delta, const ml::TrainMetr
     return {out::ReportError{v1::ERROR_CODE_INVALID_UPDATE, message},
             out::Finish{out::Outcome::kDiverged, message + "; no update sent"}};
   }
-  record_.update_l2_norm = l2_norm(delta);
+  record_.update_l2_norm = model::l2_norm(delta);
   if (!task_.secure) {
+    if (task_.plan.clip_norm > 0) {  // the round's bound: the coordinator enforces it too
+      model::clip_to_norm(delta, task_.plan.clip_norm);
+      record_.update_l2_norm = std::min(record_.update_l2_norm, task_.plan.clip_norm);
+      record_.clip_norm = task_.plan.clip_norm;
+    }
     step_ = Step::kUploaded;
     record_.sent = true;
     return {out::Upload{task_.round_id, metrics, std::move(delta)}};

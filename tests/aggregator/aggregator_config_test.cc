@@ -65,8 +65,10 @@ TEST_CASE("aggregator config: every bad value is refused with its key named") {
       {"[rounds]\ncohort_taget = 2\n", "unknown key 'rounds.cohort_taget'"},
       {"[plan]\noptimizer = \"adagrad\"\n", "'plan.optimizer'"},
       {"[plan]\nlearning_rate = -1.0\n", "'plan.learning_rate'"},
-      {"[auth]\nmode = \"token\"\n", "'auth.tokens'"},
-      {"[auth]\ntokens = [\"short\"]\n", "'auth.tokens'"},
+      {"[auth]\nmode = \"token\"\n", "'auth.client_tokens'"},
+      {"[auth]\ntokens = [\"0123456789abcdef0123\"]\n", "Bind each token to the client ids"},
+      {"[auth.client_tokens]\nphone = \"short\"\n", "'auth.client_tokens.phone'"},
+      {"[auth.client_tokens]\n\"a/b\" = \"0123456789abcdef0123\"\n", "not a valid client id"},
       {"[server]\nport = 70000\n", "'server.port'"},
       {"[server]\nmax_hello_bytes = 100\n", "'server.max_hello_bytes'"},
       {"[server]\nmax_frame_bytes = 8192\nchunk_bytes = 4096\nmax_hello_bytes = 16384\n", "'server.max_hello_bytes'"},
@@ -173,4 +175,37 @@ TEST_CASE("plan codec: proximal_mu survives the round trip and a bad one is refu
   CHECK_THROWS_WITH(codec::plan_from_proto(bad), Catch::Contains("proximal_mu"));
   bad.set_proximal_mu(std::numeric_limits<double>::quiet_NaN());
   CHECK_THROWS_WITH(codec::plan_from_proto(bad), Catch::Contains("proximal_mu"));
+}
+
+TEST_CASE("aggregator config: privacy.clip_norm, the examples cap and the weighting are read with safe defaults") {
+  sotto::test::TempDir dir;
+  const auto defaults = aggregator::load_aggregator_config(write_config(dir, kMinimal));
+  CHECK(defaults.rounds.clip_norm == 0);  // plain rounds: no clipping unless asked
+  CHECK(defaults.rounds.max_examples_per_client == 100'000);
+  CHECK(defaults.rounds.weighting == aggregator::Weighting::kExamples);
+  const auto secure = aggregator::load_aggregator_config(
+      write_config(dir, std::string(kMinimal) + "[rounds]\ncohort_min = 3\n[secure_aggregation]\nenabled = true\n"));
+  CHECK(secure.rounds.clip_norm == aggregator::kDefaultSecureClipNorm);
+
+  const auto c = aggregator::load_aggregator_config(
+      write_config(dir, std::string(kMinimal) + "[rounds]\nmax_examples_per_client = 500\nweighting = \"uniform\"\n"
+                                                "[privacy]\nclip_norm = 2.5\n"));
+  CHECK(c.rounds.clip_norm == 2.5);
+  CHECK(c.rounds.max_examples_per_client == 500);
+  CHECK(c.rounds.weighting == aggregator::Weighting::kUniform);
+
+  // The former key still works, with a warning; both at once, or no clip norm with secure aggregation, do not.
+  const auto old = aggregator::load_aggregator_config(write_config(
+      dir, std::string(kMinimal) + "[rounds]\ncohort_min = 3\n[secure_aggregation]\nenabled = true\nclip_norm = 7.0\n"));
+  CHECK(old.rounds.clip_norm == 7.0);
+  CHECK_THROWS_WITH(aggregator::load_aggregator_config(write_config(
+                        dir, std::string(kMinimal) + "[secure_aggregation]\nclip_norm = 7.0\n[privacy]\nclip_norm = 1.0\n")),
+                    Catch::Contains("keep only privacy.clip_norm"));
+  CHECK_THROWS_WITH(
+      aggregator::load_aggregator_config(write_config(
+          dir, std::string(kMinimal) + "[rounds]\ncohort_min = 3\n[secure_aggregation]\nenabled = true\n[privacy]\nclip_norm = 0.0\n")),
+      Catch::Contains("'privacy.clip_norm'"));
+  CHECK_THROWS_WITH(aggregator::load_aggregator_config(
+                        write_config(dir, std::string(kMinimal) + "[rounds]\nweighting = \"median\"\n")),
+                    Catch::Contains("'rounds.weighting'"));
 }

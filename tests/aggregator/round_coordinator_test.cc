@@ -454,3 +454,47 @@ TEST_CASE("coordinator: reads no clock and reports aggregation time by the stopw
   CHECK(closed.report.aggregation_seconds == Approx(0.4));
   CHECK(closed.report.training_seconds == Approx(3.0));  // from the times passed in, not a clock
 }
+
+TEST_CASE("coordinator: a self-reported example count above max_examples_per_client counts as the cap") {
+  Fixture f(2, 2, 1);
+  f.options.max_examples_per_client = 100;
+  f.c = std::make_unique<RoundCoordinator>(f.options, CoordinatorStart{weights({0, 0}), 1, 0, {}},
+                                           std::make_unique<FedAvg>());
+  REQUIRE(f.c->start(f.t0).empty());
+  f.admit(2);
+  f.c->on_update(1, update(1, {1, 1}, 100), f.t0 + 1s);
+  auto closed = only<action::RoundClosed>(
+      f.c->on_update(2, update(1, {101, 101}, std::numeric_limits<std::uint64_t>::max()), f.t0 + 2s));
+  CHECK(values(*closed.global_model) == std::vector<float>{51, 51});  // equal weights, not the attacker's delta
+  CHECK(closed.report.examples == 200);
+  CHECK(closed.report.examples_capped == std::vector<std::string>{"c2"});
+}
+
+TEST_CASE("coordinator: uniform weighting averages clients equally whatever their example counts") {
+  Fixture f(2, 2, 1);
+  f.options.weighting = Weighting::kUniform;
+  f.c = std::make_unique<RoundCoordinator>(f.options, CoordinatorStart{weights({0, 0}), 1, 0, {}},
+                                           std::make_unique<FedAvg>());
+  REQUIRE(f.c->start(f.t0).empty());
+  f.admit(2);
+  f.c->on_update(1, update(1, {2, 0}, 10), f.t0 + 1s);
+  auto closed = only<action::RoundClosed>(f.c->on_update(2, update(1, {0, 4}, 1000), f.t0 + 2s));
+  CHECK(values(*closed.global_model) == std::vector<float>{1, 2});
+  CHECK(closed.report.examples == 1010);  // the metrics still count examples
+}
+
+TEST_CASE("coordinator: in plain rounds it clips each update to clip_norm and names the clients it clipped") {
+  Fixture f(2, 2, 1);
+  f.options.clip_norm = 1.0;
+  f.c = std::make_unique<RoundCoordinator>(f.options, CoordinatorStart{weights({0, 0}), 1, 0, {}},
+                                           std::make_unique<FedAvg>());
+  REQUIRE(f.c->start(f.t0).empty());
+  auto task = only<action::SendTask>(f.admit(2));
+  CHECK(task.plan.clip_norm == 1.0);  // the clients are told to clip too
+  f.c->on_update(1, update(1, {0.6f, 0}), f.t0 + 1s);          // within the bound: untouched
+  auto closed = only<action::RoundClosed>(f.c->on_update(2, update(1, {300, 400}), f.t0 + 2s));  // norm 500
+  const auto v = values(*closed.global_model);
+  CHECK(v[0] == Approx((0.6 + 0.6) / 2));
+  CHECK(v[1] == Approx((0 + 0.8) / 2));
+  CHECK(closed.report.clipped == std::vector<std::string>{"c2"});
+}

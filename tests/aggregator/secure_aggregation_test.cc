@@ -15,7 +15,7 @@ const std::vector<std::pair<ConnectionId, std::string>> kCohort = {{11, "a"}, {1
 std::unique_ptr<SecureAggregationRound> begin_round(TimePoint now) {
   SecureAggregationOptions options;
   options.enabled = true;
-  auto begun = SecureAggregationRound::begin(options, 7, kCohort, 8, false, now, now + 10s);
+  auto begun = SecureAggregationRound::begin(options, 30.0, 7, kCohort, 8, false, now, now + 10s);
   REQUIRE(std::holds_alternative<std::unique_ptr<SecureAggregationRound>>(begun));
   return std::move(std::get<std::unique_ptr<SecureAggregationRound>>(begun));
 }
@@ -25,7 +25,7 @@ std::unique_ptr<SecureAggregationRound> begin_round(TimePoint now) {
 TEST_CASE("SecureAggregationRound refuses a cohort too small for secure aggregation with its reason",
           "[secure_aggregation]") {
   SecureAggregationOptions options;
-  auto begun = SecureAggregationRound::begin(options, 1, {{1, "a"}, {2, "b"}}, 8, true, {}, {});
+  auto begun = SecureAggregationRound::begin(options, 30.0, 1, {{1, "a"}, {2, "b"}}, 8, true, {}, {});
   REQUIRE(std::holds_alternative<std::string>(begun));
   CHECK_THAT(std::get<std::string>(begun), Catch::Contains("at least 3 clients"));
 }

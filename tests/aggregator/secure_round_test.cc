@@ -54,7 +54,7 @@ struct SecureRound {
     options.cohort_target = n;
     options.cohort_min = min;
     options.secure.enabled = true;
-    options.secure.clip_norm = 10.0;
+    options.clip_norm = 10.0;
     options.secure.complete_graph = true;
     coordinator = std::make_unique<RoundCoordinator>(options, CoordinatorStart{model_of({1, 2, 3, 4}, 7), 1, 0, {}},
                                                      std::make_unique<FedAvg>());

@@ -24,11 +24,6 @@ class RecordingStrategy final : public Strategy {
   bool finished = false;
 };
 
-ClientUpdate tagged(std::uint64_t tag) {
-  ClientUpdate u;
-  u.num_examples = tag;
-  return u;
-}
 
 const std::vector<std::pair<ConnectionId, std::string>> kCohort = {{1, "c"}, {2, "a"}, {3, "b"}};
 
@@ -41,12 +36,12 @@ TEST_CASE("UpdateSum adds updates in client-id order whatever order they arrive 
   CHECK(strategy.rounds == 1);
   std::set<ConnectionId> expected = {1, 2, 3};
   auto still = [&](ConnectionId conn) { return expected.count(conn) > 0; };
-  sum.add("c", tagged(3));  // c waits for a and b
+  sum.add("c", {}, 3);  // c waits for a and b
   expected.erase(1);
   sum.settle(still);
   CHECK(strategy.order.empty());
   CHECK(sum.held() == 1);
-  sum.add("a", tagged(1));
+  sum.add("a", {}, 1);
   expected.erase(2);
   sum.settle(still);
   CHECK(strategy.order == std::vector<std::uint64_t>{1});  // a is first; c still waits for b
@@ -62,15 +57,15 @@ TEST_CASE("UpdateSum in arrival order adds at once and finish adds what is held 
   RecordingStrategy strategy;
   UpdateSum arrival(strategy, false, nullptr);
   arrival.begin({}, kCohort);
-  arrival.add("c", tagged(3));
-  arrival.add("a", tagged(1));
+  arrival.add("c", {}, 3);
+  arrival.add("a", {}, 1);
   CHECK(strategy.order == std::vector<std::uint64_t>{3, 1});
 
   RecordingStrategy ordered_strategy;
   UpdateSum ordered(ordered_strategy, true, nullptr);
   ordered.begin({}, kCohort);
-  ordered.add("c", tagged(3));
-  ordered.add("b", tagged(2));
+  ordered.add("c", {}, 3);
+  ordered.add("b", {}, 2);
   ordered.finish({});  // "a" never came and the round closed anyway: b then c
   CHECK(ordered_strategy.order == std::vector<std::uint64_t>{2, 3});
 }
@@ -83,7 +78,7 @@ TEST_CASE("UpdateSum times the strategy by its injected stopwatch only", "[updat
     return fake;
   });
   sum.begin({}, kCohort);
-  sum.add("a", tagged(1));
+  sum.add("a", {}, 1);
   sum.add_mean({});
   CHECK(sum.seconds() == Approx(0.5));
   sum.begin({}, kCohort);
@@ -91,6 +86,6 @@ TEST_CASE("UpdateSum times the strategy by its injected stopwatch only", "[updat
 
   UpdateSum untimed(strategy, false, nullptr);
   untimed.begin({}, kCohort);
-  untimed.add("a", tagged(1));
+  untimed.add("a", {}, 1);
   CHECK(untimed.seconds() == 0);
 }

@@ -26,7 +26,7 @@ struct SecureRun {
     agg.total_rounds = rounds;
     agg.cohort_target = static_cast<std::uint32_t>(n);
     agg.cohort_min = cohort_min;
-    agg.extra_toml = "[secure_aggregation]\nenabled = true\nclip_norm = 100.0\nstep_deadline_s = 20\n";
+    agg.extra_toml = "[secure_aggregation]\nenabled = true\nstep_deadline_s = 20\n[privacy]\nclip_norm = 100.0\n";
     aggregator = start_aggregator(write_aggregator_config(dir / "aggregator.toml", agg), dir / "aggregator.log");
     const auto port = wait_for_port(agg.state_dir, 60s, aggregator.get());
     for (int i = 1; i <= n; ++i) {

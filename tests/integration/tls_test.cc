@@ -1,7 +1,7 @@
 // Transport security against a running aggregator: who gets in and who does not. A client that trusts another CA,
 // or expects another host name, refuses the aggregator; the aggregator refuses plaintext, TLS 1.2, certificates
-// from another CA, and certificate-less clients without a listed token — while a certificate-less client with a
-// listed token, and a client with a proper certificate, train together to the end.
+// from another CA, and certificate-less clients without their bound token (or with another id's) — while a
+// certificate-less client with its bound token, and a client with a proper certificate, train together to the end.
 #include <array>
 #include <catch2/catch.hpp>
 #include <cstring>
@@ -52,7 +52,7 @@ TEST_CASE("TLS: every wrong way in is refused while certificate and token client
   AggregatorOptions agg;
   agg.state_dir = dir / "aggregator";
   agg.pki = pki;
-  agg.tokens = {kToken};
+  agg.client_tokens = {{"token-client", kToken}};
   agg.total_rounds = 1;
   agg.cohort_target = 2;  // client-2 (certificate) and token-client (token); no probe ever joins a round
   agg.cohort_min = 2;
@@ -157,6 +157,19 @@ TEST_CASE("TLS: every wrong way in is refused while certificate and token client
     REQUIRE(outcomes.size() == 2);
     CHECK(outcomes[0].is_error(v1::ERROR_CODE_UNAUTHENTICATED));
     CHECK(outcomes[1].kind == ReadOutcome::Kind::kClosed);
+  }
+  {
+    INFO("token-client's own token with an invented client id: UNAUTHENTICATED (a token admits only its ids)");
+    ProbeOptions o = good;
+    o.cert_file.clear();
+    o.key_file.clear();
+    Probe probe(o);
+    REQUIRE(probe.handshake().empty());
+    REQUIRE(probe.write_envelope(hello_envelope("sybil-1", kToken)));
+    const auto outcomes = probe.read_until_closed(10s);
+    INFO("received:\n" << describe(outcomes));
+    REQUIRE(outcomes.size() == 2);
+    CHECK(outcomes[0].is_error(v1::ERROR_CODE_UNAUTHENTICATED));
   }
   {
     INFO("no certificate and no token: UNAUTHENTICATED");

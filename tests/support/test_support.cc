@@ -137,10 +137,9 @@ std::string aggregator_toml(const AggregatorOptions& o) {
     << o.server_toml << (o.server_toml.empty() || o.server_toml.back() == '\n' ? "" : "\n")
     << "\n[auth]\n"
     << "mode = " << quoted(o.auth_mode) << '\n';
-  if (!o.tokens.empty()) {
-    t << "tokens = [";
-    for (std::size_t i = 0; i < o.tokens.size(); ++i) t << (i ? ", " : "") << quoted(o.tokens[i]);
-    t << "]\n";
+  if (!o.client_tokens.empty()) {
+    t << "\n[auth.client_tokens]\n";
+    for (const auto& [id, token] : o.client_tokens) t << quoted(id) << " = " << quoted(token) << '\n';
   }
   t << "\n[rounds]\n"
     << "total = " << o.total_rounds << '\n'

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -99,7 +100,7 @@ struct AggregatorOptions {
   double hello_timeout_s = 2;
   double linger_s = 1;
   std::string auth_mode = "mtls_or_token";
-  std::vector<std::string> tokens;
+  std::map<std::string, std::string> client_tokens;  // client id -> token
   std::uint64_t total_rounds = 2;
   std::uint32_t cohort_target = 3;
   std::uint32_t cohort_min = 2;

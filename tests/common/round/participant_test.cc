@@ -101,6 +101,23 @@ TEST_CASE("a plain round: task, fit with the participant's seed, the exact delta
   CHECK(p.record().update_l2_norm == Approx(std::sqrt(1.25)));
 }
 
+TEST_CASE("a plain round with the plan's clip_norm sends the update clipped to it and records the bound",
+          "[round][participant]") {
+  FakeRandom random(7);
+  Participant p({"client-1", std::nullopt}, random);
+  Task task = plain_task();
+  task.plan.clip_norm = 1.0;
+  p.on_task(task, t0);
+  // local - global = {3, 4, 0, 0}: norm 5, sent as {0.6, 0.8, 0, 0}.
+  const auto upload = only<out::Upload>(p.on_fitted(fitted_local({4, 6, 3, 4}), t0 + 1s));
+  const auto sent = std::get<model::ModelParameters>(upload.payload).find("w")->as<float>();
+  CHECK(sent[0] == Approx(0.6));
+  CHECK(sent[1] == Approx(0.8));
+  CHECK(sent[2] == 0);
+  CHECK(p.record().clip_norm == 1.0);
+  CHECK(p.record().update_l2_norm == Approx(1.0));
+}
+
 TEST_CASE("the task's deadline ends the round if the update is not out by then", "[round][participant]") {
   FakeRandom random(7);
   SECTION("a tick at the deadline, while training") {

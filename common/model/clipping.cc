@@ -1,0 +1,37 @@
+#include "common/model/clipping.h"
+
+#include <cmath>
+
+namespace sotto::model {
+
+double l2_norm(const ModelParameters& params) {
+  double sum = 0;
+  for (const auto& t : params.tensors()) {
+    if (t.dtype == DType::kFloat32) {
+      for (float v : t.as<float>()) sum += static_cast<double>(v) * v;
+    } else if (t.dtype == DType::kFloat64) {
+      for (double v : t.as<double>()) sum += v * v;
+    }
+  }
+  return std::sqrt(sum);
+}
+
+bool exceeds_norm(double norm, double max_norm) {
+  return norm > max_norm * (1 + 1e-6);
+}
+
+double clip_to_norm(ModelParameters& params, double max_norm) {
+  const double norm = l2_norm(params);
+  if (!exceeds_norm(norm, max_norm)) return norm;
+  const double shrink = max_norm / norm;
+  for (auto& t : params.mutable_tensors()) {
+    if (t.dtype == DType::kFloat32) {
+      for (float& v : t.as_mutable<float>()) v = static_cast<float>(v * shrink);
+    } else if (t.dtype == DType::kFloat64) {
+      for (double& v : t.as_mutable<double>()) v *= shrink;
+    }
+  }
+  return norm;
+}
+
+}  // namespace sotto::model
