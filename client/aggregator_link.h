@@ -1,7 +1,7 @@
 // AggregatorLink: the client's transport for one session — a TLS 1.3 connection to the aggregator (resolve, TCP,
 // handshake with the expected server name), frames in and out, a deadline on every wait enforced by a watchdog,
 // and abort() to cut it from the event loop (Client::stop). It knows nothing of the protocol. Each session gets a
-// new link, so nothing read on an old connection is ever taken for the new one.
+// new link.
 #pragma once
 
 #include <chrono>
@@ -57,7 +57,7 @@ class AggregatorLink {
   const ClientConfig& config_;
   boost::asio::ssl::stream<boost::asio::ip::tcp::socket> stream_;
   std::shared_ptr<Watch> watch_;
-  std::string buffer_;  // bytes read past the last frame
+  std::string buffer_;  // the frame being read
   std::uint64_t bytes_sent_ = 0, bytes_received_ = 0;
 };
 

@@ -68,7 +68,8 @@ void fsync_directory(const std::filesystem::path& dir) {
 
 class Reader {
  public:
-  Reader(std::ifstream& in, const std::filesystem::path& path) : in_(in), path_(path) {}
+  // `size`: the bytes the stream holds, which bound every record (a damaged length must not make us allocate more).
+  Reader(std::istream& in, const std::string& name, std::size_t size) : in_(in), name_(name), size_(size) {}
 
   // Reads the magic and returns the format version it names.
   std::uint32_t read_magic() {
@@ -79,7 +80,7 @@ class Reader {
     }
     version_ = static_cast<std::uint32_t>(magic[kMagicSize - 1] - '0');
     if (version_ > kModelFileFormat) {
-      throw Error("model file " + path_.string() + " has format version " + std::to_string(version_) +
+      throw Error("model file " + name_ + " has format version " + std::to_string(version_) +
                   ", newer than this build reads (up to " + std::to_string(kModelFileFormat) +
                   "): read it with the newer Sotto that wrote it, or point state.dir elsewhere to start over");
     }
@@ -95,6 +96,7 @@ class Reader {
            std::to_string(length) + " bytes");
     }
     const std::optional<std::uint32_t> crc = version_ >= 2 ? std::optional(read_u32(what)) : std::nullopt;
+    if (length > size_) fail(std::string("is truncated: ") + what + " is cut short");
     buffer_.resize(length);
     if (!in_.read(buffer_.data(), length)) fail(std::string("is truncated: ") + what + " is cut short");
     if (crc && *crc != crc_of(buffer_.data(), length)) {
@@ -106,7 +108,7 @@ class Reader {
   }
 
   [[noreturn]] void fail(const std::string& what) {
-    throw Error("model file " + path_.string() + " " + what + "; restore it from a backup or delete it to start over");
+    throw Error("model file " + name_ + " " + what + "; restore it from a backup or delete it to start over");
   }
 
  private:
@@ -118,8 +120,9 @@ class Reader {
     return net::decode_frame_header(std::span<const std::uint8_t, 4>(bytes, 4));
   }
 
-  std::ifstream& in_;
-  const std::filesystem::path& path_;
+  std::istream& in_;
+  const std::string& name_;
+  std::size_t size_;
   std::string buffer_;
   std::uint32_t version_ = 0;
   std::size_t records_ = 0;
@@ -162,7 +165,14 @@ void write_model_file(const std::filesystem::path& path, const ModelFile& file) 
 ModelFile read_model_file(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error("cannot open model file " + path.string() + ": " + std::strerror(errno));
-  Reader reader(in, path);
+  std::error_code size_error;
+  const auto file_size = std::filesystem::file_size(path, size_error);
+  const std::size_t size = size_error ? std::numeric_limits<std::size_t>::max() : static_cast<std::size_t>(file_size);
+  return parse_model_file(in, size, path.string());
+}
+
+ModelFile parse_model_file(std::istream& in, std::size_t size, const std::string& name) {
+  Reader reader(in, name, size);
   const std::uint32_t version = reader.read_magic();
   v1::CheckpointHeader header;
   reader.next(header, "the header");
@@ -173,9 +183,7 @@ ModelFile read_model_file(const std::filesystem::path& path) {
   file.strategy = header.strategy();
   file.round_record = header.round_record();
   // The tensors' bytes are in the file, so its size bounds them: a damaged manifest must not make us allocate more.
-  std::error_code size_error;
-  const auto file_size = std::filesystem::file_size(path, size_error);
-  const std::size_t limit = size_error ? std::numeric_limits<std::size_t>::max() : static_cast<std::size_t>(file_size);
+  const std::size_t limit = size;
   auto read_stream = [&](const v1::ModelManifest& manifest) {
     if (manifest.total_bytes() > limit) {
       reader.fail("is truncated or damaged (its manifest announces " + std::to_string(manifest.total_bytes()) +

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <istream>
 #include <string>
 
 #include "common/model/parameters.h"
@@ -34,5 +35,7 @@ struct ModelFile {
 void write_model_file(const std::filesystem::path& path, const ModelFile& file);
 // Throws sotto::Error naming the file and what is wrong with it (missing, not a Sotto model file, truncated).
 ModelFile read_model_file(const std::filesystem::path& path);
+// The same from a stream of `size` bytes named `name` in errors (the fuzzer's entry; read_model_file opens a file).
+ModelFile parse_model_file(std::istream& in, std::size_t size, const std::string& name);
 
 }  // namespace sotto::codec

@@ -6,6 +6,7 @@
 #include "common/codec/plan_codec.h"
 #include "common/secagg/update_vector.h"
 #include "common/secagg/wire_codec.h"
+#include "common/util/error.h"
 
 namespace sotto::round {
 
@@ -39,10 +40,12 @@ Task task_from_proto(const v1::TaskAssignment& p, model::ModelParameters global_
   if (p.has_secagg()) t.secure = from_proto(p.secagg(), p.round_id());
   if (!p.model_sha256().empty()) {
     std::array<std::uint8_t, 32> digest{};
-    const auto n = std::min(digest.size(), p.model_sha256().size());
-    std::copy_n(reinterpret_cast<const std::uint8_t*>(p.model_sha256().data()), n, digest.begin());
+    if (p.model_sha256().size() != digest.size()) {
+      throw Error("the task's model_sha256 has " + std::to_string(p.model_sha256().size()) +
+                  " bytes, not the 32 of a SHA-256: the aggregator sent a malformed task");
+    }
+    std::copy_n(reinterpret_cast<const std::uint8_t*>(p.model_sha256().data()), digest.size(), digest.begin());
     t.model_sha256 = digest;
-    if (p.model_sha256().size() != digest.size()) t.model_sha256->fill(0);  // a malformed digest never matches
   }
   return t;
 }
