@@ -15,6 +15,8 @@ packages=(
   dataset-fashion-mnist
   clang-14 libclang-rt-14-dev
   procps time python3
+  # The accountant's tests check it against an independent numerical integration with mpmath.
+  python3-mpmath
   # sotto-sim draws accuracy.png / loss.png and simulations/plot_compare.sh compares runs with gnuplot.
   gnuplot-nox
   # Debian's LibTorch calls the system BLAS. OpenBLAS trains ~1.6x faster than the reference BLAS. It must be the

@@ -1,0 +1,94 @@
+// sotto-dp: the privacy calculator other tools call. One JSON object on stdout; bad arguments exit 2 with a
+// message naming the argument.
+//   sotto-dp epsilon --sampling-rate Q --noise-multiplier S --steps N --delta D [--accountant rdp]
+//     {"epsilon": ..., "accountant": "rdp", "order": ...}
+//   sotto-dp noise-multiplier --sampling-rate Q --steps N --delta D --target-epsilon E [--accountant rdp]
+//     {"noise_multiplier": ...}   the smallest S whose epsilon is at most E
+// The mechanism is the Poisson-subsampled Gaussian (common/dp/rdp_accountant.h).
+#include <CLI/CLI.hpp>
+#include <cmath>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+#include "common/dp/rdp_accountant.h"
+#include "common/util/error.h"
+
+namespace {
+
+struct Arguments {
+  double sampling_rate = 0;
+  double noise_multiplier = 0;
+  std::uint64_t steps = 0;
+  double delta = 0;
+  double target_epsilon = 0;
+  std::string accountant = "rdp";
+};
+
+// The first argument out of its range, as a message naming it; none when all are fine.
+std::optional<std::string> invalid(const Arguments& a, bool needs_noise, bool needs_target) {
+  if (!(a.sampling_rate > 0 && a.sampling_rate <= 1)) return "--sampling-rate must be in (0, 1]";
+  if (needs_noise && !(a.noise_multiplier > 0 && std::isfinite(a.noise_multiplier))) {
+    return "--noise-multiplier must be a positive number";
+  }
+  if (a.steps == 0) return "--steps must be at least 1";
+  if (!(a.delta > 0 && a.delta < 1)) return "--delta must be in (0, 1)";
+  if (needs_target && !(a.target_epsilon > 0 && std::isfinite(a.target_epsilon))) {
+    return "--target-epsilon must be a positive number";
+  }
+  if (a.accountant != "rdp") {
+    return "--accountant \"" + a.accountant + "\" is not available: this build accounts with \"rdp\" only";
+  }
+  return std::nullopt;
+}
+
+void add_common(CLI::App& command, Arguments& a) {
+  command.add_option("--sampling-rate", a.sampling_rate, "probability Q that a user takes part in a round")->required();
+  command.add_option("--steps", a.steps, "rounds N")->required();
+  command.add_option("--delta", a.delta, "delta D")->required();
+  command.add_option("--accountant", a.accountant, "rdp (default)");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"sotto-dp: the epsilon of DP-FedAvg rounds (the Poisson-subsampled Gaussian), and the noise for a "
+               "target epsilon"};
+  app.require_subcommand(1);
+  Arguments a;
+  auto* epsilon = app.add_subcommand("epsilon", "epsilon after N rounds at sampling rate Q and noise multiplier S");
+  add_common(*epsilon, a);
+  epsilon->add_option("--noise-multiplier", a.noise_multiplier, "noise standard deviation over the clip norm S")
+      ->required();
+  auto* noise = app.add_subcommand("noise-multiplier", "the smallest noise multiplier that keeps epsilon <= E");
+  add_common(*noise, a);
+  noise->add_option("--target-epsilon", a.target_epsilon, "the epsilon budget E")->required();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "sotto-dp: " << e.what() << " (see sotto-dp --help)\n";
+    return 2;
+  }
+  const bool for_epsilon = epsilon->parsed();
+  if (auto why = invalid(a, for_epsilon, !for_epsilon)) {
+    std::cerr << "sotto-dp: " << *why << "\n";
+    return 2;
+  }
+  try {
+    nlohmann::json out;
+    if (for_epsilon) {
+      const auto e = sotto::dp::subsampled_gaussian_epsilon(a.sampling_rate, a.noise_multiplier, a.steps, a.delta);
+      out = {{"epsilon", e.epsilon}, {"accountant", "rdp"}, {"order", e.order}};
+    } else {
+      out = {{"noise_multiplier", sotto::dp::noise_multiplier_for(a.sampling_rate, a.steps, a.delta, a.target_epsilon)}};
+    }
+    std::cout << out.dump() << "\n";
+  } catch (const sotto::Error& e) {
+    std::cerr << "sotto-dp: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

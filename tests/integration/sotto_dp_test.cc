@@ -1,0 +1,82 @@
+// sotto-dp, the privacy calculator other tools call: its JSON on stdout, and exit code 2 with a message naming the
+// argument for anything out of range.
+#include <catch2/catch.hpp>
+
+#include "common/dp/rdp_accountant.h"
+#include "tests/support/test_support.h"
+
+namespace sotto::test {
+namespace {
+
+struct Run {
+  int code = -1;
+  std::string output;  // stdout and stderr
+};
+
+Run sotto_dp(const std::vector<std::string>& args, const TempDir& dir) {
+  std::vector<std::string> argv{bin_path("sotto-dp").string()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  Process p("sotto-dp", argv, dir / "sotto-dp.log");
+  const auto code = p.wait_for_exit(60s);
+  REQUIRE(code.has_value());
+  return {*code, p.log_text()};
+}
+
+nlohmann::json last_json_line(const std::string& text) {
+  const auto end = text.find_last_not_of('\n');
+  const auto start = text.rfind('\n', end);
+  return nlohmann::json::parse(text.substr(start == std::string::npos ? 0 : start + 1, end + 1));
+}
+
+}  // namespace
+
+TEST_CASE("sotto-dp epsilon prints the accountant's epsilon and order as JSON", "[integration][dp]") {
+  TempDir dir("sotto-dp");
+  const Run r = sotto_dp({"epsilon", "--sampling-rate", "0.01", "--noise-multiplier", "1.1", "--steps", "1000",
+                          "--delta", "1e-5"},
+                         dir);
+  INFO(r.output);
+  REQUIRE(r.code == 0);
+  const auto j = last_json_line(r.output);
+  const auto expected = dp::subsampled_gaussian_epsilon(0.01, 1.1, 1000, 1e-5);
+  CHECK(j.at("accountant") == "rdp");
+  CHECK(j.at("epsilon").get<double>() == Approx(expected.epsilon).epsilon(1e-12));
+  CHECK(j.at("order").get<double>() == expected.order);
+}
+
+TEST_CASE("sotto-dp noise-multiplier gives the smallest noise within the target epsilon", "[integration][dp]") {
+  TempDir dir("sotto-dp-noise");
+  const Run r = sotto_dp({"noise-multiplier", "--sampling-rate", "0.01", "--steps", "1000", "--delta", "1e-5",
+                          "--target-epsilon", "2"},
+                         dir);
+  INFO(r.output);
+  REQUIRE(r.code == 0);
+  const double sigma = last_json_line(r.output).at("noise_multiplier").get<double>();
+  CHECK(dp::subsampled_gaussian_epsilon(0.01, sigma, 1000, 1e-5).epsilon <= 2);
+  CHECK(dp::subsampled_gaussian_epsilon(0.01, sigma * 0.999, 1000, 1e-5).epsilon > 2);
+}
+
+TEST_CASE("sotto-dp exits 2 naming the argument that is out of range", "[integration][dp]") {
+  TempDir dir("sotto-dp-bad");
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"epsilon", "--sampling-rate", "1.5", "--noise-multiplier", "1", "--steps", "10", "--delta", "1e-5"},
+       "--sampling-rate"},
+      {{"epsilon", "--sampling-rate", "0", "--noise-multiplier", "1", "--steps", "10", "--delta", "1e-5"},
+       "--sampling-rate"},
+      {{"epsilon", "--sampling-rate", "0.1", "--noise-multiplier", "0", "--steps", "10", "--delta", "1e-5"},
+       "--noise-multiplier"},
+      {{"epsilon", "--sampling-rate", "0.1", "--noise-multiplier", "1", "--steps", "0", "--delta", "1e-5"}, "--steps"},
+      {{"epsilon", "--sampling-rate", "0.1", "--noise-multiplier", "1", "--steps", "10", "--delta", "1"}, "--delta"},
+      {{"epsilon", "--sampling-rate", "0.1", "--steps", "10", "--delta", "1e-5"}, "--noise-multiplier"},
+      {{"noise-multiplier", "--sampling-rate", "0.1", "--steps", "10", "--delta", "1e-5", "--target-epsilon", "-1"},
+       "--target-epsilon"},
+  };
+  for (const auto& [args, names] : cases) {
+    const Run r = sotto_dp(args, dir);
+    INFO(r.output);
+    CHECK(r.code == 2);
+    CHECK(r.output.find(names) != std::string::npos);
+  }
+}
+
+}  // namespace sotto::test
