@@ -25,12 +25,7 @@ ConnectionLimits read_connection_limits(config::TomlReader& r) {
   return l;
 }
 
-}  // namespace
-
-AggregatorConfig load_aggregator_config(const std::filesystem::path& path) {
-  auto r = config::TomlReader::from_file(path);
-  AggregatorConfig c;
-
+void read_server_section(config::TomlReader& r, AggregatorConfig& c) {
   c.listen_address = r.get_string("server.listen_address", c.listen_address);
   c.port = static_cast<std::uint16_t>(r.get_int("server.port", c.port, 0, 65535));
   c.cert_file = r.get_path("server.cert_file", std::nullopt);
@@ -51,7 +46,9 @@ AggregatorConfig load_aggregator_config(const std::filesystem::path& path) {
   c.handshake_timeout = r.get_seconds("server.handshake_timeout_s", 10, 0.001, 3600);
   c.hello_timeout = r.get_seconds("server.hello_timeout_s", 10, 0.001, 3600);
   c.linger = r.get_seconds("server.linger_s", 3, 0.001, 3600);
+}
 
+void read_auth_section(config::TomlReader& r, AggregatorConfig& c) {
   const std::string mode = r.get_choice("auth.mode", {"mtls", "token", "mtls_or_token"}, "mtls_or_token");
   c.auth_mode = mode == "mtls"    ? AuthMode::kMutualTls
                 : mode == "token" ? AuthMode::kToken
@@ -73,8 +70,9 @@ AggregatorConfig load_aggregator_config(const std::filesystem::path& path) {
   if (c.auth_mode == AuthMode::kToken && c.client_tokens.empty()) {
     r.fail("auth.client_tokens", "is empty but auth.mode is \"token\": bind at least one client id to a token");
   }
+}
 
-  auto& o = c.rounds;
+void read_rounds_section(config::TomlReader& r, CoordinatorOptions& o) {
   o.total_rounds = static_cast<std::uint64_t>(r.get_int("rounds.total", 5, 1, 1'000'000'000));
   o.cohort_target = static_cast<std::uint32_t>(r.get_int("rounds.cohort_target", 8, 1, 1'000'000));
   o.cohort_min = static_cast<std::uint32_t>(r.get_int("rounds.cohort_min", 1, 1, 1'000'000));
@@ -88,19 +86,19 @@ AggregatorConfig load_aggregator_config(const std::filesystem::path& path) {
   o.reproducible_aggregation = r.get_bool("rounds.reproducible_aggregation", false);
   o.max_consecutive_abandoned =
       static_cast<std::uint32_t>(r.get_int("rounds.max_consecutive_abandoned", 10, 0, 1'000'000));
+  read_weighting(r, "rounds", o);
+}
 
-  o.plan = read_plan_section(r);
-
+// [secure_aggregation], [privacy] and [task]: how a round's updates are protected and what the round computes.
+void read_round_protection(config::TomlReader& r, CoordinatorOptions& o) {
   auto& sa = o.secure;
   sa = read_secure_aggregation_section(r);
   sa.step_deadline = r.get_seconds("secure_aggregation.step_deadline_s", 30, 0.001, 86400);
   o.clip_norm = read_clip_norm(r, sa.enabled);
-  read_weighting(r, "rounds", o);
   if (sa.enabled && o.cohort_min < secagg::kMinClients) {
     r.fail("rounds.cohort_min", "must be at least " + std::to_string(secagg::kMinClients) +
                                     " with secure aggregation (a sum of fewer would reveal inputs)");
   }
-
   const std::string kind = r.get_choice("task.kind", {"train", "secure_sum"}, "train");
   const auto sum_length = static_cast<std::uint64_t>(r.get_int("task.secure_sum_length", 0, 0, 1 << 28));
   if (kind == "secure_sum") {
@@ -110,10 +108,22 @@ AggregatorConfig load_aggregator_config(const std::filesystem::path& path) {
   } else if (sum_length != 0) {
     r.fail("task.secure_sum_length", "applies only to task.kind = \"secure_sum\"");
   }
+}
+
+}  // namespace
+
+AggregatorConfig load_aggregator_config(const std::filesystem::path& path) {
+  auto r = config::TomlReader::from_file(path);
+  AggregatorConfig c;
+  read_server_section(r, c);
+  read_auth_section(r, c);
+  read_rounds_section(r, c.rounds);
+  c.rounds.plan = read_plan_section(r);
+  read_round_protection(r, c.rounds);
 
   c.architecture = r.get_choice("model.architecture", {"fashion_cnn"}, "fashion_cnn");
   c.init_seed = static_cast<std::uint64_t>(r.get_int("model.init_seed", 1, 0, INT64_MAX));
-  c.strategy = read_strategy_section(r, o.plan);
+  c.strategy = read_strategy_section(r, c.rounds.plan);
 
   c.evaluate = r.get_bool("evaluation.enabled", true);
   c.eval_data_dir = r.get_path("evaluation.data_dir", c.eval_data_dir);

@@ -97,6 +97,65 @@ std::vector<std::uint32_t> read_contribution(const std::string& path) {
   return values;
 }
 
+// The trainer that loads LibTorch, the data and the model once the aggregator admits this client, while the cohort
+// fills: until then the process is small and quick to start (common/ml/torch_runtime.h).
+std::shared_ptr<client::DeferredTrainer> deferred_trainer(const client::SottoClientConfig& cfg) {
+  if (!std::filesystem::is_directory(cfg.data_dir)) {
+    throw Error("data.dir " + cfg.data_dir.string() +
+                " is not a directory: install dataset-fashion-mnist, or point data.dir at its IDX files");
+  }
+  return std::make_shared<client::DeferredTrainer>([cfg] {
+    // This thread only prepares: at a lower CPU priority, so that foreground work (the app's, and on a shared
+    // machine other clients' check-ins) comes first. Training runs on the client's own thread.
+    if (setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 10) != 0) {
+      spdlog::debug("could not lower the preparing thread's priority: {}", std::strerror(errno));
+    }
+    const auto started = std::chrono::steady_clock::now();
+    const ml::TorchRuntime& torch = ml::TorchRuntime::get();
+    torch.set_torch_threads(cfg.threads);
+    auto train = std::make_shared<data::ImageDataset>(data::load_fashion_mnist(cfg.data_dir, data::Split::kTrain));
+    auto shard = load_shard(cfg, *train);
+    if (cfg.indices_file.empty()) {
+      spdlog::info("shard {} of {} ({}): {} examples", cfg.shard_index, cfg.num_shards,
+                   cfg.partition == client::Partitioning::kIid ? "iid" : "dirichlet", shard.size());
+    } else {
+      spdlog::info("{} examples listed in {}", shard.size(), cfg.indices_file.string());
+    }
+    auto image_trainer =
+        std::make_shared<client::ImageTrainer>(torch.make_image_model("fashion_cnn", 0), train, std::move(shard));
+    spdlog::info("LibTorch, data and model ready in {:.2f} s",
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    return image_trainer;
+  });
+}
+
+// Runs the client until it finishes; SIGINT and SIGTERM (blocked in every thread) are taken by a thread that asks
+// it to stop, not by an async handler.
+client::RunSummary run_until_done_or_signalled(client::Client& client, sigset_t signals) {
+  std::atomic<bool> exiting{false};
+  std::thread signal_thread([&] {
+    int signo = 0;
+    sigwait(&signals, &signo);
+    if (!exiting) {
+      spdlog::info("received signal {}; stopping", signo);
+      client.stop();
+    }
+  });
+  auto release = [&] {
+    exiting = true;
+    pthread_kill(signal_thread.native_handle(), SIGTERM);
+    signal_thread.join();
+  };
+  try {
+    const client::RunSummary summary = client.run();
+    release();
+    return summary;
+  } catch (...) {
+    release();
+    throw;
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -116,7 +175,6 @@ int main(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   CLI11_PARSE(app, argc, argv);
 
-  // Signals are handled by a thread that asks the client to stop, not by an async handler.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
@@ -127,70 +185,20 @@ int main(int argc, char** argv) {
     const auto cfg = client::load_sotto_client_config(config_path);
     log::init_logging(cfg.client.client_id, log_level.empty() ? cfg.log_level : log_level);
     std::shared_ptr<client::DeferredTrainer> trainer;  // when training (not contributing)
-    std::unique_ptr<client::Client> client_ptr;
+    std::unique_ptr<client::Client> client;
     if (!contribute.empty()) {
       auto values = read_contribution(contribute);
       spdlog::info("contributing {} integers from {} to secure sums", values.size(), contribute);
-      client_ptr = std::make_unique<client::Client>(cfg.client, std::move(values));
+      client = std::make_unique<client::Client>(cfg.client, std::move(values));
     } else {
-      if (!std::filesystem::is_directory(cfg.data_dir)) {
-        throw Error("data.dir " + cfg.data_dir.string() +
-                    " is not a directory: install dataset-fashion-mnist, or point data.dir at its IDX files");
-      }
-      // LibTorch, the data and the model are loaded once the aggregator admits this client, while the cohort
-      // fills: until then the process is small and quick to start (common/ml/torch_runtime.h).
-      trainer = std::make_shared<client::DeferredTrainer>([cfg] {
-        // This thread only prepares: at a lower CPU priority, so that foreground work (the app's, and on a
-        // shared machine other clients' check-ins) comes first. Training runs on the client's own thread.
-        if (setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 10) != 0) {
-          spdlog::debug("could not lower the preparing thread's priority: {}", std::strerror(errno));
-        }
-        const auto started = std::chrono::steady_clock::now();
-        const ml::TorchRuntime& torch = ml::TorchRuntime::get();
-        torch.set_torch_threads(cfg.threads);
-        auto train = std::make_shared<data::ImageDataset>(data::load_fashion_mnist(cfg.data_dir, data::Split::kTrain));
-        auto shard = load_shard(cfg, *train);
-        if (cfg.indices_file.empty()) {
-          spdlog::info("shard {} of {} ({}): {} examples", cfg.shard_index, cfg.num_shards,
-                       cfg.partition == client::Partitioning::kIid ? "iid" : "dirichlet", shard.size());
-        } else {
-          spdlog::info("{} examples listed in {}", shard.size(), cfg.indices_file.string());
-        }
-        auto image_trainer =
-            std::make_shared<client::ImageTrainer>(torch.make_image_model("fashion_cnn", 0), train, std::move(shard));
-        spdlog::info("LibTorch, data and model ready in {:.2f} s",
-                     std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
-        return image_trainer;
-      });
-      client_ptr = std::make_unique<client::Client>(cfg.client, trainer);
+      trainer = deferred_trainer(cfg);
+      client = std::make_unique<client::Client>(cfg.client, trainer);
     }
-    client::Client& client = *client_ptr;
-    client.on_event([trainer](const client::ClientEvent& e) {
+    client->on_event([trainer](const client::ClientEvent& e) {
       log_event(e);
       if (trainer && e.kind == client::ClientEventKind::kAdmitted) trainer->prepare();
     });
-
-    std::atomic<bool> exiting{false};
-    std::thread signal_thread([&] {
-      int signo = 0;
-      sigwait(&signals, &signo);
-      if (!exiting) {
-        spdlog::info("received signal {}; stopping", signo);
-        client.stop();
-      }
-    });
-    client::RunSummary summary;
-    try {
-      summary = client.run();
-    } catch (...) {
-      exiting = true;
-      pthread_kill(signal_thread.native_handle(), SIGTERM);
-      signal_thread.join();
-      throw;
-    }
-    exiting = true;
-    pthread_kill(signal_thread.native_handle(), SIGTERM);
-    signal_thread.join();
+    const client::RunSummary summary = run_until_done_or_signalled(*client, signals);
     spdlog::info("contributed to {} rounds", summary.rounds_contributed);
     return 0;
   } catch (const std::exception& e) {
