@@ -141,7 +141,8 @@ Outputs Participant::privatize(model::ModelParameters delta, const ml::TrainMetr
 
 Outputs Participant::start_secure(std::vector<std::uint32_t> input) {
   return guarded([&] {
-    session_ = std::make_unique<secagg::ClientSession>(task_.secure->config, task_.secure->my_index, std::move(input));
+    session_ = std::make_unique<secagg::ClientSession>(task_.secure->config, task_.secure->my_index, std::move(input),
+                                                       [this](std::span<std::uint8_t> out) { random_->fill(out); });
     Outputs out{out::AdvertiseKeys{session_->start()}};
     step_ = Step::kAdvertised;
     return out;

@@ -70,8 +70,9 @@ crypto::SecretArray<kPairwiseSeedBytes> pairwise_mask_seed(const crypto::X25519K
   return seed;
 }
 
-ClientSession::ClientSession(RoundConfig config, ClientIndex my_index, std::vector<std::uint32_t> input)
-    : config_(config), me_(my_index), input_(std::move(input)) {
+ClientSession::ClientSession(RoundConfig config, ClientIndex my_index, std::vector<std::uint32_t> input,
+                             RandomFill random)
+    : config_(config), me_(my_index), random_(std::move(random)), input_(std::move(input)) {
   validate_round_config(config_);
   if (me_ >= config_.n) {
     throw Error("secagg: client index " + std::to_string(me_) +
@@ -124,11 +125,17 @@ auto ClientSession::guarded(F&& body) {
   }
 }
 
+crypto::X25519KeyPair ClientSession::fresh_key_pair() {
+  crypto::SecretArray<crypto::kX25519KeyBytes> private_key;
+  random_(private_key);
+  return crypto::X25519KeyPair::from_private_bytes(private_key);
+}
+
 AdvertiseKeys ClientSession::start() {
   expect(Step::kNew, "start");
   return guarded([&] {
-    channel_.emplace(crypto::X25519KeyPair::generate());
-    mask_.emplace(crypto::X25519KeyPair::generate());
+    channel_.emplace(fresh_key_pair());
+    mask_.emplace(fresh_key_pair());
     step_ = Step::kAdvertised;
     return AdvertiseKeys{channel_->public_key(), mask_->public_key()};
   });
@@ -176,7 +183,7 @@ EncryptedShares ClientSession::share_keys(const KeyDirectory& directory) {
     fail("the key directory repeats a public key among this client's neighbours");
   }
 
-  crypto::random_bytes(self_mask_seed_);
+  random_(self_mask_seed_);
   const auto mask_private = mask_->private_bytes();
   const auto self_mask_shares = crypto::split(self_mask_seed_, config_.t, config_.k);
   const auto mask_key_shares = crypto::split(mask_private, config_.t, config_.k);

@@ -27,6 +27,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -34,6 +35,7 @@
 #include <vector>
 
 #include "common/crypto/authenticated_encryption.h"
+#include "common/crypto/random.h"
 #include "common/crypto/shamir.h"
 #include "common/crypto/x25519.h"
 #include "common/secagg/graph.h"
@@ -58,8 +60,14 @@ crypto::SecretArray<kPairwiseSeedBytes> pairwise_mask_seed(const crypto::X25519K
 
 class ClientSession {
  public:
+  // Where the session's secrets come from: its two X25519 private keys and the self-mask seed b (the Shamir
+  // polynomials' coefficients are OpenSSL's, BN_priv_rand_range; they do not change what the session sends to the
+  // aggregator). Defaults to RAND_bytes; a simulation passes a seeded stream, a test a fake.
+  using RandomFill = std::function<void(std::span<std::uint8_t>)>;
+
   // Throws sotto::Error for an invalid config, my_index >= n, or an input whose length is not vector_length.
-  ClientSession(RoundConfig config, ClientIndex my_index, std::vector<std::uint32_t> input);
+  ClientSession(RoundConfig config, ClientIndex my_index, std::vector<std::uint32_t> input,
+                RandomFill random = crypto::random_bytes);
   ~ClientSession();
   ClientSession(const ClientSession&) = delete;
   ClientSession& operator=(const ClientSession&) = delete;
@@ -84,6 +92,8 @@ class ClientSession {
 
   void expect(Step step, std::string_view call);
   [[noreturn]] void fail(const std::string& why);
+  // A key pair from 32 bytes of random_ (X25519 clamps them).
+  crypto::X25519KeyPair fresh_key_pair();
   void wipe();
   template <typename F>
   auto guarded(F&& body);
@@ -94,6 +104,7 @@ class ClientSession {
 
   RoundConfig config_;
   ClientIndex me_;
+  RandomFill random_;
   std::vector<std::uint32_t> input_;
   Step step_ = Step::kNew;
   std::optional<crypto::X25519KeyPair> channel_;

@@ -9,6 +9,7 @@
 #include <map>
 
 #include "common/codec/model_digest.h"
+#include "common/crypto/x25519.h"
 #include "common/secagg/quantizer.h"
 #include "common/secagg/server_session.h"
 #include "common/secagg/update_vector.h"
@@ -18,12 +19,13 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// Every byte it hands out is `value`: a test knows the coins' seed exactly.
+// Call k fills every byte with value + k: a test knows each draw exactly — the coins' seed (value), then in a
+// secure round the channel key, the mask key and the self-mask seed (value + 1, + 2, + 3).
 class FakeRandom final : public RandomSource {
  public:
   explicit FakeRandom(std::uint8_t value) : value_(value) {}
   void fill(std::span<std::uint8_t> out) override {
-    std::memset(out.data(), value_, out.size());
+    std::memset(out.data(), value_ + calls, out.size());
     ++calls;
   }
   int calls = 0;
@@ -210,7 +212,7 @@ namespace {
 struct SecureRound {
   static constexpr std::uint32_t n = 3;
   secagg::RoundConfig config{5, n, 2, 2, 4, 32};
-  std::vector<FakeRandom> randoms{FakeRandom(1), FakeRandom(2), FakeRandom(3)};
+  std::vector<FakeRandom> randoms{FakeRandom(16), FakeRandom(32), FakeRandom(48)};  // no key repeats across them
   std::vector<Participant> participants;
   secagg::ServerSession server{config};
 
@@ -261,17 +263,35 @@ TEST_CASE("a secure round: each participant's quantized input follows from its r
   std::vector<std::uint32_t> expected(4, 0);
   for (std::uint32_t i = 0; i < r.n; ++i) {
     const std::vector<float> d = delta_of(i);
-    const auto x = quantizer.encode_with_coin_seed(d, std::vector<std::uint8_t>(32, static_cast<std::uint8_t>(i + 1)));
+    const auto x = quantizer.encode_with_coin_seed(d, std::vector<std::uint8_t>(32, static_cast<std::uint8_t>(16 * (i + 1))));
     for (std::size_t j = 0; j < 4; ++j) expected[j] += x[j];
   }
   CHECK(result.sum == expected);
   for (std::uint32_t i = 0; i < r.n; ++i) {
-    CHECK(r.randoms[i].calls == 1);
+    CHECK(r.randoms[i].calls == 4);  // coins, two keys, the self-mask seed
     CHECK(only<out::Finish>(r.participants[i].on_result({5, true, 3, false, ""}, t0)).outcome ==
           out::Outcome::kCompleted);
     CHECK(r.participants[i].record().secure);
     CHECK(r.participants[i].record().clip_norm == 10.0);
   }
+}
+
+TEST_CASE("a secure participant's keys come from its random source: the same source gives the same keys",
+          "[round][participant][secagg]") {
+  SecureRound r;
+  FakeRandom again(16);
+  Participant twin({"c0", {}}, again);
+  std::vector<float> local = {1.25f, 1.5f, 3.125f, 5};
+  only<out::Fit>(r.participants[0].on_task(r.task(0), t0));
+  only<out::Fit>(twin.on_task(r.task(0), t0));
+  const auto a = only<out::AdvertiseKeys>(r.participants[0].on_fitted(fitted_local(local), t0)).keys;
+  const auto b = only<out::AdvertiseKeys>(twin.on_fitted(fitted_local(local), t0)).keys;
+  CHECK(a.channel_public == b.channel_public);
+  CHECK(a.mask_public == b.mask_public);
+  CHECK(a.channel_public != a.mask_public);
+  std::array<std::uint8_t, 32> channel_private{};
+  channel_private.fill(17);  // the second draw
+  CHECK(crypto::X25519KeyPair::from_private_bytes(channel_private).public_key() == a.channel_public);
 }
 
 TEST_CASE("a secure round abandoned at any step ends each participant's round as abandoned", "[round][participant][secagg]") {
