@@ -51,13 +51,20 @@ std::uint64_t RandomStream::next_word() {
   return block_[next_++];
 }
 
+// Lemire's multiply-and-shift ("Fast random integer generation in an interval", 2019): the high word of w·bound
+// is uniform once the few w whose low word falls below 2^64 mod bound are rejected; the division that computes
+// that threshold runs only when the low word is small, which is rare.
 std::uint64_t RandomStream::below(std::uint64_t bound) {
-  // Reject the top partial range so that every residue is equally likely.
-  const std::uint64_t limit = UINT64_MAX - UINT64_MAX % bound;
-  for (;;) {
-    const std::uint64_t w = next_word();
-    if (w < limit) return w % bound;
+  unsigned __int128 m = static_cast<unsigned __int128>(next_word()) * bound;
+  auto low = static_cast<std::uint64_t>(m);
+  if (low < bound) {
+    const std::uint64_t threshold = (0 - bound) % bound;  // 2^64 mod bound
+    while (low < threshold) {
+      m = static_cast<unsigned __int128>(next_word()) * bound;
+      low = static_cast<std::uint64_t>(m);
+    }
   }
+  return static_cast<std::uint64_t>(m >> 64);
 }
 
 unsigned __int128 RandomStream::below(unsigned __int128 bound) {

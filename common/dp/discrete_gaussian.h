@@ -7,9 +7,11 @@
 //   discrete Laplace, scale t:   P(x) ∝ exp(-|x| / t)
 //   discrete Gaussian, sigma^2:  P(x) ∝ exp(-x^2 / (2 sigma^2))
 //
-// sigma^2 is a rational a/b; DiscreteGaussian takes sigma as a double and uses the rational nearest sigma^2 with
-// denominator 2^16 (variance_parameter() says which), for sigma in [2^-4, 2^20] so that every intermediate fits 128
-// bits; candidates beyond 64 sigma, whose acceptance probability is below exp(-1984), are rejected outright.
+// sigma^2 is a rational a/b; DiscreteGaussian takes sigma as a double and uses the nearest rational with
+// denominator 2^16 below sigma = 16 and the nearest integer from there on (a relative change under 0.2%;
+// variance_parameter() says which), for sigma in [2^-4, 2^20]. Up to sigma = 8191 every intermediate fits 64 bits
+// and the sampler takes a 64-bit path; above, 128 bits. Candidates beyond 64 sigma, whose acceptance probability is
+// below exp(-1984), are rejected outright.
 #pragma once
 
 #include <cstdint>
@@ -20,6 +22,7 @@ namespace sotto::dp {
 
 // Bernoulli(exp(-n/d)) for n >= 0, d > 0.
 bool bernoulli_exp_minus(unsigned __int128 n, unsigned __int128 d, crypto::RandomStream& random);
+bool bernoulli_exp_minus(std::uint64_t n, std::uint64_t d, crypto::RandomStream& random);
 
 // Discrete Laplace with integer scale t >= 1.
 std::int64_t sample_discrete_laplace(std::uint64_t t, crypto::RandomStream& random);
@@ -36,6 +39,7 @@ class DiscreteGaussian {
  private:
   std::uint64_t a_, b_;  // sigma^2 = a / b
   std::uint64_t t_;      // the Laplace scale: floor(sigma) + 1
+  bool fits_64_bits_;    // every intermediate of sample() fits 64 bits
 };
 
 }  // namespace sotto::dp
