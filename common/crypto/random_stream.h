@@ -26,7 +26,17 @@ class RandomStream {
   // Uniform in [0, bound), bound > 0.
   std::uint64_t below(std::uint64_t bound);
   unsigned __int128 below(unsigned __int128 bound);
-  bool coin() { return (next_word() & 1) != 0; }
+  // One fair bit, 64 to a word.
+  bool coin() {
+    if (bits_left_ == 0) {
+      bits_ = next_word();
+      bits_left_ = 64;
+    }
+    --bits_left_;
+    const bool bit = (bits_ & 1) != 0;
+    bits_ >>= 1;
+    return bit;
+  }
 
  private:
   void refill();
@@ -35,6 +45,8 @@ class RandomStream {
   std::array<std::uint64_t, 512> block_{};  // 4 KiB of keystream at a time
   std::size_t next_ = block_.size();
   std::uint64_t blocks_done_ = 0;
+  std::uint64_t bits_ = 0;  // coin()'s unused bits
+  int bits_left_ = 0;
 };
 
 }  // namespace sotto::crypto

@@ -11,9 +11,12 @@ namespace {
 
 using u128 = unsigned __int128;
 
-// Bernoulli(n/d), 0 <= n <= d.
+// Bernoulli(n/d), 0 <= n <= d: certain outcomes draw nothing, a half takes one bit, anything else one word.
 template <typename U>
 bool bernoulli(U n, U d, crypto::RandomStream& random) {
+  if (n == 0) return false;
+  if (n >= d) return true;
+  if (2 * n == d) return random.coin();
   return random.below(d) < n;
 }
 
