@@ -5,11 +5,11 @@
 namespace sotto::aggregator {
 
 // Whether `conn` is training in the secure round now; if not, it is rejected and forgotten.
-bool RoundCoordinator::secure_step_open(ConnectionId conn, secagg::Step step, Actions& out) {
+bool RoundCoordinator::secure_step_open(ConnectionId conn, secagg::Step step, TimePoint now, Actions& out) {
   if (phase_ == Phase::kTraining && secure_ && cohort_.count(conn)) return true;
   reject_stranger(conn,
                   std::string(secagg::step_message(step)) + " sent outside a secure round this connection takes part in",
-                  out);
+                  now, out);
   return false;
 }
 
@@ -23,21 +23,21 @@ Actions RoundCoordinator::after_secure_message(ConnectionId conn, std::optional<
 
 Actions RoundCoordinator::on_secagg_advertise(ConnectionId conn, const secagg::AdvertiseKeys& keys, TimePoint now) {
   Actions out;
-  if (!secure_step_open(conn, secagg::Step::kAdvertiseKeys, out)) return out;
+  if (!secure_step_open(conn, secagg::Step::kAdvertiseKeys, now, out)) return out;
   return after_secure_message(conn, secure_->on_advertise(conn, keys), now);
 }
 
 Actions RoundCoordinator::on_secagg_shares(ConnectionId conn, const std::vector<secagg::EncryptedShare>& shares,
                                            TimePoint now) {
   Actions out;
-  if (!secure_step_open(conn, secagg::Step::kShareKeys, out)) return out;
+  if (!secure_step_open(conn, secagg::Step::kShareKeys, now, out)) return out;
   return after_secure_message(conn, secure_->on_shares(conn, shares), now);
 }
 
 // The masked input is checked like any update (round, examples, metrics) before the session takes it.
 Actions RoundCoordinator::on_masked_input(ConnectionId conn, MaskedUpload upload, TimePoint now) {
   Actions out;
-  if (!secure_step_open(conn, secagg::Step::kMaskedInput, out)) return out;
+  if (!secure_step_open(conn, secagg::Step::kMaskedInput, now, out)) return out;
   std::optional<Refusal> refusal;
   if (auto invalid = check_update(upload)) {
     refusal = Refusal{v1::ERROR_CODE_INVALID_UPDATE, *invalid};
@@ -53,7 +53,7 @@ Actions RoundCoordinator::on_masked_input(ConnectionId conn, MaskedUpload upload
 
 Actions RoundCoordinator::on_secagg_unmask(ConnectionId conn, const secagg::UnmaskResponse& response, TimePoint now) {
   Actions out;
-  if (!secure_step_open(conn, secagg::Step::kUnmasking, out)) return out;
+  if (!secure_step_open(conn, secagg::Step::kUnmasking, now, out)) return out;
   return after_secure_message(conn, secure_->on_unmask(conn, response), now);
 }
 

@@ -76,9 +76,7 @@ Actions RoundCoordinator::on_hello(ConnectionId conn, const std::string& client_
     return out;
   }
   if (cohort_.count(conn) || waiting_.count(conn)) {
-    out.push_back(action::Reject{conn, v1::ERROR_CODE_UNEXPECTED_MESSAGE, "hello sent twice on one connection"});
-    cohort_.erase(conn);
-    waiting_.erase(conn);
+    reject_stranger(conn, "hello sent twice on one connection", now, out);
     return out;
   }
   if (has_client(client_id)) {
@@ -194,16 +192,32 @@ void RoundCoordinator::count_update(const std::string& client_id, const UpdateSu
   report_.slowest_train_seconds = std::max(report_.slowest_train_seconds, update.train_seconds);
 }
 
-void RoundCoordinator::reject_stranger(ConnectionId conn, const std::string& what, Actions& out) {
+// A member of the round now training is dropped like any other (its report entry, its secure seat) and the round
+// or step closes if it was the last one awaited; a client waiting or checking in just leaves.
+void RoundCoordinator::reject_stranger(ConnectionId conn, const std::string& what, TimePoint now, Actions& out) {
   out.push_back(action::Reject{conn, v1::ERROR_CODE_UNEXPECTED_MESSAGE, what});
-  if (waiting_.erase(conn) == 0) cohort_.erase(conn);
+  if (waiting_.erase(conn)) return;
+  if (phase_ != Phase::kTraining || !cohort_.count(conn)) {
+    cohort_.erase(conn);
+    return;
+  }
+  if (cohort_.at(conn).uploaded) {
+    cohort_.erase(conn);  // its update is already in the sum
+  } else {
+    drop(conn, what);
+  }
+  if (secure_) {
+    maybe_close_step(now, out);
+  } else {
+    maybe_close_round(now, out);
+  }
 }
 
 Actions RoundCoordinator::on_update(ConnectionId conn, ClientUpdate update, TimePoint now) {
   Actions out;
   auto it = cohort_.find(conn);
   if (phase_ != Phase::kTraining || it == cohort_.end()) {
-    reject_stranger(conn, "update sent without a task: this connection is not training in a round", out);
+    reject_stranger(conn, "update sent without a task: this connection is not training in a round", now, out);
     return out;
   }
   if (secure_) {
@@ -241,11 +255,11 @@ Actions RoundCoordinator::on_update(ConnectionId conn, ClientUpdate update, Time
 }
 
 void RoundCoordinator::drop(ConnectionId conn, const std::string& reason) {
+  if (secure_) secure_->leave(conn);  // whatever the cohort says: a seat never outlives its member
   auto it = cohort_.find(conn);
   if (it == cohort_.end()) return;
   report_.dropped.emplace_back(it->second.client_id, reason);
   cohort_.erase(it);
-  if (secure_) secure_->leave(conn);
 }
 
 void RoundCoordinator::reject_and_drop(ConnectionId conn, v1::ErrorCode code, const std::string& message,

@@ -97,14 +97,14 @@ class RoundCoordinator {
   std::uint64_t counted_examples(const std::string& client_id, const UpdateSummary& update);
   void count_update(const std::string& client_id, const UpdateSummary& update, std::uint64_t examples);
   // A connection that is not (or no longer) training in this round sent `what`: reject it, forget it.
-  void reject_stranger(ConnectionId conn, const std::string& what, Actions& out);
+  void reject_stranger(ConnectionId conn, const std::string& what, TimePoint now, Actions& out);
   void drop(ConnectionId conn, const std::string& reason);
   void reject_and_drop(ConnectionId conn, v1::ErrorCode code, const std::string& message, Actions& out);
   void maybe_close_round(TimePoint now, Actions& out);
   void close_round(TimePoint now, bool completed, const std::string& abandon_reason, Actions& out);
   void count_abandoned_streak(bool completed, const std::string& abandon_reason);
   // Secure rounds.
-  bool secure_step_open(ConnectionId conn, secagg::Step step, Actions& out);
+  bool secure_step_open(ConnectionId conn, secagg::Step step, TimePoint now, Actions& out);
   Actions after_secure_message(ConnectionId conn, std::optional<Refusal> refusal, TimePoint now);
   void maybe_close_step(TimePoint now, Actions& out);
   void close_step(TimePoint now, Actions& out);

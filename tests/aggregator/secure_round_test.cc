@@ -198,3 +198,26 @@ TEST_CASE("secure round: fewer than three clients cannot run secure aggregation"
   REQUIRE(closed.size() == 1);
   CHECK_THAT(closed[0].report.abandon_reason, Catch::Contains("at least 3 clients"));
 }
+
+TEST_CASE("a member that breaks the protocol mid-round is dropped from its secure seat too, so the step does not "
+          "wait for it",
+          "[aggregator][secagg]") {
+  SecureRound r(4, 3);
+  Actions task_actions;
+  for (ConnectionId c = 1; c <= 4; ++c) task_actions = r.coordinator->on_hello(c, "c" + std::to_string(c), r.now);
+  const auto tasks = all<action::SendTask>(task_actions);
+  REQUIRE(tasks.size() == 1);
+  const auto& sa = *tasks[0].secagg;
+  // Client 4 says hello again on its connection: rejected, and dropped from the round with the reason.
+  const auto again = r.coordinator->on_hello(4, "c4", r.now);
+  REQUIRE(all<action::Reject>(again).size() == 1);
+  Actions last;
+  for (ConnectionId c = 1; c <= 3; ++c) {
+    secagg::ClientSession session(sa.config, sa.index.at(c), std::vector<std::uint32_t>(sa.config.vector_length));
+    last = r.coordinator->on_secagg_advertise(c, session.start(), r.now);
+  }
+  // The third advertisement closes the step at once: nobody is waited for until the deadline.
+  const auto directory = all<action::SendKeyDirectory>(last);
+  REQUIRE(directory.size() == 1);
+  CHECK(directory[0].conns == std::vector<ConnectionId>{1, 2, 3});
+}
