@@ -126,6 +126,7 @@ class Client::Impl {
       AggregatorLink*& link;
       ~Unset() { link = nullptr; }
     } unset{link_};
+    if (stopped_) co_return;  // stop() came before this session could be reached: nothing to abort
     std::string step;
     try {
       co_await link.connect(step);
