@@ -25,6 +25,26 @@ double log_binomial(double n, double k) {
   return std::lgamma(n + 1) - std::lgamma(k + 1) - std::lgamma(n - k + 1);
 }
 
+// Whether binomial(alpha, i) < 0 for a non-integer alpha > 0: the product alpha (alpha - 1) ... (alpha - i + 1) has
+// i - 1 - floor(alpha) negative factors once i exceeds floor(alpha) + 1.
+bool binomial_negative(double alpha, int i) {
+  const int negative_factors = i - 1 - static_cast<int>(std::floor(alpha));
+  return negative_factors > 0 && negative_factors % 2 == 1;
+}
+
+// A sum of signed terms in log space: the logs of its positive and of its negative parts.
+struct SignedLogSum {
+  double positive = -kInf, negative = -kInf;
+  void add(double log_term, bool is_negative) {
+    (is_negative ? negative : positive) = log_add(is_negative ? negative : positive, log_term);
+  }
+  // log(positive - negative); the positive part dominates in these series.
+  double value() const {
+    if (negative == -kInf) return positive;
+    return positive + std::log1p(-std::exp(negative - positive));
+  }
+};
+
 // log erfc(x), accurate where erfc underflows (the asymptotic series at infinity).
 double log_erfc(double x) {
   if (x < 25) return std::log(std::erfc(x));
@@ -45,22 +65,25 @@ double log_a_integer(double q, double sigma, std::uint64_t alpha) {
   return log_a;
 }
 
-// Mironov, Talwar and Zhang 2019, Sec. 3.3: the integrals over (-inf, z0] and [z0, inf) as two series.
+// Mironov, Talwar and Zhang 2019, Sec. 3.3: the integrals over (-inf, z0] and [z0, inf) as two series, each term
+// with the sign of its binomial coefficient (negative ones alternate beyond floor(alpha) + 1).
 double log_a_fractional(double q, double sigma, double alpha) {
   constexpr int kMaxTerms = 1'000'000;
   const double z0 = sigma * sigma * std::log(1 / q - 1) + 0.5;
   const double log_q = std::log(q), log_1mq = std::log1p(-q);
-  double log_a0 = -kInf, log_a1 = -kInf, last_s0 = -kInf, last_s1 = -kInf;
+  SignedLogSum a0, a1;
+  double last_s0 = -kInf, last_s1 = -kInf;
   for (int i = 0; i < kMaxTerms; ++i) {
     const double id = i, j = alpha - id;
     const double log_coef = log_binomial(alpha, id);
+    const bool negative = binomial_negative(alpha, i);
     const double log_e0 = std::log(0.5) + log_erfc((id - z0) / (std::sqrt(2.0) * sigma));
     const double log_e1 = std::log(0.5) + log_erfc((z0 - j) / (std::sqrt(2.0) * sigma));
     const double log_s0 = log_coef + id * log_q + j * log_1mq + (id * id - id) / (2 * sigma * sigma) + log_e0;
     const double log_s1 = log_coef + j * log_q + id * log_1mq + (j * j - j) / (2 * sigma * sigma) + log_e1;
-    log_a0 = log_add(log_a0, log_s0);
-    log_a1 = log_add(log_a1, log_s1);
-    const double total = log_add(log_a0, log_a1);
+    a0.add(log_s0, negative);
+    a1.add(log_s1, negative);
+    const double total = log_add(a0.value(), a1.value());
     if (log_s0 < last_s0 && log_s1 < last_s1 && std::max(log_s0, log_s1) < total - 30) return total;
     last_s0 = log_s0;
     last_s1 = log_s1;

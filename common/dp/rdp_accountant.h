@@ -3,9 +3,8 @@
 // noise of standard deviation sigma·C.
 //
 // One round's RDP at order alpha is log(A_alpha)/(alpha - 1) (Mironov, Talwar and Zhang 2019): at integer orders the
-// exact binomial sum, at fractional orders their two-sided series with erfc tails, all in log space, adding every
-// term's magnitude as dp_accounting does — an upper bound (within about 0.5% at alpha = 2.5 and less above, looser below 2),
-// so it never under-reports; q = 1 is the plain Gaussian, alpha/(2 sigma^2). Rounds compose by adding RDP. (epsilon, delta) comes from the conversion of
+// exact binomial sum, at fractional orders their two-sided series with erfc tails and signed binomial
+// coefficients, all in log space; q = 1 is the plain Gaussian, alpha/(2 sigma^2). Rounds compose by adding RDP. (epsilon, delta) comes from the conversion of
 // Canonne, Kamath and Steinke 2020 (Prop. 12; Balle et al. 2020 Thm 21, as dp_accounting and Opacus use):
 // epsilon = min over orders of rdp + log1p(-1/alpha) - log(delta·alpha)/(alpha - 1), with the KL bound for tiny RDP.
 // Pure functions and a small value class; no I/O. Bad arguments throw sotto::Error naming them.

@@ -40,9 +40,17 @@ TEST_CASE("RDP of the subsampled Gaussian matches dp_accounting's published valu
   RdpAccountant accountant({1.5, 2.5, 5, 50, 100});
   accountant.compose(0.01, 2.5, 50);
   const double published[] = {6.70579741e-04, 1.08548710e-03, 2.18075656e-03, 2.38460375e-02, 1.67416308e02};
-  for (std::size_t i = 0; i < 5; ++i) {
+  for (std::size_t i = 2; i < 5; ++i) {  // integer orders: the same exact sum
     CAPTURE(accountant.orders()[i]);
     CHECK(accountant.rdp()[i] == Approx(published[i]).epsilon(1e-5));
+  }
+  // Fractional orders: dp_accounting adds every term's magnitude, an upper bound; the signed series here is exact
+  // (it matches the numerical integration) and so at most theirs.
+  for (std::size_t i = 0; i < 2; ++i) {
+    CAPTURE(accountant.orders()[i]);
+    CHECK(accountant.rdp()[i] <= published[i] * (1 + 1e-6));
+    CHECK(accountant.rdp()[i] == Approx(published[i]).epsilon(0.04));
+    CHECK(accountant.rdp()[i] == Approx(50 * mpmath_rdp(0.01, 2.5, accountant.orders()[i])).epsilon(1e-6));
   }
 }
 
@@ -69,22 +77,13 @@ TEST_CASE("the RDP to (epsilon, delta) conversion matches dp_accounting's hand-c
   CHECK(subsampled_gaussian_rdp(1.0, 2.0, 8) == Approx(8 / (2 * 4.0)));
 }
 
-TEST_CASE("RDP agrees with an independent numerical integration: exactly at integer orders, as an upper bound at "
-          "fractional ones",
+TEST_CASE("RDP at integer and fractional orders agrees with an independent numerical integration",
           "[dp][accountant]") {
-  for (const auto& [q, sigma, alpha] : {std::tuple{0.2, 0.9, 7.0}, std::tuple{0.5, 2.0, 3.0},
-                                        std::tuple{0.01, 1.1, 32.0}}) {
+  for (const auto& [q, sigma, alpha] :
+       {std::tuple{0.2, 0.9, 7.0}, std::tuple{0.5, 2.0, 3.0}, std::tuple{0.01, 1.1, 32.0}, std::tuple{0.05, 1.3, 2.5},
+        std::tuple{0.01, 1.1, 12.3}, std::tuple{0.1, 3.0, 1.7}, std::tuple{0.3, 1.0, 4.6}}) {
     CAPTURE(q, sigma, alpha);
     CHECK(subsampled_gaussian_rdp(q, sigma, alpha) == Approx(mpmath_rdp(q, sigma, alpha)).epsilon(1e-6));
-  }
-  // The fractional series adds every term's magnitude (as dp_accounting does), so it never under-reports; the
-  // bound is loose only at small orders (27% at alpha = 1.7 here), which rarely give the smallest epsilon.
-  for (const auto& [q, sigma, alpha] : {std::tuple{0.05, 1.3, 2.5}, std::tuple{0.01, 1.1, 12.3},
-                                        std::tuple{0.1, 3.0, 1.7}}) {
-    CAPTURE(q, sigma, alpha);
-    const double exact = mpmath_rdp(q, sigma, alpha);
-    CHECK(subsampled_gaussian_rdp(q, sigma, alpha) >= exact * (1 - 1e-9));
-    if (alpha >= 2.5) CHECK(subsampled_gaussian_rdp(q, sigma, alpha) == Approx(exact).epsilon(0.01));
   }
 }
 
