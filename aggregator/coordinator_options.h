@@ -17,6 +17,11 @@ using Clock = std::chrono::steady_clock;
 using TimePoint = Clock::time_point;
 using Duration = Clock::duration;
 
+// Seconds from a to b, for the round's reports.
+inline double seconds_between(TimePoint a, TimePoint b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
 // Secure aggregation (SecAgg+): the aggregator learns only the sum of the surviving clients' clipped, quantized
 // updates (clipped to CoordinatorOptions::clip_norm) and applies their unweighted mean through the strategy.
 struct SecureAggregationOptions {

@@ -10,14 +10,6 @@
 
 namespace sotto::aggregator {
 
-namespace {
-
-double seconds_between(TimePoint a, TimePoint b) {
-  return std::chrono::duration<double>(b - a).count();
-}
-
-}  // namespace
-
 RoundCoordinator::RoundCoordinator(CoordinatorOptions options, CoordinatorStart start,
                                    std::unique_ptr<Strategy> strategy)
     : options_(std::move(options)),

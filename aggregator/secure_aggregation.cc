@@ -10,10 +10,6 @@ namespace sotto::aggregator {
 
 namespace {
 
-double seconds_between(TimePoint a, TimePoint b) {
-  return std::chrono::duration<double>(b - a).count();
-}
-
 // k and t for a cohort of n, as configured or as secagg::find_parameters chooses them; why not, if impossible.
 std::variant<secagg::SecAggParameters, std::string> choose_parameters(const SecureAggregationOptions& s,
                                                                      std::uint32_t n) {

@@ -15,7 +15,7 @@ void UpdateSum::timed(Work&& work) {
   }
   const TimePoint start = stopwatch_();
   work();
-  seconds_ += std::chrono::duration<double>(stopwatch_() - start).count();
+  seconds_ += seconds_between(start, stopwatch_());
 }
 
 void UpdateSum::begin(const model::ModelParameters& global,

@@ -4,6 +4,8 @@
 
 #include <cstdlib>
 
+#include "common/model/clipping.h"
+
 namespace sotto::client {
 
 void vanish_if(const ClientConfig& config, const char* step) {
@@ -22,11 +24,7 @@ void tamper_with_upload(const ClientConfig& config, round::out::Upload& upload) 
   auto* delta = std::get_if<model::ModelParameters>(&upload.payload);
   if (config.scale_update == 1.0 || !delta) return;
   spdlog::warn("fault injection: sending the update multiplied by {}", config.scale_update);
-  for (auto& t : delta->mutable_tensors()) {
-    if (t.dtype == model::DType::kFloat32) {
-      for (float& v : t.as_mutable<float>()) v = static_cast<float>(v * config.scale_update);
-    }
-  }
+  model::scale_floating(*delta, config.scale_update);
 }
 
 }  // namespace sotto::client

@@ -82,7 +82,7 @@ toml::table aggregator_config(const SimConfig& c, const fs::path& pki, const fs:
   secure.insert("step_deadline_s", 600);
   toml::table bound;
   for (const auto& [id, token] : tokens) bound.insert(id, token);
-  return toml::table{
+  toml::table config{
       {"server", toml::table{{"listen_address", "127.0.0.1"},
                              {"port", 0},
                              {"cert_file", (pki / "server.pem").string()},
@@ -101,10 +101,7 @@ toml::table aggregator_config(const SimConfig& c, const fs::path& pki, const fs:
                              {"checkin_window_s", 3600},
                              {"training_deadline_s", 3600},
                              {"seed", static_cast<std::int64_t>(c.seed)},
-                             {"reproducible_aggregation", true},
-                             {"max_examples_per_client",
-                              static_cast<std::int64_t>(c.weighting.max_examples_per_client)},
-                             {"weighting", c.weighting.weighting == aggregator::Weighting::kUniform ? "uniform" : "examples"}}},
+                             {"reproducible_aggregation", true}}},
       {"plan", aggregator::plan_table(c.plan)},
       {"privacy", aggregator::privacy_table(c.clip_norm)},
       {"strategy", aggregator::strategy_table(c.strategy)},
@@ -116,6 +113,8 @@ toml::table aggregator_config(const SimConfig& c, const fs::path& pki, const fs:
       {"state", toml::table{{"dir", state.string()}}},
       {"log", toml::table{{"level", "info"}}},
   };
+  for (auto&& [key, value] : aggregator::weighting_table(c.weighting)) config["rounds"].as_table()->insert(key, value);
+  return config;
 }
 
 // The client's fault_injection.vanish_after that makes it vanish where the in-memory engine's planned dropout

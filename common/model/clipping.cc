@@ -20,17 +20,19 @@ bool exceeds_norm(double norm, double max_norm) {
   return norm > max_norm * (1 + 1e-6);
 }
 
-double clip_to_norm(ModelParameters& params, double max_norm) {
-  const double norm = l2_norm(params);
-  if (!exceeds_norm(norm, max_norm)) return norm;
-  const double shrink = max_norm / norm;
+void scale_floating(ModelParameters& params, double factor) {
   for (auto& t : params.mutable_tensors()) {
     if (t.dtype == DType::kFloat32) {
-      for (float& v : t.as_mutable<float>()) v = static_cast<float>(v * shrink);
+      for (float& v : t.as_mutable<float>()) v = static_cast<float>(v * factor);
     } else if (t.dtype == DType::kFloat64) {
-      for (double& v : t.as_mutable<double>()) v *= shrink;
+      for (double& v : t.as_mutable<double>()) v *= factor;
     }
   }
+}
+
+double clip_to_norm(ModelParameters& params, double max_norm) {
+  const double norm = l2_norm(params);
+  if (exceeds_norm(norm, max_norm)) scale_floating(params, max_norm / norm);
   return norm;
 }
 

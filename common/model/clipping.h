@@ -14,6 +14,9 @@ double l2_norm(const ModelParameters& params);
 // update clipped once is left alone the second time). Returns the norm before clipping. max_norm must be positive.
 double clip_to_norm(ModelParameters& params, double max_norm);
 
+// Multiplies every floating-point element by `factor` (integer tensors are left alone).
+void scale_floating(ModelParameters& params, double factor);
+
 // Whether an update of this norm is clipped by max_norm (the tolerance clip_to_norm allows for rounding).
 bool exceeds_norm(double norm, double max_norm);
 
