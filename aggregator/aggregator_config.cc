@@ -86,6 +86,8 @@ void read_rounds_section(config::TomlReader& r, CoordinatorOptions& o) {
   o.reproducible_aggregation = r.get_bool("rounds.reproducible_aggregation", false);
   o.max_consecutive_abandoned =
       static_cast<std::uint32_t>(r.get_int("rounds.max_consecutive_abandoned", 10, 0, 1'000'000));
+  o.exclude_after_offences =
+      static_cast<std::uint32_t>(r.get_int("rounds.exclude_after_offences", 0, 0, 1'000'000));
   read_weighting(r, "rounds", o);
 }
 

@@ -48,12 +48,14 @@ CoordinatorStart CheckpointStore::load(model::ModelParameters fresh) const {
   spdlog::info("resuming from {}: {} rounds completed, next round {}", path.string(), file.completed_rounds,
                file.next_round_id);
   carried_record_ = std::move(file.round_record);
-  return {std::move(file.model), file.next_round_id, file.completed_rounds, std::move(file.strategy_state)};
+  return {std::move(file.model), file.next_round_id, file.completed_rounds, std::move(file.strategy_state),
+          std::move(file.offences)};
 }
 
 void CheckpointStore::save(const action::RoundClosed& closed, const std::string& round_record) const {
   codec::write_model_file(checkpoint_path(), {closed.next_round_id, closed.completed_rounds, *closed.global_model,
-                                              closed.strategy, *closed.strategy_state, round_record});
+                                              closed.strategy, *closed.strategy_state, round_record,
+                                              closed.offences});
   if (closed.report.completed && options_.keep_round_models) {
     codec::write_model_file(round_model_path(closed.report.round_id),
                             {closed.next_round_id, closed.completed_rounds, *closed.global_model, {}, {}});

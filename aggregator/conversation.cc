@@ -24,7 +24,7 @@ std::optional<secagg::Step> secagg_step_of(const v1::Envelope& env, bool secure_
   if (env.has_secagg_advertise()) return secagg::Step::kAdvertiseKeys;
   if (env.has_secagg_shares()) return secagg::Step::kShareKeys;
   if (env.has_secagg_unmask_response()) return secagg::Step::kUnmasking;
-  if (env.has_update() && secure_round) return secagg::Step::kMaskedInput;
+  if ((env.has_update() && secure_round) || env.has_secagg_accusation()) return secagg::Step::kMaskedInput;
   return std::nullopt;
 }
 
@@ -164,7 +164,8 @@ asio::awaitable<bool> Conversation::serve(const std::shared_ptr<Connection>& c, 
     }
     if (env.has_update()) {
       co_await receive_update(c, env.update(), buffer);
-    } else if (env.has_secagg_advertise() || env.has_secagg_shares() || env.has_secagg_unmask_response()) {
+    } else if (env.has_secagg_advertise() || env.has_secagg_shares() || env.has_secagg_unmask_response() ||
+               env.has_secagg_accusation()) {
       secagg_message(c, env);
     } else if (env.has_error()) {  // the client gives up on the round and says why: its reason is the drop's
       lost(c, "the client reported " + v1::ErrorCode_Name(env.error().code()) + ": " + env.error().message());
@@ -225,6 +226,8 @@ void Conversation::secagg_message(const std::shared_ptr<Connection>& c, const v1
       host_.dispatch(coordinator.on_secagg_advertise(c->id, secagg::from_proto(env.secagg_advertise()), now));
     } else if (env.has_secagg_shares()) {
       host_.dispatch(coordinator.on_secagg_shares(c->id, secagg::from_proto(env.secagg_shares()), now));
+    } else if (env.has_secagg_accusation()) {
+      host_.dispatch(coordinator.on_secagg_accusation(c->id, secagg::from_proto(env.secagg_accusation()), now));
     } else {
       host_.dispatch(coordinator.on_secagg_unmask(c->id, secagg::from_proto(env.secagg_unmask_response()), now));
     }

@@ -6,6 +6,8 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <string>
 
 #include "common/ml/training_plan.h"
 #include "common/model/parameters.h"
@@ -60,6 +62,9 @@ struct CoordinatorOptions {
   // many, in the weights and in the round's example-weighted metrics. Without a cap one client claiming 2^63
   // examples would move the model by its whole delta.
   std::uint64_t max_examples_per_client = 100'000;
+  // A client convicted this many times in secure rounds (an accusation proved it sent shares that do not open, or
+  // accused falsely) is refused at hello from then on (rounds.exclude_after_offences); 0: never.
+  std::uint32_t exclude_after_offences = 0;
   Weighting weighting = Weighting::kExamples;
   // Plain rounds: add the updates in client-id order, so that the new model does not depend on the order they
   // arrived in (floating-point addition is not associative). An update is added as soon as every cohort member
@@ -84,6 +89,7 @@ struct CoordinatorStart {
   std::uint64_t next_round_id = 1;
   std::uint64_t completed_rounds = 0;
   model::ModelParameters strategy_state;  // from Strategy::save_state(); empty for a fresh start
+  std::map<std::string, std::uint32_t> offences;  // per client id: convictions so far (checkpointed)
 };
 
 }  // namespace sotto::aggregator

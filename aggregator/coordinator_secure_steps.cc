@@ -51,6 +51,27 @@ Actions RoundCoordinator::on_masked_input(ConnectionId conn, MaskedUpload upload
   return after_secure_message(conn, std::move(refusal), now);
 }
 
+// An accusation replaces the accuser's masked input. Whoever it convicts is rejected and dropped, and counted
+// towards rounds.exclude_after_offences; an accuser that is not convicted leaves quietly (it closes its side).
+Actions RoundCoordinator::on_secagg_accusation(ConnectionId conn, const secagg::Accusation& accusation, TimePoint now) {
+  Actions out;
+  if (!secure_step_open(conn, secagg::Step::kMaskedInput, now, out)) return out;
+  const std::size_t judged_before = secure_->report().convicted.size();
+  auto judged = secure_->on_accusation(conn, accusation);
+  if (auto* refusal = std::get_if<Refusal>(&judged)) return after_secure_message(conn, std::move(*refusal), now);
+  const auto& convicted = secure_->report().convicted;
+  for (std::size_t c = judged_before; c < convicted.size(); ++c) ++offences_[convicted[c].client];
+  for (const auto& leaving : std::get<std::vector<SecureAggregationRound::Leaving>>(judged)) {
+    if (leaving.convicted) {
+      reject_and_drop(leaving.conn, v1::ERROR_CODE_INVALID_UPDATE, leaving.reason, out);
+    } else {
+      drop(leaving.conn, leaving.reason);
+    }
+  }
+  maybe_close_step(now, out);
+  return out;
+}
+
 Actions RoundCoordinator::on_secagg_unmask(ConnectionId conn, const secagg::UnmaskResponse& response, TimePoint now) {
   Actions out;
   if (!secure_step_open(conn, secagg::Step::kUnmasking, now, out)) return out;

@@ -80,6 +80,7 @@ struct RoundClosed {  // checkpoint (model, counters, strategy state), evaluate,
   std::shared_ptr<const model::ModelParameters> strategy_state;
   std::uint64_t next_round_id;
   std::uint64_t completed_rounds;
+  std::map<std::string, std::uint32_t> offences;  // CoordinatorStart::offences, to checkpoint
 };
 }  // namespace action
 

@@ -17,7 +17,8 @@ RoundCoordinator::RoundCoordinator(CoordinatorOptions options, CoordinatorStart 
       sum_(*strategy_, options_.reproducible_aggregation, options_.stopwatch),
       global_(std::make_shared<const model::ModelParameters>(std::move(start.global_model))),
       round_id_(start.next_round_id),
-      completed_rounds_(start.completed_rounds) {
+      completed_rounds_(start.completed_rounds),
+      offences_(std::move(start.offences)) {
   if (options_.cohort_target == 0) throw Error("cohort_target must be at least 1");
   if (options_.cohort_min == 0 || options_.cohort_min > options_.cohort_target) {
     throw Error("cohort_min must be between 1 and cohort_target (" + std::to_string(options_.cohort_target) + ")");
@@ -70,6 +71,17 @@ Actions RoundCoordinator::on_hello(ConnectionId conn, const std::string& client_
   if (cohort_.count(conn) || waiting_.count(conn)) {
     reject_stranger(conn, "hello sent twice on one connection", now, out);
     return out;
+  }
+  if (options_.exclude_after_offences > 0) {
+    const auto it = offences_.find(client_id);
+    if (it != offences_.end() && it->second >= options_.exclude_after_offences) {
+      out.push_back(action::Reject{conn, v1::ERROR_CODE_EXCLUDED,
+                                   "client '" + client_id + "' is excluded: convicted " + std::to_string(it->second) +
+                                       " times of secure aggregation offences (rounds.exclude_after_offences = " +
+                                       std::to_string(options_.exclude_after_offences) +
+                                       "); the operator must lift the exclusion"});
+      return out;
+    }
   }
   if (has_client(client_id)) {
     out.push_back(action::Reject{conn, v1::ERROR_CODE_DUPLICATE_CLIENT,
@@ -356,7 +368,7 @@ void RoundCoordinator::close_round(TimePoint now, bool completed, const std::str
   ++round_id_;
   out.push_back(action::RoundClosed{report_, global_, strategy_->name(),
                                     std::make_shared<const model::ModelParameters>(strategy_->save_state()),
-                                    round_id_, completed_rounds_});
+                                    round_id_, completed_rounds_, offences_});
   if (finished) {
     phase_ = Phase::kFinished;
     for (const auto& [conn, id] : waiting_) out.push_back(action::SendFinished{conn, completed_rounds_});

@@ -53,6 +53,7 @@ class RoundCoordinator {
   Actions on_secagg_advertise(ConnectionId conn, const secagg::AdvertiseKeys& keys, TimePoint now);
   Actions on_secagg_shares(ConnectionId conn, const std::vector<secagg::EncryptedShare>& shares, TimePoint now);
   Actions on_masked_input(ConnectionId conn, MaskedUpload upload, TimePoint now);
+  Actions on_secagg_accusation(ConnectionId conn, const secagg::Accusation& accusation, TimePoint now);
   Actions on_secagg_unmask(ConnectionId conn, const secagg::UnmaskResponse& response, TimePoint now);
   Actions on_disconnect(ConnectionId conn, const std::string& reason, TimePoint now);
   Actions on_tick(TimePoint now);
@@ -123,6 +124,7 @@ class RoundCoordinator {
 
   std::map<ConnectionId, Member> cohort_;        // admitted to the current round
   std::map<ConnectionId, std::string> waiting_;  // arrived during training; admitted when check-in opens
+  std::map<std::string, std::uint32_t> offences_;  // per client id: convictions in secure rounds, all runs
   TimePoint checkin_opened_{};
   TimePoint checkin_deadline_{};
   TimePoint training_started_{};

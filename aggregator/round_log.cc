@@ -49,6 +49,15 @@ nlohmann::json round_record(const RoundReport& r, std::uint64_t completed_rounds
       j["secagg"]["bytes_in"][key] = traffic.secagg_in[step];
       j["secagg"]["bytes_out"][key] = traffic.secagg_out[step];
     }
+    if (!s.convicted.empty()) {
+      auto& convicted = j["secagg"]["convicted"] = nlohmann::json::array();
+      for (const auto& c : s.convicted) {
+        convicted.push_back({{"client", c.client},
+                             {"offence", c.offence},
+                             {"accused_by", c.accused_by},
+                             {"input_counted", c.input_counted}});
+      }
+    }
   }
   if (!r.clipped.empty()) j["clipped"] = r.clipped;
   if (!r.examples_capped.empty()) j["examples_capped"] = r.examples_capped;

@@ -25,7 +25,9 @@ namespace sotto::aggregator {
 // 2: adds clipped (plain rounds: the clients whose update the aggregator scaled down to privacy.clip_norm) and
 //    examples_capped (the clients that claimed more than rounds.max_examples_per_client examples), each present
 //    only when not empty.
-inline constexpr int kRoundLogSchemaVersion = 2;
+// 3: adds secagg.convicted [{client, offence, accused_by, input_counted}]: the clients a SecAgg+ accusation proved at
+//    fault (shares that do not open, or a false accusation), present only when not empty.
+inline constexpr int kRoundLogSchemaVersion = 3;
 
 struct RoundTraffic {
   std::uint64_t bytes_in = 0;

@@ -22,6 +22,12 @@ void log_outcome(const RoundReport& report) {
   for (const auto& [client, reason] : report.dropped) {
     spdlog::info("round {}: dropped {}: {}", report.round_id, client, reason);
   }
+  if (report.secagg) {
+    for (const auto& c : report.secagg->convicted) {
+      spdlog::warn("round {}: secure aggregation: client '{}' convicted on '{}''s accusation: {}{}", report.round_id,
+                   c.client, c.accused_by, c.offence, c.input_counted ? " (its input stays in this round's sum)" : "");
+    }
+  }
 }
 
 }  // namespace

@@ -30,6 +30,13 @@ struct RoundReport {
     std::uint32_t n = 0, k = 0, t = 0;
     secagg::PerStep<std::uint32_t> completed;  // clients that completed each step
     secagg::PerStep<double> seconds;           // each step, from its start to its close
+    struct Conviction {                        // a client an accusation proved at fault (secagg::ServerSession)
+      std::string client;
+      std::string offence;
+      std::string accused_by;      // the accuser's client id (the culprit's own for a false accusation)
+      bool input_counted = false;  // its masked input was already in the sum and stays there
+    };
+    std::vector<Conviction> convicted;
   };
   std::optional<SecAgg> secagg;
   std::vector<std::uint32_t> secure_sum;  // a secure-sum round's result (mod 2^32)

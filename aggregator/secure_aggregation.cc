@@ -133,6 +133,38 @@ std::optional<Refusal> SecureAggregationRound::on_unmask(ConnectionId conn, cons
               [&](secagg::ClientIndex i) { session_.on_unmask_response(i, response); });
 }
 
+std::variant<Refusal, std::vector<SecureAggregationRound::Leaving>> SecureAggregationRound::on_accusation(
+    ConnectionId conn, const secagg::Accusation& accusation) {
+  if (auto why = out_of_turn(conn, secagg::Step::kMaskedInput)) {
+    return Refusal{v1::ERROR_CODE_UNEXPECTED_MESSAGE, "an accusation: " + *why};
+  }
+  const secagg::ClientIndex accuser = seats_.at(conn).index;
+  secagg::ServerSession::Verdict verdict;
+  try {
+    verdict = session_.on_accusation(accuser, accusation);
+  } catch (const Error& e) {
+    return Refusal{v1::ERROR_CODE_INVALID_UPDATE, e.what()};
+  }
+  const std::string& accuser_id = client_ids_.at(accuser);
+  std::vector<Leaving> leaving;
+  bool accuser_convicted = false;
+  for (const auto& offence : verdict.offences) {
+    const std::string& culprit = client_ids_.at(offence.culprit);
+    report_.convicted.push_back({culprit, offence.what, accuser_id, offence.input_counted});
+    accuser_convicted = accuser_convicted || offence.culprit == accuser;
+    if (const ConnectionId c = conn_of(offence.culprit); c != 0 && offence.culprit != accuser) {
+      leaving.push_back({c, "secure aggregation: convicted on client '" + accuser_id + "''s accusation: " +
+                                offence.what, true});
+    }
+  }
+  leaving.push_back({conn,
+                     accuser_convicted ? "secure aggregation: convicted on its own accusation: " +
+                                             verdict.offences.front().what
+                                       : "left the secure round after reporting neighbours whose shares do not open",
+                     accuser_convicted});
+  return leaving;
+}
+
 void SecureAggregationRound::leave(ConnectionId conn) {
   seats_.erase(conn);
 }

@@ -61,6 +61,15 @@ class SecureAggregationRound {
   std::optional<Refusal> on_shares(ConnectionId conn, const std::vector<secagg::EncryptedShare>& shares);
   std::optional<Refusal> on_masked_input(ConnectionId conn, const secagg::MaskedInput& input);
   std::optional<Refusal> on_unmask(ConnectionId conn, const secagg::UnmaskResponse& response);
+  // An accusation from `conn`, sent instead of its masked input. The session judges it (server_session.h) and the
+  // convictions go into report().convicted; returns who must now leave the round — the accuser, whose channel key
+  // is out, and each convicted client still seated — or the refusal of a malformed or out-of-turn accusation.
+  struct Leaving {
+    ConnectionId conn = 0;
+    std::string reason;
+    bool convicted = false;
+  };
+  std::variant<Refusal, std::vector<Leaving>> on_accusation(ConnectionId conn, const secagg::Accusation& accusation);
 
   // `conn` left the round (dropped, disconnected, refused): the protocol recovers without it or fails.
   void leave(ConnectionId conn);

@@ -174,7 +174,7 @@ void run(const Config& c) {
   for (auto& [i, shares] : for_you) {
     for (const auto& s : shares.shares) download[i] += 4 + s.ciphertext.size();
     if (drops[i]) continue;
-    MaskedInput masked = client_watch[i].time([&] { return clients[i].on_shares(shares); });
+    MaskedInput masked = client_watch[i].time([&] { return std::get<MaskedInput>(clients[i].on_shares(shares)); });
     upload[i] += 4 * masked.y.size();
     const double before = server_watch.cpu;
     server_watch.time([&] { server.on_masked_input(i, masked); return 0; });

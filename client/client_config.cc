@@ -64,6 +64,7 @@ SottoClientConfig load_sotto_client_config(const std::filesystem::path& path) {
   c.claim_examples = static_cast<std::uint64_t>(
       r.get_int("fault_injection.claim_examples", 0, 0, std::numeric_limits<std::int64_t>::max()));
   c.scale_update = r.get_double("fault_injection.scale_update", 1.0, -1e12, 1e12);
+  c.garble_shares = static_cast<std::uint32_t>(r.get_int("fault_injection.garble_shares", 0, 0, 1'000'000));
   c.vanish_after = r.get_choice("fault_injection.vanish_after", {"", "task", "advertise", "share_keys", "masked_input"}, "");
   if (c.save_local_models && c.state_dir.empty()) r.fail("state.save_local_models", "needs state.dir");
   s.log_level = r.get_choice("log.level", {"trace", "debug", "info", "warn", "error", "critical", "off"}, "info");

@@ -40,6 +40,8 @@ struct ClientConfig {
   // true count (0 = the truth), and multiply the plain update by this after the participant has clipped it.
   std::uint64_t claim_examples = 0;
   double scale_update = 1.0;
+  // A SecAgg+ insider: corrupts the share ciphertexts it sends to this many neighbours (lowest indices first).
+  std::uint32_t garble_shares = 0;
 };
 
 enum class Partitioning { kIid, kDirichlet };

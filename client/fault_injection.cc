@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "common/model/clipping.h"
@@ -25,6 +26,13 @@ void tamper_with_upload(const ClientConfig& config, round::out::Upload& upload) 
   if (config.scale_update == 1.0 || !delta) return;
   spdlog::warn("fault injection: sending the update multiplied by {}", config.scale_update);
   model::scale_floating(*delta, config.scale_update);
+}
+
+void tamper_with_shares(const ClientConfig& config, round::out::ShareKeys& shares) {
+  const auto count = std::min<std::size_t>(config.garble_shares, shares.shares.size());
+  if (count == 0) return;
+  spdlog::warn("fault injection: garbling the key shares sent to {} neighbours", count);
+  for (std::size_t s = 0; s < count; ++s) shares.shares[s].ciphertext.back() ^= 0x5a;  // the AEAD tag
 }
 
 }  // namespace sotto::client

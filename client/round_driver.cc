@@ -60,12 +60,16 @@ asio::awaitable<round::Outputs> RoundDriver::carry_out(round::Participant& parti
     co_await link_.write(round::to_envelope(*keys));
     vanish_if(context_.config, "advertise");
   } else if (auto* shares = std::get_if<round::out::ShareKeys>(&output)) {
+    tamper_with_shares(context_.config, *shares);
     co_await link_.write(round::to_envelope(*shares));
     vanish_if(context_.config, "share_keys");
   } else if (auto* upload = std::get_if<round::out::Upload>(&output)) {
     tamper_with_upload(context_.config, *upload);
     co_await send_upload(*upload);
     if (participant.secure()) vanish_if(context_.config, "masked_input");
+  } else if (auto* accuse = std::get_if<round::out::Accuse>(&output)) {
+    spdlog::warn("round {}: reporting SecAgg+ neighbours whose shares do not open", participant.round_id());
+    co_await link_.write(round::to_envelope(*accuse));
   } else if (auto* response = std::get_if<round::out::UnmaskResponse>(&output)) {
     co_await link_.write(round::to_envelope(*response));
   } else if (auto* error = std::get_if<round::out::ReportError>(&output)) {
@@ -142,6 +146,7 @@ void RoundDriver::conclude(const round::Participant& participant, const round::o
     }
     case Outcome::kDiverged:
     case Outcome::kDeadline:
+    case Outcome::kLeft:
       spdlog::warn("round {}: {}", round_id, finish.message);
       result.outcome = SessionEnd::kRoundDone;
       result.message = finish.message;

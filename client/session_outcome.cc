@@ -7,7 +7,8 @@ namespace sotto::client {
 namespace {
 
 bool is_fatal(v1::ErrorCode code) {
-  return code == v1::ERROR_CODE_UNAUTHENTICATED || code == v1::ERROR_CODE_UNSUPPORTED_VERSION;
+  return code == v1::ERROR_CODE_UNAUTHENTICATED || code == v1::ERROR_CODE_UNSUPPORTED_VERSION ||
+         code == v1::ERROR_CODE_EXCLUDED;
 }
 
 }  // namespace

@@ -67,6 +67,8 @@ class SecureRoundFeed {
       rejected = refused([&] { session_.on_advertise(index, secagg::from_proto(env.secagg_advertise())); });
     } else if (env.has_secagg_shares()) {
       rejected = refused([&] { session_.on_encrypted_shares(index, {secagg::from_proto(env.secagg_shares())}); });
+    } else if (env.has_secagg_accusation()) {
+      rejected = refused([&] { (void)session_.on_accusation(index, secagg::from_proto(env.secagg_accusation())); });
     } else if (env.has_secagg_unmask_response()) {
       rejected = refused([&] { session_.on_unmask_response(index, secagg::from_proto(env.secagg_unmask_response())); });
     } else if (env.has_chunk()) {  // its bytes as a masked input

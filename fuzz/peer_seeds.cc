@@ -68,8 +68,12 @@ std::string secure_round_transcript() {
   }
   out += close_step();
   auto routed = server.close_share_keys();
-  for (secagg::ClientIndex i = 0; i < 3; ++i) {  // client 3 drops out before its masked input
-    const auto masked = clients[i].on_shares(routed.at(i));
+  // Client 3 accuses client 0 with a key that is not its own: it is convicted and the others go on without it.
+  const secagg::Accusation unfounded{{0}, {}};
+  (void)server.on_accusation(3, unfounded);
+  out += from(3) + frame(secagg::to_proto(unfounded), &v1::Envelope::mutable_secagg_accusation);
+  for (secagg::ClientIndex i = 0; i < 3; ++i) {
+    const auto masked = std::get<secagg::MaskedInput>(clients[i].on_shares(routed.at(i)));
     server.on_masked_input(i, masked);
     v1::Envelope e;
     e.mutable_chunk()->set_data(std::string(reinterpret_cast<const char*>(masked.y.data()), masked.y.size() * 4));

@@ -186,6 +186,9 @@ class SecureRoundPlay {
         aggregator::MaskedUpload u{summary_of(*upload), std::get<secagg::MaskedInput>(std::move(upload->payload))};
         count_up(Step::kMaskedInput, secagg::masked_input_bytes(u.input.y.size(), upload->bits));
         deliver(coordinator_.on_masked_input(conn, std::move(u), now_()));
+      } else if (auto* accuse = std::get_if<round::out::Accuse>(&o)) {
+        count_up(Step::kMaskedInput, secagg::to_proto(accuse->accusation).ByteSizeLong());
+        deliver(coordinator_.on_secagg_accusation(conn, accuse->accusation, now_()));
       } else if (auto* response = std::get_if<round::out::UnmaskResponse>(&o)) {
         count_up(Step::kUnmasking, secagg::to_proto(response->response).ByteSizeLong());
         deliver(coordinator_.on_secagg_unmask(conn, response->response, now_()));

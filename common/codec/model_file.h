@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <istream>
+#include <map>
 #include <string>
 
 #include "common/model/parameters.h"
@@ -29,6 +30,7 @@ struct ModelFile {
   std::string strategy;                   // who wrote strategy_state; empty when there is none
   model::ModelParameters strategy_state;  // carried across restarts, e.g. a server optimizer's moments
   std::string round_record;  // JSON: the record of the round the checkpoint closed, for rounds.jsonl; may be empty
+  std::map<std::string, std::uint32_t> offences;  // the aggregator's convictions per client id
   std::uint32_t format_version = kModelFileFormat;  // as read; writes always use kModelFileFormat
 };
 

@@ -88,6 +88,12 @@ v1::Envelope to_envelope(const out::ShareKeys& m) {
   return env;
 }
 
+v1::Envelope to_envelope(const out::Accuse& m) {
+  v1::Envelope env;
+  *env.mutable_secagg_accusation() = secagg::to_proto(m.accusation);
+  return env;
+}
+
 v1::Envelope to_envelope(const out::UnmaskResponse& m) {
   v1::Envelope env;
   *env.mutable_secagg_unmask_response() = secagg::to_proto(m.response);

@@ -23,6 +23,7 @@ model::ModelParameters upload_payload(out::Upload&& upload);  // moves a plain r
 // The frames' envelopes for the other outputs.
 v1::Envelope to_envelope(const out::AdvertiseKeys& m);
 v1::Envelope to_envelope(const out::ShareKeys& m);
+v1::Envelope to_envelope(const out::Accuse& m);
 v1::Envelope to_envelope(const out::UnmaskResponse& m);
 v1::Envelope to_envelope(const out::ReportError& m);
 

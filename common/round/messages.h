@@ -80,6 +80,12 @@ struct UnmaskResponse {
   secagg::UnmaskResponse response;
 };
 
+// SecAgg+ R2: some neighbours' shares did not open; report them (and reveal this round's channel key) instead of
+// sending the masked input.
+struct Accuse {
+  secagg::Accusation accusation;
+};
+
 // Tell the aggregator what went wrong (an Error frame); the round is over for this participant.
 struct ReportError {
   v1::ErrorCode code = v1::ERROR_CODE_UNSPECIFIED;
@@ -92,6 +98,7 @@ enum class Outcome {
   kDiverged,     // local training produced a non-finite update: nothing was sent
   kDeadline,     // the task's deadline passed before the update was sent
   kFailed,       // the aggregator's messages broke the protocol, or local work failed
+  kLeft,         // it reported neighbours whose shares did not open and left the secure round: nothing was sent
 };
 
 // The round is over for this participant; nothing more is sent.
@@ -104,8 +111,8 @@ struct Finish {
 
 }  // namespace out
 
-using Output = std::variant<out::Fit, out::AdvertiseKeys, out::ShareKeys, out::Upload, out::UnmaskResponse,
-                            out::ReportError, out::Finish>;
+using Output = std::variant<out::Fit, out::AdvertiseKeys, out::ShareKeys, out::Upload, out::Accuse,
+                            out::UnmaskResponse, out::ReportError, out::Finish>;
 using Outputs = std::vector<Output>;
 
 // What the participant shared in a round, for the device's ledger.

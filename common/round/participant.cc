@@ -161,7 +161,19 @@ Outputs Participant::on_key_directory(const secagg::KeyDirectory& directory, Tim
 Outputs Participant::on_shares(const secagg::SharesForYou& shares, TimePoint) {
   if (auto refused = refuse_unless(Step::kShared, "key shares")) return *refused;
   return guarded([&] {
-    Outputs out{out::Upload{task_.round_id, metrics_, session_->on_shares(shares), task_.secure->config.bits}};
+    auto answer = session_->on_shares(shares);
+    if (auto* accusation = std::get_if<secagg::Accusation>(&answer)) {
+      std::string names;
+      for (auto j : accusation->accused) names += (names.empty() ? "" : ", ") + std::to_string(j);
+      Outputs out{out::Accuse{std::move(*accusation)}};
+      out.push_back(finish(out::Outcome::kLeft, "the shares from client(s) " + names +
+                                                    " did not open: reported them to the aggregator and left the "
+                                                    "round without sending the update")
+                        .front());
+      return out;
+    }
+    Outputs out{out::Upload{task_.round_id, metrics_, std::move(std::get<secagg::MaskedInput>(answer)),
+                            task_.secure->config.bits}};
     step_ = Step::kUploaded;
     record_.sent = true;
     return out;

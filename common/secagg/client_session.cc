@@ -13,35 +13,6 @@
 
 namespace sotto::secagg {
 
-namespace {
-
-void append_be(std::vector<std::uint8_t>& out, std::uint64_t v, int bytes) {
-  for (int s = 8 * (bytes - 1); s >= 0; s -= 8) out.push_back(static_cast<std::uint8_t>(v >> s));
-}
-
-std::uint32_t read_be32(const std::uint8_t* p) {
-  return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) | p[3];
-}
-
-std::vector<std::uint8_t> pair_info(std::string_view label, std::uint64_t round_id, ClientIndex i, ClientIndex j) {
-  std::vector<std::uint8_t> info(label.begin(), label.end());
-  append_be(info, round_id, 8);
-  append_be(info, std::min(i, j), 4);
-  append_be(info, std::max(i, j), 4);
-  return info;
-}
-
-crypto::SecretArray<crypto::kAeadKeyBytes> channel_key(const crypto::X25519KeyPair& mine,
-                                                       const crypto::X25519PublicKey& peer, std::uint64_t round_id,
-                                                       ClientIndex i, ClientIndex j) {
-  const auto shared = mine.agree(peer);
-  crypto::SecretArray<crypto::kAeadKeyBytes> key;
-  crypto::hkdf_sha256(shared, {}, pair_info(kChannelKeyInfo, round_id, i, j), key);
-  return key;
-}
-
-}  // namespace
-
 void validate_round_config(const RoundConfig& c) {
   const std::string where = "secagg: round " + std::to_string(c.round_id) + ": ";
   if (c.n < kMinClients) throw Error(where + "secure aggregation needs n >= " + std::to_string(kMinClients) + " clients, got " + std::to_string(c.n));
@@ -66,7 +37,7 @@ crypto::SecretArray<kPairwiseSeedBytes> pairwise_mask_seed(const crypto::X25519K
                                                            ClientIndex i, ClientIndex j) {
   const auto shared = mine.agree(peer);
   crypto::SecretArray<kPairwiseSeedBytes> seed;
-  crypto::hkdf_sha256(shared, {}, pair_info(kPairwiseMaskInfo, round_id, i, j), seed);
+  crypto::hkdf_sha256(shared, {}, pair_key_info(kPairwiseMaskInfo, round_id, i, j), seed);
   return seed;
 }
 
@@ -146,7 +117,7 @@ EncryptedShares ClientSession::on_key_directory(const KeyDirectory& directory) {
   return guarded([&] { return share_keys(directory); });
 }
 
-MaskedInput ClientSession::on_shares(const SharesForYou& shares) {
+ClientSession::SharesAnswer ClientSession::on_shares(const SharesForYou& shares) {
   expect(Step::kShared, "the neighbours' shares");
   return guarded([&] { return mask_input(shares); });
 }
@@ -190,50 +161,38 @@ EncryptedShares ClientSession::share_keys(const KeyDirectory& directory) {
 
   EncryptedShares out;
   out.shares.reserve(neighbour_keys_.size());
-  crypto::SecretBytes plaintext;
-  plaintext.reserve(kSharePlaintextBytes);
   for (const auto& [j, keys] : neighbour_keys_) {
     const std::uint32_t rank = *graph_->rank_of(me_, j);
     auto key = channel_key(*channel_, keys.channel_public, config_.round_id, me_, j);
-    plaintext.clear();
-    for (int s = 24; s >= 0; s -= 8) plaintext.push_back(static_cast<std::uint8_t>(me_ >> s));
-    for (int s = 24; s >= 0; s -= 8) plaintext.push_back(static_cast<std::uint8_t>(j >> s));
-    const auto b_share = self_mask_shares[rank].to_bytes();
-    const auto key_share = mask_key_shares[rank].to_bytes();
-    plaintext.insert(plaintext.end(), b_share.begin(), b_share.end());
-    plaintext.insert(plaintext.end(), key_share.begin(), key_share.end());
-    out.shares.push_back({j, crypto::seal(key, crypto::share_associated_data(config_.round_id, me_, j), plaintext)});
+    out.shares.push_back({j, seal_shares(key, config_.round_id, me_, j, self_mask_shares[rank], mask_key_shares[rank])});
     channel_keys_.emplace(j, std::move(key));
   }
-  channel_.reset();  // the channel keys are derived; the private key is no longer needed
+  // The channel private key stays until R2 ends: an accusation reveals it.
   step_ = Step::kShared;
   return out;
 }
 
-MaskedInput ClientSession::mask_input(const SharesForYou& shares) {
+// A share that does not open is its sender's fault (share_envelope.h): it is reported, not a reason to abort.
+ClientSession::SharesAnswer ClientSession::mask_input(const SharesForYou& shares) {
+  std::vector<ClientIndex> accused;
   for (const auto& share : shares.shares) {
     const ClientIndex sender = share.peer;
     const auto key = channel_keys_.find(sender);
     if (key == channel_keys_.end()) {
       fail("received shares from client " + std::to_string(sender) + ", which is not an advertised neighbour");
     }
-    if (held_.count(sender) != 0) fail("received shares from client " + std::to_string(sender) + " twice");
-    const auto plaintext =
-        crypto::open(key->second, crypto::share_associated_data(config_.round_id, sender, me_), share.ciphertext);
-    if (!plaintext) fail("the shares from client " + std::to_string(sender) + " do not authenticate");
-    if (plaintext->size() != kSharePlaintextBytes || read_be32(plaintext->data()) != sender ||
-        read_be32(plaintext->data() + 4) != me_) {
-      fail("the shares from client " + std::to_string(sender) + " name the wrong sender or recipient");
+    if (held_.count(sender) != 0 || std::count(accused.begin(), accused.end(), sender) != 0) {
+      fail("received shares from client " + std::to_string(sender) + " twice");
     }
-    const std::span<const std::uint8_t> body(plaintext->data() + 8, 2 * crypto::kShamirShareBytes);
-    HeldShares held{crypto::Share::from_bytes(body.first(crypto::kShamirShareBytes)),
-                    crypto::Share::from_bytes(body.last(crypto::kShamirShareBytes))};
     const std::uint32_t x = *graph_->rank_of(sender, me_) + 1;
-    if (held.self_mask.x != x || held.mask_key.x != x) {
-      fail("the shares from client " + std::to_string(sender) + " carry the wrong x-coordinate");
+    auto opened = open_shares(key->second, config_.round_id, sender, me_, x, share.ciphertext);
+    if (auto* held = std::get_if<HeldShares>(&opened)) {
+      held_.emplace(sender, std::move(*held));
+    } else {
+      accused.push_back(sender);
     }
-    held_.emplace(sender, std::move(held));
   }
+  if (!accused.empty()) return accuse(std::move(accused));
   if (held_.size() < config_.t) {
     fail("only " + std::to_string(held_.size()) +
          " neighbours sent shares, below the threshold t = " + std::to_string(config_.t));
@@ -253,7 +212,16 @@ MaskedInput ClientSession::mask_input(const SharesForYou& shares) {
     for (auto& w : out.y) w &= keep;
   }
   mask_.reset();
+  channel_.reset();
   step_ = Step::kMasked;
+  return out;
+}
+
+Accusation ClientSession::accuse(std::vector<ClientIndex> accused) {
+  std::sort(accused.begin(), accused.end());
+  Accusation out{std::move(accused), channel_->private_bytes()};
+  step_ = Step::kDone;
+  wipe();
   return out;
 }
 

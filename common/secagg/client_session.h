@@ -6,23 +6,23 @@
 //                        Shamir-shares b and the mask private key among its k neighbours (t-of-k; the neighbour of
 //                        rank r in neighbours(i) gets x = r + 1), each share sealed for one advertised neighbour
 //   on_shares()          R2: opens its neighbours' shares and returns y = x + PRG(b) + sum over the neighbours j
-//                        that sent it shares of ±PRG(s_ij) (+ if i < j, - otherwise) mod 2^32
+//                        that sent it shares of ±PRG(s_ij) (+ if i < j, - otherwise) mod 2^32 — or, when some
+//                        neighbours' shares do not open (share_envelope.h: the sender's fault), an Accusation
+//                        naming them with this client's channel private key, and the session ends (messages.h
+//                        says why the accuser must leave)
 //   on_unmask_request()  R3: reveals its share of b for each surviving neighbour and its share of the mask key for
 //                        each dropped one, never both for the same peer.
 //
 // Invariants: each method accepts exactly one message, in this order; anything else — an out-of-order or repeated
-// call, a directory without this client's own keys or with fewer than t of its neighbours, repeated public keys, a
-// share that does not authenticate or names the wrong sender, recipient or x, fewer than t neighbours alive, an
+// call, a directory without this client's own keys or with fewer than t of its neighbours, repeated public keys,
+// shares from a client that is not an advertised neighbour or twice from one, fewer than t neighbours alive, an
 // unmask request that names a peer twice, in both lists, or a peer that never sent this client shares — throws
 // sotto::Error and aborts the session for good (every later call throws). Secrets (key pairs, b, the shares held,
 // the input) are wiped when the session aborts, finishes or is destroyed.
 //
-// Key derivation, shared with ServerSession (i, j are client indices, round is RoundConfig::round_id, all integers
-// big-endian, lo = min(i, j), hi = max(i, j)):
-//   channel key of {i, j} = HKDF-SHA256(X25519(channel keys), salt = "", kChannelKeyInfo || round || lo || hi), 16 B
-//   pairwise seed s_ij    = HKDF-SHA256(X25519(mask keys),    salt = "", kPairwiseMaskInfo || round || lo || hi), 32 B
-// A share's plaintext is sender (4 B) || recipient (4 B) || share of b (37 B) || share of the mask key (37 B),
-// sealed with associated data crypto::share_associated_data(round, sender, recipient).
+// Pairwise seeds, shared with ServerSession (the channel keys and the shares' sealing are share_envelope.h's; i, j
+// are client indices, round is RoundConfig::round_id, all integers big-endian, lo = min(i, j), hi = max(i, j)):
+//   pairwise seed s_ij = HKDF-SHA256(X25519(mask keys), salt = "", kPairwiseMaskInfo || round || lo || hi), 32 B
 #pragma once
 
 #include <cstddef>
@@ -32,6 +32,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #include "common/crypto/authenticated_encryption.h"
@@ -40,13 +41,11 @@
 #include "common/crypto/x25519.h"
 #include "common/secagg/graph.h"
 #include "common/secagg/messages.h"
+#include "common/secagg/share_envelope.h"
 
 namespace sotto::secagg {
 
-inline constexpr std::string_view kChannelKeyInfo = "sotto-secagg-channel-key-v1";
 inline constexpr std::string_view kPairwiseMaskInfo = "sotto-secagg-pairwise-mask-v1";
-inline constexpr std::size_t kSharePlaintextBytes = 4 + 4 + 2 * crypto::kShamirShareBytes;
-inline constexpr std::size_t kShareCiphertextBytes = kSharePlaintextBytes + crypto::kAeadOverheadBytes;
 inline constexpr std::size_t kPairwiseSeedBytes = 32;
 
 // Throws sotto::Error unless n >= 3, k is in 1..n-1 and even or n - 1, k/2 < t <= k, t >= 2 and 1 <= vector_length
@@ -76,7 +75,8 @@ class ClientSession {
 
   AdvertiseKeys start();
   EncryptedShares on_key_directory(const KeyDirectory& directory);
-  MaskedInput on_shares(const SharesForYou& shares);
+  using SharesAnswer = std::variant<MaskedInput, Accusation>;
+  SharesAnswer on_shares(const SharesForYou& shares);
   UnmaskResponse on_unmask_request(const UnmaskRequest& request);
 
   ClientIndex index() const { return me_; }
@@ -85,10 +85,6 @@ class ClientSession {
 
  private:
   enum class Step { kNew, kAdvertised, kShared, kMasked, kDone, kAborted };
-  struct HeldShares {
-    crypto::Share self_mask;  // of the sender's b
-    crypto::Share mask_key;   // of the sender's mask private key
-  };
 
   void expect(Step step, std::string_view call);
   [[noreturn]] void fail(const std::string& why);
@@ -99,7 +95,8 @@ class ClientSession {
   auto guarded(F&& body);
 
   EncryptedShares share_keys(const KeyDirectory& directory);
-  MaskedInput mask_input(const SharesForYou& shares);
+  SharesAnswer mask_input(const SharesForYou& shares);
+  Accusation accuse(std::vector<ClientIndex> accused);
   UnmaskResponse unmask(const UnmaskRequest& request);
 
   RoundConfig config_;
@@ -112,7 +109,7 @@ class ClientSession {
   std::optional<NeighbourGraph> graph_;
   crypto::ShamirSecret self_mask_seed_{};
   std::map<ClientIndex, AdvertiseKeys> neighbour_keys_;                             // advertised neighbours
-  std::map<ClientIndex, crypto::SecretArray<crypto::kAeadKeyBytes>> channel_keys_;  // per advertised neighbour
+  std::map<ClientIndex, ChannelKey> channel_keys_;                                  // per advertised neighbour
   std::map<ClientIndex, HeldShares> held_;                                          // neighbours that sent me shares
 };
 

@@ -3,9 +3,9 @@
 // the network layer (or the simulator) carries them. Clients are named by their index 0..n-1 for the round,
 // assigned by the server and sent with the RoundConfig.
 //
-// Steps: R0 AdvertiseKeys -> KeyDirectory; R1 EncryptedShares -> SharesForYou; R2 MaskedInput -> UnmaskRequest;
-// R3 UnmaskResponse -> AggregationResult. Every vector of inputs and masks is mod 2^bits (RoundConfig::bits, 32 by
-// default); masked inputs travel as words below 2^bits.
+// Steps: R0 AdvertiseKeys -> KeyDirectory; R1 EncryptedShares -> SharesForYou; R2 MaskedInput (or an Accusation)
+// -> UnmaskRequest; R3 UnmaskResponse -> AggregationResult. Every vector of inputs and masks is mod 2^bits
+// (RoundConfig::bits, 32 by default); masked inputs travel as words below 2^bits.
 #pragma once
 
 #include <array>
@@ -70,6 +70,17 @@ struct SharesForYou {
 // R2 client -> server: y = x + PRG(b) + sum over neighbours j that shared at R1 of ±PRG(s_ij), mod 2^32.
 struct MaskedInput {
   std::vector<std::uint32_t> y;
+};
+
+// R2 client -> server, instead of a masked input, when the shares some neighbours sent it do not open (see
+// share_envelope.h): whom it accuses, and its round-only channel private key, with which the server tests the
+// ciphertexts it relayed itself. Channel keys serve both directions of a pair, so the reveal opens every share the
+// accuser exchanged, its own shares of b and of its mask key among them: the accuser therefore sends no masked
+// input and leaves the round, and it counts as corrupt in this round's security bound, since the server now holds
+// the share of b and of the mask key that each of its neighbours sent it.
+struct Accusation {
+  std::vector<ClientIndex> accused;  // sorted, no repeats
+  crypto::SecretArray<crypto::kX25519KeyBytes> channel_private{};
 };
 
 // R2 server -> each client that sent a masked input, about its neighbours that shared at R1.

@@ -6,6 +6,7 @@
 #include "common/crypto/prg.h"
 #include "common/crypto/random.h"
 #include "common/secagg/client_session.h"
+#include "common/secagg/share_envelope.h"
 #include "common/util/error.h"
 
 namespace sotto::secagg {
@@ -19,11 +20,14 @@ const char* step_name(int step) {
 
 }  // namespace
 
-ServerSession::ServerSession(RoundConfig config)
+ServerSession::ServerSession(RoundConfig config, std::uint64_t max_held_words)
     : config_(config),
       reached_(config.n, Reached::kNothing),
       keys_(config.n),
+      max_held_words_(max_held_words),
+      excluded_(config.n, false),
       inbox_(config.n),
+      relayed_(config.n),
       self_mask_shares_(config.n),
       mask_key_shares_(config.n) {
   validate_round_config(config_);
@@ -33,6 +37,8 @@ void ServerSession::abort_round(const std::string& why) {
   const int at = static_cast<int>(step_);
   step_ = Step::kAborted;
   inbox_.clear();
+  relayed_.clear();
+  held_.clear();
   self_mask_shares_.clear();
   mask_key_shares_.clear();
   throw Error("secagg: server, round " + std::to_string(config_.round_id) + ": aborted at step " + step_name(at) +
@@ -49,6 +55,7 @@ void ServerSession::check_index(ClientIndex index, Reached needed, const char* c
   const std::string where = "secagg: server, round " + std::to_string(config_.round_id) + ": " + call +
                             " from client " + std::to_string(index) + " rejected: ";
   if (index >= config_.n) throw Error(where + "unknown index (n = " + std::to_string(config_.n) + ")");
+  if (excluded_[index]) throw Error(where + "it left the round or was excluded from it after an accusation");
   if (reached_[index] > needed) throw Error(where + "it already sent this message");
   if (reached_[index] < needed) throw Error(where + "it dropped out of the round earlier");
 }
@@ -153,6 +160,7 @@ std::map<ClientIndex, SharesForYou> ServerSession::close_share_keys() {
     // Every sender shared (only sharers deposit); order by sender.
     auto& inbox = inbox_[i];
     std::sort(inbox.begin(), inbox.end(), [](const auto& a, const auto& b) { return a.peer < b.peer; });
+    relayed_[i] = inbox;
     out[i].shares = std::move(inbox);
   }
   inbox_.clear();
@@ -180,12 +188,104 @@ void ServerSession::on_masked_input(ClientIndex index, const MaskedInput& input)
                   std::to_string(config_.bits));
     }
   }
-  for (std::size_t i = 0; i < sum_.size(); ++i) sum_[i] += input.y[i];  // mod 2^32, reduced mod 2^bits at the end
+  held_.emplace(index, input.y);
+  held_order_.push_back(index);
   reached_[index] = Reached::kMasked;
+  const auto around = graph_->neighbours(index);
+  std::vector<ClientIndex> candidates(around.begin(), around.end());
+  candidates.push_back(index);
+  add_settled(candidates);
+  for (std::size_t next = 0; held_.size() * config_.vector_length > max_held_words_; ++next) {
+    if (held_.count(held_order_[next])) add_held(held_order_[next]);
+  }
 }
+
+void ServerSession::add_held(ClientIndex index) {
+  const auto& y = held_.at(index);
+  for (std::size_t i = 0; i < sum_.size(); ++i) sum_[i] += y[i];  // mod 2^32, reduced mod 2^bits at the end
+  held_.erase(index);
+}
+
+// A neighbour that received j's shares and has not answered R2 may still accuse j.
+void ServerSession::add_settled(const std::vector<ClientIndex>& candidates) {
+  for (ClientIndex j : candidates) {
+    if (!held_.count(j)) continue;
+    const auto& around = graph_->neighbours(j);
+    const bool settled = std::none_of(around.begin(), around.end(), [&](ClientIndex u) {
+      return reached_[u] == Reached::kShared && !excluded_[u];
+    });
+    if (settled) add_held(j);
+  }
+}
+
+// R2, instead of a masked input ----------------------------------------------------------------------------------
+
+ServerSession::Verdict ServerSession::on_accusation(ClientIndex accuser, const Accusation& accusation) {
+  expect(Step::kMaskedInput, "an accusation");
+  check_index(accuser, Reached::kShared, "an accusation");
+  const std::string where = "secagg: server, round " + std::to_string(config_.round_id) +
+                            ": the accusation of client " + std::to_string(accuser) + " rejected: ";
+  if (accusation.accused.empty()) throw Error(where + "it accuses no one");
+  const auto& relayed = relayed_[accuser];
+  for (std::size_t a = 0; a < accusation.accused.size(); ++a) {
+    const ClientIndex j = accusation.accused[a];
+    if (a > 0 && j <= accusation.accused[a - 1]) throw Error(where + "the accused are not sorted without repeats");
+    const bool sent = std::any_of(relayed.begin(), relayed.end(), [&](const auto& share) { return share.peer == j; });
+    if (!sent) throw Error(where + "client " + std::to_string(j) + " sent it no shares");
+  }
+  const auto revealed = crypto::X25519KeyPair::from_private_bytes(accusation.channel_private);
+  Verdict verdict;
+  if (revealed.public_key() != keys_[accuser]->channel_public) {
+    verdict.offences.push_back({accuser, "revealed a channel private key that is not the one it advertised, so its "
+                                         "accusation cannot be checked"});
+  } else {
+    for (ClientIndex j : accusation.accused) verdict.offences.push_back(judge(accuser, revealed, j));
+  }
+  excluded_[accuser] = true;  // its channel key is out: it leaves the round as a dropout after R1
+  for (auto& offence : verdict.offences) exclude(offence);
+  const auto accusers_neighbours = graph_->neighbours(accuser);
+  std::vector<ClientIndex> candidates(accusers_neighbours.begin(), accusers_neighbours.end());
+  for (const auto& offence : verdict.offences) {
+    const auto& around = graph_->neighbours(offence.culprit);
+    candidates.insert(candidates.end(), around.begin(), around.end());
+  }
+  add_settled(candidates);
+  return verdict;
+}
+
+ServerSession::Offence ServerSession::judge(ClientIndex accuser, const crypto::X25519KeyPair& revealed,
+                                            ClientIndex accused) const {
+  const auto& relayed = relayed_[accuser];
+  const auto share = std::find_if(relayed.begin(), relayed.end(), [&](const auto& s) { return s.peer == accused; });
+  const auto key = channel_key(revealed, keys_[accused]->channel_public, config_.round_id, accuser, accused);
+  const std::uint32_t x = *graph_->rank_of(accused, accuser) + 1;
+  auto opened = open_shares(key, config_.round_id, accused, accuser, x, share->ciphertext);
+  if (auto* why = std::get_if<std::string>(&opened)) {
+    return {accused, "sent client " + std::to_string(accuser) + " shares that do not open: " + *why};
+  }
+  return {accuser, "accused client " + std::to_string(accused) +
+                       " falsely: the shares relayed from it open and are well-formed"};
+}
+
+// A convicted client takes no further part; its masked input, if still held apart, is left out of the sum.
+void ServerSession::exclude(Offence& offence) {
+  const ClientIndex c = offence.culprit;
+  excluded_[c] = true;
+  if (held_.erase(c)) {
+    reached_[c] = Reached::kShared;  // now a dropout after R1: its pairwise masks come out with its mask key
+  } else if (reached_[c] == Reached::kMasked) {
+    offence.input_counted = true;
+  }
+}
+
 
 std::map<ClientIndex, UnmaskRequest> ServerSession::close_masked_input() {
   expect(Step::kMaskedInput, "closing masked input");
+  for (ClientIndex index : held_order_) {
+    if (held_.count(index)) add_held(index);
+  }
+  held_order_.clear();
+  relayed_.clear();
   std::size_t masked = 0;
   for (ClientIndex i = 0; i < config_.n; ++i) masked += reached_[i] == Reached::kMasked ? 1 : 0;
   if (masked < config_.t) {

@@ -7,12 +7,25 @@
 //                                                   now, from the CSPRNG, after all keys are in)
 //   R1 on_encrypted_shares / close_share_keys    -> SharesForYou for every client that shared
 //   R2 on_masked_input     / close_masked_input  -> UnmaskRequest for every client that sent a masked input
+//      on_accusation                             -> the verdict on an accusation (messages.h), sent instead of a
+//                                                   masked input
 //   R3 on_unmask_response  / close_unmasking     -> AggregationResult: the exact sum mod 2^bits of the survivors
 //                                                   inputs (survivors = the clients that sent a masked input)
 // Unmasking reconstructs each survivor's self-mask seed b from t shares held by its neighbours and subtracts
 // PRG(b); for each dropped client whose pairwise masks sit in some survivor's input, it reconstructs the mask
 // private key (checked against the advertised public key), re-derives the seeds with its surviving neighbours and
 // removes those masks. Work and memory grow as n·k (plus vector_length per survivor and per such mask), not n².
+//
+// Accusations. The server judges one itself: it checks the revealed channel private key against the accuser's
+// advertised public key, re-derives the channel key with each accused neighbour and opens the ciphertext it relayed
+// (share_envelope.h). Shares that do not open convict the accused; shares that open and are well-formed convict the
+// accuser (a false accusation); a revealed key that is not the advertised one convicts the accuser (nothing can be
+// checked with it). The accuser leaves the round (a dropout after R1) either way, and each convicted client is
+// excluded from the rest of it. So that a convicted client's masked input can still be left out of the sum, an
+// input is held apart until no neighbour can accuse its sender any more (each neighbour that received its shares
+// has answered R2) and only then added; inputs held apart are capped at `max_held_words` words, beyond which the
+// oldest is added early — a client convicted after that stays in this round's sum (Offence::input_counted), as it
+// would had it sent valid shares.
 //
 // Invariants: a message that is out of order, repeated, from an unknown or dropped index, of the wrong length,
 // addressed to a non-neighbour or otherwise malformed is rejected with sotto::Error and changes nothing (the
@@ -38,7 +51,19 @@ namespace sotto::secagg {
 class ServerSession {
  public:
   // Throws sotto::Error for an invalid config (see validate_round_config).
-  explicit ServerSession(RoundConfig config);
+  explicit ServerSession(RoundConfig config, std::uint64_t max_held_words = kDefaultMaxHeldWords);
+
+  // 256 MiB of masked inputs held apart while their senders can still be accused.
+  static constexpr std::uint64_t kDefaultMaxHeldWords = std::uint64_t{64} << 20;
+
+  struct Offence {
+    ClientIndex culprit = 0;
+    std::string what;
+    bool input_counted = false;  // its masked input was already in the sum and stays there
+  };
+  struct Verdict {
+    std::vector<Offence> offences;  // the accuser's own, or the accused clients found at fault
+  };
 
   void on_advertise(ClientIndex index, const AdvertiseKeys& keys);
   KeyDirectory close_advertise();
@@ -47,6 +72,9 @@ class ServerSession {
   std::map<ClientIndex, SharesForYou> close_share_keys();
 
   void on_masked_input(ClientIndex index, const MaskedInput& input);
+  // Throws sotto::Error, changing nothing, for an accusation from a client that cannot make one now or that names
+  // a client which sent it no shares.
+  Verdict on_accusation(ClientIndex accuser, const Accusation& accusation);
   std::map<ClientIndex, UnmaskRequest> close_masked_input();
 
   void on_unmask_response(ClientIndex index, const UnmaskResponse& response);
@@ -69,6 +97,11 @@ class ServerSession {
   std::vector<ClientIndex> neighbours_at(ClientIndex i, Reached at_least) const;
   std::vector<ClientIndex> dropped_neighbours(ClientIndex i) const;  // shared at R1, no masked input
   bool needs_mask_key(ClientIndex d) const;  // d dropped after R1 and some neighbour's input carries its masks
+  Offence judge(ClientIndex accuser, const crypto::X25519KeyPair& revealed, ClientIndex accused) const;
+  void exclude(Offence& offence);
+  // Adds each held input among `candidates` whose sender no neighbour can accuse any more.
+  void add_settled(const std::vector<ClientIndex>& candidates);
+  void add_held(ClientIndex index);
 
   RoundConfig config_;
   Step step_ = Step::kAdvertise;
@@ -76,8 +109,13 @@ class ServerSession {
   std::vector<std::optional<AdvertiseKeys>> keys_;
   std::set<crypto::X25519PublicKey> seen_keys_;
   std::optional<NeighbourGraph> graph_;
+  std::uint64_t max_held_words_;
+  std::vector<bool> excluded_;                                // left or convicted after an accusation
   std::vector<std::vector<EncryptedShare>> inbox_;            // per recipient: (sender, ciphertext)
-  std::vector<std::uint32_t> sum_;                            // sum of the masked inputs so far
+  std::vector<std::vector<EncryptedShare>> relayed_;          // per recipient, kept through R2 to judge accusations
+  std::vector<std::uint32_t> sum_;                            // sum of the masked inputs added so far
+  std::map<ClientIndex, std::vector<std::uint32_t>> held_;    // masked inputs not yet added
+  std::vector<ClientIndex> held_order_;                       // arrival order of held_ (some already added)
   std::vector<std::vector<crypto::Share>> self_mask_shares_;  // per owner, revealed at R3
   std::vector<std::vector<crypto::Share>> mask_key_shares_;   // per owner, revealed at R3
 };

@@ -145,4 +145,24 @@ UnmaskResponse from_proto(const v1::SecAggUnmaskResponse& p) {
   return {revealed(p.self_mask_shares(), "self_mask_shares"), revealed(p.mask_key_shares(), "mask_key_shares")};
 }
 
+v1::SecAggAccusation to_proto(const Accusation& m) {
+  v1::SecAggAccusation p;
+  for (auto j : m.accused) p.add_accused(j);
+  p.set_channel_private_key(std::string(m.channel_private.begin(), m.channel_private.end()));
+  return p;
+}
+
+Accusation from_proto(const v1::SecAggAccusation& p) {
+  Accusation m;
+  m.accused.assign(p.accused().begin(), p.accused().end());
+  if (m.accused.empty()) throw Error("secure aggregation message: accusation: accused is empty");
+  if (!std::is_sorted(m.accused.begin(), m.accused.end())) {
+    throw Error("secure aggregation message: accusation: accused is not in ascending order");
+  }
+  check_unique(m.accused, "accusation: accused");
+  const auto key = fixed<crypto::kX25519KeyBytes>(p.channel_private_key(), "accusation: channel_private_key");
+  std::copy(key.begin(), key.end(), m.channel_private.begin());
+  return m;
+}
+
 }  // namespace sotto::secagg

@@ -21,6 +21,9 @@ std::vector<EncryptedShare> from_proto(const v1::SecAggShares& p);
 v1::SecAggUnmaskRequest to_proto(const UnmaskRequest& m);
 UnmaskRequest from_proto(const v1::SecAggUnmaskRequest& p);
 
+v1::SecAggAccusation to_proto(const Accusation& m);
+Accusation from_proto(const v1::SecAggAccusation& p);
+
 v1::SecAggUnmaskResponse to_proto(const UnmaskResponse& m);
 UnmaskResponse from_proto(const v1::SecAggUnmaskResponse& p);
 

@@ -114,7 +114,7 @@ struct SecureRound {
       MaskedUpload u;
       u.round_id = 1;
       u.num_examples = 10;
-      u.input = masked;
+      u.input = std::get<secagg::MaskedInput>(masked);
       out = coordinator->on_masked_input(s.conn, std::move(u), now);
       absorb(out);
     }

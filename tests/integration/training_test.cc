@@ -80,11 +80,6 @@ std::uint64_t ledger_examples(const fs::path& client_dir, std::uint64_t round) {
   return 0;
 }
 
-std::set<std::string> strings(const nlohmann::json& array) {
-  std::set<std::string> out;
-  for (const auto& s : array) out.insert(s.get<std::string>());
-  return out;
-}
 
 std::set<std::string> dropped_clients(const nlohmann::json& record) {
   std::set<std::string> out;
@@ -197,7 +192,7 @@ TEST_CASE("three clients train two rounds over mutual TLS and each global model 
     CHECK(line.at("completed_rounds") == r);
     CHECK(line.at("survivors") == 3);
     CHECK(line.at("examples") == 900);
-    CHECK(strings(line.at("participants")) == std::set<std::string>{"client-1", "client-2", "client-3"});
+    CHECK(string_set(line.at("participants")) == std::set<std::string>{"client-1", "client-2", "client-3"});
     CHECK(line.at("dropped").empty());
     REQUIRE(line.contains("test_accuracy"));
     CHECK(line.at("test_accuracy").get<double>() >= 0.0);
@@ -249,7 +244,7 @@ TEST_CASE("a client killed mid-round is dropped and the round completes with the
   CHECK(line.at("status") == "completed");
   CHECK(line.at("cohort") == 3);
   CHECK(line.at("survivors") == 2);
-  CHECK(strings(line.at("participants")) == std::set<std::string>{"client-1", "client-2"});
+  CHECK(string_set(line.at("participants")) == std::set<std::string>{"client-1", "client-2"});
   CHECK(dropped_clients(line) == std::set<std::string>{"client-3"});
   CHECK(line.at("dropped")[0].at("reason").get<std::string>().find("disconnected") != std::string::npos);
 

@@ -17,6 +17,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -55,6 +56,12 @@ using util::read_file;
 void write_file(const fs::path& path, const std::string& text);
 // One JSON value per complete, non-empty line (common/util/json_lines.h).
 inline std::vector<nlohmann::json> read_jsonl(const fs::path& path) { return util::read_json_lines(path); }
+// A JSON array of strings (e.g. a rounds.jsonl line's participants) as a set.
+inline std::set<std::string> string_set(const nlohmann::json& array) {
+  std::set<std::string> out;
+  for (const auto& s : array) out.insert(s.get<std::string>());
+  return out;
+}
 
 // ---- PKI ---------------------------------------------------------------------------------------------------------
 
