@@ -8,6 +8,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "common/ml/training_plan.h"
 #include "common/model/parameters.h"
@@ -35,6 +36,24 @@ struct SecureAggregationOptions {
   std::uint32_t threshold = 0;     // fixed t, 0 = chosen with k
   std::uint32_t bits = 32;         // the modulus 2^bits of inputs, masks and sum; masked inputs upload packed
   Duration step_deadline = std::chrono::seconds(30);  // for each of the steps after training
+};
+
+// Differential privacy ([privacy]): which mechanism noises a round's sum, how much, and the budget it may spend.
+// kDistributed: the Distributed Discrete Gaussian in secure rounds — every client adds its share of the noise
+// (common/dp/ddg_encoding.h), and the aggregator only ever sees the noised sum.
+enum class PrivacyMode { kOff, kDistributed };
+
+struct PrivacyOptions {
+  PrivacyMode mode = PrivacyMode::kOff;
+  double noise_multiplier = 0;  // z: the honest survivors' noise has standard deviation z times the L2 sensitivity
+  double delta = 1e-5;
+  double target_epsilon = 0;    // the budget at `delta`; 0: none (the epsilon spent is still reported)
+  // The fewest survivors whose noise shares make up the noise: the aggregator refuses to unmask a sum of fewer,
+  // and the accountant counts only the honest among them (secure_aggregation.corruption_rate are assumed to
+  // collude with it and take their own shares out).
+  std::uint32_t min_survivors = 3;
+  double beta = 0.6065306597126334;  // conditional rounding's parameter, exp(-1/2)
+  double stddevs_in_range = 4;       // the modulus holds the sum with this many standard deviations to spare
 };
 
 // How a plain round averages its updates: by their example counts (FedAvg; the counts are self-reported and capped
@@ -65,6 +84,7 @@ struct CoordinatorOptions {
   // A client convicted this many times in secure rounds (an accusation proved it sent shares that do not open, or
   // accused falsely) is refused at hello from then on (rounds.exclude_after_offences); 0: never.
   std::uint32_t exclude_after_offences = 0;
+  PrivacyOptions privacy;
   Weighting weighting = Weighting::kExamples;
   // Plain rounds: add the updates in client-id order, so that the new model does not depend on the order they
   // arrived in (floating-point addition is not associative). An update is added as soon as every cohort member
@@ -90,6 +110,7 @@ struct CoordinatorStart {
   std::uint64_t completed_rounds = 0;
   model::ModelParameters strategy_state;  // from Strategy::save_state(); empty for a fresh start
   std::map<std::string, std::uint32_t> offences;  // per client id: convictions so far (checkpointed)
+  std::vector<double> privacy_rdp;  // the RDP spent so far at dp::default_orders() (the privacy journal's sum)
 };
 
 }  // namespace sotto::aggregator

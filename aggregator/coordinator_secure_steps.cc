@@ -106,7 +106,16 @@ void RoundCoordinator::expire_step(TimePoint now, Actions& out) {
   }
 }
 
+// Closing the masked-input step under distributed DP: no sum of too few noise shares is unmasked, and the round's
+// privacy is debited before the unmask requests go out.
 void RoundCoordinator::close_step(TimePoint now, Actions& out) {
+  if (charge_ && secure_->step() == secagg::Step::kMaskedInput) {
+    if (auto why = secure_->too_few_for_noise()) {
+      close_round(now, false, *why, out);
+      return;
+    }
+    debit_privacy(out);
+  }
   auto outcome = secure_->close_step(now, out);
   if (auto* failed = std::get_if<SecureAggregationRound::Failed>(&outcome)) {
     close_round(now, false, failed->reason, out);

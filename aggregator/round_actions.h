@@ -12,9 +12,11 @@
 #include <vector>
 
 #include "aggregator/coordinator_options.h"
+#include "aggregator/privacy_budget.h"
 #include "aggregator/round_report.h"
 #include "common/ml/training_plan.h"
 #include "common/model/parameters.h"
+#include "common/round/messages.h"
 #include "common/secagg/messages.h"
 #include "sotto/v1/sotto.pb.h"
 
@@ -34,6 +36,7 @@ struct SecAggAssignment {
   secagg::RoundConfig config;
   double clip_norm;
   std::map<ConnectionId, secagg::ClientIndex> index;  // each connection's index in the secure round
+  std::optional<round::DistributedNoise> noise;        // distributed DP's encoding, when on
 };
 struct SendTask {  // the same task and model to every connection listed
   std::vector<ConnectionId> conns;
@@ -81,12 +84,18 @@ struct RoundClosed {  // checkpoint (model, counters, strategy state), evaluate,
   std::uint64_t next_round_id;
   std::uint64_t completed_rounds;
   std::map<std::string, std::uint32_t> offences;  // CoordinatorStart::offences, to checkpoint
+  std::vector<double> privacy_rdp;                // the privacy spent so far, to checkpoint (beside the journal)
+};
+// Write the round's privacy charge to the journal, durably, before anything after it in the same batch (the unmask
+// requests) goes out.
+struct DebitPrivacy {
+  RoundCharge charge;
 };
 }  // namespace action
 
 using Action = std::variant<action::Admit, action::RetryLater, action::SendTask, action::SendRoundResult,
                             action::SendFinished, action::Reject, action::RoundClosed, action::SendKeyDirectory,
-                            action::SendShares, action::SendUnmaskRequest>;
+                            action::SendShares, action::SendUnmaskRequest, action::DebitPrivacy>;
 using Actions = std::vector<Action>;
 
 }  // namespace sotto::aggregator

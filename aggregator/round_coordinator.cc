@@ -18,7 +18,9 @@ RoundCoordinator::RoundCoordinator(CoordinatorOptions options, CoordinatorStart 
       global_(std::make_shared<const model::ModelParameters>(std::move(start.global_model))),
       round_id_(start.next_round_id),
       completed_rounds_(start.completed_rounds),
-      offences_(std::move(start.offences)) {
+      offences_(std::move(start.offences)),
+      budget_(options_.privacy, options_.secure.bits, options_.secure.corruption_rate, options_.clip_norm,
+              std::move(start.privacy_rdp)) {
   if (options_.cohort_target == 0) throw Error("cohort_target must be at least 1");
   if (options_.cohort_min == 0 || options_.cohort_min > options_.cohort_target) {
     throw Error("cohort_min must be between 1 and cohort_target (" + std::to_string(options_.cohort_target) + ")");
@@ -26,7 +28,13 @@ RoundCoordinator::RoundCoordinator(CoordinatorOptions options, CoordinatorStart 
   if (options_.secure.enabled && !(options_.clip_norm > 0)) {
     throw Error("secure aggregation needs a positive clip_norm (privacy.clip_norm): it bounds what each client adds");
   }
+  if (budget_.enabled() && (!options_.secure.enabled || options_.secure_sum_length > 0)) {
+    throw Error("privacy.mode = \"distributed\" needs secure aggregation on a training task: the clients' noise "
+                "shares only make up the noise inside the secure sum");
+  }
   if (!start.strategy_state.empty()) strategy_->load_state(start.strategy_state, *global_);
+  const std::uint64_t rounds_left = options_.total_rounds > completed_rounds_ ? options_.total_rounds - completed_rounds_ : 1;
+  budget_.fit_noise_to_budget(rounds_left, options_.cohort_target, secagg::floating_length(*global_));
 }
 
 Actions RoundCoordinator::start(TimePoint now) {
@@ -106,6 +114,14 @@ Actions RoundCoordinator::on_hello(ConnectionId conn, const std::string& client_
 }
 
 void RoundCoordinator::open_checkin(TimePoint now, Actions& out) {
+  if (budget_.enabled()) {  // a full cohort's round must fit the budget, or no check-in opens (start_training checks
+                            // again with the cohort that came)
+    auto planned = budget_.plan(round_id_, options_.cohort_target, secagg::floating_length(*global_));
+    if (auto* refusal = std::get_if<PlanRefusal>(&planned); refusal && refusal->over_budget) {
+      stop_for_budget(refusal->why, out);
+      return;
+    }
+  }
   phase_ = Phase::kCheckIn;
   cohort_.clear();
   report_ = RoundReport{};
@@ -137,8 +153,14 @@ void RoundCoordinator::start_training(TimePoint now, Actions& out) {
   if (options_.secure.enabled) {
     const bool secure_sum = options_.secure_sum_length > 0;
     const std::uint64_t length = secure_sum ? options_.secure_sum_length : secagg::floating_length(*global_);
+    std::optional<round::DistributedNoise> noise;
+    if (budget_.enabled()) {
+      if (!plan_privacy(now, out)) return;
+      noise = round::DistributedNoise{charge_->ddg, charge_->rotation_seed, options_.privacy.min_survivors,
+                                      charge_->epsilon.epsilon};
+    }
     auto begun = SecureAggregationRound::begin(options_.secure, options_.clip_norm, round_id_, members, length,
-                                               !secure_sum, now, training_deadline_);
+                                               !secure_sum, now, training_deadline_, std::move(noise));
     if (auto* why = std::get_if<std::string>(&begun)) {  // nothing sent yet: abandon before any client trains
       close_round(now, false, "secure aggregation cannot run: " + *why, out);
       return;
@@ -349,6 +371,8 @@ void RoundCoordinator::close_round(TimePoint now, bool completed, const std::str
     report_.mean_train_accuracy = weighted_accuracy_ / static_cast<double>(report_.examples);
   }
   if (secure_) report_.secagg = secure_->report();
+  if (charge_ && !report_.privacy) report_privacy();  // not charged: no sum was unmasked
+  charge_.reset();
   if (completed && !options_.secure_sum_length) {
     global_ = std::make_shared<const model::ModelParameters>(sum_.finish(*global_));
   }
@@ -368,7 +392,8 @@ void RoundCoordinator::close_round(TimePoint now, bool completed, const std::str
   ++round_id_;
   out.push_back(action::RoundClosed{report_, global_, strategy_->name(),
                                     std::make_shared<const model::ModelParameters>(strategy_->save_state()),
-                                    round_id_, completed_rounds_, offences_});
+                                    round_id_, completed_rounds_, offences_,
+                                    budget_.enabled() ? budget_.spent_rdp() : std::vector<double>{}});
   if (finished) {
     phase_ = Phase::kFinished;
     for (const auto& [conn, id] : waiting_) out.push_back(action::SendFinished{conn, completed_rounds_});
@@ -376,6 +401,51 @@ void RoundCoordinator::close_round(TimePoint now, bool completed, const std::str
   } else {
     phase_ = Phase::kRecording;
   }
+}
+
+// ---- privacy ------------------------------------------------------------------------------------------------------
+
+bool RoundCoordinator::plan_privacy(TimePoint now, Actions& out) {
+  auto planned = budget_.plan(round_id_, static_cast<std::uint32_t>(cohort_.size()), secagg::floating_length(*global_));
+  if (auto* refusal = std::get_if<PlanRefusal>(&planned)) {
+    if (refusal->over_budget) {
+      stop_for_budget(refusal->why, out);
+    } else {
+      close_round(now, false, refusal->why, out);
+    }
+    return false;
+  }
+  charge_ = std::move(std::get<RoundCharge>(planned));
+  return true;
+}
+
+// The charge goes out before the unmask requests in the same batch: the server writes it durably first.
+void RoundCoordinator::debit_privacy(Actions& out) {
+  out.push_back(action::DebitPrivacy{*charge_});
+  budget_.debit(*charge_);
+  report_privacy();
+  report_.privacy->charged = true;
+}
+
+void RoundCoordinator::report_privacy() {
+  const auto& d = charge_->ddg;
+  const auto spent = budget_.spent();
+  const auto& o = options_.privacy;
+  report_.privacy = RoundReport::Privacy{"distributed", d.clip_norm, d.noise_multiplier, o.delta, d.bits,
+                                         charge_->clients, o.min_survivors, d.honest, d.scale, d.l2_bound,
+                                         d.local_stddev, d.dimension, false, spent.epsilon, spent.order,
+                                         kNoAmplification};
+}
+
+// The budget does not allow this round: the run ends here, as if rounds.total were reached (nothing was charged).
+void RoundCoordinator::stop_for_budget(const std::string& why, Actions& out) {
+  budget_spent_ = why;
+  phase_ = Phase::kFinished;
+  for (const auto& [conn, m] : cohort_) out.push_back(action::SendFinished{conn, completed_rounds_});
+  for (const auto& [conn, id] : waiting_) out.push_back(action::SendFinished{conn, completed_rounds_});
+  cohort_.clear();
+  waiting_.clear();
+  sum_.clear();
 }
 
 void RoundCoordinator::count_abandoned_streak(bool completed, const std::string& abandon_reason) {

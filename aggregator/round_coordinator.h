@@ -68,6 +68,9 @@ class RoundCoordinator {
   bool finished() const { return phase_ == Phase::kFinished; }
   // Why the run ended early, when max_consecutive_abandoned rounds in a row were abandoned.
   const std::optional<std::string>& gave_up() const { return gave_up_; }
+  // Why the run ended before rounds.total when the privacy budget did not allow another round (a normal end).
+  const std::optional<std::string>& budget_spent() const { return budget_spent_; }
+  const PrivacyBudget& privacy_budget() const { return budget_; }
   std::uint64_t round_id() const { return round_id_; }
   // Whether the round now training runs secure aggregation.
   bool in_secure_round() const { return secure_ != nullptr; }
@@ -111,6 +114,11 @@ class RoundCoordinator {
   void close_step(TimePoint now, Actions& out);
   void expire_step(TimePoint now, Actions& out);
   void finish_secure_round(SecureAggregationRound::Summed summed, TimePoint now, Actions& out);
+  // Privacy: the next secure round's charge (false: it may not run, and `out` says so), the debit before unmasking.
+  bool plan_privacy(TimePoint now, Actions& out);
+  void debit_privacy(Actions& out);
+  void report_privacy();
+  void stop_for_budget(const std::string& why, Actions& out);
 
   CoordinatorOptions options_;
   std::unique_ptr<Strategy> strategy_;
@@ -131,6 +139,9 @@ class RoundCoordinator {
   TimePoint training_deadline_{};
   RoundReport report_;
   std::unique_ptr<SecureAggregationRound> secure_;  // the round now training, when secure
+  PrivacyBudget budget_;
+  std::optional<RoundCharge> charge_;  // the round now training, under DP: its cost, debited before unmasking
+  std::optional<std::string> budget_spent_;  // why the run stopped: the next round would overspend
   double weighted_loss_ = 0;
   double weighted_accuracy_ = 0;
 };

@@ -59,6 +59,25 @@ nlohmann::json round_record(const RoundReport& r, std::uint64_t completed_rounds
       }
     }
   }
+  if (r.privacy) {
+    const auto& p = *r.privacy;
+    j["privacy"] = {{"mode", p.mode},
+                    {"clip_norm", p.clip_norm},
+                    {"noise_multiplier", p.noise_multiplier},
+                    {"delta", p.delta},
+                    {"epsilon", p.epsilon_spent},
+                    {"order", p.order},
+                    {"charged", p.charged},
+                    {"sampling", p.sampling},
+                    {"bits", p.bits},
+                    {"clients", p.clients},
+                    {"min_survivors", p.min_survivors},
+                    {"honest", p.honest},
+                    {"scale", p.scale},
+                    {"l2_bound", p.l2_bound},
+                    {"local_stddev", p.local_stddev},
+                    {"dimension", p.dimension}};
+  }
   if (!r.clipped.empty()) j["clipped"] = r.clipped;
   if (!r.examples_capped.empty()) j["examples_capped"] = r.examples_capped;
   if (!r.secure_sum.empty()) {

@@ -27,7 +27,11 @@ namespace sotto::aggregator {
 //    only when not empty.
 // 3: adds secagg.convicted [{client, offence, accused_by, input_counted}]: the clients a SecAgg+ accusation proved at
 //    fault (shares that do not open, or a false accusation), present only when not empty.
-inline constexpr int kRoundLogSchemaVersion = 3;
+// 4: adds privacy {mode, clip_norm, noise_multiplier, delta, epsilon (spent over the whole run after this round, at
+//    delta), order, charged (false: no sum was unmasked, nothing debited), sampling (the amplification claimed),
+//    bits, clients, min_survivors, honest, scale, l2_bound, local_stddev, dimension} on rounds under differential
+//    privacy: `sotto-dp epsilon --mechanism ddg` with these reproduces epsilon.
+inline constexpr int kRoundLogSchemaVersion = 4;
 
 struct RoundTraffic {
   std::uint64_t bytes_in = 0;

@@ -37,7 +37,14 @@ RoundRecorder::RoundRecorder(asio::io_context& io, CheckpointStoreOptions checkp
     : io_(io),
       checkpoints_(std::move(checkpoints)),
       rounds_file_(std::move(rounds_file)),
+      journal_(rounds_file_.parent_path() / "privacy.jsonl"),
       evaluator_(std::move(evaluator)) {}
+
+void RoundRecorder::debit_privacy(const RoundCharge& charge, const PrivacyOptions& options, std::uint32_t honest) {
+  journal_.append(charge, options, honest);
+  spdlog::info("round {}: privacy debited before unmasking: epsilon spent {:.4g} at delta {:.3g} (journal {})",
+               charge.round_id, charge.epsilon.epsilon, options.delta, journal_.path().string());
+}
 
 RoundRecorder::~RoundRecorder() {
   worker_.join();
@@ -53,6 +60,7 @@ void RoundRecorder::prepare_start(ModelFactory factory, StartReady ready) {
     std::exception_ptr error;
     try {
       *start = checkpoints_.load_or_create(factory());
+      start->privacy_rdp = journal_.load(dp::default_orders().size(), start->privacy_rdp);
     } catch (...) {
       error = std::current_exception();
     }

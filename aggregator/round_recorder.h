@@ -14,6 +14,7 @@
 #include <boost/asio/thread_pool.hpp>
 
 #include "aggregator/checkpoint_store.h"
+#include "aggregator/privacy_journal.h"
 #include "aggregator/round_coordinator.h"
 #include "aggregator/round_log.h"
 #include "common/ml/training_plan.h"
@@ -41,6 +42,10 @@ class RoundRecorder {
   void record(const action::RoundClosed& closed, const RoundTraffic& traffic, bool evaluate,
               std::function<void()> recorded);
 
+  // Writes a round's privacy charge to <state_dir>/privacy.jsonl and fsyncs it, on the calling thread; throws
+  // sotto::Error when it cannot (nothing after it may go out).
+  void debit_privacy(const RoundCharge& charge, const PrivacyOptions& options, std::uint32_t honest);
+
   // Rounds closed whose line is not yet in rounds.jsonl.
   int pending() const { return pending_; }
   // Waits for the worker thread to finish what it was given.
@@ -52,6 +57,7 @@ class RoundRecorder {
   boost::asio::io_context& io_;
   CheckpointStore checkpoints_;
   std::filesystem::path rounds_file_;
+  PrivacyJournal journal_;
   Evaluator evaluator_;
   std::unique_ptr<RoundLog> log_;  // opened once the start is ready
   boost::asio::thread_pool worker_{1};

@@ -39,6 +39,18 @@ struct RoundReport {
     std::vector<Conviction> convicted;
   };
   std::optional<SecAgg> secagg;
+  struct Privacy {  // a round under differential privacy
+    std::string mode;
+    double clip_norm = 0, noise_multiplier = 0, delta = 0;
+    std::uint32_t bits = 0, clients = 0, min_survivors = 0, honest = 0;
+    double scale = 0, l2_bound = 0, local_stddev = 0;
+    std::uint64_t dimension = 0;
+    bool charged = false;        // debited (the sum was to be unmasked)
+    double epsilon_spent = 0;    // after this round, over the run (and every run before it)
+    double order = 0;            // the RDP order that gave it
+    std::string sampling;
+  };
+  std::optional<Privacy> privacy;
   std::vector<std::uint32_t> secure_sum;  // a secure-sum round's result (mod 2^32)
   std::vector<std::string> participants;
   std::vector<std::pair<std::string, std::string>> dropped;  // client id, reason

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "common/dp/ddg_encoding.h"
 #include "common/secagg/parameters.h"
 #include "common/secagg/update_vector.h"
 #include "common/util/error.h"
@@ -45,26 +46,28 @@ std::variant<secagg::SecAggParameters, std::string> choose_parameters(const Secu
 }  // namespace
 
 SecureAggregationRound::SecureAggregationRound(const SecureAggregationOptions& options, double clip_norm,
-                                               secagg::RoundConfig config, bool quantized)
+                                               secagg::RoundConfig config, bool quantized,
+                                               std::optional<round::DistributedNoise> noise)
     : step_deadline_(options.step_deadline),
       session_(config),
-      assignment_{config, clip_norm, {}},
-      report_{config.n, config.k, config.t, {}, {}} {
-  if (quantized) quantizer_.emplace(secagg::QuantizerParams{clip_norm, config.n, config.bits});
+      assignment_{config, clip_norm, {}, std::move(noise)},
+      report_{config.n, config.k, config.t, {}, {}, {}} {
+  if (quantized && !assignment_.noise) quantizer_.emplace(secagg::QuantizerParams{clip_norm, config.n, config.bits});
 }
 
 std::variant<std::unique_ptr<SecureAggregationRound>, std::string> SecureAggregationRound::begin(
     const SecureAggregationOptions& options, double clip_norm, std::uint64_t round_id,
     const std::vector<std::pair<ConnectionId, std::string>>& cohort, std::uint64_t vector_length, bool quantized,
-    TimePoint now, TimePoint deadline) {
+    TimePoint now, TimePoint deadline, std::optional<round::DistributedNoise> noise) {
   const auto n = static_cast<std::uint32_t>(cohort.size());
   auto chosen = choose_parameters(options, n);
   if (auto* why = std::get_if<std::string>(&chosen)) return *why;
   const auto& p = std::get<secagg::SecAggParameters>(chosen);
   std::unique_ptr<SecureAggregationRound> round;
   try {
-    round.reset(new SecureAggregationRound(options, clip_norm, {round_id, n, p.k, p.t, vector_length, options.bits},
-                                           quantized));
+    const std::uint64_t length = noise ? noise->ddg.padded : vector_length;
+    round.reset(new SecureAggregationRound(options, clip_norm, {round_id, n, p.k, p.t, length, options.bits},
+                                           quantized, std::move(noise)));
   } catch (const Error& e) {  // a configuration the session or the quantizer cannot run
     return std::string(e.what());
   }
@@ -224,10 +227,26 @@ SecureAggregationRound::StepOutcome SecureAggregationRound::close_step(TimePoint
   return Continue{};
 }
 
+std::optional<std::string> SecureAggregationRound::too_few_for_noise() const {
+  if (!assignment_.noise) return std::nullopt;
+  const std::uint32_t masked = session_.masked_inputs();
+  const std::uint32_t needed = assignment_.noise->min_survivors;
+  if (masked >= needed) return std::nullopt;
+  return "only " + std::to_string(masked) + " masked inputs arrived, fewer than privacy.min_survivors = " +
+         std::to_string(needed) + " whose noise shares make up the noise; the sum is not unmasked";
+}
+
 model::ModelParameters SecureAggregationRound::mean_update(const Summed& summed,
                                                            const model::ModelParameters& like) const {
-  std::vector<double> mean = quantizer_->decode_sum(summed.sum);
-  for (double& v : mean) v /= static_cast<double>(summed.contributors.size());
+  std::vector<double> mean;
+  double denominator = static_cast<double>(summed.contributors.size());
+  if (const auto& noise = assignment_.noise) {
+    mean = dp::ddg_decode_sum(summed.sum, noise->ddg, noise->rotation_seed);
+    denominator = static_cast<double>(session_.config().n);
+  } else {
+    mean = quantizer_->decode_sum(summed.sum);
+  }
+  for (double& v : mean) v /= denominator;
   return secagg::unflatten_floating(mean, like);
 }
 

@@ -44,7 +44,7 @@ class SecureAggregationRound {
   static std::variant<std::unique_ptr<SecureAggregationRound>, std::string> begin(
       const SecureAggregationOptions& options, double clip_norm, std::uint64_t round_id,
       const std::vector<std::pair<ConnectionId, std::string>>& cohort, std::uint64_t vector_length, bool quantized,
-      TimePoint now, TimePoint deadline);
+      TimePoint now, TimePoint deadline, std::optional<round::DistributedNoise> noise = std::nullopt);
 
   const action::SecAggAssignment& assignment() const { return assignment_; }
   const RoundReport::SecAgg& report() const { return report_; }
@@ -81,7 +81,12 @@ class SecureAggregationRound {
   // Ends the current step: the next step's messages go to `out` and its deadline is now + step_deadline.
   StepOutcome close_step(TimePoint now, Actions& out);
 
-  // The survivors' unweighted mean update, laid out like `like`, from a training round's sum.
+  // Under distributed DP: why the masked inputs in hand may not be unmasked (fewer than the plan's min_survivors,
+  // whose noise shares make up the noise), or nothing.
+  std::optional<std::string> too_few_for_noise() const;
+
+  // The survivors' unweighted mean update, laid out like `like`, from a training round's sum. Under distributed DP
+  // the denominator is the cohort's size, fixed when the round began, not the survivors'.
   model::ModelParameters mean_update(const Summed& summed, const model::ModelParameters& like) const;
 
  private:
@@ -91,7 +96,7 @@ class SecureAggregationRound {
   };
 
   SecureAggregationRound(const SecureAggregationOptions& options, double clip_norm, secagg::RoundConfig config,
-                         bool quantized);
+                         bool quantized, std::optional<round::DistributedNoise> noise);
   // Feeds a message to the session; marks its sender's step done, or returns the session's refusal.
   template <typename Feed>
   std::optional<Refusal> feed(ConnectionId conn, secagg::Step step, Feed&& feed_session);

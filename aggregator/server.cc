@@ -120,6 +120,8 @@ class AggregatorServer::Impl final : public ConversationHost {
       stop();
       return;
     }
+    spdlog::info("ready: {} rounds completed, next round {}; admitting clients", coordinator_->completed_rounds(),
+                 coordinator_->round_id());
     ready_.cancel();
     asio::co_spawn(io_, tick_loop(), asio::detached);
     dispatch(coordinator_->start(Clock::now()));
@@ -137,7 +139,9 @@ class AggregatorServer::Impl final : public ConversationHost {
   void announce_port() {
     const auto port = listener_->port();
     std::ofstream(config_.state_dir / "port") << port << '\n';
-    spdlog::info("listening on {}:{} (TLS 1.3, auth {})", config_.listen_address, port,
+    spdlog::info("listening on {}:{} (TLS 1.3, auth {}); checking the checkpoint before admitting anyone: hellos "
+                 "wait until then",
+                 config_.listen_address, port,
                  config_.auth_mode == AuthMode::kMutualTls ? "mtls"
                  : config_.auth_mode == AuthMode::kToken   ? "token"
                                                            : "mtls_or_token");
@@ -251,6 +255,10 @@ class AggregatorServer::Impl final : public ConversationHost {
                      [&](action::SendUnmaskRequest& x) {
                        secagg_out_[secagg::Step::kMaskedInput] += reply(x.conn, encode(x), false);
                      },
+                     [&](action::DebitPrivacy& x) {
+                       recorder_.debit_privacy(x.charge, config_.rounds.privacy,
+                                               coordinator_->privacy_budget().honest_survivors());
+                     },
                  },
                  a);
     }
@@ -318,7 +326,10 @@ class AggregatorServer::Impl final : public ConversationHost {
 
   void begin_finish() {
     finishing_ = true;
-    if (coordinator_->gave_up()) {
+    if (coordinator_->budget_spent()) {
+      spdlog::info("stopping after {} completed rounds: {}", coordinator_->completed_rounds(),
+                   *coordinator_->budget_spent());
+    } else if (coordinator_->gave_up()) {
       spdlog::error("stopping after {} completed rounds: {}", coordinator_->completed_rounds(), *coordinator_->gave_up());
     } else {
       spdlog::info("all {} rounds completed", coordinator_->completed_rounds());

@@ -35,6 +35,7 @@ class Client::Impl {
     if (!config_.state_dir.empty()) {
       std::filesystem::create_directories(config_.state_dir);
       ledger_.emplace(config_.state_dir / "ledger.jsonl");
+      privacy_spent_ = ledger_->spent_rdp();
     }
   }
 
@@ -185,7 +186,7 @@ class Client::Impl {
   }
 
   RoundDriverContext driver_context() {
-    return {config_, trainer_.get(), contribution_, random_, ledger_ ? &*ledger_ : nullptr,
+    return {config_, trainer_.get(), contribution_, random_, ledger_ ? &*ledger_ : nullptr, privacy_spent_,
             emitter()};
   }
 
@@ -198,6 +199,7 @@ class Client::Impl {
   std::optional<std::vector<std::uint32_t>> contribution_;
   asio::ssl::context ssl_;
   std::optional<Ledger> ledger_;
+  std::vector<double> privacy_spent_;  // the device's own accountant, from the ledger
   round::SystemRandom random_;  // the quantizer's rounding coins, the SecAgg keys' and the backoff's jitter
   std::function<void(const ClientEvent&)> callback_;
   std::atomic<bool> stopped_{false};

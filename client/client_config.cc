@@ -65,6 +65,13 @@ SottoClientConfig load_sotto_client_config(const std::filesystem::path& path) {
       r.get_int("fault_injection.claim_examples", 0, 0, std::numeric_limits<std::int64_t>::max()));
   c.scale_update = r.get_double("fault_injection.scale_update", 1.0, -1e12, 1e12);
   c.garble_shares = static_cast<std::uint32_t>(r.get_int("fault_injection.garble_shares", 0, 0, 1'000'000));
+  auto& p = c.privacy;
+  p.require_noise = r.get_bool("privacy.require_noise", false);
+  p.min_noise_multiplier = r.get_double("privacy.min_noise_multiplier", 0.0, 0, 1e4);
+  p.max_clip_norm = r.get_double("privacy.max_clip_norm", 0.0, 0, 1e12);
+  p.assumed_corruption_rate = r.get_double("privacy.assumed_corruption_rate", 0.05, 0, 0.99);
+  p.max_epsilon = r.get_double("privacy.max_epsilon", 0.0, 0, 1e9);
+  p.delta = r.get_double("privacy.delta", 1e-5, 1e-30, 0.5);
   c.vanish_after = r.get_choice("fault_injection.vanish_after", {"", "task", "advertise", "share_keys", "masked_input"}, "");
   if (c.save_local_models && c.state_dir.empty()) r.fail("state.save_local_models", "needs state.dir");
   s.log_level = r.get_choice("log.level", {"trace", "debug", "info", "warn", "error", "critical", "off"}, "info");

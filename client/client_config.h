@@ -3,6 +3,8 @@
 // Fashion-MNIST. Both load from TOML with every key validated (README.md documents them).
 #pragma once
 
+#include "common/round/device_privacy.h"
+
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -42,6 +44,8 @@ struct ClientConfig {
   double scale_update = 1.0;
   // A SecAgg+ insider: corrupts the share ciphertexts it sends to this many neighbours (lowest indices first).
   std::uint32_t garble_shares = 0;
+  // [privacy]: the floor this device holds every round's plan to, and its own budget (round/device_privacy.h).
+  round::DevicePrivacy privacy;
 };
 
 enum class Partitioning { kIid, kDirichlet };

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/util/error.h"
+#include "common/util/json_lines.h"
 
 namespace sotto::client {
 
@@ -20,9 +21,29 @@ void Ledger::append(const LedgerEntry& e) const {
                    {"update_l2_norm", e.update_l2_norm},
                    {"secure_aggregation", e.secure}};
   if (e.secure) j["clip_norm"] = e.clip_norm;
+  if (e.privacy) {
+    const auto& p = *e.privacy;
+    j["privacy"] = {{"mode", "distributed"},       {"clip_norm", e.clip_norm},
+                    {"noise_multiplier", p.noise_multiplier}, {"honest", p.honest},
+                    {"epsilon", p.epsilon},        {"epsilon_stated", p.epsilon_stated}};
+    if (e.with_rdp) j["privacy"]["rdp"] = p.rdp;
+  }
   std::ofstream out(path_, std::ios::app);
   out << j.dump() << '\n';
+  out.flush();
   if (!out) throw Error("cannot append to the ledger " + path_.string());
+}
+
+std::vector<double> Ledger::spent_rdp() const {
+  std::vector<double> sum;
+  for (const auto& line : util::read_json_lines(path_)) {
+    if (!line.contains("privacy") || !line["privacy"].contains("rdp")) continue;
+    const auto rdp = line["privacy"]["rdp"].get<std::vector<double>>();
+    if (sum.empty()) sum.assign(rdp.size(), 0.0);
+    if (rdp.size() != sum.size()) throw Error("the ledger " + path_.string() + " mixes RDP order grids");
+    for (std::size_t i = 0; i < rdp.size(); ++i) sum[i] += rdp[i];
+  }
+  return sum;
 }
 
 }  // namespace sotto::client

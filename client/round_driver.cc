@@ -22,7 +22,9 @@ RoundDriver::RoundDriver(RoundDriverContext context, AggregatorLink& link) : con
 
 asio::awaitable<void> RoundDriver::run(round::Task task, SessionResult& result, std::string& step) {
   step_ = &step;
-  round::Participant participant({context_.config.client_id, context_.contribution}, context_.random);
+  round::Participant participant(
+      {context_.config.client_id, context_.contribution, context_.config.privacy, context_.privacy_spent},
+      context_.random);
   std::deque<round::Output> queue;
   auto enqueue = [&](round::Outputs outputs) {
     for (auto& o : outputs) queue.push_back(std::move(o));
@@ -64,6 +66,7 @@ asio::awaitable<round::Outputs> RoundDriver::carry_out(round::Participant& parti
     co_await link_.write(round::to_envelope(*shares));
     vanish_if(context_.config, "share_keys");
   } else if (auto* upload = std::get_if<round::out::Upload>(&output)) {
+    charge_device(participant.record());
     tamper_with_upload(context_.config, *upload);
     co_await send_upload(*upload);
     if (participant.secure()) vanish_if(context_.config, "masked_input");
@@ -78,6 +81,21 @@ asio::awaitable<round::Outputs> RoundDriver::carry_out(round::Participant& parti
   }
   *step_ = "waiting for the round's next step or result";
   co_return round::Outputs{};
+}
+
+// Under distributed DP the device debits its own accountant before its masked input leaves: the ledger's "sending"
+// line carries the RDP (a crash after it over-counts, never under-counts).
+void RoundDriver::charge_device(const round::ContributionRecord& r) {
+  if (!r.privacy) return;
+  if (context_.ledger) {
+    context_.ledger->append({r.round_id, "sending", r.num_examples, link_.bytes_sent(), link_.bytes_received(),
+                             r.train_loss, r.update_l2_norm, r.secure, r.clip_norm, r.privacy, true});
+  }
+  auto& spent = context_.privacy_spent;
+  if (spent.empty()) spent.assign(r.privacy->rdp.size(), 0.0);
+  for (std::size_t i = 0; i < spent.size(); ++i) spent[i] += r.privacy->rdp[i];
+  spdlog::info("round {}: distributed DP: this device's own epsilon is now {:.4g} (the aggregator states {:.4g})",
+               r.round_id, r.privacy->epsilon, r.privacy->epsilon_stated);
 }
 
 round::Outputs RoundDriver::train(const round::out::Fit& fit, round::Participant& participant) {
@@ -147,6 +165,7 @@ void RoundDriver::conclude(const round::Participant& participant, const round::o
     case Outcome::kDiverged:
     case Outcome::kDeadline:
     case Outcome::kLeft:
+    case Outcome::kRefused:
       spdlog::warn("round {}: {}", round_id, finish.message);
       result.outcome = SessionEnd::kRoundDone;
       result.message = finish.message;
@@ -163,7 +182,7 @@ void RoundDriver::conclude(const round::Participant& participant, const round::o
 void RoundDriver::record_in_ledger(const round::ContributionRecord& r, const std::string& outcome) const {
   if (!context_.ledger) return;
   context_.ledger->append({r.round_id, outcome, r.num_examples, link_.bytes_sent(), link_.bytes_received(),
-                           r.train_loss, r.update_l2_norm, r.secure, r.clip_norm});
+                           r.train_loss, r.update_l2_norm, r.secure, r.clip_norm, r.privacy, false});
 }
 
 }  // namespace sotto::client

@@ -26,6 +26,7 @@ struct RoundDriverContext {
   const std::optional<std::vector<std::uint32_t>>& contribution;  // a secure-sum contributor's vector
   round::RandomSource& random;
   const Ledger* ledger;  // null without state_dir
+  std::vector<double>& privacy_spent;  // the device's own accountant (the ledger's sum, kept up to date)
   std::function<void(const ClientEvent&)> emit;
 };
 
@@ -38,6 +39,7 @@ class RoundDriver {
 
  private:
   boost::asio::awaitable<round::Outputs> carry_out(round::Participant& participant, round::Output output);
+  void charge_device(const round::ContributionRecord& record);
   round::Outputs train(const round::out::Fit& fit, round::Participant& participant);
   boost::asio::awaitable<void> send_upload(const round::out::Upload& upload);
   round::Outputs deliver(round::Participant& participant, const v1::Envelope& env);

@@ -5,12 +5,18 @@
 #   environment: DEMO_CLIENTS (default 8), DEMO_ROUNDS (default 5), DEMO_DIR (default ./demo-run),
 #                DEMO_PARTITION (iid or dirichlet, default iid), DEMO_SKIP_BUILD=1 to reuse build/,
 #                DEMO_MEASURE_RSS=1 to record each process's peak RSS in logs/<name>.rss (bench/ uses it),
-#                DEMO_SECAGG=0 to run without secure aggregation (on by default).
+#                DEMO_SECAGG=0 to run without secure aggregation (on by default), and with it distributed
+#                differential privacy: DEMO_NOISE (the noise multiplier, default 0.01), DEMO_CLIP (the clip norm,
+#                default 10), DEMO_BITS (bits per coordinate, default 16).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 clients=${DEMO_CLIENTS:-8}
 rounds=${DEMO_ROUNDS:-5}
 partition=${DEMO_PARTITION:-iid}
+secagg=${DEMO_SECAGG:-1}
+noise=${DEMO_NOISE:-0.01}
+clip=${DEMO_CLIP:-10}
+bits=${DEMO_BITS:-16}
 run=${DEMO_DIR:-$root/demo-run}
 
 if [ "${DEMO_SKIP_BUILD:-0}" != 1 ]; then
@@ -52,10 +58,12 @@ learning_rate = 0.05
 momentum = 0.9
 
 [secure_aggregation]
-enabled = $([ "${DEMO_SECAGG:-1}" = 1 ] && echo true || echo false)
+enabled = $([ "$secagg" = 1 ] && echo true || echo false)
+bits = $bits
 
 [privacy]
-clip_norm = 50.0
+clip_norm = $clip
+$([ "$secagg" = 1 ] && printf 'mode = "distributed"\nnoise_multiplier = %s\ndelta = 1e-5\n' "$noise")
 
 [evaluation]
 enabled = true
@@ -119,8 +127,8 @@ TOML
   pids+=($!)
 done
 
-echo "demo: aggregator on 127.0.0.1:$port, $clients clients, $rounds rounds, secure aggregation $([ "${DEMO_SECAGG:-1}" = 1 ] && echo on || echo off) (logs in $run/logs)"
-printf '%-6s %-10s %-14s %-10s %-9s %s\n' round clients test_accuracy test_loss train_loss seconds
+echo "demo: aggregator on 127.0.0.1:$port, $clients clients, $rounds rounds, secure aggregation $([ "$secagg" = 1 ] && echo "on with distributed DP (noise multiplier $noise, clip norm $clip, $bits bits)" || echo off) (logs in $run/logs)"
+printf '%-6s %-10s %-14s %-10s %-9s %-8s %-14s %s\n' round clients test_accuracy test_loss train_loss seconds epsilon delta
 shown=0
 print_new_rounds() {
   [ -f state/rounds.jsonl ] || return 0
@@ -134,8 +142,11 @@ r = json.loads(sys.stdin.read())
 acc = "%.4f" % r["test_accuracy"] if "test_accuracy" in r else r["status"]
 loss = "%.4f" % r["test_loss"] if "test_loss" in r else "-"
 train = "%.4f" % r.get("mean_train_loss", float("nan"))
-print("%-6d %-10s %-14s %-10s %-9s %.1f" % (r["round"], "%d/%d" % (r["survivors"], r["cohort"]), acc, loss, train,
-      r["seconds"]["checkin"] + r["seconds"]["training"]))'
+p = r.get("privacy")
+eps = "%.4g" % p["epsilon"] if p else "(no DP)"
+delta = "%.0e" % p["delta"] if p else "-"
+print("%-6d %-10s %-14s %-10s %-9s %-8.1f %-14s %s" % (r["round"], "%d/%d" % (r["survivors"], r["cohort"]), acc, loss,
+      train, r["seconds"]["checkin"] + r["seconds"]["training"], eps, delta))'
   done
 }
 while kill -0 "$aggregator" 2>/dev/null; do

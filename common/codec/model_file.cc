@@ -140,6 +140,7 @@ void write_model_file(const std::filesystem::path& path, const ModelFile& file) 
   header.set_strategy(file.strategy);
   header.set_round_record(file.round_record);
   for (const auto& [client, count] : file.offences) (*header.mutable_offences())[client] = count;
+  for (double r : file.privacy_rdp) header.add_privacy_rdp(r);
   *header.mutable_strategy_state() = make_manifest(file.strategy_state);
   append_record(bytes, header);
   for (const auto* params : {&file.model, &file.strategy_state}) {
@@ -184,6 +185,7 @@ ModelFile parse_model_file(std::istream& in, std::size_t size, const std::string
   file.strategy = header.strategy();
   file.round_record = header.round_record();
   file.offences.insert(header.offences().begin(), header.offences().end());
+  file.privacy_rdp.assign(header.privacy_rdp().begin(), header.privacy_rdp().end());
   // The tensors' bytes are in the file, so its size bounds them: a damaged manifest must not make us allocate more.
   const std::size_t limit = size;
   auto read_stream = [&](const v1::ModelManifest& manifest) {

@@ -15,6 +15,7 @@
 #include <istream>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "common/model/parameters.h"
 
@@ -31,6 +32,7 @@ struct ModelFile {
   model::ModelParameters strategy_state;  // carried across restarts, e.g. a server optimizer's moments
   std::string round_record;  // JSON: the record of the round the checkpoint closed, for rounds.jsonl; may be empty
   std::map<std::string, std::uint32_t> offences;  // the aggregator's convictions per client id
+  std::vector<double> privacy_rdp;                // the privacy spent so far (RDP at dp::default_orders())
   std::uint32_t format_version = kModelFileFormat;  // as read; writes always use kModelFileFormat
 };
 

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "common/dp/discrete_gaussian.h"
+#include "common/dp/rdp_accountant.h"
 #include "common/util/error.h"
 
 namespace sotto::dp {
@@ -75,6 +76,30 @@ std::vector<double> ddg_rdp(const DdgParameters& p, double q, std::span<const do
     }
   }
   return out;
+}
+
+double ddg_noise_multiplier_for(DdgSettings settings, double q, std::uint64_t rounds, double delta,
+                                double target_epsilon) {
+  if (rounds == 0) throw Error("DDG accounting: the rounds must be at least 1");
+  if (!(target_epsilon > 0)) throw Error("DDG accounting: the target epsilon must be positive");
+  const auto orders = default_orders();
+  auto epsilon_at = [&](double z) {
+    settings.noise_multiplier = z;
+    auto rdp = ddg_rdp(choose_ddg_parameters(settings), q, orders);
+    for (double& r : rdp) r *= static_cast<double>(rounds);
+    return epsilon_from_rdp(orders, rdp, delta).epsilon;
+  };
+  double lo = 1e-3, hi = 1e4;
+  if (epsilon_at(hi) > target_epsilon) {
+    throw Error("DDG accounting: no noise multiplier up to 10^4 keeps " + std::to_string(rounds) +
+                " rounds within epsilon " + std::to_string(target_epsilon));
+  }
+  if (epsilon_at(lo) <= target_epsilon) return lo;
+  while (hi / lo > 1 + 1e-6) {
+    const double mid = std::sqrt(lo * hi);
+    (epsilon_at(mid) > target_epsilon ? lo : hi) = mid;
+  }
+  return hi;
 }
 
 }  // namespace sotto::dp

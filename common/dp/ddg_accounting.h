@@ -25,4 +25,10 @@ double ddg_rdp(const DdgParameters& p, double order);
 // One round at each order, sampled at rate q in (0, 1].
 std::vector<double> ddg_rdp(const DdgParameters& p, double q, std::span<const double> orders);
 
+// The smallest noise multiplier (to a relative 1e-6, rounded up) with which `rounds` rounds of the mechanism that
+// `settings` describe (its noise_multiplier ignored), each at sampling rate q, spend at most target_epsilon at
+// `delta` over dp::default_orders(). Throws sotto::Error when no multiplier up to 10^4 does.
+double ddg_noise_multiplier_for(DdgSettings settings, double q, std::uint64_t rounds, double delta,
+                                double target_epsilon);
+
 }  // namespace sotto::dp

@@ -4,7 +4,11 @@
 //     {"epsilon": ..., "accountant": "rdp", "order": ...}
 //   sotto-dp noise-multiplier --sampling-rate Q --steps N --delta D --target-epsilon E [--accountant rdp]
 //     {"noise_multiplier": ...}   the smallest S whose epsilon is at most E
-// The mechanism is the Poisson-subsampled Gaussian (common/dp/rdp_accountant.h).
+// The mechanism is the Poisson-subsampled Gaussian (common/dp/rdp_accountant.h), or with --mechanism ddg the
+// Distributed Discrete Gaussian that the aggregator's privacy.mode = "distributed" runs (common/dp/ddg_*.h), given
+// --bits, --clip-norm, --clients (the cohort summed), --honest (the honest survivors counted on) and --dimension
+// (the update's length) as rounds.jsonl's privacy section records them; its output adds the scale, the L2 bound
+// and each client's noise share.
 #include <CLI/CLI.hpp>
 #include <cmath>
 #include <iostream>
@@ -12,10 +16,14 @@
 #include <optional>
 #include <string>
 
+#include "common/dp/ddg_accounting.h"
+#include "common/dp/ddg_parameters.h"
 #include "common/dp/rdp_accountant.h"
 #include "common/util/error.h"
 
 namespace {
+
+namespace dp = sotto::dp;
 
 struct Arguments {
   double sampling_rate = 0;
@@ -24,6 +32,8 @@ struct Arguments {
   double delta = 0;
   double target_epsilon = 0;
   std::string accountant = "rdp";
+  std::string mechanism = "gaussian";
+  dp::DdgSettings ddg;
 };
 
 // The first argument out of its range, as a message naming it; none when all are fine.
@@ -37,6 +47,14 @@ std::optional<std::string> invalid(const Arguments& a, bool needs_noise, bool ne
   if (needs_target && !(a.target_epsilon > 0 && std::isfinite(a.target_epsilon))) {
     return "--target-epsilon must be a positive number";
   }
+  if (a.mechanism != "gaussian" && a.mechanism != "ddg") return "--mechanism must be gaussian or ddg";
+  if (a.mechanism == "ddg") {
+    if (a.ddg.bits < 2 || a.ddg.bits > 32) return "--bits must be in 2..32";
+    if (!(a.ddg.clip_norm > 0 && std::isfinite(a.ddg.clip_norm))) return "--clip-norm must be a positive number";
+    if (a.ddg.clients < 1) return "--clients must be at least 1";
+    if (a.ddg.honest < 1 || a.ddg.honest > a.ddg.clients) return "--honest must be in 1..--clients";
+    if (a.ddg.dimension < 1) return "--dimension must be at least 1";
+  }
   if (a.accountant != "rdp") {
     return "--accountant \"" + a.accountant + "\" is not available: this build accounts with \"rdp\" only";
   }
@@ -48,6 +66,24 @@ void add_common(CLI::App& command, Arguments& a) {
   command.add_option("--steps", a.steps, "rounds N")->required();
   command.add_option("--delta", a.delta, "delta D")->required();
   command.add_option("--accountant", a.accountant, "rdp (default)");
+  command.add_option("--mechanism", a.mechanism, "gaussian (default) or ddg");
+  command.add_option("--bits", a.ddg.bits, "ddg: bits per coordinate (modulus 2^bits)");
+  command.add_option("--clip-norm", a.ddg.clip_norm, "ddg: the L2 clip norm C");
+  command.add_option("--clients", a.ddg.clients, "ddg: the clients summed (the cohort)");
+  command.add_option("--honest", a.ddg.honest, "ddg: the honest survivors whose shares carry the noise");
+  command.add_option("--dimension", a.ddg.dimension, "ddg: the update's length");
+  command.add_option("--beta", a.ddg.beta, "ddg: conditional rounding's beta (default exp(-1/2))");
+}
+
+nlohmann::json ddg_epsilon(Arguments a) {
+  a.ddg.noise_multiplier = a.noise_multiplier;
+  const auto p = dp::choose_ddg_parameters(a.ddg);
+  const auto orders = dp::default_orders();
+  auto rdp = dp::ddg_rdp(p, a.sampling_rate, orders);
+  for (double& r : rdp) r *= static_cast<double>(a.steps);
+  const auto e = dp::epsilon_from_rdp(orders, rdp, a.delta);
+  return {{"epsilon", e.epsilon}, {"accountant", "rdp"}, {"order", e.order}, {"mechanism", "ddg"},
+          {"scale", p.scale},     {"l2_bound", p.l2_bound}, {"local_stddev", p.local_stddev}};
 }
 
 }  // namespace
@@ -79,7 +115,12 @@ int main(int argc, char** argv) {
   }
   try {
     nlohmann::json out;
-    if (for_epsilon) {
+    if (a.mechanism == "ddg" && for_epsilon) {
+      out = ddg_epsilon(a);
+    } else if (a.mechanism == "ddg") {
+      out = {{"noise_multiplier", dp::ddg_noise_multiplier_for(a.ddg, a.sampling_rate, a.steps, a.delta,
+                                                                 a.target_epsilon)}};
+    } else if (for_epsilon) {
       const auto e = sotto::dp::subsampled_gaussian_epsilon(a.sampling_rate, a.noise_multiplier, a.steps, a.delta);
       out = {{"epsilon", e.epsilon}, {"accountant", "rdp"}, {"order", e.order}};
     } else {

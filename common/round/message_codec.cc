@@ -1,6 +1,7 @@
 #include "common/round/message_codec.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "common/codec/model_stream.h"
 #include "common/codec/plan_codec.h"
@@ -19,14 +20,65 @@ v1::SecAggTask to_proto(const SecureAssignment& a) {
   p.set_clip_norm(a.clip_norm);
   p.set_bits(a.config.bits);
   p.set_my_index(a.my_index);
+  if (a.noise) {
+    const auto& d = a.noise->ddg;
+    auto* q = p.mutable_ddg();
+    q->set_dimension(d.dimension);
+    q->set_padded(d.padded);
+    q->set_scale(d.scale);
+    q->set_l2_bound(d.l2_bound);
+    q->set_l1_bound(d.l1_bound);
+    q->set_local_stddev(d.local_stddev);
+    q->set_noise_multiplier(d.noise_multiplier);
+    q->set_honest(d.honest);
+    q->set_min_survivors(a.noise->min_survivors);
+    q->set_rotation_seed(std::string(a.noise->rotation_seed.begin(), a.noise->rotation_seed.end()));
+    q->set_epsilon_after(a.noise->epsilon_stated);
+  }
   return p;
 }
+
+namespace {
+
+// The plan's DDG parameters, checked for what would make the encoding fail or lie (the device's own floors on the
+// noise are its privacy settings' business).
+DistributedNoise noise_from_proto(const v1::DistributedDpPlan& q, const SecureAssignment& a) {
+  auto fail = [](const std::string& what) { throw Error("task: distributed DP plan: " + what); };
+  DistributedNoise n;
+  auto& d = n.ddg;
+  d.bits = a.config.bits;
+  d.clip_norm = a.clip_norm;
+  d.dimension = q.dimension();
+  d.padded = q.padded();
+  d.scale = q.scale();
+  d.l2_bound = q.l2_bound();
+  d.l1_bound = q.l1_bound();
+  d.local_stddev = q.local_stddev();
+  d.noise_multiplier = q.noise_multiplier();
+  d.honest = q.honest();
+  n.min_survivors = q.min_survivors();
+  n.epsilon_stated = q.epsilon_after();
+  if (d.dimension < 1 || d.padded != dp::padded_dimension(static_cast<std::size_t>(d.dimension))) {
+    fail("padded must be the power of two just above the dimension");
+  }
+  if (a.config.vector_length != d.padded) fail("the secure vector length must be the padded dimension");
+  for (double v : {d.scale, d.l2_bound, d.l1_bound, d.local_stddev, d.noise_multiplier, d.clip_norm}) {
+    if (!(v > 0) || !std::isfinite(v)) fail("scale, bounds, noise and clip norm must be positive and finite");
+  }
+  if (d.l2_bound < d.clip_norm * d.scale) fail("the rounding bound is below the scaled clip norm");
+  if (q.rotation_seed().size() != n.rotation_seed.size()) fail("the rotation seed must be 32 bytes");
+  std::copy(q.rotation_seed().begin(), q.rotation_seed().end(), n.rotation_seed.begin());
+  return n;
+}
+
+}  // namespace
 
 SecureAssignment from_proto(const v1::SecAggTask& p, std::uint64_t round_id) {
   SecureAssignment a;
   a.config = {round_id, p.n(), p.k(), p.t(), p.vector_length(), p.bits() == 0 ? 32u : p.bits()};
   a.my_index = p.my_index();
   a.clip_norm = p.clip_norm();
+  if (p.has_ddg()) a.noise = noise_from_proto(p.ddg(), a);
   return a;
 }
 

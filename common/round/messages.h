@@ -12,6 +12,8 @@
 #include <variant>
 #include <vector>
 
+#include "common/dp/ddg_parameters.h"
+#include "common/dp/randomized_rotation.h"
 #include "common/ml/training_plan.h"
 #include "common/model/parameters.h"
 #include "common/secagg/messages.h"
@@ -23,10 +25,20 @@ using Clock = std::chrono::steady_clock;
 using TimePoint = Clock::time_point;
 
 // What secure aggregation asks of this participant in a round.
+// A round under the Distributed Discrete Gaussian (privacy.mode = "distributed"): how the client encodes its update
+// instead of plain quantization (dp/ddg_encoding.h). ddg.bits and ddg.clip_norm are the assignment's.
+struct DistributedNoise {
+  dp::DdgParameters ddg;
+  dp::RotationSeed rotation_seed{};
+  std::uint32_t min_survivors = 0;  // the aggregator unmasks no sum of fewer masked inputs
+  double epsilon_stated = 0;        // the aggregator's epsilon spent once this round is charged
+};
+
 struct SecureAssignment {
-  secagg::RoundConfig config;  // round id, n, k, t, vector length, bits
+  secagg::RoundConfig config;  // round id, n, k, t, vector length (the padded dimension under DDG), bits
   secagg::ClientIndex my_index = 0;
   double clip_norm = 0;  // L2 bound of the update before quantization
+  std::optional<DistributedNoise> noise;
 };
 
 enum class TaskKind { kTrain, kSecureSum };
@@ -99,6 +111,7 @@ enum class Outcome {
   kDeadline,     // the task's deadline passed before the update was sent
   kFailed,       // the aggregator's messages broke the protocol, or local work failed
   kLeft,         // it reported neighbours whose shares did not open and left the secure round: nothing was sent
+  kRefused,      // the device's privacy settings refused the round's plan: nothing was sent
 };
 
 // The round is over for this participant; nothing more is sent.
@@ -115,6 +128,15 @@ using Output = std::variant<out::Fit, out::AdvertiseKeys, out::ShareKeys, out::U
                             out::UnmaskResponse, out::ReportError, out::Finish>;
 using Outputs = std::vector<Output>;
 
+// What one contribution under distributed DP costs the device, in its own accounting (device_privacy.h).
+struct DeviceCharge {
+  double noise_multiplier = 0;   // what its share implies
+  std::uint32_t honest = 0;      // the honest shares it counts on
+  std::vector<double> rdp;       // at dp::default_orders()
+  double epsilon = 0;            // its own epsilon after this contribution
+  double epsilon_stated = 0;     // the aggregator's, from the plan
+};
+
 // What the participant shared in a round, for the device's ledger.
 struct ContributionRecord {
   std::uint64_t round_id = 0;
@@ -124,6 +146,7 @@ struct ContributionRecord {
   bool secure = false;
   double clip_norm = 0;
   bool sent = false;  // an update (or masked input) left the device
+  std::optional<DeviceCharge> privacy;  // distributed DP: what the device charged itself for it
 };
 
 }  // namespace sotto::round

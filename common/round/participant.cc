@@ -6,6 +6,8 @@
 
 #include "common/codec/model_digest.h"
 #include "common/model/clipping.h"
+#include "common/crypto/random_stream.h"
+#include "common/dp/ddg_encoding.h"
 #include "common/secagg/client_session.h"
 #include "common/secagg/quantizer.h"
 #include "common/secagg/update_vector.h"
@@ -62,6 +64,12 @@ Outputs Participant::on_task(Task task, TimePoint now) {
   if (task_.secure && task_.secure->config.round_id != task_.round_id) {
     return protocol_error(v1::ERROR_CODE_WRONG_ROUND, "the task's secure-aggregation round differs from its round");
   }
+  auto judged = judge_plan(options_.privacy, task_.secure ? &*task_.secure : nullptr, options_.privacy_spent);
+  if (auto* why = std::get_if<std::string>(&judged)) {
+    step_ = Step::kFinished;
+    return {out::ReportError{v1::ERROR_CODE_PRIVACY_REFUSED, *why}, out::Finish{out::Outcome::kRefused, *why}};
+  }
+  record_.privacy = std::get<std::optional<DeviceCharge>>(std::move(judged));
   if (sum) {
     if (!task_.secure) return protocol_error(v1::ERROR_CODE_UNEXPECTED_MESSAGE, "a secure-sum task without secure aggregation");
     if (options_.contribution->size() != task_.secure->config.vector_length) {
@@ -102,8 +110,8 @@ Outputs Participant::on_fitted(Fitted fitted, TimePoint now) {
 }
 
 // What leaves the device: in a plain round the delta, clipped to the plan's clip_norm when it has one; in a secure
-// round clipped to clip_norm and quantized with rounding coins from the injected source (the privacy issue adds its
-// noise here).
+// round clipped to clip_norm and quantized with rounding coins from the injected source, or, under distributed DP,
+// encoded with its noise share.
 Outputs Participant::privatize(model::ModelParameters delta, const ml::TrainMetrics& metrics) {
   if (auto bad = delta.first_non_finite()) {
     const std::string message = "local training diverged: " + *bad;
@@ -124,11 +132,12 @@ Outputs Participant::privatize(model::ModelParameters delta, const ml::TrainMetr
   }
   const SecureAssignment& sa = *task_.secure;
   const std::vector<float> flat = secagg::flatten_floating(delta);
-  if (flat.size() != sa.config.vector_length) {
-    return protocol_error(v1::ERROR_CODE_INVALID_UPDATE,
-                          "secure aggregation expects " + std::to_string(sa.config.vector_length) +
-                              " values, the update has " + std::to_string(flat.size()));
+  const std::uint64_t expected = sa.noise ? sa.noise->ddg.dimension : sa.config.vector_length;
+  if (flat.size() != expected) {
+    return protocol_error(v1::ERROR_CODE_INVALID_UPDATE, "secure aggregation expects " + std::to_string(expected) +
+                                                             " values, the update has " + std::to_string(flat.size()));
   }
+  if (sa.noise) return privatize_with_noise(flat);
   return guarded([&] {
     const secagg::Quantizer quantizer({sa.clip_norm, sa.config.n, sa.config.bits});
     std::array<std::uint8_t, 32> coin_seed{};
@@ -136,6 +145,21 @@ Outputs Participant::privatize(model::ModelParameters delta, const ml::TrainMetr
     record_.secure = true;
     record_.clip_norm = sa.clip_norm;
     return start_secure(quantizer.encode_with_coin_seed(flat, coin_seed, &record_.update_l2_norm));
+  });
+}
+
+// Distributed DP: the update is clipped, rotated, scaled, rounded and noised here, on the device (ddg_encoding.h);
+// the rounding coins and the noise come from a stream keyed by the injected source.
+Outputs Participant::privatize_with_noise(const std::vector<float>& flat) {
+  const SecureAssignment& sa = *task_.secure;
+  return guarded([&] {
+    std::array<std::uint8_t, 32> stream_key{};
+    random_->fill(stream_key);
+    crypto::RandomStream stream(stream_key);
+    record_.secure = true;
+    record_.clip_norm = sa.clip_norm;
+    record_.update_l2_norm = std::min(record_.update_l2_norm, sa.clip_norm);
+    return start_secure(dp::ddg_encode(flat, sa.noise->ddg, sa.noise->rotation_seed, stream));
   });
 }
 

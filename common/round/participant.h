@@ -2,7 +2,10 @@
 // clock of its own (times are passed in), and randomness from an injected RandomSource. sotto-client's transport
 // (client/client.cc) and sotto-sim's in-memory rounds drive this same class.
 //
-//   on_task            the task and the global model     -> out::Fit (train), or straight to privatize (secure sum)
+//   on_task            the task and the global model     -> out::Fit (train), or straight to privatize (secure sum);
+//                                                           a plan the device's privacy floor refuses ends the
+//                                                           round at once: out::ReportError and out::Finish
+//                                                           (kRefused), nothing else sent
 //   on_fitted          the trainer's result              -> privatize: the delta, checked for NaN/Inf; in a secure
 //                                                           round clipped and quantized -> out::AdvertiseKeys;
 //                                                           in a plain round -> out::Upload
@@ -24,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "common/round/device_privacy.h"
 #include "common/round/messages.h"
 #include "common/round/random_source.h"
 
@@ -37,6 +41,8 @@ struct ParticipantOptions {
   std::string client_id;  // the training seed derives from it (ml::client_training_seed)
   // A secure-sum contributor: these integers are its input, and it cannot train.
   std::optional<std::vector<std::uint32_t>> contribution;
+  DevicePrivacy privacy;               // the device's floor on the rounds it takes part in
+  std::vector<double> privacy_spent;   // its own accountant: the RDP it has spent so far (empty: none)
 };
 
 // What the trainer produced: the local model, or the delta (local - global) when the driver computes it itself.
@@ -73,6 +79,7 @@ class Participant {
 
  private:
   Outputs privatize(model::ModelParameters delta, const ml::TrainMetrics& metrics);
+  Outputs privatize_with_noise(const std::vector<float>& flat);
   Outputs start_secure(std::vector<std::uint32_t> input);
   Outputs finish(out::Outcome outcome, std::string message, bool fatal = false);
   Outputs protocol_error(v1::ErrorCode code, const std::string& message);

@@ -84,6 +84,10 @@ bool ServerSession::needs_mask_key(ClientIndex d) const {
   return false;
 }
 
+std::uint32_t ServerSession::masked_inputs() const {
+  return static_cast<std::uint32_t>(std::count(reached_.begin(), reached_.end(), Reached::kMasked));
+}
+
 // R0 ------------------------------------------------------------------------------------------------------------
 
 void ServerSession::on_advertise(ClientIndex index, const AdvertiseKeys& keys) {

@@ -81,6 +81,8 @@ class ServerSession {
   AggregationResult close_unmasking();
 
   const RoundConfig& config() const { return config_; }
+  // The clients whose masked input is in (or held apart for) the sum.
+  std::uint32_t masked_inputs() const;
   bool aborted() const { return step_ == Step::kAborted; }
   bool finished() const { return step_ == Step::kDone; }
   // The neighbour graph, once close_advertise has drawn its seed.

@@ -7,6 +7,8 @@
 
 #include "aggregator/fedavg.h"
 #include "aggregator/round_coordinator.h"
+#include "common/crypto/random_stream.h"
+#include "common/dp/ddg_encoding.h"
 #include "common/secagg/client_session.h"
 #include "common/secagg/update_vector.h"
 
@@ -48,13 +50,18 @@ struct SecureRound {
   std::map<ConnectionId, std::vector<float>> deltas;
   std::optional<action::RoundClosed> closed;
   std::set<ConnectionId> gone;
+  Actions masked_step_close;  // what the last masked input led to (the unmask requests, a debit before them)
+  crypto::RandomStream noise_stream;
 
-  SecureRound(std::uint32_t n, std::uint32_t min) {
+  // With `privacy`, the round runs distributed DP (clip norm 1, so that the deltas are clipped).
+  SecureRound(std::uint32_t n, std::uint32_t min, std::optional<PrivacyOptions> privacy = std::nullopt) {
     options.total_rounds = 5;
     options.cohort_target = n;
     options.cohort_min = min;
     options.secure.enabled = true;
-    options.clip_norm = 10.0;
+    options.clip_norm = privacy ? 1.0 : 10.0;
+    if (privacy) options.privacy = *privacy;
+    options.secure.bits = privacy ? 16 : 32;
     options.secure.complete_graph = true;
     coordinator = std::make_unique<RoundCoordinator>(options, CoordinatorStart{model_of({1, 2, 3, 4}, 7), 1, 0, {}},
                                                      std::make_unique<FedAvg>());
@@ -88,7 +95,9 @@ struct SecureRound {
         vanish(c);
         continue;
       }
-      sessions[c] = std::make_unique<secagg::ClientSession>(sa.config, sa.index.at(c), quantizer.encode(delta));
+      auto input = sa.noise ? dp::ddg_encode(delta, sa.noise->ddg, sa.noise->rotation_seed, noise_stream)
+                            : quantizer.encode(delta);
+      sessions[c] = std::make_unique<secagg::ClientSession>(sa.config, sa.index.at(c), std::move(input));
       out = coordinator->on_secagg_advertise(c, sessions[c]->start(), now);
       absorb(out);
     }
@@ -116,6 +125,7 @@ struct SecureRound {
       u.num_examples = 10;
       u.input = std::get<secagg::MaskedInput>(masked);
       out = coordinator->on_masked_input(s.conn, std::move(u), now);
+      masked_step_close = out;
       absorb(out);
     }
     if (closed) return;
@@ -220,4 +230,82 @@ TEST_CASE("a member that breaks the protocol mid-round is dropped from its secur
   const auto directory = all<action::SendKeyDirectory>(last);
   REQUIRE(directory.size() == 1);
   CHECK(directory[0].conns == std::vector<ConnectionId>{1, 2, 3});
+}
+
+namespace {
+
+PrivacyOptions distributed(double noise, std::uint32_t min_survivors) {
+  PrivacyOptions p;
+  p.mode = PrivacyMode::kDistributed;
+  p.noise_multiplier = noise;
+  p.min_survivors = min_survivors;
+  return p;
+}
+
+}  // namespace
+
+TEST_CASE("distributed DP round: the debit precedes the unmask requests and the mean is the clipped mean plus noise",
+          "[secagg][coordinator][dp]") {
+  // Five clients, all surviving (more than min_survivors = 3): every decoded model is the global plus the mean of
+  // the five clipped deltas (fixed denominator 5) plus the noise of five shares; over many rounds its mean is the
+  // true mean and its variance the configured one.
+  constexpr int kRounds = 60;
+  std::vector<double> error_sum(4, 0), error_squares(4, 0);
+  double expected_variance = 0;
+  for (int r = 0; r < kRounds; ++r) {
+    SecureRound round(5, 3, distributed(0.5, 3));
+    round.run({3, 3, 3, 3, 3});
+    REQUIRE(round.closed);
+    INFO(round.closed->report.abandon_reason);
+    REQUIRE(round.closed->report.completed);
+    // The debit is in the batch that closed the masked-input step, before every unmask request.
+    const auto& batch = round.masked_step_close;
+    const auto debit = std::find_if(batch.begin(), batch.end(),
+                                    [](const Action& a) { return std::holds_alternative<action::DebitPrivacy>(a); });
+    const auto first_request = std::find_if(batch.begin(), batch.end(), [](const Action& a) {
+      return std::holds_alternative<action::SendUnmaskRequest>(a);
+    });
+    REQUIRE(debit != batch.end());
+    REQUIRE(debit < first_request);
+    const auto& charge = std::get<action::DebitPrivacy>(*debit).charge;
+    const auto& privacy = *round.closed->report.privacy;
+    CHECK(privacy.charged);
+    CHECK(privacy.honest == 2);  // 3 less ceil(0.05 · 3)
+    CHECK(privacy.epsilon_spent == Approx(charge.epsilon.epsilon));
+    const double per_share = charge.ddg.local_stddev / charge.ddg.scale;
+    expected_variance = 5 * per_share * per_share / 25;  // five shares, divided by the fixed denominator 5
+    const auto w = weights(*round.closed->global_model);
+    for (int i = 0; i < 4; ++i) {
+      double mean = 0;
+      for (ConnectionId c = 1; c <= 5; ++c) {
+        double norm = 0;
+        for (float v : round.deltas[c]) norm += static_cast<double>(v) * v;
+        mean += round.deltas[c][i] / std::max(1.0, std::sqrt(norm)) / 5;
+      }
+      const double e = w[i] - ((i + 1) + mean);
+      error_sum[i] += e;
+      error_squares[i] += e * e;
+    }
+  }
+  for (int i = 0; i < 4; ++i) {
+    INFO("coordinate " << i);
+    CHECK(std::abs(error_sum[i] / kRounds) < 4 * std::sqrt(expected_variance / kRounds));
+    CHECK(error_squares[i] / kRounds == Approx(expected_variance).epsilon(0.5));
+  }
+}
+
+TEST_CASE("distributed DP round: fewer masked inputs than min_survivors are not unmasked and nothing is charged",
+          "[secagg][coordinator][dp]") {
+  SecureRound round(5, 3, distributed(0.5, 5));
+  round.run({3, 3, 3, 1, 3});  // client 4 leaves after sharing keys: 4 masked inputs, 5 needed
+  REQUIRE(round.closed);
+  const auto& report = round.closed->report;
+  CHECK_FALSE(report.completed);
+  CHECK_THAT(report.abandon_reason, Catch::Contains("min_survivors"));
+  REQUIRE(report.privacy);
+  CHECK_FALSE(report.privacy->charged);
+  CHECK(report.privacy->epsilon_spent == 0);
+  CHECK(all<action::DebitPrivacy>(round.masked_step_close).empty());
+  CHECK(all<action::SendUnmaskRequest>(round.masked_step_close).empty());
+  CHECK(weights(*round.closed->global_model) == std::vector<float>{1, 2, 3, 4});
 }

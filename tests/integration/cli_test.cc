@@ -1,6 +1,7 @@
 // The sotto-aggregator command line: --help, and configs that must be refused before anything starts — with a
 // non-zero exit code and a message on stderr that names the offending key.
 #include <catch2/catch.hpp>
+#include <fstream>
 
 #include "tests/support/test_support.h"
 
@@ -62,6 +63,25 @@ TEST_CASE("sotto-aggregator refuses cohort_min above cohort_target and names the
   INFO(text);
   CHECK(text.find("rounds.cohort_min") != std::string::npos);
   CHECK_FALSE(fs::exists(o.state_dir / "port"));
+}
+
+TEST_CASE("a damaged checkpoint stops sotto-aggregator before it admits anyone, and its log never says ready",
+          "[integration][cli]") {
+  TempDir dir("cli-checkpoint");
+  AggregatorOptions o;
+  o.state_dir = dir / "state";
+  o.pki = make_pki(dir / "pki", 1);
+  fs::create_directories(o.state_dir);
+  std::ofstream(o.state_dir / "checkpoint.sotto") << "SOTTOMF2 this is not a checkpoint";
+  const fs::path config = write_aggregator_config(dir / "aggregator.toml", o);
+  const auto p = run_aggregator({"--config", config.string()}, dir / "aggregator.log");
+  CHECK(p->exit_code() == 1);
+  const std::string text = p->log_text();
+  INFO(text);
+  CHECK(text.find("checking the checkpoint before admitting anyone") != std::string::npos);
+  CHECK(text.find("checkpoint.sotto") != std::string::npos);
+  CHECK(text.find("restore it from a backup") != std::string::npos);
+  CHECK(text.find("ready:") == std::string::npos);
 }
 
 }  // namespace sotto::test

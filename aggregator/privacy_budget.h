@@ -1,0 +1,77 @@
+// PrivacyBudget: what differential privacy a run has spent, what the next round would cost, and whether the
+// budget ([privacy] target_epsilon at delta) allows it — the aggregator's accountant, as a value (no I/O: the
+// coordinator emits a debit action, and the server writes it to the privacy journal before any sum is unmasked).
+//
+// A round's charge is the Rényi DP of its mechanism at every order of dp::default_orders(): in distributed mode the
+// Distributed Discrete Gaussian over the round's cohort, with the honest survivors' shares alone carrying the noise
+// (dp/ddg_accounting.h). The daemon claims no amplification by sampling: its cohorts are whoever checks in, so the
+// epsilon holds against the aggregator itself (q = 1). Charges compose by adding RDP; epsilon is the smallest over
+// the orders (dp::epsilon_from_rdp).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "aggregator/coordinator_options.h"
+#include "common/dp/ddg_parameters.h"
+#include "common/dp/randomized_rotation.h"
+#include "common/dp/rdp_accountant.h"
+
+namespace sotto::aggregator {
+
+// The sampling assumption rounds.jsonl records.
+inline constexpr const char* kNoAmplification = "none: cohorts are self-selected check-ins (q = 1)";
+
+struct RoundCharge {
+  std::uint64_t round_id = 0;
+  std::uint32_t clients = 0;  // n: the cohort summed
+  dp::DdgParameters ddg;
+  dp::RotationSeed rotation_seed{};
+  std::vector<double> rdp;  // this round alone
+  dp::Epsilon epsilon;      // spent after this round
+};
+
+// Why a round may not run: over the budget (the run stops), or parameters that cannot work (the round is abandoned).
+struct PlanRefusal {
+  bool over_budget = false;
+  std::string why;
+};
+
+class PrivacyBudget {
+ public:
+  // `spent_rdp`: what earlier runs debited (empty: nothing). Throws sotto::Error for options that cannot work.
+  PrivacyBudget(PrivacyOptions options, std::uint32_t bits, double corruption_rate, double clip_norm,
+                std::vector<double> spent_rdp);
+
+  bool enabled() const { return options_.mode != PrivacyMode::kOff; }
+  // With no noise multiplier configured: the smallest that lets `rounds` more rounds of `clients` updates of
+  // `dimension` coordinates fit the budget left (ddg_noise_multiplier_for), fixed for the run from now on.
+  void fit_noise_to_budget(std::uint64_t rounds, std::uint32_t clients, std::uint64_t dimension);
+  const PrivacyOptions& options() const { return options_; }
+  // The honest survivors the accountant counts on: min_survivors less the colluders (rounded up) it assumes.
+  std::uint32_t honest_survivors() const { return honest_; }
+
+  // The charge of a round summing `clients` updates of `dimension` coordinates, or why it may not run (the budget
+  // would be exceeded, the parameters cannot work).
+  std::variant<RoundCharge, PlanRefusal> plan(std::uint64_t round_id, std::uint32_t clients,
+                                              std::uint64_t dimension) const;
+  void debit(const RoundCharge& charge);
+
+  dp::Epsilon spent() const;
+  const std::vector<double>& spent_rdp() const { return spent_; }
+  const std::vector<double>& orders() const { return orders_; }
+
+ private:
+  PrivacyOptions options_;
+  std::uint32_t bits_;
+  double clip_norm_;
+  std::uint32_t honest_;
+  std::vector<double> orders_;
+  std::vector<double> spent_;
+};
+
+}  // namespace sotto::aggregator

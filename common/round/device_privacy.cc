@@ -1,0 +1,60 @@
+#include "common/round/device_privacy.h"
+
+#include <cmath>
+#include <cstdio>
+
+#include "common/dp/ddg_accounting.h"
+#include "common/dp/rdp_accountant.h"
+#include "common/util/error.h"
+#include "common/util/short_number.h"
+
+namespace sotto::round {
+
+std::variant<std::optional<DeviceCharge>, std::string> judge_plan(const DevicePrivacy& floor,
+                                                                  const SecureAssignment* secure,
+                                                                  const std::vector<double>& spent_rdp) {
+  const std::string refused = "this device's privacy settings refuse the round: ";
+  if (!secure || !secure->noise) {
+    if (floor.require_noise) return refused + "it adds no distributed DP noise (privacy.require_noise = true)";
+    return std::optional<DeviceCharge>{};
+  }
+  const DistributedNoise& plan = *secure->noise;
+  if (floor.max_clip_norm > 0 && secure->clip_norm > floor.max_clip_norm) {
+    return refused + "its clip norm " + util::short_number(secure->clip_norm) + " is above privacy.max_clip_norm = " +
+           util::short_number(floor.max_clip_norm);
+  }
+  const auto colluders =
+      static_cast<std::uint32_t>(std::ceil(floor.assumed_corruption_rate * plan.min_survivors - 1e-12));
+  if (plan.min_survivors <= colluders) {
+    return refused + "with min_survivors = " + std::to_string(plan.min_survivors) + " and " +
+           util::short_number(floor.assumed_corruption_rate) + " of them assumed to collude, no honest share is left";
+  }
+  DeviceCharge charge;
+  charge.honest = plan.min_survivors - colluders;
+  charge.epsilon_stated = plan.epsilon_stated;
+  dp::DdgParameters counted = plan.ddg;
+  counted.honest = charge.honest;
+  try {
+    charge.noise_multiplier =
+        dp::effective_local_stddev(counted.local_stddev) * std::sqrt(static_cast<double>(charge.honest)) /
+        counted.l2_bound;
+    charge.rdp = dp::ddg_rdp(counted, 1.0, dp::default_orders());
+  } catch (const Error& e) {
+    return refused + "its noise parameters cannot be accounted: " + e.what();
+  }
+  if (charge.noise_multiplier < floor.min_noise_multiplier) {
+    return refused + "its noise share implies a noise multiplier of " + util::short_number(charge.noise_multiplier) + " with " +
+           std::to_string(charge.honest) + " honest survivors, below privacy.min_noise_multiplier = " +
+           util::short_number(floor.min_noise_multiplier);
+  }
+  std::vector<double> after = spent_rdp.empty() ? std::vector<double>(charge.rdp.size(), 0.0) : spent_rdp;
+  for (std::size_t i = 0; i < after.size() && i < charge.rdp.size(); ++i) after[i] += charge.rdp[i];
+  charge.epsilon = dp::epsilon_from_rdp(dp::default_orders(), after, floor.delta).epsilon;
+  if (floor.max_epsilon > 0 && charge.epsilon > floor.max_epsilon) {
+    return refused + "it would bring this device's own epsilon to " + util::short_number(charge.epsilon) + " (delta " +
+           util::short_number(floor.delta) + "), over privacy.max_epsilon = " + util::short_number(floor.max_epsilon);
+  }
+  return std::optional<DeviceCharge>{std::move(charge)};
+}
+
+}  // namespace sotto::round

@@ -1,0 +1,38 @@
+// DevicePrivacy: the person's (or the app's) floor on the privacy of what this device sends, and the device's own
+// accountant — the check a participant makes on a round's plan before it trains, without taking the aggregator's
+// word for the total noise.
+//
+// The device recomputes the noise its own share implies: it assumes that up to `assumed_corruption_rate` of the
+// plan's min_survivors (rounded up) collude with the aggregator and take their shares out, so the honest shares
+// number h = min_survivors - that; with its own share's standard deviation sigma (the exact sampler's) and the L2
+// bound it itself enforces by conditional rounding, the noise multiplier it can count on is sigma·sqrt(h)/l2_bound.
+// It refuses a plan that asks for less than min_noise_multiplier, a clip norm above max_clip_norm, no noise when
+// noise is required, or a round that would take its own epsilon (the DDG's RDP composed over everything it sent,
+// q = 1) over max_epsilon. A refused round gets nothing from the device: not its keys, not its update.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "common/round/messages.h"
+
+namespace sotto::round {
+
+struct DevicePrivacy {
+  bool require_noise = false;            // refuse rounds without distributed DP noise
+  double min_noise_multiplier = 0;       // of the noise this device's share implies; 0: any
+  double max_clip_norm = 0;              // 0: any
+  double assumed_corruption_rate = 0.05; // of the plan's min_survivors, assumed to collude with the aggregator
+  double max_epsilon = 0;                // the device's own budget at `delta`; 0: none
+  double delta = 1e-5;
+};
+
+// The charge of taking part under this secure assignment (none for a round without noise), or why not.
+// `spent_rdp`: what the device has already spent (empty: nothing).
+std::variant<std::optional<DeviceCharge>, std::string> judge_plan(const DevicePrivacy& floor,
+                                                                  const SecureAssignment* secure,
+                                                                  const std::vector<double>& spent_rdp);
+
+}  // namespace sotto::round

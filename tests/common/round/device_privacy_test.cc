@@ -1,0 +1,70 @@
+// The device's judgement of a round's plan (round/device_privacy.h): its own view of the noise, its floors and its
+// budget, without the network.
+#include "common/round/device_privacy.h"
+
+#include <catch2/catch.hpp>
+
+#include "common/dp/ddg_parameters.h"
+
+using namespace sotto;
+using namespace sotto::round;
+
+namespace {
+
+SecureAssignment noisy_assignment(double noise, std::uint32_t min_survivors, std::uint32_t server_honest) {
+  SecureAssignment a;
+  a.clip_norm = 1.0;
+  a.config.bits = 16;
+  a.noise = DistributedNoise{dp::choose_ddg_parameters({16, 1.0, noise, 8, server_honest, 1000}), {}, min_survivors,
+                             0};
+  return a;
+}
+
+}  // namespace
+
+TEST_CASE("a device accepts a plan that meets its floors and charges itself the round", "[round][dp]") {
+  DevicePrivacy floor;
+  floor.min_noise_multiplier = 0.9;
+  const auto a = noisy_assignment(1.0, 6, 5);  // 6 - ceil(0.05 · 6) = 5 honest, as the aggregator assumed
+  auto judged = judge_plan(floor, &a, {});
+  REQUIRE(std::holds_alternative<std::optional<DeviceCharge>>(judged));
+  const auto& charge = *std::get<std::optional<DeviceCharge>>(judged);
+  CHECK(charge.honest == 5);
+  CHECK(charge.noise_multiplier == Approx(1.0).epsilon(1e-3));
+  CHECK(charge.epsilon > 0);
+  // A second contribution costs more: the device composes what it has spent.
+  auto again = judge_plan(floor, &a, charge.rdp);
+  CHECK(std::get<std::optional<DeviceCharge>>(again)->epsilon > charge.epsilon);
+}
+
+TEST_CASE("a device refuses too little noise, a large clip, no noise, an unsafe n_min and its spent budget",
+          "[round][dp]") {
+  DevicePrivacy floor;
+  auto refusal = [&](const SecureAssignment* a, const std::vector<double>& spent = {}) {
+    auto judged = judge_plan(floor, a, spent);
+    return std::holds_alternative<std::string>(judged) ? std::get<std::string>(judged) : std::string();
+  };
+  const auto a = noisy_assignment(1.0, 6, 5);
+  floor.min_noise_multiplier = 1.5;
+  CHECK_THAT(refusal(&a), Catch::Contains("below privacy.min_noise_multiplier"));
+  // The aggregator counted 5 honest shares, but this device assumes a third of 6 collude: its share implies less.
+  floor.min_noise_multiplier = 0.9;
+  floor.assumed_corruption_rate = 0.34;
+  CHECK_THAT(refusal(&a), Catch::Contains("with 3 honest survivors"));
+  floor.assumed_corruption_rate = 0.99;
+  CHECK_THAT(refusal(&a), Catch::Contains("no honest share"));
+  floor.assumed_corruption_rate = 0.05;
+  floor.max_clip_norm = 0.5;
+  CHECK_THAT(refusal(&a), Catch::Contains("above privacy.max_clip_norm"));
+  floor.max_clip_norm = 0;
+  floor.require_noise = true;
+  SecureAssignment plain;
+  CHECK_THAT(refusal(&plain), Catch::Contains("no distributed DP noise"));
+  CHECK_THAT(refusal(nullptr), Catch::Contains("no distributed DP noise"));
+  floor.require_noise = false;
+  CHECK(refusal(nullptr).empty());
+  const auto one = std::get<std::optional<DeviceCharge>>(judge_plan(floor, &a, {}));
+  floor.max_epsilon = one->epsilon * 1.05;
+  CHECK(refusal(&a).empty());
+  CHECK_THAT(refusal(&a, one->rdp), Catch::Contains("over privacy.max_epsilon"));
+}

@@ -1,0 +1,133 @@
+// Distributed DP end to end: the real sotto-aggregator and sotto-client processes over mutual TLS with secure
+// aggregation and privacy.mode = "distributed". The clients noise their own updates; the aggregator accounts every
+// round, debits it durably before unmasking, states the epsilon spent in rounds.jsonl (reproduced here by
+// sotto-dp), and stops when the next round would overspend privacy.target_epsilon — also across a SIGKILL and a
+// restart, which continues the accounting instead of resetting it.
+#include <signal.h>
+
+#include <catch2/catch.hpp>
+
+#include "tests/support/test_support.h"
+
+namespace sotto::test {
+namespace {
+
+constexpr int kClients = 4;
+constexpr double kNoise = 2.0;
+constexpr double kClip = 1.0;
+constexpr int kBits = 16;
+constexpr std::uint64_t kDimension = 80'394;  // fashion_cnn's floating-point parameters
+
+nlohmann::json sotto_dp_epsilon(std::uint64_t steps, const fs::path& dir) {
+  std::vector<std::string> argv{bin_path("sotto-dp").string(), "epsilon", "--mechanism", "ddg",
+                                "--sampling-rate", "1", "--noise-multiplier", std::to_string(kNoise),
+                                "--steps", std::to_string(steps), "--delta", "1e-5",
+                                "--bits", std::to_string(kBits), "--clip-norm", std::to_string(kClip),
+                                "--clients", std::to_string(kClients), "--honest", "2",
+                                "--dimension", std::to_string(kDimension)};
+  const fs::path log = dir / ("sotto-dp-" + std::to_string(steps) + ".log");
+  Process p("sotto-dp", argv, log);
+  REQUIRE(p.wait_for_exit(60s) == 0);
+  const std::string text = p.log_text();
+  return nlohmann::json::parse(text.substr(text.rfind('{')));
+}
+
+struct DpRun {
+  TempDir dir{"ddp"};
+  Pki pki = make_pki(dir / "pki", kClients);
+  AggregatorOptions agg;
+  fs::path config;
+
+  explicit DpRun(double target_epsilon) {
+    agg.state_dir = dir / "aggregator";
+    agg.pki = pki;
+    agg.port = pick_free_port();
+    agg.total_rounds = 6;
+    agg.cohort_target = kClients;
+    agg.cohort_min = 3;
+    agg.extra_toml = "[secure_aggregation]\nenabled = true\nstep_deadline_s = 20\nbits = " + std::to_string(kBits) +
+                     "\n[privacy]\nmode = \"distributed\"\nclip_norm = " + std::to_string(kClip) +
+                     "\nnoise_multiplier = " + std::to_string(kNoise) + "\ndelta = 1e-5\nmin_survivors = 3\n" +
+                     "target_epsilon = " + std::to_string(target_epsilon) + "\n";
+    config = write_aggregator_config(dir / "aggregator.toml", agg);
+  }
+
+  std::vector<std::unique_ptr<Process>> start_clients(const std::string& tag) {
+    std::vector<std::unique_ptr<Process>> clients;
+    for (int i = 1; i <= kClients; ++i) {
+      ClientOptions c = mtls_client_options(pki, i, agg.port);
+      c.num_shards = kClients;
+      c.shard_index = static_cast<std::uint32_t>(i - 1);
+      c.max_examples = 200;
+      c.state_dir = dir / (c.id + tag);
+      clients.push_back(start_client(c.id, write_client_config(dir / (c.id + tag + ".toml"), c),
+                                     dir / (c.id + tag + ".log")));
+    }
+    return clients;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("distributed DP: each round's epsilon is debited before unmasking and the run stops at its budget, across a SIGKILL",
+          "[integration][dp][secagg]") {
+  // The budget allows three rounds of this mechanism and not four.
+  const double eps3 = sotto_dp_epsilon(3, fs::temp_directory_path()).at("epsilon");
+  const double eps4 = sotto_dp_epsilon(4, fs::temp_directory_path()).at("epsilon");
+  REQUIRE(eps3 < eps4);
+  DpRun run((eps3 + eps4) / 2);
+  const fs::path rounds_file = run.agg.state_dir / "rounds.jsonl";
+  const fs::path journal = run.agg.state_dir / "privacy.jsonl";
+
+  auto aggregator = start_aggregator(run.config, run.dir / "aggregator.log");
+  REQUIRE(wait_for_port(run.agg.state_dir, 60s, aggregator.get()) == run.agg.port);
+  auto clients = run.start_clients("");
+  // SIGKILL once round 2 is logged; the restart must remember the two rounds' privacy.
+  REQUIRE(wait_until([&] { return read_jsonl(rounds_file).size() >= 2; }, 150s, 5ms));
+  aggregator->kill(SIGKILL);
+  REQUIRE(aggregator->wait_for_exit(10s) == 128 + SIGKILL);
+  const auto charged_before_restart = read_jsonl(journal).size();
+  CHECK(charged_before_restart >= 2);
+  fs::remove(run.agg.state_dir / "port");
+  aggregator = start_aggregator(run.config, run.dir / "aggregator-2.log");
+  REQUIRE(wait_for_port(run.agg.state_dir, 60s, aggregator.get()) == run.agg.port);
+  for (auto& c : clients) {
+    INFO(c->name() << " log:\n" << c->log_text());
+    REQUIRE(c->wait_for_exit(150s) == 0);
+  }
+  INFO("aggregator log:\n" << aggregator->log_text());
+  REQUIRE(aggregator->wait_for_exit(60s) == 0);
+  CHECK(aggregator->log_contains("privacy budget"));
+  CHECK(aggregator->log_contains("over privacy.target_epsilon"));
+
+  const auto rounds = read_jsonl(rounds_file);
+  INFO("rounds.jsonl: " << nlohmann::json(rounds).dump());
+  const auto charges = read_jsonl(journal);
+  REQUIRE(charges.size() == 3);  // the budget held 3 rounds: each charged once, none after
+  std::uint64_t completed = 0;
+  for (std::size_t r = 0; r < rounds.size(); ++r) {
+    const auto& line = rounds[r];
+    CHECK(line.at("schema_version") == 4);
+    const auto& p = line.at("privacy");
+    CHECK(p.at("mode") == "distributed");
+    CHECK(p.at("charged") == true);
+    CHECK(p.at("honest") == 2);  // min_survivors 3, less ceil(0.05 · 3) colluders
+    CHECK(p.at("sampling").get<std::string>().find("q = 1") != std::string::npos);
+    completed += line.at("status") == "completed" ? 1 : 0;
+    // Every epsilon is sotto-dp's for the rounds charged so far.
+    const double expected = sotto_dp_epsilon(line.at("round"), run.dir.path()).at("epsilon");
+    CHECK(p.at("epsilon").get<double>() == Approx(expected).epsilon(1e-9));
+  }
+  CHECK(completed == 3);
+  CHECK(rounds.back().at("privacy").at("epsilon").get<double>() <= (eps3 + eps4) / 2);
+
+  // A third start finds the budget spent: it stops at once, charging nothing.
+  fs::remove(run.agg.state_dir / "port");
+  auto third = start_aggregator(run.config, run.dir / "aggregator-3.log");
+  INFO("third aggregator log:\n" << third->log_text());
+  REQUIRE(third->wait_for_exit(60s) == 0);
+  CHECK(third->log_contains("privacy budget"));
+  CHECK(read_jsonl(journal).size() == 3);
+}
+
+}  // namespace sotto::test
