@@ -92,8 +92,6 @@ void read_rounds_section(config::TomlReader& r, CoordinatorOptions& o) {
   read_weighting(r, "rounds", o);
 }
 
-void read_privacy_mechanism(config::TomlReader& r, CoordinatorOptions& o);
-
 // [secure_aggregation], [privacy] and [task]: how a round's updates are protected and what the round computes.
 void read_round_protection(config::TomlReader& r, CoordinatorOptions& o) {
   auto& sa = o.secure;
@@ -113,40 +111,8 @@ void read_round_protection(config::TomlReader& r, CoordinatorOptions& o) {
   } else if (sum_length != 0) {
     r.fail("task.secure_sum_length", "applies only to task.kind = \"secure_sum\"");
   }
-  read_privacy_mechanism(r, o);
-}
-
-// [privacy]'s mechanism and budget. Distributed DP is the default with secure aggregation once a noise level (or a
-// budget to derive it from) is given; secure aggregation without noise is allowed, with a warning.
-void read_privacy_mechanism(config::TomlReader& r, CoordinatorOptions& o) {
-  auto& p = o.privacy;
-  const bool noise_given = r.has("privacy.noise_multiplier") || r.has("privacy.target_epsilon");
-  const bool secure = o.secure.enabled;
-  const std::string mode =
-      r.get_choice("privacy.mode", {"off", "distributed"}, secure && noise_given ? "distributed" : "off");
-  p.mode = mode == "distributed" ? PrivacyMode::kDistributed : PrivacyMode::kOff;
-  p.noise_multiplier = r.get_double("privacy.noise_multiplier", 0.0, 0, 1e4);
-  p.target_epsilon = r.get_double("privacy.target_epsilon", 0.0, 0, 1e6);
-  p.delta = r.get_double("privacy.delta", 1e-5, 1e-30, 0.5);
-  p.min_survivors = static_cast<std::uint32_t>(
-      r.get_int("privacy.min_survivors", std::max<std::int64_t>(o.cohort_min, secagg::kMinClients),
-                secagg::kMinClients, 1'000'000));
-  if (p.mode == PrivacyMode::kOff) {
-    if (secure) {
-      spdlog::warn("{}: secure aggregation without differential privacy: the sum is exact, so the released model "
-                   "carries no noise; set privacy.noise_multiplier or privacy.target_epsilon for distributed DP",
-                   r.source());
-    }
-    return;
-  }
-  if (!secure) r.fail("privacy.mode", "\"distributed\" needs secure_aggregation.enabled = true");
-  if (o.secure_sum_length) r.fail("privacy.mode", "\"distributed\" applies to training rounds (task.kind = \"train\")");
-  if (!(p.noise_multiplier > 0) && !(p.target_epsilon > 0)) {
-    r.fail("privacy.noise_multiplier", "must be positive for \"distributed\", or set privacy.target_epsilon");
-  }
-  if (p.min_survivors > o.cohort_target) {
-    r.fail("privacy.min_survivors", "is larger than rounds.cohort_target (" + std::to_string(o.cohort_target) + ")");
-  }
+  o.privacy = read_privacy_section(r, sa.enabled, o.secure_sum_length > 0,
+                                   std::max<std::uint32_t>(o.cohort_min, secagg::kMinClients), o.cohort_target);
 }
 
 }  // namespace

@@ -4,6 +4,8 @@
 
 #include <limits>
 
+#include "common/secagg/messages.h"
+
 namespace sotto::aggregator {
 
 ml::TrainingPlan read_plan_section(config::TomlReader& r) {
@@ -79,8 +81,46 @@ toml::table weighting_table(const CoordinatorOptions& o) {
                      {"weighting", o.weighting == Weighting::kUniform ? "uniform" : "examples"}};
 }
 
-toml::table privacy_table(double clip_norm) {
-  return toml::table{{"clip_norm", clip_norm}};
+PrivacyOptions read_privacy_section(config::TomlReader& r, bool secure, bool secure_sum,
+                                    std::uint32_t default_min_survivors, std::uint32_t max_min_survivors) {
+  PrivacyOptions p;
+  const bool noise_given = r.has("privacy.noise_multiplier") || r.has("privacy.target_epsilon");
+  const std::string mode =
+      r.get_choice("privacy.mode", {"off", "distributed"}, secure && noise_given ? "distributed" : "off");
+  p.mode = mode == "distributed" ? PrivacyMode::kDistributed : PrivacyMode::kOff;
+  p.noise_multiplier = r.get_double("privacy.noise_multiplier", 0.0, 0, 1e4);
+  p.target_epsilon = r.get_double("privacy.target_epsilon", 0.0, 0, 1e6);
+  p.delta = r.get_double("privacy.delta", 1e-5, 1e-30, 0.5);
+  p.min_survivors = static_cast<std::uint32_t>(
+      r.get_int("privacy.min_survivors", default_min_survivors, secagg::kMinClients, 1'000'000));
+  if (p.mode == PrivacyMode::kOff) {
+    if (secure) {
+      spdlog::warn("{}: secure aggregation without differential privacy: the sum is exact, so the released model "
+                   "carries no noise; set privacy.noise_multiplier or privacy.target_epsilon for distributed DP",
+                   r.source());
+    }
+    return p;
+  }
+  if (!secure) r.fail("privacy.mode", "\"distributed\" needs secure_aggregation.enabled = true");
+  if (secure_sum) r.fail("privacy.mode", "\"distributed\" applies to training rounds (task.kind = \"train\")");
+  if (!(p.noise_multiplier > 0) && !(p.target_epsilon > 0)) {
+    r.fail("privacy.noise_multiplier", "must be positive for \"distributed\", or set privacy.target_epsilon");
+  }
+  if (p.min_survivors > max_min_survivors) {
+    r.fail("privacy.min_survivors", "is larger than the cohort (" + std::to_string(max_min_survivors) + ")");
+  }
+  return p;
+}
+
+toml::table privacy_table(double clip_norm, const PrivacyOptions& p) {
+  toml::table t{{"clip_norm", clip_norm}};
+  if (p.mode == PrivacyMode::kOff) return t;
+  t.insert("mode", "distributed");
+  if (p.noise_multiplier > 0) t.insert("noise_multiplier", p.noise_multiplier);
+  if (p.target_epsilon > 0) t.insert("target_epsilon", p.target_epsilon);
+  t.insert("delta", p.delta);
+  t.insert("min_survivors", static_cast<std::int64_t>(p.min_survivors));
+  return t;
 }
 
 toml::table plan_table(const ml::TrainingPlan& p) {

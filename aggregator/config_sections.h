@@ -29,8 +29,15 @@ double read_clip_norm(config::TomlReader& r, bool secure_aggregation);
 void read_weighting(config::TomlReader& r, const std::string& table, CoordinatorOptions& options);
 toml::table weighting_table(const CoordinatorOptions& options);
 
+// [privacy]'s mechanism and budget (mode, noise_multiplier, delta, target_epsilon, min_survivors), for the daemon
+// and sotto-sim alike. Distributed DP is the default with secure aggregation once a noise level (or a budget to
+// derive it from) is given; secure aggregation without noise is allowed, with a warning. `default_min_survivors`
+// and `max_min_survivors` (the largest cohort) bound privacy.min_survivors.
+PrivacyOptions read_privacy_section(config::TomlReader& r, bool secure_aggregation, bool secure_sum,
+                                    std::uint32_t default_min_survivors, std::uint32_t max_min_survivors);
+
 toml::table plan_table(const ml::TrainingPlan& plan);
-toml::table privacy_table(double clip_norm);
+toml::table privacy_table(double clip_norm, const PrivacyOptions& privacy);
 toml::table strategy_table(const StrategyOptions& strategy);
 // Without step_deadline_s (see above).
 toml::table secure_aggregation_table(const SecureAggregationOptions& secure);

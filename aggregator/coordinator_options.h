@@ -54,6 +54,9 @@ struct PrivacyOptions {
   std::uint32_t min_survivors = 3;
   double beta = 0.6065306597126334;  // conditional rounding's parameter, exp(-1/2)
   double stddevs_in_range = 4;       // the modulus holds the sum with this many standard deviations to spare
+  // The probability with which each user is in a round, when the sampling is really random and secret from those
+  // who see only the released models (sotto-sim's Poisson draws); 1: no amplification claimed (the daemon).
+  double sampling_rate = 1;
 };
 
 // How a plain round averages its updates: by their example counts (FedAvg; the counts are self-reported and capped

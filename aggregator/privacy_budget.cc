@@ -15,6 +15,10 @@ PrivacyBudget::PrivacyBudget(PrivacyOptions options, std::uint32_t bits, double 
   const auto colluders = static_cast<std::uint32_t>(std::ceil(corruption_rate * options_.min_survivors - 1e-12));
   honest_ = options_.min_survivors > colluders ? options_.min_survivors - colluders : 1;
   if (spent_.empty()) spent_.assign(orders_.size(), 0.0);
+  released_ = spent_;  // a restarted daemon: q = 1, the two are the same
+  if (!(options_.sampling_rate > 0 && options_.sampling_rate <= 1)) {
+    throw Error("privacy: the sampling rate must be in (0, 1]");
+  }
   if (spent_.size() != orders_.size()) {
     throw Error("privacy: the recorded RDP has " + std::to_string(spent_.size()) + " orders, expected " +
                 std::to_string(orders_.size()));
@@ -26,68 +30,107 @@ PrivacyBudget::PrivacyBudget(PrivacyOptions options, std::uint32_t bits, double 
 
 void PrivacyBudget::fit_noise_to_budget(std::uint64_t rounds, std::uint32_t clients, std::uint64_t dimension) {
   if (!enabled() || options_.noise_multiplier > 0) return;
-  // What is already spent counts: compose it with the candidate's rounds by searching on the whole.
-  const double spent_epsilon = spent().epsilon;
-  if (spent_epsilon >= options_.target_epsilon) {
+  if (spent_released().epsilon >= options_.target_epsilon) {
     options_.noise_multiplier = 1;  // any: plan() refuses the first round as over budget
     return;
   }
   const dp::DdgSettings settings{bits_, clip_norm_, 1, clients, std::min(honest_, clients), dimension,
                                  options_.beta, options_.stddevs_in_range};
   try {
-    options_.noise_multiplier = dp::ddg_noise_multiplier_for(settings, 1, rounds, options_.delta,
-                                                             options_.target_epsilon);
+    options_.noise_multiplier = dp::ddg_noise_multiplier_for(settings, options_.sampling_rate, rounds,
+                                                             options_.delta, options_.target_epsilon);
   } catch (const Error& e) {
     throw Error(std::string("privacy.target_epsilon: ") + e.what());
   }
   // With earlier runs' spending, the fresh multiplier may overshoot the rest of the budget: raise it until it fits.
   for (int i = 0; i < 200; ++i) {
-    auto planned = plan(0, clients, dimension);
-    auto* charge = std::get_if<RoundCharge>(&planned);
-    std::vector<double> total = spent_;
-    if (charge) {
-      for (std::size_t k = 0; k < total.size(); ++k) total[k] += charge->rdp[k] * static_cast<double>(rounds);
+    auto priced = price(clients, dimension);
+    if (auto* charge = std::get_if<RoundCharge>(&priced)) {
+      std::vector<double> total = released_;
+      for (std::size_t k = 0; k < total.size(); ++k) {
+        total[k] += charge->rdp_released[k] * static_cast<double>(rounds);
+      }
       if (dp::epsilon_from_rdp(orders_, total, options_.delta).epsilon <= options_.target_epsilon) return;
     }
     options_.noise_multiplier *= 1.02;
   }
 }
 
-std::variant<RoundCharge, PlanRefusal> PrivacyBudget::plan(std::uint64_t round_id, std::uint32_t clients,
-                                                           std::uint64_t dimension) const {
+std::variant<RoundCharge, std::string> PrivacyBudget::price(std::uint32_t clients, std::uint64_t dimension) const {
   RoundCharge charge;
-  charge.round_id = round_id;
   charge.clients = clients;
   try {
     charge.ddg = dp::choose_ddg_parameters({bits_, clip_norm_, options_.noise_multiplier, clients,
                                             std::min(honest_, clients), dimension, options_.beta,
                                             options_.stddevs_in_range});
     charge.rdp = dp::ddg_rdp(charge.ddg, 1.0, orders_);
+    charge.rdp_released =
+        options_.sampling_rate < 1 ? dp::ddg_rdp(charge.ddg, options_.sampling_rate, orders_) : charge.rdp;
   } catch (const Error& e) {
-    return PlanRefusal{false, std::string("privacy: ") + e.what()};
+    return std::string("privacy: ") + e.what();
   }
-  std::vector<double> after = spent_;
-  for (std::size_t i = 0; i < after.size(); ++i) after[i] += charge.rdp[i];
+  return charge;
+}
+
+std::variant<RoundCharge, PlanRefusal> PrivacyBudget::plan(std::uint64_t round_id, std::uint32_t clients,
+                                                           std::uint64_t dimension) const {
+  auto priced = price(clients, dimension);
+  if (auto* why = std::get_if<std::string>(&priced)) return PlanRefusal{false, *why};
+  RoundCharge charge = std::move(std::get<RoundCharge>(priced));
+  charge.round_id = round_id;
+  std::vector<double> after = spent_, after_released = released_;
+  for (std::size_t i = 0; i < after.size(); ++i) {
+    after[i] += charge.rdp[i];
+    after_released[i] += charge.rdp_released[i];
+  }
   charge.epsilon = dp::epsilon_from_rdp(orders_, after, options_.delta);
-  if (options_.target_epsilon > 0 && charge.epsilon.epsilon > options_.target_epsilon) {
-    return PlanRefusal{true, "privacy budget: round " + std::to_string(round_id) + " would bring the epsilon spent to " +
-           util::short_number(charge.epsilon.epsilon) + " (delta " + util::short_number(options_.delta) +
-           "), over privacy.target_epsilon = " + util::short_number(options_.target_epsilon) + " (spent so far: " +
-           util::short_number(spent().epsilon) + "); the run stops here — raise the budget or the noise to go on"};
+  charge.epsilon_released = dp::epsilon_from_rdp(orders_, after_released, options_.delta);
+  if (options_.target_epsilon > 0 && charge.epsilon_released.epsilon > options_.target_epsilon) {
+    return PlanRefusal{true, "privacy budget: round " + std::to_string(round_id) +
+                                 " would bring the epsilon spent to " +
+                                 util::short_number(charge.epsilon_released.epsilon) + " (delta " +
+                                 util::short_number(options_.delta) + "), over privacy.target_epsilon = " +
+                                 util::short_number(options_.target_epsilon) + " (spent so far: " +
+                                 util::short_number(spent_released().epsilon) +
+                                 "); the run stops here — raise the budget or the noise to go on"};
   }
   crypto::random_bytes(charge.rotation_seed);
   return charge;
 }
 
 void PrivacyBudget::debit(const RoundCharge& charge) {
-  for (std::size_t i = 0; i < spent_.size(); ++i) spent_[i] += charge.rdp[i];
+  for (std::size_t i = 0; i < spent_.size(); ++i) {
+    spent_[i] += charge.rdp[i];
+    released_[i] += charge.rdp_released[i];
+  }
 }
 
-dp::Epsilon PrivacyBudget::spent() const {
+void PrivacyBudget::charge_skipped_draw(std::uint32_t expected_clients, std::uint64_t dimension) {
+  if (!enabled() || options_.sampling_rate >= 1) return;
+  auto priced = price(std::max<std::uint32_t>(expected_clients, 1), dimension);
+  if (auto* charge = std::get_if<RoundCharge>(&priced)) {
+    for (std::size_t i = 0; i < released_.size(); ++i) released_[i] += charge->rdp_released[i];
+  }
+  ++skipped_;
+}
+
+namespace {
+
+dp::Epsilon epsilon_of(const std::vector<double>& orders, const std::vector<double>& rdp, double delta) {
   bool any = false;
-  for (double r : spent_) any = any || r > 0;
+  for (double r : rdp) any = any || r > 0;
   if (!any) return {0, 0};
-  return dp::epsilon_from_rdp(orders_, spent_, options_.delta);
+  return dp::epsilon_from_rdp(orders, rdp, delta);
+}
+
+}  // namespace
+
+dp::Epsilon PrivacyBudget::spent() const {
+  return epsilon_of(orders_, spent_, options_.delta);
+}
+
+dp::Epsilon PrivacyBudget::spent_released() const {
+  return epsilon_of(orders_, released_, options_.delta);
 }
 
 }  // namespace sotto::aggregator

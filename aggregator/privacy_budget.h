@@ -4,9 +4,11 @@
 //
 // A round's charge is the Rényi DP of its mechanism at every order of dp::default_orders(): in distributed mode the
 // Distributed Discrete Gaussian over the round's cohort, with the honest survivors' shares alone carrying the noise
-// (dp/ddg_accounting.h). The daemon claims no amplification by sampling: its cohorts are whoever checks in, so the
-// epsilon holds against the aggregator itself (q = 1). Charges compose by adding RDP; epsilon is the smallest over
-// the orders (dp::epsilon_from_rdp).
+// (dp/ddg_accounting.h). Two epsilons are kept. Against the aggregator, which sees who took part, no amplification
+// (q = 1). Against whoever sees only the released models, amplified by PrivacyOptions::sampling_rate when the
+// sampling is really random (sotto-sim's Poisson draws, each draw too small to run charged as a round too); the
+// daemon's cohorts are whoever checks in, so it claims none and the two are equal. The budget applies to the
+// second. Charges compose by adding RDP; epsilon is the smallest over the orders (dp::epsilon_from_rdp).
 #pragma once
 
 #include <array>
@@ -31,8 +33,10 @@ struct RoundCharge {
   std::uint32_t clients = 0;  // n: the cohort summed
   dp::DdgParameters ddg;
   dp::RotationSeed rotation_seed{};
-  std::vector<double> rdp;  // this round alone
-  dp::Epsilon epsilon;      // spent after this round
+  std::vector<double> rdp;           // this round alone, against the aggregator (q = 1)
+  std::vector<double> rdp_released;  // against the released models (amplified by the sampling rate)
+  dp::Epsilon epsilon;               // spent after this round, against the aggregator
+  dp::Epsilon epsilon_released;      // spent after this round, against the released models
 };
 
 // Why a round may not run: over the budget (the run stops), or parameters that cannot work (the round is abandoned).
@@ -60,18 +64,28 @@ class PrivacyBudget {
   std::variant<RoundCharge, PlanRefusal> plan(std::uint64_t round_id, std::uint32_t clients,
                                               std::uint64_t dimension) const;
   void debit(const RoundCharge& charge);
+  // A sampled draw too small to run: nothing is released, but the draw's outcome depends on who was drawn, so the
+  // released-model accountant is charged as for a round of `expected_clients` (never the aggregator's).
+  void charge_skipped_draw(std::uint32_t expected_clients, std::uint64_t dimension);
+  std::uint64_t skipped_draws_charged() const { return skipped_; }
 
-  dp::Epsilon spent() const;
+  dp::Epsilon spent() const;  // against the aggregator
+  dp::Epsilon spent_released() const;
   const std::vector<double>& spent_rdp() const { return spent_; }
   const std::vector<double>& orders() const { return orders_; }
 
  private:
+  // The round's parameters and RDP for `clients` summed, without the budget check or the rotation seed.
+  std::variant<RoundCharge, std::string> price(std::uint32_t clients, std::uint64_t dimension) const;
+
   PrivacyOptions options_;
   std::uint32_t bits_;
   double clip_norm_;
   std::uint32_t honest_;
   std::vector<double> orders_;
   std::vector<double> spent_;
+  std::vector<double> released_;
+  std::uint64_t skipped_ = 0;
 };
 
 }  // namespace sotto::aggregator

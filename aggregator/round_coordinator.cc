@@ -5,6 +5,7 @@
 
 #include "common/model/clipping.h"
 #include "common/secagg/update_vector.h"
+#include "common/util/short_number.h"
 #include "common/util/error.h"
 #include "common/util/seed_mix.h"
 
@@ -431,10 +432,20 @@ void RoundCoordinator::report_privacy() {
   const auto& d = charge_->ddg;
   const auto spent = budget_.spent();
   const auto& o = options_.privacy;
+  const std::string sampling =
+      o.sampling_rate < 1 ? "poisson, q = " + util::short_number(o.sampling_rate) +
+                                ": users drawn at random, secretly from those who see only the models (every draw "
+                                "charged, those too small to run included); none against the aggregator"
+                          : std::string(kNoAmplification);
   report_.privacy = RoundReport::Privacy{"distributed", d.clip_norm, d.noise_multiplier, o.delta, d.bits,
                                          charge_->clients, o.min_survivors, d.honest, d.scale, d.l2_bound,
                                          d.local_stddev, d.dimension, false, spent.epsilon, spent.order,
-                                         kNoAmplification};
+                                         budget_.spent_released().epsilon, o.sampling_rate,
+                                         budget_.skipped_draws_charged(), sampling};
+}
+
+void RoundCoordinator::charge_skipped_draw(std::uint32_t expected_clients) {
+  budget_.charge_skipped_draw(expected_clients, secagg::floating_length(*global_));
 }
 
 // The budget does not allow this round: the run ends here, as if rounds.total were reached (nothing was charged).

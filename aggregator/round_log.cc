@@ -25,7 +25,7 @@ nlohmann::json round_record(const RoundReport& r, std::uint64_t completed_rounds
     j["test_loss"] = eval->loss;
     j["test_examples"] = eval->num_examples;
   }
-  if (r.survivors > 0) {
+  if (r.survivors > 0 && !r.privacy) {  // under distributed DP the devices send no metrics in the clear
     j["mean_train_loss"] = r.mean_train_loss;
     j["mean_train_accuracy"] = r.mean_train_accuracy;
   }
@@ -67,6 +67,9 @@ nlohmann::json round_record(const RoundReport& r, std::uint64_t completed_rounds
                     {"delta", p.delta},
                     {"epsilon", p.epsilon_spent},
                     {"order", p.order},
+                    {"epsilon_released", p.epsilon_released},
+                    {"sampling_rate", p.sampling_rate},
+                    {"skipped_draws", p.skipped_draws},
                     {"charged", p.charged},
                     {"sampling", p.sampling},
                     {"bits", p.bits},

@@ -28,9 +28,12 @@ namespace sotto::aggregator {
 // 3: adds secagg.convicted [{client, offence, accused_by, input_counted}]: the clients a SecAgg+ accusation proved at
 //    fault (shares that do not open, or a false accusation), present only when not empty.
 // 4: adds privacy {mode, clip_norm, noise_multiplier, delta, epsilon (spent over the whole run after this round, at
-//    delta), order, charged (false: no sum was unmasked, nothing debited), sampling (the amplification claimed),
+//    delta, against the aggregator: no amplification), order, epsilon_released (against whoever sees only the
+//    models, amplified by sampling_rate; equal to epsilon when sampling_rate is 1), sampling_rate, skipped_draws
+//    (sampled draws too small to run, charged to epsilon_released), charged (false: no sum was unmasked, nothing debited), sampling (the amplification claimed),
 //    bits, clients, min_survivors, honest, scale, l2_bound, local_stddev, dimension} on rounds under differential
-//    privacy: `sotto-dp epsilon --mechanism ddg` with these reproduces epsilon.
+//    privacy: `sotto-dp epsilon --mechanism ddg` with these reproduces epsilon. Under DP, examples counts
+//    participations (the devices report none) and mean_train_loss and mean_train_accuracy are left out.
 inline constexpr int kRoundLogSchemaVersion = 4;
 
 struct RoundTraffic {

@@ -46,8 +46,11 @@ struct RoundReport {
     double scale = 0, l2_bound = 0, local_stddev = 0;
     std::uint64_t dimension = 0;
     bool charged = false;        // debited (the sum was to be unmasked)
-    double epsilon_spent = 0;    // after this round, over the run (and every run before it)
+    double epsilon_spent = 0;    // after this round, over the run (and every run before it), against the aggregator
     double order = 0;            // the RDP order that gave it
+    double epsilon_released = 0;  // the same against whoever sees only the released models (amplified)
+    double sampling_rate = 1;     // the amplification claimed (1: none)
+    std::uint64_t skipped_draws = 0;  // sampled draws too small to run, charged to epsilon_released
     std::string sampling;
   };
   std::optional<Privacy> privacy;

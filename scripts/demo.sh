@@ -141,7 +141,7 @@ import json, sys
 r = json.loads(sys.stdin.read())
 acc = "%.4f" % r["test_accuracy"] if "test_accuracy" in r else r["status"]
 loss = "%.4f" % r["test_loss"] if "test_loss" in r else "-"
-train = "%.4f" % r.get("mean_train_loss", float("nan"))
+train = "%.4f" % r["mean_train_loss"] if "mean_train_loss" in r else "-"  # withheld under DP
 p = r.get("privacy")
 eps = "%.4g" % p["epsilon"] if p else "(no DP)"
 delta = "%.0e" % p["delta"] if p else "-"

@@ -3,6 +3,8 @@
 #include <toml++/toml.h>
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <sstream>
 #include <thread>
 
@@ -119,6 +121,9 @@ SimConfig load_sim_config(const std::filesystem::path& config_file, const std::v
   c.strategy = aggregator::read_strategy_section(r, c.plan);
   const auto& sa = c.secure = aggregator::read_secure_aggregation_section(r);
   c.clip_norm = aggregator::read_clip_norm(r, sa.enabled);
+  const auto largest_cohort = static_cast<std::uint32_t>(std::min<std::uint64_t>(
+      c.sampling == Sampling::kUniform ? c.cohort_size : c.population, std::numeric_limits<std::uint32_t>::max()));
+  c.privacy = aggregator::read_privacy_section(r, sa.enabled, false, secagg::kMinClients, largest_cohort);
   aggregator::read_weighting(r, "aggregation", c.weighting);
   if (sa.enabled && c.sampling == Sampling::kUniform && c.cohort_size < secagg::kMinClients) {
     r.fail("cohort_size", "is " + std::to_string(c.cohort_size) + "; secure aggregation needs at least " +
@@ -195,7 +200,7 @@ std::string to_toml(const SimConfig& c) {
   t.insert("plan", aggregator::plan_table(c.plan));
   t.insert("strategy", aggregator::strategy_table(c.strategy));
   t.insert("secure_aggregation", aggregator::secure_aggregation_table(c.secure));
-  t.insert("privacy", aggregator::privacy_table(c.clip_norm));
+  t.insert("privacy", aggregator::privacy_table(c.clip_norm, c.privacy));
   t.insert("aggregation", aggregator::weighting_table(c.weighting));
   t.insert("dropout", toml::table{{"advertise_keys", c.dropout.advertise_keys},
                                   {"share_keys", c.dropout.share_keys},
@@ -235,7 +240,11 @@ std::string documented_keys() {
   [strategy]  name = "fedavg" | "fedprox" | "fedadam" | "fedyogi" | "fedadagrad", server_learning_rate, beta1,
               beta2, tau (server optimizers only)
   [privacy]   clip_norm: the L2 bound every update is clipped to (0 = none, the default in plain rounds; 30 with
-              secure aggregation, which needs one)
+              secure aggregation, which needs one); mode = "distributed" (the default with secure aggregation
+              once noise_multiplier or target_epsilon is set) | "off", noise_multiplier, delta = 1e-5,
+              target_epsilon (a budget on the models' epsilon), min_survivors: as the daemon's. With
+              sampling = "poisson" the epsilon against the released models is amplified by the sampling rate
+              (every draw charged, those too small to run included); the one against the aggregator is not
   [aggregation] weighting = "examples" | "uniform" (each client equally), max_examples_per_client = 100000 (the
               most examples an update weighs in with)
   [secure_aggregation] enabled = false, dropout_rate = 0.1 and

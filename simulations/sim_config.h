@@ -49,6 +49,7 @@ struct SimConfig {
   aggregator::StrategyOptions strategy;
   aggregator::SecureAggregationOptions secure;  // secure_aggregation.*, the daemon's keys
   double clip_norm = 0;                          // privacy.clip_norm, as the daemon's
+  aggregator::PrivacyOptions privacy;            // privacy.mode and the rest, as the daemon's
   aggregator::CoordinatorOptions weighting;      // [aggregation]: only its max_examples_per_client and weighting
   DropoutRates dropout;
 

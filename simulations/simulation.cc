@@ -1,6 +1,7 @@
 #include "simulations/simulation.h"
 
 #include <chrono>
+#include <cmath>
 #include <limits>
 #include <map>
 #include <memory>
@@ -139,6 +140,11 @@ SimSummary run_simulation(const SimConfig& config, const ProgressFn& progress,
   options.cohort_min = config.secure.enabled ? secagg::kMinClients : 1;
   options.secure = config.secure;
   options.clip_norm = config.clip_norm;
+  options.privacy = config.privacy;
+  // Poisson draws are random and secret from whoever sees only the models: their rate is the amplification.
+  if (config.sampling == Sampling::kPoisson) options.privacy.sampling_rate = config.effective_sampling_rate();
+  const auto expected_cohort = static_cast<std::uint32_t>(std::max<double>(
+      1, std::round(config.effective_sampling_rate() * static_cast<double>(config.population))));
   options.max_examples_per_client = config.weighting.max_examples_per_client;
   options.weighting = config.weighting.weighting;
   options.checkin_window = std::chrono::seconds(1);
@@ -163,6 +169,7 @@ SimSummary run_simulation(const SimConfig& config, const ProgressFn& progress,
     const std::vector<ClientIndex> cohort = sample_cohort(config, ++attempt);
     if (cohort.empty()) {
       ++summary.empty_draws;
+      coordinator.charge_skipped_draw(expected_cohort);
       if (++empty_streak >= 1000) {
         throw Error("poisson sampling drew an empty cohort 1000 times in a row: raise sampling_rate (now " +
                     std::to_string(config.effective_sampling_rate()) + ") or population");
@@ -184,6 +191,7 @@ SimSummary run_simulation(const SimConfig& config, const ProgressFn& progress,
       // and the draw is skipped, like an empty one.
       for (ClientIndex c : cohort) check_no_refusal(coordinator.on_disconnect(c, "draw below cohort_min", clock.now()));
       ++summary.small_draws;
+      coordinator.charge_skipped_draw(expected_cohort);
       if (++empty_streak >= 1000) {
         throw Error("poisson sampling drew fewer than " + std::to_string(options.cohort_min) +
                     " clients 1000 times in a row: raise sampling_rate (now " +

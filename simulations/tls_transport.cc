@@ -103,7 +103,7 @@ toml::table aggregator_config(const SimConfig& c, const fs::path& pki, const fs:
                              {"seed", static_cast<std::int64_t>(c.seed)},
                              {"reproducible_aggregation", true}}},
       {"plan", aggregator::plan_table(c.plan)},
-      {"privacy", aggregator::privacy_table(c.clip_norm)},
+      {"privacy", aggregator::privacy_table(c.clip_norm, c.privacy)},
       {"strategy", aggregator::strategy_table(c.strategy)},
       {"secure_aggregation", secure},
       {"model", toml::table{{"architecture", c.architecture}, {"init_seed", static_cast<std::int64_t>(c.init_seed)}}},

@@ -196,7 +196,9 @@ Outputs Participant::on_shares(const secagg::SharesForYou& shares, TimePoint) {
                         .front());
       return out;
     }
-    Outputs out{out::Upload{task_.round_id, metrics_, std::move(std::get<secagg::MaskedInput>(answer)),
+    // Under distributed DP nothing about the update travels in the clear: one participation, no loss or timing.
+    const ml::TrainMetrics told = task_.secure->noise ? ml::TrainMetrics{1, 0, 0, 0, 0, 0} : metrics_;
+    Outputs out{out::Upload{task_.round_id, told, std::move(std::get<secagg::MaskedInput>(answer)),
                             task_.secure->config.bits}};
     step_ = Step::kUploaded;
     record_.sent = true;

@@ -19,6 +19,7 @@
 #include "common/secagg/update_vector.h"
 #include "common/data/image_dataset.h"
 #include "simulations/cohort_sampler.h"
+#include "aggregator/coordinator_options.h"
 #include "simulations/population.h"
 #include "simulations/sim_config.h"
 #include "simulations/simulation.h"
@@ -146,6 +147,33 @@ TEST_CASE("poisson sampling runs rounds with the sampled count") {
   const auto rounds = read_rounds(c.output_dir);
   REQUIRE(rounds.size() == 2);
   for (const auto& r : rounds) CHECK(r["cohort"] == r["sampled"]);
+  std::filesystem::remove_all(c.output_dir);
+}
+
+TEST_CASE("distributed DP in simulation is amplified by poisson sampling against the models and not against the aggregator") {
+  auto c = tiny("ddp", {"population=30", "sampling=poisson", "sampling_rate=0.3", "rounds=3",
+                        "secure_aggregation.enabled=true", "secure_aggregation.bits=16", "privacy.noise_multiplier=1.0",
+                        "privacy.clip_norm=1.0", "privacy.min_survivors=3"});
+  REQUIRE(c.privacy.mode == aggregator::PrivacyMode::kDistributed);  // the default once a noise level is set
+  sim::run_simulation(c);
+  const auto rounds = read_rounds(c.output_dir);
+  REQUIRE(rounds.size() >= 3);
+  double last = 0, last_released = 0;
+  for (const auto& r : rounds) {
+    INFO(r.dump());
+    const auto& p = r.at("privacy");
+    CHECK(p.at("mode") == "distributed");
+    CHECK(p.at("sampling_rate").get<double>() == Approx(0.3));
+    CHECK(p.at("sampling").get<std::string>().find("poisson") != std::string::npos);
+    if (!p.at("charged").get<bool>()) continue;
+    const double e = p.at("epsilon"), released = p.at("epsilon_released");
+    CHECK(released < e);  // amplification holds only against those who do not see who took part
+    CHECK(e > last);
+    CHECK(released >= last_released);
+    last = e;
+    last_released = released;
+  }
+  CHECK(last > 0);
   std::filesystem::remove_all(c.output_dir);
 }
 
