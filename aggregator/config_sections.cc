@@ -81,13 +81,24 @@ toml::table weighting_table(const CoordinatorOptions& o) {
                      {"weighting", o.weighting == Weighting::kUniform ? "uniform" : "examples"}};
 }
 
+const char* privacy_mode_name(PrivacyMode mode) {
+  switch (mode) {
+    case PrivacyMode::kDistributed: return "distributed";
+    case PrivacyMode::kCentral: return "central";
+    case PrivacyMode::kOff: break;
+  }
+  return "off";
+}
+
 PrivacyOptions read_privacy_section(config::TomlReader& r, bool secure, bool secure_sum,
                                     std::uint32_t default_min_survivors, std::uint32_t max_min_survivors) {
   PrivacyOptions p;
   const bool noise_given = r.has("privacy.noise_multiplier") || r.has("privacy.target_epsilon");
   const std::string mode =
-      r.get_choice("privacy.mode", {"off", "distributed"}, secure && noise_given ? "distributed" : "off");
-  p.mode = mode == "distributed" ? PrivacyMode::kDistributed : PrivacyMode::kOff;
+      r.get_choice("privacy.mode", {"off", "distributed", "central"}, secure && noise_given ? "distributed" : "off");
+  p.mode = mode == "distributed" ? PrivacyMode::kDistributed
+           : mode == "central"   ? PrivacyMode::kCentral
+                                 : PrivacyMode::kOff;
   p.noise_multiplier = r.get_double("privacy.noise_multiplier", 0.0, 0, 1e4);
   p.target_epsilon = r.get_double("privacy.target_epsilon", 0.0, 0, 1e6);
   p.delta = r.get_double("privacy.delta", 1e-5, 1e-30, 0.5);
@@ -101,10 +112,14 @@ PrivacyOptions read_privacy_section(config::TomlReader& r, bool secure, bool sec
     }
     return p;
   }
-  if (!secure) r.fail("privacy.mode", "\"distributed\" needs secure_aggregation.enabled = true");
-  if (secure_sum) r.fail("privacy.mode", "\"distributed\" applies to training rounds (task.kind = \"train\")");
+  const std::string quoted = "\"" + mode + "\"";
+  if (!secure) {
+    r.fail("privacy.mode", quoted + " needs secure_aggregation.enabled = true (the noise is added to the secure "
+                                    "sum; DP on plain rounds is not built yet)");
+  }
+  if (secure_sum) r.fail("privacy.mode", quoted + " applies to training rounds (task.kind = \"train\")");
   if (!(p.noise_multiplier > 0) && !(p.target_epsilon > 0)) {
-    r.fail("privacy.noise_multiplier", "must be positive for \"distributed\", or set privacy.target_epsilon");
+    r.fail("privacy.noise_multiplier", "must be positive for " + quoted + ", or set privacy.target_epsilon");
   }
   if (p.min_survivors > max_min_survivors) {
     r.fail("privacy.min_survivors", "is larger than the cohort (" + std::to_string(max_min_survivors) + ")");
@@ -115,7 +130,7 @@ PrivacyOptions read_privacy_section(config::TomlReader& r, bool secure, bool sec
 toml::table privacy_table(double clip_norm, const PrivacyOptions& p) {
   toml::table t{{"clip_norm", clip_norm}};
   if (p.mode == PrivacyMode::kOff) return t;
-  t.insert("mode", "distributed");
+  t.insert("mode", privacy_mode_name(p.mode));
   if (p.noise_multiplier > 0) t.insert("noise_multiplier", p.noise_multiplier);
   if (p.target_epsilon > 0) t.insert("target_epsilon", p.target_epsilon);
   t.insert("delta", p.delta);

@@ -40,8 +40,12 @@ struct SecureAggregationOptions {
 
 // Differential privacy ([privacy]): which mechanism noises a round's sum, how much, and the budget it may spend.
 // kDistributed: the Distributed Discrete Gaussian in secure rounds — every client adds its share of the noise
-// (common/dp/ddg_encoding.h), and the aggregator only ever sees the noised sum.
-enum class PrivacyMode { kOff, kDistributed };
+// (common/dp/ddg_encoding.h), and the aggregator only ever sees the noised sum. kCentral: the same encoding without
+// the clients' shares; the aggregator, trusted, adds all the noise (one discrete Gaussian) to the unmasked sum
+// before anything is released.
+enum class PrivacyMode { kOff, kDistributed, kCentral };
+
+const char* privacy_mode_name(PrivacyMode mode);
 
 struct PrivacyOptions {
   PrivacyMode mode = PrivacyMode::kOff;
@@ -57,6 +61,9 @@ struct PrivacyOptions {
   // The probability with which each user is in a round, when the sampling is really random and secret from those
   // who see only the released models (sotto-sim's Poisson draws); 1: no amplification claimed (the daemon).
   double sampling_rate = 1;
+  // The clients a round's mechanism is built for, and the mean's fixed denominator: with Poisson sampling the
+  // expected cohort, so that the mechanism does not depend on who was drawn; 0: the round's own cohort.
+  std::uint32_t expected_clients = 0;
 };
 
 // How a plain round averages its updates: by their example counts (FedAvg; the counts are self-reported and capped

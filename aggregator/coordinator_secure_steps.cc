@@ -2,6 +2,9 @@
 // once the survivors' sum is unmasked. The steps themselves are SecureAggregationRound's (secure_aggregation.h).
 #include "aggregator/round_coordinator.h"
 
+#include "common/crypto/random_stream.h"
+#include "common/dp/ddg_encoding.h"
+
 namespace sotto::aggregator {
 
 // Whether `conn` is training in the secure round now; if not, it is rejected and forgotten.
@@ -124,7 +127,7 @@ void RoundCoordinator::close_step(TimePoint now, Actions& out) {
   }
 }
 
-// A training round applies the survivors' unweighted mean (each input is in the sum with equal weight); a
+// A training round applies the survivors' unweighted mean (in central DP mode after the aggregator's own noise) (each input is in the sum with equal weight); a
 // secure-sum round (federated analytics) publishes the sum and whose inputs are in it.
 void RoundCoordinator::finish_secure_round(SecureAggregationRound::Summed summed, TimePoint now, Actions& out) {
   report_.survivors = static_cast<std::uint32_t>(summed.contributors.size());
@@ -132,7 +135,13 @@ void RoundCoordinator::finish_secure_round(SecureAggregationRound::Summed summed
     report_.secure_sum = std::move(summed.sum);
     report_.participants = std::move(summed.contributors);
   } else {
-    sum_.add_mean(secure_->mean_update(summed, *global_));
+    if (charge_ && options_.privacy.mode == PrivacyMode::kCentral) {  // debited before the unmask requests
+      crypto::RandomStream noise;
+      dp::add_discrete_gaussian_mod(summed.sum, charge_->ddg.local_stddev, secure_->assignment().config.bits, noise);
+    }
+    std::optional<double> denominator;
+    if (charge_) denominator = charge_->clients;  // fixed before the round: the cohort, or the expected one
+    sum_.add_mean(secure_->mean_update(summed, *global_, denominator));
   }
   close_round(now, true, "", out);
 }

@@ -11,9 +11,12 @@ namespace sotto::aggregator {
 
 PrivacyBudget::PrivacyBudget(PrivacyOptions options, std::uint32_t bits, double corruption_rate, double clip_norm,
                              std::vector<double> spent_rdp)
-    : options_(options), bits_(bits), clip_norm_(clip_norm), orders_(dp::default_orders()), spent_(std::move(spent_rdp)) {
-  const auto colluders = static_cast<std::uint32_t>(std::ceil(corruption_rate * options_.min_survivors - 1e-12));
-  honest_ = options_.min_survivors > colluders ? options_.min_survivors - colluders : 1;
+    : options_(options),
+      bits_(bits),
+      corruption_rate_(corruption_rate),
+      clip_norm_(clip_norm),
+      orders_(dp::default_orders()),
+      spent_(std::move(spent_rdp)) {
   if (spent_.empty()) spent_.assign(orders_.size(), 0.0);
   released_ = spent_;  // a restarted daemon: q = 1, the two are the same
   if (!(options_.sampling_rate > 0 && options_.sampling_rate <= 1)) {
@@ -34,8 +37,8 @@ void PrivacyBudget::fit_noise_to_budget(std::uint64_t rounds, std::uint32_t clie
     options_.noise_multiplier = 1;  // any: plan() refuses the first round as over budget
     return;
   }
-  const dp::DdgSettings settings{bits_, clip_norm_, 1, clients, std::min(honest_, clients), dimension,
-                                 options_.beta, options_.stddevs_in_range};
+  const dp::DdgSettings settings{bits_, clip_norm_, 1, clients, std::max<std::uint32_t>(honest_survivors(clients), 1),
+                                 dimension, options_.beta, options_.stddevs_in_range};
   try {
     options_.noise_multiplier = dp::ddg_noise_multiplier_for(settings, options_.sampling_rate, rounds,
                                                              options_.delta, options_.target_epsilon);
@@ -56,13 +59,25 @@ void PrivacyBudget::fit_noise_to_budget(std::uint64_t rounds, std::uint32_t clie
   }
 }
 
+std::uint32_t PrivacyBudget::honest_survivors(std::uint32_t clients) const {
+  if (options_.mode == PrivacyMode::kCentral) return 1;  // the aggregator's own draw: one share, all the noise
+  const auto colluders = static_cast<std::uint32_t>(std::ceil(corruption_rate_ * clients - 1e-12));
+  const std::uint32_t survivors = std::min(options_.min_survivors, clients);
+  return survivors > colluders ? survivors - colluders : 0;
+}
+
 std::variant<RoundCharge, std::string> PrivacyBudget::price(std::uint32_t clients, std::uint64_t dimension) const {
   RoundCharge charge;
   charge.clients = clients;
+  const std::uint32_t honest = honest_survivors(clients);
+  if (honest == 0) {
+    return "privacy: with " + std::to_string(clients) + " clients and secure_aggregation.corruption_rate = " +
+           util::short_number(corruption_rate_) + ", the colluders assumed leave no honest share among " +
+           "privacy.min_survivors = " + std::to_string(options_.min_survivors) + ": raise min_survivors";
+  }
   try {
-    charge.ddg = dp::choose_ddg_parameters({bits_, clip_norm_, options_.noise_multiplier, clients,
-                                            std::min(honest_, clients), dimension, options_.beta,
-                                            options_.stddevs_in_range});
+    charge.ddg = dp::choose_ddg_parameters({bits_, clip_norm_, options_.noise_multiplier, clients, honest, dimension,
+                                            options_.beta, options_.stddevs_in_range});
     charge.rdp = dp::ddg_rdp(charge.ddg, 1.0, orders_);
     charge.rdp_released =
         options_.sampling_rate < 1 ? dp::ddg_rdp(charge.ddg, options_.sampling_rate, orders_) : charge.rdp;
@@ -108,10 +123,15 @@ void PrivacyBudget::debit(const RoundCharge& charge) {
 void PrivacyBudget::charge_skipped_draw(std::uint32_t expected_clients, std::uint64_t dimension) {
   if (!enabled() || options_.sampling_rate >= 1) return;
   auto priced = price(std::max<std::uint32_t>(expected_clients, 1), dimension);
-  if (auto* charge = std::get_if<RoundCharge>(&priced)) {
-    for (std::size_t i = 0; i < released_.size(); ++i) released_[i] += charge->rdp_released[i];
-  }
+  if (auto* why = std::get_if<std::string>(&priced)) throw Error("a skipped draw cannot be charged: " + *why);
+  const auto& charge = std::get<RoundCharge>(priced);
+  for (std::size_t i = 0; i < released_.size(); ++i) released_[i] += charge.rdp_released[i];
   ++skipped_;
+}
+
+void PrivacyBudget::charge_released(const RoundCharge& charge) {
+  if (options_.sampling_rate >= 1) return;  // unsampled: an abandoned round released nothing to anyone
+  for (std::size_t i = 0; i < released_.size(); ++i) released_[i] += charge.rdp_released[i];
 }
 
 namespace {

@@ -56,8 +56,10 @@ class PrivacyBudget {
   // `dimension` coordinates fit the budget left (ddg_noise_multiplier_for), fixed for the run from now on.
   void fit_noise_to_budget(std::uint64_t rounds, std::uint32_t clients, std::uint64_t dimension);
   const PrivacyOptions& options() const { return options_; }
-  // The honest survivors the accountant counts on: min_survivors less the colluders (rounded up) it assumes.
-  std::uint32_t honest_survivors() const { return honest_; }
+  // The honest survivors the accountant counts on in a round of `clients`: min_survivors less the colluders it
+  // assumes, corruption_rate of the cohort rounded up (corrupt clients never drop out, so all of them may be among
+  // the survivors); 1 in central mode, where the aggregator draws the whole noise itself. 0: none is left.
+  std::uint32_t honest_survivors(std::uint32_t clients) const;
 
   // The charge of a round summing `clients` updates of `dimension` coordinates, or why it may not run (the budget
   // would be exceeded, the parameters cannot work).
@@ -68,6 +70,9 @@ class PrivacyBudget {
   // released-model accountant is charged as for a round of `expected_clients` (never the aggregator's).
   void charge_skipped_draw(std::uint32_t expected_clients, std::uint64_t dimension);
   std::uint64_t skipped_draws_charged() const { return skipped_; }
+  // A sampled round abandoned before its debit: what the draw itself reveals, to the released-model accountant
+  // (nothing when unsampled).
+  void charge_released(const RoundCharge& charge);
 
   dp::Epsilon spent() const;  // against the aggregator
   dp::Epsilon spent_released() const;
@@ -80,8 +85,8 @@ class PrivacyBudget {
 
   PrivacyOptions options_;
   std::uint32_t bits_;
+  double corruption_rate_;
   double clip_norm_;
-  std::uint32_t honest_;
   std::vector<double> orders_;
   std::vector<double> spent_;
   std::vector<double> released_;

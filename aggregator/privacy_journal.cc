@@ -1,12 +1,8 @@
 #include "aggregator/privacy_journal.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
 #include <nlohmann/json.hpp>
 
+#include "common/util/durable_append.h"
 #include "common/util/error.h"
 #include "common/util/json_lines.h"
 
@@ -17,7 +13,13 @@ std::vector<double> PrivacyJournal::load(std::size_t orders, const std::vector<d
   std::size_t line = 0;
   for (const auto& record : util::read_json_lines(path_)) {
     ++line;
-    const auto rdp = record.at("rdp").get<std::vector<double>>();
+    std::vector<double> rdp;
+    try {
+      rdp = record.at("rdp").get<std::vector<double>>();
+    } catch (const nlohmann::json::exception& e) {
+      throw Error("privacy journal " + path_.string() + ": line " + std::to_string(line) +
+                  " has no valid \"rdp\" array (" + e.what() + "); restore the journal from a backup");
+    }
     if (rdp.size() != orders) {
       throw Error("privacy journal " + path_.string() + ": line " + std::to_string(line) + " has " +
                   std::to_string(rdp.size()) + " RDP orders, expected " + std::to_string(orders));
@@ -36,7 +38,7 @@ std::vector<double> PrivacyJournal::load(std::size_t orders, const std::vector<d
 
 void PrivacyJournal::append(const RoundCharge& c, const PrivacyOptions& o, std::uint32_t honest) const {
   const auto& p = c.ddg;
-  const nlohmann::json line = {{"round", c.round_id},           {"mode", "distributed"},
+  const nlohmann::json line = {{"round", c.round_id},           {"mode", privacy_mode_name(o.mode)},
                                {"clients", c.clients},          {"min_survivors", o.min_survivors},
                                {"honest", honest},              {"bits", p.bits},
                                {"clip_norm", p.clip_norm},      {"noise_multiplier", p.noise_multiplier},
@@ -45,22 +47,10 @@ void PrivacyJournal::append(const RoundCharge& c, const PrivacyOptions& o, std::
                                {"padded", p.padded},            {"delta", o.delta},
                                {"epsilon", c.epsilon.epsilon},  {"order", c.epsilon.order},
                                {"sampling", kNoAmplification},  {"rdp", c.rdp}};
-  const std::string text = line.dump() + "\n";
-  const int fd = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  bool ok = fd >= 0;
-  std::size_t written = 0;
-  while (ok && written < text.size()) {
-    const ssize_t n = ::write(fd, text.data() + written, text.size() - written);
-    if (n < 0 && errno == EINTR) continue;
-    ok = n > 0;
-    if (ok) written += static_cast<std::size_t>(n);
-  }
-  ok = ok && ::fsync(fd) == 0;
-  const int saved = errno;
-  if (fd >= 0) ::close(fd);
-  if (!ok) {
-    throw Error("cannot write the privacy journal " + path_.string() + " (" + std::strerror(saved) +
-                "): round " + std::to_string(c.round_id) + "'s sum is not unmasked");
+  try {
+    util::append_line_durably(path_, line.dump());
+  } catch (const Error& e) {
+    throw Error(std::string(e.what()) + ": round " + std::to_string(c.round_id) + "'s sum is not unmasked");
   }
 }
 

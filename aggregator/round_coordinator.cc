@@ -158,7 +158,8 @@ void RoundCoordinator::start_training(TimePoint now, Actions& out) {
     if (budget_.enabled()) {
       if (!plan_privacy(now, out)) return;
       noise = round::DistributedNoise{charge_->ddg, charge_->rotation_seed, options_.privacy.min_survivors,
-                                      charge_->epsilon.epsilon};
+                                      charge_->epsilon.epsilon,
+                                      options_.privacy.mode == PrivacyMode::kCentral};
     }
     auto begun = SecureAggregationRound::begin(options_.secure, options_.clip_norm, round_id_, members, length,
                                                !secure_sum, now, training_deadline_, std::move(noise));
@@ -372,7 +373,10 @@ void RoundCoordinator::close_round(TimePoint now, bool completed, const std::str
     report_.mean_train_accuracy = weighted_accuracy_ / static_cast<double>(report_.examples);
   }
   if (secure_) report_.secagg = secure_->report();
-  if (charge_ && !report_.privacy) report_privacy();  // not charged: no sum was unmasked
+  if (charge_ && !report_.privacy) {  // not charged: no sum was unmasked, but a sampled draw still tells something
+    budget_.charge_released(*charge_);
+    report_privacy();
+  }
   charge_.reset();
   if (completed && !options_.secure_sum_length) {
     global_ = std::make_shared<const model::ModelParameters>(sum_.finish(*global_));
@@ -407,7 +411,9 @@ void RoundCoordinator::close_round(TimePoint now, bool completed, const std::str
 // ---- privacy ------------------------------------------------------------------------------------------------------
 
 bool RoundCoordinator::plan_privacy(TimePoint now, Actions& out) {
-  auto planned = budget_.plan(round_id_, static_cast<std::uint32_t>(cohort_.size()), secagg::floating_length(*global_));
+  const auto& o = options_.privacy;
+  const auto clients = o.expected_clients > 0 ? o.expected_clients : static_cast<std::uint32_t>(cohort_.size());
+  auto planned = budget_.plan(round_id_, clients, secagg::floating_length(*global_));
   if (auto* refusal = std::get_if<PlanRefusal>(&planned)) {
     if (refusal->over_budget) {
       stop_for_budget(refusal->why, out);
@@ -437,11 +443,17 @@ void RoundCoordinator::report_privacy() {
                                 ": users drawn at random, secretly from those who see only the models (every draw "
                                 "charged, those too small to run included); none against the aggregator"
                           : std::string(kNoAmplification);
-  report_.privacy = RoundReport::Privacy{"distributed", d.clip_norm, d.noise_multiplier, o.delta, d.bits,
+  report_.privacy = RoundReport::Privacy{privacy_mode_name(o.mode), d.clip_norm, d.noise_multiplier, o.delta, d.bits,
                                          charge_->clients, o.min_survivors, d.honest, d.scale, d.l2_bound,
                                          d.local_stddev, d.dimension, false, spent.epsilon, spent.order,
                                          budget_.spent_released().epsilon, o.sampling_rate,
                                          budget_.skipped_draws_charged(), sampling};
+}
+
+Actions RoundCoordinator::abandon_round(const std::string& reason, TimePoint now) {
+  Actions out;
+  if (phase_ == Phase::kTraining) close_round(now, false, reason, out);
+  return out;
 }
 
 void RoundCoordinator::charge_skipped_draw(std::uint32_t expected_clients) {

@@ -71,6 +71,9 @@ class RoundCoordinator {
   // Why the run ended before rounds.total when the privacy budget did not allow another round (a normal end).
   const std::optional<std::string>& budget_spent() const { return budget_spent_; }
   const PrivacyBudget& privacy_budget() const { return budget_; }
+  // The round now training is abandoned for a reason outside the protocol (the privacy journal could not be
+  // written): nothing more of it is sent, and its clients are told.
+  Actions abandon_round(const std::string& reason, TimePoint now);
   // sotto-sim: a sampled draw too small to run still costs privacy against the released models.
   void charge_skipped_draw(std::uint32_t expected_clients);
   std::uint64_t round_id() const { return round_id_; }

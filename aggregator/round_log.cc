@@ -68,6 +68,7 @@ nlohmann::json round_record(const RoundReport& r, std::uint64_t completed_rounds
                     {"epsilon", p.epsilon_spent},
                     {"order", p.order},
                     {"epsilon_released", p.epsilon_released},
+                    {"epsilon_against_aggregator_applies", p.mode != "central"},
                     {"sampling_rate", p.sampling_rate},
                     {"skipped_draws", p.skipped_draws},
                     {"charged", p.charged},
@@ -81,6 +82,7 @@ nlohmann::json round_record(const RoundReport& r, std::uint64_t completed_rounds
                     {"local_stddev", p.local_stddev},
                     {"dimension", p.dimension}};
   }
+  if (r.privacy && r.privacy->mode == "central") j["privacy"]["epsilon"] = nullptr;  // it sees the sum unnoised
   if (!r.clipped.empty()) j["clipped"] = r.clipped;
   if (!r.examples_capped.empty()) j["examples_capped"] = r.examples_capped;
   if (!r.secure_sum.empty()) {

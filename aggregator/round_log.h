@@ -30,7 +30,8 @@ namespace sotto::aggregator {
 // 4: adds privacy {mode, clip_norm, noise_multiplier, delta, epsilon (spent over the whole run after this round, at
 //    delta, against the aggregator: no amplification), order, epsilon_released (against whoever sees only the
 //    models, amplified by sampling_rate; equal to epsilon when sampling_rate is 1), sampling_rate, skipped_draws
-//    (sampled draws too small to run, charged to epsilon_released), charged (false: no sum was unmasked, nothing debited), sampling (the amplification claimed),
+//    (sampled draws too small to run, charged to epsilon_released), epsilon_against_aggregator_applies (false in
+//    central mode, where the aggregator sees the sum before its own noise: epsilon is then null), charged (false: no sum was unmasked, nothing debited), sampling (the amplification claimed),
 //    bits, clients, min_survivors, honest, scale, l2_bound, local_stddev, dimension} on rounds under differential
 //    privacy: `sotto-dp epsilon --mechanism ddg` with these reproduces epsilon. Under DP, examples counts
 //    participations (the devices report none) and mean_train_loss and mean_train_accuracy are left out.

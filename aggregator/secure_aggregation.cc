@@ -160,9 +160,12 @@ std::variant<Refusal, std::vector<SecureAggregationRound::Leaving>> SecureAggreg
                                 offence.what, true});
     }
   }
+  std::string own_offence;
+  for (const auto& offence : verdict.offences) {
+    if (offence.culprit == accuser && own_offence.empty()) own_offence = offence.what;
+  }
   leaving.push_back({conn,
-                     accuser_convicted ? "secure aggregation: convicted on its own accusation: " +
-                                             verdict.offences.front().what
+                     accuser_convicted ? "secure aggregation: convicted on its own accusation: " + own_offence
                                        : "left the secure round after reporting neighbours whose shares do not open",
                      accuser_convicted});
   return leaving;
@@ -236,8 +239,8 @@ std::optional<std::string> SecureAggregationRound::too_few_for_noise() const {
          std::to_string(needed) + " whose noise shares make up the noise; the sum is not unmasked";
 }
 
-model::ModelParameters SecureAggregationRound::mean_update(const Summed& summed,
-                                                           const model::ModelParameters& like) const {
+model::ModelParameters SecureAggregationRound::mean_update(const Summed& summed, const model::ModelParameters& like,
+                                                           std::optional<double> fixed_denominator) const {
   std::vector<double> mean;
   double denominator = static_cast<double>(summed.contributors.size());
   if (const auto& noise = assignment_.noise) {
@@ -246,6 +249,7 @@ model::ModelParameters SecureAggregationRound::mean_update(const Summed& summed,
   } else {
     mean = quantizer_->decode_sum(summed.sum);
   }
+  if (fixed_denominator) denominator = *fixed_denominator;
   for (double& v : mean) v /= denominator;
   return secagg::unflatten_floating(mean, like);
 }

@@ -87,7 +87,9 @@ class SecureAggregationRound {
 
   // The survivors' unweighted mean update, laid out like `like`, from a training round's sum. Under distributed DP
   // the denominator is the cohort's size, fixed when the round began, not the survivors'.
-  model::ModelParameters mean_update(const Summed& summed, const model::ModelParameters& like) const;
+  // `denominator` overrides it (DP with a fixed expected cohort).
+  model::ModelParameters mean_update(const Summed& summed, const model::ModelParameters& like,
+                                     std::optional<double> denominator = std::nullopt) const;
 
  private:
   struct Seat {

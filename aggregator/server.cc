@@ -228,7 +228,9 @@ class AggregatorServer::Impl final : public ConversationHost {
   }
 
   void dispatch(Actions actions) override {
+    std::optional<std::string> debit_failed;  // then nothing after the debit in this batch may go out
     for (auto& a : actions) {
+      if (debit_failed && std::holds_alternative<action::SendUnmaskRequest>(a)) continue;
       std::visit(Overloaded{
                      [&](action::Admit& x) { reply(x.conn, encode(x), false); },
                      [&](action::RetryLater& x) { reply(x.conn, encode(x), true); },
@@ -256,11 +258,20 @@ class AggregatorServer::Impl final : public ConversationHost {
                        secagg_out_[secagg::Step::kMaskedInput] += reply(x.conn, encode(x), false);
                      },
                      [&](action::DebitPrivacy& x) {
-                       recorder_.debit_privacy(x.charge, config_.rounds.privacy,
-                                               coordinator_->privacy_budget().honest_survivors());
+                       try {
+                         recorder_.debit_privacy(x.charge, config_.rounds.privacy, x.charge.ddg.honest);
+                       } catch (const Error& e) {
+                         spdlog::error("round {}: {}", x.charge.round_id, e.what());
+                         debit_failed = "the privacy journal could not be written, so the sum is not unmasked: " +
+                                        std::string(e.what());
+                       }
                      },
                  },
                  a);
+    }
+    if (debit_failed) {
+      dispatch(coordinator_->abandon_round(*debit_failed, Clock::now()));
+      return;
     }
     ticker_.cancel();  // the coordinator's next deadline may have moved
     if (coordinator_->finished() && !finishing_) begin_finish();

@@ -4,6 +4,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "common/util/durable_append.h"
 #include "common/util/error.h"
 #include "common/util/json_lines.h"
 
@@ -28,10 +29,7 @@ void Ledger::append(const LedgerEntry& e) const {
                     {"epsilon", p.epsilon},        {"epsilon_stated", p.epsilon_stated}};
     if (e.with_rdp) j["privacy"]["rdp"] = p.rdp;
   }
-  std::ofstream out(path_, std::ios::app);
-  out << j.dump() << '\n';
-  out.flush();
-  if (!out) throw Error("cannot append to the ledger " + path_.string());
+  util::append_line_durably(path_, j.dump());  // fsynced: a "sending" line must outlive a power cut
 }
 
 std::vector<double> Ledger::spent_rdp() const {

@@ -142,9 +142,12 @@ SimSummary run_simulation(const SimConfig& config, const ProgressFn& progress,
   options.clip_norm = config.clip_norm;
   options.privacy = config.privacy;
   // Poisson draws are random and secret from whoever sees only the models: their rate is the amplification.
-  if (config.sampling == Sampling::kPoisson) options.privacy.sampling_rate = config.effective_sampling_rate();
   const auto expected_cohort = static_cast<std::uint32_t>(std::max<double>(
-      1, std::round(config.effective_sampling_rate() * static_cast<double>(config.population))));
+      secagg::kMinClients, std::round(config.effective_sampling_rate() * static_cast<double>(config.population))));
+  if (config.sampling == Sampling::kPoisson) {
+    options.privacy.sampling_rate = config.effective_sampling_rate();
+    options.privacy.expected_clients = expected_cohort;  // a mechanism that does not depend on who was drawn
+  }
   options.max_examples_per_client = config.weighting.max_examples_per_client;
   options.weighting = config.weighting.weighting;
   options.checkin_window = std::chrono::seconds(1);

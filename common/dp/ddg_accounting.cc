@@ -85,7 +85,13 @@ double ddg_noise_multiplier_for(DdgSettings settings, double q, std::uint64_t ro
   const auto orders = default_orders();
   auto epsilon_at = [&](double z) {
     settings.noise_multiplier = z;
-    auto rdp = ddg_rdp(choose_ddg_parameters(settings), q, orders);
+    DdgParameters p;
+    try {
+      p = choose_ddg_parameters(settings);
+    } catch (const Error&) {  // a share below the sampler's range: not a usable multiplier
+      return std::numeric_limits<double>::infinity();
+    }
+    auto rdp = ddg_rdp(p, q, orders);
     for (double& r : rdp) r *= static_cast<double>(rounds);
     return epsilon_from_rdp(orders, rdp, delta).epsilon;
   };

@@ -19,21 +19,33 @@ std::variant<std::optional<DeviceCharge>, std::string> judge_plan(const DevicePr
     return std::optional<DeviceCharge>{};
   }
   const DistributedNoise& plan = *secure->noise;
+  if (plan.central && floor.require_noise) {
+    return refused + "its noise is central (added by the aggregator, which this device would have to trust), and "
+                     "privacy.require_noise asks for this device's own share";
+  }
   if (floor.max_clip_norm > 0 && secure->clip_norm > floor.max_clip_norm) {
     return refused + "its clip norm " + util::short_number(secure->clip_norm) + " is above privacy.max_clip_norm = " +
            util::short_number(floor.max_clip_norm);
   }
-  const auto colluders =
-      static_cast<std::uint32_t>(std::ceil(floor.assumed_corruption_rate * plan.min_survivors - 1e-12));
-  if (plan.min_survivors <= colluders) {
+  const std::uint32_t cohort = secure->config.n;
+  if (plan.min_survivors > cohort) {
+    return refused + "its min_survivors = " + std::to_string(plan.min_survivors) + " is above the " +
+           std::to_string(cohort) + " clients of the round, so it promises noise shares that cannot exist";
+  }
+  // Corrupt clients never drop out: all of the cohort's colluders may be among the survivors.
+  const auto colluders = static_cast<std::uint32_t>(std::ceil(floor.assumed_corruption_rate * cohort - 1e-12));
+  if (!plan.central && plan.min_survivors <= colluders) {
     return refused + "with min_survivors = " + std::to_string(plan.min_survivors) + " and " +
-           util::short_number(floor.assumed_corruption_rate) + " of them assumed to collude, no honest share is left";
+           util::short_number(floor.assumed_corruption_rate) + " of the " + std::to_string(cohort) +
+           " clients assumed to collude, no honest share is left";
   }
   DeviceCharge charge;
-  charge.honest = plan.min_survivors - colluders;
+  charge.honest = plan.central ? 1 : plan.min_survivors - colluders;  // central: the aggregator's word, one draw
   charge.epsilon_stated = plan.epsilon_stated;
   dp::DdgParameters counted = plan.ddg;
   counted.honest = charge.honest;
+  // The L1 bound follows from the L2 bound this device enforces itself; the plan's is not taken on trust.
+  counted.l1_bound = counted.l2_bound * std::min(std::sqrt(static_cast<double>(counted.padded)), counted.l2_bound);
   try {
     charge.noise_multiplier =
         dp::effective_local_stddev(counted.local_stddev) * std::sqrt(static_cast<double>(charge.honest)) /

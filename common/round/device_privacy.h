@@ -3,12 +3,13 @@
 // word for the total noise.
 //
 // The device recomputes the noise its own share implies: it assumes that up to `assumed_corruption_rate` of the
-// plan's min_survivors (rounded up) collude with the aggregator and take their shares out, so the honest shares
-// number h = min_survivors - that; with its own share's standard deviation sigma (the exact sampler's) and the L2
+// round's n clients (rounded up) collude with the aggregator — all of them may be among the survivors — and take
+// their shares out, so the honest shares number h = min_survivors - that (and min_survivors may not exceed n); with its own share's standard deviation sigma (the exact sampler's) and the L2
 // bound it itself enforces by conditional rounding, the noise multiplier it can count on is sigma·sqrt(h)/l2_bound.
 // It refuses a plan that asks for less than min_noise_multiplier, a clip norm above max_clip_norm, no noise when
 // noise is required, or a round that would take its own epsilon (the DDG's RDP composed over everything it sent,
-// q = 1) over max_epsilon. A refused round gets nothing from the device: not its keys, not its update.
+// q = 1) over max_epsilon. A refused round gets nothing from the device: not its keys, not its update. In central
+// mode the device adds no share and can only take the aggregator's word for the noise; require_noise refuses it.
 #pragma once
 
 #include <optional>
@@ -21,7 +22,7 @@
 namespace sotto::round {
 
 struct DevicePrivacy {
-  bool require_noise = false;            // refuse rounds without distributed DP noise
+  bool require_noise = false;            // refuse rounds without this device's own noise share (off, central)
   double min_noise_multiplier = 0;       // of the noise this device's share implies; 0: any
   double max_clip_norm = 0;              // 0: any
   double assumed_corruption_rate = 0.05; // of the plan's min_survivors, assumed to collude with the aggregator

@@ -34,6 +34,7 @@ v1::SecAggTask to_proto(const SecureAssignment& a) {
     q->set_min_survivors(a.noise->min_survivors);
     q->set_rotation_seed(std::string(a.noise->rotation_seed.begin(), a.noise->rotation_seed.end()));
     q->set_epsilon_after(a.noise->epsilon_stated);
+    q->set_central(a.noise->central);
   }
   return p;
 }
@@ -58,6 +59,7 @@ DistributedNoise noise_from_proto(const v1::DistributedDpPlan& q, const SecureAs
   d.honest = q.honest();
   n.min_survivors = q.min_survivors();
   n.epsilon_stated = q.epsilon_after();
+  n.central = q.central();
   if (d.dimension < 1 || d.padded != dp::padded_dimension(static_cast<std::size_t>(d.dimension))) {
     fail("padded must be the power of two just above the dimension");
   }
@@ -66,6 +68,7 @@ DistributedNoise noise_from_proto(const v1::DistributedDpPlan& q, const SecureAs
     if (!(v > 0) || !std::isfinite(v)) fail("scale, bounds, noise and clip norm must be positive and finite");
   }
   if (d.l2_bound < d.clip_norm * d.scale) fail("the rounding bound is below the scaled clip norm");
+  if (d.l2_bound >= 0x1p52) fail("the rounding bound is too large for exact integer rounding (2^52 or more)");
   if (q.rotation_seed().size() != n.rotation_seed.size()) fail("the rotation seed must be 32 bytes");
   std::copy(q.rotation_seed().begin(), q.rotation_seed().end(), n.rotation_seed.begin());
   return n;

@@ -32,6 +32,7 @@ struct DistributedNoise {
   dp::RotationSeed rotation_seed{};
   std::uint32_t min_survivors = 0;  // the aggregator unmasks no sum of fewer masked inputs
   double epsilon_stated = 0;        // the aggregator's epsilon spent once this round is charged
+  bool central = false;             // the aggregator adds the noise (ddg.local_stddev is then the whole of it)
 };
 
 struct SecureAssignment {

@@ -77,7 +77,11 @@ struct MaskedInput {
 // ciphertexts it relayed itself. Channel keys serve both directions of a pair, so the reveal opens every share the
 // accuser exchanged, its own shares of b and of its mask key among them: the accuser therefore sends no masked
 // input and leaves the round, and it counts as corrupt in this round's security bound, since the server now holds
-// the share of b and of the mask key that each of its neighbours sent it.
+// the share of b and of the mask key that each of its neighbours sent it. Known weakness: nothing caps the
+// accusers. An insider that garbles its shares to t of an honest client u's neighbours makes them all reveal,
+// and a curious aggregator then holds t shares of both of u's secrets, which unmask u's input. The fix needs
+// per-pair receive keys, so that a reveal opens only the accused's own ciphertext, or a share-check step before any
+// masked input is sent, so that u can hold its input back.
 struct Accusation {
   std::vector<ClientIndex> accused;  // sorted, no repeats
   crypto::SecretArray<crypto::kX25519KeyBytes> channel_private{};

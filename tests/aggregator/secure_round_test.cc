@@ -95,7 +95,8 @@ struct SecureRound {
         vanish(c);
         continue;
       }
-      auto input = sa.noise ? dp::ddg_encode(delta, sa.noise->ddg, sa.noise->rotation_seed, noise_stream)
+      auto input = sa.noise ? dp::ddg_encode(delta, sa.noise->ddg, sa.noise->rotation_seed, noise_stream,
+                                             !sa.noise->central)
                             : quantizer.encode(delta);
       sessions[c] = std::make_unique<secagg::ClientSession>(sa.config, sa.index.at(c), std::move(input));
       out = coordinator->on_secagg_advertise(c, sessions[c]->start(), now);
@@ -234,9 +235,9 @@ TEST_CASE("a member that breaks the protocol mid-round is dropped from its secur
 
 namespace {
 
-PrivacyOptions distributed(double noise, std::uint32_t min_survivors) {
+PrivacyOptions distributed(double noise, std::uint32_t min_survivors, PrivacyMode mode = PrivacyMode::kDistributed) {
   PrivacyOptions p;
-  p.mode = PrivacyMode::kDistributed;
+  p.mode = mode;
   p.noise_multiplier = noise;
   p.min_survivors = min_survivors;
   return p;
@@ -244,16 +245,17 @@ PrivacyOptions distributed(double noise, std::uint32_t min_survivors) {
 
 }  // namespace
 
-TEST_CASE("distributed DP round: the debit precedes the unmask requests and the mean is the clipped mean plus noise",
+TEST_CASE("DP round: the debit precedes the unmask requests and the mean is the clipped mean plus noise",
           "[secagg][coordinator][dp]") {
   // Five clients, all surviving (more than min_survivors = 3): every decoded model is the global plus the mean of
   // the five clipped deltas (fixed denominator 5) plus the noise of five shares; over many rounds its mean is the
   // true mean and its variance the configured one.
   constexpr int kRounds = 60;
+  const bool central = GENERATE(false, true);  // central: no client noise, one draw of all of it by the aggregator
   std::vector<double> error_sum(4, 0), error_squares(4, 0);
   double expected_variance = 0;
   for (int r = 0; r < kRounds; ++r) {
-    SecureRound round(5, 3, distributed(0.5, 3));
+    SecureRound round(5, 3, distributed(0.5, 3, central ? PrivacyMode::kCentral : PrivacyMode::kDistributed));
     round.run({3, 3, 3, 3, 3});
     REQUIRE(round.closed);
     INFO(round.closed->report.abandon_reason);
@@ -270,10 +272,12 @@ TEST_CASE("distributed DP round: the debit precedes the unmask requests and the 
     const auto& charge = std::get<action::DebitPrivacy>(*debit).charge;
     const auto& privacy = *round.closed->report.privacy;
     CHECK(privacy.charged);
-    CHECK(privacy.honest == 2);  // 3 less ceil(0.05 · 3)
+    CHECK(privacy.honest == (central ? 1u : 2u));  // 3 less ceil(0.05 · 5), or the aggregator's one draw
+    CHECK(privacy.mode == (central ? "central" : "distributed"));
     CHECK(privacy.epsilon_spent == Approx(charge.epsilon.epsilon));
     const double per_share = charge.ddg.local_stddev / charge.ddg.scale;
-    expected_variance = 5 * per_share * per_share / 25;  // five shares, divided by the fixed denominator 5
+    // Five shares, or one central draw, divided by the fixed denominator 5.
+    expected_variance = (central ? 1 : 5) * per_share * per_share / 25;
     const auto w = weights(*round.closed->global_model);
     for (int i = 0; i < 4; ++i) {
       double mean = 0;

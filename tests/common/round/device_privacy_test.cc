@@ -15,6 +15,7 @@ SecureAssignment noisy_assignment(double noise, std::uint32_t min_survivors, std
   SecureAssignment a;
   a.clip_norm = 1.0;
   a.config.bits = 16;
+  a.config.n = 8;
   a.noise = DistributedNoise{dp::choose_ddg_parameters({16, 1.0, noise, 8, server_honest, 1000}), {}, min_survivors,
                              0};
   return a;
@@ -25,7 +26,7 @@ SecureAssignment noisy_assignment(double noise, std::uint32_t min_survivors, std
 TEST_CASE("a device accepts a plan that meets its floors and charges itself the round", "[round][dp]") {
   DevicePrivacy floor;
   floor.min_noise_multiplier = 0.9;
-  const auto a = noisy_assignment(1.0, 6, 5);  // 6 - ceil(0.05 · 6) = 5 honest, as the aggregator assumed
+  const auto a = noisy_assignment(1.0, 6, 5);  // 6 - ceil(0.05 · 8) = 5 honest, as the aggregator assumed
   auto judged = judge_plan(floor, &a, {});
   REQUIRE(std::holds_alternative<std::optional<DeviceCharge>>(judged));
   const auto& charge = *std::get<std::optional<DeviceCharge>>(judged);
@@ -47,12 +48,17 @@ TEST_CASE("a device refuses too little noise, a large clip, no noise, an unsafe 
   const auto a = noisy_assignment(1.0, 6, 5);
   floor.min_noise_multiplier = 1.5;
   CHECK_THAT(refusal(&a), Catch::Contains("below privacy.min_noise_multiplier"));
-  // The aggregator counted 5 honest shares, but this device assumes a third of 6 collude: its share implies less.
+  // The aggregator counted 5 honest shares, but this device assumes a third of the 8 collude: its share implies
+  // less.
   floor.min_noise_multiplier = 0.9;
   floor.assumed_corruption_rate = 0.34;
   CHECK_THAT(refusal(&a), Catch::Contains("with 3 honest survivors"));
   floor.assumed_corruption_rate = 0.99;
   CHECK_THAT(refusal(&a), Catch::Contains("no honest share"));
+  auto oversold = a;
+  oversold.noise->min_survivors = 9;  // more noise shares than the round has clients
+  floor.assumed_corruption_rate = 0.05;
+  CHECK_THAT(refusal(&oversold), Catch::Contains("cannot exist"));
   floor.assumed_corruption_rate = 0.05;
   floor.max_clip_norm = 0.5;
   CHECK_THAT(refusal(&a), Catch::Contains("above privacy.max_clip_norm"));
