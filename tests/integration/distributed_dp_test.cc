@@ -18,12 +18,12 @@ constexpr double kClip = 1.0;
 constexpr int kBits = 16;
 constexpr std::uint64_t kDimension = 80'394;  // fashion_cnn's floating-point parameters
 
-nlohmann::json sotto_dp_epsilon(std::uint64_t steps, const fs::path& dir) {
+nlohmann::json sotto_dp_epsilon(std::uint64_t steps, const fs::path& dir, int honest = 2) {
   std::vector<std::string> argv{bin_path("sotto-dp").string(), "epsilon", "--mechanism", "ddg",
                                 "--sampling-rate", "1", "--noise-multiplier", std::to_string(kNoise),
                                 "--steps", std::to_string(steps), "--delta", "1e-5",
                                 "--bits", std::to_string(kBits), "--clip-norm", std::to_string(kClip),
-                                "--clients", std::to_string(kClients), "--honest", "2",
+                                "--clients", std::to_string(kClients), "--honest", std::to_string(honest),
                                 "--dimension", std::to_string(kDimension)};
   const fs::path log = dir / ("sotto-dp-" + std::to_string(steps) + ".log");
   Process p("sotto-dp", argv, log);
@@ -38,17 +38,17 @@ struct DpRun {
   AggregatorOptions agg;
   fs::path config;
 
-  explicit DpRun(double target_epsilon) {
+  explicit DpRun(double target_epsilon, const std::string& mode = "distributed", std::uint64_t rounds = 6) {
     agg.state_dir = dir / "aggregator";
     agg.pki = pki;
     agg.port = pick_free_port();
-    agg.total_rounds = 6;
+    agg.total_rounds = rounds;
     agg.cohort_target = kClients;
     agg.cohort_min = 3;
     agg.extra_toml = "[secure_aggregation]\nenabled = true\nstep_deadline_s = 20\nbits = " + std::to_string(kBits) +
-                     "\n[privacy]\nmode = \"distributed\"\nclip_norm = " + std::to_string(kClip) +
+                     "\n[privacy]\nmode = \"" + mode + "\"\nclip_norm = " + std::to_string(kClip) +
                      "\nnoise_multiplier = " + std::to_string(kNoise) + "\ndelta = 1e-5\nmin_survivors = 3\n" +
-                     "target_epsilon = " + std::to_string(target_epsilon) + "\n";
+                     (target_epsilon > 0 ? "target_epsilon = " + std::to_string(target_epsilon) + "\n" : "");
     config = write_aggregator_config(dir / "aggregator.toml", agg);
   }
 
@@ -128,6 +128,33 @@ TEST_CASE("distributed DP: each round's epsilon is debited before unmasking and 
   REQUIRE(third->wait_for_exit(60s) == 0);
   CHECK(third->log_contains("privacy budget"));
   CHECK(read_jsonl(journal).size() == 3);
+}
+
+TEST_CASE("central DP: the aggregator adds the whole noise, states no epsilon against itself, and sotto-dp reproduces the models' epsilon",
+          "[integration][dp][secagg]") {
+  DpRun run(0, "central", 2);
+  auto aggregator = start_aggregator(run.config, run.dir / "aggregator.log");
+  REQUIRE(wait_for_port(run.agg.state_dir, 60s, aggregator.get()) == run.agg.port);
+  auto clients = run.start_clients("");
+  for (auto& c : clients) {
+    INFO(c->name() << " log:\n" << c->log_text());
+    REQUIRE(c->wait_for_exit(150s) == 0);
+  }
+  REQUIRE(aggregator->wait_for_exit(60s) == 0);
+  const auto rounds = read_jsonl(run.agg.state_dir / "rounds.jsonl");
+  INFO("rounds.jsonl: " << nlohmann::json(rounds).dump());
+  REQUIRE(rounds.size() == 2);
+  for (const auto& line : rounds) {
+    CHECK(line.at("status") == "completed");
+    const auto& p = line.at("privacy");
+    CHECK(p.at("mode") == "central");
+    CHECK(p.at("honest") == 1);  // the aggregator's one draw carries all the noise
+    CHECK(p.at("epsilon").is_null());
+    CHECK(p.at("epsilon_against_aggregator_applies") == false);
+    const double expected = sotto_dp_epsilon(line.at("round"), run.dir.path(), 1).at("epsilon");
+    CHECK(p.at("epsilon_released").get<double>() == Approx(expected).epsilon(1e-9));
+  }
+  CHECK(read_jsonl(run.agg.state_dir / "privacy.jsonl").size() == 2);
 }
 
 }  // namespace sotto::test
