@@ -5,7 +5,6 @@
 
 #include "common/model/clipping.h"
 #include "common/secagg/update_vector.h"
-#include "common/util/short_number.h"
 #include "common/util/error.h"
 #include "common/util/seed_mix.h"
 
@@ -115,14 +114,7 @@ Actions RoundCoordinator::on_hello(ConnectionId conn, const std::string& client_
 }
 
 void RoundCoordinator::open_checkin(TimePoint now, Actions& out) {
-  if (budget_.enabled()) {  // a full cohort's round must fit the budget, or no check-in opens (start_training checks
-                            // again with the cohort that came)
-    auto planned = budget_.plan(round_id_, options_.cohort_target, secagg::floating_length(*global_));
-    if (auto* refusal = std::get_if<PlanRefusal>(&planned); refusal && refusal->over_budget) {
-      stop_for_budget(refusal->why, out);
-      return;
-    }
-  }
+  if (!budget_allows_full_cohort(out)) return;
   phase_ = Phase::kCheckIn;
   cohort_.clear();
   report_ = RoundReport{};
@@ -406,69 +398,6 @@ void RoundCoordinator::close_round(TimePoint now, bool completed, const std::str
   } else {
     phase_ = Phase::kRecording;
   }
-}
-
-// ---- privacy ------------------------------------------------------------------------------------------------------
-
-bool RoundCoordinator::plan_privacy(TimePoint now, Actions& out) {
-  const auto& o = options_.privacy;
-  const auto clients = o.expected_clients > 0 ? o.expected_clients : static_cast<std::uint32_t>(cohort_.size());
-  auto planned = budget_.plan(round_id_, clients, secagg::floating_length(*global_));
-  if (auto* refusal = std::get_if<PlanRefusal>(&planned)) {
-    if (refusal->over_budget) {
-      stop_for_budget(refusal->why, out);
-    } else {
-      close_round(now, false, refusal->why, out);
-    }
-    return false;
-  }
-  charge_ = std::move(std::get<RoundCharge>(planned));
-  return true;
-}
-
-// The charge goes out before the unmask requests in the same batch: the server writes it durably first.
-void RoundCoordinator::debit_privacy(Actions& out) {
-  out.push_back(action::DebitPrivacy{*charge_});
-  budget_.debit(*charge_);
-  report_privacy();
-  report_.privacy->charged = true;
-}
-
-void RoundCoordinator::report_privacy() {
-  const auto& d = charge_->ddg;
-  const auto spent = budget_.spent();
-  const auto& o = options_.privacy;
-  const std::string sampling =
-      o.sampling_rate < 1 ? "poisson, q = " + util::short_number(o.sampling_rate) +
-                                ": users drawn at random, secretly from those who see only the models (every draw "
-                                "charged, those too small to run included); none against the aggregator"
-                          : std::string(kNoAmplification);
-  report_.privacy = RoundReport::Privacy{privacy_mode_name(o.mode), d.clip_norm, d.noise_multiplier, o.delta, d.bits,
-                                         charge_->clients, o.min_survivors, d.honest, d.scale, d.l2_bound,
-                                         d.local_stddev, d.dimension, false, spent.epsilon, spent.order,
-                                         budget_.spent_released().epsilon, o.sampling_rate,
-                                         budget_.skipped_draws_charged(), sampling};
-}
-
-Actions RoundCoordinator::abandon_round(const std::string& reason, TimePoint now) {
-  Actions out;
-  if (phase_ == Phase::kTraining) close_round(now, false, reason, out);
-  return out;
-}
-
-void RoundCoordinator::charge_skipped_draw(std::uint32_t expected_clients) {
-  budget_.charge_skipped_draw(expected_clients, secagg::floating_length(*global_));
-}
-
-// The budget does not allow this round: the run ends here, as if rounds.total were reached (nothing was charged).
-void RoundCoordinator::stop_for_budget(const std::string& why, Actions& out) {
-  budget_spent_ = why;
-  phase_ = Phase::kFinished;
-  for (const auto& [conn, m] : cohort_) out.push_back(action::SendFinished{conn, completed_rounds_});
-  for (const auto& [conn, id] : waiting_) out.push_back(action::SendFinished{conn, completed_rounds_});
-  cohort_.clear();
-  waiting_.clear();
-  sum_.clear();
 }
 
 void RoundCoordinator::count_abandoned_streak(bool completed, const std::string& abandon_reason) {

@@ -120,6 +120,7 @@ class RoundCoordinator {
   void expire_step(TimePoint now, Actions& out);
   void finish_secure_round(SecureAggregationRound::Summed summed, TimePoint now, Actions& out);
   // Privacy: the next secure round's charge (false: it may not run, and `out` says so), the debit before unmasking.
+  bool budget_allows_full_cohort(Actions& out);
   bool plan_privacy(TimePoint now, Actions& out);
   void debit_privacy(Actions& out);
   void report_privacy();

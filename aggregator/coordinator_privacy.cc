@@ -1,0 +1,84 @@
+// RoundCoordinator's differential privacy: a round's charge planned against the budget at check-in and at the
+// task, debited before the unmask requests, reported in the round's record, and the run stopped when the budget
+// allows no more. The accountant itself is PrivacyBudget's (privacy_budget.h).
+#include "aggregator/round_coordinator.h"
+
+#include "common/secagg/update_vector.h"
+#include "common/util/short_number.h"
+
+namespace sotto::aggregator {
+
+// A full cohort's round must fit the budget, or no check-in opens (plan_privacy checks again with the cohort that
+// came).
+bool RoundCoordinator::budget_allows_full_cohort(Actions& out) {
+  if (!budget_.enabled()) return true;
+  auto planned = budget_.plan(round_id_, options_.cohort_target, secagg::floating_length(*global_));
+  if (auto* refusal = std::get_if<PlanRefusal>(&planned); refusal && refusal->over_budget) {
+    stop_for_budget(refusal->why, out);
+    return false;
+  }
+  return true;
+}
+
+bool RoundCoordinator::plan_privacy(TimePoint now, Actions& out) {
+  const auto& o = options_.privacy;
+  const auto clients = o.expected_clients > 0 ? o.expected_clients : static_cast<std::uint32_t>(cohort_.size());
+  auto planned = budget_.plan(round_id_, clients, secagg::floating_length(*global_));
+  if (auto* refusal = std::get_if<PlanRefusal>(&planned)) {
+    if (refusal->over_budget) {
+      stop_for_budget(refusal->why, out);
+    } else {
+      close_round(now, false, refusal->why, out);
+    }
+    return false;
+  }
+  charge_ = std::move(std::get<RoundCharge>(planned));
+  return true;
+}
+
+// The charge goes out before the unmask requests in the same batch: the server writes it durably first.
+void RoundCoordinator::debit_privacy(Actions& out) {
+  out.push_back(action::DebitPrivacy{*charge_});
+  budget_.debit(*charge_);
+  report_privacy();
+  report_.privacy->charged = true;
+}
+
+void RoundCoordinator::report_privacy() {
+  const auto& d = charge_->ddg;
+  const auto spent = budget_.spent();
+  const auto& o = options_.privacy;
+  const std::string sampling =
+      o.sampling_rate < 1 ? "poisson, q = " + util::short_number(o.sampling_rate) +
+                                ": users drawn at random, secretly from those who see only the models (every draw "
+                                "charged, those too small to run included); none against the aggregator"
+                          : std::string(kNoAmplification);
+  report_.privacy = RoundReport::Privacy{privacy_mode_name(o.mode), d.clip_norm, d.noise_multiplier, o.delta, d.bits,
+                                         charge_->clients, o.min_survivors, d.honest, d.scale, d.l2_bound,
+                                         d.local_stddev, d.dimension, false, spent.epsilon, spent.order,
+                                         budget_.spent_released().epsilon, o.sampling_rate,
+                                         budget_.skipped_draws_charged(), sampling};
+}
+
+Actions RoundCoordinator::abandon_round(const std::string& reason, TimePoint now) {
+  Actions out;
+  if (phase_ == Phase::kTraining) close_round(now, false, reason, out);
+  return out;
+}
+
+void RoundCoordinator::charge_skipped_draw(std::uint32_t expected_clients) {
+  budget_.charge_skipped_draw(expected_clients, secagg::floating_length(*global_));
+}
+
+// The budget does not allow this round: the run ends here, as if rounds.total were reached (nothing was charged).
+void RoundCoordinator::stop_for_budget(const std::string& why, Actions& out) {
+  budget_spent_ = why;
+  phase_ = Phase::kFinished;
+  for (const auto& [conn, m] : cohort_) out.push_back(action::SendFinished{conn, completed_rounds_});
+  for (const auto& [conn, id] : waiting_) out.push_back(action::SendFinished{conn, completed_rounds_});
+  cohort_.clear();
+  waiting_.clear();
+  sum_.clear();
+}
+
+}  // namespace sotto::aggregator
