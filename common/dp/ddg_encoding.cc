@@ -4,6 +4,7 @@
 #include <string>
 
 #include "common/dp/discrete_gaussian.h"
+#include "common/model/clipping.h"
 #include "common/util/error.h"
 
 namespace sotto::dp {
@@ -50,13 +51,7 @@ std::vector<std::uint32_t> ddg_encode(std::span<const float> update, const DdgPa
     throw Error("DDG encoding: the update has " + std::to_string(update.size()) + " entries, the plan expects " +
                 std::to_string(p.dimension));
   }
-  double squared = 0;
-  for (float v : update) {
-    if (!std::isfinite(v)) throw Error("DDG encoding: the update holds a non-finite value");
-    squared += static_cast<double>(v) * v;
-  }
-  const double norm = std::sqrt(squared);
-  const double clip = norm > p.clip_norm ? p.clip_norm / norm : 1.0;
+  const double clip = model::flat_clip(update, p.clip_norm, "DDG encoding").factor;
   std::vector<double> x(update.size());
   for (std::size_t i = 0; i < x.size(); ++i) x[i] = static_cast<double>(update[i]) * clip;
   std::vector<double> rotated = RandomizedRotation(x.size(), seed).rotate(x);

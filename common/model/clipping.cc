@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "common/util/error.h"
+
 namespace sotto::model {
 
 double l2_norm(const ModelParameters& params) {
@@ -28,6 +30,16 @@ void scale_floating(ModelParameters& params, double factor) {
       for (double& v : t.as_mutable<double>()) v *= factor;
     }
   }
+}
+
+FlatClip flat_clip(std::span<const float> flat, double max_norm, const std::string& who) {
+  double squared = 0;
+  for (float v : flat) {
+    if (!std::isfinite(v)) throw Error(who + ": the update holds NaN or Inf");
+    squared += static_cast<double>(v) * v;
+  }
+  const double norm = std::sqrt(squared);
+  return {norm, norm > max_norm ? max_norm / norm : 1.0};
 }
 
 double clip_to_norm(ModelParameters& params, double max_norm) {

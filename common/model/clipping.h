@@ -3,6 +3,9 @@
 // and in plain rounds the coordinator clips again what arrives, so that a client that skips the step gains nothing.
 #pragma once
 
+#include <span>
+#include <string>
+
 #include "common/model/parameters.h"
 
 namespace sotto::model {
@@ -19,5 +22,13 @@ void scale_floating(ModelParameters& params, double factor);
 
 // Whether an update of this norm is clipped by max_norm (the tolerance clip_to_norm allows for rounding).
 bool exceeds_norm(double norm, double max_norm);
+
+// A flattened update's L2 norm and the factor that brings it within max_norm (1 when it is not above it), for the
+// secure encodings that clip as they quantize. Throws sotto::Error, prefixed with `who`, for a NaN or Inf element.
+struct FlatClip {
+  double norm = 0;
+  double factor = 1;
+};
+FlatClip flat_clip(std::span<const float> flat, double max_norm, const std::string& who);
 
 }  // namespace sotto::model

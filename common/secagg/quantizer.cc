@@ -8,6 +8,7 @@
 #include <string>
 
 #include "common/crypto/prg.h"
+#include "common/model/clipping.h"
 #include "common/secagg/messages.h"
 #include "common/util/error.h"
 
@@ -64,13 +65,7 @@ std::vector<std::uint32_t> Quantizer::encode_with_coin_seed(std::span<const floa
 
 std::vector<std::uint32_t> Quantizer::encode_with(std::span<const float> update, const CoinSource& fill_coins,
                                                   double* clipped_norm) const {
-  double norm2 = 0;
-  for (float v : update) {
-    if (!std::isfinite(v)) throw Error("quantizer: the update contains NaN or Inf");
-    norm2 += static_cast<double>(v) * v;
-  }
-  const double norm = std::sqrt(norm2);
-  const double shrink = norm > params_.clip_norm ? params_.clip_norm / norm : 1.0;
+  const auto [norm, shrink] = model::flat_clip(update, params_.clip_norm, "quantizer");
   if (clipped_norm) *clipped_norm = norm * shrink;
   const double factor = shrink * scale_;
   // Bound after rounding: |q| <= clip*scale + 1, which the scale keeps within int32 even summed n times.
