@@ -54,8 +54,8 @@ Actions RoundCoordinator::on_masked_input(ConnectionId conn, MaskedUpload upload
   return after_secure_message(conn, std::move(refusal), now);
 }
 
-// An accusation replaces the accuser's masked input. Whoever it convicts is rejected and dropped, and counted
-// towards rounds.exclude_after_offences; an accuser that is not convicted leaves quietly (it closes its side).
+// An accusation comes just before the accuser's masked input. Whoever it convicts is rejected and dropped, and
+// counted towards rounds.exclude_after_offences; an accuser that is not convicted stays in the round.
 Actions RoundCoordinator::on_secagg_accusation(ConnectionId conn, const secagg::Accusation& accusation, TimePoint now) {
   Actions out;
   if (!secure_step_open(conn, secagg::Step::kMaskedInput, now, out)) return out;

@@ -47,8 +47,8 @@ struct SendTask {  // the same task and model to every connection listed
   std::optional<SecAggAssignment> secagg;  // set for a secure round
   bool secure_sum = false;                 // a federated-analytics round: contribute, do not train
 };
-struct SendKeyDirectory {  // SecAgg R0 result, to every client that advertised
-  std::vector<ConnectionId> conns;
+struct SendKeyDirectory {  // SecAgg R0 result, to each client that advertised: its neighbours' keys
+  ConnectionId conn;
   secagg::KeyDirectory directory;
 };
 struct SendShares {  // SecAgg R1 result: the ciphertexts addressed to this client

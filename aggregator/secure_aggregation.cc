@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "common/crypto/random.h"
 #include "common/dp/ddg_encoding.h"
 #include "common/secagg/parameters.h"
 #include "common/secagg/update_vector.h"
@@ -66,8 +67,9 @@ std::variant<std::unique_ptr<SecureAggregationRound>, std::string> SecureAggrega
   std::unique_ptr<SecureAggregationRound> round;
   try {
     const std::uint64_t length = noise ? noise->ddg.padded : vector_length;
-    round.reset(new SecureAggregationRound(options, clip_norm, {round_id, n, p.k, p.t, length, options.bits},
-                                           quantized, std::move(noise)));
+    secagg::RoundConfig config{round_id, n, p.k, p.t, length, options.bits};
+    crypto::random_bytes(config.graph_seed);  // fresh for each round, after the cohort is fixed
+    round.reset(new SecureAggregationRound(options, clip_norm, config, quantized, std::move(noise)));
   } catch (const Error& e) {  // a configuration the session or the quantizer cannot run
     return std::string(e.what());
   }
@@ -150,24 +152,20 @@ std::variant<Refusal, std::vector<SecureAggregationRound::Leaving>> SecureAggreg
   }
   const std::string& accuser_id = client_ids_.at(accuser);
   std::vector<Leaving> leaving;
-  bool accuser_convicted = false;
   for (const auto& offence : verdict.offences) {
     const std::string& culprit = client_ids_.at(offence.culprit);
     report_.convicted.push_back({culprit, offence.what, accuser_id, offence.input_counted});
-    accuser_convicted = accuser_convicted || offence.culprit == accuser;
     if (const ConnectionId c = conn_of(offence.culprit); c != 0 && offence.culprit != accuser) {
       leaving.push_back({c, "secure aggregation: convicted on client '" + accuser_id + "''s accusation: " +
                                 offence.what, true});
     }
   }
-  std::string own_offence;
   for (const auto& offence : verdict.offences) {
-    if (offence.culprit == accuser && own_offence.empty()) own_offence = offence.what;
+    if (offence.culprit == accuser) {
+      leaving.push_back({conn, "secure aggregation: convicted on its own accusation: " + offence.what, true});
+      break;
+    }
   }
-  leaving.push_back({conn,
-                     accuser_convicted ? "secure aggregation: convicted on its own accusation: " + own_offence
-                                       : "left the secure round after reporting neighbours whose shares do not open",
-                     accuser_convicted});
   return leaving;
 }
 
@@ -199,9 +197,9 @@ SecureAggregationRound::StepOutcome SecureAggregationRound::close_step(TimePoint
   try {
     switch (step_) {
       case secagg::Step::kAdvertiseKeys: {
-        action::SendKeyDirectory directory{{}, session_.close_advertise()};
-        for (const auto& [conn, seat] : seats_) directory.conns.push_back(conn);
-        out.push_back(std::move(directory));
+        for (auto& [index, directory] : session_.close_advertise()) {
+          out.push_back(action::SendKeyDirectory{conn_of(index), std::move(directory)});
+        }
         break;
       }
       case secagg::Step::kShareKeys:

@@ -61,9 +61,10 @@ class SecureAggregationRound {
   std::optional<Refusal> on_shares(ConnectionId conn, const std::vector<secagg::EncryptedShare>& shares);
   std::optional<Refusal> on_masked_input(ConnectionId conn, const secagg::MaskedInput& input);
   std::optional<Refusal> on_unmask(ConnectionId conn, const secagg::UnmaskResponse& response);
-  // An accusation from `conn`, sent instead of its masked input. The session judges it (server_session.h) and the
-  // convictions go into report().convicted; returns who must now leave the round — the accuser, whose channel key
-  // is out, and each convicted client still seated — or the refusal of a malformed or out-of-turn accusation.
+  // An accusation from `conn`, sent just before its masked input. The session judges it (server_session.h) and the
+  // convictions go into report().convicted; returns who must now leave the round — each convicted client still
+  // seated, the accuser among them when it accused falsely — or the refusal of a malformed or out-of-turn
+  // accusation.
   struct Leaving {
     ConnectionId conn = 0;
     std::string reason;

@@ -243,12 +243,10 @@ class AggregatorServer::Impl final : public ConversationHost {
                      },
                      [&](action::RoundClosed& x) { round_closed(x); },
                      [&](action::SendKeyDirectory& x) {
-                       auto frame = std::make_shared<const std::string>(frame_of(encode(x)));
-                       for (ConnectionId id : x.conns) {
-                         if (auto c = find(id)) {
-                           c->send(frame);
-                           secagg_out_[secagg::Step::kAdvertiseKeys] += frame->size();
-                         }
+                       if (auto c = find(x.conn)) {
+                         auto frame = std::make_shared<const std::string>(frame_of(encode(x)));
+                         c->send(frame);
+                         secagg_out_[secagg::Step::kAdvertiseKeys] += frame->size();
                        }
                      },
                      [&](action::SendShares& x) {

@@ -16,10 +16,11 @@
 //               distinct buffers, so at m = 1M they do not sit in cache);
 //   PRG + sum   the plain sum plus add_mask over exactly as many seeds as the server expands: one self mask per
 //               survivor and, for each dropped client, one pairwise mask per surviving neighbour;
-//   upload      per surviving client, in struct sizes: AdvertiseKeys (64 B) + for each EncryptedShare 4 B (peer) +
+//   upload      per surviving client, in struct sizes: AdvertiseKeys (32 B + 36 B per neighbour: index and channel
+//               key) + for each EncryptedShare 4 B (peer) +
 //               its ciphertext + MaskedInput (4 B per word) + for each RevealedShare 4 B (owner) + its share bytes;
 //               compared with a plain 32-bit upload of 4m bytes.
-//   download    per surviving client: KeyDirectory (32 B seed + 68 B per advertised client: index and two keys) +
+//   download    per surviving client: KeyDirectory (68 B per advertised neighbour: index and two keys) +
 //               SharesForYou (4 B + ciphertext each) + UnmaskRequest (4 B per index). The result is not counted.
 // The recovered sum is checked against the plain sum of the survivors' inputs in every configuration; a mismatch
 // (or an aborted round) exits with status 1.
@@ -131,6 +132,7 @@ void run(const Config& c) {
   config.k = p.k;
   config.t = p.t;
   config.vector_length = c.m;
+  sotto::crypto::random_bytes(config.graph_seed);
 
   // Who vanishes after R1.
   const auto n_drop = static_cast<std::uint32_t>(c.d * c.n + 0.5);
@@ -156,13 +158,14 @@ void run(const Config& c) {
   // R0
   for (ClientIndex i = 0; i < c.n; ++i) {
     const AdvertiseKeys keys = client_watch[i].time([&] { return clients[i].start(); });
-    upload[i] += keys.channel_public.size() + keys.mask_public.size();
+    upload[i] += keys.mask_public.size() + keys.channel_public.size() * (4 + 32);
     server_watch.time([&] { server.on_advertise(i, keys); return 0; });
   }
-  const KeyDirectory directory = server_watch.time([&] { return server.close_advertise(); });
+  const std::map<ClientIndex, KeyDirectory> directories = server_watch.time([&] { return server.close_advertise(); });
   // R1
   for (ClientIndex i = 0; i < c.n; ++i) {
-    download[i] += directory.seed.size() + directory.keys.size() * (4 + 64);
+    const KeyDirectory& directory = directories.at(i);
+    download[i] += directory.keys.size() * (4 + 64);
     const EncryptedShares shares = client_watch[i].time([&] { return clients[i].on_key_directory(directory); });
     for (const auto& s : shares.shares) upload[i] += 4 + s.ciphertext.size();
     server_watch.time([&] { server.on_encrypted_shares(i, shares); return 0; });
@@ -174,7 +177,7 @@ void run(const Config& c) {
   for (auto& [i, shares] : for_you) {
     for (const auto& s : shares.shares) download[i] += 4 + s.ciphertext.size();
     if (drops[i]) continue;
-    MaskedInput masked = client_watch[i].time([&] { return std::get<MaskedInput>(clients[i].on_shares(shares)); });
+    MaskedInput masked = client_watch[i].time([&] { return clients[i].on_shares(shares).input; });
     upload[i] += 4 * masked.y.size();
     const double before = server_watch.cpu;
     server_watch.time([&] { server.on_masked_input(i, masked); return 0; });
@@ -214,7 +217,7 @@ void run(const Config& c) {
   }
 
   // Masks the server expands: a self mask per survivor, and per dropped client one per surviving neighbour.
-  const NeighbourGraph& graph = *server.graph();
+  const NeighbourGraph& graph = server.graph();
   std::size_t masks = n_surv;
   for (ClientIndex i = 0; i < c.n; ++i) {
     if (!drops[i]) continue;

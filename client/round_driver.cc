@@ -164,7 +164,6 @@ void RoundDriver::conclude(const round::Participant& participant, const round::o
     }
     case Outcome::kDiverged:
     case Outcome::kDeadline:
-    case Outcome::kLeft:
     case Outcome::kRefused:
       spdlog::warn("round {}: {}", round_id, finish.message);
       result.outcome = SessionEnd::kRoundDone;

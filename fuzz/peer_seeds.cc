@@ -1,8 +1,8 @@
 // Writes the seed corpus of peer_fuzzer (fuzz/corpus/peer/) into the directory given as the only argument.
 //   build-fuzz/bin/peer_fuzz_seeds fuzz/corpus/peer
 // A whole SecAgg+ round of four clients as the fuzzer's server session would take it (a hello naming each sender,
-// `finished` closing each step; the complete graph k = n - 1 does not depend on the directory's seed, so the
-// recorded shares stay valid for the fuzzer's own session), and two checkpoints (mode byte 0xC0).
+// `finished` closing each step; the config, graph seed included, is the fuzzer's session's, so the recorded keys
+// and shares stay valid for it), and two checkpoints (mode byte 0xC0).
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -60,20 +60,20 @@ std::string secure_round_transcript() {
     out += from(i) + frame(secagg::to_proto(keys), &v1::Envelope::mutable_secagg_advertise);
   }
   out += close_step();
-  const auto directory = server.close_advertise();
+  const auto directories = server.close_advertise();
   for (secagg::ClientIndex i = 0; i < 4; ++i) {
-    const auto shares = clients[i].on_key_directory(directory);
+    const auto shares = clients[i].on_key_directory(directories.at(i));
     server.on_encrypted_shares(i, shares);
     out += from(i) + frame(secagg::to_proto(shares.shares), &v1::Envelope::mutable_secagg_shares);
   }
   out += close_step();
   auto routed = server.close_share_keys();
   // Client 3 accuses client 0 with a key that is not its own: it is convicted and the others go on without it.
-  const secagg::Accusation unfounded{{0}, {}};
+  const secagg::Accusation unfounded{{{0, {}}}};
   (void)server.on_accusation(3, unfounded);
   out += from(3) + frame(secagg::to_proto(unfounded), &v1::Envelope::mutable_secagg_accusation);
   for (secagg::ClientIndex i = 0; i < 3; ++i) {
-    const auto masked = std::get<secagg::MaskedInput>(clients[i].on_shares(routed.at(i)));
+    const auto masked = clients[i].on_shares(routed.at(i)).input;
     server.on_masked_input(i, masked);
     v1::Envelope e;
     e.mutable_chunk()->set_data(std::string(reinterpret_cast<const char*>(masked.y.data()), masked.y.size() * 4));

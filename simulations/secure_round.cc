@@ -203,10 +203,9 @@ class SecureRoundPlay {
   // One of the coordinator's messages, to the participants it names.
   void hand_out(const aggregator::Action& a) {
     if (const auto* dir = std::get_if<action::SendKeyDirectory>(&a)) {
-      count_down(Step::kAdvertiseKeys, secagg::to_proto(dir->directory).ByteSizeLong() * dir->conns.size());
-      for (ConnectionId conn : dir->conns) {
-        respond(conn, RoundStep::kShareKeys, [&](round::Participant& p) { return p.on_key_directory(dir->directory, now_()); });
-      }
+      count_down(Step::kAdvertiseKeys, secagg::to_proto(dir->directory).ByteSizeLong());
+      respond(dir->conn, RoundStep::kShareKeys,
+              [&](round::Participant& p) { return p.on_key_directory(dir->directory, now_()); });
     } else if (const auto* shares = std::get_if<action::SendShares>(&a)) {
       count_down(Step::kShareKeys, secagg::to_proto(shares->shares).ByteSizeLong());
       respond(shares->conn, RoundStep::kUpdate, [&](round::Participant& p) { return p.on_shares({shares->shares}, now_()); });

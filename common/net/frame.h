@@ -19,7 +19,8 @@
 
 namespace sotto::net {
 
-inline constexpr std::uint32_t kProtocolVersion = 1;
+// 2: SecAgg+ with one channel key per pair of neighbours (the graph seed travels in the task).
+inline constexpr std::uint32_t kProtocolVersion = 2;
 inline constexpr std::size_t kFrameHeaderBytes = 4;
 inline constexpr std::size_t kDefaultMaxFrameBytes = 8u << 20;
 

@@ -20,6 +20,7 @@ v1::SecAggTask to_proto(const SecureAssignment& a) {
   p.set_clip_norm(a.clip_norm);
   p.set_bits(a.config.bits);
   p.set_my_index(a.my_index);
+  p.set_graph_seed(std::string(a.config.graph_seed.begin(), a.config.graph_seed.end()));
   if (a.noise) {
     const auto& d = a.noise->ddg;
     auto* q = p.mutable_ddg();
@@ -79,6 +80,11 @@ DistributedNoise noise_from_proto(const v1::DistributedDpPlan& q, const SecureAs
 SecureAssignment from_proto(const v1::SecAggTask& p, std::uint64_t round_id) {
   SecureAssignment a;
   a.config = {round_id, p.n(), p.k(), p.t(), p.vector_length(), p.bits() == 0 ? 32u : p.bits()};
+  if (p.graph_seed().size() != a.config.graph_seed.size()) {
+    throw Error("task assignment: secagg.graph_seed has " + std::to_string(p.graph_seed().size()) +
+                " bytes, expected 32; the aggregator may run an older protocol version");
+  }
+  std::copy(p.graph_seed().begin(), p.graph_seed().end(), a.config.graph_seed.begin());
   a.my_index = p.my_index();
   a.clip_norm = p.clip_norm();
   if (p.has_ddg()) a.noise = noise_from_proto(p.ddg(), a);

@@ -93,8 +93,8 @@ struct UnmaskResponse {
   secagg::UnmaskResponse response;
 };
 
-// SecAgg+ R2: some neighbours' shares did not open; report them (and reveal this round's channel key) instead of
-// sending the masked input.
+// SecAgg+ R2: some neighbours' shares did not open; report them, revealing the channel key of each such pair, just
+// before the masked input (messages.h in common/secagg says why the reveal is safe).
 struct Accuse {
   secagg::Accusation accusation;
 };
@@ -111,7 +111,6 @@ enum class Outcome {
   kDiverged,     // local training produced a non-finite update: nothing was sent
   kDeadline,     // the task's deadline passed before the update was sent
   kFailed,       // the aggregator's messages broke the protocol, or local work failed
-  kLeft,         // it reported neighbours whose shares did not open and left the secure round: nothing was sent
   kRefused,      // the device's privacy settings refused the round's plan: nothing was sent
 };
 

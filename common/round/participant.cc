@@ -186,20 +186,11 @@ Outputs Participant::on_shares(const secagg::SharesForYou& shares, TimePoint) {
   if (auto refused = refuse_unless(Step::kShared, "key shares")) return *refused;
   return guarded([&] {
     auto answer = session_->on_shares(shares);
-    if (auto* accusation = std::get_if<secagg::Accusation>(&answer)) {
-      std::string names;
-      for (auto j : accusation->accused) names += (names.empty() ? "" : ", ") + std::to_string(j);
-      Outputs out{out::Accuse{std::move(*accusation)}};
-      out.push_back(finish(out::Outcome::kLeft, "the shares from client(s) " + names +
-                                                    " did not open: reported them to the aggregator and left the "
-                                                    "round without sending the update")
-                        .front());
-      return out;
-    }
+    Outputs out;
+    if (answer.accusation) out.push_back(out::Accuse{std::move(*answer.accusation)});
     // Under distributed DP nothing about the update travels in the clear: one participation, no loss or timing.
     const ml::TrainMetrics told = task_.secure->noise ? ml::TrainMetrics{1, 0, 0, 0, 0, 0} : metrics_;
-    Outputs out{out::Upload{task_.round_id, told, std::move(std::get<secagg::MaskedInput>(answer)),
-                            task_.secure->config.bits}};
+    out.push_back(out::Upload{task_.round_id, told, std::move(answer.input), task_.secure->config.bits});
     step_ = Step::kUploaded;
     record_.sent = true;
     return out;

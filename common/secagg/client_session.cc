@@ -62,11 +62,12 @@ ClientSession::~ClientSession() {
 void ClientSession::wipe() {
   if (!input_.empty()) OPENSSL_cleanse(input_.data(), input_.size() * sizeof(std::uint32_t));
   input_.clear();
-  channel_.reset();
+  channel_.clear();
   mask_.reset();
   OPENSSL_cleanse(self_mask_seed_.data(), self_mask_seed_.size());
   channel_keys_.clear();
   held_.clear();
+  accused_.clear();
 }
 
 void ClientSession::fail(const std::string& why) {
@@ -105,10 +106,16 @@ crypto::X25519KeyPair ClientSession::fresh_key_pair() {
 AdvertiseKeys ClientSession::start() {
   expect(Step::kNew, "start");
   return guarded([&] {
-    channel_.emplace(fresh_key_pair());
+    graph_.emplace(config_.n, config_.k, config_.graph_seed);
+    AdvertiseKeys out;
     mask_.emplace(fresh_key_pair());
+    out.mask_public = mask_->public_key();
+    for (ClientIndex j : graph_->neighbours(me_)) {
+      const auto& pair = channel_.emplace(j, fresh_key_pair()).first->second;
+      out.channel_public.emplace(j, pair.public_key());
+    }
     step_ = Step::kAdvertised;
-    return AdvertiseKeys{channel_->public_key(), mask_->public_key()};
+    return out;
   });
 }
 
@@ -128,22 +135,15 @@ UnmaskResponse ClientSession::on_unmask_request(const UnmaskRequest& request) {
 }
 
 EncryptedShares ClientSession::share_keys(const KeyDirectory& directory) {
-  if (!directory.keys.empty() && directory.keys.rbegin()->first >= config_.n) {
-    fail("the key directory names client " + std::to_string(directory.keys.rbegin()->first) + ", outside 0..n-1");
-  }
-  const auto own = directory.keys.find(me_);
-  if (own == directory.keys.end() || own->second.channel_public != channel_->public_key() ||
-      own->second.mask_public != mask_->public_key()) {
-    fail("the key directory does not carry this client's own public keys");
-  }
-  graph_.emplace(config_.n, config_.k, directory.seed);
-  std::vector<crypto::X25519PublicKey> seen{channel_->public_key(), mask_->public_key()};
-  for (ClientIndex j : graph_->neighbours(me_)) {
-    const auto it = directory.keys.find(j);
-    if (it == directory.keys.end()) continue;
-    neighbour_keys_.emplace(j, it->second);
-    seen.push_back(it->second.channel_public);
-    seen.push_back(it->second.mask_public);
+  std::vector<crypto::X25519PublicKey> seen{mask_->public_key()};
+  for (const auto& [j, pair] : channel_) seen.push_back(pair.public_key());
+  for (const auto& [j, keys] : directory.keys) {
+    if (!graph_->are_neighbours(me_, j)) {
+      fail("the key directory carries keys of client " + std::to_string(j) + ", which is not a neighbour");
+    }
+    neighbour_keys_.emplace(j, keys);
+    seen.push_back(keys.channel_public);
+    seen.push_back(keys.mask_public);
   }
   if (neighbour_keys_.size() < config_.t) {
     fail("only " + std::to_string(neighbour_keys_.size()) + " of its " + std::to_string(config_.k) +
@@ -163,65 +163,64 @@ EncryptedShares ClientSession::share_keys(const KeyDirectory& directory) {
   out.shares.reserve(neighbour_keys_.size());
   for (const auto& [j, keys] : neighbour_keys_) {
     const std::uint32_t rank = *graph_->rank_of(me_, j);
-    auto key = channel_key(*channel_, keys.channel_public, config_.round_id, me_, j);
+    auto key = channel_key(channel_.at(j), keys.channel_public, config_.round_id, me_, j);
     out.shares.push_back({j, seal_shares(key, config_.round_id, me_, j, self_mask_shares[rank], mask_key_shares[rank])});
     channel_keys_.emplace(j, std::move(key));
   }
-  // The channel private key stays until R2 ends: an accusation reveals it.
+  // The channel private keys stay until R2: an accusation reveals those of the accused pairs.
   step_ = Step::kShared;
   return out;
 }
 
-// A share that does not open is its sender's fault (share_envelope.h): it is reported, not a reason to abort.
+// A share that does not open is its sender's fault (share_envelope.h): it is reported, not a reason to abort, and
+// the input is still masked with the sender, which shared.
 ClientSession::SharesAnswer ClientSession::mask_input(const SharesForYou& shares) {
-  std::vector<ClientIndex> accused;
+  std::set<ClientIndex> senders;
   for (const auto& share : shares.shares) {
     const ClientIndex sender = share.peer;
     const auto key = channel_keys_.find(sender);
     if (key == channel_keys_.end()) {
       fail("received shares from client " + std::to_string(sender) + ", which is not an advertised neighbour");
     }
-    if (held_.count(sender) != 0 || std::count(accused.begin(), accused.end(), sender) != 0) {
-      fail("received shares from client " + std::to_string(sender) + " twice");
-    }
+    if (!senders.insert(sender).second) fail("received shares from client " + std::to_string(sender) + " twice");
     const std::uint32_t x = *graph_->rank_of(sender, me_) + 1;
     auto opened = open_shares(key->second, config_.round_id, sender, me_, x, share.ciphertext);
     if (auto* held = std::get_if<HeldShares>(&opened)) {
       held_.emplace(sender, std::move(*held));
     } else {
-      accused.push_back(sender);
+      accused_.insert(sender);
     }
   }
-  if (!accused.empty()) return accuse(std::move(accused));
-  if (held_.size() < config_.t) {
-    fail("only " + std::to_string(held_.size()) +
+  if (senders.size() < config_.t) {
+    fail("only " + std::to_string(senders.size()) +
          " neighbours sent shares, below the threshold t = " + std::to_string(config_.t));
   }
 
-  MaskedInput out{std::move(input_)};
+  SharesAnswer answer;
+  if (!accused_.empty()) answer.accusation = accuse();
+  answer.input.y = std::move(input_);
   input_.clear();
-  crypto::add_mask(out.y, self_mask_seed_, crypto::MaskSign::kAdd);
-  for (const auto& [j, unused] : held_) {
+  auto& y = answer.input.y;
+  crypto::add_mask(y, self_mask_seed_, crypto::MaskSign::kAdd);
+  for (ClientIndex j : senders) {
     const auto seed = pairwise_mask_seed(*mask_, neighbour_keys_.at(j).mask_public, config_.round_id, me_, j);
-    crypto::add_mask(out.y, seed, me_ < j ? crypto::MaskSign::kAdd : crypto::MaskSign::kSubtract);
+    crypto::add_mask(y, seed, me_ < j ? crypto::MaskSign::kAdd : crypto::MaskSign::kSubtract);
   }
   // Reduction mod 2^bits commutes with the additions mod 2^32 (2^bits divides 2^32), so masking mod 2^32 and
   // reducing once gives the input masked mod 2^bits, and the masks still cancel in the reduced sum.
   if (config_.bits < 32) {
     const std::uint32_t keep = modulus_mask(config_.bits);
-    for (auto& w : out.y) w &= keep;
+    for (auto& w : y) w &= keep;
   }
   mask_.reset();
-  channel_.reset();
+  channel_.clear();
   step_ = Step::kMasked;
-  return out;
+  return answer;
 }
 
-Accusation ClientSession::accuse(std::vector<ClientIndex> accused) {
-  std::sort(accused.begin(), accused.end());
-  Accusation out{std::move(accused), channel_->private_bytes()};
-  step_ = Step::kDone;
-  wipe();
+Accusation ClientSession::accuse() const {
+  Accusation out;
+  for (ClientIndex j : accused_) out.reveals.push_back({j, channel_.at(j).private_bytes()});
   return out;
 }
 
@@ -243,9 +242,10 @@ UnmaskResponse ClientSession::unmask(const UnmaskRequest& request) {
   check(request.dropped, "dropped");
   if (named.size() != held_.size()) {
     fail("the unmask request accounts for " + std::to_string(named.size()) + " of the " + std::to_string(held_.size()) +
-         " neighbours that sent shares");
+         " neighbours whose shares this client holds");
   }
-  if (request.survivors.size() < config_.t) {
+  // The neighbours it accused are in neither list (it holds no share of theirs); they may have survived.
+  if (request.survivors.size() + accused_.size() < config_.t) {
     fail("only " + std::to_string(request.survivors.size()) +
          " neighbours survived, below the threshold t = " + std::to_string(config_.t));
   }

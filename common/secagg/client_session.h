@@ -1,22 +1,22 @@
 // ClientSession: one client's side of a SecAgg+ round (Bell et al., CCS 2020; k = n - 1 is the semi-honest SecAgg
 // of Bonawitz et al., CCS 2017) as a state machine — messages in, messages out, no I/O.
 //
-//   start()              R0: fresh X25519 key pairs (channel, mask) -> AdvertiseKeys
-//   on_key_directory()   R1: builds the neighbour graph from the server's seed, draws the self-mask seed b and
-//                        Shamir-shares b and the mask private key among its k neighbours (t-of-k; the neighbour of
-//                        rank r in neighbours(i) gets x = r + 1), each share sealed for one advertised neighbour
+//   start()              R0: builds the neighbour graph from RoundConfig::graph_seed and draws fresh X25519 key
+//                        pairs: one mask key, and one channel key per neighbour -> AdvertiseKeys
+//   on_key_directory()   R1: draws the self-mask seed b and Shamir-shares b and the mask private key among its k
+//                        neighbours (t-of-k; the neighbour of rank r in neighbours(i) gets x = r + 1), each share
+//                        sealed for one advertised neighbour with the pair's channel key
 //   on_shares()          R2: opens its neighbours' shares and returns y = x + PRG(b) + sum over the neighbours j
-//                        that sent it shares of ±PRG(s_ij) (+ if i < j, - otherwise) mod 2^32 — or, when some
-//                        neighbours' shares do not open (share_envelope.h: the sender's fault), an Accusation
-//                        naming them with this client's channel private key, and the session ends (messages.h
-//                        says why the accuser must leave)
+//                        that sent it shares of ±PRG(s_ij) (+ if i < j, - otherwise) mod 2^32 — preceded, when some
+//                        neighbours' shares do not open (share_envelope.h: the sender's fault), by an Accusation
+//                        revealing this client's channel key for each such pair (messages.h says why that is safe)
 //   on_unmask_request()  R3: reveals its share of b for each surviving neighbour and its share of the mask key for
 //                        each dropped one, never both for the same peer.
 //
 // Invariants: each method accepts exactly one message, in this order; anything else — an out-of-order or repeated
-// call, a directory without this client's own keys or with fewer than t of its neighbours, repeated public keys,
+// call, a directory with keys of a non-neighbour or with fewer than t of its neighbours, repeated public keys,
 // shares from a client that is not an advertised neighbour or twice from one, fewer than t neighbours alive, an
-// unmask request that names a peer twice, in both lists, or a peer that never sent this client shares — throws
+// unmask request that names a peer twice, in both lists, or a peer whose shares this client does not hold — throws
 // sotto::Error and aborts the session for good (every later call throws). Secrets (key pairs, b, the shares held,
 // the input) are wiped when the session aborts, finishes or is destroyed.
 //
@@ -30,6 +30,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -75,7 +76,10 @@ class ClientSession {
 
   AdvertiseKeys start();
   EncryptedShares on_key_directory(const KeyDirectory& directory);
-  using SharesAnswer = std::variant<MaskedInput, Accusation>;
+  struct SharesAnswer {
+    std::optional<Accusation> accusation;  // send first, when set
+    MaskedInput input;
+  };
   SharesAnswer on_shares(const SharesForYou& shares);
   UnmaskResponse on_unmask_request(const UnmaskRequest& request);
 
@@ -96,7 +100,7 @@ class ClientSession {
 
   EncryptedShares share_keys(const KeyDirectory& directory);
   SharesAnswer mask_input(const SharesForYou& shares);
-  Accusation accuse(std::vector<ClientIndex> accused);
+  Accusation accuse() const;
   UnmaskResponse unmask(const UnmaskRequest& request);
 
   RoundConfig config_;
@@ -104,13 +108,14 @@ class ClientSession {
   RandomFill random_;
   std::vector<std::uint32_t> input_;
   Step step_ = Step::kNew;
-  std::optional<crypto::X25519KeyPair> channel_;
+  std::map<ClientIndex, crypto::X25519KeyPair> channel_;  // per neighbour, until R2
   std::optional<crypto::X25519KeyPair> mask_;
   std::optional<NeighbourGraph> graph_;
   crypto::ShamirSecret self_mask_seed_{};
-  std::map<ClientIndex, AdvertiseKeys> neighbour_keys_;                             // advertised neighbours
+  std::map<ClientIndex, NeighbourKeys> neighbour_keys_;                             // advertised neighbours
   std::map<ClientIndex, ChannelKey> channel_keys_;                                  // per advertised neighbour
-  std::map<ClientIndex, HeldShares> held_;                                          // neighbours that sent me shares
+  std::map<ClientIndex, HeldShares> held_;      // neighbours whose shares opened
+  std::set<ClientIndex> accused_;               // neighbours whose shares did not
 };
 
 }  // namespace sotto::secagg

@@ -3,9 +3,12 @@
 // the network layer (or the simulator) carries them. Clients are named by their index 0..n-1 for the round,
 // assigned by the server and sent with the RoundConfig.
 //
-// Steps: R0 AdvertiseKeys -> KeyDirectory; R1 EncryptedShares -> SharesForYou; R2 MaskedInput (or an Accusation)
-// -> UnmaskRequest; R3 UnmaskResponse -> AggregationResult. Every vector of inputs and masks is mod 2^bits
-// (RoundConfig::bits, 32 by default); masked inputs travel as words below 2^bits.
+// Steps: R0 AdvertiseKeys -> KeyDirectory; R1 EncryptedShares -> SharesForYou; R2 MaskedInput (after an
+// Accusation, when some shares did not open) -> UnmaskRequest; R3 UnmaskResponse -> AggregationResult. Every
+// vector of inputs and masks is mod 2^bits (RoundConfig::bits, 32 by default); masked inputs travel as words below
+// 2^bits. The neighbour graph is drawn by the server before the round starts (RoundConfig::graph_seed), so that
+// each client can advertise one channel key per neighbour: a channel key then belongs to one pair of clients, and
+// revealing it (an accusation) opens nothing but that pair's two ciphertexts.
 #pragma once
 
 #include <array>
@@ -33,6 +36,10 @@ struct RoundConfig {
   std::uint32_t t = 0;  // Shamir threshold, k/2 < t <= k
   std::uint64_t vector_length = 0;
   std::uint32_t bits = 32;  // inputs, masks and the sum live mod 2^bits (1..32)
+  // The neighbour graph's seed, drawn by the server from the CSPRNG for each round before any key exists. Public:
+  // knowing its neighbours lets a client do nothing it could not do with any other; what the graph must resist is
+  // the corrupt clients choosing it, and they cannot, since the cohort is fixed before the seed is drawn.
+  GraphSeed graph_seed{};
 };
 
 // 2^bits - 1: the mask that reduces a word mod 2^bits.
@@ -40,16 +47,23 @@ inline std::uint32_t modulus_mask(std::uint32_t bits) {
   return bits >= 32 ? 0xFFFFFFFFu : (std::uint32_t{1} << bits) - 1;
 }
 
-// R0 client -> server: the client's two X25519 public keys for this round.
+// R0 client -> server: the client's X25519 public keys for this round.
 struct AdvertiseKeys {
-  crypto::X25519PublicKey channel_public{};  // encrypts the Shamir shares sent to it
-  crypto::X25519PublicKey mask_public{};     // agrees the pairwise mask seeds
+  crypto::X25519PublicKey mask_public{};  // agrees the pairwise mask seeds
+  // One per neighbour j (exactly its k neighbours): with j's key for the pair, encrypts the shares the two send each
+  // other (share_envelope.h).
+  std::map<ClientIndex, crypto::X25519PublicKey> channel_public;
 };
 
-// R0 server -> every client that advertised: the graph seed (drawn after all keys arrived) and every advertised key.
+// What one client needs of one neighbour's advertised keys.
+struct NeighbourKeys {
+  crypto::X25519PublicKey channel_public{};  // the neighbour's channel key for the pair with the recipient
+  crypto::X25519PublicKey mask_public{};
+};
+
+// R0 server -> each client that advertised: the keys of its neighbours that advertised.
 struct KeyDirectory {
-  GraphSeed seed{};
-  std::map<ClientIndex, AdvertiseKeys> keys;
+  std::map<ClientIndex, NeighbourKeys> keys;
 };
 
 struct EncryptedShare {
@@ -72,22 +86,26 @@ struct MaskedInput {
   std::vector<std::uint32_t> y;
 };
 
-// R2 client -> server, instead of a masked input, when the shares some neighbours sent it do not open (see
-// share_envelope.h): whom it accuses, and its round-only channel private key, with which the server tests the
-// ciphertexts it relayed itself. Channel keys serve both directions of a pair, so the reveal opens every share the
-// accuser exchanged, its own shares of b and of its mask key among them: the accuser therefore sends no masked
-// input and leaves the round, and it counts as corrupt in this round's security bound, since the server now holds
-// the share of b and of the mask key that each of its neighbours sent it. Known weakness: nothing caps the
-// accusers. An insider that garbles its shares to t of an honest client u's neighbours makes them all reveal,
-// and a curious aggregator then holds t shares of both of u's secrets, which unmask u's input. The fix needs
-// per-pair receive keys, so that a reveal opens only the accused's own ciphertext, or a share-check step before any
-// masked input is sent, so that u can hold its input back.
-struct Accusation {
-  std::vector<ClientIndex> accused;  // sorted, no repeats
-  crypto::SecretArray<crypto::kX25519KeyBytes> channel_private{};
+// One pair's channel private key, revealed in an accusation.
+struct PairKeyReveal {
+  ClientIndex accused = 0;
+  crypto::SecretArray<crypto::kX25519KeyBytes> channel_private{};  // the accuser's key for the pair with `accused`
 };
 
-// R2 server -> each client that sent a masked input, about its neighbours that shared at R1.
+// R2 client -> server, just before its masked input, when the shares some neighbours sent it do not open (see
+// share_envelope.h): whom it accuses, each with the accuser's channel private key for that pair, with which the
+// server tests the ciphertext it relayed itself. A pair key opens only the pair's two ciphertexts: the accused's
+// shares for the accuser (garbage, or, when the accusation is false, shares the lying accuser holds anyway) and the
+// accuser's shares for the accused (which the accused holds). So a reveal tells the server nothing that the
+// accuser or the accused did not already know, however many clients accuse, and the accuser stays in the round:
+// it masks its input as usual (with the accused too, whose pairwise mask needs no share) and is asked at R3 for no
+// share of the clients it accused.
+struct Accusation {
+  std::vector<PairKeyReveal> reveals;  // sorted by accused, no repeats
+};
+
+// R2 server -> each client that sent a masked input, about its neighbours that shared at R1 and that it did not
+// accuse.
 struct UnmaskRequest {
   std::vector<ClientIndex> survivors;  // sent a masked input: reveal your share of their b
   std::vector<ClientIndex> dropped;    // shared at R1 but sent no masked input: reveal your share of their mask key

@@ -26,11 +26,13 @@ ServerSession::ServerSession(RoundConfig config, std::uint64_t max_held_words)
       keys_(config.n),
       max_held_words_(max_held_words),
       excluded_(config.n, false),
+      accused_(config.n),
       inbox_(config.n),
       relayed_(config.n),
       self_mask_shares_(config.n),
       mask_key_shares_(config.n) {
   validate_round_config(config_);
+  graph_.emplace(config_.n, config_.k, config_.graph_seed);
 }
 
 void ServerSession::abort_round(const std::string& why) {
@@ -55,7 +57,7 @@ void ServerSession::check_index(ClientIndex index, Reached needed, const char* c
   const std::string where = "secagg: server, round " + std::to_string(config_.round_id) + ": " + call +
                             " from client " + std::to_string(index) + " rejected: ";
   if (index >= config_.n) throw Error(where + "unknown index (n = " + std::to_string(config_.n) + ")");
-  if (excluded_[index]) throw Error(where + "it left the round or was excluded from it after an accusation");
+  if (excluded_[index]) throw Error(where + "it was excluded from the round after an accusation");
   if (reached_[index] > needed) throw Error(where + "it already sent this message");
   if (reached_[index] < needed) throw Error(where + "it dropped out of the round earlier");
 }
@@ -76,6 +78,24 @@ std::vector<ClientIndex> ServerSession::dropped_neighbours(ClientIndex i) const 
   return out;
 }
 
+// What i is asked for at R3: its share of b of each surviving neighbour, of the mask key of each dropped one —
+// leaving out the neighbours it accused, whose shares it does not hold.
+UnmaskRequest ServerSession::request_for(ClientIndex i) const {
+  UnmaskRequest request;
+  for (ClientIndex j : graph_->neighbours(i)) {
+    if (accused_[i].count(j)) continue;
+    if (reached_[j] >= Reached::kMasked) request.survivors.push_back(j);
+    if (reached_[j] == Reached::kShared) request.dropped.push_back(j);
+  }
+  return request;
+}
+
+std::size_t ServerSession::share_holders(ClientIndex j) const {
+  std::size_t holders = 0;
+  for (ClientIndex u : graph_->neighbours(j)) holders += reached_[u] >= Reached::kMasked && !accused_[u].count(j);
+  return holders;
+}
+
 bool ServerSession::needs_mask_key(ClientIndex d) const {
   if (reached_[d] != Reached::kShared) return false;
   for (ClientIndex j : graph_->neighbours(d)) {
@@ -93,32 +113,45 @@ std::uint32_t ServerSession::masked_inputs() const {
 void ServerSession::on_advertise(ClientIndex index, const AdvertiseKeys& keys) {
   expect(Step::kAdvertise, "advertised keys");
   check_index(index, Reached::kNothing, "advertised keys");
-  if (keys.channel_public == keys.mask_public || seen_keys_.count(keys.channel_public) != 0 ||
-      seen_keys_.count(keys.mask_public) != 0) {
-    throw Error("secagg: server, round " + std::to_string(config_.round_id) + ": the keys of client " +
-                std::to_string(index) + " rejected: a public key is repeated");
+  const std::string where = "secagg: server, round " + std::to_string(config_.round_id) + ": the keys of client " +
+                            std::to_string(index) + " rejected: ";
+  const auto around = graph_->neighbours(index);
+  if (keys.channel_public.size() != around.size() ||
+      !std::equal(around.begin(), around.end(), keys.channel_public.begin(),
+                  [](ClientIndex j, const auto& entry) { return entry.first == j; })) {
+    throw Error(where + "it must advertise one channel key for each of its " + std::to_string(around.size()) +
+                " neighbours, got " + std::to_string(keys.channel_public.size()));
   }
-  seen_keys_.insert(keys.channel_public);
-  seen_keys_.insert(keys.mask_public);
+  std::vector<crypto::X25519PublicKey> all{keys.mask_public};
+  for (const auto& [j, key] : keys.channel_public) all.push_back(key);
+  std::sort(all.begin(), all.end());
+  const bool repeated = std::adjacent_find(all.begin(), all.end()) != all.end() ||
+                        std::any_of(all.begin(), all.end(), [&](const auto& key) { return seen_keys_.count(key); });
+  if (repeated) throw Error(where + "a public key is repeated");
+  seen_keys_.insert(all.begin(), all.end());
   keys_[index] = keys;
   reached_[index] = Reached::kAdvertised;
 }
 
-KeyDirectory ServerSession::close_advertise() {
+std::map<ClientIndex, KeyDirectory> ServerSession::close_advertise() {
   expect(Step::kAdvertise, "closing advertise keys");
-  KeyDirectory directory;
-  for (ClientIndex i = 0; i < config_.n; ++i) {
-    if (keys_[i]) directory.keys.emplace(i, *keys_[i]);
-  }
-  if (directory.keys.size() < config_.t) {
-    abort_round(std::to_string(directory.keys.size()) + " of " + std::to_string(config_.n) +
+  std::size_t advertised = 0;
+  for (ClientIndex i = 0; i < config_.n; ++i) advertised += keys_[i] ? 1 : 0;
+  if (advertised < config_.t) {
+    abort_round(std::to_string(advertised) + " of " + std::to_string(config_.n) +
                 " clients advertised keys, below the threshold t = " + std::to_string(config_.t));
   }
-  crypto::random_bytes(directory.seed);
-  graph_.emplace(config_.n, config_.k, directory.seed);
+  std::map<ClientIndex, KeyDirectory> out;
+  for (ClientIndex i = 0; i < config_.n; ++i) {
+    if (!keys_[i]) continue;
+    auto& directory = out[i];
+    for (ClientIndex j : graph_->neighbours(i)) {
+      if (keys_[j]) directory.keys.emplace(j, NeighbourKeys{keys_[j]->channel_public.at(i), keys_[j]->mask_public});
+    }
+  }
   seen_keys_.clear();
   step_ = Step::kShareKeys;
-  return directory;
+  return out;
 }
 
 // R1 ------------------------------------------------------------------------------------------------------------
@@ -210,44 +243,51 @@ void ServerSession::add_held(ClientIndex index) {
   held_.erase(index);
 }
 
-// A neighbour that received j's shares and has not answered R2 may still accuse j.
+// A neighbour that received j's shares, has not sent its masked input and has not accused may still accuse j.
 void ServerSession::add_settled(const std::vector<ClientIndex>& candidates) {
   for (ClientIndex j : candidates) {
     if (!held_.count(j)) continue;
     const auto& around = graph_->neighbours(j);
     const bool settled = std::none_of(around.begin(), around.end(), [&](ClientIndex u) {
-      return reached_[u] == Reached::kShared && !excluded_[u];
+      return reached_[u] == Reached::kShared && !excluded_[u] && accused_[u].empty();
     });
     if (settled) add_held(j);
   }
 }
 
-// R2, instead of a masked input ----------------------------------------------------------------------------------
+// R2, before the accuser's masked input ---------------------------------------------------------------------------
 
 ServerSession::Verdict ServerSession::on_accusation(ClientIndex accuser, const Accusation& accusation) {
   expect(Step::kMaskedInput, "an accusation");
   check_index(accuser, Reached::kShared, "an accusation");
   const std::string where = "secagg: server, round " + std::to_string(config_.round_id) +
                             ": the accusation of client " + std::to_string(accuser) + " rejected: ";
-  if (accusation.accused.empty()) throw Error(where + "it accuses no one");
+  if (!accused_[accuser].empty()) throw Error(where + "it already accused");
+  if (accusation.reveals.empty()) throw Error(where + "it accuses no one");
   const auto& relayed = relayed_[accuser];
-  for (std::size_t a = 0; a < accusation.accused.size(); ++a) {
-    const ClientIndex j = accusation.accused[a];
-    if (a > 0 && j <= accusation.accused[a - 1]) throw Error(where + "the accused are not sorted without repeats");
+  for (std::size_t a = 0; a < accusation.reveals.size(); ++a) {
+    const ClientIndex j = accusation.reveals[a].accused;
+    if (a > 0 && j <= accusation.reveals[a - 1].accused) {
+      throw Error(where + "the accused are not sorted without repeats");
+    }
     const bool sent = std::any_of(relayed.begin(), relayed.end(), [&](const auto& share) { return share.peer == j; });
     if (!sent) throw Error(where + "client " + std::to_string(j) + " sent it no shares");
   }
-  const auto revealed = crypto::X25519KeyPair::from_private_bytes(accusation.channel_private);
   Verdict verdict;
-  if (revealed.public_key() != keys_[accuser]->channel_public) {
-    verdict.offences.push_back({accuser, "revealed a channel private key that is not the one it advertised, so its "
-                                         "accusation cannot be checked"});
-  } else {
-    for (ClientIndex j : accusation.accused) verdict.offences.push_back(judge(accuser, revealed, j));
+  for (const auto& reveal : accusation.reveals) {
+    accused_[accuser].insert(reveal.accused);
+    const auto revealed = crypto::X25519KeyPair::from_private_bytes(reveal.channel_private);
+    if (revealed.public_key() != keys_[accuser]->channel_public.at(reveal.accused)) {
+      verdict.offences.push_back({accuser, "revealed a channel private key for the pair with client " +
+                                               std::to_string(reveal.accused) +
+                                               " that is not the one it advertised, so its accusation cannot be "
+                                               "checked"});
+      break;
+    }
+    verdict.offences.push_back(judge(accuser, revealed, reveal.accused));
   }
-  excluded_[accuser] = true;  // its channel key is out: it leaves the round as a dropout after R1
   for (auto& offence : verdict.offences) exclude(offence);
-  const auto accusers_neighbours = graph_->neighbours(accuser);
+  const auto accusers_neighbours = graph_->neighbours(accuser);  // it can accuse none of them any more
   std::vector<ClientIndex> candidates(accusers_neighbours.begin(), accusers_neighbours.end());
   for (const auto& offence : verdict.offences) {
     const auto& around = graph_->neighbours(offence.culprit);
@@ -261,7 +301,8 @@ ServerSession::Offence ServerSession::judge(ClientIndex accuser, const crypto::X
                                             ClientIndex accused) const {
   const auto& relayed = relayed_[accuser];
   const auto share = std::find_if(relayed.begin(), relayed.end(), [&](const auto& s) { return s.peer == accused; });
-  const auto key = channel_key(revealed, keys_[accused]->channel_public, config_.round_id, accuser, accused);
+  const auto key =
+      channel_key(revealed, keys_[accused]->channel_public.at(accuser), config_.round_id, accuser, accused);
   const std::uint32_t x = *graph_->rank_of(accused, accuser) + 1;
   auto opened = open_shares(key, config_.round_id, accused, accuser, x, share->ciphertext);
   if (auto* why = std::get_if<std::string>(&opened)) {
@@ -299,15 +340,15 @@ std::map<ClientIndex, UnmaskRequest> ServerSession::close_masked_input() {
   std::map<ClientIndex, UnmaskRequest> out;
   for (ClientIndex i = 0; i < config_.n; ++i) {
     if (reached_[i] == Reached::kMasked) {
-      UnmaskRequest request{neighbours_at(i, Reached::kMasked), dropped_neighbours(i)};
-      if (request.survivors.size() < config_.t) {
-        abort_round(
-            "survivor " + std::to_string(i) + " has " + std::to_string(request.survivors.size()) +
-            " surviving neighbours to hold its self-mask seed, below the threshold t = " + std::to_string(config_.t));
+      const auto holders = share_holders(i);
+      if (holders < config_.t) {
+        abort_round("survivor " + std::to_string(i) + " has " + std::to_string(holders) +
+                    " surviving neighbours to hold its self-mask seed, below the threshold t = " +
+                    std::to_string(config_.t));
       }
-      out.emplace(i, std::move(request));
+      out.emplace(i, request_for(i));
     } else if (needs_mask_key(i)) {
-      const auto holders = neighbours_at(i, Reached::kMasked).size();
+      const auto holders = share_holders(i);
       if (holders < config_.t) {
         abort_round("dropped client " + std::to_string(i) + " has " + std::to_string(holders) +
                     " surviving neighbours to hold its mask key, below the threshold t = " + std::to_string(config_.t));
@@ -353,8 +394,9 @@ void ServerSession::on_unmask_response(ClientIndex index, const UnmaskResponse& 
     }
     return std::make_pair(std::move(owners), std::move(parsed));
   };
-  auto self_masks = parse(response.self_mask_shares, neighbours_at(index, Reached::kMasked), "a self-mask share");
-  auto mask_keys = parse(response.mask_key_shares, dropped_neighbours(index), "a mask-key share");
+  const UnmaskRequest asked = request_for(index);
+  auto self_masks = parse(response.self_mask_shares, asked.survivors, "a self-mask share");
+  auto mask_keys = parse(response.mask_key_shares, asked.dropped, "a mask-key share");
   for (std::size_t i = 0; i < self_masks.first.size(); ++i) {
     self_mask_shares_[self_masks.first[i]].push_back(std::move(self_masks.second[i]));
   }

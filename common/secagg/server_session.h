@@ -3,12 +3,13 @@
 //
 // Each step collects messages (on_*) until the caller decides the step's deadline has passed and calls close_*,
 // which returns what to send next; a client that did not speak in a step is dropped from then on.
-//   R0 on_advertise        / close_advertise     -> KeyDirectory for every client that advertised (graph seed drawn
-//                                                   now, from the CSPRNG, after all keys are in)
+//   R0 on_advertise        / close_advertise     -> KeyDirectory for every client that advertised: its neighbours'
+//                                                   keys (the graph is RoundConfig::graph_seed's, known from the
+//                                                   start, so each client advertises a channel key per neighbour)
 //   R1 on_encrypted_shares / close_share_keys    -> SharesForYou for every client that shared
 //   R2 on_masked_input     / close_masked_input  -> UnmaskRequest for every client that sent a masked input
-//      on_accusation                             -> the verdict on an accusation (messages.h), sent instead of a
-//                                                   masked input
+//      on_accusation                             -> the verdict on an accusation (messages.h), sent just before
+//                                                   the accuser's masked input
 //   R3 on_unmask_response  / close_unmasking     -> AggregationResult: the exact sum mod 2^bits of the survivors
 //                                                   inputs (survivors = the clients that sent a masked input)
 // Unmasking reconstructs each survivor's self-mask seed b from t shares held by its neighbours and subtracts
@@ -16,16 +17,16 @@
 // private key (checked against the advertised public key), re-derives the seeds with its surviving neighbours and
 // removes those masks. Work and memory grow as n·k (plus vector_length per survivor and per such mask), not n².
 //
-// Accusations. The server judges one itself: it checks the revealed channel private key against the accuser's
-// advertised public key, re-derives the channel key with each accused neighbour and opens the ciphertext it relayed
-// (share_envelope.h). Shares that do not open convict the accused; shares that open and are well-formed convict the
-// accuser (a false accusation); a revealed key that is not the advertised one convicts the accuser (nothing can be
-// checked with it). The accuser leaves the round (a dropout after R1) either way, and each convicted client is
-// excluded from the rest of it. So that a convicted client's masked input can still be left out of the sum, an
-// input is held apart until no neighbour can accuse its sender any more (each neighbour that received its shares
-// has answered R2) and only then added; inputs held apart are capped at `max_held_words` words, beyond which the
-// oldest is added early — a client convicted after that stays in this round's sum (Offence::input_counted), as it
-// would had it sent valid shares.
+// Accusations. The server judges one itself: it checks each revealed pair key against the one the accuser
+// advertised for that pair, re-derives the pair's channel key with the accused's key for the pair and opens the
+// ciphertext it relayed (share_envelope.h). Shares that do not open convict the accused; shares that open and are
+// well-formed convict the accuser (a false accusation); a revealed key that is not the advertised one convicts the
+// accuser (nothing can be checked with it). An accuser not convicted stays in the round and is asked at R3 for no
+// share of those it accused; each convicted client is excluded from the rest of the round. So that a convicted
+// client's masked input can still be left out of the sum, an input is held apart until no neighbour can accuse its
+// sender any more (each neighbour that received its shares has sent its masked input) and only then added; inputs
+// held apart are capped at `max_held_words` words, beyond which the oldest is added early — a client convicted after
+// that stays in this round's sum (Offence::input_counted), as it would had it sent valid shares.
 //
 // Invariants: a message that is out of order, repeated, from an unknown or dropped index, of the wrong length,
 // addressed to a non-neighbour or otherwise malformed is rejected with sotto::Error and changes nothing (the
@@ -66,14 +67,14 @@ class ServerSession {
   };
 
   void on_advertise(ClientIndex index, const AdvertiseKeys& keys);
-  KeyDirectory close_advertise();
+  std::map<ClientIndex, KeyDirectory> close_advertise();
 
   void on_encrypted_shares(ClientIndex index, const EncryptedShares& shares);
   std::map<ClientIndex, SharesForYou> close_share_keys();
 
   void on_masked_input(ClientIndex index, const MaskedInput& input);
-  // Throws sotto::Error, changing nothing, for an accusation from a client that cannot make one now or that names
-  // a client which sent it no shares.
+  // Throws sotto::Error, changing nothing, for an accusation from a client that cannot make one now (after its
+  // masked input, or a second one) or that names a client which sent it no shares.
   Verdict on_accusation(ClientIndex accuser, const Accusation& accusation);
   std::map<ClientIndex, UnmaskRequest> close_masked_input();
 
@@ -85,8 +86,8 @@ class ServerSession {
   std::uint32_t masked_inputs() const;
   bool aborted() const { return step_ == Step::kAborted; }
   bool finished() const { return step_ == Step::kDone; }
-  // The neighbour graph, once close_advertise has drawn its seed.
-  const NeighbourGraph* graph() const { return graph_ ? &*graph_ : nullptr; }
+  // The neighbour graph, RoundConfig::graph_seed's.
+  const NeighbourGraph& graph() const { return *graph_; }
 
  private:
   enum class Step { kAdvertise, kShareKeys, kMaskedInput, kUnmasking, kDone, kAborted };
@@ -99,6 +100,8 @@ class ServerSession {
   std::vector<ClientIndex> neighbours_at(ClientIndex i, Reached at_least) const;
   std::vector<ClientIndex> dropped_neighbours(ClientIndex i) const;  // shared at R1, no masked input
   bool needs_mask_key(ClientIndex d) const;  // d dropped after R1 and some neighbour's input carries its masks
+  UnmaskRequest request_for(ClientIndex i) const;
+  std::size_t share_holders(ClientIndex j) const;  // neighbours with a masked input that did not accuse j
   Offence judge(ClientIndex accuser, const crypto::X25519KeyPair& revealed, ClientIndex accused) const;
   void exclude(Offence& offence);
   // Adds each held input among `candidates` whose sender no neighbour can accuse any more.
@@ -112,7 +115,8 @@ class ServerSession {
   std::set<crypto::X25519PublicKey> seen_keys_;
   std::optional<NeighbourGraph> graph_;
   std::uint64_t max_held_words_;
-  std::vector<bool> excluded_;                                // left or convicted after an accusation
+  std::vector<bool> excluded_;                                // convicted after an accusation
+  std::vector<std::set<ClientIndex>> accused_;                // per accuser
   std::vector<std::vector<EncryptedShare>> inbox_;            // per recipient: (sender, ciphertext)
   std::vector<std::vector<EncryptedShare>> relayed_;          // per recipient, kept through R2 to judge accusations
   std::vector<std::uint32_t> sum_;                            // sum of the masked inputs added so far

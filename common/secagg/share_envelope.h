@@ -4,9 +4,10 @@
 //
 // Key derivation (i, j are client indices, round is RoundConfig::round_id, integers big-endian, lo = min(i, j),
 // hi = max(i, j)):
-//   channel key of {i, j} = HKDF-SHA256(X25519(channel keys), salt = "", kChannelKeyInfo || round || lo || hi), 16 B
-// The key is the same in both directions: whoever holds either side's channel private key can open every share the
-// pair exchanged. A share's plaintext is sender (4 B) || recipient (4 B) || share of b (37 B) || share of the mask
+//   channel key of {i, j} = HKDF-SHA256(X25519(i's channel key for j, j's channel key for i), salt = "",
+//                                       kChannelKeyInfo || round || lo || hi), 16 B
+// Each client advertises a fresh channel key pair for each neighbour (messages.h), so the key is the pair's alone:
+// either side's private key for the pair opens the two ciphertexts the pair exchanged, and nothing else. A share's plaintext is sender (4 B) || recipient (4 B) || share of b (37 B) || share of the mask
 // key (37 B), sealed with associated data crypto::share_associated_data(round, sender, recipient).
 #pragma once
 
@@ -34,7 +35,7 @@ using ChannelKey = crypto::SecretArray<crypto::kAeadKeyBytes>;
 // The HKDF info of a key one pair of clients derives: label || round || lo || hi (big-endian, lo = min(i, j)).
 std::vector<std::uint8_t> pair_key_info(std::string_view label, std::uint64_t round_id, ClientIndex i, ClientIndex j);
 
-// The channel key of {me, peer}, from my channel key pair and the peer's advertised channel public key.
+// The channel key of {me, peer}, from my channel key pair for the peer and the peer's channel public key for me.
 ChannelKey channel_key(const crypto::X25519KeyPair& mine, const crypto::X25519PublicKey& peer,
                        std::uint64_t round_id, ClientIndex me, ClientIndex peer_index);
 

@@ -54,19 +54,30 @@ std::vector<RevealedShare> revealed(const google::protobuf::RepeatedPtrField<v1:
 
 v1::SecAggAdvertise to_proto(const AdvertiseKeys& m) {
   v1::SecAggAdvertise p;
-  p.set_channel_public(str(m.channel_public));
   p.set_mask_public(str(m.mask_public));
+  for (const auto& [peer, key] : m.channel_public) {
+    auto* e = p.add_channel_keys();
+    e->set_peer(peer);
+    e->set_channel_public(str(key));
+  }
   return p;
 }
 
 AdvertiseKeys from_proto(const v1::SecAggAdvertise& p) {
-  return {fixed<crypto::kX25519KeyBytes>(p.channel_public(), "channel_public"),
-          fixed<crypto::kX25519KeyBytes>(p.mask_public(), "mask_public")};
+  AdvertiseKeys m;
+  m.mask_public = fixed<crypto::kX25519KeyBytes>(p.mask_public(), "mask_public");
+  for (const auto& e : p.channel_keys()) {
+    if (!m.channel_public.emplace(e.peer(), fixed<crypto::kX25519KeyBytes>(e.channel_public(), "channel_public"))
+             .second) {
+      throw Error("secure aggregation message: advertised keys: a channel key for client " + std::to_string(e.peer()) +
+                  " twice");
+    }
+  }
+  return m;
 }
 
 v1::SecAggKeyDirectory to_proto(const KeyDirectory& m) {
   v1::SecAggKeyDirectory p;
-  p.set_graph_seed(str(m.seed));
   for (const auto& [index, keys] : m.keys) {
     auto* e = p.add_keys();
     e->set_index(index);
@@ -78,9 +89,8 @@ v1::SecAggKeyDirectory to_proto(const KeyDirectory& m) {
 
 KeyDirectory from_proto(const v1::SecAggKeyDirectory& p) {
   KeyDirectory m;
-  m.seed = fixed<std::tuple_size_v<GraphSeed>>(p.graph_seed(), "graph_seed");
   for (const auto& e : p.keys()) {
-    AdvertiseKeys keys{fixed<crypto::kX25519KeyBytes>(e.channel_public(), "channel_public"),
+    NeighbourKeys keys{fixed<crypto::kX25519KeyBytes>(e.channel_public(), "channel_public"),
                        fixed<crypto::kX25519KeyBytes>(e.mask_public(), "mask_public")};
     if (!m.keys.emplace(e.index(), keys).second) {
       throw Error("secure aggregation message: the key directory lists client " + std::to_string(e.index()) + " twice");
@@ -147,21 +157,30 @@ UnmaskResponse from_proto(const v1::SecAggUnmaskResponse& p) {
 
 v1::SecAggAccusation to_proto(const Accusation& m) {
   v1::SecAggAccusation p;
-  for (auto j : m.accused) p.add_accused(j);
-  p.set_channel_private_key(std::string(m.channel_private.begin(), m.channel_private.end()));
+  for (const auto& r : m.reveals) {
+    auto* e = p.add_reveals();
+    e->set_accused(r.accused);
+    e->set_channel_private_key(std::string(r.channel_private.begin(), r.channel_private.end()));
+  }
   return p;
 }
 
 Accusation from_proto(const v1::SecAggAccusation& p) {
   Accusation m;
-  m.accused.assign(p.accused().begin(), p.accused().end());
-  if (m.accused.empty()) throw Error("secure aggregation message: accusation: accused is empty");
-  if (!std::is_sorted(m.accused.begin(), m.accused.end())) {
-    throw Error("secure aggregation message: accusation: accused is not in ascending order");
+  std::vector<ClientIndex> accused;
+  for (const auto& e : p.reveals()) {
+    PairKeyReveal r;
+    r.accused = e.accused();
+    const auto key = fixed<crypto::kX25519KeyBytes>(e.channel_private_key(), "accusation: channel_private_key");
+    std::copy(key.begin(), key.end(), r.channel_private.begin());
+    m.reveals.push_back(r);
+    accused.push_back(e.accused());
   }
-  check_unique(m.accused, "accusation: accused");
-  const auto key = fixed<crypto::kX25519KeyBytes>(p.channel_private_key(), "accusation: channel_private_key");
-  std::copy(key.begin(), key.end(), m.channel_private.begin());
+  if (accused.empty()) throw Error("secure aggregation message: accusation: it accuses no one");
+  if (!std::is_sorted(accused.begin(), accused.end())) {
+    throw Error("secure aggregation message: accusation: the accused are not in ascending order");
+  }
+  check_unique(accused, "accusation: accused");
   return m;
 }
 

@@ -22,7 +22,7 @@ void require_error_then_close(Probe& probe, v1::ErrorCode code, const std::strin
   REQUIRE(outcomes[0].kind == ReadOutcome::Kind::kEnvelope);
   REQUIRE(outcomes[0].envelope.has_error());
   if (code != v1::ERROR_CODE_UNSPECIFIED) CHECK(v1::ErrorCode_Name(outcomes[0].envelope.error().code()) == v1::ErrorCode_Name(code));
-  CHECK(outcomes[0].envelope.protocol_version() == 1);
+  CHECK(outcomes[0].envelope.protocol_version() == net::kProtocolVersion);
   if (!message_part.empty()) CHECK(outcomes[0].envelope.error().message().find(message_part) != std::string::npos);
   CHECK(outcomes[1].kind == ReadOutcome::Kind::kClosed);
 }
@@ -152,10 +152,10 @@ TEST_CASE("malformed oversized out-of-order and silent connections get an error 
     require_error_then_close(*probe, v1::ERROR_CODE_UNSPECIFIED);
   }
   {
-    INFO("an envelope with protocol_version 1 and no body");
+    INFO("an envelope of this protocol version and no body");
     auto probe = connect();
     v1::Envelope empty;
-    empty.set_protocol_version(1);
+    empty.set_protocol_version(net::kProtocolVersion);
     REQUIRE(probe->write_raw(frame_of_payload(empty.SerializeAsString())));
     require_error_then_close(*probe, v1::ERROR_CODE_UNEXPECTED_MESSAGE, "no known message");
   }
@@ -163,16 +163,16 @@ TEST_CASE("malformed oversized out-of-order and silent connections get an error 
     INFO("an envelope whose body is an unknown field (number 99)");
     auto probe = connect();
     v1::Envelope env;
-    env.set_protocol_version(1);
+    env.set_protocol_version(net::kProtocolVersion);
     // field 99, wire type 2 (length-delimited): tag varint (99 << 3 | 2) = 0x9A 0x06, length 3, "abc"
     REQUIRE(probe->write_raw(frame_of_payload(env.SerializeAsString() + std::string("\x9A\x06\x03" "abc", 6))));
     require_error_then_close(*probe, v1::ERROR_CODE_UNEXPECTED_MESSAGE);
   }
   {
-    INFO("a hello with protocol_version 2");
+    INFO("a hello with the protocol version before ours");
     auto probe = connect();
     v1::Envelope env = hello_envelope("client-3");
-    env.set_protocol_version(2);
+    env.set_protocol_version(net::kProtocolVersion - 1);
     REQUIRE(probe->write_raw(frame_of_payload(env.SerializeAsString())));
     require_error_then_close(*probe, v1::ERROR_CODE_UNSUPPORTED_VERSION);
   }

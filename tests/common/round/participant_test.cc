@@ -242,9 +242,10 @@ TEST_CASE("a secure round: each participant's quantized input follows from its r
     const auto keys = only<out::AdvertiseKeys>(r.participants[i].on_fitted(fitted_local(local), t0));
     r.server.on_advertise(i, keys.keys);
   }
-  const auto directory = r.server.close_advertise();
+  const auto directories = r.server.close_advertise();
   for (std::uint32_t i = 0; i < r.n; ++i) {
-    r.server.on_encrypted_shares(i, {only<out::ShareKeys>(r.participants[i].on_key_directory(directory, t0)).shares});
+    r.server.on_encrypted_shares(
+        i, {only<out::ShareKeys>(r.participants[i].on_key_directory(directories.at(i), t0)).shares});
   }
   auto shares = r.server.close_share_keys();
   for (std::uint32_t i = 0; i < r.n; ++i) {
@@ -268,7 +269,7 @@ TEST_CASE("a secure round: each participant's quantized input follows from its r
   }
   CHECK(result.sum == expected);
   for (std::uint32_t i = 0; i < r.n; ++i) {
-    CHECK(r.randoms[i].calls == 4);  // coins, two keys, the self-mask seed
+    CHECK(r.randoms[i].calls == 5);  // coins, the mask key, a channel key per neighbour (2), the self-mask seed
     CHECK(only<out::Finish>(r.participants[i].on_result({5, true, 3, false, ""}, t0)).outcome ==
           out::Outcome::kCompleted);
     CHECK(r.participants[i].record().secure);
@@ -288,10 +289,13 @@ TEST_CASE("a secure participant's keys come from its random source: the same sou
   const auto b = only<out::AdvertiseKeys>(twin.on_fitted(fitted_local(local), t0)).keys;
   CHECK(a.channel_public == b.channel_public);
   CHECK(a.mask_public == b.mask_public);
-  CHECK(a.channel_public != a.mask_public);
-  std::array<std::uint8_t, 32> channel_private{};
-  channel_private.fill(17);  // the second draw
-  CHECK(crypto::X25519KeyPair::from_private_bytes(channel_private).public_key() == a.channel_public);
+  REQUIRE(a.channel_public.size() == 2);  // one per neighbour: k = 2
+  std::array<std::uint8_t, 32> mask_private{}, first_channel_private{};
+  mask_private.fill(17);           // the second draw (the first is the rounding coins)
+  first_channel_private.fill(18);  // the third: the channel key for the lowest neighbour
+  CHECK(crypto::X25519KeyPair::from_private_bytes(mask_private).public_key() == a.mask_public);
+  CHECK(crypto::X25519KeyPair::from_private_bytes(first_channel_private).public_key() ==
+        a.channel_public.begin()->second);
 }
 
 TEST_CASE("a secure round abandoned at any step ends each participant's round as abandoned", "[round][participant][secagg]") {
@@ -305,9 +309,10 @@ TEST_CASE("a secure round abandoned at any step ends each participant's round as
       }
     }
     if (abandon_after >= 2) {
-      const auto directory = r.server.close_advertise();
+      const auto directories = r.server.close_advertise();
       for (std::uint32_t i = 0; i < r.n; ++i) {
-        r.server.on_encrypted_shares(i, {only<out::ShareKeys>(r.participants[i].on_key_directory(directory, t0)).shares});
+        r.server.on_encrypted_shares(
+            i, {only<out::ShareKeys>(r.participants[i].on_key_directory(directories.at(i), t0)).shares});
       }
     }
     if (abandon_after >= 3) {
@@ -334,8 +339,8 @@ TEST_CASE("a key directory the session refuses ends the round with an error repo
   SecureRound r;
   r.participants[0].on_task(r.task(0), t0);
   r.participants[0].on_fitted(fitted_local({1, 2, 3, 4}), t0);
-  secagg::KeyDirectory without_me;  // lacks this client's own keys
-  require_refused(r.participants[0].on_key_directory(without_me, t0), v1::ERROR_CODE_UNEXPECTED_MESSAGE,
+  secagg::KeyDirectory empty;  // none of its neighbours' keys, fewer than t
+  require_refused(r.participants[0].on_key_directory(empty, t0), v1::ERROR_CODE_UNEXPECTED_MESSAGE,
                   "secure aggregation");
 }
 

@@ -44,9 +44,9 @@ Outcome run_round(const RoundConfig& config, const std::vector<std::vector<std::
     for (ClientIndex i = 0; i < config.n; ++i) {
       if (!gone(i, Vanish::kBeforeAdvertise)) server.on_advertise(i, clients[i].start());
     }
-    const KeyDirectory directory = server.close_advertise();
-    out.graph.emplace(config.n, config.k, directory.seed);
-    for (const auto& [i, keys] : directory.keys) {
+    const auto directories = server.close_advertise();
+    out.graph.emplace(config.n, config.k, config.graph_seed);
+    for (const auto& [i, directory] : directories) {
       if (gone(i, Vanish::kAfterAdvertise)) continue;
       try {
         auto shares = clients[i].on_key_directory(directory);
@@ -59,7 +59,7 @@ Outcome run_round(const RoundConfig& config, const std::vector<std::vector<std::
     for (const auto& [i, shares] : server.close_share_keys()) {
       if (gone(i, Vanish::kAfterSharing)) continue;
       try {
-        auto masked = std::get<MaskedInput>(clients[i].on_shares(shares));
+        auto masked = clients[i].on_shares(shares).input;
         out.masked_inputs.push_back(masked.y);
         server.on_masked_input(i, masked);
         out.masked.insert(i);
@@ -228,21 +228,23 @@ struct HandDriven {
   RoundConfig config;
   ServerSession server;
   std::vector<ClientSession> clients;
-  KeyDirectory directory;
+  std::map<ClientIndex, KeyDirectory> directories;
   std::map<ClientIndex, SharesForYou> shares;
   std::map<ClientIndex, UnmaskRequest> requests;
 
   explicit HandDriven(const RoundConfig& c, std::set<ClientIndex> vanish_after_advertise = {}) : config(c), server(c) {
     for (ClientIndex i = 0; i < c.n; ++i) clients.emplace_back(c, i, std::vector<std::uint32_t>(c.vector_length, i));
     for (ClientIndex i = 0; i < c.n; ++i) server.on_advertise(i, clients[i].start());
-    directory = server.close_advertise();
+    directories = server.close_advertise();
     for (ClientIndex i = 0; i < c.n; ++i) {
-      if (!vanish_after_advertise.count(i)) server.on_encrypted_shares(i, clients[i].on_key_directory(directory));
+      if (!vanish_after_advertise.count(i)) {
+        server.on_encrypted_shares(i, clients[i].on_key_directory(directories.at(i)));
+      }
     }
     shares = server.close_share_keys();
   }
   void mask_all() {
-    for (const auto& [i, s] : shares) server.on_masked_input(i, std::get<MaskedInput>(clients[i].on_shares(s)));
+    for (const auto& [i, s] : shares) server.on_masked_input(i, clients[i].on_shares(s).input);
     requests = server.close_masked_input();
   }
 };
@@ -394,11 +396,12 @@ TEST_CASE("protocol: a client accuses the senders of tampered or misaddressed ci
   }
   std::sort(expected.begin(), expected.end());
   auto answer = round.clients[0].on_shares(shares);
-  REQUIRE(std::holds_alternative<Accusation>(answer));
-  const auto& accusation = std::get<Accusation>(answer);
-  REQUIRE(accusation.accused == expected);
-  REQUIRE(round.clients[0].finished());  // it takes no further part
-  REQUIRE_THROWS_AS(round.clients[0].on_unmask_request({}), sotto::Error);
+  REQUIRE(answer.accusation);
+  std::vector<ClientIndex> accused;
+  for (const auto& reveal : answer.accusation->reveals) accused.push_back(reveal.accused);
+  REQUIRE(accused == expected);
+  CHECK(answer.input.y.size() == round.config.vector_length);  // it stays in the round, its input masked
+  REQUIRE_FALSE(round.clients[0].aborted());
 }
 
 TEST_CASE("protocol: shares from one sender twice abort the client", "[secagg][protocol]") {
@@ -409,7 +412,7 @@ TEST_CASE("protocol: shares from one sender twice abort the client", "[secagg][p
   REQUIRE(round.clients[0].aborted());
 }
 
-TEST_CASE("protocol: clients reject out-of-order and repeated messages and a directory without their keys",
+TEST_CASE("protocol: clients reject out-of-order and repeated messages and a directory with a stranger's keys",
           "[secagg][protocol]") {
   const RoundConfig config = config_of(5, 4, 3, 8);
   ServerSession server(config);
@@ -423,14 +426,15 @@ TEST_CASE("protocol: clients reject out-of-order and repeated messages and a dir
   REQUIRE_THROWS_AS(clients[1].start(), sotto::Error);  // start twice
   REQUIRE(clients[1].aborted());
 
-  const KeyDirectory directory = server.close_advertise();  // 4 advertised (client 0 aborted)
-  REQUIRE_NOTHROW(clients[2].on_key_directory(directory));
-  REQUIRE_THROWS_AS(clients[2].on_key_directory(directory), sotto::Error);  // repeated
-  KeyDirectory without_me = directory;
-  without_me.keys.erase(3);
-  REQUIRE_THROWS_WITH(clients[3].on_key_directory(without_me), Catch::Contains("own public keys"));
-  KeyDirectory replayed = directory;
-  replayed.keys[1] = replayed.keys[2];  // a neighbour's keys repeated under another index
+  const auto directories = server.close_advertise();  // 4 advertised (client 0 aborted)
+  REQUIRE_NOTHROW(clients[2].on_key_directory(directories.at(2)));
+  REQUIRE_THROWS_AS(clients[2].on_key_directory(directories.at(2)), sotto::Error);  // repeated
+  KeyDirectory with_me = directories.at(3);
+  with_me.keys[3] = with_me.keys.begin()->second;  // k = n - 1: the one index that is not a neighbour is its own
+  REQUIRE_THROWS_WITH(clients[3].on_key_directory(with_me), Catch::Contains("not a neighbour"));
+  KeyDirectory replayed = directories.at(4);
+  const ClientIndex first = replayed.keys.begin()->first;
+  replayed.keys[first == 1 ? 2 : 1] = replayed.keys.at(first);  // a neighbour's keys repeated under another index
   REQUIRE_THROWS_WITH(clients[4].on_key_directory(replayed), Catch::Contains("repeats"));
 
   REQUIRE_THROWS_AS(ClientSession(config, 5, std::vector<std::uint32_t>(8)), sotto::Error);  // index >= n
@@ -447,14 +451,14 @@ TEST_CASE("protocol: a client aborts when fewer than t neighbours advertised or 
   std::map<ClientIndex, AdvertiseKeys> keys;
   for (ClientIndex i = 0; i < 10; ++i) keys[i] = clients[i].start();
   for (ClientIndex i = 0; i < 10; ++i) server.on_advertise(i, keys[i]);
-  KeyDirectory directory = server.close_advertise();
-  const auto neighbours = server.graph()->neighbours(0);
-  KeyDirectory thin = directory;
+  const auto directories = server.close_advertise();
+  const auto neighbours = server.graph().neighbours(0);
+  KeyDirectory thin = directories.at(0);
   thin.keys.erase(neighbours[0]);
   thin.keys.erase(neighbours[1]);  // 2 of 4 neighbours left, t = 3
   REQUIRE_THROWS_WITH(clients[0].on_key_directory(thin), Catch::Contains("below the threshold"));
 
-  REQUIRE_NOTHROW(clients[1].on_key_directory(directory));
+  REQUIRE_NOTHROW(clients[1].on_key_directory(directories.at(1)));
   REQUIRE_THROWS_WITH(clients[1].on_shares(SharesForYou{}), Catch::Contains("below the threshold"));
 }
 
@@ -472,18 +476,37 @@ TEST_CASE("protocol: the server rejects duplicate out-of-order unknown and malfo
   REQUIRE_THROWS_AS(server.on_masked_input(0, MaskedInput{std::vector<std::uint32_t>(16)}), sotto::Error);
   REQUIRE_THROWS_AS(server.close_share_keys(), sotto::Error);
   REQUIRE_THROWS_AS(server.on_advertise(10, keys[0]), sotto::Error);  // unknown index
-  for (ClientIndex i = 0; i < 10; ++i) server.on_advertise(i, keys[i]);
+  {
+    AdvertiseKeys short_of_one = keys[0];
+    short_of_one.channel_public.erase(short_of_one.channel_public.begin());
+    REQUIRE_THROWS_WITH(server.on_advertise(0, short_of_one), Catch::Contains("one channel key for each"));
+    AdvertiseKeys stranger = short_of_one;
+    ClientIndex not_neighbour = 1;
+    while (server.graph().are_neighbours(0, not_neighbour)) ++not_neighbour;
+    stranger.channel_public[not_neighbour] = keys[0].channel_public.begin()->second;
+    REQUIRE_THROWS_WITH(server.on_advertise(0, stranger), Catch::Contains("one channel key for each"));
+    AdvertiseKeys reused = keys[0];
+    reused.channel_public.begin()->second = reused.mask_public;
+    REQUIRE_THROWS_WITH(server.on_advertise(0, reused), Catch::Contains("repeated"));
+    AdvertiseKeys borrowed = keys[0];
+    borrowed.channel_public.begin()->second = keys[1].mask_public;  // another client's key, advertised below
+    server.on_advertise(1, keys[1]);
+    REQUIRE_THROWS_WITH(server.on_advertise(0, borrowed), Catch::Contains("repeated"));
+  }
+  for (ClientIndex i = 0; i < 10; ++i) {
+    if (i != 1) server.on_advertise(i, keys[i]);
+  }
   REQUIRE_THROWS_AS(server.on_advertise(3, keys[3]), sotto::Error);  // duplicate
-  const KeyDirectory directory = server.close_advertise();
+  const auto directories = server.close_advertise();
   REQUIRE_THROWS_AS(server.on_advertise(3, keys[3]), sotto::Error);  // late
   REQUIRE_FALSE(server.aborted());
 
   std::vector<EncryptedShares> sent(10);
-  for (ClientIndex i = 0; i < 10; ++i) sent[i] = clients[i].on_key_directory(directory);
+  for (ClientIndex i = 0; i < 10; ++i) sent[i] = clients[i].on_key_directory(directories.at(i));
   {
     EncryptedShares wrong = sent[0];
     ClientIndex stranger = 1;
-    while (server.graph()->are_neighbours(0, stranger)) ++stranger;
+    while (server.graph().are_neighbours(0, stranger)) ++stranger;
     wrong.shares[0].peer = stranger;  // addressed to a non-neighbour
     REQUIRE_THROWS_WITH(server.on_encrypted_shares(0, wrong), Catch::Contains("not its neighbour"));
     EncryptedShares partial = sent[0];
@@ -501,7 +524,7 @@ TEST_CASE("protocol: the server rejects duplicate out-of-order unknown and malfo
   auto shares = server.close_share_keys();
 
   std::vector<MaskedInput> masked(10);
-  for (ClientIndex i = 0; i < 10; ++i) masked[i] = std::get<MaskedInput>(clients[i].on_shares(shares.at(i)));
+  for (ClientIndex i = 0; i < 10; ++i) masked[i] = clients[i].on_shares(shares.at(i)).input;
   REQUIRE_THROWS_WITH(server.on_masked_input(0, MaskedInput{std::vector<std::uint32_t>(15)}),
                       Catch::Contains("entries"));
   for (ClientIndex i = 0; i < 10; ++i) server.on_masked_input(i, masked[i]);
