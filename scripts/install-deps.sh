@@ -12,6 +12,8 @@ packages=(
   catch2
   libcli11-dev libspdlog-dev libtomlplusplus-dev nlohmann-json3-dev
   libbenchmark-dev zlib1g-dev
+  # The PLD accountant composes privacy-loss distributions by FFT convolution.
+  libfftw3-dev
   dataset-fashion-mnist
   clang-14 libclang-rt-14-dev
   procps time python3

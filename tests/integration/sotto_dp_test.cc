@@ -2,6 +2,7 @@
 // argument for anything out of range.
 #include <catch2/catch.hpp>
 
+#include "common/dp/pld_accountant.h"
 #include "common/dp/rdp_accountant.h"
 #include "tests/support/test_support.h"
 
@@ -56,6 +57,27 @@ TEST_CASE("sotto-dp noise-multiplier gives the smallest noise within the target 
   CHECK(dp::subsampled_gaussian_epsilon(0.01, sigma * 0.999, 1000, 1e-5).epsilon > 2);
 }
 
+TEST_CASE("sotto-dp with --accountant pld prints the PLD epsilon below rdp's and inverts it", "[integration][dp]") {
+  TempDir dir("sotto-dp-pld");
+  const Run e = sotto_dp({"epsilon", "--sampling-rate", "0.01", "--noise-multiplier", "1.1", "--steps", "1000",
+                          "--delta", "1e-5", "--accountant", "pld"},
+                         dir);
+  INFO(e.output);
+  REQUIRE(e.code == 0);
+  const auto j = last_json_line(e.output);
+  CHECK(j.at("accountant") == "pld");
+  CHECK_FALSE(j.contains("order"));
+  const double epsilon = j.at("epsilon").get<double>();
+  CHECK(epsilon == Approx(dp::pld_subsampled_gaussian_epsilon(0.01, 1.1, 1000, 1e-5)).epsilon(1e-12));
+  CHECK(epsilon < dp::subsampled_gaussian_epsilon(0.01, 1.1, 1000, 1e-5).epsilon);
+  const Run n = sotto_dp({"noise-multiplier", "--sampling-rate", "0.01", "--steps", "1000", "--delta", "1e-5",
+                          "--target-epsilon", std::to_string(epsilon), "--accountant", "pld"},
+                         dir);
+  INFO(n.output);
+  REQUIRE(n.code == 0);
+  CHECK(last_json_line(n.output).at("noise_multiplier").get<double>() == Approx(1.1).epsilon(1e-3));
+}
+
 TEST_CASE("sotto-dp exits 2 naming the argument that is out of range", "[integration][dp]") {
   TempDir dir("sotto-dp-bad");
   const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
@@ -70,6 +92,13 @@ TEST_CASE("sotto-dp exits 2 naming the argument that is out of range", "[integra
       {{"epsilon", "--sampling-rate", "0.1", "--steps", "10", "--delta", "1e-5"}, "--noise-multiplier"},
       {{"noise-multiplier", "--sampling-rate", "0.1", "--steps", "10", "--delta", "1e-5", "--target-epsilon", "-1"},
        "--target-epsilon"},
+      {{"epsilon", "--sampling-rate", "0.1", "--noise-multiplier", "1", "--steps", "10", "--delta", "1e-5",
+        "--accountant", "moments"},
+       "--accountant"},
+      {{"epsilon", "--sampling-rate", "0.1", "--noise-multiplier", "1", "--steps", "10", "--delta", "1e-5",
+        "--accountant", "pld", "--mechanism", "ddg", "--bits", "16", "--clip-norm", "1", "--clients", "10",
+        "--honest", "9", "--dimension", "100"},
+       "--accountant pld"},
   };
   for (const auto& [args, names] : cases) {
     const Run r = sotto_dp(args, dir);

@@ -84,6 +84,21 @@ Pki make_pki(const fs::path& dir, int num_clients) {
 fs::path bin_path(const std::string& name) { return fs::path(SOTTO_BIN_DIR) / name; }
 
 
+double python3_number(const std::string& program) {
+  std::string quoted = "'";
+  for (char c : program) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  quoted += "'";
+  FILE* pipe = popen(("python3 -c " + quoted).c_str(), "r");
+  char out[128] = {};
+  const bool read = pipe != nullptr && std::fgets(out, sizeof out, pipe) != nullptr;
+  const int status = pipe != nullptr ? pclose(pipe) : -1;
+  if (!read || status != 0) {
+    throw std::runtime_error("python3 (with python3-mpmath, installed by scripts/install-deps.sh) did not answer: " +
+                             program);
+  }
+  return std::stod(out);
+}
+
 long resident_kib(pid_t pid) {
   std::ifstream status("/proc/" + std::to_string(pid) + "/status");
   for (std::string line; std::getline(status, line);) {

@@ -89,6 +89,11 @@ using util::Process;
 using util::wait_for_port;
 using util::wait_until;
 
+// The number a python3 program prints on its first line (the accountants' tests compute their references with
+// python3-mpmath this way); throws std::runtime_error, naming the program, when python3 or the module does not
+// answer.
+double python3_number(const std::string& program);
+
 // VmRSS from /proc/PID/status, in KiB (-1 when the process is gone).
 long resident_kib(pid_t pid);
 

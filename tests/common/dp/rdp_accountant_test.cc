@@ -6,6 +6,7 @@
 #include <string>
 
 #include "common/util/error.h"
+#include "tests/support/test_support.h"
 
 using namespace sotto;
 using namespace sotto::dp;
@@ -15,21 +16,13 @@ namespace {
 // RDP of one step, by numerical integration with mpmath (python3-mpmath): A = E_{x ~ N(0, s^2)} of
 // ((1 - q) + q exp((2x - 1) / (2 s^2)))^alpha, RDP = log(A) / (alpha - 1). Independent of the series in the code.
 double mpmath_rdp(double q, double sigma, double alpha) {
-  char script[1024];
-  std::snprintf(script, sizeof script,
-                "python3 -c \"import mpmath as m; m.mp.dps = 40; q, s, a = m.mpf('%.17g'), m.mpf('%.17g'), "
-                "m.mpf('%.17g'); f = lambda x: m.npdf(x, 0, s) * ((1 - q) + q * m.exp((2 * x - 1) / (2 * s * s))) ** a; "
-                "print(m.nstr(m.log(m.quad(f, [-m.inf, 0, 1, m.inf])) / (a - 1), 20))\"",
+  char program[1024];
+  std::snprintf(program, sizeof program,
+                "import mpmath as m; m.mp.dps = 40; q, s, a = m.mpf('%.17g'), m.mpf('%.17g'), m.mpf('%.17g'); "
+                "f = lambda x: m.npdf(x, 0, s) * ((1 - q) + q * m.exp((2 * x - 1) / (2 * s * s))) ** a; "
+                "print(m.nstr(m.log(m.quad(f, [-m.inf, 0, 1, m.inf])) / (a - 1), 20))",
                 q, sigma, alpha);
-  FILE* pipe = popen(script, "r");
-  REQUIRE(pipe != nullptr);
-  char out[128] = {};
-  const bool read = std::fgets(out, sizeof out, pipe) != nullptr;
-  const int status = pclose(pipe);
-  INFO("mpmath (python3-mpmath, installed by scripts/install-deps.sh) did not answer");
-  REQUIRE(read);
-  REQUIRE(status == 0);
-  return std::stod(out);
+  return test::python3_number(program);
 }
 
 }  // namespace
