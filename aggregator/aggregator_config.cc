@@ -115,6 +115,16 @@ void read_round_protection(config::TomlReader& r, CoordinatorOptions& o) {
                                    std::max<std::uint32_t>(o.cohort_min, secagg::kMinClients), o.cohort_target);
 }
 
+void read_http_section(config::TomlReader& r, AggregatorConfig::Http& h) {
+  h.enabled = r.get_bool("http.enabled", false);
+  h.listen_address = r.get_string("http.listen_address", h.listen_address);
+  h.port = static_cast<std::uint16_t>(r.get_int("http.port", h.port, 0, 65535));
+  h.bearer_token = r.get_string("http.bearer_token", "");
+  if (!h.bearer_token.empty() && h.bearer_token.size() < 16) {
+    r.fail("http.bearer_token", "is shorter than 16 characters; use a long random token");
+  }
+}
+
 }  // namespace
 
 AggregatorConfig load_aggregator_config(const std::filesystem::path& path) {
@@ -137,6 +147,7 @@ AggregatorConfig load_aggregator_config(const std::filesystem::path& path) {
   c.state_dir = r.get_path("state.dir", c.state_dir);
   c.keep_round_models = r.get_bool("state.keep_round_models", false);
   c.log_level = r.get_choice("log.level", {"trace", "debug", "info", "warn", "error", "critical", "off"}, "info");
+  read_http_section(r, c.http);
   r.reject_unknown_keys();
   return c;
 }

@@ -48,6 +48,13 @@ struct AggregatorConfig {
   bool keep_round_models = false;
   // [log]
   std::string log_level = "info";
+  // [http]: the operators' endpoint (http_endpoint.h): /metrics, /healthz, /readyz
+  struct Http {
+    bool enabled = false;
+    std::string listen_address = "127.0.0.1";
+    std::uint16_t port = 9464;  // 0 = any free port (written to <state_dir>/http_port)
+    std::string bearer_token;   // when set, every request must carry it
+  } http;
 };
 
 // Throws sotto::Error naming the file and key for any problem.

@@ -5,6 +5,7 @@
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 
+#include "aggregator/refusal.h"
 #include "aggregator/update_stream.h"
 #include "common/codec/model_stream.h"
 #include "common/net/frame_io.h"
@@ -62,6 +63,7 @@ asio::awaitable<void> Conversation::run(std::shared_ptr<Connection> c) {
 void Conversation::violation(const std::shared_ptr<Connection>& c, v1::ErrorCode code, const std::string& message) {
   if (c->closing) return;
   host_.warn_about(*c, message);
+  host_.count_refused(error_code_label(code));
   v1::Envelope env;
   env.mutable_error()->set_code(code);
   env.mutable_error()->set_message(message);
@@ -94,6 +96,7 @@ asio::awaitable<bool> Conversation::handshake(const std::shared_ptr<Connection>&
     co_await c->stream.async_handshake(asio::ssl::stream_base::server, asio::use_awaitable);
   } catch (const boost::system::system_error& e) {
     host_.warn_about(*c, "TLS handshake refused: " + e.code().message());
+    host_.count_refused("tls_handshake");
     c->close();
     co_return false;
   }

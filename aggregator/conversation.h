@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include <boost/asio/awaitable.hpp>
 
@@ -32,6 +33,8 @@ class ConversationHost {
   virtual void count_received(std::size_t bytes, std::optional<secagg::Step> step) = 0;
   // A warning about a connection, throttled while it is unauthenticated (anyone can cause those at will).
   virtual void warn_about(const Connection& c, const std::string& message) = 0;
+  // A connection refused or ended for breaking the rules, for the metrics: "tls_handshake" or an error code's label.
+  virtual void count_refused(std::string_view reason) = 0;
 };
 
 struct ConversationLimits {

@@ -68,7 +68,7 @@ Actions RoundCoordinator::on_secagg_accusation(ConnectionId conn, const secagg::
     if (leaving.convicted) {
       reject_and_drop(leaving.conn, v1::ERROR_CODE_INVALID_UPDATE, leaving.reason, out);
     } else {
-      drop(leaving.conn, leaving.reason);
+      drop(leaving.conn, leaving.reason, "left");
     }
   }
   maybe_close_step(now, out);

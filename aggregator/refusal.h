@@ -13,4 +13,12 @@ struct Refusal {
   std::string message;
 };
 
+// An error code as a short label, for metrics: ERROR_CODE_DEADLINE_EXCEEDED -> "deadline_exceeded".
+inline std::string error_code_label(v1::ErrorCode code) {
+  std::string name = v1::ErrorCode_Name(code);
+  if (name.rfind("ERROR_CODE_", 0) == 0) name.erase(0, 11);
+  for (char& c : name) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  return name.empty() ? "unknown" : name;
+}
+
 }  // namespace sotto::aggregator

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "aggregator/refusal.h"
 #include "common/model/clipping.h"
 #include "common/secagg/update_vector.h"
 #include "common/util/error.h"
@@ -224,7 +225,7 @@ void RoundCoordinator::reject_stranger(ConnectionId conn, const std::string& wha
   if (cohort_.at(conn).uploaded) {
     cohort_.erase(conn);  // its update is already in the sum
   } else {
-    drop(conn, what);
+    drop(conn, what, "unexpected_message");
   }
   if (secure_) {
     maybe_close_step(now, out);
@@ -274,18 +275,19 @@ Actions RoundCoordinator::on_update(ConnectionId conn, ClientUpdate update, Time
   return out;
 }
 
-void RoundCoordinator::drop(ConnectionId conn, const std::string& reason) {
+void RoundCoordinator::drop(ConnectionId conn, const std::string& reason, const std::string& cause) {
   if (secure_) secure_->leave(conn);  // whatever the cohort says: a seat never outlives its member
   auto it = cohort_.find(conn);
   if (it == cohort_.end()) return;
   report_.dropped.emplace_back(it->second.client_id, reason);
+  ++report_.drop_causes[cause];
   cohort_.erase(it);
 }
 
 void RoundCoordinator::reject_and_drop(ConnectionId conn, v1::ErrorCode code, const std::string& message,
                                        Actions& out) {
   out.push_back(action::Reject{conn, code, message});
-  drop(conn, message);
+  drop(conn, message, error_code_label(code));
 }
 
 Actions RoundCoordinator::on_disconnect(ConnectionId conn, const std::string& reason, TimePoint now) {
@@ -298,14 +300,14 @@ Actions RoundCoordinator::on_disconnect(ConnectionId conn, const std::string& re
     return out;
   }
   if (secure_) {
-    drop(conn, "disconnected: " + reason);  // the protocol recovers without it, or abandons below threshold
+    drop(conn, "disconnected: " + reason, "disconnected");  // the protocol recovers without it, or abandons
     maybe_close_step(now, out);
     return out;
   }
   if (it->second.uploaded) {
     cohort_.erase(it);  // its update is already in the sum
   } else {
-    drop(conn, "disconnected: " + reason);
+    drop(conn, "disconnected: " + reason, "disconnected");
   }
   maybe_close_round(now, out);
   return out;
@@ -329,7 +331,7 @@ Actions RoundCoordinator::on_tick(TimePoint now) {
     for (ConnectionId conn : late) {
       out.push_back(action::Reject{conn, v1::ERROR_CODE_DEADLINE_EXCEEDED,
                                    "no update before the round's deadline; the round went on without it"});
-      drop(conn, "deadline exceeded");
+      drop(conn, "deadline exceeded", "deadline_exceeded");
     }
     maybe_close_round(now, out);
   }

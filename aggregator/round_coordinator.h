@@ -107,7 +107,8 @@ class RoundCoordinator {
   void count_update(const std::string& client_id, const UpdateSummary& update, std::uint64_t examples);
   // A connection that is not (or no longer) training in this round sent `what`: reject it, forget it.
   void reject_stranger(ConnectionId conn, const std::string& what, TimePoint now, Actions& out);
-  void drop(ConnectionId conn, const std::string& reason);
+  // `cause`: a short, fixed name for the metrics (an error code's, "disconnected", "deadline_exceeded").
+  void drop(ConnectionId conn, const std::string& reason, const std::string& cause);
   void reject_and_drop(ConnectionId conn, v1::ErrorCode code, const std::string& message, Actions& out);
   void maybe_close_round(TimePoint now, Actions& out);
   void close_round(TimePoint now, bool completed, const std::string& abandon_reason, Actions& out);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <utility>
@@ -57,6 +58,7 @@ struct RoundReport {
   std::vector<std::uint32_t> secure_sum;  // a secure-sum round's result (mod 2^32)
   std::vector<std::string> participants;
   std::vector<std::pair<std::string, std::string>> dropped;  // client id, reason
+  std::map<std::string, std::uint32_t> drop_causes;          // how many drops had each cause (for the metrics)
   std::vector<std::string> clipped;          // plain rounds: clients whose update the coordinator scaled to clip_norm
   std::vector<std::string> examples_capped;  // clients that claimed more than max_examples_per_client examples
 };

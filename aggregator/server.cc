@@ -10,7 +10,9 @@
 #include "aggregator/action_encoder.h"
 #include "aggregator/connection.h"
 #include "aggregator/conversation.h"
+#include "aggregator/http_endpoint.h"
 #include "aggregator/listener.h"
+#include "aggregator/metrics.h"
 #include "aggregator/round_log.h"
 #include "aggregator/strategy_factory.h"
 #include "common/codec/model_frames.h"
@@ -85,6 +87,7 @@ class AggregatorServer::Impl final : public ConversationHost {
     // (session()), so clients check in while the aggregator starts instead of backing off.
     listener_ = std::make_unique<Listener>(io_, config_.listen_address, config_.port);
     announce_port();
+    start_http();
     signals_.async_wait([this](const boost::system::error_code& ec, int signo) {
       if (ec) return;
       spdlog::info("received signal {}; stopping", signo);
@@ -147,6 +150,29 @@ class AggregatorServer::Impl final : public ConversationHost {
                                                            : "mtls_or_token");
   }
 
+  // The operators' endpoint, when [http] enables it: /metrics, /healthz, /readyz.
+  void start_http() {
+    if (!config_.http.enabled) return;
+    http_ = std::make_unique<HttpEndpoint>(io_, config_.http.listen_address, config_.http.port,
+                                           config_.http.bearer_token,
+                                           [this](std::string_view path) { return http_response(path); });
+    std::ofstream(config_.state_dir / "http_port") << http_->port() << '\n';
+    spdlog::info("serving /metrics, /healthz and /readyz over HTTP on {}:{}{}", config_.http.listen_address,
+                 http_->port(), config_.http.bearer_token.empty() ? "" : " (bearer token required)");
+    http_->start();
+  }
+
+  HttpEndpoint::Response http_response(std::string_view path) {
+    if (path == "/metrics") return {200, "text/plain; version=0.0.4; charset=utf-8", metrics_.text()};
+    if (path == "/healthz") return {200, "text/plain; charset=utf-8", "ok\n"};
+    if (path == "/readyz") {
+      if (coordinator_ && !stopping_) return {200, "text/plain; charset=utf-8", "ready\n"};
+      return {503, "text/plain; charset=utf-8",
+              stopping_ ? "stopping\n" : "starting: checking the checkpoint, not admitting clients yet\n"};
+    }
+    return {404, "text/plain; charset=utf-8", "not found; try /metrics, /healthz or /readyz\n"};
+  }
+
   // ---- connections ---------------------------------------------------------------------------------------------
   // A new TCP connection: the gate admits it (it gets a TLS handshake and a hello deadline) or refuses it (it gets
   // a handshake and an error frame naming the cap, while few refusals are in flight; else it is closed at once).
@@ -158,6 +184,7 @@ class AggregatorServer::Impl final : public ConversationHost {
     const std::string address = remote.address().to_string();
     auto decision = gate_.admit(address);
     if (!decision.admitted()) {
+      metrics_.connection_refused("connection_cap");
       if (auto untold = refusal_log_.admit(Clock::now())) {
         spdlog::warn("refusing a connection from {}: {} ({} more refused since the last report)", address,
                      decision.refusal, *untold);
@@ -166,13 +193,17 @@ class AggregatorServer::Impl final : public ConversationHost {
       ++refusals_in_flight_;
     }
     Connection::Hooks hooks{[this](Connection& conn) { on_deadline(conn); }, [this](Connection& conn) { on_closed(conn); },
-                            [this](std::size_t bytes) { bytes_out_ += bytes; }};
+                            [this](std::size_t bytes) {
+                              bytes_out_ += bytes;
+                              metrics_.bytes_sent(bytes);
+                            }};
     auto c = std::make_shared<Connection>(next_id_++, std::move(socket), ssl_, std::move(hooks));
     c->ticket = std::move(decision.ticket);
     c->refusal = std::move(decision.refusal);
     c->frame_limit = config_.max_hello_bytes;
     c->peer = address + ":" + std::to_string(remote.port());
     connections_[c->id] = c;
+    metrics_.connection_opened();
     c->start_watchdog();
     asio::co_spawn(io_, conversation_.run(c), asio::detached);
   }
@@ -192,7 +223,7 @@ class AggregatorServer::Impl final : public ConversationHost {
   void on_closed(Connection& c) {
     c.ticket.release();
     if (!c.refusal.empty()) --refusals_in_flight_;
-    connections_.erase(c.id);
+    if (connections_.erase(c.id)) metrics_.connection_closed();
   }
 
   // ---- ConversationHost ----------------------------------------------------------------------------------------
@@ -204,6 +235,7 @@ class AggregatorServer::Impl final : public ConversationHost {
 
   void count_received(std::size_t bytes, std::optional<secagg::Step> step) override {
     bytes_in_ += bytes;
+    metrics_.bytes_received(bytes);
     if (step) secagg_in_[*step] += bytes;
   }
 
@@ -310,7 +342,10 @@ class AggregatorServer::Impl final : public ConversationHost {
   }
 
   // Checkpointed now; evaluated and logged by the recorder; the next round opens once the line is written.
+  void count_refused(std::string_view reason) override { metrics_.connection_refused(reason); }
+
   void round_closed(const action::RoundClosed& rc) {
+    metrics_.round_closed(rc.report, rc.completed_rounds);
     const RoundTraffic traffic{bytes_in_ - logged_in_, bytes_out_ - logged_out_, secagg_in_, secagg_out_};
     secagg_in_ = {};
     secagg_out_ = {};
@@ -362,6 +397,7 @@ class AggregatorServer::Impl final : public ConversationHost {
     stopping_ = true;
     boost::system::error_code ignored;
     if (listener_) listener_->close();
+    if (http_) http_->close();
     signals_.cancel(ignored);
     ticker_.cancel();
     ready_.cancel();
@@ -375,6 +411,8 @@ class AggregatorServer::Impl final : public ConversationHost {
   asio::io_context io_{1};
   asio::ssl::context ssl_;
   std::unique_ptr<Listener> listener_;
+  AggregatorMetrics metrics_;
+  std::unique_ptr<HttpEndpoint> http_;
   Authenticator authenticator_;
   Conversation conversation_;
   ConnectionGate gate_;

@@ -14,6 +14,9 @@ packages=(
   libbenchmark-dev zlib1g-dev
   # The PLD accountant composes privacy-loss distributions by FFT convolution.
   libfftw3-dev
+  # The aggregator's /metrics (prometheus-cpp's core library), and a real Prometheus server that scrapes it in the
+  # tests.
+  prometheus-cpp-dev prometheus
   dataset-fashion-mnist
   clang-14 libclang-rt-14-dev
   procps time python3

@@ -209,3 +209,22 @@ TEST_CASE("aggregator config: privacy.clip_norm, the examples cap and the weight
                         write_config(dir, std::string(kMinimal) + "[rounds]\nweighting = \"median\"\n")),
                     Catch::Contains("'rounds.weighting'"));
 }
+
+TEST_CASE("aggregator config: [http] is off by default on loopback and a short bearer token is refused") {
+  sotto::test::TempDir dir;
+  const auto defaults = aggregator::load_aggregator_config(write_config(dir, kMinimal));
+  CHECK_FALSE(defaults.http.enabled);
+  CHECK(defaults.http.listen_address == "127.0.0.1");
+  CHECK(defaults.http.port == 9464);
+  const auto on = aggregator::load_aggregator_config(
+      write_config(dir, std::string(kMinimal) + "[http]\nenabled = true\nport = 0\nbearer_token = \"" +
+                            std::string(24, 'x') + "\"\n"));
+  CHECK(on.http.enabled);
+  CHECK(on.http.port == 0);
+  CHECK(on.http.bearer_token == std::string(24, 'x'));
+  CHECK_THROWS_WITH(aggregator::load_aggregator_config(
+                        write_config(dir, std::string(kMinimal) + "[http]\nbearer_token = \"short\"\n")),
+                    Catch::Contains("http.bearer_token"));
+  CHECK_THROWS_WITH(aggregator::load_aggregator_config(write_config(dir, std::string(kMinimal) + "[http]\npath = 1\n")),
+                    Catch::Contains("http.path"));
+}

@@ -1,0 +1,114 @@
+// The operators' endpoint against real components: the sotto-aggregator binary serves /metrics over HTTP during a
+// two-round run with real sotto-client processes over mutual TLS, a real Prometheus server (Debian's
+// `prometheus`, started here on a free loopback port with a generated config) scrapes it with the bearer token,
+// and the test asks Prometheus's own query API for the rounds' values. /healthz, /readyz and a request without the
+// token are checked directly.
+#include <catch2/catch.hpp>
+#include <fstream>
+
+#include "tests/support/test_support.h"
+
+namespace sotto::test {
+
+namespace {
+
+constexpr const char* kToken = "metrics-token-0123456789abcdef";
+
+// The HTTP status of a GET, with the bearer token or without it (python3's urllib).
+int http_status(std::uint16_t port, const std::string& path, bool with_token) {
+  const std::string headers = with_token ? std::string("{'Authorization': 'Bearer ") + kToken + "'}" : "{}";
+  const std::string program =
+      "import urllib.request as u, urllib.error as e\n"
+      "try:\n"
+      "  print(u.urlopen(u.Request('http://127.0.0.1:" + std::to_string(port) + path + "', headers=" + headers +
+      "), timeout=5).status)\n"
+      "except e.HTTPError as x:\n"
+      "  print(x.code)\n";
+  return static_cast<int>(python3_number(program));
+}
+
+// The value of a PromQL instant query's first sample, -1 when it has none, -2 when Prometheus does not answer.
+double prometheus_value(std::uint16_t port, const std::string& query) {
+  const std::string program =
+      "import json, urllib.parse as p, urllib.request as u\n"
+      "try:\n"
+      "  r = json.load(u.urlopen('http://127.0.0.1:" + std::to_string(port) + "/api/v1/query?query=' + p.quote(" +
+      nlohmann::json(query).dump() + "), timeout=5))\n"
+      "  res = r['data']['result']\n"
+      "  print(res[0]['value'][1] if res else -1)\n"
+      "except OSError:\n"
+      "  print(-2)\n";
+  return python3_number(program);
+}
+
+}  // namespace
+
+TEST_CASE("a real Prometheus scrapes the aggregator's metrics during a run and its query API gives the rounds' values",
+          "[integration][metrics]") {
+  TempDir dir("metrics");
+  const Pki pki = make_pki(dir / "pki", 3);
+  AggregatorOptions agg;
+  agg.state_dir = dir / "aggregator";
+  agg.pki = pki;
+  agg.total_rounds = 2;
+  agg.cohort_target = 3;
+  agg.cohort_min = 3;
+  agg.linger_s = 4;  // Prometheus scrapes every second: it sees the last round before the daemon stops
+  agg.extra_toml = std::string("[http]\nenabled = true\nport = 0\nbearer_token = \"") + kToken + "\"\n";
+  auto aggregator = start_aggregator(write_aggregator_config(dir / "aggregator.toml", agg), dir / "aggregator.log");
+  const auto port = wait_for_port(agg.state_dir, 60s, aggregator.get());
+  REQUIRE(wait_until([&] { return fs::exists(agg.state_dir / "http_port"); }, 10s));
+  std::uint16_t http_port = 0;
+  std::ifstream(agg.state_dir / "http_port") >> http_port;
+  REQUIRE(http_port != 0);
+
+  CHECK(http_status(http_port, "/healthz", true) == 200);
+  CHECK(http_status(http_port, "/metrics", false) == 401);  // the token is required
+  CHECK(http_status(http_port, "/nowhere", true) == 404);
+  REQUIRE(wait_until([&] { return http_status(http_port, "/readyz", true) == 200; }, 60s));
+
+  const std::uint16_t prometheus_port = pick_free_port();
+  write_file(dir / "prometheus.yml", "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: sotto\n"
+                                     "    scrape_interval: 1s\n    authorization:\n      credentials: " +
+                                         std::string(kToken) + "\n    static_configs:\n      - targets: ['127.0.0.1:" +
+                                         std::to_string(http_port) + "']\n");
+  Process prometheus("prometheus",
+                     {"/usr/bin/prometheus", "--config.file=" + (dir / "prometheus.yml").string(),
+                      "--storage.tsdb.path=" + (dir / "tsdb").string(),
+                      "--web.listen-address=127.0.0.1:" + std::to_string(prometheus_port)},
+                     dir / "prometheus.log");
+  const bool scraping =
+      wait_until([&] { return prometheus_value(prometheus_port, "up{job=\"sotto\"}") == 1; }, 60s, 200ms);
+  INFO("prometheus log:\n" << prometheus.log_text());
+  REQUIRE(scraping);
+
+  std::vector<std::unique_ptr<Process>> clients;
+  for (int i = 1; i <= 3; ++i) {
+    ClientOptions c = mtls_client_options(pki, i, port);
+    c.shard_index = static_cast<std::uint32_t>(i - 1);
+    c.max_examples = 200;
+    clients.push_back(start_client(c.id, write_client_config(dir / (c.id + ".toml"), c), dir / (c.id + ".log")));
+  }
+  for (auto& c : clients) {
+    INFO(c->name() << " log:\n" << c->log_text());
+    REQUIRE(c->wait_for_exit(180s) == 0);
+  }
+  REQUIRE(aggregator->wait_for_exit(60s) == 0);
+
+  // What Prometheus stored (max over the run: the target is gone now).
+  const auto over_run = [&](const std::string& series) {
+    return prometheus_value(prometheus_port, "max_over_time(" + series + "[10m])");
+  };
+  CHECK(over_run("sotto_rounds_total{outcome=\"completed\"}") == 2);
+  CHECK(over_run("sotto_rounds_total{outcome=\"abandoned\"}") == 0);
+  CHECK(over_run("sotto_last_round{value=\"completed_rounds\"}") == 2);
+  CHECK(over_run("sotto_last_round{value=\"survivors\"}") == 3);
+  CHECK(over_run("sotto_last_round{value=\"round_id\"}") == 2);
+  CHECK(over_run("sotto_open_connections") >= 3);
+  CHECK(over_run("sotto_received_bytes_total") > 3 * 300'000);  // three updates of the ~321 KB model, twice
+  CHECK(over_run("sotto_sent_bytes_total") > 3 * 300'000);
+  CHECK(over_run("sotto_phase_seconds_count{phase=\"training\"}") == 2);
+  CHECK(over_run("sotto_connections_refused_total{reason=\"unauthenticated\"}") == -1);  // nobody was refused
+}
+
+}  // namespace sotto::test
