@@ -1,4 +1,5 @@
-// HttpEndpoint: the daemon's small HTTP/1.1 listener for operators — /metrics for Prometheus, /healthz, /readyz —
+// HttpEndpoint: the daemon's small HTTP/1.1 listener for operators — /status for people, /metrics for Prometheus,
+// /healthz, /readyz —
 // with Boost.Beast on the daemon's own single-threaded io_context, so that a handler reads the server's state
 // without locks.
 //

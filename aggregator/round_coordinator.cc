@@ -50,6 +50,18 @@ Actions RoundCoordinator::start(TimePoint now) {
 
 // ---- check-in ----------------------------------------------------------------------------------------------------
 
+RoundCoordinator::Progress RoundCoordinator::progress() const {
+  Progress p{phase_, round_id_, completed_rounds_, options_.total_rounds, cohort_.size(), 0, waiting_.size(), {}};
+  if (secure_) {
+    p.secure_step = secure_->step();
+    p.uploaded = secure_->remaining() - secure_->late().size();
+  } else {
+    p.uploaded = static_cast<std::size_t>(
+        std::count_if(cohort_.begin(), cohort_.end(), [](const auto& m) { return m.second.uploaded; }));
+  }
+  return p;
+}
+
 std::string RoundCoordinator::client_id(ConnectionId conn) const {
   if (auto it = cohort_.find(conn); it != cohort_.end()) return it->second.client_id;
   if (auto it = waiting_.find(conn); it != waiting_.end()) return it->second;

@@ -88,6 +88,17 @@ class RoundCoordinator {
   // The client id behind a connection known to the coordinator (admitted or waiting), else empty.
   std::string client_id(ConnectionId conn) const;
 
+  // Where the run stands, for the status page.
+  struct Progress {
+    Phase phase = Phase::kIdle;
+    std::uint64_t round_id = 0, completed_rounds = 0, total_rounds = 0;
+    std::size_t cohort = 0;    // members of the round now (checked in, or training)
+    std::size_t uploaded = 0;  // plain round: updates in; secure round: clients that answered the current step
+    std::size_t waiting = 0;   // connections told to wait for the next round
+    std::optional<secagg::Step> secure_step;  // the SecAgg+ step being collected
+  };
+  Progress progress() const;
+
  private:
   struct Member {
     std::string client_id;

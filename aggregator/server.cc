@@ -13,6 +13,7 @@
 #include "aggregator/http_endpoint.h"
 #include "aggregator/listener.h"
 #include "aggregator/metrics.h"
+#include "aggregator/status_page.h"
 #include "aggregator/round_log.h"
 #include "aggregator/strategy_factory.h"
 #include "common/codec/model_frames.h"
@@ -23,6 +24,7 @@
 #include "common/secagg/wire_codec.h"
 #include "common/util/descriptor_limit.h"
 #include "common/util/error.h"
+#include "common/util/json_lines.h"
 
 namespace sotto::aggregator {
 
@@ -157,20 +159,32 @@ class AggregatorServer::Impl final : public ConversationHost {
                                            config_.http.bearer_token,
                                            [this](std::string_view path) { return http_response(path); });
     std::ofstream(config_.state_dir / "http_port") << http_->port() << '\n';
-    spdlog::info("serving /metrics, /healthz and /readyz over HTTP on {}:{}{}", config_.http.listen_address,
+    spdlog::info("serving /status, /metrics, /healthz and /readyz over HTTP on {}:{}{}", config_.http.listen_address,
                  http_->port(), config_.http.bearer_token.empty() ? "" : " (bearer token required)");
     http_->start();
   }
 
   HttpEndpoint::Response http_response(std::string_view path) {
     if (path == "/metrics") return {200, "text/plain; version=0.0.4; charset=utf-8", metrics_.text()};
+    if (path == "/status" || path == "/") return status_page();
     if (path == "/healthz") return {200, "text/plain; charset=utf-8", "ok\n"};
     if (path == "/readyz") {
       if (coordinator_ && !stopping_) return {200, "text/plain; charset=utf-8", "ready\n"};
       return {503, "text/plain; charset=utf-8",
               stopping_ ? "stopping\n" : "starting: checking the checkpoint, not admitting clients yet\n"};
     }
-    return {404, "text/plain; charset=utf-8", "not found; try /metrics, /healthz or /readyz\n"};
+    return {404, "text/plain; charset=utf-8", "not found; try /status, /metrics, /healthz or /readyz\n"};
+  }
+
+  HttpEndpoint::Response status_page() {
+    std::vector<nlohmann::json> rounds;
+    try {
+      rounds = util::read_json_lines(config_.state_dir / "rounds.jsonl");
+    } catch (const Error& e) {  // a damaged log: say so on the page's place rather than fail the request
+      return {500, "text/plain; charset=utf-8", std::string(e.what()) + "\n"};
+    }
+    const auto progress = coordinator_ ? std::optional(coordinator_->progress()) : std::nullopt;
+    return {200, "text/html; charset=utf-8", render_status_page(progress ? &*progress : nullptr, rounds)};
   }
 
   // ---- connections ---------------------------------------------------------------------------------------------

@@ -17,6 +17,8 @@ packages=(
   # The aggregator's /metrics (prometheus-cpp's core library), and a real Prometheus server that scrapes it in the
   # tests.
   prometheus-cpp-dev prometheus
+  # Headless Chromium loads the aggregator's /status page in the tests.
+  chromium
   dataset-fashion-mnist
   clang-14 libclang-rt-14-dev
   procps time python3

@@ -47,19 +47,12 @@ TEST_CASE("a real Prometheus scrapes the aggregator's metrics during a run and i
           "[integration][metrics]") {
   TempDir dir("metrics");
   const Pki pki = make_pki(dir / "pki", 3);
-  AggregatorOptions agg;
-  agg.state_dir = dir / "aggregator";
-  agg.pki = pki;
-  agg.total_rounds = 2;
-  agg.cohort_target = 3;
-  agg.cohort_min = 3;
+  AggregatorOptions agg = fixed_cohort_options(dir.path(), pki, 2, 3);
   agg.linger_s = 4;  // Prometheus scrapes every second: it sees the last round before the daemon stops
   agg.extra_toml = std::string("[http]\nenabled = true\nport = 0\nbearer_token = \"") + kToken + "\"\n";
   auto aggregator = start_aggregator(write_aggregator_config(dir / "aggregator.toml", agg), dir / "aggregator.log");
   const auto port = wait_for_port(agg.state_dir, 60s, aggregator.get());
-  REQUIRE(wait_until([&] { return fs::exists(agg.state_dir / "http_port"); }, 10s));
-  std::uint16_t http_port = 0;
-  std::ifstream(agg.state_dir / "http_port") >> http_port;
+  const std::uint16_t http_port = wait_for_http_port(agg.state_dir);
   REQUIRE(http_port != 0);
 
   CHECK(http_status(http_port, "/healthz", true) == 200);
@@ -82,13 +75,7 @@ TEST_CASE("a real Prometheus scrapes the aggregator's metrics during a run and i
   INFO("prometheus log:\n" << prometheus.log_text());
   REQUIRE(scraping);
 
-  std::vector<std::unique_ptr<Process>> clients;
-  for (int i = 1; i <= 3; ++i) {
-    ClientOptions c = mtls_client_options(pki, i, port);
-    c.shard_index = static_cast<std::uint32_t>(i - 1);
-    c.max_examples = 200;
-    clients.push_back(start_client(c.id, write_client_config(dir / (c.id + ".toml"), c), dir / (c.id + ".log")));
-  }
+  auto clients = start_mtls_clients(pki, 3, port, dir.path(), 200);
   for (auto& c : clients) {
     INFO(c->name() << " log:\n" << c->log_text());
     REQUIRE(c->wait_for_exit(180s) == 0);

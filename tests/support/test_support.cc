@@ -241,6 +241,37 @@ std::unique_ptr<Process> start_client(const std::string& name, const fs::path& c
       name, std::vector<std::string>{bin_path("sotto-client").string(), "--config", config.string()}, log_file);
 }
 
+AggregatorOptions fixed_cohort_options(const fs::path& dir, const Pki& pki, std::uint64_t rounds,
+                                       std::uint32_t clients) {
+  AggregatorOptions o;
+  o.state_dir = dir / "aggregator";
+  o.pki = pki;
+  o.total_rounds = rounds;
+  o.cohort_target = clients;
+  o.cohort_min = clients;
+  return o;
+}
+
+std::vector<std::unique_ptr<Process>> start_mtls_clients(const Pki& pki, int n, std::uint16_t port,
+                                                         const fs::path& dir, std::size_t max_examples) {
+  std::vector<std::unique_ptr<Process>> clients;
+  for (int i = 1; i <= n; ++i) {
+    ClientOptions c = mtls_client_options(pki, i, port);
+    c.num_shards = static_cast<std::uint32_t>(n);
+    c.shard_index = static_cast<std::uint32_t>(i - 1);
+    c.max_examples = max_examples;
+    clients.push_back(start_client(c.id, write_client_config(dir / (c.id + ".toml"), c), dir / (c.id + ".log")));
+  }
+  return clients;
+}
+
+std::uint16_t wait_for_http_port(const fs::path& state_dir, Seconds timeout) {
+  const fs::path file = state_dir / "http_port";
+  std::uint16_t port = 0;
+  wait_until([&] { return std::ifstream(file) >> port && port != 0; }, timeout);
+  return port;
+}
+
 // ---- raw connections ---------------------------------------------------------------------------------------------
 
 std::string ReadOutcome::describe() const {

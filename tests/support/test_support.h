@@ -128,6 +128,9 @@ struct AggregatorOptions {
   std::string extra_toml;   // appended verbatim; start it with a [table] header
 };
 std::string aggregator_toml(const AggregatorOptions& options);
+// Options for `rounds` rounds of exactly `clients` clients of `pki`, the state in <dir>/aggregator.
+AggregatorOptions fixed_cohort_options(const fs::path& dir, const Pki& pki, std::uint64_t rounds,
+                                       std::uint32_t clients);
 fs::path write_aggregator_config(const fs::path& file, const AggregatorOptions& options);
 
 // A sotto-client's TOML config with quick test defaults. Set cert_file + key_file (mutual TLS) or token.
@@ -158,6 +161,12 @@ fs::path write_client_config(const fs::path& file, const ClientOptions& options)
 // Starts bin/sotto-aggregator or bin/sotto-client with --config, logging to <log_file>.
 std::unique_ptr<Process> start_aggregator(const fs::path& config, const fs::path& log_file);
 std::unique_ptr<Process> start_client(const std::string& name, const fs::path& config, const fs::path& log_file);
+// Clients 1..n of `pki` over mutual TLS to `port`, client i on shard i - 1 of n with at most max_examples
+// examples; their configs and logs in `dir`.
+std::vector<std::unique_ptr<Process>> start_mtls_clients(const Pki& pki, int n, std::uint16_t port,
+                                                         const fs::path& dir, std::size_t max_examples);
+// The port of the aggregator's [http] endpoint, from <state_dir>/http_port once it is written (0 if it never is).
+std::uint16_t wait_for_http_port(const fs::path& state_dir, Seconds timeout = 10s);
 
 // ---- raw connections ---------------------------------------------------------------------------------------------
 
