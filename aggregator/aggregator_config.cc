@@ -120,6 +120,7 @@ void read_http_section(config::TomlReader& r, AggregatorConfig::Http& h) {
   h.listen_address = r.get_string("http.listen_address", h.listen_address);
   h.port = static_cast<std::uint16_t>(r.get_int("http.port", h.port, 0, 65535));
   h.bearer_token = r.get_string("http.bearer_token", "");
+  h.tls = r.get_bool("http.tls", false);
   if (!h.bearer_token.empty() && h.bearer_token.size() < 16) {
     r.fail("http.bearer_token", "is shorter than 16 characters; use a long random token");
   }

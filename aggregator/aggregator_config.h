@@ -54,6 +54,7 @@ struct AggregatorConfig {
     std::string listen_address = "127.0.0.1";
     std::uint16_t port = 9464;  // 0 = any free port (written to <state_dir>/http_port)
     std::string bearer_token;   // when set, every request must carry it
+    bool tls = false;           // HTTPS with the server's certificate and key ([server] cert_file, key_file)
   } http;
 };
 

@@ -6,6 +6,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
@@ -42,8 +43,8 @@ http::response<http::string_body> make_response(const http::request<http::empty_
 }  // namespace
 
 HttpEndpoint::HttpEndpoint(asio::io_context& io, const std::string& address, std::uint16_t port,
-                           std::string bearer_token, Handler handler)
-    : io_(io), acceptor_(io), bearer_token_(std::move(bearer_token)), handler_(std::move(handler)) {
+                           std::string bearer_token, Handler handler, asio::ssl::context* tls)
+    : io_(io), acceptor_(io), bearer_token_(std::move(bearer_token)), handler_(std::move(handler)), tls_(tls) {
   boost::system::error_code ec;
   const auto ip = asio::ip::make_address(address, ec);
   if (ec) throw Error("http.listen_address \"" + address + "\" is not an IP address: " + ec.message());
@@ -90,10 +91,29 @@ bool HttpEndpoint::authorized(std::string_view header) const {
 }
 
 asio::awaitable<void> HttpEndpoint::serve(tcp::socket socket) {
-  beast::tcp_stream stream(std::move(socket));
+  if (tls_) {
+    asio::ssl::stream<beast::tcp_stream> stream(beast::tcp_stream(std::move(socket)), *tls_);
+    beast::get_lowest_layer(stream).expires_after(kIdleTimeout);
+    auto [handshake_error] = co_await stream.async_handshake(asio::ssl::stream_base::server,
+                                                             asio::as_tuple(asio::use_awaitable));
+    if (!handshake_error) co_await exchange(stream);
+    boost::system::error_code ignored;
+    beast::get_lowest_layer(stream).socket().shutdown(tcp::socket::shutdown_both, ignored);
+  } else {
+    beast::tcp_stream stream(std::move(socket));
+    co_await exchange(stream);
+    boost::system::error_code ignored;
+    stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  }
+  --open_;
+}
+
+// Requests and responses on one connection until it closes, errs, idles or asks to close.
+template <typename Stream>
+asio::awaitable<void> HttpEndpoint::exchange(Stream& stream) {
   beast::flat_buffer buffer;
   for (;;) {
-    stream.expires_after(kIdleTimeout);
+    beast::get_lowest_layer(stream).expires_after(kIdleTimeout);
     http::request_parser<http::empty_body> parser;
     parser.header_limit(kHeaderLimit);
     auto [read_error, unused] = co_await http::async_read(stream, buffer, parser, asio::as_tuple(asio::use_awaitable));
@@ -114,9 +134,6 @@ asio::awaitable<void> HttpEndpoint::serve(tcp::socket socket) {
     auto [write_error, written] = co_await http::async_write(stream, response, asio::as_tuple(asio::use_awaitable));
     if (write_error || !keep_alive) break;
   }
-  boost::system::error_code ignored;
-  stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
-  --open_;
 }
 
 }  // namespace sotto::aggregator

@@ -155,12 +155,17 @@ class AggregatorServer::Impl final : public ConversationHost {
   // The operators' endpoint, when [http] enables it: /metrics, /healthz, /readyz.
   void start_http() {
     if (!config_.http.enabled) return;
-    http_ = std::make_unique<HttpEndpoint>(io_, config_.http.listen_address, config_.http.port,
-                                           config_.http.bearer_token,
-                                           [this](std::string_view path) { return http_response(path); });
+    if (config_.http.tls) {
+      http_tls_.emplace(net::make_server_context(
+          {config_.cert_file, config_.key_file, config_.ca_file, net::ClientCertificate::kNotRequested}));
+    }
+    http_ = std::make_unique<HttpEndpoint>(
+        io_, config_.http.listen_address, config_.http.port, config_.http.bearer_token,
+        [this](std::string_view path) { return http_response(path); }, http_tls_ ? &*http_tls_ : nullptr);
     std::ofstream(config_.state_dir / "http_port") << http_->port() << '\n';
-    spdlog::info("serving /status, /metrics, /healthz and /readyz over HTTP on {}:{}{}", config_.http.listen_address,
-                 http_->port(), config_.http.bearer_token.empty() ? "" : " (bearer token required)");
+    spdlog::info("serving /status, /metrics, /healthz and /readyz over {} on {}:{}{}", config_.http.tls ? "HTTPS" : "HTTP",
+                 config_.http.listen_address, http_->port(),
+                 config_.http.bearer_token.empty() ? "" : " (bearer token required)");
     http_->start();
   }
 
@@ -426,6 +431,7 @@ class AggregatorServer::Impl final : public ConversationHost {
   asio::ssl::context ssl_;
   std::unique_ptr<Listener> listener_;
   AggregatorMetrics metrics_;
+  std::optional<asio::ssl::context> http_tls_;
   std::unique_ptr<HttpEndpoint> http_;
   Authenticator authenticator_;
   Conversation conversation_;

@@ -217,10 +217,12 @@ TEST_CASE("aggregator config: [http] is off by default on loopback and a short b
   CHECK(defaults.http.listen_address == "127.0.0.1");
   CHECK(defaults.http.port == 9464);
   const auto on = aggregator::load_aggregator_config(
-      write_config(dir, std::string(kMinimal) + "[http]\nenabled = true\nport = 0\nbearer_token = \"" +
+      write_config(dir, std::string(kMinimal) + "[http]\nenabled = true\nport = 0\ntls = true\nbearer_token = \"" +
                             std::string(24, 'x') + "\"\n"));
   CHECK(on.http.enabled);
   CHECK(on.http.port == 0);
+  CHECK(on.http.tls);
+  CHECK_FALSE(defaults.http.tls);
   CHECK(on.http.bearer_token == std::string(24, 'x'));
   CHECK_THROWS_WITH(aggregator::load_aggregator_config(
                         write_config(dir, std::string(kMinimal) + "[http]\nbearer_token = \"short\"\n")),

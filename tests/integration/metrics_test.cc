@@ -1,4 +1,4 @@
-// The operators' endpoint against real components: the sotto-aggregator binary serves /metrics over HTTP during a
+// The operators' endpoint against real components: the sotto-aggregator binary serves /metrics over HTTPS during a
 // two-round run with real sotto-client processes over mutual TLS, a real Prometheus server (Debian's
 // `prometheus`, started here on a free loopback port with a generated config) scrapes it with the bearer token,
 // and the test asks Prometheus's own query API for the rounds' values. /healthz, /readyz and a request without the
@@ -14,14 +14,15 @@ namespace {
 
 constexpr const char* kToken = "metrics-token-0123456789abcdef";
 
-// The HTTP status of a GET, with the bearer token or without it (python3's urllib).
-int http_status(std::uint16_t port, const std::string& path, bool with_token) {
+// The HTTPS status of a GET, with the bearer token or without it (python3's urllib, trusting the test CA).
+int https_status(const Pki& pki, std::uint16_t port, const std::string& path, bool with_token) {
   const std::string headers = with_token ? std::string("{'Authorization': 'Bearer ") + kToken + "'}" : "{}";
   const std::string program =
-      "import urllib.request as u, urllib.error as e\n"
+      "import ssl, urllib.request as u, urllib.error as e\n"
+      "c = ssl.create_default_context(cafile='" + pki.ca().string() + "')\n"
       "try:\n"
-      "  print(u.urlopen(u.Request('http://127.0.0.1:" + std::to_string(port) + path + "', headers=" + headers +
-      "), timeout=5).status)\n"
+      "  print(u.urlopen(u.Request('https://127.0.0.1:" + std::to_string(port) + path + "', headers=" + headers +
+      "), timeout=5, context=c).status)\n"
       "except e.HTTPError as x:\n"
       "  print(x.code)\n";
   return static_cast<int>(python3_number(program));
@@ -49,20 +50,21 @@ TEST_CASE("a real Prometheus scrapes the aggregator's metrics during a run and i
   const Pki pki = make_pki(dir / "pki", 3);
   AggregatorOptions agg = fixed_cohort_options(dir.path(), pki, 2, 3);
   agg.linger_s = 4;  // Prometheus scrapes every second: it sees the last round before the daemon stops
-  agg.extra_toml = std::string("[http]\nenabled = true\nport = 0\nbearer_token = \"") + kToken + "\"\n";
+  agg.extra_toml = std::string("[http]\nenabled = true\nport = 0\ntls = true\nbearer_token = \"") + kToken + "\"\n";
   auto aggregator = start_aggregator(write_aggregator_config(dir / "aggregator.toml", agg), dir / "aggregator.log");
   const auto port = wait_for_port(agg.state_dir, 60s, aggregator.get());
   const std::uint16_t http_port = wait_for_http_port(agg.state_dir);
   REQUIRE(http_port != 0);
 
-  CHECK(http_status(http_port, "/healthz", true) == 200);
-  CHECK(http_status(http_port, "/metrics", false) == 401);  // the token is required
-  CHECK(http_status(http_port, "/nowhere", true) == 404);
-  REQUIRE(wait_until([&] { return http_status(http_port, "/readyz", true) == 200; }, 60s));
+  CHECK(https_status(pki, http_port, "/healthz", true) == 200);
+  CHECK(https_status(pki, http_port, "/metrics", false) == 401);  // the token is required
+  CHECK(https_status(pki, http_port, "/nowhere", true) == 404);
+  REQUIRE(wait_until([&] { return https_status(pki, http_port, "/readyz", true) == 200; }, 60s));
 
   const std::uint16_t prometheus_port = pick_free_port();
   write_file(dir / "prometheus.yml", "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: sotto\n"
-                                     "    scrape_interval: 1s\n    authorization:\n      credentials: " +
+                                     "    scrape_interval: 1s\n    scheme: https\n    tls_config:\n      ca_file: " +
+                                         pki.ca().string() + "\n    authorization:\n      credentials: " +
                                          std::string(kToken) + "\n    static_configs:\n      - targets: ['127.0.0.1:" +
                                          std::to_string(http_port) + "']\n");
   Process prometheus("prometheus",
