@@ -49,7 +49,8 @@ int main(int argc, char** argv) {
     auto factory = [&cfg, secure_sum, torch] {
       return secure_sum ? model::ModelParameters{} : torch().make_image_model(cfg.architecture, cfg.init_seed)->parameters();
     };
-    aggregator::AggregatorServer server(cfg, factory, evaluator);
+    aggregator::AggregatorServer server(cfg, factory, evaluator,
+                                        [config_path] { return aggregator::load_aggregator_config(config_path); });
     server.run();
     return 0;
   } catch (const std::exception& e) {

@@ -66,11 +66,10 @@ std::string frame_of(v1::Envelope env) {
 
 class AggregatorServer::Impl final : public ConversationHost {
  public:
-  Impl(AggregatorConfig config, ModelFactory factory, Evaluator evaluator)
+  Impl(AggregatorConfig config, ModelFactory factory, Evaluator evaluator, std::function<AggregatorConfig()> reload)
       : config_(std::move(config)),
         factory_(std::move(factory)),
-        ssl_(net::make_server_context({config_.cert_file, config_.key_file, config_.ca_file,
-                                       client_certificate_policy(config_.auth_mode)})),
+        reload_(std::move(reload)),
         authenticator_(config_.auth_mode, config_.client_tokens),
         conversation_(*this, authenticator_,
                       {config_.handshake_timeout, kRefusalHandshakeTimeout, config_.hello_timeout,
@@ -79,7 +78,10 @@ class AggregatorServer::Impl final : public ConversationHost {
         recorder_(io_, {config_.state_dir, config_.architecture, config_.strategy.name, config_.keep_round_models},
                   config_.state_dir / "rounds.jsonl", std::move(evaluator)),
         signals_(io_, SIGINT, SIGTERM),
-        ticker_(io_) {}
+        hangups_(io_, SIGHUP),
+        ticker_(io_) {
+    ssl_.push_back(make_tls_context(config_));
+  }
 
   void run() {
     std::filesystem::create_directories(config_.state_dir);
@@ -95,6 +97,7 @@ class AggregatorServer::Impl final : public ConversationHost {
       spdlog::info("received signal {}; stopping", signo);
       stop();
     });
+    await_hangup();
     listener_->start([this](tcp::socket socket) { on_accept(std::move(socket)); });
     recorder_.prepare_start(factory_, [this](CoordinatorStart start, std::exception_ptr error) {
       begin_serving(std::move(start), error);
@@ -192,6 +195,44 @@ class AggregatorServer::Impl final : public ConversationHost {
     return {200, "text/html; charset=utf-8", render_status_page(progress ? &*progress : nullptr, rounds)};
   }
 
+  // ---- SIGHUP: rotation without a restart ----------------------------------------------------------------------
+  static asio::ssl::context make_tls_context(const AggregatorConfig& c) {
+    return net::make_server_context({c.cert_file, c.key_file, c.ca_file, client_certificate_policy(c.auth_mode)});
+  }
+
+  void await_hangup() {
+    hangups_.async_wait([this](const boost::system::error_code& ec, int) {
+      if (ec || stopping_) return;
+      reload();
+      await_hangup();
+    });
+  }
+
+  // The new TLS context serves the connections accepted from now on; the old ones stay alive (a connection's TLS
+  // state refers to the context it was made with) and are few: one per reload.
+  void reload() {
+    if (!reload_) {
+      spdlog::warn("SIGHUP: this server was started without a config file to reload; ignored");
+      return;
+    }
+    try {
+      AggregatorConfig fresh = reload_();
+      auto context = make_tls_context(fresh);
+      ssl_.push_back(std::move(context));
+      authenticator_ = Authenticator(fresh.auth_mode, fresh.client_tokens);
+      config_.cert_file = fresh.cert_file;
+      config_.key_file = fresh.key_file;
+      config_.ca_file = fresh.ca_file;
+      config_.auth_mode = fresh.auth_mode;
+      config_.client_tokens = fresh.client_tokens;
+      spdlog::info("SIGHUP: reloaded the server certificate {}, the client CA {} and {} client tokens; new "
+                   "connections use them (other changed keys need a restart)",
+                   fresh.cert_file.string(), fresh.ca_file.string(), fresh.client_tokens.size());
+    } catch (const std::exception& e) {
+      spdlog::error("SIGHUP: reload failed, keeping the current certificate, CA and tokens: {}", e.what());
+    }
+  }
+
   // ---- connections ---------------------------------------------------------------------------------------------
   // A new TCP connection: the gate admits it (it gets a TLS handshake and a hello deadline) or refuses it (it gets
   // a handshake and an error frame naming the cap, while few refusals are in flight; else it is closed at once).
@@ -216,7 +257,7 @@ class AggregatorServer::Impl final : public ConversationHost {
                               bytes_out_ += bytes;
                               metrics_.bytes_sent(bytes);
                             }};
-    auto c = std::make_shared<Connection>(next_id_++, std::move(socket), ssl_, std::move(hooks));
+    auto c = std::make_shared<Connection>(next_id_++, std::move(socket), ssl_.back(), std::move(hooks));
     c->ticket = std::move(decision.ticket);
     c->refusal = std::move(decision.refusal);
     c->frame_limit = config_.max_hello_bytes;
@@ -418,6 +459,7 @@ class AggregatorServer::Impl final : public ConversationHost {
     if (listener_) listener_->close();
     if (http_) http_->close();
     signals_.cancel(ignored);
+    hangups_.cancel(ignored);
     ticker_.cancel();
     ready_.cancel();
     auto all = connections_;
@@ -427,8 +469,9 @@ class AggregatorServer::Impl final : public ConversationHost {
 
   AggregatorConfig config_;
   ModelFactory factory_;
+  std::function<AggregatorConfig()> reload_;
   asio::io_context io_{1};
-  asio::ssl::context ssl_;
+  std::deque<asio::ssl::context> ssl_;  // the current one last
   std::unique_ptr<Listener> listener_;
   AggregatorMetrics metrics_;
   std::optional<asio::ssl::context> http_tls_;
@@ -441,6 +484,7 @@ class AggregatorServer::Impl final : public ConversationHost {
   log::LogThrottle refusal_log_{std::chrono::seconds(5)};
   log::LogThrottle unauthenticated_log_{std::chrono::seconds(10), 20};
   asio::signal_set signals_;
+  asio::signal_set hangups_;
   asio::steady_timer ticker_;
   asio::steady_timer ready_{io_, TimePoint::max()};  // cancelled once the coordinator exists
   std::exception_ptr start_error_;
@@ -457,8 +501,10 @@ class AggregatorServer::Impl final : public ConversationHost {
   bool stopping_ = false;
 };
 
-AggregatorServer::AggregatorServer(AggregatorConfig config, ModelFactory initial_model, Evaluator evaluator)
-    : impl_(std::make_unique<Impl>(std::move(config), std::move(initial_model), std::move(evaluator))) {}
+AggregatorServer::AggregatorServer(AggregatorConfig config, ModelFactory initial_model, Evaluator evaluator,
+                                   std::function<AggregatorConfig()> reload)
+    : impl_(std::make_unique<Impl>(std::move(config), std::move(initial_model), std::move(evaluator),
+                                   std::move(reload))) {}
 AggregatorServer::~AggregatorServer() = default;
 void AggregatorServer::run() {
   impl_->run();

@@ -10,7 +10,9 @@
 //   RoundRecorder (round_recorder.h) checkpoint, evaluation off the event loop, rounds.jsonl, and the start
 // This file holds what ties them together: accepting connections, the dispatch of the coordinator's actions to
 // them, the coordinator's deadlines, and the shutdown.
-// SIGINT/SIGTERM stop it cleanly.
+// SIGINT/SIGTERM stop it cleanly. SIGHUP reloads what an operator rotates without a restart — the server
+// certificate and key, the client CA, the auth mode and the client tokens — for the connections that come after it;
+// connections in flight finish with what they had.
 #pragma once
 
 #include <cstdint>
@@ -28,7 +30,9 @@ namespace sotto::aggregator {
 
 class AggregatorServer {
  public:
-  AggregatorServer(AggregatorConfig config, ModelFactory initial_model, Evaluator evaluator);
+  // `reload` re-reads the config for SIGHUP (none: SIGHUP is logged and ignored).
+  AggregatorServer(AggregatorConfig config, ModelFactory initial_model, Evaluator evaluator,
+                   std::function<AggregatorConfig()> reload = {});
   ~AggregatorServer();
   AggregatorServer(const AggregatorServer&) = delete;
   AggregatorServer& operator=(const AggregatorServer&) = delete;

@@ -212,7 +212,7 @@ class Probe {
   std::string handshake(Seconds timeout = 10s);
   // Writes bytes as they are (through TLS when handshaken). False when the write fails or times out.
   bool write_raw(const std::string& bytes, Seconds timeout = 10s);
-  // Encodes (stamping protocol version 1) and writes one frame.
+  // Encodes (stamping net::kProtocolVersion) and writes one frame.
   bool write_envelope(const v1::Envelope& envelope, Seconds timeout = 10s);
   // Reads one frame (4-byte big-endian length, then the payload); lengths above max_frame_bytes are a kBadFrame.
   ReadOutcome read(Seconds timeout = 10s, std::size_t max_frame_bytes = 64u << 20);
