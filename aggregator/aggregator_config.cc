@@ -32,6 +32,7 @@ void read_server_section(config::TomlReader& r, AggregatorConfig& c) {
   c.cert_file = r.get_path("server.cert_file", std::nullopt);
   c.key_file = r.get_path("server.key_file", std::nullopt);
   c.ca_file = r.get_path("server.ca_file", std::nullopt);
+  c.crl_file = r.get_path("server.crl_file", std::filesystem::path());
   c.max_frame_bytes = static_cast<std::size_t>(r.get_int("server.max_frame_bytes", 8 << 20, 4096, 1 << 30));
   c.chunk_bytes = static_cast<std::size_t>(r.get_int("server.chunk_bytes", 1 << 20, 1024, 1 << 30));
   if (c.chunk_bytes + 1024 > c.max_frame_bytes) {

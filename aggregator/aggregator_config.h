@@ -22,6 +22,7 @@ struct AggregatorConfig {
   std::string listen_address = "127.0.0.1";
   std::uint16_t port = 8443;  // 0 = any free port (written to <state_dir>/port)
   std::filesystem::path cert_file, key_file, ca_file;
+  std::filesystem::path crl_file;  // optional: revoked client certificates (reloaded on SIGHUP)
   std::size_t max_frame_bytes = 8u << 20;
   std::size_t max_hello_bytes = 4096;  // the frame limit before a connection has authenticated
   ConnectionLimits connection_limits;

@@ -197,7 +197,8 @@ class AggregatorServer::Impl final : public ConversationHost {
 
   // ---- SIGHUP: rotation without a restart ----------------------------------------------------------------------
   static asio::ssl::context make_tls_context(const AggregatorConfig& c) {
-    return net::make_server_context({c.cert_file, c.key_file, c.ca_file, client_certificate_policy(c.auth_mode)});
+    return net::make_server_context(
+        {c.cert_file, c.key_file, c.ca_file, client_certificate_policy(c.auth_mode), c.crl_file});
   }
 
   void await_hangup() {
@@ -223,11 +224,14 @@ class AggregatorServer::Impl final : public ConversationHost {
       config_.cert_file = fresh.cert_file;
       config_.key_file = fresh.key_file;
       config_.ca_file = fresh.ca_file;
+      config_.crl_file = fresh.crl_file;
       config_.auth_mode = fresh.auth_mode;
       config_.client_tokens = fresh.client_tokens;
-      spdlog::info("SIGHUP: reloaded the server certificate {}, the client CA {} and {} client tokens; new "
+      spdlog::info("SIGHUP: reloaded the server certificate {}, the client CA {}, {} and {} client tokens; new "
                    "connections use them (other changed keys need a restart)",
-                   fresh.cert_file.string(), fresh.ca_file.string(), fresh.client_tokens.size());
+                   fresh.cert_file.string(), fresh.ca_file.string(),
+                   fresh.crl_file.empty() ? std::string("no CRL") : "the CRL " + fresh.crl_file.string(),
+                   fresh.client_tokens.size());
     } catch (const std::exception& e) {
       spdlog::error("SIGHUP: reload failed, keeping the current certificate, CA and tokens: {}", e.what());
     }

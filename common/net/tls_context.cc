@@ -40,6 +40,7 @@ struct FileRole {
 constexpr FileRole kCert{"cert_file", "a PEM certificate (chain)"};
 constexpr FileRole kKey{"key_file", "the certificate's PEM private key, unencrypted"};
 constexpr FileRole kCa{"ca_file", "the PEM certificate of the CA to trust"};
+constexpr FileRole kCrl{"crl_file", "the client CA's PEM certificate revocation list (openssl ca -gencrl)"};
 
 [[noreturn]] void fail(const FileRole& role, const std::filesystem::path& file, const std::string& problem) {
   throw Error("TLS " + std::string(role.key) + " '" + file.string() + "': " + problem + ". Set " + role.key +
@@ -69,6 +70,26 @@ void load_ca(ssl::context& ctx, const std::filesystem::path& ca_file) {
   if (SSL_CTX_load_verify_locations(ctx.native_handle(), ca_file.c_str(), nullptr) != 1) {
     fail(kCa, ca_file, "holds no usable certificate (" + openssl_errors() + ")");
   }
+}
+
+// Every CRL in the file goes into the verification store, and the store checks each client certificate (the
+// leaf) against them: a revoked certificate, or one whose CA's CRL is missing or out of date, fails.
+void load_crls(ssl::context& ctx, const std::filesystem::path& crl_file) {
+  require_readable(kCrl, crl_file);
+  ERR_clear_error();
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_file(crl_file.c_str(), "r"), BIO_free);
+  if (!bio) fail(kCrl, crl_file, "cannot be opened (" + openssl_errors() + ")");
+  X509_STORE* store = SSL_CTX_get_cert_store(ctx.native_handle());
+  int loaded = 0;
+  while (X509_CRL* crl = PEM_read_bio_X509_CRL(bio.get(), nullptr, nullptr, nullptr)) {
+    const int added = X509_STORE_add_crl(store, crl);
+    X509_CRL_free(crl);
+    if (added != 1) fail(kCrl, crl_file, "holds a CRL the store refuses (" + openssl_errors() + ")");
+    ++loaded;
+  }
+  ERR_clear_error();  // the loop ends on "no start line"
+  if (loaded == 0) fail(kCrl, crl_file, "holds no PEM CRL");
+  X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
 }
 
 int refuse_passphrase(char*, int, int, void*) {
@@ -122,6 +143,7 @@ ssl::context make_server_context(const TlsServerOptions& options) {
   set_tls13_only(ctx);
   load_identity(ctx, options.cert_file, options.key_file);
   load_ca(ctx, options.ca_file);
+  if (!options.crl_file.empty()) load_crls(ctx, options.crl_file);
   if (options.client_certificate != ClientCertificate::kNotRequested) {
     // Tell clients which CA we accept and verify what they send; without kRequired, token clients pass without one.
     ERR_clear_error();

@@ -33,6 +33,9 @@ struct TlsServerOptions {
   std::filesystem::path key_file;   // PEM: its private key
   std::filesystem::path ca_file;    // PEM: the CA that issues client certificates
   ClientCertificate client_certificate = ClientCertificate::kOptional;
+  // PEM: certificate revocation lists from the CA; a client certificate they list fails the handshake. Empty: none
+  // (then client certificates are not checked for revocation).
+  std::filesystem::path crl_file;
 };
 
 // TLS 1.3 only. Throws sotto::Error for unreadable files or a key that does not match the certificate.

@@ -1,7 +1,8 @@
 // Rotation without a restart, against the real sotto-aggregator: the operator edits the config and sends SIGHUP.
 // A client token removed from it is refused at the next hello; a new server certificate (from another CA) is what
 // the next handshake presents, so a client that trusts only the old CA fails it and one that trusts the new CA
-// completes it; a reload that cannot be read keeps what was there. The daemon keeps running throughout.
+// completes it; a reload that cannot be read keeps what was there; a CRL put in the config refuses the client
+// certificate it revokes at the next handshake. The daemon keeps running throughout.
 #include <catch2/catch.hpp>
 #include <signal.h>
 
@@ -33,6 +34,39 @@ std::string handshake_error(std::uint16_t port, const fs::path& ca) {
   o.ca_file = ca;
   Probe probe(o);
   return probe.handshake();
+}
+
+// Client i of `pki` presents its certificate and says hello with no token: true when the aggregator answers with a
+// message (it accepted the certificate), false when the connection fails (TLS 1.3 reports a refused client
+// certificate after the client's handshake, at its first read).
+bool certificate_accepted(std::uint16_t port, const Pki& pki, int i) {
+  ProbeOptions o;
+  o.port = port;
+  o.ca_file = pki.ca();
+  o.cert_file = pki.client_cert(i);
+  o.key_file = pki.client_key(i);
+  Probe probe(o);
+  if (!probe.handshake().empty()) return false;
+  if (!probe.write_envelope(hello_envelope("client-" + std::to_string(i)))) return false;
+  const auto answer = probe.read(10s);
+  return answer.kind == ReadOutcome::Kind::kEnvelope && !answer.envelope.has_error();
+}
+
+// A CRL from the PKI's CA revoking client i's certificate (openssl ca with a throw-away database in `dir`).
+fs::path revoke_client(const Pki& pki, int i, const fs::path& dir) {
+  fs::create_directories(dir);
+  write_file(dir / "index.txt", "");
+  write_file(dir / "crlnumber", "01\n");
+  write_file(dir / "ca.cnf", "[ ca ]\ndefault_ca = d\n[ d ]\ndatabase = " + (dir / "index.txt").string() +
+                                 "\ncrlnumber = " + (dir / "crlnumber").string() +
+                                 "\ndefault_md = sha256\ndefault_crl_days = 30\n");
+  const std::string ca = " -config '" + (dir / "ca.cnf").string() + "' -keyfile '" + (pki.dir / "ca.key").string() +
+                         "' -cert '" + pki.ca().string() + "' -batch";
+  const fs::path crl = dir / "crl.pem";
+  const std::string command = "openssl ca" + ca + " -revoke '" + pki.client_cert(i).string() + "' >/dev/null 2>&1 && " +
+                              "openssl ca" + ca + " -gencrl -out '" + crl.string() + "' >/dev/null 2>&1";
+  REQUIRE(std::system(command.c_str()) == 0);
+  return crl;
 }
 
 }  // namespace
@@ -78,6 +112,28 @@ TEST_CASE("SIGHUP reloads the client tokens and the server certificate for new c
   CHECK(aggregator->running());
   aggregator->kill(SIGTERM);
   CHECK(aggregator->wait_for_exit(30s) == 0);
+}
+
+TEST_CASE("SIGHUP with a CRL in the config refuses the client certificate it revokes and no other",
+          "[integration][reload]") {
+  TempDir dir("reload-crl");
+  const Pki pki = make_pki(dir / "pki", 2);
+  AggregatorOptions agg = fixed_cohort_options(dir.path(), pki, 1, 5);  // never fills: the daemon stays up
+  agg.checkin_window_s = 600;
+  const fs::path config = dir / "aggregator.toml";
+  write_aggregator_config(config, agg);
+  auto aggregator = start_aggregator(config, dir / "aggregator.log");
+  const auto port = wait_for_port(agg.state_dir, 60s, aggregator.get());
+  REQUIRE(wait_until([&] { return aggregator->log_contains("ready:"); }, 60s));
+  CHECK(certificate_accepted(port, pki, 2));
+
+  agg.server_toml = "crl_file = \"" + revoke_client(pki, 2, dir / "crl").string() + "\"\n";
+  write_aggregator_config(config, agg);
+  aggregator->kill(SIGHUP);
+  REQUIRE(wait_until([&] { return aggregator->log_contains("the CRL"); }, 10s));
+  CHECK_FALSE(certificate_accepted(port, pki, 2));
+  CHECK(certificate_accepted(port, pki, 1));
+  CHECK(aggregator->running());
 }
 
 }  // namespace sotto::test

@@ -485,4 +485,13 @@ TEST_CASE("TLS: expect_server_name refuses an empty name", "[net][tls]") {
   CHECK_THROWS_AS(expect_server_name(stream, ""), Error);
 }
 
+TEST_CASE("TLS: a CRL file that is missing or holds no CRL is refused naming crl_file", "[net][tls]") {
+  const fs::path missing = fs::temp_directory_path() / "sotto-no-such-crl.pem";
+  TlsServerOptions options = server_options();
+  options.crl_file = missing;
+  CHECK_THROWS_WITH(make_server_context(options), Catch::Contains("crl_file") && Catch::Contains("cannot be read"));
+  options.crl_file = pkis().ours.ca();  // a certificate, not a CRL
+  CHECK_THROWS_WITH(make_server_context(options), Catch::Contains("crl_file") && Catch::Contains("no PEM CRL"));
+}
+
 }  // namespace sotto::net
