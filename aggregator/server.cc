@@ -3,34 +3,30 @@
 #include <spdlog/spdlog.h>
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
-#include <deque>
 #include <fstream>
 #include <map>
 
 #include "aggregator/action_encoder.h"
 #include "aggregator/connection.h"
 #include "aggregator/conversation.h"
-#include "aggregator/http_endpoint.h"
 #include "aggregator/listener.h"
 #include "aggregator/metrics.h"
-#include "aggregator/status_page.h"
+#include "aggregator/operator_endpoint.h"
 #include "aggregator/round_log.h"
+#include "aggregator/server_credentials.h"
 #include "aggregator/strategy_factory.h"
 #include "common/codec/model_frames.h"
 #include "common/codec/model_stream.h"
 #include "common/codec/plan_codec.h"
 #include "common/net/frame_io.h"
-#include "common/net/tls_context.h"
 #include "common/secagg/wire_codec.h"
 #include "common/util/descriptor_limit.h"
 #include "common/util/error.h"
-#include "common/util/json_lines.h"
 
 namespace sotto::aggregator {
 
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
-using SslStream = asio::ssl::stream<tcp::socket>;
 
 namespace {
 
@@ -46,18 +42,6 @@ struct Overloaded : Ts... {
   using Ts::operator()...;
 };
 
-net::ClientCertificate client_certificate_policy(AuthMode mode) {
-  switch (mode) {
-    case AuthMode::kMutualTls:
-      return net::ClientCertificate::kRequired;
-    case AuthMode::kToken:
-      return net::ClientCertificate::kNotRequested;
-    case AuthMode::kMutualTlsOrToken:
-      break;
-  }
-  return net::ClientCertificate::kOptional;
-}
-
 std::string frame_of(v1::Envelope env) {
   return net::encode_frame(std::move(env));
 }
@@ -70,8 +54,8 @@ class AggregatorServer::Impl final : public ConversationHost {
       : config_(std::move(config)),
         factory_(std::move(factory)),
         reload_(std::move(reload)),
-        authenticator_(config_.auth_mode, config_.client_tokens),
-        conversation_(*this, authenticator_,
+        credentials_(config_),
+        conversation_(*this, credentials_.authenticator(),
                       {config_.handshake_timeout, kRefusalHandshakeTimeout, config_.hello_timeout,
                        config_.max_frame_bytes}),
         gate_(config_.connection_limits),
@@ -80,7 +64,6 @@ class AggregatorServer::Impl final : public ConversationHost {
         signals_(io_, SIGINT, SIGTERM),
         hangups_(io_, SIGHUP),
         ticker_(io_) {
-    ssl_.push_back(make_tls_context(config_));
   }
 
   void run() {
@@ -155,52 +138,14 @@ class AggregatorServer::Impl final : public ConversationHost {
                                                            : "mtls_or_token");
   }
 
-  // The operators' endpoint, when [http] enables it: /metrics, /healthz, /readyz.
+  // The operators' endpoint, when [http] enables it.
   void start_http() {
     if (!config_.http.enabled) return;
-    if (config_.http.tls) {
-      http_tls_.emplace(net::make_server_context(
-          {config_.cert_file, config_.key_file, config_.ca_file, net::ClientCertificate::kNotRequested}));
-    }
-    http_ = std::make_unique<HttpEndpoint>(
-        io_, config_.http.listen_address, config_.http.port, config_.http.bearer_token,
-        [this](std::string_view path) { return http_response(path); }, http_tls_ ? &*http_tls_ : nullptr);
-    std::ofstream(config_.state_dir / "http_port") << http_->port() << '\n';
-    spdlog::info("serving /status, /metrics, /healthz and /readyz over {} on {}:{}{}", config_.http.tls ? "HTTPS" : "HTTP",
-                 config_.http.listen_address, http_->port(),
-                 config_.http.bearer_token.empty() ? "" : " (bearer token required)");
-    http_->start();
-  }
-
-  HttpEndpoint::Response http_response(std::string_view path) {
-    if (path == "/metrics") return {200, "text/plain; version=0.0.4; charset=utf-8", metrics_.text()};
-    if (path == "/status" || path == "/") return status_page();
-    if (path == "/healthz") return {200, "text/plain; charset=utf-8", "ok\n"};
-    if (path == "/readyz") {
-      if (coordinator_ && !stopping_) return {200, "text/plain; charset=utf-8", "ready\n"};
-      return {503, "text/plain; charset=utf-8",
-              stopping_ ? "stopping\n" : "starting: checking the checkpoint, not admitting clients yet\n"};
-    }
-    return {404, "text/plain; charset=utf-8", "not found; try /status, /metrics, /healthz or /readyz\n"};
-  }
-
-  HttpEndpoint::Response status_page() {
-    std::vector<nlohmann::json> rounds;
-    try {
-      rounds = util::read_json_lines(config_.state_dir / "rounds.jsonl");
-    } catch (const Error& e) {  // a damaged log: say so on the page's place rather than fail the request
-      return {500, "text/plain; charset=utf-8", std::string(e.what()) + "\n"};
-    }
-    const auto progress = coordinator_ ? std::optional(coordinator_->progress()) : std::nullopt;
-    return {200, "text/html; charset=utf-8", render_status_page(progress ? &*progress : nullptr, rounds)};
+    http_ = std::make_unique<OperatorEndpoint>(
+        io_, config_, OperatorEndpoint::Sources{&metrics_, [this] { return coordinator_.get(); }, [this] { return stopping_; }});
   }
 
   // ---- SIGHUP: rotation without a restart ----------------------------------------------------------------------
-  static asio::ssl::context make_tls_context(const AggregatorConfig& c) {
-    return net::make_server_context(
-        {c.cert_file, c.key_file, c.ca_file, client_certificate_policy(c.auth_mode), c.crl_file});
-  }
-
   void await_hangup() {
     hangups_.async_wait([this](const boost::system::error_code& ec, int) {
       if (ec || stopping_) return;
@@ -209,29 +154,19 @@ class AggregatorServer::Impl final : public ConversationHost {
     });
   }
 
-  // The new TLS context serves the connections accepted from now on; the old ones stay alive (a connection's TLS
-  // state refers to the context it was made with) and are few: one per reload.
+  // The new credentials serve the connections accepted from now on (server_credentials.h).
   void reload() {
     if (!reload_) {
       spdlog::warn("SIGHUP: this server was started without a config file to reload; ignored");
       return;
     }
     try {
-      AggregatorConfig fresh = reload_();
-      auto context = make_tls_context(fresh);
-      ssl_.push_back(std::move(context));
-      authenticator_ = Authenticator(fresh.auth_mode, fresh.client_tokens);
-      config_.cert_file = fresh.cert_file;
-      config_.key_file = fresh.key_file;
-      config_.ca_file = fresh.ca_file;
-      config_.crl_file = fresh.crl_file;
-      config_.auth_mode = fresh.auth_mode;
-      config_.client_tokens = fresh.client_tokens;
+      const AggregatorConfig fresh = reload_();
+      credentials_.rotate(fresh);
       spdlog::info("SIGHUP: reloaded the server certificate {}, the client CA {}, {} and {} client tokens; new "
                    "connections use them (other changed keys need a restart)",
-                   fresh.cert_file.string(), fresh.ca_file.string(),
-                   fresh.crl_file.empty() ? std::string("no CRL") : "the CRL " + fresh.crl_file.string(),
-                   fresh.client_tokens.size());
+                   fresh.cert_file.string(), fresh.ca_file.string(), fresh.crl_file.empty() ? std::string("no CRL")
+                   : "the CRL " + fresh.crl_file.string(), fresh.client_tokens.size());
     } catch (const std::exception& e) {
       spdlog::error("SIGHUP: reload failed, keeping the current certificate, CA and tokens: {}", e.what());
     }
@@ -261,7 +196,7 @@ class AggregatorServer::Impl final : public ConversationHost {
                               bytes_out_ += bytes;
                               metrics_.bytes_sent(bytes);
                             }};
-    auto c = std::make_shared<Connection>(next_id_++, std::move(socket), ssl_.back(), std::move(hooks));
+    auto c = std::make_shared<Connection>(next_id_++, std::move(socket), credentials_.tls(), std::move(hooks));
     c->ticket = std::move(decision.ticket);
     c->refusal = std::move(decision.refusal);
     c->frame_limit = config_.max_hello_bytes;
@@ -475,12 +410,10 @@ class AggregatorServer::Impl final : public ConversationHost {
   ModelFactory factory_;
   std::function<AggregatorConfig()> reload_;
   asio::io_context io_{1};
-  std::deque<asio::ssl::context> ssl_;  // the current one last
   std::unique_ptr<Listener> listener_;
   AggregatorMetrics metrics_;
-  std::optional<asio::ssl::context> http_tls_;
-  std::unique_ptr<HttpEndpoint> http_;
-  Authenticator authenticator_;
+  std::unique_ptr<OperatorEndpoint> http_;
+  ServerCredentials credentials_;
   Conversation conversation_;
   ConnectionGate gate_;
   RoundRecorder recorder_;

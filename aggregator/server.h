@@ -8,7 +8,8 @@
 //   Authenticator (authenticator.h)  the client's identity from its certificate or token
 //   action_encoder.h                 the coordinator's actions as envelopes
 //   RoundRecorder (round_recorder.h) checkpoint, evaluation off the event loop, rounds.jsonl, and the start
-//   HttpEndpoint (http_endpoint.h)   [http]: /status (status_page.h), /metrics (metrics.h), /healthz, /readyz
+//   OperatorEndpoint (operator_endpoint.h)  [http]: /status, /metrics (metrics.h), /healthz, /readyz
+//   ServerCredentials (server_credentials.h)  the TLS context and the authenticator that SIGHUP rotates
 // This file holds what ties them together: accepting connections, the dispatch of the coordinator's actions to
 // them, the coordinator's deadlines, and the shutdown.
 // SIGINT/SIGTERM stop it cleanly. SIGHUP reloads what an operator rotates without a restart — the server
