@@ -65,11 +65,7 @@ Actions RoundCoordinator::on_secagg_accusation(ConnectionId conn, const secagg::
   const auto& convicted = secure_->report().convicted;
   for (std::size_t c = judged_before; c < convicted.size(); ++c) ++offences_[convicted[c].client];
   for (const auto& leaving : std::get<std::vector<SecureAggregationRound::Leaving>>(judged)) {
-    if (leaving.convicted) {
-      reject_and_drop(leaving.conn, v1::ERROR_CODE_INVALID_UPDATE, leaving.reason, out);
-    } else {
-      drop(leaving.conn, leaving.reason, "left");
-    }
+    reject_and_drop(leaving.conn, v1::ERROR_CODE_INVALID_UPDATE, leaving.reason, out);
   }
   maybe_close_step(now, out);
   return out;

@@ -48,8 +48,6 @@ Actions RoundCoordinator::start(TimePoint now) {
   return out;
 }
 
-// ---- check-in ----------------------------------------------------------------------------------------------------
-
 RoundCoordinator::Progress RoundCoordinator::progress() const {
   Progress p{phase_, round_id_, completed_rounds_, options_.total_rounds, cohort_.size(), 0, waiting_.size(), {}};
   if (secure_) {
@@ -61,6 +59,8 @@ RoundCoordinator::Progress RoundCoordinator::progress() const {
   }
   return p;
 }
+
+// ---- check-in ----------------------------------------------------------------------------------------------------
 
 std::string RoundCoordinator::client_id(ConnectionId conn) const {
   if (auto it = cohort_.find(conn); it != cohort_.end()) return it->second.client_id;

@@ -157,12 +157,12 @@ std::variant<Refusal, std::vector<SecureAggregationRound::Leaving>> SecureAggreg
     report_.convicted.push_back({culprit, offence.what, accuser_id, offence.input_counted});
     if (const ConnectionId c = conn_of(offence.culprit); c != 0 && offence.culprit != accuser) {
       leaving.push_back({c, "secure aggregation: convicted on client '" + accuser_id + "''s accusation: " +
-                                offence.what, true});
+                                offence.what});
     }
   }
   for (const auto& offence : verdict.offences) {
     if (offence.culprit == accuser) {
-      leaving.push_back({conn, "secure aggregation: convicted on its own accusation: " + offence.what, true});
+      leaving.push_back({conn, "secure aggregation: convicted on its own accusation: " + offence.what});
       break;
     }
   }

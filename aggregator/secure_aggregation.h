@@ -62,13 +62,12 @@ class SecureAggregationRound {
   std::optional<Refusal> on_masked_input(ConnectionId conn, const secagg::MaskedInput& input);
   std::optional<Refusal> on_unmask(ConnectionId conn, const secagg::UnmaskResponse& response);
   // An accusation from `conn`, sent just before its masked input. The session judges it (server_session.h) and the
-  // convictions go into report().convicted; returns who must now leave the round — each convicted client still
-  // seated, the accuser among them when it accused falsely — or the refusal of a malformed or out-of-turn
-  // accusation.
+  // convictions go into report().convicted; returns who must now leave the round, convicted — each convicted
+  // client still seated, the accuser among them when it accused falsely — or the refusal of a malformed or
+  // out-of-turn accusation.
   struct Leaving {
     ConnectionId conn = 0;
     std::string reason;
-    bool convicted = false;
   };
   std::variant<Refusal, std::vector<Leaving>> on_accusation(ConnectionId conn, const secagg::Accusation& accusation);
 
