@@ -38,6 +38,8 @@ class HttpEndpoint {
   HttpEndpoint(boost::asio::io_context& io, const std::string& address, std::uint16_t port, std::string bearer_token,
                Handler handler, boost::asio::ssl::context* tls = nullptr);
   std::uint16_t port() const;
+  // The context for connections accepted from now on (it must outlive them and the endpoint); with TLS only.
+  void use_tls(boost::asio::ssl::context& tls) { tls_ = &tls; }
   void start();
   void close();
 

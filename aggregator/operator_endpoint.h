@@ -5,10 +5,10 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ssl/context.hpp>
+#include <deque>
 #include <filesystem>
 #include <functional>
 #include <memory>
-#include <optional>
 #include <string_view>
 
 #include "aggregator/aggregator_config.h"
@@ -28,6 +28,10 @@ class OperatorEndpoint {
   // Listens, and writes the port to <state_dir>/http_port. Throws sotto::Error when it cannot (a bad address, a port
   // in use, an unreadable certificate).
   OperatorEndpoint(boost::asio::io_context& io, const AggregatorConfig& config, Sources sources);
+  // SIGHUP: with http.tls, the server certificate and key of `fresh` serve the HTTPS connections accepted from now
+  // on (each earlier context stays alive for the connections made with it). Throws sotto::Error when they cannot be
+  // read, changing nothing.
+  void reload_certificate(const AggregatorConfig& fresh);
   void close() { http_->close(); }
 
  private:
@@ -36,7 +40,7 @@ class OperatorEndpoint {
 
   Sources sources_;
   std::filesystem::path rounds_file_;
-  std::optional<boost::asio::ssl::context> tls_;
+  std::deque<boost::asio::ssl::context> tls_;  // the current one last; empty: plain HTTP
   std::unique_ptr<HttpEndpoint> http_;
 };
 

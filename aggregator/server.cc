@@ -154,7 +154,7 @@ class AggregatorServer::Impl final : public ConversationHost {
     });
   }
 
-  // The new credentials serve the connections accepted from now on (server_credentials.h).
+  // The new credentials serve the connections (and HTTPS requests) accepted from now on (server_credentials.h).
   void reload() {
     if (!reload_) {
       spdlog::warn("SIGHUP: this server was started without a config file to reload; ignored");
@@ -163,6 +163,7 @@ class AggregatorServer::Impl final : public ConversationHost {
     try {
       const AggregatorConfig fresh = reload_();
       credentials_.rotate(fresh);
+      if (http_) http_->reload_certificate(fresh);
       spdlog::info("SIGHUP: reloaded the server certificate {}, the client CA {}, {} and {} client tokens; new "
                    "connections use them (other changed keys need a restart)",
                    fresh.cert_file.string(), fresh.ca_file.string(), fresh.crl_file.empty() ? std::string("no CRL")
@@ -443,8 +444,6 @@ AggregatorServer::AggregatorServer(AggregatorConfig config, ModelFactory initial
     : impl_(std::make_unique<Impl>(std::move(config), std::move(initial_model), std::move(evaluator),
                                    std::move(reload))) {}
 AggregatorServer::~AggregatorServer() = default;
-void AggregatorServer::run() {
-  impl_->run();
-}
+void AggregatorServer::run() { impl_->run(); }
 
 }  // namespace sotto::aggregator

@@ -1,8 +1,9 @@
 // Rotation without a restart, against the real sotto-aggregator: the operator edits the config and sends SIGHUP.
 // A client token removed from it is refused at the next hello; a new server certificate (from another CA) is what
 // the next handshake presents, so a client that trusts only the old CA fails it and one that trusts the new CA
-// completes it; a reload that cannot be read keeps what was there; a CRL put in the config refuses the client
-// certificate it revokes at the next handshake. The daemon keeps running throughout.
+// completes it, on the operators' HTTPS endpoint as on the clients' port; a reload that cannot be read keeps what
+// was there; a CRL put in the config refuses the client certificate it revokes at the next handshake. The daemon
+// keeps running throughout.
 #include <catch2/catch.hpp>
 #include <signal.h>
 
@@ -72,18 +73,21 @@ fs::path revoke_client(const Pki& pki, int i, const fs::path& dir) {
 }  // namespace
 
 TEST_CASE("SIGHUP reloads the client tokens and the server certificate for new connections without a restart",
-          "[integration][reload]") {
+          "[integration][reload][http]") {
   TempDir dir("reload");
   const Pki old_pki = make_pki(dir / "pki-old", 1);
   const Pki new_pki = make_pki(dir / "pki-new", 1);
   AggregatorOptions agg = fixed_cohort_options(dir.path(), old_pki, 1, 5);  // never fills: the daemon stays up
   agg.checkin_window_s = 600;
   agg.client_tokens = {{"client-a", kTokenA}, {"client-b", kTokenB}};
+  agg.extra_toml = "[http]\nenabled = true\nport = 0\ntls = true\n";  // the operators' HTTPS endpoint rotates too
   const fs::path config = dir / "aggregator.toml";
   write_aggregator_config(config, agg);
   auto aggregator = start_aggregator(config, dir / "aggregator.log");
   const auto port = wait_for_port(agg.state_dir, 60s, aggregator.get());
+  const auto http_port = wait_for_http_port(agg.state_dir, 60s);
   REQUIRE(wait_until([&] { return aggregator->log_contains("ready:"); }, 60s));
+  CHECK(handshake_error(http_port, old_pki.ca()).empty());
 
   const auto b_before = hello(port, old_pki.ca(), "client-b", kTokenB);
   INFO("client-b before the reload: " << b_before.describe());
@@ -97,6 +101,8 @@ TEST_CASE("SIGHUP reloads the client tokens and the server certificate for new c
   REQUIRE(wait_until([&] { return aggregator->log_contains("SIGHUP: reloaded"); }, 10s));
 
   CHECK_FALSE(handshake_error(port, old_pki.ca()).empty());  // the old CA no longer vouches for the server
+  CHECK_FALSE(handshake_error(http_port, old_pki.ca()).empty());
+  CHECK(handshake_error(http_port, new_pki.ca()).empty());
   const auto b_after = hello(port, new_pki.ca(), "client-b", kTokenB);
   INFO("client-b after the reload: " << b_after.describe());
   CHECK(b_after.is_error(v1::ERROR_CODE_UNAUTHENTICATED));
