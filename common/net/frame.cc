@@ -39,16 +39,29 @@ std::optional<FrameError> check_frame_length(std::uint32_t length, std::size_t m
   return std::nullopt;
 }
 
+namespace {
+
+// Names both versions and which side has to move, in words that read the same in either peer's log: an error
+// frame carries this message back to the sender.
+FrameError unsupported_version(std::uint32_t sent) {
+  const std::string theirs = std::to_string(sent), ours = std::to_string(kProtocolVersion);
+  const std::string advice =
+      sent < kProtocolVersion
+          ? "upgrade the sender (an older Sotto release) to one that speaks version " + ours
+          : "upgrade the receiver to a Sotto release that speaks version " + theirs + ", or run a sender of version " + ours;
+  return FrameError{v1::ERROR_CODE_UNSUPPORTED_VERSION, "protocol version " + theirs +
+                                                            " is not supported; the receiver speaks " + ours +
+                                                            " only: " + advice};
+}
+
+}  // namespace
+
 std::optional<FrameError> parse_envelope(std::string_view payload, v1::Envelope& out) {
   if (!out.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
     return FrameError{v1::ERROR_CODE_MALFORMED_FRAME,
                       "frame of " + std::to_string(payload.size()) + " bytes is not a valid sotto.v1.Envelope"};
   }
-  if (out.protocol_version() != kProtocolVersion) {
-    return FrameError{v1::ERROR_CODE_UNSUPPORTED_VERSION, "protocol version " + std::to_string(out.protocol_version()) +
-                                                              " is not supported; this peer speaks " +
-                                                              std::to_string(kProtocolVersion)};
-  }
+  if (out.protocol_version() != kProtocolVersion) return unsupported_version(out.protocol_version());
   if (out.body_case() == v1::Envelope::BODY_NOT_SET) {
     return FrameError{v1::ERROR_CODE_UNEXPECTED_MESSAGE, "envelope carries no known message (unknown or empty body)"};
   }

@@ -168,13 +168,14 @@ TEST_CASE("malformed oversized out-of-order and silent connections get an error 
     REQUIRE(probe->write_raw(frame_of_payload(env.SerializeAsString() + std::string("\x9A\x06\x03" "abc", 6))));
     require_error_then_close(*probe, v1::ERROR_CODE_UNEXPECTED_MESSAGE);
   }
-  {
-    INFO("a hello with the protocol version before ours");
+  for (const std::uint32_t version : {net::kProtocolVersion - 1, net::kProtocolVersion + 1}) {
+    INFO("a hello from a client that claims protocol version " << version);
     auto probe = connect();
     v1::Envelope env = hello_envelope("client-3");
-    env.set_protocol_version(net::kProtocolVersion - 1);
+    env.set_protocol_version(version);
     REQUIRE(probe->write_raw(frame_of_payload(env.SerializeAsString())));
-    require_error_then_close(*probe, v1::ERROR_CODE_UNSUPPORTED_VERSION);
+    require_error_then_close(*probe, v1::ERROR_CODE_UNSUPPORTED_VERSION,
+                             version < net::kProtocolVersion ? "upgrade the sender" : "upgrade the receiver");
   }
   {
     INFO("an update before hello");

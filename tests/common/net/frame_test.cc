@@ -213,6 +213,8 @@ TEST_CASE("parse_envelope rejects a protocol version other than ours, naming bot
     CHECK(err->code == v1::ERROR_CODE_UNSUPPORTED_VERSION);
     CHECK_THAT(err->message, Catch::Contains("protocol version " + std::to_string(version)) &&
                                  Catch::Contains("speaks " + std::to_string(kProtocolVersion)));
+    // What to upgrade: the older side.
+    CHECK_THAT(err->message, Catch::Contains(version < kProtocolVersion ? "upgrade the sender" : "upgrade the receiver"));
   }
 }
 
