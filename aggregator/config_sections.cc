@@ -85,6 +85,7 @@ const char* privacy_mode_name(PrivacyMode mode) {
   switch (mode) {
     case PrivacyMode::kDistributed: return "distributed";
     case PrivacyMode::kCentral: return "central";
+    case PrivacyMode::kLocal: return "local";
     case PrivacyMode::kOff: break;
   }
   return "off";
@@ -94,10 +95,11 @@ PrivacyOptions read_privacy_section(config::TomlReader& r, bool secure, bool sec
                                     std::uint32_t default_min_survivors, std::uint32_t max_min_survivors) {
   PrivacyOptions p;
   const bool noise_given = r.has("privacy.noise_multiplier") || r.has("privacy.target_epsilon");
-  const std::string mode =
-      r.get_choice("privacy.mode", {"off", "distributed", "central"}, secure && noise_given ? "distributed" : "off");
+  const std::string mode = r.get_choice("privacy.mode", {"off", "distributed", "central", "local"},
+                                        secure && noise_given ? "distributed" : "off");
   p.mode = mode == "distributed" ? PrivacyMode::kDistributed
            : mode == "central"   ? PrivacyMode::kCentral
+           : mode == "local"     ? PrivacyMode::kLocal
                                  : PrivacyMode::kOff;
   p.noise_multiplier = r.get_double("privacy.noise_multiplier", 0.0, 0, 1e4);
   p.target_epsilon = r.get_double("privacy.target_epsilon", 0.0, 0, 1e6);
@@ -114,8 +116,8 @@ PrivacyOptions read_privacy_section(config::TomlReader& r, bool secure, bool sec
   }
   const std::string quoted = "\"" + mode + "\"";
   if (!secure) {
-    r.fail("privacy.mode", quoted + " needs secure_aggregation.enabled = true (the noise is added to the secure "
-                                    "sum; DP on plain rounds is not built yet)");
+    r.fail("privacy.mode", quoted + " needs secure_aggregation.enabled = true (the noise is encoded on the integer "
+                                    "grid of the secure sum; DP on plain rounds is not built yet)");
   }
   if (secure_sum) r.fail("privacy.mode", quoted + " applies to training rounds (task.kind = \"train\")");
   if (!(p.noise_multiplier > 0) && !(p.target_epsilon > 0)) {

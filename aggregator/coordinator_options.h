@@ -42,8 +42,10 @@ struct SecureAggregationOptions {
 // kDistributed: the Distributed Discrete Gaussian in secure rounds — every client adds its share of the noise
 // (common/dp/ddg_encoding.h), and the aggregator only ever sees the noised sum. kCentral: the same encoding without
 // the clients' shares; the aggregator, trusted, adds all the noise (one discrete Gaussian) to the unmasked sum
-// before anything is released.
-enum class PrivacyMode { kOff, kDistributed, kCentral };
+// before anything is released. kLocal: every client adds the whole noise to its own update, trusting no one (the
+// aggregator and the other clients alike); the sum then carries n times the noise, and each client's epsilon is
+// that of its own update alone (honest = 1, q = 1).
+enum class PrivacyMode { kOff, kDistributed, kCentral, kLocal };
 
 const char* privacy_mode_name(PrivacyMode mode);
 

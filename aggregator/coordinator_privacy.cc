@@ -48,15 +48,19 @@ void RoundCoordinator::report_privacy() {
   const auto& d = charge_->ddg;
   const auto spent = budget_.spent();
   const auto& o = options_.privacy;
-  const std::string sampling =
-      o.sampling_rate < 1 ? "poisson, q = " + util::short_number(o.sampling_rate) +
-                                ": users drawn at random, secretly from those who see only the models (every draw "
-                                "charged, those too small to run included); none against the aggregator"
-                          : std::string(kNoAmplification);
+  const double q = budget_.amplifying_rate();
+  std::string sampling = kNoAmplification;
+  if (o.mode == PrivacyMode::kLocal) {
+    sampling = kLocalNoAmplification;
+  } else if (q < 1) {
+    sampling = "poisson, q = " + util::short_number(q) +
+               ": users drawn at random, secretly from those who see only the models (every draw charged, those "
+               "too small to run included); none against the aggregator";
+  }
   report_.privacy = RoundReport::Privacy{privacy_mode_name(o.mode), d.clip_norm, d.noise_multiplier, o.delta, d.bits,
                                          charge_->clients, o.min_survivors, d.honest, d.scale, d.l2_bound,
                                          d.local_stddev, d.dimension, false, spent.epsilon, spent.order,
-                                         budget_.spent_released().epsilon, o.sampling_rate,
+                                         budget_.spent_released().epsilon, q,
                                          budget_.skipped_draws_charged(), sampling};
 }
 

@@ -40,7 +40,7 @@ void PrivacyBudget::fit_noise_to_budget(std::uint64_t rounds, std::uint32_t clie
   const dp::DdgSettings settings{bits_, clip_norm_, 1, clients, std::max<std::uint32_t>(honest_survivors(clients), 1),
                                  dimension, options_.beta, options_.stddevs_in_range};
   try {
-    options_.noise_multiplier = dp::ddg_noise_multiplier_for(settings, options_.sampling_rate, rounds,
+    options_.noise_multiplier = dp::ddg_noise_multiplier_for(settings, amplifying_rate(), rounds,
                                                              options_.delta, options_.target_epsilon);
   } catch (const Error& e) {
     throw Error(std::string("privacy.target_epsilon: ") + e.what());
@@ -59,8 +59,14 @@ void PrivacyBudget::fit_noise_to_budget(std::uint64_t rounds, std::uint32_t clie
   }
 }
 
+double PrivacyBudget::amplifying_rate() const {
+  return options_.mode == PrivacyMode::kLocal ? 1.0 : options_.sampling_rate;
+}
+
 std::uint32_t PrivacyBudget::honest_survivors(std::uint32_t clients) const {
-  if (options_.mode == PrivacyMode::kCentral) return 1;  // the aggregator's own draw: one share, all the noise
+  // Central: the aggregator's own draw, one share with all the noise. Local: each client's own update carries all
+  // of it, whoever else colludes.
+  if (options_.mode == PrivacyMode::kCentral || options_.mode == PrivacyMode::kLocal) return 1;
   const auto colluders = static_cast<std::uint32_t>(std::ceil(corruption_rate_ * clients - 1e-12));
   const std::uint32_t survivors = std::min(options_.min_survivors, clients);
   return survivors > colluders ? survivors - colluders : 0;
@@ -79,8 +85,8 @@ std::variant<RoundCharge, std::string> PrivacyBudget::price(std::uint32_t client
     charge.ddg = dp::choose_ddg_parameters({bits_, clip_norm_, options_.noise_multiplier, clients, honest, dimension,
                                             options_.beta, options_.stddevs_in_range});
     charge.rdp = dp::ddg_rdp(charge.ddg, 1.0, orders_);
-    charge.rdp_released =
-        options_.sampling_rate < 1 ? dp::ddg_rdp(charge.ddg, options_.sampling_rate, orders_) : charge.rdp;
+    const double q = amplifying_rate();
+    charge.rdp_released = q < 1 ? dp::ddg_rdp(charge.ddg, q, orders_) : charge.rdp;
   } catch (const Error& e) {
     return std::string("privacy: ") + e.what();
   }
@@ -121,7 +127,7 @@ void PrivacyBudget::debit(const RoundCharge& charge) {
 }
 
 void PrivacyBudget::charge_skipped_draw(std::uint32_t expected_clients, std::uint64_t dimension) {
-  if (!enabled() || options_.sampling_rate >= 1) return;
+  if (!enabled() || amplifying_rate() >= 1) return;
   auto priced = price(std::max<std::uint32_t>(expected_clients, 1), dimension);
   if (auto* why = std::get_if<std::string>(&priced)) throw Error("a skipped draw cannot be charged: " + *why);
   const auto& charge = std::get<RoundCharge>(priced);
@@ -130,7 +136,7 @@ void PrivacyBudget::charge_skipped_draw(std::uint32_t expected_clients, std::uin
 }
 
 void PrivacyBudget::charge_released(const RoundCharge& charge) {
-  if (options_.sampling_rate >= 1) return;  // unsampled: an abandoned round released nothing to anyone
+  if (amplifying_rate() >= 1) return;  // unsampled: an abandoned round released nothing to anyone
   for (std::size_t i = 0; i < released_.size(); ++i) released_[i] += charge.rdp_released[i];
 }
 

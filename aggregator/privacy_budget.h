@@ -27,6 +27,8 @@ namespace sotto::aggregator {
 
 // The sampling assumption rounds.jsonl records.
 inline constexpr const char* kNoAmplification = "none: cohorts are self-selected check-ins (q = 1)";
+inline constexpr const char* kLocalNoAmplification =
+    "none: local DP bounds each client's own update, which its receiver sees with the client's identity (q = 1)";
 
 struct RoundCharge {
   std::uint64_t round_id = 0;
@@ -56,6 +58,9 @@ class PrivacyBudget {
   // `dimension` coordinates fit the budget left (ddg_noise_multiplier_for), fixed for the run from now on.
   void fit_noise_to_budget(std::uint64_t rounds, std::uint32_t clients, std::uint64_t dimension);
   const PrivacyOptions& options() const { return options_; }
+  // The sampling rate the released-model accountant amplifies by: the configured one, except in local mode, whose
+  // guarantee is on each client's own update, seen by its receiver with the client's identity (q = 1).
+  double amplifying_rate() const;
   // The honest survivors the accountant counts on in a round of `clients`: min_survivors less the colluders it
   // assumes, corruption_rate of the cohort rounded up (corrupt clients never drop out, so all of them may be among
   // the survivors); 1 in central mode, where the aggregator draws the whole noise itself. 0: none is left.

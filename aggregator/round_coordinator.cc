@@ -30,8 +30,8 @@ RoundCoordinator::RoundCoordinator(CoordinatorOptions options, CoordinatorStart 
     throw Error("secure aggregation needs a positive clip_norm (privacy.clip_norm): it bounds what each client adds");
   }
   if (budget_.enabled() && (!options_.secure.enabled || options_.secure_sum_length > 0)) {
-    throw Error("privacy.mode = \"distributed\" needs secure aggregation on a training task: the clients' noise "
-                "shares only make up the noise inside the secure sum");
+    throw Error(std::string("privacy.mode = \"") + privacy_mode_name(options_.privacy.mode) +
+                "\" needs secure aggregation on a training task: the noise is encoded on the secure sum's grid");
   }
   if (!start.strategy_state.empty()) strategy_->load_state(start.strategy_state, *global_);
   const std::uint64_t rounds_left = options_.total_rounds > completed_rounds_ ? options_.total_rounds - completed_rounds_ : 1;
@@ -164,7 +164,9 @@ void RoundCoordinator::start_training(TimePoint now, Actions& out) {
       if (!plan_privacy(now, out)) return;
       noise = round::DistributedNoise{charge_->ddg, charge_->rotation_seed, options_.privacy.min_survivors,
                                       charge_->epsilon.epsilon,
-                                      options_.privacy.mode == PrivacyMode::kCentral};
+                                      options_.privacy.mode == PrivacyMode::kCentral ? round::NoiseSource::kAggregator
+                                      : options_.privacy.mode == PrivacyMode::kLocal ? round::NoiseSource::kOwn
+                                                                                    : round::NoiseSource::kShares};
     }
     auto begun = SecureAggregationRound::begin(options_.secure, options_.clip_norm, round_id_, members, length,
                                                !secure_sum, now, training_deadline_, std::move(noise));

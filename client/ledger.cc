@@ -24,7 +24,7 @@ void Ledger::append(const LedgerEntry& e) const {
   if (e.secure) j["clip_norm"] = e.clip_norm;
   if (e.privacy) {
     const auto& p = *e.privacy;
-    j["privacy"] = {{"mode", "distributed"},       {"clip_norm", e.clip_norm},
+    j["privacy"] = {{"mode", p.mode},              {"clip_norm", e.clip_norm},
                     {"noise_multiplier", p.noise_multiplier}, {"honest", p.honest},
                     {"epsilon", p.epsilon},        {"epsilon_stated", p.epsilon_stated}};
     if (e.with_rdp) j["privacy"]["rdp"] = p.rdp;

@@ -241,10 +241,11 @@ std::string documented_keys() {
               beta2, tau (server optimizers only)
   [privacy]   clip_norm: the L2 bound every update is clipped to (0 = none, the default in plain rounds; 30 with
               secure aggregation, which needs one); mode = "distributed" (the default with secure aggregation
-              once noise_multiplier or target_epsilon is set) | "off", noise_multiplier, delta = 1e-5,
-              target_epsilon (a budget on the models' epsilon), min_survivors: as the daemon's. With
-              sampling = "poisson" the epsilon against the released models is amplified by the sampling rate
-              (every draw charged, those too small to run included); the one against the aggregator is not
+              once noise_multiplier or target_epsilon is set) | "central" | "local" | "off", noise_multiplier,
+              delta = 1e-5, target_epsilon (a budget on the models' epsilon), min_survivors: as the daemon's.
+              With sampling = "poisson" the epsilon against the released models is amplified by the sampling
+              rate (every draw charged, those too small to run included); the one against the aggregator is
+              not, nor is either in "local" mode (each client's own update is what it bounds)
   [aggregation] weighting = "examples" | "uniform" (each client equally), max_examples_per_client = 100000 (the
               most examples an update weighs in with)
   [secure_aggregation] enabled = false, dropout_rate = 0.1 and

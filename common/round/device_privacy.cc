@@ -1,5 +1,6 @@
 #include "common/round/device_privacy.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
@@ -14,12 +15,18 @@ std::variant<std::optional<DeviceCharge>, std::string> judge_plan(const DevicePr
                                                                   const SecureAssignment* secure,
                                                                   const std::vector<double>& spent_rdp) {
   const std::string refused = "this device's privacy settings refuse the round: ";
+  const std::string mode = secure && secure->noise ? noise_source_mode(secure->noise->source) : "off";
+  if (!floor.accepted_modes.empty() &&
+      std::find(floor.accepted_modes.begin(), floor.accepted_modes.end(), mode) == floor.accepted_modes.end()) {
+    return refused + "its privacy mode \"" + mode + "\" is not among privacy.accepted_modes";
+  }
   if (!secure || !secure->noise) {
     if (floor.require_noise) return refused + "it adds no distributed DP noise (privacy.require_noise = true)";
     return std::optional<DeviceCharge>{};
   }
   const DistributedNoise& plan = *secure->noise;
-  if (plan.central && floor.require_noise) {
+  const bool central = plan.source == NoiseSource::kAggregator;
+  if (central && floor.require_noise) {
     return refused + "its noise is central (added by the aggregator, which this device would have to trust), and "
                      "privacy.require_noise asks for this device's own share";
   }
@@ -34,13 +41,15 @@ std::variant<std::optional<DeviceCharge>, std::string> judge_plan(const DevicePr
   }
   // Corrupt clients never drop out: all of the cohort's colluders may be among the survivors.
   const auto colluders = static_cast<std::uint32_t>(std::ceil(floor.assumed_corruption_rate * cohort - 1e-12));
-  if (!plan.central && plan.min_survivors <= colluders) {
+  if (plan.source == NoiseSource::kShares && plan.min_survivors <= colluders) {
     return refused + "with min_survivors = " + std::to_string(plan.min_survivors) + " and " +
            util::short_number(floor.assumed_corruption_rate) + " of the " + std::to_string(cohort) +
            " clients assumed to collude, no honest share is left";
   }
   DeviceCharge charge;
-  charge.honest = plan.central ? 1 : plan.min_survivors - colluders;  // central: the aggregator's word, one draw
+  charge.mode = mode;
+  // Central: the aggregator's word, one draw. Local: this device's own share is all the noise, whoever colludes.
+  charge.honest = plan.source == NoiseSource::kShares ? plan.min_survivors - colluders : 1;
   charge.epsilon_stated = plan.epsilon_stated;
   dp::DdgParameters counted = plan.ddg;
   counted.honest = charge.honest;

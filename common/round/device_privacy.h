@@ -9,7 +9,9 @@
 // It refuses a plan that asks for less than min_noise_multiplier, a clip norm above max_clip_norm, no noise when
 // noise is required, or a round that would take its own epsilon (the DDG's RDP composed over everything it sent,
 // q = 1) over max_epsilon. A refused round gets nothing from the device: not its keys, not its update. In central
-// mode the device adds no share and can only take the aggregator's word for the noise; require_noise refuses it.
+// mode the device adds no share and can only take the aggregator's word for the noise; require_noise refuses it. In
+// local mode its own share is the whole noise (h = 1), so no collusion can take it away. accepted_modes, when not
+// empty, lists the modes it takes part in ("off", "central", "distributed", "local"); any other is refused.
 #pragma once
 
 #include <optional>
@@ -28,6 +30,7 @@ struct DevicePrivacy {
   double assumed_corruption_rate = 0.05; // of the plan's min_survivors, assumed to collude with the aggregator
   double max_epsilon = 0;                // the device's own budget at `delta`; 0: none
   double delta = 1e-5;
+  std::vector<std::string> accepted_modes;  // empty: any the other settings allow
 };
 
 // The charge of taking part under this secure assignment (none for a round without noise), or why not.

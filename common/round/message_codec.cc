@@ -35,7 +35,8 @@ v1::SecAggTask to_proto(const SecureAssignment& a) {
     q->set_min_survivors(a.noise->min_survivors);
     q->set_rotation_seed(std::string(a.noise->rotation_seed.begin(), a.noise->rotation_seed.end()));
     q->set_epsilon_after(a.noise->epsilon_stated);
-    q->set_central(a.noise->central);
+    q->set_central(a.noise->source == NoiseSource::kAggregator);
+    q->set_local(a.noise->source == NoiseSource::kOwn);
   }
   return p;
 }
@@ -60,7 +61,9 @@ DistributedNoise noise_from_proto(const v1::DistributedDpPlan& q, const SecureAs
   d.honest = q.honest();
   n.min_survivors = q.min_survivors();
   n.epsilon_stated = q.epsilon_after();
-  n.central = q.central();
+  if (q.central() && q.local()) fail("the noise cannot be both central and local");
+  n.source = q.central() ? NoiseSource::kAggregator : q.local() ? NoiseSource::kOwn : NoiseSource::kShares;
+  if (n.source == NoiseSource::kOwn && d.honest != 1) fail("local noise is each client's alone: honest must be 1");
   if (d.dimension < 1 || d.padded != dp::padded_dimension(static_cast<std::size_t>(d.dimension))) {
     fail("padded must be the power of two just above the dimension");
   }

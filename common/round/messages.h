@@ -25,14 +25,30 @@ using Clock = std::chrono::steady_clock;
 using TimePoint = Clock::time_point;
 
 // What secure aggregation asks of this participant in a round.
-// A round under the Distributed Discrete Gaussian (privacy.mode = "distributed"): how the client encodes its update
-// instead of plain quantization (dp/ddg_encoding.h). ddg.bits and ddg.clip_norm are the assignment's.
+// Who adds a noised round's noise: every client its share (privacy.mode = "distributed"), the aggregator all of it
+// to the unmasked sum ("central"), or every client all of it to its own update ("local": it trusts nobody, and the
+// sum carries n times the noise).
+enum class NoiseSource { kShares, kAggregator, kOwn };
+
+// The privacy.mode that names it.
+inline const char* noise_source_mode(NoiseSource source) {
+  switch (source) {
+    case NoiseSource::kAggregator: return "central";
+    case NoiseSource::kOwn: return "local";
+    case NoiseSource::kShares: break;
+  }
+  return "distributed";
+}
+
+// A round under the Discrete Gaussian encoding (privacy.mode "distributed", "central" or "local"): how the client
+// encodes its update instead of plain quantization (dp/ddg_encoding.h). ddg.bits and ddg.clip_norm are the
+// assignment's.
 struct DistributedNoise {
   dp::DdgParameters ddg;
   dp::RotationSeed rotation_seed{};
   std::uint32_t min_survivors = 0;  // the aggregator unmasks no sum of fewer masked inputs
   double epsilon_stated = 0;        // the aggregator's epsilon spent once this round is charged
-  bool central = false;             // the aggregator adds the noise (ddg.local_stddev is then the whole of it)
+  NoiseSource source = NoiseSource::kShares;  // kAggregator: ddg.local_stddev is the aggregator's whole draw
 };
 
 struct SecureAssignment {
@@ -130,6 +146,7 @@ using Outputs = std::vector<Output>;
 
 // What one contribution under distributed DP costs the device, in its own accounting (device_privacy.h).
 struct DeviceCharge {
+  std::string mode;              // the plan's privacy.mode: "distributed", "central" or "local"
   double noise_multiplier = 0;   // what its share implies
   std::uint32_t honest = 0;      // the honest shares it counts on
   std::vector<double> rdp;       // at dp::default_orders()

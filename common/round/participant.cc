@@ -159,7 +159,8 @@ Outputs Participant::privatize_with_noise(const std::vector<float>& flat) {
     record_.secure = true;
     record_.clip_norm = sa.clip_norm;
     record_.update_l2_norm = std::min(record_.update_l2_norm, sa.clip_norm);
-    return start_secure(dp::ddg_encode(flat, sa.noise->ddg, sa.noise->rotation_seed, stream, !sa.noise->central));
+    return start_secure(dp::ddg_encode(flat, sa.noise->ddg, sa.noise->rotation_seed, stream,
+                                    sa.noise->source != NoiseSource::kAggregator));
   });
 }
 

@@ -96,7 +96,7 @@ struct SecureRound {
         continue;
       }
       auto input = sa.noise ? dp::ddg_encode(delta, sa.noise->ddg, sa.noise->rotation_seed, noise_stream,
-                                             !sa.noise->central)
+                                             sa.noise->source != round::NoiseSource::kAggregator)
                             : quantizer.encode(delta);
       sessions[c] = std::make_unique<secagg::ClientSession>(sa.config, sa.index.at(c), std::move(input));
       out = coordinator->on_secagg_advertise(c, sessions[c]->start(), now);
@@ -250,13 +250,15 @@ TEST_CASE("DP round: the debit precedes the unmask requests and the mean is the 
           "[secagg][coordinator][dp]") {
   // Five clients, all surviving (more than min_survivors = 3): every decoded model is the global plus the mean of
   // the five clipped deltas (fixed denominator 5) plus the noise of five shares; over many rounds its mean is the
-  // true mean and its variance the configured one.
+  // true mean and its variance the configured one. Central: no client noise, one draw of all of it by the
+  // aggregator. Local: every client adds all of it to its own update, so the sum carries five times the noise.
   constexpr int kRounds = 100;
-  const bool central = GENERATE(false, true);  // central: no client noise, one draw of all of it by the aggregator
+  const PrivacyMode mode = GENERATE(PrivacyMode::kDistributed, PrivacyMode::kCentral, PrivacyMode::kLocal);
+  const bool central = mode == PrivacyMode::kCentral;
   std::vector<double> error_sum(4, 0), error_squares(4, 0);
   double expected_variance = 0;
   for (int r = 0; r < kRounds; ++r) {
-    SecureRound round(5, 3, distributed(0.5, 3, central ? PrivacyMode::kCentral : PrivacyMode::kDistributed));
+    SecureRound round(5, 3, distributed(0.5, 3, mode));
     round.run({3, 3, 3, 3, 3});
     REQUIRE(round.closed);
     INFO(round.closed->report.abandon_reason);
@@ -273,11 +275,12 @@ TEST_CASE("DP round: the debit precedes the unmask requests and the mean is the 
     const auto& charge = std::get<action::DebitPrivacy>(*debit).charge;
     const auto& privacy = *round.closed->report.privacy;
     CHECK(privacy.charged);
-    CHECK(privacy.honest == (central ? 1u : 2u));  // 3 less ceil(0.05 · 5), or the aggregator's one draw
-    CHECK(privacy.mode == (central ? "central" : "distributed"));
+    // 3 less ceil(0.05 · 5); the aggregator's one draw; each client's own update.
+    CHECK(privacy.honest == (mode == PrivacyMode::kDistributed ? 2u : 1u));
+    CHECK(privacy.mode == privacy_mode_name(mode));
     CHECK(privacy.epsilon_spent == Approx(charge.epsilon.epsilon));
     const double per_share = charge.ddg.local_stddev / charge.ddg.scale;
-    // Five shares, or one central draw, divided by the fixed denominator 5.
+    // Five shares (distributed or local), or one central draw, divided by the fixed denominator 5.
     expected_variance = (central ? 1 : 5) * per_share * per_share / 25;
     const auto w = weights(*round.closed->global_model);
     for (int i = 0; i < 4; ++i) {

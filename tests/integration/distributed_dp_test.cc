@@ -2,7 +2,8 @@
 // aggregation and privacy.mode = "distributed". The clients noise their own updates; the aggregator accounts every
 // round, debits it durably before unmasking, states the epsilon spent in rounds.jsonl (reproduced here by
 // sotto-dp), and stops when the next round would overspend privacy.target_epsilon — also across a SIGKILL and a
-// restart, which continues the accounting instead of resetting it.
+// restart, which continues the accounting instead of resetting it. The same through "central" (the aggregator adds
+// the noise) and "local" (every client adds all of it, and the epsilon is that of its own update).
 #include <signal.h>
 
 #include <catch2/catch.hpp>
@@ -52,7 +53,7 @@ struct DpRun {
     config = write_aggregator_config(dir / "aggregator.toml", agg);
   }
 
-  std::vector<std::unique_ptr<Process>> start_clients(const std::string& tag) {
+  std::vector<std::unique_ptr<Process>> start_clients(const std::string& tag, const std::string& client_toml = "") {
     std::vector<std::unique_ptr<Process>> clients;
     for (int i = 1; i <= kClients; ++i) {
       ClientOptions c = mtls_client_options(pki, i, agg.port);
@@ -60,10 +61,25 @@ struct DpRun {
       c.shard_index = static_cast<std::uint32_t>(i - 1);
       c.max_examples = 200;
       c.state_dir = dir / (c.id + tag);
+      c.extra_toml = client_toml;
       clients.push_back(start_client(c.id, write_client_config(dir / (c.id + tag + ".toml"), c),
                                      dir / (c.id + tag + ".log")));
     }
     return clients;
+  }
+
+  // Runs the aggregator and the clients (with `client_toml` appended to their configs) until all exit; the rounds.
+  std::vector<nlohmann::json> run_to_end(const std::string& client_toml = "") {
+    auto aggregator = start_aggregator(config, dir / "aggregator.log");
+    REQUIRE(wait_for_port(agg.state_dir, 60s, aggregator.get()) == agg.port);
+    auto clients = start_clients("", client_toml);
+    for (auto& c : clients) {
+      INFO(c->name() << " log:\n" << c->log_text());
+      REQUIRE(c->wait_for_exit(150s) == 0);
+    }
+    INFO("aggregator log:\n" << aggregator->log_text());
+    REQUIRE(aggregator->wait_for_exit(60s) == 0);
+    return read_jsonl(agg.state_dir / "rounds.jsonl");
   }
 };
 
@@ -133,15 +149,7 @@ TEST_CASE("distributed DP: each round's epsilon is debited before unmasking and 
 TEST_CASE("central DP: the aggregator adds the whole noise, states no epsilon against itself, and sotto-dp reproduces the models' epsilon",
           "[integration][dp][secagg]") {
   DpRun run(0, "central", 2);
-  auto aggregator = start_aggregator(run.config, run.dir / "aggregator.log");
-  REQUIRE(wait_for_port(run.agg.state_dir, 60s, aggregator.get()) == run.agg.port);
-  auto clients = run.start_clients("");
-  for (auto& c : clients) {
-    INFO(c->name() << " log:\n" << c->log_text());
-    REQUIRE(c->wait_for_exit(150s) == 0);
-  }
-  REQUIRE(aggregator->wait_for_exit(60s) == 0);
-  const auto rounds = read_jsonl(run.agg.state_dir / "rounds.jsonl");
+  const auto rounds = run.run_to_end();
   INFO("rounds.jsonl: " << nlohmann::json(rounds).dump());
   REQUIRE(rounds.size() == 2);
   for (const auto& line : rounds) {
@@ -155,6 +163,37 @@ TEST_CASE("central DP: the aggregator adds the whole noise, states no epsilon ag
     CHECK(p.at("epsilon_released").get<double>() == Approx(expected).epsilon(1e-9));
   }
   CHECK(read_jsonl(run.agg.state_dir / "privacy.jsonl").size() == 2);
+}
+
+TEST_CASE("local DP: every client adds the whole noise itself and the epsilon is its own update's",
+          "[integration][dp][secagg]") {
+  DpRun run(0, "local", 2);
+  // Devices that trust nobody: they take part only in local mode, and assume every other client colludes.
+  const auto rounds = run.run_to_end("[privacy]\naccepted_modes = [\"local\"]\nassumed_corruption_rate = 0.99\n"
+                                     "min_noise_multiplier = " + std::to_string(kNoise * 0.999) + "\n");
+  INFO("rounds.jsonl: " << nlohmann::json(rounds).dump());
+  REQUIRE(rounds.size() == 2);
+  for (const auto& line : rounds) {
+    CHECK(line.at("status") == "completed");
+    const auto& p = line.at("privacy");
+    CHECK(p.at("mode") == "local");
+    CHECK(p.at("honest") == 1);  // each update carries all the noise
+    CHECK(p.at("sampling").get<std::string>().find("local DP") != std::string::npos);
+    const double expected = sotto_dp_epsilon(line.at("round"), run.dir.path(), 1).at("epsilon");
+    CHECK(p.at("epsilon").get<double>() == Approx(expected).epsilon(1e-9));
+    CHECK(p.at("epsilon_released").get<double>() == Approx(expected).epsilon(1e-9));
+  }
+  // Each device computed the same epsilon itself, from its own share alone.
+  for (int i = 1; i <= kClients; ++i) {
+    const auto ledger = read_jsonl(run.dir / ("client-" + std::to_string(i)) / "ledger.jsonl");
+    INFO("client-" << i << " ledger: " << nlohmann::json(ledger).dump());
+    REQUIRE(ledger.size() == 4);  // per round: "sending", then the outcome
+    const auto& p = ledger.back().at("privacy");
+    CHECK(p.at("mode") == "local");
+    CHECK(p.at("honest") == 1);
+    CHECK(p.at("noise_multiplier").get<double>() == Approx(kNoise).epsilon(1e-3));
+    CHECK(p.at("epsilon").get<double>() == Approx(rounds.back().at("privacy").at("epsilon").get<double>()).epsilon(1e-9));
+  }
 }
 
 }  // namespace sotto::test

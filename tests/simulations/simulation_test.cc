@@ -177,6 +177,30 @@ TEST_CASE("distributed DP in simulation is amplified by poisson sampling against
   std::filesystem::remove_all(c.output_dir);
 }
 
+TEST_CASE("local DP in simulation claims no amplification: both epsilons are one client's own update's") {
+  auto c = tiny("ldp", {"population=30", "sampling=poisson", "sampling_rate=0.3", "rounds=2",
+                        "secure_aggregation.enabled=true", "secure_aggregation.bits=16", "privacy.mode=\"local\"",
+                        "privacy.noise_multiplier=1.0", "privacy.clip_norm=1.0", "privacy.min_survivors=3"});
+  REQUIRE(c.privacy.mode == aggregator::PrivacyMode::kLocal);
+  sim::run_simulation(c);
+  const auto rounds = read_rounds(c.output_dir);
+  REQUIRE(rounds.size() >= 2);
+  double last = 0;
+  for (const auto& r : rounds) {
+    INFO(r.dump());
+    const auto& p = r.at("privacy");
+    CHECK(p.at("mode") == "local");
+    CHECK(p.at("honest") == 1);
+    CHECK(p.at("skipped_draws") == 0);  // a draw too small to run sends no client's update
+    if (!p.at("charged").get<bool>()) continue;
+    CHECK(p.at("epsilon_released").get<double>() == Approx(p.at("epsilon").get<double>()));
+    CHECK(p.at("epsilon").get<double>() > last);
+    last = p.at("epsilon");
+  }
+  CHECK(last > 0);
+  std::filesystem::remove_all(c.output_dir);
+}
+
 TEST_CASE("the sotto-sim executable applies --set and writes its outputs") {
   const auto dir = out_dir("cli");
   const std::string cmd = std::string(SOTTO_BIN_DIR) +

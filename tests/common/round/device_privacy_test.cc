@@ -74,3 +74,41 @@ TEST_CASE("a device refuses too little noise, a large clip, no noise, an unsafe 
   CHECK(refusal(&a).empty());
   CHECK_THAT(refusal(&a, one->rdp), Catch::Contains("over privacy.max_epsilon"));
 }
+
+TEST_CASE("in local mode a device counts only its own share and needs no honest neighbour", "[round][dp]") {
+  DevicePrivacy floor;
+  floor.min_noise_multiplier = 0.9;
+  floor.assumed_corruption_rate = 0.99;  // every other client colludes: a distributed plan would leave no share
+  auto a = noisy_assignment(1.0, 3, 1);  // each client's share is the whole noise (h = 1)
+  a.noise->source = NoiseSource::kOwn;
+  auto judged = judge_plan(floor, &a, {});
+  REQUIRE(std::holds_alternative<std::optional<DeviceCharge>>(judged));
+  const auto& charge = *std::get<std::optional<DeviceCharge>>(judged);
+  CHECK(charge.mode == "local");
+  CHECK(charge.honest == 1);
+  CHECK(charge.noise_multiplier == Approx(1.0).epsilon(1e-3));
+  // A share sized for five honest clients is too little for a client on its own.
+  auto thin = noisy_assignment(1.0, 6, 5);
+  thin.noise->source = NoiseSource::kOwn;
+  auto refused = judge_plan(floor, &thin, {});
+  REQUIRE(std::holds_alternative<std::string>(refused));
+  CHECK_THAT(std::get<std::string>(refused), Catch::Contains("below privacy.min_noise_multiplier"));
+}
+
+TEST_CASE("a device takes part only in the privacy modes it accepts", "[round][dp]") {
+  DevicePrivacy floor;
+  floor.accepted_modes = {"local"};
+  auto local = noisy_assignment(1.0, 3, 1);
+  local.noise->source = NoiseSource::kOwn;
+  CHECK(std::holds_alternative<std::optional<DeviceCharge>>(judge_plan(floor, &local, {})));
+  for (const auto source : {NoiseSource::kShares, NoiseSource::kAggregator}) {
+    auto other = noisy_assignment(1.0, 6, 5);
+    other.noise->source = source;
+    auto judged = judge_plan(floor, &other, {});
+    REQUIRE(std::holds_alternative<std::string>(judged));
+    CHECK_THAT(std::get<std::string>(judged), Catch::Contains("is not among privacy.accepted_modes"));
+  }
+  auto off = judge_plan(floor, nullptr, {});
+  REQUIRE(std::holds_alternative<std::string>(off));
+  CHECK_THAT(std::get<std::string>(off), Catch::Contains("\"off\" is not among"));
+}
