@@ -131,6 +131,10 @@ void read_http_section(config::TomlReader& r, AggregatorConfig::Http& h) {
 
 AggregatorConfig load_aggregator_config(const std::filesystem::path& path) {
   auto r = config::TomlReader::from_file(path);
+  return read_aggregator_config(r);
+}
+
+AggregatorConfig read_aggregator_config(config::TomlReader& r) {
   AggregatorConfig c;
   read_server_section(r, c);
   read_auth_section(r, c);

@@ -15,6 +15,10 @@
 #include "aggregator/round_coordinator.h"
 #include "aggregator/strategy_factory.h"
 
+namespace sotto::config {
+class TomlReader;
+}  // namespace sotto::config
+
 namespace sotto::aggregator {
 
 struct AggregatorConfig {
@@ -59,6 +63,8 @@ struct AggregatorConfig {
   } http;
 };
 
+// The same from a parsed config (what the config fuzzer drives). Throws sotto::Error naming the key.
+AggregatorConfig read_aggregator_config(config::TomlReader& reader);
 // Throws sotto::Error naming the file and key for any problem.
 AggregatorConfig load_aggregator_config(const std::filesystem::path& path);
 

@@ -8,6 +8,10 @@ namespace sotto::client {
 
 SottoClientConfig load_sotto_client_config(const std::filesystem::path& path) {
   auto r = config::TomlReader::from_file(path);
+  return read_sotto_client_config(r);
+}
+
+SottoClientConfig read_sotto_client_config(config::TomlReader& r) {
   SottoClientConfig s;
   ClientConfig& c = s.client;
   c.client_id = r.get_string("client.id", std::nullopt);

@@ -10,6 +10,10 @@
 #include <filesystem>
 #include <string>
 
+namespace sotto::config {
+class TomlReader;
+}  // namespace sotto::config
+
 namespace sotto::client {
 
 struct ClientConfig {
@@ -65,6 +69,8 @@ struct SottoClientConfig {
   std::string log_level = "info";
 };
 
+// The same from a parsed config (what the config fuzzer drives). Throws sotto::Error naming the key.
+SottoClientConfig read_sotto_client_config(config::TomlReader& reader);
 // Throws sotto::Error naming the file and key for any problem.
 SottoClientConfig load_sotto_client_config(const std::filesystem::path& path);
 
