@@ -1,5 +1,8 @@
 #include "aggregator/round_log.h"
 
+#include <fstream>
+
+#include "common/util/durable_append.h"
 #include "common/util/error.h"
 
 namespace sotto::aggregator {
@@ -94,14 +97,12 @@ nlohmann::json round_record(const RoundReport& r, std::uint64_t completed_rounds
   return j;
 }
 
-RoundLog::RoundLog(const std::filesystem::path& path) : path_(path), out_(path, std::ios::app) {
-  if (!out_) throw Error("cannot open round log " + path.string() + " for appending");
+RoundLog::RoundLog(const std::filesystem::path& path) : path_(path) {
+  if (!std::ofstream(path, std::ios::app)) throw Error("cannot open round log " + path.string() + " for appending");
 }
 
-void RoundLog::append(const nlohmann::json& record) {
-  out_ << record.dump() << '\n';
-  out_.flush();
-  if (!out_) throw Error("cannot append to round log " + path_.string());
+void RoundLog::append(const nlohmann::json& record) const {
+  util::append_line_durably(path_, record.dump());
 }
 
 }  // namespace sotto::aggregator

@@ -1,4 +1,5 @@
-// RoundLog: <state_dir>/rounds.jsonl — one JSON object per round, appended and flushed as each round ends.
+// RoundLog: <state_dir>/rounds.jsonl — one JSON object per round, appended durably (fsynced, a torn last line from
+// a crash cut off first: util/durable_append.h) as each round ends.
 //
 // Fields: schema_version (kRoundLogSchemaVersion; a reader takes the versions it knows, and a field added later
 // comes with a new version, so old files keep their meaning), round, status ("completed"/"abandoned"), abandon_reason, cohort, survivors, examples, participants,
@@ -11,7 +12,6 @@
 #include <array>
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
 #include <optional>
 
 #include <nlohmann/json.hpp>
@@ -49,12 +49,13 @@ nlohmann::json round_record(const RoundReport& report, std::uint64_t completed_r
 
 class RoundLog {
  public:
+  // Throws sotto::Error when the file cannot be created.
   explicit RoundLog(const std::filesystem::path& path);
-  void append(const nlohmann::json& record);
+  // Returns once the line is on disk; throws sotto::Error naming the file when it cannot be.
+  void append(const nlohmann::json& record) const;
 
  private:
   std::filesystem::path path_;
-  std::ofstream out_;
 };
 
 }  // namespace sotto::aggregator

@@ -43,8 +43,16 @@ TEST_CASE("an aggregator killed after round 2 resumes from its checkpoint and th
     clients.push_back(start_client(c.id, write_client_config(dir / (c.id + ".toml"), c), dir / (c.id + ".log")));
   }
 
-  // Kill the aggregator as soon as round 2 is logged (the checkpoint is written before the log line).
-  REQUIRE(wait_until([&] { return read_jsonl(rounds_file).size() >= 2; }, 120s, 5ms));
+  // Kill the aggregator as soon as round 2 is logged (the checkpoint is written before the log line) and every
+  // client has its result, so that each counts round 2 as a contribution: a kill between the line and the results
+  // would leave that round unconfirmed for the clients, which is right but not what this test counts.
+  REQUIRE(wait_until([&] {
+    if (read_jsonl(rounds_file).size() < 2) return false;
+    for (const auto& c : clients) {
+      if (!c->log_contains("round 2: completed")) return false;
+    }
+    return true;
+  }, 120s, 5ms));
   first->kill(SIGKILL);
   REQUIRE(first->wait_for_exit(10s) == 128 + SIGKILL);
   const auto checkpoint = codec::read_model_file(checkpoint_file);
