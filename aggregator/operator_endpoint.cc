@@ -5,38 +5,21 @@
 #include <fstream>
 
 #include "aggregator/status_page.h"
-#include "common/net/tls_context.h"
 #include "common/util/error.h"
 #include "common/util/json_lines.h"
 
 namespace sotto::aggregator {
 
-namespace {
-
-boost::asio::ssl::context https_context(const AggregatorConfig& config) {
-  return net::make_server_context(
-      {config.cert_file, config.key_file, config.ca_file, net::ClientCertificate::kNotRequested});
-}
-
-}  // namespace
-
-OperatorEndpoint::OperatorEndpoint(boost::asio::io_context& io, const AggregatorConfig& config, Sources sources)
-    : sources_(std::move(sources)), rounds_file_(config.state_dir / "rounds.jsonl") {
+OperatorEndpoint::OperatorEndpoint(boost::asio::io_context& io, const AggregatorConfig& config,
+                                   boost::asio::ssl::context* https, Sources sources)
+    : sources_(std::move(sources)), rounds_file_(config.state_dir / "rounds.jsonl"), https_(https) {
   const auto& h = config.http;
-  if (h.tls) tls_.push_back(https_context(config));
   http_ = std::make_unique<HttpEndpoint>(
-      io, h.listen_address, h.port, h.bearer_token, [this](std::string_view path) { return respond(path); },
-      tls_.empty() ? nullptr : &tls_.back());
+      io, h.listen_address, h.port, h.bearer_token, [this](std::string_view path) { return respond(path); }, https_);
   std::ofstream(config.state_dir / "http_port") << http_->port() << '\n';
-  spdlog::info("serving /status, /metrics, /healthz and /readyz over {} on {}:{}{}", h.tls ? "HTTPS" : "HTTP",
+  spdlog::info("serving /status, /metrics, /healthz and /readyz over {} on {}:{}{}", https_ ? "HTTPS" : "HTTP",
                h.listen_address, http_->port(), h.bearer_token.empty() ? "" : " (bearer token required)");
   http_->start();
-}
-
-void OperatorEndpoint::reload_certificate(const AggregatorConfig& fresh) {
-  if (tls_.empty()) return;  // plain HTTP: http.tls itself changes only with a restart
-  tls_.push_back(https_context(fresh));
-  http_->use_tls(tls_.back());
 }
 
 HttpEndpoint::Response OperatorEndpoint::respond(std::string_view path) const {

@@ -1,11 +1,10 @@
 // OperatorEndpoint: what the daemon serves its operators when [http] enables it — /status (status_page.h),
-// /metrics (metrics.h), /healthz and /readyz — on an HttpEndpoint, over HTTPS with the server's certificate when
-// http.tls is set. It reads the server's state through the sources it is given, on the daemon's event loop.
+// /metrics (metrics.h), /healthz and /readyz — on an HttpEndpoint, over HTTPS when http.tls is set, with the context
+// ServerCredentials (server_credentials.h) makes from the server's certificate. It reads the server's state through the sources it is given, on the daemon's event loop.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ssl/context.hpp>
-#include <deque>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -25,13 +24,17 @@ class OperatorEndpoint {
     std::function<bool()> stopping;
   };
 
-  // Listens, and writes the port to <state_dir>/http_port. Throws sotto::Error when it cannot (a bad address, a port
-  // in use, an unreadable certificate).
-  OperatorEndpoint(boost::asio::io_context& io, const AggregatorConfig& config, Sources sources);
-  // SIGHUP: with http.tls, the server certificate and key of `fresh` serve the HTTPS connections accepted from now
-  // on (each earlier context stays alive for the connections made with it). Throws sotto::Error when they cannot be
-  // read, changing nothing.
-  void reload_certificate(const AggregatorConfig& fresh);
+  // Listens, over HTTPS with `https` when it is not null, and writes the port to <state_dir>/http_port. Throws
+  // sotto::Error when it cannot (a bad address, a port in use).
+  OperatorEndpoint(boost::asio::io_context& io, const AggregatorConfig& config, boost::asio::ssl::context* https,
+                   Sources sources);
+  // SIGHUP: `https` (the rotated ServerCredentials::https(), which outlives this endpoint) serves the HTTPS
+  // connections accepted from now on. Plain HTTP stays plain: http.tls changes only with a restart.
+  void use_certificate(boost::asio::ssl::context* https) {
+    if (!https_ || !https) return;
+    https_ = https;
+    http_->use_tls(*https_);
+  }
   void close() { http_->close(); }
 
  private:
@@ -40,7 +43,7 @@ class OperatorEndpoint {
 
   Sources sources_;
   std::filesystem::path rounds_file_;
-  std::deque<boost::asio::ssl::context> tls_;  // the current one last; empty: plain HTTP
+  boost::asio::ssl::context* https_;  // null: plain HTTP
   std::unique_ptr<HttpEndpoint> http_;
 };
 

@@ -142,7 +142,8 @@ class AggregatorServer::Impl final : public ConversationHost {
   void start_http() {
     if (!config_.http.enabled) return;
     http_ = std::make_unique<OperatorEndpoint>(
-        io_, config_, OperatorEndpoint::Sources{&metrics_, [this] { return coordinator_.get(); }, [this] { return stopping_; }});
+        io_, config_, credentials_.https(),
+        OperatorEndpoint::Sources{&metrics_, [this] { return coordinator_.get(); }, [this] { return stopping_; }});
   }
 
   // ---- SIGHUP: rotation without a restart ----------------------------------------------------------------------
@@ -163,7 +164,7 @@ class AggregatorServer::Impl final : public ConversationHost {
     try {
       const AggregatorConfig fresh = reload_();
       credentials_.rotate(fresh);
-      if (http_) http_->reload_certificate(fresh);
+      if (http_) http_->use_certificate(credentials_.https());
       spdlog::info("SIGHUP: reloaded the server certificate {}, the client CA {}, {} and {} client tokens; new "
                    "connections use them (other changed keys need a restart)",
                    fresh.cert_file.string(), fresh.ca_file.string(), fresh.crl_file.empty() ? std::string("no CRL")

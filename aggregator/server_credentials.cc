@@ -18,21 +18,31 @@ net::ClientCertificate client_certificate_policy(AuthMode mode) {
   return net::ClientCertificate::kOptional;
 }
 
-boost::asio::ssl::context make_context(const AggregatorConfig& c) {
-  return net::make_server_context(
-      {c.cert_file, c.key_file, c.ca_file, client_certificate_policy(c.auth_mode), c.crl_file});
-}
-
 }  // namespace
+
+ServerCredentials::Generation ServerCredentials::load(const AggregatorConfig& c, bool https) {
+  Generation g{net::make_server_context(
+                   {c.cert_file, c.key_file, c.ca_file, client_certificate_policy(c.auth_mode), c.crl_file}),
+               std::nullopt};
+  if (https) {
+    g.https.emplace(
+        net::make_server_context({c.cert_file, c.key_file, c.ca_file, net::ClientCertificate::kNotRequested}));
+  }
+  return g;
+}
 
 ServerCredentials::ServerCredentials(const AggregatorConfig& config)
     : authenticator_(config.auth_mode, config.client_tokens) {
-  contexts_.push_back(make_context(config));
+  generations_.push_back(load(config, config.http.enabled && config.http.tls));
 }
 
 void ServerCredentials::rotate(const AggregatorConfig& fresh) {
-  contexts_.push_back(make_context(fresh));
-  authenticator_ = Authenticator(fresh.auth_mode, fresh.client_tokens);
+  // http.tls itself changes only with a restart.
+  Generation next = load(fresh, generations_.back().https.has_value());
+  Authenticator authenticator(fresh.auth_mode, fresh.client_tokens);
+  // Nothing above changed this object; nothing below throws.
+  generations_.push_back(std::move(next));
+  authenticator_ = std::move(authenticator);
 }
 
 }  // namespace sotto::aggregator

@@ -1,11 +1,14 @@
-// ServerCredentials: what SIGHUP rotates without a restart — the server's TLS context (its certificate and key, the
-// client CA, the CRL, and the client-certificate policy auth.mode implies) and the Authenticator with the client
-// tokens. A rotation serves the connections made after it; each earlier context stays alive (a connection's TLS
-// state refers to the context it was made with), one per rotation.
+// ServerCredentials: what SIGHUP rotates without a restart — the round port's TLS context (the server's certificate
+// and key, the client CA, the CRL, and the client-certificate policy auth.mode implies), the operators' HTTPS
+// context when http.tls is set (the same certificate, no client certificate), and the Authenticator with the client
+// tokens. A rotation builds all of them before it takes any, so it is all or nothing; it serves the connections
+// made after it, and each earlier generation stays alive (a connection's TLS state refers to the context it was
+// made with), one per rotation.
 #pragma once
 
 #include <boost/asio/ssl/context.hpp>
 #include <deque>
+#include <optional>
 
 #include "aggregator/aggregator_config.h"
 #include "aggregator/authenticator.h"
@@ -17,8 +20,13 @@ class ServerCredentials {
   // Throws sotto::Error naming the file when a certificate, key, CA or CRL does not load.
   explicit ServerCredentials(const AggregatorConfig& config);
 
-  // The context for a connection accepted now.
-  boost::asio::ssl::context& tls() { return contexts_.back(); }
+  // The context for a round connection accepted now.
+  boost::asio::ssl::context& tls() { return generations_.back().rounds; }
+  // The context for an operator's HTTPS connection accepted now; null when http.tls is off.
+  boost::asio::ssl::context* https() {
+    auto& https = generations_.back().https;
+    return https ? &*https : nullptr;
+  }
   // Always the same object, updated in place by rotate(): hold a reference to it.
   const Authenticator& authenticator() const { return authenticator_; }
 
@@ -26,7 +34,13 @@ class ServerCredentials {
   void rotate(const AggregatorConfig& fresh);
 
  private:
-  std::deque<boost::asio::ssl::context> contexts_;  // the current one last
+  struct Generation {
+    boost::asio::ssl::context rounds;
+    std::optional<boost::asio::ssl::context> https;
+  };
+  static Generation load(const AggregatorConfig& config, bool https);
+
+  std::deque<Generation> generations_;  // the current one last
   Authenticator authenticator_;
 };
 
