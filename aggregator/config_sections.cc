@@ -4,6 +4,7 @@
 
 #include <limits>
 
+#include "common/round/messages.h"
 #include "common/secagg/messages.h"
 
 namespace sotto::aggregator {
@@ -95,7 +96,7 @@ PrivacyOptions read_privacy_section(config::TomlReader& r, bool secure, bool sec
                                     std::uint32_t default_min_survivors, std::uint32_t max_min_survivors) {
   PrivacyOptions p;
   const bool noise_given = r.has("privacy.noise_multiplier") || r.has("privacy.target_epsilon");
-  const std::string mode = r.get_choice("privacy.mode", {"off", "distributed", "central", "local"},
+  const std::string mode = r.get_choice("privacy.mode", round::privacy_mode_names(),
                                         secure && noise_given ? "distributed" : "off");
   p.mode = mode == "distributed" ? PrivacyMode::kDistributed
            : mode == "central"   ? PrivacyMode::kCentral

@@ -3,6 +3,7 @@
 #include <limits>
 
 #include "common/config/toml_reader.h"
+#include "common/round/messages.h"
 
 namespace sotto::client {
 
@@ -76,12 +77,7 @@ SottoClientConfig read_sotto_client_config(config::TomlReader& r) {
   p.assumed_corruption_rate = r.get_double("privacy.assumed_corruption_rate", 0.05, 0, 0.99);
   p.max_epsilon = r.get_double("privacy.max_epsilon", 0.0, 0, 1e9);
   p.delta = r.get_double("privacy.delta", 1e-5, 1e-30, 0.5);
-  p.accepted_modes = r.get_strings("privacy.accepted_modes");
-  for (const auto& mode : p.accepted_modes) {
-    if (mode != "off" && mode != "central" && mode != "distributed" && mode != "local") {
-      r.fail("privacy.accepted_modes", "names \"" + mode + "\"; the modes are \"off\", \"central\", \"distributed\" and \"local\"");
-    }
-  }
+  p.accepted_modes = r.get_choices("privacy.accepted_modes", round::privacy_mode_names());
   c.vanish_after = r.get_choice("fault_injection.vanish_after", {"", "task", "advertise", "share_keys", "masked_input"}, "");
   if (c.save_local_models && c.state_dir.empty()) r.fail("state.save_local_models", "needs state.dir");
   s.log_level = r.get_choice("log.level", {"trace", "debug", "info", "warn", "error", "critical", "off"}, "info");

@@ -1,5 +1,7 @@
 #include "common/config/toml_reader.h"
 
+#include <algorithm>
+
 #include <toml++/toml.h>
 #include <limits>
 #include <sstream>
@@ -102,15 +104,33 @@ std::string TomlReader::get_string(const std::string& key, const std::optional<s
   return std::string(n->as_string()->get());
 }
 
+namespace {
+
+bool is_one_of(const std::string& value, const std::vector<std::string>& allowed) {
+  return std::find(allowed.begin(), allowed.end(), value) != allowed.end();
+}
+
+std::string quoted_list(const std::vector<std::string>& allowed) {
+  std::string list;
+  for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + ("\"" + a + "\"");
+  return list;
+}
+
+}  // namespace
+
 std::string TomlReader::get_choice(const std::string& key, const std::vector<std::string>& allowed,
                                    const std::string& fallback) {
   std::string value = get_string(key, fallback);
-  for (const auto& a : allowed) {
-    if (a == value) return value;
+  if (!is_one_of(value, allowed)) fail(key, "is \"" + value + "\"; allowed: " + quoted_list(allowed));
+  return value;
+}
+
+std::vector<std::string> TomlReader::get_choices(const std::string& key, const std::vector<std::string>& allowed) {
+  std::vector<std::string> values = get_strings(key);
+  for (const auto& value : values) {
+    if (!is_one_of(value, allowed)) fail(key, "names \"" + value + "\"; allowed: " + quoted_list(allowed));
   }
-  std::string list;
-  for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + ("\"" + a + "\"");
-  fail(key, "is \"" + value + "\"; allowed: " + list);
+  return values;
 }
 
 std::int64_t TomlReader::get_int(const std::string& key, std::optional<std::int64_t> fallback, std::int64_t min,

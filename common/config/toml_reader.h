@@ -32,6 +32,8 @@ class TomlReader {
   std::string get_string(const std::string& key, const std::optional<std::string>& fallback = std::nullopt);
   // One of `allowed`; the error lists them.
   std::string get_choice(const std::string& key, const std::vector<std::string>& allowed, const std::string& fallback);
+  // An array of strings, each one of `allowed` (absent: empty); the error lists them.
+  std::vector<std::string> get_choices(const std::string& key, const std::vector<std::string>& allowed);
   std::int64_t get_int(const std::string& key, std::optional<std::int64_t> fallback, std::int64_t min,
                        std::int64_t max);
   double get_double(const std::string& key, std::optional<double> fallback, double min, double max);

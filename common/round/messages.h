@@ -40,6 +40,12 @@ inline const char* noise_source_mode(NoiseSource source) {
   return "distributed";
 }
 
+// Every privacy.mode, as configured on the aggregator and accepted (privacy.accepted_modes) on a device.
+inline const std::vector<std::string>& privacy_mode_names() {
+  static const std::vector<std::string> names{"off", "distributed", "central", "local"};
+  return names;
+}
+
 // A round under the Discrete Gaussian encoding (privacy.mode "distributed", "central" or "local"): how the client
 // encodes its update instead of plain quantization (dp/ddg_encoding.h). ddg.bits and ddg.clip_norm are the
 // assignment's.

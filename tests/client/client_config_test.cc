@@ -41,6 +41,12 @@ TEST_CASE("client config: bad values are refused with the key named") {
                     Catch::Contains("unknown key 'auth2.x'"));
   CHECK_THROWS_WITH(client::load_sotto_client_config(write_config(dir, kBase + "[state]\nsave_local_models = true\n")),
                     Catch::Contains("'state.save_local_models'"));
+  CHECK_THROWS_WITH(client::load_sotto_client_config(
+                        write_config(dir, kBase + "[privacy]\naccepted_modes = [\"local\", \"secret\"]\n")),
+                    Catch::Contains("'privacy.accepted_modes'") && Catch::Contains("\"secret\"") &&
+                        Catch::Contains("\"distributed\", \"central\", \"local\""));
+  CHECK(client::load_sotto_client_config(write_config(dir, kBase + "[privacy]\naccepted_modes = [\"local\"]\n"))
+            .client.privacy.accepted_modes == std::vector<std::string>{"local"});
 }
 
 TEST_CASE("client config: an indices file must exist and max_rounds is read") {
