@@ -24,10 +24,9 @@ void append_big_endian(std::vector<std::uint8_t>& out, std::uint64_t value, int 
   for (int i = bytes - 1; i >= 0; --i) out.push_back(static_cast<std::uint8_t>(value >> (8 * i)));
 }
 
-}  // namespace
-
-std::vector<std::uint8_t> seal(std::span<const std::uint8_t, kAeadKeyBytes> key,
-                               std::span<const std::uint8_t> associated_data, std::span<const std::uint8_t> plaintext) {
+std::vector<std::uint8_t> seal_with(const EVP_CIPHER* cipher, const char* name, const std::uint8_t* key,
+                                    std::span<const std::uint8_t> associated_data,
+                                    std::span<const std::uint8_t> plaintext) {
   check_length(associated_data.size(), "associated data");
   check_length(plaintext.size(), "plaintext");
   std::vector<std::uint8_t> sealed(kAeadNonceBytes + plaintext.size() + kAeadTagBytes);
@@ -38,19 +37,20 @@ std::vector<std::uint8_t> seal(std::span<const std::uint8_t, kAeadKeyBytes> key,
 
   const internal::CipherCtx ctx = internal::new_cipher_ctx();
   int length = 0;
-  if (EVP_EncryptInit_ex2(ctx.get(), internal::aes_128_gcm(), key.data(), nonce.data(), nullptr) != 1 ||
+  if (EVP_EncryptInit_ex2(ctx.get(), cipher, key, nonce.data(), nullptr) != 1 ||
       EVP_EncryptUpdate(ctx.get(), nullptr, &length, associated_data.data(),
                         static_cast<int>(associated_data.size())) != 1 ||
       EVP_EncryptUpdate(ctx.get(), ciphertext, &length, plaintext.data(), static_cast<int>(plaintext.size())) != 1 ||
       EVP_EncryptFinal_ex(ctx.get(), ciphertext + length, &length) != 1 ||
       EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_AEAD_GET_TAG, kAeadTagBytes, tag) != 1) {
-    internal::throw_openssl_error("AES-128-GCM seal");
+    internal::throw_openssl_error(std::string(name) + " seal");
   }
   return sealed;
 }
 
-std::optional<SecretBytes> open(std::span<const std::uint8_t, kAeadKeyBytes> key,
-                                std::span<const std::uint8_t> associated_data, std::span<const std::uint8_t> sealed) {
+std::optional<SecretBytes> open_with(const EVP_CIPHER* cipher, const char* name, const std::uint8_t* key,
+                                     std::span<const std::uint8_t> associated_data,
+                                     std::span<const std::uint8_t> sealed) {
   if (sealed.size() < kAeadOverheadBytes) return std::nullopt;
   check_length(associated_data.size(), "associated data");
   check_length(sealed.size(), "sealed message");
@@ -63,19 +63,19 @@ std::optional<SecretBytes> open(std::span<const std::uint8_t, kAeadKeyBytes> key
   SecretBytes plaintext(ciphertext.size());
   const internal::CipherCtx ctx = internal::new_cipher_ctx();
   int length = 0;
-  if (EVP_DecryptInit_ex2(ctx.get(), internal::aes_128_gcm(), key.data(), nonce.data(), nullptr) != 1 ||
+  if (EVP_DecryptInit_ex2(ctx.get(), cipher, key, nonce.data(), nullptr) != 1 ||
       EVP_DecryptUpdate(ctx.get(), nullptr, &length, associated_data.data(),
                         static_cast<int>(associated_data.size())) != 1) {
-    internal::throw_openssl_error("AES-128-GCM open");
+    internal::throw_openssl_error(std::string(name) + " open");
   }
   // (An update with a null output buffer would count as associated data: skip it for an empty plaintext.)
   length = 0;
   if (!ciphertext.empty() && EVP_DecryptUpdate(ctx.get(), plaintext.data(), &length, ciphertext.data(),
                                                static_cast<int>(ciphertext.size())) != 1) {
-    internal::throw_openssl_error("AES-128-GCM open");
+    internal::throw_openssl_error(std::string(name) + " open");
   }
   if (EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_AEAD_SET_TAG, kAeadTagBytes, tag) != 1) {
-    internal::throw_openssl_error("AES-128-GCM open (setting the tag)");
+    internal::throw_openssl_error(std::string(name) + " open (setting the tag)");
   }
   // The tag is checked here; on a mismatch the (unauthenticated) plaintext is wiped as `plaintext` dies.
   if (EVP_DecryptFinal_ex(ctx.get(), plaintext.data() + length, &length) != 1) {
@@ -83,6 +83,28 @@ std::optional<SecretBytes> open(std::span<const std::uint8_t, kAeadKeyBytes> key
     return std::nullopt;
   }
   return plaintext;
+}
+
+}  // namespace
+
+std::vector<std::uint8_t> seal(std::span<const std::uint8_t, kAeadKeyBytes> key,
+                               std::span<const std::uint8_t> associated_data, std::span<const std::uint8_t> plaintext) {
+  return seal_with(internal::aes_128_gcm(), "AES-128-GCM", key.data(), associated_data, plaintext);
+}
+
+std::optional<SecretBytes> open(std::span<const std::uint8_t, kAeadKeyBytes> key,
+                                std::span<const std::uint8_t> associated_data, std::span<const std::uint8_t> sealed) {
+  return open_with(internal::aes_128_gcm(), "AES-128-GCM", key.data(), associated_data, sealed);
+}
+
+std::vector<std::uint8_t> seal(std::span<const std::uint8_t, kAead256KeyBytes> key,
+                               std::span<const std::uint8_t> associated_data, std::span<const std::uint8_t> plaintext) {
+  return seal_with(internal::aes_256_gcm(), "AES-256-GCM", key.data(), associated_data, plaintext);
+}
+
+std::optional<SecretBytes> open(std::span<const std::uint8_t, kAead256KeyBytes> key,
+                                std::span<const std::uint8_t> associated_data, std::span<const std::uint8_t> sealed) {
+  return open_with(internal::aes_256_gcm(), "AES-256-GCM", key.data(), associated_data, sealed);
 }
 
 std::vector<std::uint8_t> share_associated_data(std::uint64_t round, std::uint32_t sender, std::uint32_t recipient) {

@@ -1,5 +1,6 @@
-// Authenticated encryption of Shamir shares: AES-128-GCM with a random 96-bit nonce, sealed as
-// nonce (12 bytes) || ciphertext || tag (16 bytes).
+// Authenticated encryption: AES-GCM with a random 96-bit nonce, sealed as nonce (12 bytes) || ciphertext || tag
+// (16 bytes). A 16-byte key means AES-128-GCM (Shamir shares in SecAgg+), a 32-byte key AES-256-GCM (the device's
+// state at rest, client/state_store.h).
 //
 // Invariants: open() returns the plaintext only if the key, the associated data and every sealed byte are exactly
 // those seal() used; otherwise it returns nothing (a tampered byte, a truncated message, a share replayed into
@@ -19,6 +20,7 @@
 namespace sotto::crypto {
 
 inline constexpr std::size_t kAeadKeyBytes = 16;
+inline constexpr std::size_t kAead256KeyBytes = 32;
 inline constexpr std::size_t kAeadNonceBytes = 12;
 inline constexpr std::size_t kAeadTagBytes = 16;
 inline constexpr std::size_t kAeadOverheadBytes = kAeadNonceBytes + kAeadTagBytes;
@@ -29,6 +31,12 @@ std::vector<std::uint8_t> seal(std::span<const std::uint8_t, kAeadKeyBytes> key,
 
 // The plaintext of a sealed message, or nullopt if it does not authenticate under (key, associated_data).
 std::optional<SecretBytes> open(std::span<const std::uint8_t, kAeadKeyBytes> key,
+                                std::span<const std::uint8_t> associated_data, std::span<const std::uint8_t> sealed);
+
+// The same with AES-256-GCM.
+std::vector<std::uint8_t> seal(std::span<const std::uint8_t, kAead256KeyBytes> key,
+                               std::span<const std::uint8_t> associated_data, std::span<const std::uint8_t> plaintext);
+std::optional<SecretBytes> open(std::span<const std::uint8_t, kAead256KeyBytes> key,
                                 std::span<const std::uint8_t> associated_data, std::span<const std::uint8_t> sealed);
 
 // The associated data of the share that `sender` sends to `recipient` (holder indices) in round `round`:

@@ -43,6 +43,11 @@ const EVP_CIPHER* aes_128_gcm() {
   return cipher.get();
 }
 
+const EVP_CIPHER* aes_256_gcm() {
+  static const std::unique_ptr<EVP_CIPHER, CipherFree> cipher(fetch_cipher("AES-256-GCM"));
+  return cipher.get();
+}
+
 const EVP_CIPHER* aes_128_ctr() {
   static const std::unique_ptr<EVP_CIPHER, CipherFree> cipher(fetch_cipher("AES-128-CTR"));
   return cipher.get();

@@ -31,6 +31,7 @@ using KdfCtx = std::unique_ptr<EVP_KDF_CTX, EvpDeleter>;
 
 // The algorithms, fetched from the default library context on first use; throws if the provider lacks one.
 const EVP_CIPHER* aes_128_gcm();
+const EVP_CIPHER* aes_256_gcm();
 const EVP_CIPHER* aes_128_ctr();
 EVP_KDF* hkdf_kdf();
 

@@ -8,20 +8,11 @@
 #include <string>
 
 #include "common/util/error.h"
+#include "common/util/posix_io.h"
 
 namespace sotto::util {
 
 namespace {
-
-bool write_all(int fd, std::string_view text) {
-  while (!text.empty()) {
-    const ssize_t n = ::write(fd, text.data(), text.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    text.remove_prefix(static_cast<std::size_t>(n));
-  }
-  return true;
-}
 
 // Cuts the file after its last newline (to nothing when it has none): what follows is a line a crash tore.
 bool cut_torn_tail(int fd) {
@@ -39,14 +30,6 @@ bool cut_torn_tail(int fd) {
     end = start;
   }
   return size == 0 || ::ftruncate(fd, 0) == 0;
-}
-
-bool sync_directory(const std::filesystem::path& dir) {
-  const int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return false;
-  const bool ok = ::fsync(fd) == 0;
-  ::close(fd);
-  return ok;
 }
 
 }  // namespace

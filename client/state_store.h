@@ -1,0 +1,73 @@
+// StateStore: the device's files at rest — the consent record, the ledger and (with personalization) the personal
+// model — each sealed with AES-256-GCM under a key derived from the app's state key (state_key.h), and each written
+// atomically (a crash leaves the old file or the new one, util/atomic_file.h).
+//
+// Every write takes the store's next generation, a counter bound into the file's associated data with its name and
+// format version, and recorded for that file in a sealed manifest. So a wrong key, a tampered byte, a file renamed
+// to another's name or an older copy of a file put back (an old "granted" consent, a ledger with entries removed)
+// are each refused with a sotto::Error that says which, and nothing is deleted or overwritten. Putting the whole
+// directory back to an older state is caught only against the generation the app keeps beside its key:
+// generation() after each change (on_change tells it), passed back as min_generation when the store is opened.
+//
+// One process at a time: the store holds an exclusive lock on <dir>/lock for its lifetime. Thread-safe.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "client/state_key.h"
+
+namespace sotto::client {
+
+class StateStore {
+ public:
+  // Opens (creating) `dir`. Throws sotto::Error when another process holds it, when its manifest does not open under
+  // `key` (a wrong key or a tampered manifest, each named), or when the manifest is older than min_generation.
+  StateStore(std::filesystem::path dir, const StateKey& key, std::uint64_t min_generation = 0);
+  ~StateStore();
+  StateStore(const StateStore&) = delete;
+  StateStore& operator=(const StateStore&) = delete;
+
+  // The contents of file `name`, or nothing when there is none. Throws sotto::Error for a file that does not
+  // authenticate, or that is older than the manifest says its latest is.
+  std::optional<std::string> read(std::string_view name) const;
+  // Replaces (or creates) file `name` atomically. Names are [a-z0-9._-], 1 to 64 characters.
+  void write(std::string_view name, std::string_view contents);
+  // Deletes file `name` (nothing when there is none); an old copy put back later is refused.
+  void remove(std::string_view name);
+  // The files the manifest lists.
+  std::vector<std::string> names() const;
+
+  std::uint64_t generation() const;
+  // Called, under the store's lock, after each write or remove with the new generation.
+  void on_change(std::function<void(std::uint64_t)> callback);
+  const std::filesystem::path& dir() const { return dir_; }
+
+ private:
+  std::filesystem::path file_path(std::string_view name) const;
+  std::string seal(std::string_view name, std::uint64_t generation, std::string_view contents) const;
+  std::string open_sealed(std::string_view name, const std::filesystem::path& path, const std::string& bytes,
+                          std::uint64_t& generation) const;
+  void load_manifest(std::uint64_t min_generation);
+  void save_manifest(std::uint64_t generation);
+  void changed(std::uint64_t generation);
+
+  std::filesystem::path dir_;
+  crypto::SecretArray<32> seal_key_;
+  std::array<std::uint8_t, 8> key_id_{};
+  int lock_fd_ = -1;
+  mutable std::mutex mutex_;
+  std::uint64_t generation_ = 0;
+  std::map<std::string, std::uint64_t, std::less<>> files_;  // name -> the generation of its latest write
+  std::function<void(std::uint64_t)> on_change_;
+};
+
+}  // namespace sotto::client

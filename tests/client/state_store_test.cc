@@ -1,0 +1,195 @@
+#include "client/state_store.h"
+
+#include <sys/stat.h>
+
+#include <catch2/catch.hpp>
+#include <fstream>
+
+#include "common/crypto/random.h"
+#include "common/util/atomic_file.h"
+#include "common/util/file.h"
+#include "tests/support/test_support.h"
+
+using namespace sotto;
+using client::StateStore;
+namespace fs = std::filesystem;
+
+namespace {
+
+void overwrite(const fs::path& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+}
+
+// Every file of `dir` and its bytes: what a refused operation must leave as it was.
+std::map<std::string, std::string> snapshot(const fs::path& dir) {
+  std::map<std::string, std::string> files;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    if (entry.path().filename() != "lock") files[entry.path().filename()] = util::read_file(entry.path());
+  }
+  return files;
+}
+
+void restore(const fs::path& dir, const std::map<std::string, std::string>& files) {
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    if (entry.path().filename() != "lock") fs::remove(entry.path());
+  }
+  for (const auto& [name, bytes] : files) overwrite(dir / name, bytes);
+}
+
+}  // namespace
+
+TEST_CASE("state store: files round-trip sealed and each write takes the next generation") {
+  test::TempDir dir;
+  const auto key = crypto::random_secret<client::kStateKeyBytes>();
+  {
+    StateStore store(dir.path(), key);
+    std::vector<std::uint64_t> seen;
+    store.on_change([&](std::uint64_t g) { seen.push_back(g); });
+    CHECK_FALSE(store.read("consent"));
+    store.write("consent", "granted: training");
+    store.write("ledger", std::string("line one\nline two\0binary", 25));
+    store.write("consent", "revoked");
+    CHECK(seen == std::vector<std::uint64_t>{1, 2, 3});
+    CHECK(store.generation() == 3);
+  }
+  CHECK(util::read_file(dir / "consent.sealed").find("revoked") == std::string::npos);  // sealed, not plain
+  CHECK((fs::status(dir / "consent.sealed").permissions() & fs::perms::group_all) == fs::perms::none);
+  StateStore store(dir.path(), key, 3);
+  CHECK(store.read("consent") == std::optional<std::string>("revoked"));
+  CHECK(store.read("ledger")->size() == 25);
+  CHECK(store.names() == std::vector<std::string>{"consent", "ledger"});
+  store.remove("ledger");
+  CHECK_FALSE(store.read("ledger"));
+  CHECK_FALSE(fs::exists(dir / "ledger.sealed"));
+  CHECK(store.generation() == 4);
+  CHECK_THROWS_WITH(store.write("../escape", "x"), Catch::Contains("cannot name a state file"));
+  CHECK_THROWS_WITH(store.write("manifest", "x"), Catch::Contains("cannot name a state file"));
+}
+
+TEST_CASE("state store: a wrong key or a tampered or renamed file is refused and nothing is changed") {
+  test::TempDir dir;
+  const auto key = crypto::random_secret<client::kStateKeyBytes>();
+  {
+    StateStore store(dir.path(), key);
+    store.write("consent", "granted");
+    store.write("ledger", "entries");
+  }
+  const auto before = snapshot(dir.path());
+  CHECK_THROWS_WITH(StateStore(dir.path(), crypto::random_secret<client::kStateKeyBytes>()),
+                    Catch::Contains("sealed under a different state key"));
+  CHECK(snapshot(dir.path()) == before);
+
+  SECTION("a flipped byte in a file") {
+    std::string bytes = before.at("ledger.sealed");
+    bytes[bytes.size() - 3] ^= 0x20;
+    overwrite(dir / "ledger.sealed", bytes);
+    StateStore store(dir.path(), key);
+    CHECK_THROWS_WITH(store.read("ledger"), Catch::Contains("was altered or corrupted"));
+    CHECK(util::read_file(dir / "ledger.sealed") == bytes);
+    CHECK(store.read("consent") == std::optional<std::string>("granted"));
+  }
+  SECTION("a flipped byte in the manifest") {
+    std::string bytes = before.at("manifest.sealed");
+    bytes[30] ^= 1;
+    overwrite(dir / "manifest.sealed", bytes);
+    CHECK_THROWS_WITH(StateStore(dir.path(), key), Catch::Contains("was altered or corrupted"));
+  }
+  SECTION("a file copied over another's name") {
+    overwrite(dir / "consent.sealed", before.at("ledger.sealed"));
+    StateStore store(dir.path(), key);
+    CHECK_THROWS_WITH(store.read("consent"), Catch::Contains("was altered or corrupted"));
+  }
+  SECTION("a truncated file") {
+    overwrite(dir / "consent.sealed", before.at("consent.sealed").substr(0, 20));
+    StateStore store(dir.path(), key);
+    CHECK_THROWS_WITH(store.read("consent"), Catch::Contains("was altered or corrupted"));
+  }
+  SECTION("a file removed behind the store's back") {
+    fs::remove(dir / "ledger.sealed");
+    StateStore store(dir.path(), key);
+    CHECK_THROWS_WITH(store.read("ledger"), Catch::Contains("is missing though the manifest records it"));
+  }
+}
+
+TEST_CASE("state store: an old copy put back is refused and so is a whole directory put back") {
+  test::TempDir dir;
+  const auto key = crypto::random_secret<client::kStateKeyBytes>();
+  std::map<std::string, std::string> granted;
+  std::uint64_t latest = 0;
+  {
+    StateStore store(dir.path(), key);
+    store.write("consent", "granted");
+    store.write("ledger", "one entry");
+    granted = snapshot(dir.path());
+    store.write("consent", "revoked");
+    store.remove("ledger");
+    latest = store.generation();
+  }
+  SECTION("one file") {
+    overwrite(dir / "consent.sealed", granted.at("consent.sealed"));
+    overwrite(dir / "ledger.sealed", granted.at("ledger.sealed"));
+    StateStore store(dir.path(), key, latest);
+    CHECK_THROWS_WITH(store.read("consent"), Catch::Contains("old copy put back") && Catch::Contains("latest is 3"));
+    CHECK_THROWS_WITH(store.read("ledger"), Catch::Contains("old copy put back") && Catch::Contains("deleted"));
+    CHECK(util::read_file(dir / "consent.sealed") == granted.at("consent.sealed"));  // refused, not deleted
+  }
+  SECTION("the whole directory") {
+    restore(dir.path(), granted);
+    CHECK_THROWS_WITH(StateStore(dir.path(), key, latest),
+                      Catch::Contains("put back to an older state") && Catch::Contains("the app's last is 4"));
+    // Without the app's generation the old state opens: the README says so.
+    CHECK(StateStore(dir.path(), key).read("consent") == std::optional<std::string>("granted"));
+  }
+  SECTION("the directory emptied") {
+    restore(dir.path(), {});
+    CHECK_THROWS_WITH(StateStore(dir.path(), key, latest), Catch::Contains("has no manifest"));
+  }
+}
+
+TEST_CASE("state store: a crash between writing and renaming leaves the old file") {
+  test::TempDir dir;
+  const auto key = crypto::random_secret<client::kStateKeyBytes>();
+  {
+    StateStore store(dir.path(), key);
+    store.write("consent", "granted");
+  }
+  const auto before = util::read_file(dir / "consent.sealed");
+  {
+    // What a crash before the rename leaves: a complete temporary beside the untouched file.
+    util::StagedFile staged(dir / "consent.sealed", "new bytes", 0600);
+    CHECK(util::read_file(dir / "consent.sealed") == before);
+    CHECK(util::read_file(util::StagedFile::temporary_for(dir / "consent.sealed")) == "new bytes");
+  }
+  overwrite(util::StagedFile::temporary_for(dir / "consent.sealed"), "half a writ");  // a torn temporary
+  StateStore store(dir.path(), key);
+  CHECK(store.read("consent") == std::optional<std::string>("granted"));
+  store.write("consent", "revoked");
+  CHECK(store.read("consent") == std::optional<std::string>("revoked"));
+  CHECK_FALSE(fs::exists(util::StagedFile::temporary_for(dir / "consent.sealed")));
+}
+
+TEST_CASE("state store: one process at a time") {
+  test::TempDir dir;
+  const auto key = crypto::random_secret<client::kStateKeyBytes>();
+  StateStore store(dir.path(), key);
+  // flock locks are per open file description: a second open in this process conflicts as another process would.
+  CHECK_THROWS_WITH(StateStore(dir.path(), key), Catch::Contains("is in use by another process"));
+}
+
+TEST_CASE("state key files: made with mode 0600 and refused when others may read them or they hold no key") {
+  test::TempDir dir;
+  const fs::path file = dir / "state.key";
+  client::create_state_key_file(file);
+  CHECK((fs::status(file).permissions() & fs::perms::all) == (fs::perms::owner_read | fs::perms::owner_write));
+  CHECK(util::read_file(file).size() == 65);
+  const auto key = client::read_state_key_file(file);
+  CHECK_THROWS_WITH(client::create_state_key_file(file), Catch::Contains("a key is never replaced"));
+  CHECK(client::read_state_key_file(file) == key);
+  ::chmod(file.c_str(), 0644);
+  CHECK_THROWS_WITH(client::read_state_key_file(file), Catch::Contains("mode 0644") && Catch::Contains("chmod 600"));
+  const fs::path bad = dir / "bad.key";
+  overwrite(bad, "not a key\n");
+  ::chmod(bad.c_str(), 0600);
+  CHECK_THROWS_WITH(client::read_state_key_file(bad), Catch::Contains("64 hex digits"));
+  CHECK_THROWS_WITH(client::read_state_key_file(dir / "missing.key"), Catch::Contains("sotto-client keygen"));
+}
