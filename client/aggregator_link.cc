@@ -2,6 +2,7 @@
 
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
+#include <tuple>
 
 #include "common/net/frame_io.h"
 #include "common/net/tls_context.h"
@@ -13,8 +14,9 @@ namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 
-AggregatorLink::AggregatorLink(asio::io_context& io, asio::ssl::context& ssl, const ClientConfig& config)
-    : config_(config), stream_(io, ssl), watch_(std::make_shared<Watch>(io)) {
+AggregatorLink::AggregatorLink(asio::io_context& io, asio::ssl::context& ssl, const ClientConfig& config,
+                               ConsentGate& consent, ConsentScope needed)
+    : config_(config), consent_(consent), needed_(needed), stream_(io, ssl), watch_(std::make_shared<Watch>(io)) {
   arm(config_.connect_timeout);
   asio::co_spawn(io, watchdog(watch_, this), asio::detached);
 }
@@ -22,6 +24,15 @@ AggregatorLink::AggregatorLink(asio::io_context& io, asio::ssl::context& ssl, co
 AggregatorLink::~AggregatorLink() {
   watch_->done = true;
   watch_->timer.cancel();
+  close_socket();
+}
+
+void AggregatorLink::close_socket() {
+  auto& socket = stream_.lowest_layer();
+  if (!socket.is_open()) return;
+  consent_.detach(socket.native_handle());
+  boost::system::error_code ignored;
+  socket.close(ignored);
 }
 
 asio::awaitable<void> AggregatorLink::watchdog(std::shared_ptr<Watch> watch, AggregatorLink* link) {
@@ -41,8 +52,7 @@ void AggregatorLink::arm(std::chrono::milliseconds timeout) {
 }
 
 void AggregatorLink::abort() {
-  boost::system::error_code ignored;
-  stream_.lowest_layer().close(ignored);
+  close_socket();
 }
 
 asio::awaitable<void> AggregatorLink::connect(std::string& step) {
@@ -50,8 +60,20 @@ asio::awaitable<void> AggregatorLink::connect(std::string& step) {
   net::expect_server_name(stream_, config_.server_name);
   tcp::resolver resolver(stream_.get_executor());
   auto endpoints = co_await resolver.async_resolve(config_.host, std::to_string(config_.port), asio::use_awaitable);
-  co_await asio::async_connect(stream_.lowest_layer(), endpoints, asio::use_awaitable);
-  stream_.lowest_layer().set_option(tcp::no_delay(true));
+  auto& socket = stream_.lowest_layer();
+  boost::system::error_code failed = asio::error::host_not_found;
+  for (const auto& entry : endpoints) {
+    socket.open(entry.endpoint().protocol());
+    if (!consent_.attach(socket.native_handle(), needed_)) {
+      close_socket();
+      throw Error("the person's consent does not cover this work (any more): not connecting");
+    }
+    std::tie(failed) = co_await socket.async_connect(entry.endpoint(), asio::as_tuple(asio::use_awaitable));
+    if (!failed) break;
+    close_socket();
+  }
+  if (failed) throw boost::system::system_error(failed);
+  socket.set_option(tcp::no_delay(true));
   step = "TLS handshake";
   co_await stream_.async_handshake(asio::ssl::stream_base::client, asio::use_awaitable);
 }

@@ -6,13 +6,16 @@
 #include <boost/asio/ssl.hpp>
 #include <condition_variable>
 #include <mutex>
+#include <openssl/crypto.h>
 
 #include "client/aggregator_link.h"
 #include "client/backoff.h"
+#include "client/consent_gate.h"
 #include "client/fault_injection.h"
 #include "client/ledger.h"
 #include "client/round_driver.h"
 #include "client/session_outcome.h"
+#include "client/state_store.h"
 #include "common/codec/model_stream.h"
 #include "common/net/frame_io.h"
 #include "common/net/tls_context.h"
@@ -30,13 +33,30 @@ class Client::Impl {
       : config_(std::move(config)),
         trainer_(std::move(trainer)),
         contribution_(std::move(contribution)),
+        needed_(trainer_ ? ConsentScope::kTraining : ConsentScope::kAnalytics),
         ssl_(net::make_client_context({config_.ca_file, config_.cert_file, config_.key_file})) {
     if (!trainer_ && !contribution_) throw Error("Client needs a trainer or a contribution");
     if (!config_.state_dir.empty()) {
-      std::filesystem::create_directories(config_.state_dir);
-      ledger_.emplace(config_.state_dir / "ledger.jsonl");
+      open_state_store();
+      ledger_.emplace(*store_);
       privacy_spent_ = ledger_->spent_rdp();
     }
+    consent_ = std::make_unique<ConsentGate>(store_ ? &*store_ : nullptr);
+  }
+
+  void set_consent(bool granted, ConsentScope scope, OnRevoke on_revoke) {
+    if (granted) {
+      consent_->grant(scope);
+      return;
+    }
+    consent_->revoke();  // the connection is cut; no personal data is written from here
+    wakeup_.notify_all();
+    if (store_) delete_personal_data(*store_, on_revoke);
+  }
+  ConsentRecord consent() const { return consent_->record(); }
+  std::uint64_t state_generation() const { return store_ ? store_->generation() : 0; }
+  void on_state_change(std::function<void(std::uint64_t)> callback) {
+    if (store_) store_->on_change(std::move(callback));
   }
 
   void on_event(std::function<void(const ClientEvent&)> cb) { callback_ = std::move(cb); }
@@ -46,9 +66,18 @@ class Client::Impl {
     RunSummary summary;
     Backoff backoff(config_.backoff_initial, config_.backoff_max, random_);
     auto last_contact = Clock::now();
+    revocations_at_start_ = consent_->revocations();
     while (!stopped_) {
+      if (revoked_during_run()) return consent_revoked(summary);
+      if (!covers(consent_->record(), needed_)) {
+        emit({ClientEventKind::kAwaitingConsent, 0, "the person has not granted consent for " +
+                                                        consent_scope_names(needed_).front() + "; nothing is sent"});
+        if (!consent_->wait_until_granted(needed_)) break;
+        continue;
+      }
       emit({ClientEventKind::kConnecting, 0, config_.host + ":" + std::to_string(config_.port)});
       SessionResult r = run_session();
+      if (revoked_during_run()) return consent_revoked(summary);
       if (r.reached) last_contact = Clock::now();
       if (r.contributed) ++contributed_;
       summary.rounds_contributed = contributed_;
@@ -83,6 +112,7 @@ class Client::Impl {
 
   void stop() {
     stopped_ = true;
+    consent_->interrupt();
     {
       std::lock_guard lock(mutex_);
       if (io_) asio::post(*io_, [this] { if (link_) link_->abort(); });
@@ -97,8 +127,30 @@ class Client::Impl {
 
   void sleep_for(std::chrono::milliseconds d) {
     std::unique_lock lock(mutex_);
-    wakeup_.wait_for(lock, d, [this] { return stopped_.load(); });
+    wakeup_.wait_for(lock, d, [this] { return stopped_.load() || revoked_during_run(); });
   }
+
+  bool revoked_during_run() const { return consent_->revocations() != revocations_at_start_; }
+
+  RunSummary consent_revoked(RunSummary summary) {
+    emit({ClientEventKind::kConsentRevoked, 0, "the person revoked consent: nothing more is sent"});
+    summary.rounds_contributed = contributed_;
+    summary.consent_revoked = true;
+    return summary;
+  }
+
+  void open_state_store() {
+    if (!config_.state_key) {
+      throw Error("the state directory " + config_.state_dir.string() + " needs a state key to seal it "
+                  "(ClientConfig::state_key; sotto-client: state.key_file)");
+    }
+    StateKey key;
+    std::copy(config_.state_key->begin(), config_.state_key->end(), key.begin());
+    OPENSSL_cleanse(config_.state_key->data(), config_.state_key->size());
+    config_.state_key.reset();
+    store_.emplace(config_.state_dir, key, config_.state_min_generation);
+  }
+
 
   // One session on its own event loop, so that stop() can reach it.
   SessionResult run_session() {
@@ -121,7 +173,7 @@ class Client::Impl {
 
   // Connect, check in, and the round; what fails here ends the session, and only FatalError ends the run.
   asio::awaitable<void> session(asio::io_context& io, SessionResult& result) {
-    AggregatorLink link(io, ssl_, config_);
+    AggregatorLink link(io, ssl_, config_, *consent_, needed_);
     link_ = &link;
     struct Unset {
       AggregatorLink*& link;
@@ -186,8 +238,8 @@ class Client::Impl {
   }
 
   RoundDriverContext driver_context() {
-    return {config_, trainer_.get(), contribution_, random_, ledger_ ? &*ledger_ : nullptr, privacy_spent_,
-            emitter()};
+    return {config_, trainer_.get(), contribution_, random_, ledger_ ? &*ledger_ : nullptr, *consent_,
+            privacy_spent_, emitter()};
   }
 
   std::function<void(const ClientEvent&)> emitter() {
@@ -197,7 +249,11 @@ class Client::Impl {
   ClientConfig config_;
   std::shared_ptr<Trainer> trainer_;
   std::optional<std::vector<std::uint32_t>> contribution_;
+  ConsentScope needed_;  // what this client's work needs the person's consent for
   asio::ssl::context ssl_;
+  std::optional<StateStore> store_;
+  std::unique_ptr<ConsentGate> consent_;
+  std::uint64_t revocations_at_start_ = 0;
   std::optional<Ledger> ledger_;
   std::vector<double> privacy_spent_;  // the device's own accountant, from the ledger
   round::SystemRandom random_;  // the quantizer's rounding coins, the SecAgg keys' and the backoff's jitter
@@ -224,6 +280,18 @@ RunSummary Client::run() {
 }
 void Client::stop() {
   impl_->stop();
+}
+void Client::set_consent(bool granted, ConsentScope scope, OnRevoke on_revoke) {
+  impl_->set_consent(granted, scope, on_revoke);
+}
+ConsentRecord Client::consent() const {
+  return impl_->consent();
+}
+std::uint64_t Client::state_generation() const {
+  return impl_->state_generation();
+}
+void Client::on_state_change(std::function<void(std::uint64_t)> callback) {
+  impl_->on_state_change(std::move(callback));
 }
 
 }  // namespace sotto::client

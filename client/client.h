@@ -10,6 +10,12 @@
 // steps, the task's deadline — is round::Participant's (common/round/participant.h), which the driver feeds with
 // the aggregator's messages.
 //
+// Consent: run() does nothing on the network until the app records the person's opt-in with set_consent(true,
+// scope), and a training client needs the "training" scope, an analytics one "analytics". Revoking stops at once:
+// the connection is cut before set_consent returns (not one byte more is sent), the round in flight is abandoned,
+// run() returns, and the device's pending updates and saved models are deleted (and the ledger too, if the app
+// asks). With state_dir, the record is sealed in the state store (state_store.h) and survives restarts.
+//
 // Progress reaches the app through an event callback. Every contribution is recorded in the on-device ledger
 // (ledger.h) when state_dir is set. No Boost, OpenSSL or LibTorch types in this header.
 #pragma once
@@ -21,11 +27,14 @@
 #include <vector>
 
 #include "client/client_config.h"
+#include "client/consent.h"
 #include "client/trainer.h"
 
 namespace sotto::client {
 
 enum class ClientEventKind {
+  kAwaitingConsent,  // consent does not cover this work: nothing is sent until set_consent grants it
+  kConsentRevoked,   // set_consent(false): the round in flight was abandoned; run() returns
   kConnecting,
   kConnectFailed,   // message says why; the client backs off and retries
   kAdmitted,        // round_id
@@ -49,7 +58,9 @@ struct ClientEvent {
 struct RunSummary {
   bool finished = false;  // the aggregator said training is finished (false: stopped)
   std::uint64_t rounds_contributed = 0;
+  bool consent_revoked = false;  // run() returned because the person revoked consent
 };
+
 
 class Client {
  public:
@@ -67,6 +78,17 @@ class Client {
   RunSummary run();
   // Thread-safe; run() returns soon after.
   void stop();
+
+  // The person's choice; thread-safe, and persisted before it returns. Granting lets run() connect for work the
+  // scope covers. Revoking (granted = false; scope is ignored) cuts the connection before it returns, abandons the
+  // round, makes run() return, and deletes pending updates, saved local models and, with kDeleteLedger, the ledger.
+  void set_consent(bool granted, ConsentScope scope = ConsentScope::kAll, OnRevoke on_revoke = OnRevoke::kKeepLedger);
+  ConsentRecord consent() const;
+  // The state store's generation after its latest change (0 without state_dir). Keep it beside the state key and
+  // give it back as ClientConfig::state_min_generation: an older state directory put back is then refused.
+  std::uint64_t state_generation() const;
+  // Called with each new generation, on the thread that changed the state.
+  void on_state_change(std::function<void(std::uint64_t)> callback);
 
  private:
   class Impl;

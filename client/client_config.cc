@@ -4,6 +4,7 @@
 
 #include "common/config/toml_reader.h"
 #include "common/round/messages.h"
+#include "client/consent.h"
 
 namespace sotto::client {
 
@@ -65,6 +66,19 @@ SottoClientConfig read_sotto_client_config(config::TomlReader& r) {
   s.threads = static_cast<int>(r.get_int("training.threads", 1, 1, 256));
   c.state_dir = r.get_path("state.dir", std::filesystem::path());
   c.save_local_models = r.get_bool("state.save_local_models", false);
+  s.state_key_file = r.get_path("state.key_file", std::filesystem::path());
+  s.state_generation_file = r.get_path("state.generation_file", std::filesystem::path());
+  if (!c.state_dir.empty() && s.state_key_file.empty()) {
+    r.fail("state.key_file", "is required with state.dir: the state is sealed under it (make one with "
+                             "`sotto-client keygen --key-file FILE`)");
+  }
+  if (s.state_generation_file.empty() && !s.state_key_file.empty()) {
+    s.state_generation_file = s.state_key_file;
+    s.state_generation_file += ".generation";
+  }
+  if (r.has("consent.grant")) {
+    s.consent_grant = consent_scope_from_names(r.get_choices("consent.grant", {"training", "analytics"}));
+  }
   c.max_rounds = static_cast<std::uint64_t>(r.get_int("client.max_rounds", 0, 0, INT64_MAX));
   c.claim_examples = static_cast<std::uint64_t>(
       r.get_int("fault_injection.claim_examples", 0, 0, std::numeric_limits<std::int64_t>::max()));

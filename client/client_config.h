@@ -3,11 +3,14 @@
 // Fashion-MNIST. Both load from TOML with every key validated (README.md documents them).
 #pragma once
 
+#include "client/consent.h"
 #include "common/round/device_privacy.h"
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 
 namespace sotto::config {
@@ -33,7 +36,13 @@ struct ClientConfig {
   std::chrono::milliseconds backoff_initial{500};
   std::chrono::milliseconds backoff_max{30000};
   std::chrono::milliseconds give_up_after{0};  // 0 = keep retrying forever
-  std::filesystem::path state_dir;             // ledger.jsonl and saved models; empty = keep nothing
+  std::filesystem::path state_dir;             // the sealed state store, the ledger and saved models; empty = keep nothing
+  // The 256-bit key that seals state_dir's files (client/state_store.h); required with state_dir. In an app it comes
+  // from the OS keystore.
+  std::optional<std::array<std::uint8_t, 32>> state_key;
+  // The state store's generation the app kept after its latest change (Client::state_generation()); a state
+  // directory older than this is refused. 0: none kept.
+  std::uint64_t state_min_generation = 0;
   bool save_local_models = false;              // write state_dir/local-round-<r>.sotto after training
   // Leave after taking part in this many rounds: the task received, then the round completed, was abandoned or
   // was lost mid-round (0 = stay until training is finished).
@@ -67,6 +76,13 @@ struct SottoClientConfig {
   std::filesystem::path indices_file;
   int threads = 1;
   std::string log_level = "info";
+  // [state]: the key file that seals state.dir (client.state_key is read from it), and where the store's latest
+  // generation is kept beside it (default: <key_file>.generation).
+  std::filesystem::path state_key_file;
+  std::filesystem::path state_generation_file;
+  // [consent] grant: consent the operator records for the person at start-up (demos, simulations, a fleet whose
+  // owner agreed); absent: the state store's record decides, and without one the client does not start.
+  std::optional<ConsentScope> consent_grant;
 };
 
 // The same from a parsed config (what the config fuzzer drives). Throws sotto::Error naming the key.

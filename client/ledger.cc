@@ -1,18 +1,22 @@
 #include "client/ledger.h"
 
 #include <chrono>
-#include <fstream>
+#include <ctime>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
-#include "common/util/durable_append.h"
+#include "client/state_store.h"
 #include "common/util/error.h"
-#include "common/util/json_lines.h"
 
 namespace sotto::client {
 
-void Ledger::append(const LedgerEntry& e) const {
-  const auto now = std::chrono::system_clock::now();
-  nlohmann::json j{{"unix_time", std::chrono::duration<double>(now.time_since_epoch()).count()},
+namespace {
+
+constexpr const char* kLedgerFile = "ledger";
+constexpr const char* kSpentFile = "privacy_spent";
+
+nlohmann::json to_json(const LedgerEntry& e) {
+  nlohmann::json j{{"unix_time", e.unix_time},
                    {"round", e.round_id},
                    {"outcome", e.outcome},
                    {"examples", e.num_examples},
@@ -29,19 +33,106 @@ void Ledger::append(const LedgerEntry& e) const {
                     {"epsilon", p.epsilon},        {"epsilon_stated", p.epsilon_stated}};
     if (e.with_rdp) j["privacy"]["rdp"] = p.rdp;
   }
-  util::append_line_durably(path_, j.dump());  // fsynced: a "sending" line must outlive a power cut
+  return j;
+}
+
+LedgerEntry from_json(const nlohmann::json& j) {
+  LedgerEntry e;
+  e.unix_time = j.at("unix_time").get<double>();
+  e.round_id = j.at("round").get<std::uint64_t>();
+  e.outcome = j.at("outcome").get<std::string>();
+  e.num_examples = j.at("examples").get<std::uint64_t>();
+  e.bytes_sent = j.at("bytes_sent").get<std::uint64_t>();
+  e.bytes_received = j.at("bytes_received").get<std::uint64_t>();
+  e.train_loss = j.at("train_loss").get<double>();
+  e.update_l2_norm = j.at("update_l2_norm").get<double>();
+  e.secure = j.at("secure_aggregation").get<bool>();
+  e.clip_norm = j.value("clip_norm", 0.0);
+  if (j.contains("privacy")) {
+    const auto& p = j["privacy"];
+    e.privacy = round::DeviceCharge{p.at("mode").get<std::string>(), p.at("noise_multiplier").get<double>(),
+                                    p.at("honest").get<std::uint32_t>(),
+                                    p.value("rdp", std::vector<double>{}), p.at("epsilon").get<double>(),
+                                    p.at("epsilon_stated").get<double>()};
+    e.with_rdp = p.contains("rdp");
+  }
+  return e;
+}
+
+std::string utc(double unix_time) {
+  const std::time_t t = static_cast<std::time_t>(unix_time);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%d %H:%M:%S UTC", &tm);
+  return text;
+}
+
+}  // namespace
+
+void Ledger::append(LedgerEntry entry) const {
+  entry.unix_time = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  if (entry.with_rdp && entry.privacy) {
+    std::vector<double> spent = spent_rdp();
+    const auto& rdp = entry.privacy->rdp;
+    if (spent.empty()) spent.assign(rdp.size(), 0.0);
+    if (spent.size() != rdp.size()) throw Error("the device's accountant and this round use different RDP orders");
+    for (std::size_t i = 0; i < spent.size(); ++i) spent[i] += rdp[i];
+    store_.write(kSpentFile, nlohmann::json{{"rdp", spent}}.dump());  // first: a crash over-counts
+  }
+  std::string lines = store_.read(kLedgerFile).value_or("");
+  lines += to_json(entry).dump();
+  lines += '\n';
+  store_.write(kLedgerFile, lines);
+}
+
+std::string Ledger::json_lines() const {
+  return store_.read(kLedgerFile).value_or("");
+}
+
+std::vector<LedgerEntry> Ledger::entries() const {
+  std::vector<LedgerEntry> entries;
+  std::istringstream lines(json_lines());
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.empty()) continue;
+    try {
+      entries.push_back(from_json(nlohmann::json::parse(line)));
+    } catch (const nlohmann::json::exception& e) {
+      throw Error("ledger entry " + std::to_string(entries.size() + 1) + " is not one Sotto wrote: " + e.what());
+    }
+  }
+  return entries;
 }
 
 std::vector<double> Ledger::spent_rdp() const {
-  std::vector<double> sum;
-  for (const auto& line : util::read_json_lines(path_)) {
-    if (!line.contains("privacy") || !line["privacy"].contains("rdp")) continue;
-    const auto rdp = line["privacy"]["rdp"].get<std::vector<double>>();
-    if (sum.empty()) sum.assign(rdp.size(), 0.0);
-    if (rdp.size() != sum.size()) throw Error("the ledger " + path_.string() + " mixes RDP order grids");
-    for (std::size_t i = 0; i < rdp.size(); ++i) sum[i] += rdp[i];
+  const auto json = store_.read(kSpentFile);
+  if (!json) return {};
+  const auto j = nlohmann::json::parse(*json, nullptr, false);
+  if (!j.is_object() || !j.contains("rdp") || !j["rdp"].is_array()) {
+    throw Error("the device's privacy accountant in " + store_.dir().string() + " is not one Sotto wrote");
   }
-  return sum;
+  return j["rdp"].get<std::vector<double>>();
+}
+
+void Ledger::erase() const {
+  store_.remove(kLedgerFile);
+}
+
+std::string describe(const LedgerEntry& e) {
+  std::ostringstream out;
+  out << utc(e.unix_time) << "  round " << e.round_id << "  " << e.outcome << "  " << e.num_examples
+      << " examples  sent " << e.bytes_sent << " B, received " << e.bytes_received << " B  ";
+  if (!e.secure) {
+    out << "plain update (the aggregator saw it)";
+  } else {
+    out << "secure aggregation (the aggregator saw only the sum), clipped to L2 " << e.clip_norm;
+  }
+  if (e.privacy) {
+    out << ", " << e.privacy->mode << " DP: noise multiplier " << e.privacy->noise_multiplier
+        << ", this device's epsilon " << e.privacy->epsilon << " (stated " << e.privacy->epsilon_stated << ")";
+  }
+  return out.str();
 }
 
 }  // namespace sotto::client

@@ -1,13 +1,17 @@
-// Ledger: the device's own record of everything it shared — one JSON line per contribution in
-// <state_dir>/ledger.jsonl (time, round, outcome, examples, bytes sent and received, train loss, the L2 norm of
-// the update sent). The app shows it to the person. Under distributed DP each contribution adds privacy {mode,
-// clip_norm, noise_multiplier (what this device's own share implies), honest, epsilon (the device's own, after
-// it), epsilon_stated (the aggregator's)}, and a line with outcome "sending", written before the masked input leaves,
-// carries the contribution's RDP: the device's accountant is the sum of those lines (spent_rdp()).
+// Ledger: the device's own record of everything it shared, kept sealed in the state store (state_store.h) as the
+// file "ledger": one JSON line per contribution (time, round, outcome, examples, bytes sent and received, train
+// loss, the L2 norm of the update sent, whether it went through secure aggregation and its clip norm). The app
+// shows it to the person; `sotto-client ledger` prints it. Under differential privacy each contribution adds
+// privacy {mode, clip_norm, noise_multiplier (what this device's own share implies), honest, epsilon (the device's
+// own, after it), epsilon_stated (the aggregator's)}, and a line with outcome "sending", written before the masked
+// input leaves, carries the contribution's RDP.
+//
+// The device's accountant — the sum of those RDPs — is kept in its own sealed file, "privacy_spent", updated
+// before the "sending" line (a crash between them over-counts, never under-counts). Deleting the ledger (on a
+// revocation, if the person asks) keeps it: privacy spent is not given back by forgetting what was shared.
 #pragma once
 
 #include <cstdint>
-#include <filesystem>
 #include <optional>
 #include <string>
 #include <vector>
@@ -16,9 +20,11 @@
 
 namespace sotto::client {
 
+class StateStore;
+
 struct LedgerEntry {
   std::uint64_t round_id = 0;
-  std::string outcome;  // "completed", "abandoned", "rejected"
+  std::string outcome;  // "sending", "completed", "abandoned", "rejected"
   std::uint64_t num_examples = 0;
   std::uint64_t bytes_sent = 0;
   std::uint64_t bytes_received = 0;
@@ -27,18 +33,29 @@ struct LedgerEntry {
   bool secure = false;        // sent through secure aggregation (the aggregator saw only the sum)
   double clip_norm = 0;       // the L2 bound applied before it was sent (secure rounds)
   std::optional<round::DeviceCharge> privacy;
-  bool with_rdp = false;      // the "sending" line: carries privacy->rdp, counted by spent_rdp()
+  bool with_rdp = false;      // the "sending" line: carries privacy->rdp, added to the accountant
+  double unix_time = 0;       // set by append()
 };
 
 class Ledger {
  public:
-  explicit Ledger(std::filesystem::path path) : path_(std::move(path)) {}
-  void append(const LedgerEntry& entry) const;  // throws sotto::Error when the file cannot be written
-  // The RDP this device has spent: the sum of the lines that carry one (none: empty).
+  explicit Ledger(StateStore& store) : store_(store) {}
+  // Throws sotto::Error when the store cannot be written.
+  void append(LedgerEntry entry) const;
+  // Every entry, oldest first (none when the ledger was never written or was deleted).
+  std::vector<LedgerEntry> entries() const;
+  // The JSON lines themselves, as `sotto-client ledger --json` prints them.
+  std::string json_lines() const;
+  // The RDP this device has spent (none: empty).
   std::vector<double> spent_rdp() const;
+  // Deletes the entries; the accountant stays.
+  void erase() const;
 
  private:
-  std::filesystem::path path_;
+  StateStore& store_;
 };
+
+// One line for a person: when, which round, what happened, what was sent, under which protection.
+std::string describe(const LedgerEntry& entry);
 
 }  // namespace sotto::client

@@ -19,6 +19,9 @@
 #include "client/client.h"
 #include "client/deferred_trainer.h"
 #include "client/image_trainer.h"
+#include "client/kept_generation.h"
+#include "client/state_commands.h"
+#include "client/state_key.h"
 #include "common/data/partition.h"
 #include "common/log/logging.h"
 #include "common/ml/torch_runtime.h"
@@ -31,6 +34,8 @@ using namespace sotto;
 void log_event(const client::ClientEvent& e) {
   using K = client::ClientEventKind;
   switch (e.kind) {
+    case K::kAwaitingConsent: spdlog::info("waiting for consent: {}", e.message); break;
+    case K::kConsentRevoked: spdlog::info("{}", e.message); break;
     case K::kConnecting: spdlog::debug("connecting to {}", e.message); break;
     case K::kConnectFailed:
       spdlog::info("aggregator not reachable ({}); retrying in {:.0f} ms", e.message, e.value);
@@ -129,6 +134,31 @@ std::shared_ptr<client::DeferredTrainer> deferred_trainer(const client::SottoCli
   });
 }
 
+// state.dir's key, and the generation kept beside it, into the client's config.
+client::SottoClientConfig with_state_key(client::SottoClientConfig cfg) {
+  if (cfg.client.state_dir.empty()) return cfg;
+  const client::StateKey key = client::read_state_key_file(cfg.state_key_file);
+  cfg.client.state_key.emplace();
+  std::copy(key.begin(), key.end(), cfg.client.state_key->begin());
+  cfg.client.state_min_generation = client::read_kept_generation(cfg.state_generation_file);
+  return cfg;
+}
+
+// consent.grant records the operator's grant; without it the person's record must cover the work, or the client
+// does not start (it would only wait, holding the state directory that `sotto-client consent grant` needs).
+void settle_consent(client::Client& client, const client::SottoClientConfig& cfg, client::ConsentScope needed) {
+  if (cfg.consent_grant) {
+    client.set_consent(true, *cfg.consent_grant);
+    spdlog::info("consent.grant: {}", client::describe(client.consent()));
+  }
+  if (!client::covers(client.consent(), needed)) {
+    const std::string scope = client::consent_scope_names(needed).front();
+    throw Error("no consent for " + scope + " is recorded (" + client::describe(client.consent()) +
+                "): the person grants it with `sotto-client consent grant --state-dir DIR --key-file FILE --scope " +
+                scope + "`, or the config's consent.grant records it; nothing was sent");
+  }
+}
+
 // Runs the client until it finishes; SIGINT and SIGTERM (blocked in every thread) are taken by a thread that asks
 // it to stop, not by an async handler.
 client::RunSummary run_until_done_or_signalled(client::Client& client, sigset_t signals) {
@@ -164,9 +194,11 @@ int main(int argc, char** argv) {
       "to a Sotto aggregator over TLS 1.3"};
   std::string config_path;
   std::string log_level;
-  app.add_option("--config", config_path, "TOML config file (keys documented in README.md)")
-      ->required()
+  app.add_option("--config", config_path, "TOML config file (keys documented in README.md); runs the client")
       ->check(CLI::ExistingFile);
+  client::StateCommandOptions state_options;
+  client::add_state_commands(app, state_options);
+  app.require_subcommand(0, 1);
   app.add_option("--log-level", log_level, "Overrides log.level: trace, debug, info, warn, error, critical, off");
   std::string contribute;
   app.add_option("--contribute", contribute,
@@ -174,6 +206,16 @@ int main(int argc, char** argv) {
                  "the aggregator's secure sums (task.kind = \"secure_sum\")")
       ->check(CLI::ExistingFile);
   CLI11_PARSE(app, argc, argv);
+  try {
+    if (auto status = client::run_state_command(app, state_options)) return *status;
+  } catch (const std::exception& e) {
+    std::cerr << "sotto-client: error: " << e.what() << std::endl;
+    return 1;
+  }
+  if (config_path.empty()) {
+    std::cerr << "sotto-client: --config FILE is required to run a client (or give a command: keygen, consent)\n";
+    return 2;
+  }
 
   sigset_t signals;
   sigemptyset(&signals);
@@ -182,7 +224,7 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   try {
-    const auto cfg = client::load_sotto_client_config(config_path);
+    const auto cfg = with_state_key(client::load_sotto_client_config(config_path));
     log::init_logging(cfg.client.client_id, log_level.empty() ? cfg.log_level : log_level);
     std::shared_ptr<client::DeferredTrainer> trainer;  // when training (not contributing)
     std::unique_ptr<client::Client> client;
@@ -194,6 +236,12 @@ int main(int argc, char** argv) {
       trainer = deferred_trainer(cfg);
       client = std::make_unique<client::Client>(cfg.client, trainer);
     }
+    if (!cfg.state_generation_file.empty()) {
+      client->on_state_change([file = cfg.state_generation_file](std::uint64_t generation) {
+        client::write_kept_generation(file, generation);
+      });
+    }
+    settle_consent(*client, cfg, trainer ? client::ConsentScope::kTraining : client::ConsentScope::kAnalytics);
     client->on_event([trainer](const client::ClientEvent& e) {
       log_event(e);
       if (trainer && e.kind == client::ClientEventKind::kAdmitted) trainer->prepare();

@@ -88,14 +88,21 @@ asio::awaitable<round::Outputs> RoundDriver::carry_out(round::Participant& parti
 void RoundDriver::charge_device(const round::ContributionRecord& r) {
   if (!r.privacy) return;
   if (context_.ledger) {
-    context_.ledger->append({r.round_id, "sending", r.num_examples, link_.bytes_sent(), link_.bytes_received(),
-                             r.train_loss, r.update_l2_norm, r.secure, r.clip_norm, r.privacy, true});
+    const bool recorded = context_.consent.while_granted([&] {
+      context_.ledger->append({r.round_id, "sending", r.num_examples, link_.bytes_sent(), link_.bytes_received(),
+                               r.train_loss, r.update_l2_norm, r.secure, r.clip_norm, r.privacy, true});
+    });
+    if (!recorded) throw Error("consent was revoked: the masked input is not sent");
   }
   auto& spent = context_.privacy_spent;
   if (spent.empty()) spent.assign(r.privacy->rdp.size(), 0.0);
   for (std::size_t i = 0; i < spent.size(); ++i) spent[i] += r.privacy->rdp[i];
   spdlog::info("round {}: distributed DP: this device's own epsilon is now {:.4g} (the aggregator states {:.4g})",
                r.round_id, r.privacy->epsilon, r.privacy->epsilon_stated);
+}
+
+std::string local_model_file_name(std::uint64_t round_id) {
+  return "local-round-" + std::to_string(round_id) + ".sotto";
 }
 
 round::Outputs RoundDriver::train(const round::out::Fit& fit, round::Participant& participant) {
@@ -111,8 +118,10 @@ round::Outputs RoundDriver::train(const round::out::Fit& fit, round::Participant
   }
   const auto& config = context_.config;
   if (config.save_local_models && !fitted.local_model->layout_mismatch(*fit.global_model)) {
-    codec::write_model_file(config.state_dir / ("local-round-" + std::to_string(fit.round_id) + ".sotto"),
-                            {fit.round_id, fitted.metrics.num_examples, *fitted.local_model, {}, {}});
+    context_.consent.while_granted([&] {
+      codec::write_model_file(config.state_dir / local_model_file_name(fit.round_id),
+                              {fit.round_id, fitted.metrics.num_examples, *fitted.local_model, {}, {}});
+    });
   }
   context_.emit({ClientEventKind::kTrained, fit.round_id, "", fitted.metrics.mean_loss});
   return participant.on_fitted(std::move(fitted), Clock::now());
@@ -180,8 +189,11 @@ void RoundDriver::conclude(const round::Participant& participant, const round::o
 
 void RoundDriver::record_in_ledger(const round::ContributionRecord& r, const std::string& outcome) const {
   if (!context_.ledger) return;
-  context_.ledger->append({r.round_id, outcome, r.num_examples, link_.bytes_sent(), link_.bytes_received(),
-                           r.train_loss, r.update_l2_norm, r.secure, r.clip_norm, r.privacy, false});
+  // After a revocation the ledger is the app's to keep or delete: nothing more is written to it.
+  context_.consent.while_granted([&] {
+    context_.ledger->append({r.round_id, outcome, r.num_examples, link_.bytes_sent(), link_.bytes_received(),
+                             r.train_loss, r.update_l2_norm, r.secure, r.clip_norm, r.privacy, false});
+  });
 }
 
 }  // namespace sotto::client

@@ -26,9 +26,13 @@ struct RoundDriverContext {
   const std::optional<std::vector<std::uint32_t>>& contribution;  // a secure-sum contributor's vector
   round::RandomSource& random;
   const Ledger* ledger;  // null without state_dir
+  ConsentGate& consent;  // personal data is written only while it is granted
   std::vector<double>& privacy_spent;  // the device's own accountant (the ledger's sum, kept up to date)
   std::function<void(const ClientEvent&)> emit;
 };
+
+// state.save_local_models: the local model of round `round_id`, in state_dir.
+std::string local_model_file_name(std::uint64_t round_id);
 
 class RoundDriver {
  public:

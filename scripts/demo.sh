@@ -121,7 +121,14 @@ partition = "$partition"
 
 [state]
 dir = "client-$i-state"
+key_file = "client-$i-state.key"
+
+# The person's opt-in, recorded for the demo; an app records it with set_consent, a person with
+# `sotto-client consent grant`. Without it the client sends nothing.
+[consent]
+grant = ["training"]
 TOML
+  [ -f "client-$i-state.key" ] || "$bin/sotto-client" keygen --key-file "client-$i-state.key" >/dev/null
   launch "client-$i" "$bin/sotto-client" --config "client-$i.toml"
   client_pids+=($!)
   pids+=($!)

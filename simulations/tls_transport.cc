@@ -144,6 +144,8 @@ toml::table client_config(const SimConfig& c, const std::string& id, const fs::p
       {"connection", toml::table{{"give_up_after_s", 120}}},
       {"data", toml::table{{"dir", c.data_dir.string()}, {"indices_file", indices.string()}}},
       {"training", toml::table{{"threads", 1}}},
+      // Each simulated person's opt-in, recorded explicitly: the client library sends nothing without it.
+      {"consent", toml::table{{"grant", toml::array{"training"}}}},
       {"log", toml::table{{"level", "warn"}}},
   };
   if (!vanish.empty()) t.insert("fault_injection", toml::table{{"vanish_after", vanish}});

@@ -10,13 +10,7 @@ namespace {
 
 // Runs sotto-aggregator with `args` to completion (at most 60 s); the returned process has its exit code and log.
 std::unique_ptr<Process> run_aggregator(const std::vector<std::string>& args, const fs::path& log) {
-  std::vector<std::string> argv{bin_path("sotto-aggregator").string()};
-  argv.insert(argv.end(), args.begin(), args.end());
-  auto p = std::make_unique<Process>("sotto-aggregator", argv, log);
-  const auto code = p->wait_for_exit(60s);
-  INFO(p->log_text());
-  REQUIRE(code.has_value());
-  return p;
+  return run_to_exit("sotto-aggregator", args, log);
 }
 
 AggregatorOptions valid_options(const TempDir& dir) {

@@ -58,11 +58,11 @@ TEST_CASE("a device refuses a plan with less noise or a larger clip than it allo
   CHECK(dropped.at("client-6").find("ERROR_CODE_PRIVACY_REFUSED") != std::string::npos);
   CHECK(string_set(line.at("participants")) == std::set<std::string>{"client-1", "client-2", "client-3", "client-4"});
   // The refusing devices shared nothing; the others recorded their own epsilon, which matches the aggregator's.
-  CHECK(read_jsonl(dir / "client-5" / "ledger.jsonl").empty());
-  CHECK(read_jsonl(dir / "client-6" / "ledger.jsonl").empty());
+  CHECK(read_ledger(dir / "client-5").empty());
+  CHECK(read_ledger(dir / "client-6").empty());
   const double stated = line.at("privacy").at("epsilon");
   for (int i = 1; i <= 4; ++i) {
-    const auto ledger = read_jsonl(dir / ("client-" + std::to_string(i)) / "ledger.jsonl");
+    const auto ledger = read_ledger(dir / ("client-" + std::to_string(i)));
     INFO("client-" << i << " ledger: " << nlohmann::json(ledger).dump());
     REQUIRE(ledger.size() == 2);  // "sending" (with its RDP) before the masked input, then the outcome
     CHECK(ledger[0].at("outcome") == "sending");

@@ -185,7 +185,7 @@ TEST_CASE("local DP: every client adds the whole noise itself and the epsilon is
   }
   // Each device computed the same epsilon itself, from its own share alone.
   for (int i = 1; i <= kClients; ++i) {
-    const auto ledger = read_jsonl(run.dir / ("client-" + std::to_string(i)) / "ledger.jsonl");
+    const auto ledger = read_ledger(run.dir / ("client-" + std::to_string(i)));
     INFO("client-" << i << " ledger: " << nlohmann::json(ledger).dump());
     REQUIRE(ledger.size() == 4);  // per round: "sending", then the outcome
     const auto& p = ledger.back().at("privacy");

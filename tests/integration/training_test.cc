@@ -73,10 +73,10 @@ void require_exit(Process& p, int expected, Seconds timeout = kRunTimeout) {
 
 // The client's own record of how many examples it trained on in `round`.
 std::uint64_t ledger_examples(const fs::path& client_dir, std::uint64_t round) {
-  for (const auto& line : read_jsonl(client_dir / "ledger.jsonl")) {
+  for (const auto& line : read_ledger(client_dir)) {
     if (line.at("round").get<std::uint64_t>() == round) return line.at("examples").get<std::uint64_t>();
   }
-  FAIL("no ledger entry for round " << round << " in " << (client_dir / "ledger.jsonl").string());
+  FAIL("no ledger entry for round " << round << " in " << client_dir.string() + "'s ledger");
   return 0;
 }
 

@@ -1,5 +1,7 @@
 #include "tests/support/test_support.h"
 
+#include "client/state_key.h"
+
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -207,7 +209,13 @@ std::string client_toml(const ClientOptions& o) {
   if (!o.state_dir.empty()) {
     t << "\n[state]\n"
       << "dir = " << quoted(o.state_dir) << '\n'
-      << "save_local_models = " << boolean(o.save_local_models) << '\n';
+      << "save_local_models = " << boolean(o.save_local_models) << '\n'
+      << "key_file = " << quoted(state_key_file(o.state_dir)) << '\n';
+  }
+  if (!o.consent_grant.empty()) {
+    t << "\n[consent]\ngrant = [";
+    for (std::size_t i = 0; i < o.consent_grant.size(); ++i) t << (i ? ", " : "") << quoted(o.consent_grant[i]);
+    t << "]\n";
   }
   t << "\n[log]\n"
     << "level = " << quoted(o.log_level) << '\n';
@@ -215,8 +223,37 @@ std::string client_toml(const ClientOptions& o) {
   return t.str();
 }
 
+fs::path state_key_file(const fs::path& state_dir) {
+  fs::path key = state_dir;
+  key += ".key";
+  return key;
+}
+
+std::unique_ptr<Process> run_to_exit(const std::string& binary, const std::vector<std::string>& args,
+                                     const fs::path& log_file) {
+  std::vector<std::string> argv{bin_path(binary).string()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  auto p = std::make_unique<Process>(binary, argv, log_file);
+  if (!p->wait_for_exit(60s)) throw std::runtime_error(binary + " did not exit within 60 s: " + p->log_text());
+  return p;
+}
+
+std::vector<nlohmann::json> read_ledger(const fs::path& state_dir) {
+  const fs::path out = state_dir.parent_path() / (state_dir.filename().string() + "-ledger.jsonl");
+  fs::remove(out);  // Process appends to its log
+  const auto p = run_to_exit("sotto-client", {"ledger", "--json", "--state-dir", state_dir.string(), "--key-file",
+                                              state_key_file(state_dir).string()}, out);
+  if (p->exit_code() != 0) {
+    throw std::runtime_error("sotto-client ledger on " + state_dir.string() + " failed: " + p->log_text());
+  }
+  return read_jsonl(out);
+}
+
 fs::path write_client_config(const fs::path& file, const ClientOptions& options) {
   write_file(file, client_toml(options));
+  if (!options.state_dir.empty() && !fs::exists(state_key_file(options.state_dir))) {
+    client::create_state_key_file(state_key_file(options.state_dir));
+  }
   return file;
 }
 

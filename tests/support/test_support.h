@@ -148,19 +148,29 @@ struct ClientOptions {
   double backoff_initial_s = 0.1;
   double backoff_max_s = 0.5;
   double give_up_after_s = 30;  // 0 = keep retrying forever
-  fs::path state_dir;           // empty = none
+  fs::path state_dir;           // empty = none; sealed under <state_dir>.key, made by write_client_config
   bool save_local_models = true;
+  // [consent] grant: what the config grants for the person (empty: no grant; the state store's record decides).
+  std::vector<std::string> consent_grant{"training", "analytics"};
   std::string log_level = "info";
   std::string extra_toml;  // appended verbatim; start it with a [table] header
 };
 std::string client_toml(const ClientOptions& options);
 // Client i (1-based) of `pki` with its certificate (mutual TLS), talking to the aggregator on `port`.
 ClientOptions mtls_client_options(const Pki& pki, int i, std::uint16_t port);
+// Writes client_toml(options), and a new state key <state_dir>.key when there is a state_dir and none yet.
 fs::path write_client_config(const fs::path& file, const ClientOptions& options);
+fs::path state_key_file(const fs::path& state_dir);
+// A client's ledger as `sotto-client ledger --json` prints it (the client must have exited: it locks its state).
+std::vector<nlohmann::json> read_ledger(const fs::path& state_dir);
 
 // Starts bin/sotto-aggregator or bin/sotto-client with --config, logging to <log_file>.
 std::unique_ptr<Process> start_aggregator(const fs::path& config, const fs::path& log_file);
 std::unique_ptr<Process> start_client(const std::string& name, const fs::path& config, const fs::path& log_file);
+// Runs bin/<binary> with `args` to completion (at most 60 s; else std::runtime_error with its log): the process,
+// with its exit code, and its output in `log_file`.
+std::unique_ptr<Process> run_to_exit(const std::string& binary, const std::vector<std::string>& args,
+                                     const fs::path& log_file);
 // Clients 1..n of `pki` over mutual TLS to `port`, client i on shard i - 1 of n with at most max_examples
 // examples; their configs and logs in `dir`.
 std::vector<std::unique_ptr<Process>> start_mtls_clients(const Pki& pki, int n, std::uint16_t port,

@@ -1,0 +1,233 @@
+// The person's consent, enforced by the client library at the socket: the app's own Client (in this process, as an
+// app embeds it) talks to the real sotto-aggregator over mutual TLS through a TcpProxy that logs every connection
+// and every read of the client's bytes in order with the test's own markers.
+#include <catch2/catch.hpp>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+#include "client/client.h"
+#include "client/consent_gate.h"
+#include "client/ledger.h"
+#include "client/round_driver.h"
+#include "client/state_store.h"
+#include "common/crypto/random.h"
+#include "tests/support/tcp_proxy.h"
+#include "tests/support/test_support.h"
+
+using namespace sotto;
+using namespace sotto::test;
+using namespace std::chrono_literals;
+using Seen = TcpProxy::Seen;
+
+namespace {
+
+// The app's training: a small step away from the global model. Its `hold_round`th fit blocks until released, as a
+// long training run would, and says when it has started.
+class HeldTrainer : public client::Trainer {
+ public:
+  explicit HeldTrainer(int hold_round) : hold_round_(hold_round) {}
+
+  client::FitResult fit(const model::ModelParameters& global, const ml::TrainingPlan&) override {
+    std::unique_lock lock(mutex_);
+    if (++fits_ == hold_round_) {
+      changed_.notify_all();
+      changed_.wait(lock, [&] { return released_; });
+    }
+    model::ModelParameters local = global;
+    for (auto& tensor : local.mutable_tensors()) {
+      if (tensor.dtype != model::DType::kFloat32) continue;
+      for (float& v : tensor.as_mutable<float>()) v += 0.001f;
+    }
+    return {std::move(local), {20, 1, 0.5, 0.5, 0, 0}};
+  }
+  void wait_until_held() {
+    std::unique_lock lock(mutex_);
+    REQUIRE(changed_.wait_for(lock, 120s, [&] { return fits_ >= hold_round_; }));
+  }
+  void release() {
+    std::lock_guard lock(mutex_);
+    released_ = true;
+    changed_.notify_all();
+  }
+
+ private:
+  const int hold_round_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  int fits_ = 0;
+  bool released_ = false;
+};
+
+// The client's events, waited for from the test's thread.
+class EventLog {
+ public:
+  void add(const client::ClientEvent& e) {
+    std::lock_guard lock(mutex_);
+    events_.push_back(e);
+    changed_.notify_all();
+  }
+  void wait_for(client::ClientEventKind kind, std::uint64_t round = 0) {
+    std::unique_lock lock(mutex_);
+    REQUIRE(changed_.wait_for(lock, 120s, [&] {
+      return std::any_of(events_.begin(), events_.end(),
+                         [&](const auto& e) { return e.kind == kind && (round == 0 || e.round_id == round); });
+    }));
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::deque<client::ClientEvent> events_;
+};
+
+client::ClientConfig app_config(const Pki& pki, std::uint16_t port, const fs::path& state_dir,
+                                const std::array<std::uint8_t, 32>& key) {
+  client::ClientConfig c;
+  c.client_id = "client-1";
+  c.port = port;
+  c.ca_file = pki.ca();
+  c.cert_file = pki.client_cert(1);
+  c.key_file = pki.client_key(1);
+  c.backoff_initial = 100ms;
+  c.backoff_max = 500ms;
+  c.give_up_after = 60s;
+  c.state_dir = state_dir;
+  c.state_key = key;
+  c.save_local_models = true;
+  return c;
+}
+
+std::array<std::uint8_t, 32> new_key() {
+  std::array<std::uint8_t, 32> key{};
+  crypto::random_bytes(key);
+  return key;
+}
+
+// A real aggregator for one client, `rounds` rounds, behind a TcpProxy; the app's state directory and key.
+struct ProxiedAggregator {
+  ProxiedAggregator(const std::string& tag, std::uint64_t rounds)
+      : dir(tag),
+        pki(make_pki(dir / "pki", 1)),
+        options(fixed_cohort_options(dir.path(), pki, rounds, 1)),
+        aggregator(start_aggregator(write_aggregator_config(dir / "aggregator.toml", options), dir / "aggregator.log")),
+        proxy(wait_for_port(options.state_dir, 60s, aggregator.get())) {}
+
+  client::ClientConfig app_config() const { return ::app_config(pki, proxy.port(), state, key); }
+
+  TempDir dir;
+  Pki pki;
+  AggregatorOptions options;
+  std::unique_ptr<Process> aggregator;
+  TcpProxy proxy;
+  fs::path state = dir / "state";
+  std::array<std::uint8_t, 32> key = new_key();
+};
+
+bool any_of(const std::vector<TcpProxy::Event>& events, Seen what) {
+  return std::any_of(events.begin(), events.end(), [&](const auto& e) { return e.what == what; });
+}
+
+}  // namespace
+
+TEST_CASE("consent: no connection before opt-in and not a byte after opt-out returns") {
+  ProxiedAggregator run("consent", 5);
+  const fs::path& state = run.state;
+  const auto& key = run.key;
+  TcpProxy& proxy = run.proxy;
+  auto trainer = std::make_shared<HeldTrainer>(2);
+  auto owned = std::make_unique<client::Client>(run.app_config(), trainer);
+  client::Client& app = *owned;
+  EventLog log;
+  app.on_event([&](const client::ClientEvent& e) { log.add(e); });
+  std::uint64_t kept_generation = 0;
+  app.on_state_change([&](std::uint64_t g) { kept_generation = g; });
+  client::RunSummary summary;
+  std::thread runner([&] { summary = app.run(); });
+
+  // Before opt-in: the client waits and opens no connection, however long it is given.
+  log.wait_for(client::ClientEventKind::kAwaitingConsent);
+  std::this_thread::sleep_for(500ms);
+  proxy.mark("granting");
+  CHECK(proxy.connections_accepted() == 0);
+  app.set_consent(true, client::ConsentScope::kTraining);
+  log.wait_for(client::ClientEventKind::kRoundCompleted, 1);
+  CHECK(fs::exists(state / client::local_model_file_name(1)));
+  CHECK(fs::exists(state / "ledger.sealed"));
+
+  // Opt-out while round 2 trains: the connection is cut before set_consent returns, so nothing the client does
+  // afterwards (finishing the training, trying to upload) reaches the socket.
+  trainer->wait_until_held();
+  app.set_consent(false, client::ConsentScope::kAll, client::OnRevoke::kDeleteLedger);
+  proxy.mark("revoked");
+  trainer->release();
+  runner.join();
+  CHECK(summary.consent_revoked);
+  std::this_thread::sleep_for(500ms);  // a client that ignored the revocation would reconnect or upload now
+  const auto after = proxy.events_after("revoked");
+  CHECK_FALSE(any_of(after, Seen::kClientBytes));
+  CHECK_FALSE(any_of(after, Seen::kAccepted));
+  CHECK(any_of(proxy.events(), Seen::kClientClosed));
+
+  // What the device kept is gone, and the revocation is on record, sealed.
+  CHECK_FALSE(fs::exists(state / client::local_model_file_name(1)));
+  CHECK_FALSE(fs::exists(state / client::local_model_file_name(2)));
+  CHECK_FALSE(fs::exists(state / "ledger.sealed"));
+  CHECK(app.consent().granted == false);
+  CHECK(kept_generation == app.state_generation());
+  owned.reset();  // the app lets its state directory go
+  client::StateKey store_key;
+  std::copy(key.begin(), key.end(), store_key.begin());
+  {
+    client::StateStore store(state, store_key, kept_generation);
+    const auto record = client::ConsentGate(&store).record();
+    CHECK_FALSE(record.granted);
+    CHECK(client::Ledger(store).entries().empty());
+    CHECK(record.unix_time > 0);
+  }
+
+  // The aggregator had round 1 from this client and not round 2's update.
+  const fs::path rounds_file = run.options.state_dir / "rounds.jsonl";
+  REQUIRE(wait_until([&] { return read_jsonl(rounds_file).size() >= 2; }, 60s));
+  const auto rounds = read_jsonl(rounds_file);
+  CHECK(rounds[0]["status"] == "completed");
+  CHECK(rounds[1]["round"] == 2);
+  CHECK(rounds[1]["status"] == "abandoned");
+}
+
+TEST_CASE("consent: the scope is enforced and a recorded grant survives a restart of the app") {
+  ProxiedAggregator run("consent-scope", 1);
+  auto& proxy = run.proxy;
+  std::uint64_t kept = 0;
+  {
+    // Consent to analytics only: a training client stays off the network.
+    client::Client app(run.app_config(), std::make_shared<HeldTrainer>(0));
+    app.on_state_change([&](std::uint64_t g) { kept = g; });
+    EventLog log;
+    app.on_event([&](const client::ClientEvent& e) { log.add(e); });
+    app.set_consent(true, client::ConsentScope::kAnalytics);
+    std::thread runner([&] { app.run(); });
+    log.wait_for(client::ClientEventKind::kAwaitingConsent);
+    std::this_thread::sleep_for(300ms);
+    app.stop();
+    runner.join();
+    CHECK(proxy.connections_accepted() == 0);
+    app.set_consent(true, client::ConsentScope::kAll);
+  }
+  // A new Client on the same state (the app restarted) finds the grant and takes part at once.
+  auto config = run.app_config();
+  config.state_min_generation = kept;
+  client::Client app(config, std::make_shared<HeldTrainer>(0));
+  CHECK(app.consent().granted);
+  CHECK(client::covers(app.consent(), client::ConsentScope::kTraining));
+  const auto summary = app.run();
+  CHECK(summary.finished);
+  CHECK(summary.rounds_contributed == 1);
+  CHECK(proxy.connections_accepted() >= 1);
+  // Without the state key it does not open at all.
+  auto keyless = run.app_config();
+  keyless.state_dir = run.dir / "other-state";
+  keyless.state_key.reset();
+  CHECK_THROWS_WITH(client::Client(keyless, std::make_shared<HeldTrainer>(0)), Catch::Contains("needs a state key"));
+}
