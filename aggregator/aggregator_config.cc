@@ -142,7 +142,7 @@ AggregatorConfig read_aggregator_config(config::TomlReader& r) {
   c.rounds.plan = read_plan_section(r);
   read_round_protection(r, c.rounds);
 
-  c.architecture = r.get_choice("model.architecture", {"fashion_cnn"}, "fashion_cnn");
+  c.architecture = r.get_choice("model.architecture", {"fashion_cnn", "fashion_linear"}, "fashion_cnn");
   c.init_seed = static_cast<std::uint64_t>(r.get_int("model.init_seed", 1, 0, INT64_MAX));
   c.strategy = read_strategy_section(r, c.rounds.plan);
 

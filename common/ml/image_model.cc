@@ -20,6 +20,7 @@ namespace sotto::ml {
 namespace {
 
 constexpr const char* kFashionCnn = "fashion_cnn";
+constexpr const char* kFashionLinear = "fashion_linear";
 constexpr std::int64_t kImageSide = 28;
 constexpr std::int64_t kNumClasses = 10;
 // Fashion-MNIST training-set pixel mean and standard deviation (pixels scaled to [0, 1]).
@@ -51,6 +52,15 @@ struct FashionCnnImpl : torch::nn::Module {
   torch::nn::Linear fc2;
 };
 TORCH_MODULE(FashionCnn);
+
+// Multinomial logistic regression on the normalised pixels: fc(784->10). Small enough for an app to train in plain
+// C (examples/c_app).
+struct FashionLinearImpl : torch::nn::Module {
+  FashionLinearImpl() : fc(register_module("fc", torch::nn::Linear(kImageSide * kImageSide, kNumClasses))) {}
+  torch::Tensor forward(torch::Tensor x) { return fc(x.flatten(1)); }
+  torch::nn::Linear fc;
+};
+TORCH_MODULE(FashionLinear);
 
 // One mini-batch as tensors: normalised pixels [B, 1, 28, 28] and int64 labels [B].
 struct Batch {
@@ -91,7 +101,7 @@ Batch make_batch(const data::ImageDataset& data, std::size_t count, IndexAt inde
 
 void check_images(const data::ImageDataset& data) {
   if (data.rows != kImageSide || data.cols != kImageSide) {
-    throw Error(std::string(kFashionCnn) + " expects 28x28 greyscale images, but the data set has " +
+    throw Error("the built-in models expect 28x28 greyscale images, but the data set has " +
                 std::to_string(data.rows) + "x" + std::to_string(data.cols) + " images");
   }
   if (data.pixels.size() != data.size() * data.image_bytes()) {
@@ -213,7 +223,9 @@ std::int64_t count_correct(const torch::Tensor& logits, const torch::Tensor& lab
 // A scalar loss tensor's value, read from its memory (no operator dispatch, unlike item()).
 double scalar_value(const torch::Tensor& loss) { return static_cast<double>(*in_type(loss, torch::kFloat32).data_ptr<float>()); }
 
-class FashionCnnModel final : public ImageModel {
+// A built-in classifier over normalised 28x28 images; Net is a TORCH_MODULE holder.
+template <typename Net>
+class ClassifierModel final : public ImageModel {
  public:
   model::ModelParameters parameters() const override { return export_module(*net_); }
 
@@ -291,15 +303,15 @@ class FashionCnnModel final : public ImageModel {
   }
 
  private:
-  FashionCnn net_;
+  Net net_;
 };
 
 }  // namespace
 
-std::vector<std::string> known_architectures() { return {kFashionCnn}; }
+std::vector<std::string> known_architectures() { return {kFashionCnn, kFashionLinear}; }
 
 std::unique_ptr<ImageModel> make_image_model(const std::string& architecture, std::uint64_t init_seed) {
-  if (architecture != kFashionCnn) {
+  if (architecture != kFashionCnn && architecture != kFashionLinear) {
     std::string known;
     for (const auto& name : known_architectures()) known += (known.empty() ? "" : ", ") + name;
     throw Error("unknown model architecture '" + architecture + "'; known architectures: " + known);
@@ -309,7 +321,8 @@ std::unique_ptr<ImageModel> make_image_model(const std::string& architecture, st
   static std::mutex init_mutex;
   const std::lock_guard lock(init_mutex);
   torch::manual_seed(init_seed);
-  return std::make_unique<FashionCnnModel>();
+  if (architecture == kFashionLinear) return std::make_unique<ClassifierModel<FashionLinear>>();
+  return std::make_unique<ClassifierModel<FashionCnn>>();
 }
 
 void set_torch_threads(int threads) {

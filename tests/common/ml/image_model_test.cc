@@ -47,8 +47,8 @@ std::vector<std::string> unchanged_tensors(const sotto::model::ModelParameters& 
 
 }  // namespace
 
-TEST_CASE("fashion_cnn is the known architecture and exposes its layers by name", "[ml][model]") {
-  REQUIRE(sotto::ml::known_architectures() == std::vector<std::string>{"fashion_cnn"});
+TEST_CASE("fashion_cnn is a known architecture and exposes its layers by name", "[ml][model]") {
+  REQUIRE(sotto::ml::known_architectures() == std::vector<std::string>{"fashion_cnn", "fashion_linear"});
   const auto params = make_image_model("fashion_cnn", 0)->parameters();
   std::vector<std::string> names;
   for (const auto& t : params.tensors()) names.push_back(t.name);
@@ -62,6 +62,23 @@ TEST_CASE("fashion_cnn is the known architecture and exposes its layers by name"
   REQUIRE(params.find("fc1.weight")->shape == std::vector<std::int64_t>{128, 512});
   REQUIRE(params.find("fc2.weight")->shape == std::vector<std::int64_t>{10, 128});
   REQUIRE(params.find("bn2.num_batches_tracked")->dtype == sotto::model::DType::kInt64);
+}
+
+TEST_CASE("fashion_linear is logistic regression on the pixels and learns from one epoch", "[ml][model][train]") {
+  auto model = make_image_model("fashion_linear", 1);
+  const auto params = model->parameters();
+  REQUIRE(params.size() == 2);
+  REQUIRE(params.find("fc.weight")->shape == std::vector<std::int64_t>{10, 784});
+  REQUIRE(params.find("fc.bias")->shape == std::vector<std::int64_t>{10});
+  const auto before = model->evaluate(test_set(), 1000);
+  TrainingPlan plan;
+  plan.learning_rate = 0.01;
+  plan.seed = 3;
+  model->train(train_set(), first_n(1000), plan);
+  const auto after = model->evaluate(test_set(), 1000);
+  CAPTURE(before.accuracy, after.accuracy);
+  CHECK(after.loss < before.loss);
+  CHECK(after.accuracy > 0.5);
 }
 
 TEST_CASE("make_image_model rejects an unknown architecture and lists the known ones", "[ml][model]") {
