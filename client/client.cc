@@ -55,6 +55,7 @@ class Client::Impl {
   }
   ConsentRecord consent() const { return consent_->record(); }
   std::uint64_t state_generation() const { return store_ ? store_->generation() : 0; }
+  std::string ledger_json() const { return ledger_ ? ledger_->json_lines() : std::string(); }
   void on_state_change(std::function<void(std::uint64_t)> callback) {
     if (store_) store_->on_change(std::move(callback));
   }
@@ -289,6 +290,9 @@ ConsentRecord Client::consent() const {
 }
 std::uint64_t Client::state_generation() const {
   return impl_->state_generation();
+}
+std::string Client::ledger_json() const {
+  return impl_->ledger_json();
 }
 void Client::on_state_change(std::function<void(std::uint64_t)> callback) {
   impl_->on_state_change(std::move(callback));

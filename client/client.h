@@ -87,6 +87,8 @@ class Client {
   // The state store's generation after its latest change (0 without state_dir). Keep it beside the state key and
   // give it back as ClientConfig::state_min_generation: an older state directory put back is then refused.
   std::uint64_t state_generation() const;
+  // The ledger (ledger.h) as JSON lines, one per contribution, oldest first ("" without state_dir).
+  std::string ledger_json() const;
   // Called with each new generation, on the thread that changed the state.
   void on_state_change(std::function<void(std::uint64_t)> callback);
 

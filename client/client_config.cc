@@ -68,10 +68,6 @@ SottoClientConfig read_sotto_client_config(config::TomlReader& r) {
   c.save_local_models = r.get_bool("state.save_local_models", false);
   s.state_key_file = r.get_path("state.key_file", std::filesystem::path());
   s.state_generation_file = r.get_path("state.generation_file", std::filesystem::path());
-  if (!c.state_dir.empty() && s.state_key_file.empty()) {
-    r.fail("state.key_file", "is required with state.dir: the state is sealed under it (make one with "
-                             "`sotto-client keygen --key-file FILE`)");
-  }
   if (s.state_generation_file.empty() && !s.state_key_file.empty()) {
     s.state_generation_file = s.state_key_file;
     s.state_generation_file += ".generation";

@@ -91,8 +91,12 @@ std::string Ledger::json_lines() const {
 }
 
 std::vector<LedgerEntry> Ledger::entries() const {
+  return parse_ledger_lines(json_lines());
+}
+
+std::vector<LedgerEntry> parse_ledger_lines(const std::string& json_lines) {
   std::vector<LedgerEntry> entries;
-  std::istringstream lines(json_lines());
+  std::istringstream lines(json_lines);
   std::string line;
   while (std::getline(lines, line)) {
     if (line.empty()) continue;

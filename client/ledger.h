@@ -55,6 +55,10 @@ class Ledger {
   StateStore& store_;
 };
 
+// The entries of a ledger's JSON lines (Ledger::json_lines, Client::ledger_json). Throws sotto::Error for a line
+// Sotto did not write.
+std::vector<LedgerEntry> parse_ledger_lines(const std::string& json_lines);
+
 // One line for a person: when, which round, what happened, what was sent, under which protection.
 std::string describe(const LedgerEntry& entry);
 

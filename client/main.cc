@@ -137,6 +137,10 @@ std::shared_ptr<client::DeferredTrainer> deferred_trainer(const client::SottoCli
 // state.dir's key, and the generation kept beside it, into the client's config.
 client::SottoClientConfig with_state_key(client::SottoClientConfig cfg) {
   if (cfg.client.state_dir.empty()) return cfg;
+  if (cfg.state_key_file.empty()) {
+    throw Error("state.key_file is required with state.dir: the state is sealed under it (make one with "
+                "`sotto-client keygen --key-file FILE`)");
+  }
   const client::StateKey key = client::read_state_key_file(cfg.state_key_file);
   cfg.client.state_key.emplace();
   std::copy(key.begin(), key.end(), cfg.client.state_key->begin());

@@ -57,7 +57,7 @@ void check_name(std::string_view name) {
   bool ok = !name.empty() && name.size() <= 64 && name.front() != '.' && name != kManifest;
   for (const char c : name) ok = ok && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-');
   if (!ok) {
-    throw Error("\"" + std::string(name) + "\" cannot name a state file: use 1 to 64 of a-z, 0-9, '.', '_', '-' "
+    throw StateError("\"" + std::string(name) + "\" cannot name a state file: use 1 to 64 of a-z, 0-9, '.', '_', '-' "
                 "(not starting with '.', and not \"manifest\")");
   }
 }
@@ -65,11 +65,11 @@ void check_name(std::string_view name) {
 int lock_directory(const fs::path& dir) {
   const fs::path lock = dir / "lock";
   const int fd = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0) throw Error("cannot open " + lock.string() + ": " + std::strerror(errno));
+  if (fd < 0) throw StateError("cannot open " + lock.string() + ": " + std::strerror(errno));
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
     const int saved = errno;
     ::close(fd);
-    throw Error(saved == EWOULDBLOCK ? "the state directory " + dir.string() +
+    throw StateError(saved == EWOULDBLOCK ? "the state directory " + dir.string() +
                                            " is in use by another process: stop that sotto client first (one client "
                                            "per state directory)"
                                      : "cannot lock " + lock.string() + ": " + std::strerror(saved));
@@ -82,7 +82,7 @@ int lock_directory(const fs::path& dir) {
 StateStore::StateStore(fs::path dir, const StateKey& key, std::uint64_t min_generation) : dir_(std::move(dir)) {
   std::error_code ec;
   fs::create_directories(dir_, ec);
-  if (ec) throw Error("cannot create the state directory " + dir_.string() + ": " + ec.message());
+  if (ec) throw StateError("cannot create the state directory " + dir_.string() + ": " + ec.message());
   crypto::hkdf_sha256(key, {}, crypto::internal::bytes_of("sotto-state-seal-v1"), seal_key_);
   crypto::hkdf_sha256(key, {}, crypto::internal::bytes_of("sotto-state-key-id-v1"), key_id_);
   lock_fd_ = lock_directory(dir_);
@@ -118,17 +118,17 @@ std::string StateStore::open_sealed(std::string_view name, const fs::path& path,
                               " was altered or corrupted: it does not authenticate. Nothing was changed; restore it "
                               "from a backup, or remove it (losing what it held)";
   if (bytes.size() < kHeaderBytes + crypto::kAeadOverheadBytes || bytes.compare(0, kMagic.size(), kMagic) != 0) {
-    throw Error(altered);
+    throw StateError(altered);
   }
   if (std::memcmp(bytes.data() + 8, key_id_.data(), key_id_.size()) != 0) {
-    throw Error("the state file " + path.string() + " was sealed under a different state key: supply the key "
+    throw StateError("the state file " + path.string() + " was sealed under a different state key: supply the key "
                 "this state directory was made with");
   }
   generation = big_endian_at(bytes, 16);
   const auto plain = crypto::open(std::span<const std::uint8_t, 32>(seal_key_),
                                   as_bytes(associated_data(name, generation)),
                                   as_bytes(std::string_view(bytes).substr(kHeaderBytes)));
-  if (!plain) throw Error(altered);
+  if (!plain) throw StateError(altered);
   return {plain->begin(), plain->end()};
 }
 
@@ -138,7 +138,7 @@ void StateStore::load_manifest(std::uint64_t min_generation) {
     bool sealed_files = false;
     for (const auto& entry : fs::directory_iterator(dir_)) sealed_files |= entry.path().extension() == kSuffix;
     if (sealed_files || min_generation > 0) {
-      throw Error("the state directory " + dir_.string() + " has no manifest" +
+      throw StateError("the state directory " + dir_.string() + " has no manifest" +
                   (min_generation > 0 ? " though the app's last generation is " + std::to_string(min_generation)
                                       : std::string(" though it holds sealed files")) +
                   ": it was emptied or replaced outside Sotto. Restore it from a backup");
@@ -150,14 +150,14 @@ void StateStore::load_manifest(std::uint64_t min_generation) {
       nlohmann::json::parse(open_sealed(kManifest, path, util::read_file(path), generation), nullptr, false);
   if (!manifest.is_object() || manifest.value("generation", std::uint64_t{0}) != generation ||
       !manifest.contains("files") || !manifest["files"].is_object()) {
-    throw Error("the state manifest " + path.string() + " is not one Sotto wrote");
+    throw StateError("the state manifest " + path.string() + " is not one Sotto wrote");
   }
   for (const auto& [name, file_generation] : manifest["files"].items()) {
     files_[name] = file_generation.get<std::uint64_t>();
   }
   generation_ = generation;
   if (generation_ < min_generation) {
-    throw Error("the state directory " + dir_.string() + " was put back to an older state (generation " +
+    throw StateError("the state directory " + dir_.string() + " was put back to an older state (generation " +
                 std::to_string(generation_) + "; the app's last is " + std::to_string(min_generation) +
                 "). Nothing was changed; restore the latest copy");
   }
@@ -177,7 +177,7 @@ std::optional<std::string> StateStore::read(std::string_view name) const {
   const auto listed = files_.find(name);
   if (!fs::exists(path)) {
     if (listed == files_.end()) return std::nullopt;
-    throw Error("the state file " + path.string() + " is missing though the manifest records it (generation " +
+    throw StateError("the state file " + path.string() + " is missing though the manifest records it (generation " +
                 std::to_string(listed->second) + "): it was removed outside Sotto. Restore it from a backup");
   }
   std::uint64_t generation = 0;
@@ -185,7 +185,7 @@ std::optional<std::string> StateStore::read(std::string_view name) const {
   // A newer generation than the manifest's is a write whose manifest update a crash cut off.
   const bool stale = listed != files_.end() ? generation < listed->second : generation <= generation_;
   if (stale) {
-    throw Error("the state file " + path.string() + " is an old copy put back (generation " +
+    throw StateError("the state file " + path.string() + " is an old copy put back (generation " +
                 std::to_string(generation) + "; " +
                 (listed != files_.end() ? "the latest is " + std::to_string(listed->second)
                                         : "it was deleted by generation " + std::to_string(generation_)) +
@@ -215,7 +215,7 @@ void StateStore::remove(std::string_view name) {
   changed(generation_ + 1);
   // From here an old copy put back is refused, whether or not the file goes.
   if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
-    throw Error("cannot delete " + path.string() + ": " + std::strerror(errno));
+    throw StateError("cannot delete " + path.string() + ": " + std::strerror(errno));
   }
   util::sync_directory(dir_);
 }

@@ -24,8 +24,15 @@
 #include <vector>
 
 #include "client/state_key.h"
+#include "common/util/error.h"
 
 namespace sotto::client {
+
+// What the store throws: the app's state, not its config or the network, is what needs attention.
+class StateError : public Error {
+ public:
+  using Error::Error;
+};
 
 class StateStore {
  public:

@@ -1,0 +1,239 @@
+// The C API (include/sotto/sotto_client.h) over client::Client: handles, status codes and thread-local error
+// messages outside, exceptions inside. Every entry point catches everything: no C++ exception crosses into C.
+#include "sotto/sotto_client.h"
+
+#include <atomic>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "client/client.h"
+#include "client/ledger.h"
+#include "client/session_outcome.h"
+#include "client/state_store.h"
+#include "common/util/error.h"
+
+namespace {
+
+using namespace sotto;
+
+thread_local std::string last_error;
+thread_local std::string training_error;
+
+sotto_status fail(sotto_status status, const std::string& message) {
+  last_error = message;
+  return status;
+}
+
+// The app's sotto_train_fn as a client::Trainer: the global model's float32 tensors are handed over in place.
+class CallbackTrainer final : public client::Trainer {
+ public:
+  CallbackTrainer(sotto_train_fn train, void* user, const std::atomic<bool>& stop) : train_(train), user_(user), stop_(stop) {}
+
+  client::FitResult fit(const model::ModelParameters& global, const ml::TrainingPlan& plan) override {
+    model::ModelParameters local = global;
+    std::vector<sotto_tensor> views;
+    for (auto& t : local.mutable_tensors()) {
+      if (t.dtype != model::DType::kFloat32) continue;
+      const auto data = t.as_mutable<float>();
+      views.push_back({t.name.c_str(), data.data(), data.size(), t.shape.data(), t.shape.size()});
+    }
+    const sotto_training_plan p{plan.epochs,   plan.batch_size,   plan.learning_rate,
+                                plan.momentum, plan.weight_decay, plan.seed};
+    sotto_fit_result result{};
+    training_error.clear();
+    const sotto_status status = train_(user_, views.data(), views.size(), &p, &result);
+    if (stop_) throw Error("training stopped (sotto_client_stop or an opt-out)");
+    if (status != SOTTO_OK || result.num_examples == 0) {
+      failed = true;
+      throw Error(status != SOTTO_OK ? (training_error.empty() ? sotto_status_name(status) : training_error)
+                                     : "the training callback reported 0 examples");
+    }
+    return {std::move(local), {result.num_examples, 0, result.mean_loss, result.accuracy, 0, 0}};
+  }
+
+  bool failed = false;
+
+ private:
+  sotto_train_fn train_;
+  void* user_;
+  const std::atomic<bool>& stop_;
+};
+
+}  // namespace
+
+struct sotto_client {
+  std::atomic<bool> stop{false};
+  std::shared_ptr<CallbackTrainer> trainer;
+  std::unique_ptr<client::Client> client;
+  sotto_event_fn on_event = nullptr;
+  void* event_user = nullptr;
+  std::vector<client::LedgerEntry> ledger;  // as sotto_client_ledger_size last read it
+};
+
+extern "C" {
+
+const char* sotto_last_error(void) { return last_error.c_str(); }
+
+const char* sotto_status_name(sotto_status status) {
+  switch (status) {
+    case SOTTO_OK: return "SOTTO_OK";
+    case SOTTO_ERROR_INVALID_ARGUMENT: return "SOTTO_ERROR_INVALID_ARGUMENT";
+    case SOTTO_ERROR_CONFIG: return "SOTTO_ERROR_CONFIG";
+    case SOTTO_ERROR_STATE: return "SOTTO_ERROR_STATE";
+    case SOTTO_ERROR_NO_CONSENT: return "SOTTO_ERROR_NO_CONSENT";
+    case SOTTO_ERROR_NETWORK: return "SOTTO_ERROR_NETWORK";
+    case SOTTO_ERROR_TRAINING: return "SOTTO_ERROR_TRAINING";
+    case SOTTO_ERROR_INTERNAL: return "SOTTO_ERROR_INTERNAL";
+  }
+  return "unknown sotto_status";
+}
+
+int sotto_api_version(void) { return SOTTO_CLIENT_API_VERSION; }
+
+void sotto_set_training_error(const char* message) { training_error = message ? message : ""; }
+
+sotto_status sotto_client_create(const sotto_client_options* options, sotto_train_fn train, void* train_user,
+                                 sotto_client** out) {
+  if (!options || !options->config_file || !train || !out) {
+    return fail(SOTTO_ERROR_INVALID_ARGUMENT, "sotto_client_create needs options with a config_file, a training "
+                                              "callback and somewhere to put the client");
+  }
+  client::ClientConfig config;
+  try {
+    config = client::load_sotto_client_config(options->config_file).client;
+  } catch (const std::exception& e) {
+    return fail(SOTTO_ERROR_CONFIG, e.what());
+  }
+  if (!config.state_dir.empty() && !options->state_key) {
+    return fail(SOTTO_ERROR_INVALID_ARGUMENT, "the config has state.dir: sotto_client_options.state_key (32 bytes) "
+                                              "must be given to seal it");
+  }
+  if (options->state_key) {
+    config.state_key.emplace();
+    std::memcpy(config.state_key->data(), options->state_key, config.state_key->size());
+  }
+  config.state_min_generation = options->state_min_generation;
+  auto handle = std::make_unique<sotto_client>();
+  handle->trainer = std::make_shared<CallbackTrainer>(train, train_user, handle->stop);
+  try {
+    handle->client = std::make_unique<client::Client>(std::move(config), handle->trainer);
+  } catch (const client::StateError& e) {
+    return fail(SOTTO_ERROR_STATE, e.what());
+  } catch (const std::exception& e) {
+    return fail(SOTTO_ERROR_CONFIG, e.what());
+  }
+  sotto_client* raw = handle.release();
+  raw->client->on_event([raw](const client::ClientEvent& e) {
+    if (!raw->on_event) return;
+    const sotto_event event{static_cast<sotto_event_kind>(e.kind), e.round_id, e.message.c_str(), e.value};
+    raw->on_event(raw->event_user, &event);
+  });
+  *out = raw;
+  return SOTTO_OK;
+}
+
+void sotto_client_destroy(sotto_client* client) { delete client; }
+
+sotto_status sotto_client_set_consent(sotto_client* c, int granted, unsigned scope, int delete_ledger) {
+  if (!c) return fail(SOTTO_ERROR_INVALID_ARGUMENT, "sotto_client_set_consent: the client is null");
+  if (granted && (scope == 0 || scope > (SOTTO_CONSENT_TRAINING | SOTTO_CONSENT_ANALYTICS))) {
+    return fail(SOTTO_ERROR_INVALID_ARGUMENT, "sotto_client_set_consent: the scope must combine "
+                                              "SOTTO_CONSENT_TRAINING and SOTTO_CONSENT_ANALYTICS");
+  }
+  try {
+    if (!granted) c->stop = true;
+    c->client->set_consent(granted != 0, static_cast<client::ConsentScope>(scope),
+                           delete_ledger ? client::OnRevoke::kDeleteLedger : client::OnRevoke::kKeepLedger);
+    return SOTTO_OK;
+  } catch (const client::StateError& e) {
+    return fail(SOTTO_ERROR_STATE, e.what());
+  } catch (const std::exception& e) {
+    return fail(SOTTO_ERROR_INTERNAL, e.what());
+  }
+}
+
+sotto_status sotto_client_get_consent(sotto_client* c, int* granted, unsigned* scope, double* unix_time) {
+  if (!c) return fail(SOTTO_ERROR_INVALID_ARGUMENT, "sotto_client_get_consent: the client is null");
+  const client::ConsentRecord r = c->client->consent();
+  if (granted) *granted = r.granted ? 1 : 0;
+  if (scope) *scope = static_cast<unsigned>(r.scope);
+  if (unix_time) *unix_time = r.unix_time;
+  return SOTTO_OK;
+}
+
+sotto_status sotto_client_on_event(sotto_client* c, sotto_event_fn on_event, void* user) {
+  if (!c) return fail(SOTTO_ERROR_INVALID_ARGUMENT, "sotto_client_on_event: the client is null");
+  c->on_event = on_event;
+  c->event_user = user;
+  return SOTTO_OK;
+}
+
+sotto_status sotto_client_run(sotto_client* c, sotto_run_summary* summary) {
+  if (!c) return fail(SOTTO_ERROR_INVALID_ARGUMENT, "sotto_client_run: the client is null");
+  client::RunSummary s;
+  try {
+    s = c->client->run();
+  } catch (const std::exception& e) {
+    // A training run cut short by a stop or an opt-out is how the app asked it to end, not a failure.
+    if (!c->stop || c->trainer->failed) {
+      if (c->trainer->failed) return fail(SOTTO_ERROR_TRAINING, e.what());
+      if (dynamic_cast<const client::StateError*>(&e)) return fail(SOTTO_ERROR_STATE, e.what());
+      return fail(dynamic_cast<const client::FatalError*>(&e) ? SOTTO_ERROR_NETWORK : SOTTO_ERROR_INTERNAL, e.what());
+    }
+    s.consent_revoked = !c->client->consent().granted;
+  }
+  if (summary) *summary = {s.finished ? 1 : 0, s.consent_revoked ? 1 : 0, s.rounds_contributed};
+  return SOTTO_OK;
+}
+
+sotto_status sotto_client_stop(sotto_client* c) {
+  if (!c) return fail(SOTTO_ERROR_INVALID_ARGUMENT, "sotto_client_stop: the client is null");
+  c->stop = true;
+  c->client->stop();
+  return SOTTO_OK;
+}
+
+int sotto_client_should_stop(const sotto_client* c) { return c && c->stop ? 1 : 0; }
+
+uint64_t sotto_client_state_generation(sotto_client* c) { return c ? c->client->state_generation() : 0; }
+
+sotto_status sotto_client_ledger_size(sotto_client* c, size_t* count) {
+  if (!c || !count) return fail(SOTTO_ERROR_INVALID_ARGUMENT, "sotto_client_ledger_size: a null argument");
+  try {
+    c->ledger = client::parse_ledger_lines(c->client->ledger_json());
+  } catch (const client::StateError& e) {
+    return fail(SOTTO_ERROR_STATE, e.what());
+  } catch (const std::exception& e) {
+    return fail(SOTTO_ERROR_INTERNAL, e.what());
+  }
+  *count = c->ledger.size();
+  return SOTTO_OK;
+}
+
+sotto_status sotto_client_ledger_entry(sotto_client* c, size_t index, sotto_ledger_entry* out) {
+  if (!c || !out) return fail(SOTTO_ERROR_INVALID_ARGUMENT, "sotto_client_ledger_entry: a null argument");
+  if (index >= c->ledger.size()) {
+    return fail(SOTTO_ERROR_INVALID_ARGUMENT, "sotto_client_ledger_entry: index " + std::to_string(index) +
+                                                  " is beyond the " + std::to_string(c->ledger.size()) +
+                                                  " entries sotto_client_ledger_size read");
+  }
+  const client::LedgerEntry& e = c->ledger[index];
+  *out = {e.unix_time,  e.round_id,       e.outcome.c_str(), e.num_examples, e.bytes_sent, e.bytes_received,
+          e.train_loss, e.update_l2_norm, e.secure ? 1 : 0,  e.clip_norm,    0,            "",
+          0,            0,                0};
+  if (e.privacy) {
+    out->has_privacy = 1;
+    out->privacy_mode = e.privacy->mode.c_str();
+    out->noise_multiplier = e.privacy->noise_multiplier;
+    out->epsilon = e.privacy->epsilon;
+    out->epsilon_stated = e.privacy->epsilon_stated;
+  }
+  return SOTTO_OK;
+}
+
+}  // extern "C"
+
+static_assert(static_cast<int>(client::ClientEventKind::kAwaitingConsent) == SOTTO_EVENT_AWAITING_CONSENT);
+static_assert(static_cast<int>(client::ClientEventKind::kFinished) == SOTTO_EVENT_FINISHED);

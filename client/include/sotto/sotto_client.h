@@ -1,0 +1,206 @@
+/* sotto_client.h: the C API of Sotto's client library (libsotto_client.so).
+ *
+ * An app embeds a Sotto client to take part in federated training: its device trains the model on data that never
+ * leaves it, and sends only the update, clipped, noised when the round asks for it, masked for secure aggregation,
+ * over TLS 1.3. The library enforces the person's consent (nothing reaches the network before they opt in; opting
+ * out cuts the connection before sotto_client_set_consent returns), keeps its state sealed with AES-256-GCM under
+ * a key the app supplies, and keeps a ledger of every contribution that the app can show the person.
+ *
+ * Conventions: every function returns a sotto_status (SOTTO_OK is 0) unless it says otherwise; on an error,
+ * sotto_last_error() gives a message saying what was wrong and what to do. Handles are opaque. Strings are UTF-8
+ * and NUL-terminated; those the library returns stay valid until the next call on the same handle from the same
+ * thread, unless a function says otherwise. Callbacks get the app's user pointer back and run on the thread that
+ * called sotto_client_run(). No C++ types cross this header.
+ */
+#ifndef SOTTO_CLIENT_H
+#define SOTTO_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(__GNUC__)
+#define SOTTO_API __attribute__((visibility("default")))
+#else
+#define SOTTO_API
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The version of this header's API; sotto_api_version() gives the library's. */
+#define SOTTO_CLIENT_API_VERSION 1
+
+typedef enum sotto_status {
+  SOTTO_OK = 0,
+  SOTTO_ERROR_INVALID_ARGUMENT = 1, /* a null pointer, a bad value, an index out of range */
+  SOTTO_ERROR_CONFIG = 2,           /* the config file, a value in it, a certificate */
+  SOTTO_ERROR_STATE = 3,            /* the state directory: a wrong key, a tampered or rolled-back file, in use */
+  SOTTO_ERROR_NO_CONSENT = 4,       /* the work needs consent the person has not granted */
+  SOTTO_ERROR_NETWORK = 5,          /* the aggregator refused this client or could not be reached in time */
+  SOTTO_ERROR_TRAINING = 6,         /* the app's training callback failed */
+  SOTTO_ERROR_INTERNAL = 7
+} sotto_status;
+
+/* The message of the last error on the calling thread ("" when there was none). Valid until the next call that
+ * fails on this thread. */
+SOTTO_API const char* sotto_last_error(void);
+/* "SOTTO_OK", "SOTTO_ERROR_CONFIG", ... (a static string). */
+SOTTO_API const char* sotto_status_name(sotto_status status);
+/* SOTTO_CLIENT_API_VERSION of the library that is loaded. */
+SOTTO_API int sotto_api_version(void);
+
+/* ---- the client ------------------------------------------------------------------------------------------------ */
+
+typedef struct sotto_client sotto_client;
+
+typedef struct sotto_client_options {
+  /* A sotto-client TOML config (README.md, "sotto-client configuration"): [client], [server], [auth],
+   * [connection], [state], [privacy]; [data] keys are ignored (the app trains on its own data). */
+  const char* config_file;
+  /* The 32-byte key that seals state.dir; required when the config has one. Copied: the app may wipe its copy once
+   * sotto_client_create returns. In a real app it comes from the OS keystore. */
+  const uint8_t* state_key;
+  /* The state generation the app kept (sotto_client_state_generation) after its latest change; 0 = none. A state
+   * directory older than this is refused. */
+  uint64_t state_min_generation;
+} sotto_client_options;
+
+/* One float32 tensor of the model, in row-major order; the app trains it in place. */
+typedef struct sotto_tensor {
+  const char* name;      /* e.g. "fc.weight" */
+  float* data;
+  size_t count;          /* the number of floats */
+  const int64_t* shape;
+  size_t rank;
+} sotto_tensor;
+
+/* What the aggregator asks of this round's training. */
+typedef struct sotto_training_plan {
+  uint32_t epochs;
+  uint32_t batch_size;
+  double learning_rate;
+  double momentum;
+  double weight_decay;
+  uint64_t seed; /* for the app's shuffling */
+} sotto_training_plan;
+
+typedef struct sotto_fit_result {
+  uint64_t num_examples; /* examples trained on: the round's FedAvg weight; must be at least 1 */
+  double mean_loss;
+  double accuracy;
+} sotto_fit_result;
+
+/* The app's training: `tensors` hold the global model's float32 tensors (other tensors stay as the aggregator sent
+ * them); train them in place on the device's own data and fill *result. Poll sotto_client_should_stop() between
+ * batches, and return early when it is non-zero. Return SOTTO_OK, or SOTTO_ERROR_TRAINING to abandon the round
+ * (sotto_set_training_error gives the reason). */
+typedef sotto_status (*sotto_train_fn)(void* user, sotto_tensor* tensors, size_t count,
+                                       const sotto_training_plan* plan, sotto_fit_result* result);
+
+/* Creates a client from the options and the app's training. It does nothing on the network until
+ * sotto_client_run(), and then only with the person's consent. *out is set on success; free it with
+ * sotto_client_destroy. */
+SOTTO_API sotto_status sotto_client_create(const sotto_client_options* options, sotto_train_fn train,
+                                           void* train_user, sotto_client** out);
+/* Frees the client (stop and let sotto_client_run return first). Null is ignored. */
+SOTTO_API void sotto_client_destroy(sotto_client* client);
+
+/* From inside sotto_train_fn: the reason the training failed, for the logs and sotto_last_error. */
+SOTTO_API void sotto_set_training_error(const char* message);
+
+/* ---- consent --------------------------------------------------------------------------------------------------- */
+
+#define SOTTO_CONSENT_TRAINING 1u  /* the device trains on the person's data and shares the protected update */
+#define SOTTO_CONSENT_ANALYTICS 2u /* the device adds its values to secure sums */
+
+/* The person's choice, persisted (sealed, in state.dir) before it returns; thread-safe. granted = 1 records an
+ * opt-in for `scope` (a combination of SOTTO_CONSENT_*). granted = 0 records an opt-out: the connection is cut
+ * before this returns (not one more byte is sent), the round in flight is abandoned, sotto_client_run returns,
+ * and saved models and pending updates are deleted; delete_ledger = 1 deletes the ledger too. */
+SOTTO_API sotto_status sotto_client_set_consent(sotto_client* client, int granted, unsigned scope, int delete_ledger);
+/* The record: granted (0/1), its scope, and when the person last decided (Unix seconds; 0 = never). Any pointer
+ * may be null. */
+SOTTO_API sotto_status sotto_client_get_consent(sotto_client* client, int* granted, unsigned* scope,
+                                                double* unix_time);
+
+/* ---- running --------------------------------------------------------------------------------------------------- */
+
+typedef enum sotto_event_kind {
+  SOTTO_EVENT_AWAITING_CONSENT = 0,
+  SOTTO_EVENT_CONSENT_REVOKED = 1,
+  SOTTO_EVENT_CONNECTING = 2,
+  SOTTO_EVENT_CONNECT_FAILED = 3, /* value: the backoff in milliseconds */
+  SOTTO_EVENT_ADMITTED = 4,
+  SOTTO_EVENT_RETRY_LATER = 5,
+  SOTTO_EVENT_TASK_RECEIVED = 6,
+  SOTTO_EVENT_TRAINED = 7,        /* value: the mean train loss */
+  SOTTO_EVENT_UPLOADED = 8,       /* value: bytes sent */
+  SOTTO_EVENT_ROUND_COMPLETED = 9,
+  SOTTO_EVENT_ROUND_ABANDONED = 10,
+  SOTTO_EVENT_REJECTED = 11,
+  SOTTO_EVENT_FINISHED = 12
+} sotto_event_kind;
+
+typedef struct sotto_event {
+  sotto_event_kind kind;
+  uint64_t round;
+  const char* message; /* valid during the callback */
+  double value;
+} sotto_event;
+
+typedef void (*sotto_event_fn)(void* user, const sotto_event* event);
+
+/* Progress callback (null: none). Set it before sotto_client_run. */
+SOTTO_API sotto_status sotto_client_on_event(sotto_client* client, sotto_event_fn on_event, void* user);
+
+typedef struct sotto_run_summary {
+  int finished;        /* the aggregator said training is finished */
+  int consent_revoked; /* returned because the person opted out */
+  uint64_t rounds_contributed;
+} sotto_run_summary;
+
+/* Takes part in rounds until training is finished, sotto_client_stop, or an opt-out; blocks. Without consent it
+ * waits (SOTTO_EVENT_AWAITING_CONSENT) and sends nothing. `summary` may be null. Errors: SOTTO_ERROR_NETWORK
+ * (authentication refused, an unsupported protocol version, connection.give_up_after_s), SOTTO_ERROR_TRAINING. */
+SOTTO_API sotto_status sotto_client_run(sotto_client* client, sotto_run_summary* summary);
+/* From any thread: sotto_client_run returns soon after, and a training run stops at its next batch (the training
+ * callback sees sotto_client_should_stop). */
+SOTTO_API sotto_status sotto_client_stop(sotto_client* client);
+/* Non-zero once the training callback should stop: after sotto_client_stop or an opt-out. */
+SOTTO_API int sotto_client_should_stop(const sotto_client* client);
+
+/* The state store's generation after its latest change (0 without state.dir). Keep it beside the state key and
+ * give it back as sotto_client_options.state_min_generation. */
+SOTTO_API uint64_t sotto_client_state_generation(sotto_client* client);
+
+/* ---- the ledger ------------------------------------------------------------------------------------------------ */
+
+typedef struct sotto_ledger_entry {
+  double unix_time;
+  uint64_t round;
+  const char* outcome; /* "sending", "completed", "abandoned", "rejected" */
+  uint64_t examples;
+  uint64_t bytes_sent;
+  uint64_t bytes_received;
+  double train_loss;
+  double update_l2_norm;   /* of what was sent */
+  int secure_aggregation;  /* 1: the aggregator saw only the sum */
+  double clip_norm;
+  int has_privacy;         /* 1: the fields below are set */
+  const char* privacy_mode; /* "distributed", "central", "local" */
+  double noise_multiplier;  /* what this device's own noise share implies */
+  double epsilon;           /* this device's own, after the contribution */
+  double epsilon_stated;    /* the aggregator's */
+} sotto_ledger_entry;
+
+/* The number of entries in the ledger (0 without state.dir). Reads it afresh. */
+SOTTO_API sotto_status sotto_client_ledger_size(sotto_client* client, size_t* count);
+/* Entry `index` (0 = oldest) of the ledger as the latest sotto_client_ledger_size read it. */
+SOTTO_API sotto_status sotto_client_ledger_entry(sotto_client* client, size_t index, sotto_ledger_entry* entry);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SOTTO_CLIENT_H */

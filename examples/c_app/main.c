@@ -1,0 +1,215 @@
+/* c_app: an app written in C that takes part in Sotto's federated training through libsotto_client.so.
+ *
+ * It trains the aggregator's "fashion_linear" model (multinomial logistic regression on Fashion-MNIST's pixels)
+ * with its own SGD on its own examples, which never leave it: the library sends only the protected update. It
+ * records the person's opt-in first (without it the library sends nothing), and prints its ledger at the end.
+ *
+ *   c_app CONFIG KEY_FILE DATA_DIR SHARD NUM_SHARDS MAX_EXAMPLES
+ *
+ * CONFIG is a sotto-client TOML config with state.dir; KEY_FILE holds the state key as 64 hex digits (sotto-client
+ * keygen); the state generation is kept in KEY_FILE.generation. The app's examples are the training images whose
+ * index is SHARD modulo NUM_SHARDS, at most MAX_EXAMPLES of them.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "sotto/sotto_client.h"
+
+enum { kPixels = 28 * 28, kClasses = 10 };
+
+/* Normalised as Sotto's built-in models expect (README.md, model.architecture). */
+static float normalised(unsigned char pixel) { return ((float)pixel / 255.0f - 0.2860f) / 0.3530f; }
+
+typedef struct examples {
+  size_t count;
+  float* pixels;          /* count * kPixels */
+  unsigned char* labels;  /* count */
+} examples;
+
+/* Reads `size` bytes after a header of `skip` bytes of a gzipped IDX file; returns NULL on failure. */
+static unsigned char* read_idx(const char* dir, const char* name, size_t skip, size_t size) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  gzFile file = gzopen(path, "rb");
+  if (!file) return NULL;
+  unsigned char* bytes = malloc(skip + size);
+  const int ok = bytes && gzread(file, bytes, (unsigned)(skip + size)) == (int)(skip + size);
+  gzclose(file);
+  if (!ok) {
+    free(bytes);
+    return NULL;
+  }
+  memmove(bytes, bytes + skip, size);
+  return bytes;
+}
+
+static int load_shard(const char* dir, size_t shard, size_t shards, size_t max, examples* out) {
+  const size_t total = 60000;
+  unsigned char* images = read_idx(dir, "train-images-idx3-ubyte.gz", 16, total * kPixels);
+  unsigned char* labels = read_idx(dir, "train-labels-idx1-ubyte.gz", 8, total);
+  if (!images || !labels) return -1;
+  out->pixels = malloc(max * kPixels * sizeof(float));
+  out->labels = malloc(max);
+  out->count = 0;
+  for (size_t i = shard; i < total && out->count < max; i += shards) {
+    for (size_t p = 0; p < kPixels; ++p) out->pixels[out->count * kPixels + p] = normalised(images[i * kPixels + p]);
+    out->labels[out->count++] = labels[i];
+  }
+  free(images);
+  free(labels);
+  return 0;
+}
+
+/* The model's two tensors, found by name. */
+typedef struct linear_model {
+  float* weight; /* [kClasses][kPixels] */
+  float* bias;   /* [kClasses] */
+} linear_model;
+
+static int find_model(sotto_tensor* tensors, size_t count, linear_model* m) {
+  m->weight = m->bias = NULL;
+  for (size_t i = 0; i < count; ++i) {
+    if (strcmp(tensors[i].name, "fc.weight") == 0 && tensors[i].count == kClasses * kPixels) m->weight = tensors[i].data;
+    if (strcmp(tensors[i].name, "fc.bias") == 0 && tensors[i].count == kClasses) m->bias = tensors[i].data;
+  }
+  return m->weight && m->bias ? 0 : -1;
+}
+
+/* Softmax cross-entropy of one example: fills probs (then the loss's gradient wrt the logits), returns the loss. */
+static double forward(const linear_model* m, const float* x, unsigned label, float* grad, int* correct) {
+  float logits[kClasses], top = -INFINITY;
+  int best = 0;
+  for (int k = 0; k < kClasses; ++k) {
+    float z = m->bias[k];
+    for (int p = 0; p < kPixels; ++p) z += m->weight[k * kPixels + p] * x[p];
+    logits[k] = z;
+    if (z > top) top = z, best = k;
+  }
+  double sum = 0;
+  for (int k = 0; k < kClasses; ++k) sum += exp(logits[k] - top);
+  for (int k = 0; k < kClasses; ++k) grad[k] = (float)(exp(logits[k] - top) / sum) - (k == (int)label ? 1.0f : 0.0f);
+  *correct += best == (int)label;
+  return -(logits[label] - top - log(sum));
+}
+
+typedef struct app {
+  examples data;
+  sotto_client* client;
+} app;
+
+/* sotto_train_fn: plain mini-batch SGD, stopping between batches when the library asks. */
+static sotto_status train(void* user, sotto_tensor* tensors, size_t count, const sotto_training_plan* plan,
+                          sotto_fit_result* result) {
+  app* a = user;
+  linear_model m;
+  if (find_model(tensors, count, &m) != 0) {
+    sotto_set_training_error("the aggregator's model is not fashion_linear (fc.weight [10, 784], fc.bias [10])");
+    return SOTTO_ERROR_TRAINING;
+  }
+  float* gw = calloc(kClasses * kPixels, sizeof(float));
+  float gb[kClasses], grad[kClasses];
+  double loss = 0;
+  int correct = 0;
+  for (unsigned epoch = 0; epoch < plan->epochs; ++epoch) {
+    loss = 0, correct = 0;
+    for (size_t begin = 0; begin < a->data.count && !sotto_client_should_stop(a->client); begin += plan->batch_size) {
+      const size_t end = begin + plan->batch_size < a->data.count ? begin + plan->batch_size : a->data.count;
+      memset(gw, 0, kClasses * kPixels * sizeof(float));
+      memset(gb, 0, sizeof gb);
+      for (size_t i = begin; i < end; ++i) {
+        const float* x = a->data.pixels + i * kPixels;
+        loss += forward(&m, x, a->data.labels[i], grad, &correct);
+        for (int k = 0; k < kClasses; ++k) {
+          gb[k] += grad[k];
+          for (int p = 0; p < kPixels; ++p) gw[k * kPixels + p] += grad[k] * x[p];
+        }
+      }
+      const float step = (float)(plan->learning_rate / (double)(end - begin));
+      for (int k = 0; k < kClasses; ++k) m.bias[k] -= step * gb[k];
+      for (int j = 0; j < kClasses * kPixels; ++j) m.weight[j] -= step * gw[j] + (float)plan->weight_decay * m.weight[j];
+    }
+  }
+  free(gw);
+  result->num_examples = a->data.count;
+  result->mean_loss = loss / (double)a->data.count;
+  result->accuracy = (double)correct / (double)a->data.count;
+  return SOTTO_OK;
+}
+
+static void on_event(void* user, const sotto_event* e) {
+  (void)user;
+  printf("c_app: event %d round %llu %s\n", (int)e->kind, (unsigned long long)e->round, e->message);
+  fflush(stdout);
+}
+
+static int read_key(const char* path, unsigned char key[32]) {
+  FILE* f = fopen(path, "r");
+  if (!f) return -1;
+  int ok = 1;
+  for (int i = 0; i < 32 && ok; ++i) {
+    unsigned byte;
+    ok = fscanf(f, "%2x", &byte) == 1;
+    key[i] = (unsigned char)byte;
+  }
+  fclose(f);
+  return ok ? 0 : -1;
+}
+
+static unsigned long long read_generation(const char* path) {
+  unsigned long long g = 0;
+  FILE* f = fopen(path, "r");
+  if (f) {
+    if (fscanf(f, "%llu", &g) != 1) g = 0;
+    fclose(f);
+  }
+  return g;
+}
+
+static void print_ledger(sotto_client* client) {
+  size_t n = 0;
+  if (sotto_client_ledger_size(client, &n) != SOTTO_OK) return;
+  printf("c_app: ledger: %zu entries\n", n);
+  for (size_t i = 0; i < n; ++i) {
+    sotto_ledger_entry e;
+    sotto_client_ledger_entry(client, i, &e);
+    printf("c_app: ledger round %llu %s examples %llu bytes_sent %llu secure %d\n", (unsigned long long)e.round,
+           e.outcome, (unsigned long long)e.examples, (unsigned long long)e.bytes_sent, e.secure_aggregation);
+  }
+}
+
+int main(int argc, char** argv) {
+  if (argc != 7) {
+    fprintf(stderr, "usage: c_app CONFIG KEY_FILE DATA_DIR SHARD NUM_SHARDS MAX_EXAMPLES\n");
+    return 2;
+  }
+  app a = {{0, NULL, NULL}, NULL};
+  unsigned char key[32];
+  char generation_file[4096];
+  snprintf(generation_file, sizeof generation_file, "%s.generation", argv[2]);
+  if (read_key(argv[2], key) != 0) return fprintf(stderr, "c_app: cannot read the key in %s\n", argv[2]), 1;
+  if (load_shard(argv[3], strtoul(argv[4], NULL, 10), strtoul(argv[5], NULL, 10), strtoul(argv[6], NULL, 10),
+                 &a.data) != 0 || a.data.count == 0) {
+    return fprintf(stderr, "c_app: cannot read Fashion-MNIST from %s\n", argv[3]), 1;
+  }
+  const sotto_client_options options = {argv[1], key, read_generation(generation_file)};
+  sotto_status s = sotto_client_create(&options, train, &a, &a.client);
+  memset(key, 0, sizeof key);
+  if (s != SOTTO_OK) return fprintf(stderr, "c_app: %s: %s\n", sotto_status_name(s), sotto_last_error()), 1;
+  sotto_client_on_event(a.client, on_event, NULL);
+  s = sotto_client_set_consent(a.client, 1, SOTTO_CONSENT_TRAINING, 0); /* the person said yes */
+  sotto_run_summary summary = {0, 0, 0};
+  if (s == SOTTO_OK) s = sotto_client_run(a.client, &summary);
+  if (s != SOTTO_OK) fprintf(stderr, "c_app: %s: %s\n", sotto_status_name(s), sotto_last_error());
+  printf("c_app: finished %d, rounds contributed %llu\n", summary.finished,
+         (unsigned long long)summary.rounds_contributed);
+  FILE* g = fopen(generation_file, "w");
+  if (g) fprintf(g, "%llu\n", (unsigned long long)sotto_client_state_generation(a.client)), fclose(g);
+  print_ledger(a.client);
+  sotto_client_destroy(a.client);
+  free(a.data.pixels);
+  free(a.data.labels);
+  return s == SOTTO_OK && summary.finished ? 0 : 1;
+}
