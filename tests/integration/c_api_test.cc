@@ -1,5 +1,6 @@
-// The C API end to end: examples/c_app, a C program linked only against libsotto_client.so, trains fashion_linear
-// with its own SGD and takes part in secure rounds against the real sotto-aggregator over mutual TLS; and the
+// The C API end to end: examples/c_app, a C program linked only against libsotto_client.so, and
+// examples/python_app/sotto_app.py, Debian's python3 binding the library with ctypes, each train fashion_linear with
+// their own SGD and take part together in secure rounds against the real sotto-aggregator over mutual TLS; and the
 // library exports the C API's symbols and nothing else.
 #include <catch2/catch.hpp>
 #include <sstream>
@@ -8,7 +9,13 @@
 
 namespace sotto::test {
 
-TEST_CASE("three C apps train fashion_linear through libsotto_client.so in secure rounds and print their ledgers",
+namespace {
+
+std::string library() { return (fs::path(SOTTO_BIN_DIR).parent_path() / "lib" / "libsotto_client.so").string(); }
+
+}  // namespace
+
+TEST_CASE("two C apps and a Python ctypes app train fashion_linear through libsotto_client.so in secure rounds",
           "[integration][c_api]") {
   TempDir dir("c-api");
   const Pki pki = make_pki(dir / "pki", 3);
@@ -27,20 +34,28 @@ TEST_CASE("three C apps train fashion_linear through libsotto_client.so in secur
     o.consent_grant.clear();  // the app records the person's opt-in itself
     o.save_local_models = false;
     const fs::path config = write_client_config(dir / ("app-" + std::to_string(i) + ".toml"), o);
-    apps.push_back(std::make_unique<Process>(
-        "c_app-" + std::to_string(i),
-        std::vector<std::string>{bin_path("c_app").string(), config.string(), state_key_file(o.state_dir).string(),
-                                 "/usr/share/datasets/fashion-mnist", std::to_string(i - 1), "3", "300"},
-        dir / ("app-" + std::to_string(i) + ".log")));
+    const bool python = i == 3;
+    std::vector<std::string> argv{bin_path("c_app").string()};
+    if (python) {
+      argv = {"/usr/bin/python3", std::string(SOTTO_SOURCE_DIR) + "/examples/python_app/sotto_app.py", library()};
+    }
+    const std::vector<std::string> rest{config.string(), state_key_file(o.state_dir).string(),
+                                        "/usr/share/datasets/fashion-mnist", std::to_string(i - 1), "3",
+                                        python ? "100" : "300"};
+    argv.insert(argv.end(), rest.begin(), rest.end());
+    apps.push_back(std::make_unique<Process>("app-" + std::to_string(i), argv,
+                                             dir / ("app-" + std::to_string(i) + ".log")));
   }
-  for (auto& app : apps) {
+  for (int i = 1; i <= 3; ++i) {
+    auto& app = apps[static_cast<std::size_t>(i - 1)];
     const auto code = app->wait_for_exit(300s);
     INFO(app->log_text());
     REQUIRE(code == 0);
     const std::string log = app->log_text();
+    const std::string examples = i == 3 ? "100" : "300";
     CHECK_THAT(log, Catch::Contains("rounds contributed 2") && Catch::Contains("ledger: 2 entries"));
-    CHECK_THAT(log, Catch::Contains("ledger round 1 completed examples 300") &&
-                        Catch::Contains("ledger round 2 completed examples 300"));
+    CHECK_THAT(log, Catch::Contains("ledger round 1 completed examples " + examples) &&
+                        Catch::Contains("ledger round 2 completed examples " + examples));
     CHECK_THAT(log, Catch::Contains("secure 1"));
   }
   const auto rounds = read_jsonl(agg.state_dir / "rounds.jsonl");
@@ -56,9 +71,8 @@ TEST_CASE("three C apps train fashion_linear through libsotto_client.so in secur
 
 TEST_CASE("libsotto_client.so exports only the sotto_ C API under a versioned SONAME", "[integration][c_api]") {
   TempDir dir("c-api-symbols");
-  const fs::path library = fs::path(SOTTO_BIN_DIR).parent_path() / "lib" / "libsotto_client.so";
-  REQUIRE(fs::exists(library));
-  const auto nm = run_to_exit("/usr/bin/nm", {"-D", "--defined-only", library.string()}, dir / "nm.txt");
+  REQUIRE(fs::exists(library()));
+  const auto nm = run_to_exit("/usr/bin/nm", {"-D", "--defined-only", library()}, dir / "nm.txt");
   REQUIRE(nm->exit_code() == 0);
   std::istringstream lines(read_file(dir / "nm.txt"));
   std::string address, type, name;
@@ -70,7 +84,7 @@ TEST_CASE("libsotto_client.so exports only the sotto_ C API under a versioned SO
     exported += name.rfind("sotto_", 0) == 0;
   }
   CHECK(exported >= 15);
-  const auto readelf = run_to_exit("/usr/bin/readelf", {"-d", library.string()}, dir / "readelf.txt");
+  const auto readelf = run_to_exit("/usr/bin/readelf", {"-d", library()}, dir / "readelf.txt");
   CHECK_THAT(read_file(dir / "readelf.txt"), Catch::Contains("Library soname: [libsotto_client.so.0]"));
 }
 
