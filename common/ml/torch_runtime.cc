@@ -1,5 +1,7 @@
 #include "common/ml/torch_runtime.h"
 
+#include <cstdlib>
+
 #include <dlfcn.h>
 
 #include <mutex>
@@ -17,10 +19,14 @@ constexpr const char* kSetTorchThreads = "sotto_torch_set_threads";
 }  // namespace
 
 std::filesystem::path torch_runtime_path() {
+  constexpr const char* kModule = "libsotto_torch_runtime.so";
+  if (const char* given = std::getenv("SOTTO_TORCH_RUNTIME"); given && *given) return given;
   std::error_code ec;
   const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
   if (ec) throw Error("cannot locate the running executable (/proc/self/exe): " + ec.message());
-  return exe.parent_path() / "libsotto_torch_runtime.so";
+  const std::filesystem::path beside = exe.parent_path() / kModule;
+  if (std::filesystem::exists(beside)) return beside;
+  return (exe.parent_path() / SOTTO_RUNTIME_FROM_BIN / kModule).lexically_normal();
 }
 
 const TorchRuntime& TorchRuntime::get() {
@@ -35,7 +41,8 @@ const TorchRuntime& TorchRuntime::get() {
   if (!handle) {
     const char* why = dlerror();
     throw Error("cannot load LibTorch from " + path.string() + ": " + (why ? why : "unknown error") +
-                ". It is built with the binaries (target sotto_torch_runtime) and must sit next to them");
+                ". It is built with the binaries (target sotto_torch_runtime): it sits next to them in the build "
+                "tree and in lib/sotto/ once installed, or SOTTO_TORCH_RUNTIME names it");
   }
   auto symbol = [&](const char* name) {
     void* s = dlsym(handle, name);

@@ -37,7 +37,9 @@ class TorchRuntime {
   SetTorchThreads set_threads_;
 };
 
-// libsotto_torch_runtime.so in the directory of the running executable.
+// Where libsotto_torch_runtime.so is: $SOTTO_TORCH_RUNTIME when set (a path the app gives); else beside the running
+// executable (the build tree); else where `cmake --install` puts it relative to the executable (lib/sotto/). The
+// first that exists; the last candidate when none does (the load then names it).
 std::filesystem::path torch_runtime_path();
 
 }  // namespace sotto::ml
