@@ -45,3 +45,28 @@ install(FILES ${CMAKE_BINARY_DIR}/SottoConfig.cmake ${CMAKE_BINARY_DIR}/SottoCon
 file(RELATIVE_PATH SOTTO_PC_TO_PREFIX ${CMAKE_INSTALL_FULL_LIBDIR}/pkgconfig ${CMAKE_INSTALL_PREFIX})
 configure_file(${CMAKE_CURRENT_LIST_DIR}/sotto-client.pc.in ${CMAKE_BINARY_DIR}/sotto-client.pc @ONLY)
 install(FILES ${CMAKE_BINARY_DIR}/sotto-client.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig COMPONENT client)
+
+# `cpack --config build/CPackConfig.cmake`: one .deb per component — libsotto-client (the client libraries, their
+# headers, the CMake package and pkg-config file) and sotto (the binaries and the LibTorch module; the operations
+# issue's daemon package adds its service files to this component).
+set(CPACK_GENERATOR DEB)
+set(CPACK_PACKAGE_NAME sotto)
+set(CPACK_PACKAGE_VENDOR "Sotto")
+set(CPACK_PACKAGE_CONTACT "Sotto developers <sotto@localhost>")
+set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "Federated on-device learning with secure aggregation and differential privacy")
+set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
+set(CPACK_DEB_COMPONENT_INSTALL ON)
+set(CPACK_COMPONENTS_ALL client daemon)
+set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
+set(CPACK_DEBIAN_COMPRESSION_TYPE gzip)
+set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+set(CPACK_DEBIAN_CLIENT_PACKAGE_NAME libsotto-client)
+set(CPACK_DEBIAN_CLIENT_PACKAGE_SECTION libdevel)
+# What the C++ static libraries' headers and find_package(Sotto) need on the developer's machine.
+set(CPACK_DEBIAN_CLIENT_PACKAGE_DEPENDS
+    "libssl-dev, libprotobuf-dev, libboost-dev, libspdlog-dev, libtomlplusplus-dev, nlohmann-json3-dev, zlib1g-dev")
+set(CPACK_DEBIAN_DAEMON_PACKAGE_NAME sotto)
+set(CPACK_DEBIAN_DAEMON_PACKAGE_SECTION net)
+set(CPACK_COMPONENT_CLIENT_DESCRIPTION "Sotto client library: the C API (libsotto_client.so) and the C++ API")
+set(CPACK_COMPONENT_DAEMON_DESCRIPTION "Sotto binaries: sotto-aggregator, sotto-client, sotto-dp, sotto-sim")
+include(CPack)

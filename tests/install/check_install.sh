@@ -1,11 +1,13 @@
 #!/bin/sh
-# Installs the build into a temporary prefix, checks the layout, builds examples/cmake_consumer against it with
-# find_package(Sotto) and a C program with pkg-config, runs them, and starts the installed aggregator, which must
-# find its LibTorch module in the prefix. Leaves nothing behind.
-#   check_install.sh BUILD_DIR SOURCE_DIR
+# Installs the build into a temporary prefix (install), or makes the .deb packages with CPack and unpacks them
+# into a temporary root with dpkg-deb -x (deb: nothing is installed on the machine); then checks the layout, builds
+# examples/cmake_consumer against it with find_package(Sotto) and a C program with pkg-config, runs them, and starts
+# the installed aggregator, which must find its LibTorch module in the prefix. Leaves nothing behind.
+#   check_install.sh install|deb BUILD_DIR SOURCE_DIR
 set -eu
-build=$1
-src=$2
+mode=$1
+build=$2
+src=$3
 work=$(mktemp -d)
 aggregator=
 cleanup() {
@@ -13,9 +15,18 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-prefix=$work/prefix
-
-cmake --install "$build" --prefix "$prefix" > "$work/install.log"
+if [ "$mode" = deb ]; then
+  (cd "$build" && cpack --config CPackConfig.cmake -B "$work/packages") > "$work/cpack.log" ||
+    { cat "$work/cpack.log" >&2; exit 1; }
+  for deb in "$work"/packages/*.deb; do
+    dpkg-deb -x "$deb" "$work/root"
+    echo "check_install: unpacked $(basename "$deb")"
+  done
+  prefix=$work/root/usr
+else
+  prefix=$work/prefix
+  cmake --install "$build" --prefix "$prefix" > "$work/install.log"
+fi
 for f in bin/sotto-aggregator bin/sotto-client bin/sotto-dp bin/sotto-sim lib/libsotto_client.so.0 \
          lib/libsotto_client.so lib/sotto/libsotto_torch_runtime.so include/sotto/sotto_client.h \
          include/sotto/client/client.h include/sotto/common/round/messages.h include/sotto/sotto/v1/sotto.pb.h \
