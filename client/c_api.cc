@@ -5,6 +5,8 @@
 #include <atomic>
 #include <cstring>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,12 +28,14 @@ sotto_status fail(sotto_status status, const std::string& message) {
   return status;
 }
 
-// The app's sotto_train_fn as a client::Trainer: the global model's float32 tensors are handed over in place.
+// The app's sotto_train_fn as a client::Trainer: the global model's float32 tensors are handed over in place, and
+// the run's TrainingControl is reachable from the callback (sotto_client_next_batch) while it runs.
 class CallbackTrainer final : public client::Trainer {
  public:
-  CallbackTrainer(sotto_train_fn train, void* user, const std::atomic<bool>& stop) : train_(train), user_(user), stop_(stop) {}
+  CallbackTrainer(sotto_train_fn train, void* user) : train_(train), user_(user) {}
 
-  client::FitResult fit(const model::ModelParameters& global, const ml::TrainingPlan& plan) override {
+  client::FitResult fit(const model::ModelParameters& global, const ml::TrainingPlan& plan,
+                        client::TrainingControl& control) override {
     model::ModelParameters local = global;
     std::vector<sotto_tensor> views;
     for (auto& t : local.mutable_tensors()) {
@@ -43,8 +47,10 @@ class CallbackTrainer final : public client::Trainer {
                                 plan.momentum, plan.weight_decay, plan.seed};
     sotto_fit_result result{};
     training_error.clear();
+    set_control(&control);
     const sotto_status status = train_(user_, views.data(), views.size(), &p, &result);
-    if (stop_) throw Error("training stopped (sotto_client_stop or an opt-out)");
+    set_control(nullptr);
+    if (auto reason = control.stop_reason()) throw client::TrainingStopped(*reason);
     if (status != SOTTO_OK || result.num_examples == 0) {
       failed = true;
       throw Error(status != SOTTO_OK ? (training_error.empty() ? sotto_status_name(status) : training_error)
@@ -53,13 +59,40 @@ class CallbackTrainer final : public client::Trainer {
     return {std::move(local), {result.num_examples, 0, result.mean_loss, result.accuracy, 0, 0}};
   }
 
+  // For the callback: the running control's answer; false when no training runs.
+  bool next_batch() {
+    std::lock_guard lock(mutex_);
+    return control_ && control_->next_batch();
+  }
+  bool stopping() {
+    std::lock_guard lock(mutex_);
+    return control_ && control_->stop_reason().has_value();
+  }
+
   bool failed = false;
 
  private:
+  void set_control(client::TrainingControl* control) {
+    std::lock_guard lock(mutex_);
+    control_ = control;
+  }
+
   sotto_train_fn train_;
   void* user_;
-  const std::atomic<bool>& stop_;
+  std::mutex mutex_;
+  client::TrainingControl* control_ = nullptr;
 };
+
+// sotto_eligibility_fn as a client::EligibilityCheck.
+client::EligibilityCheck eligibility_check(sotto_eligibility_fn check, void* user) {
+  if (!check) return {};
+  return [check, user]() -> std::optional<std::string> {
+    char reason[256] = "";
+    if (check(user, reason, sizeof reason)) return std::nullopt;
+    reason[sizeof reason - 1] = '\0';
+    return std::string(reason[0] ? reason : "the app says the device is not eligible");
+  };
+}
 
 }  // namespace
 
@@ -116,7 +149,7 @@ sotto_status sotto_client_create(const sotto_client_options* options, sotto_trai
   }
   config.state_min_generation = options->state_min_generation;
   auto handle = std::make_unique<sotto_client>();
-  handle->trainer = std::make_shared<CallbackTrainer>(train, train_user, handle->stop);
+  handle->trainer = std::make_shared<CallbackTrainer>(train, train_user);
   try {
     handle->client = std::make_unique<client::Client>(std::move(config), handle->trainer);
   } catch (const client::StateError& e) {
@@ -195,7 +228,27 @@ sotto_status sotto_client_stop(sotto_client* c) {
   return SOTTO_OK;
 }
 
-int sotto_client_should_stop(const sotto_client* c) { return c && c->stop ? 1 : 0; }
+int sotto_client_should_stop(sotto_client* c) { return c && (c->stop || c->trainer->stopping()) ? 1 : 0; }
+
+int sotto_client_next_batch(sotto_client* c) { return c && c->trainer->next_batch() ? 1 : 0; }
+
+sotto_status sotto_client_cancel(sotto_client* c) {
+  if (!c) return fail(SOTTO_ERROR_INVALID_ARGUMENT, "sotto_client_cancel: the client is null");
+  c->client->cancel();
+  return SOTTO_OK;
+}
+
+sotto_status sotto_client_set_eligibility(sotto_client* c, sotto_eligibility_fn check, void* user) {
+  if (!c) return fail(SOTTO_ERROR_INVALID_ARGUMENT, "sotto_client_set_eligibility: the client is null");
+  c->client->set_eligibility(eligibility_check(check, user));
+  return SOTTO_OK;
+}
+
+sotto_status sotto_client_eligibility_changed(sotto_client* c) {
+  if (!c) return fail(SOTTO_ERROR_INVALID_ARGUMENT, "sotto_client_eligibility_changed: the client is null");
+  c->client->eligibility_changed();
+  return SOTTO_OK;
+}
 
 uint64_t sotto_client_state_generation(sotto_client* c) { return c ? c->client->state_generation() : 0; }
 
@@ -237,3 +290,4 @@ sotto_status sotto_client_ledger_entry(sotto_client* c, size_t index, sotto_ledg
 
 static_assert(static_cast<int>(client::ClientEventKind::kAwaitingConsent) == SOTTO_EVENT_AWAITING_CONSENT);
 static_assert(static_cast<int>(client::ClientEventKind::kFinished) == SOTTO_EVENT_FINISHED);
+static_assert(static_cast<int>(client::ClientEventKind::kIneligible) == SOTTO_EVENT_INELIGIBLE);

@@ -50,10 +50,30 @@ class Client::Impl {
       return;
     }
     consent_->revoke();  // the connection is cut; no personal data is written from here
+    {
+      std::lock_guard lock(mutex_);
+      if (training_) training_->stop("the person revoked consent");
+    }
     wakeup_.notify_all();
     if (store_) delete_personal_data(*store_, on_revoke);
   }
   ConsentRecord consent() const { return consent_->record(); }
+
+  void cancel() {
+    std::lock_guard lock(mutex_);
+    if (training_) training_->stop("cancelled by the app");
+  }
+  void set_eligibility(EligibilityCheck check) {
+    std::lock_guard lock(mutex_);
+    eligibility_ = std::move(check);
+  }
+  void eligibility_changed() {
+    {
+      std::lock_guard lock(mutex_);
+      ++eligibility_changes_;
+    }
+    wakeup_.notify_all();
+  }
   std::uint64_t state_generation() const { return store_ ? store_->generation() : 0; }
   std::string ledger_json() const { return ledger_ ? ledger_->json_lines() : std::string(); }
   void on_state_change(std::function<void(std::uint64_t)> callback) {
@@ -76,6 +96,13 @@ class Client::Impl {
         if (!consent_->wait_until_granted(needed_)) break;
         continue;
       }
+      if (const auto why = ineligible()) {
+        if (*why != last_ineligible_) emit({ClientEventKind::kIneligible, 0, *why});
+        last_ineligible_ = *why;
+        sleep_for(config_.eligibility_poll);
+        continue;
+      }
+      last_ineligible_.clear();
       emit({ClientEventKind::kConnecting, 0, config_.host + ":" + std::to_string(config_.port)});
       SessionResult r = run_session();
       if (revoked_during_run()) return consent_revoked(summary);
@@ -116,6 +143,7 @@ class Client::Impl {
     consent_->interrupt();
     {
       std::lock_guard lock(mutex_);
+      if (training_) training_->stop("the client is stopping");
       if (io_) asio::post(*io_, [this] { if (link_) link_->abort(); });
     }
     wakeup_.notify_all();
@@ -128,7 +156,26 @@ class Client::Impl {
 
   void sleep_for(std::chrono::milliseconds d) {
     std::unique_lock lock(mutex_);
-    wakeup_.wait_for(lock, d, [this] { return stopped_.load() || revoked_during_run(); });
+    const std::uint64_t seen = eligibility_changes_;
+    wakeup_.wait_for(lock, d, [&] { return stopped_.load() || revoked_during_run() || eligibility_changes_ != seen; });
+  }
+
+  std::optional<std::string> ineligible() {
+    EligibilityCheck check;
+    {
+      std::lock_guard lock(mutex_);
+      check = eligibility_;
+    }
+    return check ? check() : std::nullopt;
+  }
+
+  // A new training run's control, stopped at once when the client is already stopping or consent is gone.
+  std::shared_ptr<TrainingControl> start_training() {
+    std::lock_guard lock(mutex_);
+    training_ = std::make_shared<TrainingControl>(eligibility_);
+    if (stopped_) training_->stop("the client is stopping");
+    if (!covers(consent_->record(), needed_)) training_->stop("the person revoked consent");
+    return training_;
   }
 
   bool revoked_during_run() const { return consent_->revocations() != revocations_at_start_; }
@@ -239,8 +286,8 @@ class Client::Impl {
   }
 
   RoundDriverContext driver_context() {
-    return {config_, trainer_.get(), contribution_, random_, ledger_ ? &*ledger_ : nullptr, *consent_,
-            privacy_spent_, emitter()};
+    return {config_,       trainer_.get(), contribution_, random_, ledger_ ? &*ledger_ : nullptr, *consent_,
+            privacy_spent_, emitter(),     [this] { return start_training(); }};
   }
 
   std::function<void(const ClientEvent&)> emitter() {
@@ -255,6 +302,10 @@ class Client::Impl {
   std::optional<StateStore> store_;
   std::unique_ptr<ConsentGate> consent_;
   std::uint64_t revocations_at_start_ = 0;
+  EligibilityCheck eligibility_;                // under mutex_
+  std::shared_ptr<TrainingControl> training_;  // the latest training run's, under mutex_
+  std::string last_ineligible_;
+  std::uint64_t eligibility_changes_ = 0;  // under mutex_: wakes an ineligible (or backing-off) client at once
   std::optional<Ledger> ledger_;
   std::vector<double> privacy_spent_;  // the device's own accountant, from the ledger
   round::SystemRandom random_;  // the quantizer's rounding coins, the SecAgg keys' and the backoff's jitter
@@ -281,6 +332,15 @@ RunSummary Client::run() {
 }
 void Client::stop() {
   impl_->stop();
+}
+void Client::cancel() {
+  impl_->cancel();
+}
+void Client::set_eligibility(EligibilityCheck check) {
+  impl_->set_eligibility(std::move(check));
+}
+void Client::eligibility_changed() {
+  impl_->eligibility_changed();
 }
 void Client::set_consent(bool granted, ConsentScope scope, OnRevoke on_revoke) {
   impl_->set_consent(granted, scope, on_revoke);

@@ -29,6 +29,7 @@
 #include "client/client_config.h"
 #include "client/consent.h"
 #include "client/trainer.h"
+#include "client/training_control.h"
 
 namespace sotto::client {
 
@@ -46,6 +47,7 @@ enum class ClientEventKind {
   kRoundAbandoned,  // round_id
   kRejected,        // message: the aggregator's error
   kFinished,
+  kIneligible,       // message: why the app's eligibility check says no; nothing is sent until it says yes
 };
 
 struct ClientEvent {
@@ -76,8 +78,17 @@ class Client {
   // Blocks until training is finished or stop() is called. Throws sotto::Error for what retrying cannot fix: an
   // unreadable certificate, an authentication failure, an unsupported protocol version, or give_up_after elapsed.
   RunSummary run();
-  // Thread-safe; run() returns soon after.
+  // Thread-safe; run() returns soon after, and a training run stops at its next batch.
   void stop();
+  // Thread-safe: the training run in progress stops at its next batch (no batch starts after cancel() returns) and
+  // its round is abandoned; the client goes on to later rounds. Nothing happens when no training runs.
+  void cancel();
+
+  // The app's eligibility check (charging, idle, unmetered network, ...): asked before every check-in and every
+  // training batch; a reason means "not now". Set it before run(). While ineligible the client sends nothing and
+  // asks again every connection.eligibility_poll, or at once after eligibility_changed().
+  void set_eligibility(EligibilityCheck check);
+  void eligibility_changed();
 
   // The person's choice; thread-safe, and persisted before it returns. Granting lets run() connect for work the
   // scope covers. Revoking (granted = false; scope is ignored) cuts the connection before it returns, abandons the

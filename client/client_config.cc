@@ -45,6 +45,7 @@ SottoClientConfig read_sotto_client_config(config::TomlReader& r) {
   c.backoff_initial = r.get_seconds("connection.backoff_initial_s", 0.5, 0.001, 1e7);
   c.backoff_max = r.get_seconds("connection.backoff_max_s", 30, 0.001, 1e7);
   c.give_up_after = r.get_seconds("connection.give_up_after_s", 0, 0, 1e7);
+  c.eligibility_poll = r.get_seconds("connection.eligibility_poll_s", 5, 0.01, 86400);
 
   s.data_dir = r.get_path("data.dir", s.data_dir);
   s.num_shards = static_cast<std::uint32_t>(r.get_int("data.num_shards", 1, 1, 1'000'000));

@@ -36,6 +36,7 @@ struct ClientConfig {
   std::chrono::milliseconds backoff_initial{500};
   std::chrono::milliseconds backoff_max{30000};
   std::chrono::milliseconds give_up_after{0};  // 0 = keep retrying forever
+  std::chrono::milliseconds eligibility_poll{5000};  // how often an ineligible device asks again (Client::set_eligibility)
   std::filesystem::path state_dir;             // the sealed state store, the ledger and saved models; empty = keep nothing
   // The 256-bit key that seals state_dir's files (client/state_store.h); required with state_dir. In an app it comes
   // from the OS keystore.

@@ -34,8 +34,9 @@ bool DeferredTrainer::built() const {
   return trainer_.valid() && trainer_.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
 }
 
-FitResult DeferredTrainer::fit(const model::ModelParameters& global_model, const ml::TrainingPlan& plan) {
-  return started().get()->fit(global_model, plan);
+FitResult DeferredTrainer::fit(const model::ModelParameters& global_model, const ml::TrainingPlan& plan,
+                               TrainingControl& control) {
+  return started().get()->fit(global_model, plan, control);
 }
 
 }  // namespace sotto::client

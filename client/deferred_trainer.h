@@ -26,7 +26,8 @@ class DeferredTrainer final : public Trainer {
   void prepare();
   // Whether the trainer has been built (successfully or not).
   bool built() const;
-  FitResult fit(const model::ModelParameters& global_model, const ml::TrainingPlan& plan) override;
+  FitResult fit(const model::ModelParameters& global_model, const ml::TrainingPlan& plan,
+                TrainingControl& control) override;
 
  private:
   std::shared_future<std::shared_ptr<Trainer>> started();

@@ -11,10 +11,12 @@ ImageTrainer::ImageTrainer(std::unique_ptr<ml::ImageModel> model, std::shared_pt
   if (indices_.empty()) throw Error("ImageTrainer has no examples: the shard is empty");
 }
 
-FitResult ImageTrainer::fit(const model::ModelParameters& global_model, const ml::TrainingPlan& plan) {
+FitResult ImageTrainer::fit(const model::ModelParameters& global_model, const ml::TrainingPlan& plan,
+                            TrainingControl& control) {
   model_->load(global_model);
   FitResult result;
-  result.metrics = model_->train(*data_, indices_, plan);
+  result.metrics = model_->train(*data_, indices_, plan, [&] { return control.next_batch(); });
+  if (auto reason = control.stop_reason()) throw TrainingStopped(*reason);
   result.local_model = model_->parameters();
   return result;
 }

@@ -15,7 +15,8 @@ class ImageTrainer final : public Trainer {
  public:
   ImageTrainer(std::unique_ptr<ml::ImageModel> model, std::shared_ptr<const data::ImageDataset> data,
                std::vector<std::uint32_t> indices);
-  FitResult fit(const model::ModelParameters& global_model, const ml::TrainingPlan& plan) override;
+  FitResult fit(const model::ModelParameters& global_model, const ml::TrainingPlan& plan,
+                TrainingControl& control) override;
   std::size_t num_examples() const { return indices_.size(); }
 
  private:

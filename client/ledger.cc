@@ -26,6 +26,7 @@ nlohmann::json to_json(const LedgerEntry& e) {
                    {"update_l2_norm", e.update_l2_norm},
                    {"secure_aggregation", e.secure}};
   if (e.secure) j["clip_norm"] = e.clip_norm;
+  if (!e.reason.empty()) j["reason"] = e.reason;
   if (e.privacy) {
     const auto& p = *e.privacy;
     j["privacy"] = {{"mode", p.mode},              {"clip_norm", e.clip_norm},
@@ -48,6 +49,7 @@ LedgerEntry from_json(const nlohmann::json& j) {
   e.update_l2_norm = j.at("update_l2_norm").get<double>();
   e.secure = j.at("secure_aggregation").get<bool>();
   e.clip_norm = j.value("clip_norm", 0.0);
+  e.reason = j.value("reason", std::string());
   if (j.contains("privacy")) {
     const auto& p = j["privacy"];
     e.privacy = round::DeviceCharge{p.at("mode").get<std::string>(), p.at("noise_multiplier").get<double>(),
@@ -125,7 +127,8 @@ void Ledger::erase() const {
 
 std::string describe(const LedgerEntry& e) {
   std::ostringstream out;
-  out << utc(e.unix_time) << "  round " << e.round_id << "  " << e.outcome << "  " << e.num_examples
+  out << utc(e.unix_time) << "  round " << e.round_id << "  " << e.outcome
+      << (e.reason.empty() ? "" : " (" + e.reason + ")") << "  " << e.num_examples
       << " examples  sent " << e.bytes_sent << " B, received " << e.bytes_received << " B  ";
   if (!e.secure) {
     out << "plain update (the aggregator saw it)";

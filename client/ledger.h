@@ -35,6 +35,7 @@ struct LedgerEntry {
   std::optional<round::DeviceCharge> privacy;
   bool with_rdp = false;      // the "sending" line: carries privacy->rdp, added to the accountant
   double unix_time = 0;       // set by append()
+  std::string reason;         // why, for an "abandoned" round the device left (cancelled, ineligible, ...)
 };
 
 class Ledger {

@@ -49,6 +49,7 @@ void log_event(const client::ClientEvent& e) {
     case K::kRoundAbandoned: spdlog::warn("round {}: {}", e.round_id, e.message); break;
     case K::kRejected: spdlog::warn("aggregator: {}", e.message); break;
     case K::kFinished: spdlog::info("{}", e.message); break;
+    case K::kIneligible: spdlog::info("not eligible now: {}", e.message); break;
   }
 }
 

@@ -109,12 +109,19 @@ round::Outputs RoundDriver::train(const round::out::Fit& fit, round::Participant
   *step_ = "training";
   link_.arm(std::chrono::hours(24 * 365));  // local work: no socket deadline (the task's own is the participant's)
   round::Fitted fitted;
+  const std::shared_ptr<TrainingControl> control = context_.start_training();
   try {
-    FitResult r = context_.trainer->fit(*fit.global_model, fit.plan);
+    FitResult r = context_.trainer->fit(*fit.global_model, fit.plan, *control);
     fitted.local_model = std::move(r.local_model);
     fitted.metrics = r.metrics;
   } catch (const std::exception& e) {
-    throw FatalError(std::string("local training failed: ") + e.what());
+    if (!control->stop_reason()) throw FatalError(std::string("local training failed: ") + e.what());
+  }
+  if (const auto reason = control->stop_reason()) {
+    // Stopped between batches: nothing of this round is sent; the aggregator sees this client leave.
+    record_in_ledger(participant.record(), "abandoned", *reason);
+    context_.emit({ClientEventKind::kRoundAbandoned, fit.round_id, "training stopped: " + *reason});
+    throw TrainingStopped("training stopped: " + *reason);
   }
   const auto& config = context_.config;
   if (config.save_local_models && !fitted.local_model->layout_mismatch(*fit.global_model)) {
@@ -187,12 +194,15 @@ void RoundDriver::conclude(const round::Participant& participant, const round::o
   }
 }
 
-void RoundDriver::record_in_ledger(const round::ContributionRecord& r, const std::string& outcome) const {
+void RoundDriver::record_in_ledger(const round::ContributionRecord& r, const std::string& outcome,
+                                   const std::string& reason) const {
   if (!context_.ledger) return;
   // After a revocation the ledger is the app's to keep or delete: nothing more is written to it.
   context_.consent.while_granted([&] {
-    context_.ledger->append({r.round_id, outcome, r.num_examples, link_.bytes_sent(), link_.bytes_received(),
-                             r.train_loss, r.update_l2_norm, r.secure, r.clip_norm, r.privacy, false});
+    LedgerEntry entry{r.round_id, outcome, r.num_examples, link_.bytes_sent(), link_.bytes_received(),
+                      r.train_loss, r.update_l2_norm, r.secure, r.clip_norm, r.privacy, false};
+    entry.reason = reason;
+    context_.ledger->append(entry);
   });
 }
 

@@ -29,6 +29,8 @@ struct RoundDriverContext {
   ConsentGate& consent;  // personal data is written only while it is granted
   std::vector<double>& privacy_spent;  // the device's own accountant (the ledger's sum, kept up to date)
   std::function<void(const ClientEvent&)> emit;
+  // The control of the training run about to start (Client::cancel, stop, an opt-out and eligibility reach it).
+  std::function<std::shared_ptr<TrainingControl>()> start_training;
 };
 
 // state.save_local_models: the local model of round `round_id`, in state_dir.
@@ -48,7 +50,8 @@ class RoundDriver {
   boost::asio::awaitable<void> send_upload(const round::out::Upload& upload);
   round::Outputs deliver(round::Participant& participant, const v1::Envelope& env);
   void conclude(const round::Participant& participant, const round::out::Finish& finish, SessionResult& result);
-  void record_in_ledger(const round::ContributionRecord& r, const std::string& outcome) const;
+  void record_in_ledger(const round::ContributionRecord& r, const std::string& outcome,
+                        const std::string& reason = "") const;
 
   RoundDriverContext context_;
   AggregatorLink& link_;

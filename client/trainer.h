@@ -3,9 +3,11 @@
 // only that; the data never leaves the trainer.
 //
 // ImageTrainer (image_trainer.h) adapts common/ml's LibTorch models; an app with its own torch::nn::Module
-// implements fit() with common/ml/torch_bridge.h. No LibTorch, Boost or OpenSSL types appear here.
+// implements fit() with common/ml/torch_bridge.h. fit() asks `control` before every batch and stops when it says
+// so (training_control.h), throwing TrainingStopped. No LibTorch, Boost or OpenSSL types appear here.
 #pragma once
 
+#include "client/training_control.h"
 #include "common/ml/training_plan.h"
 #include "common/model/parameters.h"
 
@@ -19,7 +21,8 @@ struct FitResult {
 class Trainer {
  public:
   virtual ~Trainer() = default;
-  virtual FitResult fit(const model::ModelParameters& global_model, const ml::TrainingPlan& plan) = 0;
+  virtual FitResult fit(const model::ModelParameters& global_model, const ml::TrainingPlan& plan,
+                        TrainingControl& control) = 0;
 };
 
 }  // namespace sotto::client

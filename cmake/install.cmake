@@ -9,6 +9,9 @@
 #   P/lib/cmake/Sotto/     SottoConfig.cmake, SottoTargets.cmake, SottoConfigVersion.cmake
 #   P/lib/pkgconfig/       sotto-client.pc
 include(GNUInstallDirs)
+# Installing and packaging take what was built: they never start a build themselves (the install tests run from
+# ctest on a built tree).
+set(CMAKE_SKIP_INSTALL_ALL_DEPENDENCY TRUE)
 include(CMakePackageConfigHelpers)
 
 set(SOTTO_LIBRARY_TARGETS sotto_proto sotto_wire sotto_common sotto_crypto sotto_secagg sotto_dp sotto_round

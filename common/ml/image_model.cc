@@ -235,8 +235,8 @@ class ClassifierModel final : public ImageModel {
 
   void load(const model::ModelParameters& params) override { import_module(*net_, params); }
 
-  TrainMetrics train(const data::ImageDataset& data, std::span<const std::uint32_t> indices,
-                     const TrainingPlan& plan) override {
+  TrainMetrics train(const data::ImageDataset& data, std::span<const std::uint32_t> indices, const TrainingPlan& plan,
+                     const std::function<bool()>& next_batch) override {
     check_plan(plan);
     if (indices.empty()) return {};
     check_images(data);
@@ -256,6 +256,10 @@ class ClassifierModel final : public ImageModel {
       double loss_sum = 0;
       std::int64_t correct = 0;
       for (std::size_t begin = 0; begin < order.size(); begin += plan.batch_size) {
+        if (next_batch && !next_batch()) {
+          m.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+          return m;
+        }
         const std::size_t count = std::min<std::size_t>(plan.batch_size, order.size() - begin);
         const Batch batch = make_batch(data, count, [&](std::size_t i) { return order[begin + i]; });
         const auto compute_start = std::chrono::steady_clock::now();

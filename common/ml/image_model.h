@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -30,9 +31,10 @@ class ImageModel {
   virtual model::ModelParameters delta_from(const model::ModelParameters& base) const = 0;
   // Overwrites the module's parameters and buffers; throws sotto::Error on any name, dtype or shape mismatch.
   virtual void load(const model::ModelParameters& params) = 0;
-  // Trains on the given examples (indices into `data`) with the plan; deterministic for the plan's seed.
+  // Trains on the given examples (indices into `data`) with the plan; deterministic for the plan's seed. Before each
+  // batch it asks next_batch (when given) and stops, returning the metrics so far, when it says false.
   virtual TrainMetrics train(const data::ImageDataset& data, std::span<const std::uint32_t> indices,
-                             const TrainingPlan& plan) = 0;
+                             const TrainingPlan& plan, const std::function<bool()>& next_batch = {}) = 0;
   // Mean cross-entropy and accuracy on the first max_examples examples (all when 0): combine_batches of
   // evaluate_batches(data, 0, n).
   virtual EvalMetrics evaluate(const data::ImageDataset& data, std::size_t max_examples = 0) = 0;

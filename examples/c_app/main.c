@@ -100,7 +100,7 @@ typedef struct app {
   sotto_client* client;
 } app;
 
-/* sotto_train_fn: plain mini-batch SGD, stopping between batches when the library asks. */
+/* sotto_train_fn: plain mini-batch SGD (momentum left out for brevity); each batch only when the library says. */
 static sotto_status train(void* user, sotto_tensor* tensors, size_t count, const sotto_training_plan* plan,
                           sotto_fit_result* result) {
   app* a = user;
@@ -115,7 +115,8 @@ static sotto_status train(void* user, sotto_tensor* tensors, size_t count, const
   int correct = 0;
   for (unsigned epoch = 0; epoch < plan->epochs; ++epoch) {
     loss = 0, correct = 0;
-    for (size_t begin = 0; begin < a->data.count && !sotto_client_should_stop(a->client); begin += plan->batch_size) {
+    for (size_t begin = 0; begin < a->data.count; begin += plan->batch_size) {
+      if (!sotto_client_next_batch(a->client)) break; /* cancelled, stopped, opted out or ineligible */
       const size_t end = begin + plan->batch_size < a->data.count ? begin + plan->batch_size : a->data.count;
       memset(gw, 0, kClasses * kPixels * sizeof(float));
       memset(gb, 0, sizeof gb);

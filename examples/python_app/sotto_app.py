@@ -60,7 +60,7 @@ def bind(path):
     lib.sotto_client_create.argtypes = [C.POINTER(Options), TRAIN_FN, C.c_void_p, C.POINTER(C.c_void_p)]
     lib.sotto_client_set_consent.argtypes = [C.c_void_p, C.c_int, C.c_uint, C.c_int]
     lib.sotto_client_run.argtypes = [C.c_void_p, C.POINTER(RunSummary)]
-    lib.sotto_client_should_stop.argtypes = [C.c_void_p]
+    lib.sotto_client_next_batch.argtypes = [C.c_void_p]
     lib.sotto_client_state_generation.argtypes = [C.c_void_p]
     lib.sotto_client_state_generation.restype = C.c_uint64
     lib.sotto_client_ledger_size.argtypes = [C.c_void_p, C.POINTER(C.c_size_t)]
@@ -84,13 +84,13 @@ def load_shard(data_dir, shard, shards, limit):
     return examples
 
 
-def sgd(weight, bias, examples, plan, should_stop):
+def sgd(weight, bias, examples, plan, next_batch):
     """Mini-batch SGD on softmax cross-entropy; returns (mean loss, accuracy) of the last epoch."""
     loss = correct = 0
     for _ in range(plan.epochs):
         loss = correct = 0
         for begin in range(0, len(examples), plan.batch_size):
-            if should_stop():
+            if not next_batch():  # cancelled, stopped, opted out or ineligible
                 return loss / len(examples), correct / len(examples)
             batch = examples[begin:begin + plan.batch_size]
             grad_w = [[0.0] * PIXELS for _ in range(CLASSES)]
@@ -137,7 +137,7 @@ def main(argv):
         w_data, b_data = floats(w), floats(b)
         weight = [w_data[k * PIXELS:(k + 1) * PIXELS] for k in range(CLASSES)]
         bias = b_data[:]
-        loss, accuracy = sgd(weight, bias, examples, plan.contents, lambda: lib.sotto_client_should_stop(client))
+        loss, accuracy = sgd(weight, bias, examples, plan.contents, lambda: lib.sotto_client_next_batch(client))
         for k in range(CLASSES):
             w_data[k * PIXELS:(k + 1) * PIXELS] = weight[k]
         b_data[:] = bias

@@ -92,9 +92,10 @@ typedef struct sotto_fit_result {
 } sotto_fit_result;
 
 /* The app's training: `tensors` hold the global model's float32 tensors (other tensors stay as the aggregator sent
- * them); train them in place on the device's own data and fill *result. Poll sotto_client_should_stop() between
- * batches, and return early when it is non-zero. Return SOTTO_OK, or SOTTO_ERROR_TRAINING to abandon the round
- * (sotto_set_training_error gives the reason). */
+ * them); train them in place on the device's own data and fill *result. Call sotto_client_next_batch() before each
+ * batch and run it only when it returns 1; on 0 (sotto_client_cancel, sotto_client_stop, an opt-out, or the device
+ * became ineligible) return at once: the round is abandoned and nothing of it is sent. Return SOTTO_OK, or
+ * SOTTO_ERROR_TRAINING when the training itself failed (sotto_set_training_error gives the reason). */
 typedef sotto_status (*sotto_train_fn)(void* user, sotto_tensor* tensors, size_t count,
                                        const sotto_training_plan* plan, sotto_fit_result* result);
 
@@ -139,7 +140,8 @@ typedef enum sotto_event_kind {
   SOTTO_EVENT_ROUND_COMPLETED = 9,
   SOTTO_EVENT_ROUND_ABANDONED = 10,
   SOTTO_EVENT_REJECTED = 11,
-  SOTTO_EVENT_FINISHED = 12
+  SOTTO_EVENT_FINISHED = 12,
+  SOTTO_EVENT_INELIGIBLE = 13     /* message: why the eligibility check says no */
 } sotto_event_kind;
 
 typedef struct sotto_event {
@@ -164,11 +166,24 @@ typedef struct sotto_run_summary {
  * waits (SOTTO_EVENT_AWAITING_CONSENT) and sends nothing. `summary` may be null. Errors: SOTTO_ERROR_NETWORK
  * (authentication refused, an unsupported protocol version, connection.give_up_after_s), SOTTO_ERROR_TRAINING. */
 SOTTO_API sotto_status sotto_client_run(sotto_client* client, sotto_run_summary* summary);
-/* From any thread: sotto_client_run returns soon after, and a training run stops at its next batch (the training
- * callback sees sotto_client_should_stop). */
+/* From any thread: sotto_client_run returns soon after, and a training run stops at its next batch. */
 SOTTO_API sotto_status sotto_client_stop(sotto_client* client);
-/* Non-zero once the training callback should stop: after sotto_client_stop or an opt-out. */
-SOTTO_API int sotto_client_should_stop(const sotto_client* client);
+/* From any thread: the training run in progress stops at its next batch (after this returns,
+ * sotto_client_next_batch returns 0 for it) and its round is abandoned; the client goes on to later rounds. */
+SOTTO_API sotto_status sotto_client_cancel(sotto_client* client);
+/* From the training callback, before each batch: 1 to run it, 0 to stop (see sotto_train_fn). */
+SOTTO_API int sotto_client_next_batch(sotto_client* client);
+/* Non-zero once the training should stop (sotto_client_stop, sotto_client_cancel, an opt-out, ineligible). */
+SOTTO_API int sotto_client_should_stop(sotto_client* client);
+
+/* The app's eligibility check: return 1 when the device may take part now (charging, idle, unmetered network, as
+ * the app decides); else 0, with a short reason written to reason[0 .. reason_size). */
+typedef int (*sotto_eligibility_fn)(void* user, char* reason, size_t reason_size);
+/* Asked before every check-in and every training batch (null: always eligible); set it before sotto_client_run.
+ * While ineligible the client sends nothing (SOTTO_EVENT_INELIGIBLE), asks again every
+ * connection.eligibility_poll_s, or at once after sotto_client_eligibility_changed. */
+SOTTO_API sotto_status sotto_client_set_eligibility(sotto_client* client, sotto_eligibility_fn check, void* user);
+SOTTO_API sotto_status sotto_client_eligibility_changed(sotto_client* client);
 
 /* The state store's generation after its latest change (0 without state.dir). Keep it beside the state key and
  * give it back as sotto_client_options.state_min_generation. */

@@ -81,6 +81,16 @@ TEST_CASE("fashion_linear is logistic regression on the pixels and learns from o
   CHECK(after.accuracy > 0.5);
 }
 
+TEST_CASE("training stops before the batch next_batch refuses", "[ml][model][train]") {
+  auto model = make_image_model("fashion_linear", 1);
+  TrainingPlan plan;
+  plan.seed = 3;
+  int asked = 0;
+  const auto metrics = model->train(train_set(), first_n(1000), plan, [&] { return ++asked <= 3; });
+  CHECK(asked == 4);
+  CHECK(metrics.steps == 3);
+}
+
 TEST_CASE("make_image_model rejects an unknown architecture and lists the known ones", "[ml][model]") {
   REQUIRE_THROWS_AS(make_image_model("resnet50", 0), sotto::Error);
   REQUIRE_THROWS_WITH(make_image_model("resnet50", 0), Catch::Contains("'resnet50'") && Catch::Contains("fashion_cnn"));

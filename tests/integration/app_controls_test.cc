@@ -1,6 +1,7 @@
-// The person's consent, enforced by the client library at the socket: the app's own Client (in this process, as an
-// app embeds it) talks to the real sotto-aggregator over mutual TLS through a TcpProxy that logs every connection
-// and every read of the client's bytes in order with the test's own markers.
+// The app's controls over the client library — the person's consent, eligibility, cancel() — enforced at the socket
+// and between batches: the app's own Client (in this process, as an app embeds it) talks to the real
+// sotto-aggregator over mutual TLS through a TcpProxy that logs every connection and every read of the client's
+// bytes in order with the test's own markers.
 #include <catch2/catch.hpp>
 #include <condition_variable>
 #include <deque>
@@ -29,7 +30,8 @@ class HeldTrainer : public client::Trainer {
  public:
   explicit HeldTrainer(int hold_round) : hold_round_(hold_round) {}
 
-  client::FitResult fit(const model::ModelParameters& global, const ml::TrainingPlan&) override {
+  client::FitResult fit(const model::ModelParameters& global, const ml::TrainingPlan&,
+                        client::TrainingControl&) override {
     std::unique_lock lock(mutex_);
     if (++fits_ == hold_round_) {
       changed_.notify_all();
@@ -60,6 +62,39 @@ class HeldTrainer : public client::Trainer {
   bool released_ = false;
 };
 
+// The app's training in batches of ~10 ms, each only when the control says so; it tells the test when a run has
+// started `signal_at` batches.
+class BatchTrainer : public client::Trainer {
+ public:
+  BatchTrainer(int batches, int signal_at) : batches_(batches), signal_at_(signal_at) {}
+
+  client::FitResult fit(const model::ModelParameters& global, const ml::TrainingPlan&,
+                        client::TrainingControl& control) override {
+    for (int b = 0; b < batches_; ++b) {
+      if (!control.next_batch()) throw client::TrainingStopped(*control.stop_reason());
+      if (b + 1 == signal_at_) {
+        std::lock_guard lock(mutex_);
+        running_ = &control;
+        changed_.notify_all();
+      }
+      std::this_thread::sleep_for(10ms);
+    }
+    return {global, {20, static_cast<std::uint64_t>(batches_), 0.5, 0.5, 0, 0}};
+  }
+  // The control of the first run that reached signal_at batches.
+  client::TrainingControl& wait_for_run() {
+    std::unique_lock lock(mutex_);
+    REQUIRE(changed_.wait_for(lock, 120s, [&] { return running_ != nullptr; }));
+    return *running_;
+  }
+
+ private:
+  const int batches_, signal_at_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  client::TrainingControl* running_ = nullptr;
+};
+
 // The client's events, waited for from the test's thread.
 class EventLog {
  public:
@@ -68,12 +103,12 @@ class EventLog {
     events_.push_back(e);
     changed_.notify_all();
   }
-  void wait_for(client::ClientEventKind kind, std::uint64_t round = 0) {
+  // The first event of `kind` (for `round`, when not 0).
+  client::ClientEvent wait_for(client::ClientEventKind kind, std::uint64_t round = 0) {
     std::unique_lock lock(mutex_);
-    REQUIRE(changed_.wait_for(lock, 120s, [&] {
-      return std::any_of(events_.begin(), events_.end(),
-                         [&](const auto& e) { return e.kind == kind && (round == 0 || e.round_id == round); });
-    }));
+    const auto match = [&](const auto& e) { return e.kind == kind && (round == 0 || e.round_id == round); };
+    REQUIRE(changed_.wait_for(lock, 120s, [&] { return std::any_of(events_.begin(), events_.end(), match); }));
+    return *std::find_if(events_.begin(), events_.end(), match);
   }
 
  private:
@@ -230,4 +265,66 @@ TEST_CASE("consent: the scope is enforced and a recorded grant survives a restar
   keyless.state_dir = run.dir / "other-state";
   keyless.state_key.reset();
   CHECK_THROWS_WITH(client::Client(keyless, std::make_shared<HeldTrainer>(0)), Catch::Contains("needs a state key"));
+}
+
+TEST_CASE("cancel: no batch starts after cancel returns and the round is abandoned with the reason on record") {
+  ProxiedAggregator run("cancel", 3);
+  auto trainer = std::make_shared<BatchTrainer>(500, 3);
+  client::Client app(run.app_config(), trainer);
+  EventLog log;
+  app.on_event([&](const client::ClientEvent& e) { log.add(e); });
+  app.set_consent(true, client::ConsentScope::kTraining);
+  std::thread runner([&] { app.run(); });
+
+  client::TrainingControl& control = trainer->wait_for_run();
+  app.cancel();
+  const auto started = control.batches_started();
+  const auto abandoned = log.wait_for(client::ClientEventKind::kRoundAbandoned);
+  CHECK(control.batches_started() == started);
+  CHECK(started < 500);
+  CHECK_THAT(abandoned.message, Catch::Contains("cancelled by the app"));
+  // The client goes on: it is back for the next round (and trains it fully, cancel applied to one run only).
+  log.wait_for(client::ClientEventKind::kTaskReceived, abandoned.round_id + 1);
+  app.stop();
+  runner.join();
+  const auto entries = client::parse_ledger_lines(app.ledger_json());
+  REQUIRE_FALSE(entries.empty());
+  CHECK(entries.front().outcome == "abandoned");
+  CHECK(entries.front().reason == "cancelled by the app");
+  CHECK(entries.front().round_id == abandoned.round_id);
+}
+
+TEST_CASE("eligibility: nothing is sent while the app says no and training stops at the batch it turns false") {
+  ProxiedAggregator run("eligibility", 3);
+  auto trainer = std::make_shared<BatchTrainer>(500, 3);
+  auto config = run.app_config();
+  config.eligibility_poll = 600s;  // only eligibility_changed() can wake it in this test
+  client::Client app(config, trainer);
+  EventLog log;
+  app.on_event([&](const client::ClientEvent& e) { log.add(e); });
+  app.set_consent(true, client::ConsentScope::kTraining);
+  std::atomic<bool> charging{false};
+  app.set_eligibility([&]() -> std::optional<std::string> {
+    return charging ? std::nullopt : std::optional<std::string>("on battery");
+  });
+  std::thread runner([&] { app.run(); });
+
+  CHECK(log.wait_for(client::ClientEventKind::kIneligible).message == "on battery");
+  std::this_thread::sleep_for(300ms);
+  CHECK(run.proxy.connections_accepted() == 0);
+  charging = true;
+  app.eligibility_changed();
+
+  client::TrainingControl& control = trainer->wait_for_run();
+  charging = false;  // unplugged mid-training
+  const auto started = control.batches_started();
+  const auto abandoned = log.wait_for(client::ClientEventKind::kRoundAbandoned);
+  CHECK(control.batches_started() <= started + 1);  // a batch already past its check may still be counted
+  CHECK_THAT(abandoned.message, Catch::Contains("no longer eligible: on battery"));
+  app.stop();
+  runner.join();
+  CHECK(run.proxy.connections_accepted() == 1);  // ineligible again: it did not come back
+  const auto entries = client::parse_ledger_lines(app.ledger_json());
+  REQUIRE(entries.size() == 1);
+  CHECK(entries[0].reason == "the device is no longer eligible: on battery");
 }
