@@ -73,6 +73,10 @@ asio::awaitable<void> AggregatorLink::connect(std::string& step) {
     close_socket();
   }
   if (failed) throw boost::system::system_error(failed);
+  if (!consent_.allows(socket.native_handle())) {  // revoked while connecting: not one byte goes out
+    close_socket();
+    throw Error("the person's consent was revoked while connecting: not sending anything");
+  }
   socket.set_option(tcp::no_delay(true));
   step = "TLS handshake";
   co_await stream_.async_handshake(asio::ssl::stream_base::client, asio::use_awaitable);

@@ -176,7 +176,6 @@ sotto_status sotto_client_set_consent(sotto_client* c, int granted, unsigned sco
                                               "SOTTO_CONSENT_TRAINING and SOTTO_CONSENT_ANALYTICS");
   }
   try {
-    if (!granted) c->stop = true;
     c->client->set_consent(granted != 0, static_cast<client::ConsentScope>(scope),
                            delete_ledger ? client::OnRevoke::kDeleteLedger : client::OnRevoke::kKeepLedger);
     return SOTTO_OK;
@@ -206,6 +205,7 @@ sotto_status sotto_client_on_event(sotto_client* c, sotto_event_fn on_event, voi
 sotto_status sotto_client_run(sotto_client* c, sotto_run_summary* summary) {
   if (!c) return fail(SOTTO_ERROR_INVALID_ARGUMENT, "sotto_client_run: the client is null");
   client::RunSummary s;
+  c->trainer->failed = false;
   try {
     s = c->client->run();
   } catch (const std::exception& e) {
@@ -224,7 +224,11 @@ sotto_status sotto_client_run(sotto_client* c, sotto_run_summary* summary) {
 sotto_status sotto_client_stop(sotto_client* c) {
   if (!c) return fail(SOTTO_ERROR_INVALID_ARGUMENT, "sotto_client_stop: the client is null");
   c->stop = true;
-  c->client->stop();
+  try {
+    c->client->stop();
+  } catch (const std::exception& e) {
+    return fail(SOTTO_ERROR_INTERNAL, e.what());
+  }
   return SOTTO_OK;
 }
 
@@ -234,13 +238,21 @@ int sotto_client_next_batch(sotto_client* c) { return c && c->trainer->next_batc
 
 sotto_status sotto_client_cancel(sotto_client* c) {
   if (!c) return fail(SOTTO_ERROR_INVALID_ARGUMENT, "sotto_client_cancel: the client is null");
-  c->client->cancel();
+  try {
+    c->client->cancel();
+  } catch (const std::exception& e) {
+    return fail(SOTTO_ERROR_INTERNAL, e.what());
+  }
   return SOTTO_OK;
 }
 
 sotto_status sotto_client_set_eligibility(sotto_client* c, sotto_eligibility_fn check, void* user) {
   if (!c) return fail(SOTTO_ERROR_INVALID_ARGUMENT, "sotto_client_set_eligibility: the client is null");
-  c->client->set_eligibility(eligibility_check(check, user));
+  try {
+    c->client->set_eligibility(eligibility_check(check, user));
+  } catch (const std::exception& e) {
+    return fail(SOTTO_ERROR_INTERNAL, e.what());
+  }
   return SOTTO_OK;
 }
 

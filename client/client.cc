@@ -49,13 +49,20 @@ class Client::Impl {
       consent_->grant(scope);
       return;
     }
-    consent_->revoke();  // the connection is cut; no personal data is written from here
+    // Whatever happens to the record on disk, the connection is cut, training stops and the data goes.
+    std::exception_ptr failure;
+    try {
+      consent_->revoke();  // the connection is cut; no personal data is written from here
+    } catch (...) {
+      failure = std::current_exception();
+    }
     {
       std::lock_guard lock(mutex_);
       if (training_) training_->stop("the person revoked consent");
     }
     wakeup_.notify_all();
     if (store_) delete_personal_data(*store_, on_revoke);
+    if (failure) std::rethrow_exception(failure);
   }
   ConsentRecord consent() const { return consent_->record(); }
 
@@ -236,6 +243,8 @@ class Client::Impl {
       if (task) co_await RoundDriver(driver_context(), link).run(std::move(*task), result, step);
     } catch (const FatalError&) {
       throw;
+    } catch (const StateError&) {
+      throw;  // the device's own state is at fault: retrying the round cannot mend it
     } catch (const Error& e) {
       // The aggregator said something this client cannot use: drop the connection and try again later.
       spdlog::warn("{}: {}", step, e.what());

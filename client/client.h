@@ -100,7 +100,8 @@ class Client {
   std::uint64_t state_generation() const;
   // The ledger (ledger.h) as JSON lines, one per contribution, oldest first ("" without state_dir).
   std::string ledger_json() const;
-  // Called with each new generation, on the thread that changed the state.
+  // Called with each new generation, on the thread that changed the state, under the state store's lock: keep it
+  // short and do not call back into this Client from it.
   void on_state_change(std::function<void(std::uint64_t)> callback);
 
  private:

@@ -46,17 +46,22 @@ void ConsentGate::persist(const ConsentRecord& record) {
 void ConsentGate::grant(ConsentScope scope) {
   {
     std::lock_guard lock(mutex_);
+    if (attached_fd_ >= 0 && !covers(scope, attached_needs_)) cut_locked();
     persist({true, scope, unix_now()});
   }
   changed_.notify_all();
+}
+
+void ConsentGate::cut_locked() {
+  if (attached_fd_ >= 0) ::shutdown(attached_fd_, SHUT_RDWR);
+  ++revocations_;
 }
 
 void ConsentGate::revoke() {
   {
     std::lock_guard lock(mutex_);
     // Cut first: a store that cannot be written must not keep the connection open.
-    if (attached_fd_ >= 0) ::shutdown(attached_fd_, SHUT_RDWR);
-    ++revocations_;
+    cut_locked();
     const ConsentRecord revoked{false, ConsentScope::kNone, unix_now()};
     record_ = revoked;
     persist(revoked);
@@ -85,9 +90,15 @@ void ConsentGate::interrupt() {
 
 bool ConsentGate::attach(int fd, ConsentScope needed) {
   std::lock_guard lock(mutex_);
-  if (!record_.granted || !covers(record_.scope, needed)) return false;
+  if (!covers(record_, needed)) return false;
   attached_fd_ = fd;
+  attached_needs_ = needed;
   return true;
+}
+
+bool ConsentGate::allows(int fd) const {
+  std::lock_guard lock(mutex_);
+  return attached_fd_ == fd && covers(record_, attached_needs_);
 }
 
 void ConsentGate::detach(int fd) {
@@ -97,7 +108,7 @@ void ConsentGate::detach(int fd) {
 
 bool ConsentGate::while_granted(const std::function<void()>& write) {
   std::lock_guard lock(mutex_);
-  if (!record_.granted) return false;
+  if (!record_.granted || (attached_fd_ >= 0 && !covers(record_.scope, attached_needs_))) return false;
   write();
   return true;
 }

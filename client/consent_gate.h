@@ -29,7 +29,8 @@ class ConsentGate {
   explicit ConsentGate(StateStore* store);
 
   ConsentRecord record() const;
-  // Records a grant for `scope` (persisted before it returns) and wakes wait_until_granted().
+  // Records a grant for `scope` (persisted before it returns) and wakes wait_until_granted(). A grant that no longer
+  // covers the attached connection's work narrows consent: that connection is cut as by revoke().
   void grant(ConsentScope scope);
   // Records the revocation and cuts the attached connection; attach() refuses from now on.
   void revoke();
@@ -43,10 +44,14 @@ class ConsentGate {
 
   // The socket of a connection about to be made: attached (true) only while consent covers `needed`.
   bool attach(int fd, ConsentScope needed);
+  // Once connected: whether `fd` is still attached and covered (a revocation between attach() and the connection
+  // could not cut a socket that was not yet connected).
+  bool allows(int fd) const;
   // Before the socket is closed (its descriptor may be reused).
   void detach(int fd);
 
-  // Runs `write` if consent is granted, with revocation held off until it returns; false (not run) otherwise.
+  // Runs `write` if consent covers the attached work (or, with none attached, is granted at all), with revocation
+  // held off until it returns; false (not run) otherwise.
   bool while_granted(const std::function<void()>& write);
 
  private:
@@ -58,7 +63,10 @@ class ConsentGate {
   ConsentRecord record_;
   std::uint64_t revocations_ = 0;
   bool interrupted_ = false;
+  void cut_locked();
+
   int attached_fd_ = -1;
+  ConsentScope attached_needs_ = ConsentScope::kNone;
 };
 
 }  // namespace sotto::client

@@ -143,6 +143,7 @@ void StateStore::load_manifest(std::uint64_t min_generation) {
                                       : std::string(" though it holds sealed files")) +
                   ": it was emptied or replaced outside Sotto. Restore it from a backup");
     }
+    save_manifest(0);  // a new store: from now on a missing manifest means tampering, even if the first write is cut
     return;
   }
   std::uint64_t generation = 0;

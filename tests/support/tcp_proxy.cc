@@ -105,6 +105,7 @@ void TcpProxy::relay() {
     }
     if (::poll(fds.data(), fds.size(), 1000) < 0 && errno != EINTR) return;
     if (fds[1].revents) return;
+    const std::size_t polled = pairs_.size();  // a pair accepted below has no entry in fds yet
     if (fds[0].revents & POLLIN) {
       Pair p{::accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC), -1, next_id};
       if (p.client >= 0) {
@@ -118,7 +119,7 @@ void TcpProxy::relay() {
         }
       }
     }
-    for (std::size_t i = 0; i < pairs_.size(); ++i) {
+    for (std::size_t i = 0; i < polled; ++i) {
       Pair& p = pairs_[i];
       for (const bool from_client : {true, false}) {
         if (p.client < 0 || !(fds[2 + 2 * i + (from_client ? 0 : 1)].revents & (POLLIN | POLLHUP | POLLERR))) continue;

@@ -1,0 +1,34 @@
+#include "client/consent_gate.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+
+using namespace sotto::client;
+
+TEST_CASE("consent gate: attach needs consent and narrowing or revoking it cuts the attached socket") {
+  int fds[2];
+  REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds) == 0);
+  ConsentGate gate(nullptr);
+  CHECK_FALSE(gate.attach(fds[0], ConsentScope::kTraining));
+  gate.grant(ConsentScope::kTraining);
+  REQUIRE(gate.attach(fds[0], ConsentScope::kTraining));
+  CHECK(gate.allows(fds[0]));
+  CHECK(gate.while_granted([] {}));
+
+  // Analytics only: the training connection is cut and nothing more is written for it.
+  gate.grant(ConsentScope::kAnalytics);
+  CHECK(gate.revocations() == 1);
+  CHECK_FALSE(gate.allows(fds[0]));
+  CHECK_FALSE(gate.while_granted([] {}));
+  CHECK(::send(fds[0], "x", 1, MSG_NOSIGNAL) < 0);  // shut down: no byte leaves
+
+  gate.detach(fds[0]);
+  CHECK(gate.while_granted([] {}));  // analytics work may still write
+  gate.revoke();
+  CHECK(gate.revocations() == 2);
+  CHECK_FALSE(gate.while_granted([] {}));
+  ::close(fds[0]);
+  ::close(fds[1]);
+}
