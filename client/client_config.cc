@@ -5,6 +5,7 @@
 #include "common/config/toml_reader.h"
 #include "common/round/messages.h"
 #include "client/consent.h"
+#include "client/kept_generation.h"
 
 namespace sotto::client {
 
@@ -70,8 +71,7 @@ SottoClientConfig read_sotto_client_config(config::TomlReader& r) {
   s.state_key_file = r.get_path("state.key_file", std::filesystem::path());
   s.state_generation_file = r.get_path("state.generation_file", std::filesystem::path());
   if (s.state_generation_file.empty() && !s.state_key_file.empty()) {
-    s.state_generation_file = s.state_key_file;
-    s.state_generation_file += ".generation";
+    s.state_generation_file = default_kept_generation_file(s.state_key_file);
   }
   if (r.has("consent.grant")) {
     s.consent_grant = consent_scope_from_names(r.get_choices("consent.grant", {"training", "analytics"}));

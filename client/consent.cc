@@ -46,14 +46,19 @@ ConsentRecord parse_consent_record(const std::string& json) {
   return r;
 }
 
-std::string describe(const ConsentRecord& r) {
-  if (r.unix_time == 0) return "never granted";
-  const std::time_t t = static_cast<std::time_t>(r.unix_time);
+std::string utc_time(double unix_time) {
+  const std::time_t t = static_cast<std::time_t>(unix_time);
   std::tm utc{};
   gmtime_r(&t, &utc);
-  char when[32];
-  std::strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", &utc);
-  if (!r.granted) return std::string("revoked on ") + when;
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%d %H:%M:%S UTC", &utc);
+  return text;
+}
+
+std::string describe(const ConsentRecord& r) {
+  if (r.unix_time == 0) return "never granted";
+  const std::string when = utc_time(r.unix_time);
+  if (!r.granted) return "revoked on " + when;
   std::string scope;
   for (const auto& name : consent_scope_names(r.scope)) scope += (scope.empty() ? "" : " and ") + name;
   return "granted for " + scope + " on " + when;

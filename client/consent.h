@@ -39,6 +39,9 @@ inline bool covers(const ConsentRecord& record, ConsentScope needed) {
 // The record as JSON, and back; parse_consent_record throws sotto::Error for anything it did not write.
 std::string consent_record_json(const ConsentRecord& record);
 ConsentRecord parse_consent_record(const std::string& json);
+// A Unix time as a person reads it: "2026-12-01 10:00:00 UTC" (the ledger's and the consent record's).
+std::string utc_time(double unix_time);
+
 // One line for a person: "granted for training and analytics on 2026-12-01 10:00:00 UTC", "never granted".
 std::string describe(const ConsentRecord& record);
 

@@ -1,10 +1,10 @@
 #include "client/ledger.h"
 
 #include <chrono>
-#include <ctime>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "client/consent.h"
 #include "client/state_store.h"
 #include "common/util/error.h"
 
@@ -59,15 +59,6 @@ LedgerEntry from_json(const nlohmann::json& j) {
     e.with_rdp = p.contains("rdp");
   }
   return e;
-}
-
-std::string utc(double unix_time) {
-  const std::time_t t = static_cast<std::time_t>(unix_time);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%d %H:%M:%S UTC", &tm);
-  return text;
 }
 
 }  // namespace
@@ -127,7 +118,7 @@ void Ledger::erase() const {
 
 std::string describe(const LedgerEntry& e) {
   std::ostringstream out;
-  out << utc(e.unix_time) << "  round " << e.round_id << "  " << e.outcome
+  out << utc_time(e.unix_time) << "  round " << e.round_id << "  " << e.outcome
       << (e.reason.empty() ? "" : " (" + e.reason + ")") << "  " << e.num_examples
       << " examples  sent " << e.bytes_sent << " B, received " << e.bytes_received << " B  ";
   if (!e.secure) {

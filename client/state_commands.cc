@@ -22,8 +22,7 @@ void add_store_options(CLI::App& command, StateCommandOptions& o) {
 // The store as the client would open it, keeping the generation file up to date.
 struct OpenedStore {
   explicit OpenedStore(const StateCommandOptions& o)
-      : generation_file(o.generation_file.empty() ? std::filesystem::path(o.key_file.string() + ".generation")
-                                                  : o.generation_file),
+      : generation_file(o.generation_file.empty() ? default_kept_generation_file(o.key_file) : o.generation_file),
         store(o.state_dir, read_state_key_file(o.key_file), read_kept_generation(generation_file)) {
     store.on_change([this](std::uint64_t g) { write_kept_generation(generation_file, g); });
   }
