@@ -81,7 +81,8 @@ v1::Envelope encode_task(const action::SendTask& task, ConnectionId conn, const 
   if (task.secure_sum) t->set_kind(v1::TASK_KIND_SECURE_SUM);
   if (task.secagg) {
     *t->mutable_secagg() = round::to_proto(round::SecureAssignment{task.secagg->config, task.secagg->index.at(conn),
-                                                                   task.secagg->clip_norm, task.secagg->noise});
+                                                                   task.secagg->clip_norm, task.secagg->bound,
+                                                                   task.secagg->noise});
   }
   return env;
 }

@@ -109,11 +109,21 @@ void read_round_protection(config::TomlReader& r, CoordinatorOptions& o) {
     if (sum_length == 0) r.fail("task.secure_sum_length", "is required (1 or more) for task.kind = \"secure_sum\"");
     if (!sa.enabled) r.fail("secure_aggregation.enabled", "must be true for task.kind = \"secure_sum\"");
     o.secure_sum_length = sum_length;
+    o.secure_sum_bound.linf = static_cast<std::uint64_t>(r.get_int("task.secure_sum_linf_bound", 0, 0, 1ll << 31));
+    o.secure_sum_bound.l1 = static_cast<std::uint64_t>(r.get_int("task.secure_sum_l1_bound", 0, 0, 1ll << 40));
   } else if (sum_length != 0) {
     r.fail("task.secure_sum_length", "applies only to task.kind = \"secure_sum\"");
   }
-  o.privacy = read_privacy_section(r, sa.enabled, o.secure_sum_length > 0,
-                                   std::max<std::uint32_t>(o.cohort_min, secagg::kMinClients), o.cohort_target);
+  for (const char* key : {"task.secure_sum_linf_bound", "task.secure_sum_l1_bound"}) {
+    if (kind != "secure_sum" && r.has(key)) r.fail(key, "applies only to task.kind = \"secure_sum\"");
+  }
+  o.privacy = read_privacy_section(r, sa.enabled, std::max<std::uint32_t>(o.cohort_min, secagg::kMinClients),
+                                   o.cohort_target);
+  if (o.privacy.mode != PrivacyMode::kOff && o.secure_sum_length > 0 && !o.secure_sum_bound.bounded()) {
+    r.fail("task.secure_sum_linf_bound", "or task.secure_sum_l1_bound is required with privacy.mode = \"" +
+                                             std::string(privacy_mode_name(o.privacy.mode)) +
+                                             "\": each contribution's bound is the noise's sensitivity");
+  }
 }
 
 void read_http_section(config::TomlReader& r, AggregatorConfig::Http& h) {

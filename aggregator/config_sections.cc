@@ -92,8 +92,8 @@ const char* privacy_mode_name(PrivacyMode mode) {
   return "off";
 }
 
-PrivacyOptions read_privacy_section(config::TomlReader& r, bool secure, bool secure_sum,
-                                    std::uint32_t default_min_survivors, std::uint32_t max_min_survivors) {
+PrivacyOptions read_privacy_section(config::TomlReader& r, bool secure, std::uint32_t default_min_survivors,
+                                    std::uint32_t max_min_survivors) {
   PrivacyOptions p;
   const bool noise_given = r.has("privacy.noise_multiplier") || r.has("privacy.target_epsilon");
   const std::string mode = r.get_choice("privacy.mode", round::privacy_mode_names(),
@@ -120,7 +120,6 @@ PrivacyOptions read_privacy_section(config::TomlReader& r, bool secure, bool sec
     r.fail("privacy.mode", quoted + " needs secure_aggregation.enabled = true (the noise is encoded on the integer "
                                     "grid of the secure sum; DP on plain rounds is not built yet)");
   }
-  if (secure_sum) r.fail("privacy.mode", quoted + " applies to training rounds (task.kind = \"train\")");
   if (!(p.noise_multiplier > 0) && !(p.target_epsilon > 0)) {
     r.fail("privacy.noise_multiplier", "must be positive for " + quoted + ", or set privacy.target_epsilon");
   }

@@ -33,8 +33,8 @@ toml::table weighting_table(const CoordinatorOptions& options);
 // and sotto-sim alike. Distributed DP is the default with secure aggregation once a noise level (or a budget to
 // derive it from) is given; secure aggregation without noise is allowed, with a warning. `default_min_survivors`
 // and `max_min_survivors` (the largest cohort) bound privacy.min_survivors.
-PrivacyOptions read_privacy_section(config::TomlReader& r, bool secure_aggregation, bool secure_sum,
-                                    std::uint32_t default_min_survivors, std::uint32_t max_min_survivors);
+PrivacyOptions read_privacy_section(config::TomlReader& r, bool secure_aggregation, std::uint32_t default_min_survivors,
+                                    std::uint32_t max_min_survivors);
 
 toml::table plan_table(const ml::TrainingPlan& plan);
 toml::table privacy_table(double clip_norm, const PrivacyOptions& privacy);

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "common/dp/integer_sum.h"
 #include "common/ml/training_plan.h"
 #include "common/model/parameters.h"
 
@@ -110,6 +111,9 @@ struct CoordinatorOptions {
   // Federated analytics instead of training: each round publishes the secure sum of the survivors' integer
   // vectors of this length (needs secure.enabled); the model and the strategy are not used.
   std::uint64_t secure_sum_length = 0;
+  // The bound every contribution to a secure sum must keep (the devices refuse one over it); with differential
+  // privacy on, the mechanism's sensitivity (dp/integer_sum.h). Unbounded by default, which DP refuses.
+  dp::ContributionBound secure_sum_bound;
   // Reads the time for RoundReport::aggregation_seconds, the time spent in the strategy; none: not measured. The
   // coordinator calls no clock of its own: the server passes the steady clock, tests may pass a fake.
   std::function<TimePoint()> stopwatch;

@@ -12,7 +12,7 @@ namespace sotto::aggregator {
 // came).
 bool RoundCoordinator::budget_allows_full_cohort(Actions& out) {
   if (!budget_.enabled()) return true;
-  auto planned = budget_.plan(round_id_, options_.cohort_target, secagg::floating_length(*global_));
+  auto planned = budget_.plan(round_id_, options_.cohort_target, private_dimension());
   if (auto* refusal = std::get_if<PlanRefusal>(&planned); refusal && refusal->over_budget) {
     stop_for_budget(refusal->why, out);
     return false;
@@ -23,7 +23,7 @@ bool RoundCoordinator::budget_allows_full_cohort(Actions& out) {
 bool RoundCoordinator::plan_privacy(TimePoint now, Actions& out) {
   const auto& o = options_.privacy;
   const auto clients = o.expected_clients > 0 ? o.expected_clients : static_cast<std::uint32_t>(cohort_.size());
-  auto planned = budget_.plan(round_id_, clients, secagg::floating_length(*global_));
+  auto planned = budget_.plan(round_id_, clients, private_dimension());
   if (auto* refusal = std::get_if<PlanRefusal>(&planned)) {
     if (refusal->over_budget) {
       stop_for_budget(refusal->why, out);
@@ -61,7 +61,9 @@ void RoundCoordinator::report_privacy() {
                                          charge_->clients, o.min_survivors, d.honest, d.scale, d.l2_bound,
                                          d.local_stddev, d.dimension, false, spent.epsilon, spent.order,
                                          budget_.spent_released().epsilon, q,
-                                         budget_.skipped_draws_charged(), sampling};
+                                         budget_.skipped_draws_charged(), sampling,
+                                         options_.secure_sum_length > 0 ? options_.secure_sum_bound
+                                                                        : dp::ContributionBound{}};
 }
 
 Actions RoundCoordinator::abandon_round(const std::string& reason, TimePoint now) {
@@ -71,7 +73,12 @@ Actions RoundCoordinator::abandon_round(const std::string& reason, TimePoint now
 }
 
 void RoundCoordinator::charge_skipped_draw(std::uint32_t expected_clients) {
-  budget_.charge_skipped_draw(expected_clients, secagg::floating_length(*global_));
+  budget_.charge_skipped_draw(expected_clients, private_dimension());
+}
+
+// What a round's mechanism covers: the secure sum's integers, or the model's floating-point parameters.
+std::uint64_t RoundCoordinator::private_dimension() const {
+  return options_.secure_sum_length > 0 ? options_.secure_sum_length : secagg::floating_length(*global_);
 }
 
 // The budget does not allow this round: the run ends here, as if rounds.total were reached (nothing was charged).

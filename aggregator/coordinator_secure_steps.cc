@@ -123,18 +123,24 @@ void RoundCoordinator::close_step(TimePoint now, Actions& out) {
   }
 }
 
-// A training round applies the survivors' unweighted mean (in central DP mode after the aggregator's own noise) (each input is in the sum with equal weight); a
-// secure-sum round (federated analytics) publishes the sum and whose inputs are in it.
+// A training round applies the survivors' unweighted mean (each input is in the sum with equal weight); a secure-sum
+// round (federated analytics) publishes the sum and whose inputs are in it, under DP as signed values. In central DP
+// mode the aggregator's own noise goes on the sum first (the round was debited before the unmask requests).
 void RoundCoordinator::finish_secure_round(SecureAggregationRound::Summed summed, TimePoint now, Actions& out) {
   report_.survivors = static_cast<std::uint32_t>(summed.contributors.size());
+  const std::uint32_t bits = secure_->assignment().config.bits;
+  if (charge_ && options_.privacy.mode == PrivacyMode::kCentral) {
+    crypto::RandomStream noise;
+    dp::add_discrete_gaussian_mod(summed.sum, charge_->ddg.local_stddev, bits, noise);
+  }
   if (options_.secure_sum_length) {
-    report_.secure_sum = std::move(summed.sum);
+    if (charge_) {
+      report_.private_sum = dp::signed_values(summed.sum, bits);
+    } else {
+      report_.secure_sum = std::move(summed.sum);
+    }
     report_.participants = std::move(summed.contributors);
   } else {
-    if (charge_ && options_.privacy.mode == PrivacyMode::kCentral) {  // debited before the unmask requests
-      crypto::RandomStream noise;
-      dp::add_discrete_gaussian_mod(summed.sum, charge_->ddg.local_stddev, secure_->assignment().config.bits, noise);
-    }
     std::optional<double> denominator;
     if (charge_) denominator = charge_->clients;  // fixed before the round: the cohort, or the expected one
     sum_.add_mean(secure_->mean_update(summed, *global_, denominator));

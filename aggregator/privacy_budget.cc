@@ -10,13 +10,14 @@
 namespace sotto::aggregator {
 
 PrivacyBudget::PrivacyBudget(PrivacyOptions options, std::uint32_t bits, double corruption_rate, double clip_norm,
-                             std::vector<double> spent_rdp)
+                             std::vector<double> spent_rdp, std::optional<dp::ContributionBound> integer_sum)
     : options_(options),
       bits_(bits),
       corruption_rate_(corruption_rate),
       clip_norm_(clip_norm),
       orders_(dp::default_orders()),
-      spent_(std::move(spent_rdp)) {
+      spent_(std::move(spent_rdp)),
+      integer_sum_(integer_sum) {
   if (spent_.empty()) spent_.assign(orders_.size(), 0.0);
   released_ = spent_;  // a restarted daemon: q = 1, the two are the same
   if (!(options_.sampling_rate > 0 && options_.sampling_rate <= 1)) {
@@ -37,26 +38,24 @@ void PrivacyBudget::fit_noise_to_budget(std::uint64_t rounds, std::uint32_t clie
     options_.noise_multiplier = 1;  // any: plan() refuses the first round as over budget
     return;
   }
-  const dp::DdgSettings settings{bits_, clip_norm_, 1, clients, std::max<std::uint32_t>(honest_survivors(clients), 1),
-                                 dimension, options_.beta, options_.stddevs_in_range};
+  const std::uint32_t honest = std::max<std::uint32_t>(honest_survivors(clients), 1);
   try {
-    options_.noise_multiplier = dp::ddg_noise_multiplier_for(settings, amplifying_rate(), rounds,
-                                                             options_.delta, options_.target_epsilon);
+    options_.noise_multiplier = dp::smallest_noise_multiplier(
+        [&](double z) { return parameters(z, clients, honest, dimension); }, amplifying_rate(), rounds,
+        options_.delta, options_.target_epsilon, released_);  // earlier runs' spending included
   } catch (const Error& e) {
     throw Error(std::string("privacy.target_epsilon: ") + e.what());
   }
-  // With earlier runs' spending, the fresh multiplier may overshoot the rest of the budget: raise it until it fits.
-  for (int i = 0; i < 200; ++i) {
-    auto priced = price(clients, dimension);
-    if (auto* charge = std::get_if<RoundCharge>(&priced)) {
-      std::vector<double> total = released_;
-      for (std::size_t k = 0; k < total.size(); ++k) {
-        total[k] += charge->rdp_released[k] * static_cast<double>(rounds);
-      }
-      if (dp::epsilon_from_rdp(orders_, total, options_.delta).epsilon <= options_.target_epsilon) return;
-    }
-    options_.noise_multiplier *= 1.02;
+}
+
+dp::DdgParameters PrivacyBudget::parameters(double z, std::uint32_t clients, std::uint32_t honest,
+                                            std::uint64_t dimension) const {
+  if (integer_sum_) {
+    return dp::choose_integer_sum_parameters({*integer_sum_, dimension, z, clients, honest, bits_,
+                                              options_.stddevs_in_range});
   }
+  return dp::choose_ddg_parameters({bits_, clip_norm_, z, clients, honest, dimension, options_.beta,
+                                    options_.stddevs_in_range});
 }
 
 double PrivacyBudget::amplifying_rate() const {
@@ -82,8 +81,7 @@ std::variant<RoundCharge, std::string> PrivacyBudget::price(std::uint32_t client
            "privacy.min_survivors = " + std::to_string(options_.min_survivors) + ": raise min_survivors";
   }
   try {
-    charge.ddg = dp::choose_ddg_parameters({bits_, clip_norm_, options_.noise_multiplier, clients, honest, dimension,
-                                            options_.beta, options_.stddevs_in_range});
+    charge.ddg = parameters(options_.noise_multiplier, clients, honest, dimension);
     charge.rdp = dp::ddg_rdp(charge.ddg, 1.0, orders_);
     const double q = amplifying_rate();
     charge.rdp_released = q < 1 ? dp::ddg_rdp(charge.ddg, q, orders_) : charge.rdp;

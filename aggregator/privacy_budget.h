@@ -20,6 +20,7 @@
 
 #include "aggregator/coordinator_options.h"
 #include "common/dp/ddg_parameters.h"
+#include "common/dp/integer_sum.h"
 #include "common/dp/randomized_rotation.h"
 #include "common/dp/rdp_accountant.h"
 
@@ -49,13 +50,16 @@ struct PlanRefusal {
 
 class PrivacyBudget {
  public:
-  // `spent_rdp`: what earlier runs debited (empty: nothing). Throws sotto::Error for options that cannot work.
+  // `spent_rdp`: what earlier runs debited (empty: nothing). `integer_sum`: the rounds are private secure sums of
+  // integer vectors within this bound (dp/integer_sum.h), not training. Throws sotto::Error for options that
+  // cannot work.
   PrivacyBudget(PrivacyOptions options, std::uint32_t bits, double corruption_rate, double clip_norm,
-                std::vector<double> spent_rdp);
+                std::vector<double> spent_rdp, std::optional<dp::ContributionBound> integer_sum = std::nullopt);
 
   bool enabled() const { return options_.mode != PrivacyMode::kOff; }
-  // With no noise multiplier configured: the smallest that lets `rounds` more rounds of `clients` updates of
-  // `dimension` coordinates fit the budget left (ddg_noise_multiplier_for), fixed for the run from now on.
+  // With no noise multiplier configured: the smallest (to a relative 1e-6) that lets `rounds` more rounds of `clients`
+  // updates of `dimension` coordinates fit the budget left, fixed for the run from now on. Throws sotto::Error
+  // when no multiplier up to 10^4 does.
   void fit_noise_to_budget(std::uint64_t rounds, std::uint32_t clients, std::uint64_t dimension);
   const PrivacyOptions& options() const { return options_; }
   // The sampling rate the released-model accountant amplifies by: the configured one, except in local mode, whose
@@ -87,6 +91,8 @@ class PrivacyBudget {
  private:
   // The round's parameters and RDP for `clients` summed, without the budget check or the rotation seed.
   std::variant<RoundCharge, std::string> price(std::uint32_t clients, std::uint64_t dimension) const;
+  // The mechanism's parameters at noise multiplier z (throws sotto::Error for parameters that cannot work).
+  dp::DdgParameters parameters(double z, std::uint32_t clients, std::uint32_t honest, std::uint64_t dimension) const;
 
   PrivacyOptions options_;
   std::uint32_t bits_;
@@ -96,6 +102,7 @@ class PrivacyBudget {
   std::vector<double> spent_;
   std::vector<double> released_;
   std::uint64_t skipped_ = 0;
+  std::optional<dp::ContributionBound> integer_sum_;
 };
 
 }  // namespace sotto::aggregator

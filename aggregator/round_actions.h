@@ -37,6 +37,7 @@ struct SecAggAssignment {
   double clip_norm;
   std::map<ConnectionId, secagg::ClientIndex> index;  // each connection's index in the secure round
   std::optional<round::DistributedNoise> noise;        // distributed DP's encoding, when on
+  dp::ContributionBound bound;                         // a secure sum's contribution bound
 };
 struct SendTask {  // the same task and model to every connection listed
   std::vector<ConnectionId> conns;

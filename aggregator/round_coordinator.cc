@@ -21,7 +21,8 @@ RoundCoordinator::RoundCoordinator(CoordinatorOptions options, CoordinatorStart 
       completed_rounds_(start.completed_rounds),
       offences_(std::move(start.offences)),
       budget_(options_.privacy, options_.secure.bits, options_.secure.corruption_rate, options_.clip_norm,
-              std::move(start.privacy_rdp)) {
+              std::move(start.privacy_rdp),
+              options_.secure_sum_length > 0 ? std::optional(options_.secure_sum_bound) : std::nullopt) {
   if (options_.cohort_target == 0) throw Error("cohort_target must be at least 1");
   if (options_.cohort_min == 0 || options_.cohort_min > options_.cohort_target) {
     throw Error("cohort_min must be between 1 and cohort_target (" + std::to_string(options_.cohort_target) + ")");
@@ -29,13 +30,17 @@ RoundCoordinator::RoundCoordinator(CoordinatorOptions options, CoordinatorStart 
   if (options_.secure.enabled && !(options_.clip_norm > 0)) {
     throw Error("secure aggregation needs a positive clip_norm (privacy.clip_norm): it bounds what each client adds");
   }
-  if (budget_.enabled() && (!options_.secure.enabled || options_.secure_sum_length > 0)) {
+  if (budget_.enabled() && !options_.secure.enabled) {
     throw Error(std::string("privacy.mode = \"") + privacy_mode_name(options_.privacy.mode) +
-                "\" needs secure aggregation on a training task: the noise is encoded on the secure sum's grid");
+                "\" needs secure aggregation: the noise is encoded on the secure sum's grid");
+  }
+  if (budget_.enabled() && options_.secure_sum_length > 0 && !options_.secure_sum_bound.bounded()) {
+    throw Error("a private secure sum needs a contribution bound (task.secure_sum_linf_bound or "
+                "task.secure_sum_l1_bound): it is the mechanism's sensitivity");
   }
   if (!start.strategy_state.empty()) strategy_->load_state(start.strategy_state, *global_);
   const std::uint64_t rounds_left = options_.total_rounds > completed_rounds_ ? options_.total_rounds - completed_rounds_ : 1;
-  budget_.fit_noise_to_budget(rounds_left, options_.cohort_target, secagg::floating_length(*global_));
+  budget_.fit_noise_to_budget(rounds_left, options_.cohort_target, private_dimension());
 }
 
 Actions RoundCoordinator::start(TimePoint now) {
@@ -158,7 +163,7 @@ void RoundCoordinator::start_training(TimePoint now, Actions& out) {
   for (const auto& [conn, m] : cohort_) task.conns.push_back(conn);
   if (options_.secure.enabled) {
     const bool secure_sum = options_.secure_sum_length > 0;
-    const std::uint64_t length = secure_sum ? options_.secure_sum_length : secagg::floating_length(*global_);
+    const std::uint64_t length = private_dimension();
     std::optional<round::DistributedNoise> noise;
     if (budget_.enabled()) {
       if (!plan_privacy(now, out)) return;
@@ -166,7 +171,8 @@ void RoundCoordinator::start_training(TimePoint now, Actions& out) {
                                       charge_->epsilon.epsilon,
                                       options_.privacy.mode == PrivacyMode::kCentral ? round::NoiseSource::kAggregator
                                       : options_.privacy.mode == PrivacyMode::kLocal ? round::NoiseSource::kOwn
-                                                                                    : round::NoiseSource::kShares};
+                                                                                    : round::NoiseSource::kShares,
+                                      secure_sum};
     }
     auto begun = SecureAggregationRound::begin(options_.secure, options_.clip_norm, round_id_, members, length,
                                                !secure_sum, now, training_deadline_, std::move(noise));
@@ -176,6 +182,7 @@ void RoundCoordinator::start_training(TimePoint now, Actions& out) {
     }
     secure_ = std::move(std::get<std::unique_ptr<SecureAggregationRound>>(begun));
     task.secagg = secure_->assignment();
+    task.secagg->bound = options_.secure_sum_bound;
     task.secure_sum = secure_sum;
   }
   out.push_back(std::move(task));

@@ -134,6 +134,7 @@ class RoundCoordinator {
   // Privacy: the next secure round's charge (false: it may not run, and `out` says so), the debit before unmasking.
   bool budget_allows_full_cohort(Actions& out);
   bool plan_privacy(TimePoint now, Actions& out);
+  std::uint64_t private_dimension() const;
   void debit_privacy(Actions& out);
   void report_privacy();
   void stop_for_budget(const std::string& why, Actions& out);

@@ -84,14 +84,14 @@ nlohmann::json round_record(const RoundReport& r, std::uint64_t completed_rounds
                     {"l2_bound", p.l2_bound},
                     {"local_stddev", p.local_stddev},
                     {"dimension", p.dimension}};
+    if (p.bound.bounded()) j["privacy"]["contribution_bound"] = {{"linf", p.bound.linf}, {"l1", p.bound.l1}};
   }
   if (r.privacy && r.privacy->mode == "central") j["privacy"]["epsilon"] = nullptr;  // it sees the sum unnoised
   if (!r.clipped.empty()) j["clipped"] = r.clipped;
   if (!r.examples_capped.empty()) j["examples_capped"] = r.examples_capped;
-  if (!r.secure_sum.empty()) {
-    j["secure_sum"] = r.secure_sum;
-    j["contributors"] = r.participants;
-  }
+  if (!r.secure_sum.empty()) j["secure_sum"] = r.secure_sum;
+  if (!r.private_sum.empty()) j["private_sum"] = r.private_sum;
+  if (!r.secure_sum.empty() || !r.private_sum.empty()) j["contributors"] = r.participants;
   j["bytes_in"] = traffic.bytes_in;
   j["bytes_out"] = traffic.bytes_out;
   return j;

@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/dp/integer_sum.h"
 #include "common/secagg/step.h"
 
 namespace sotto::aggregator {
@@ -53,9 +54,11 @@ struct RoundReport {
     double sampling_rate = 1;     // the amplification claimed (1: none)
     std::uint64_t skipped_draws = 0;  // sampled draws too small to run, charged to epsilon_released
     std::string sampling;
+    dp::ContributionBound bound;  // a private secure sum's contribution bound (its sensitivity's source)
   };
   std::optional<Privacy> privacy;
-  std::vector<std::uint32_t> secure_sum;  // a secure-sum round's result (mod 2^32)
+  std::vector<std::uint32_t> secure_sum;  // a secure-sum round's result (mod 2^bits), without DP
+  std::vector<std::int64_t> private_sum;  // a private secure sum's result: signed, the noise included
   std::vector<std::string> participants;
   std::vector<std::pair<std::string, std::string>> dropped;  // client id, reason
   std::map<std::string, std::uint32_t> drop_causes;          // how many drops had each cause (for the metrics)

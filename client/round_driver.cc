@@ -178,9 +178,11 @@ void RoundDriver::conclude(const round::Participant& participant, const round::o
       result.message = finish.training_finished ? "training finished" : finish.message;
       return;
     }
+    case Outcome::kRefused:
+      if (finish.fatal) throw FatalError(finish.message);  // what this device would send can never be taken
+      [[fallthrough]];
     case Outcome::kDiverged:
     case Outcome::kDeadline:
-    case Outcome::kRefused:
       spdlog::warn("round {}: {}", round_id, finish.message);
       result.outcome = SessionEnd::kRoundDone;
       result.message = finish.message;

@@ -152,7 +152,7 @@ class SecureRoundPlay {
     round_task.plan = task_.plan;
     round_task.global_model = task_.model;
     round_task.secure = round::SecureAssignment{assignment.config, assignment.index.at(conn), assignment.clip_norm,
-                                                assignment.noise};
+                                                assignment.bound, assignment.noise};
     auto player = std::make_unique<Player>(std::move(c), coin_seed(seed, task_.round_id, conn));
     player->participant.on_task(round_task, now_());  // asks for the training the pool has done
     players_.emplace(conn, std::move(player));

@@ -123,7 +123,7 @@ SimConfig load_sim_config(const std::filesystem::path& config_file, const std::v
   c.clip_norm = aggregator::read_clip_norm(r, sa.enabled);
   const auto largest_cohort = static_cast<std::uint32_t>(std::min<std::uint64_t>(
       c.sampling == Sampling::kUniform ? c.cohort_size : c.population, std::numeric_limits<std::uint32_t>::max()));
-  c.privacy = aggregator::read_privacy_section(r, sa.enabled, false, secagg::kMinClients, largest_cohort);
+  c.privacy = aggregator::read_privacy_section(r, sa.enabled, secagg::kMinClients, largest_cohort);
   aggregator::read_weighting(r, "aggregation", c.weighting);
   if (sa.enabled && c.sampling == Sampling::kUniform && c.cohort_size < secagg::kMinClients) {
     r.fail("cohort_size", "is " + std::to_string(c.cohort_size) + "; secure aggregation needs at least " +

@@ -78,21 +78,23 @@ std::vector<double> ddg_rdp(const DdgParameters& p, double q, std::span<const do
   return out;
 }
 
-double ddg_noise_multiplier_for(DdgSettings settings, double q, std::uint64_t rounds, double delta,
-                                double target_epsilon) {
+double smallest_noise_multiplier(const std::function<DdgParameters(double)>& parameters_for, double q,
+                                 std::uint64_t rounds, double delta, double target_epsilon,
+                                 std::span<const double> spent_rdp) {
   if (rounds == 0) throw Error("DDG accounting: the rounds must be at least 1");
   if (!(target_epsilon > 0)) throw Error("DDG accounting: the target epsilon must be positive");
   const auto orders = default_orders();
   auto epsilon_at = [&](double z) {
-    settings.noise_multiplier = z;
     DdgParameters p;
     try {
-      p = choose_ddg_parameters(settings);
-    } catch (const Error&) {  // a share below the sampler's range: not a usable multiplier
+      p = parameters_for(z);
+    } catch (const Error&) {  // a share outside the sampler's range: not a usable multiplier
       return std::numeric_limits<double>::infinity();
     }
     auto rdp = ddg_rdp(p, q, orders);
-    for (double& r : rdp) r *= static_cast<double>(rounds);
+    for (std::size_t i = 0; i < rdp.size(); ++i) {
+      rdp[i] = rdp[i] * static_cast<double>(rounds) + (i < spent_rdp.size() ? spent_rdp[i] : 0.0);
+    }
     return epsilon_from_rdp(orders, rdp, delta).epsilon;
   };
   double lo = 1e-3, hi = 1e4;
@@ -106,6 +108,16 @@ double ddg_noise_multiplier_for(DdgSettings settings, double q, std::uint64_t ro
     (epsilon_at(mid) > target_epsilon ? lo : hi) = mid;
   }
   return hi;
+}
+
+double ddg_noise_multiplier_for(DdgSettings settings, double q, std::uint64_t rounds, double delta,
+                                double target_epsilon) {
+  return smallest_noise_multiplier(
+      [&settings](double z) {
+        settings.noise_multiplier = z;
+        return choose_ddg_parameters(settings);
+      },
+      q, rounds, delta, target_epsilon);
 }
 
 }  // namespace sotto::dp

@@ -10,6 +10,7 @@
 // give the epsilon), and never more than the unsampled bound.
 #pragma once
 
+#include <functional>
 #include <span>
 #include <vector>
 
@@ -25,9 +26,16 @@ double ddg_rdp(const DdgParameters& p, double order);
 // One round at each order, sampled at rate q in (0, 1].
 std::vector<double> ddg_rdp(const DdgParameters& p, double q, std::span<const double> orders);
 
-// The smallest noise multiplier (to a relative 1e-6, rounded up) with which `rounds` rounds of the mechanism that
-// `settings` describe (its noise_multiplier ignored), each at sampling rate q, spend at most target_epsilon at
-// `delta` over dp::default_orders(). Throws sotto::Error when no multiplier up to 10^4 does.
+// The smallest noise multiplier z (to a relative 1e-6, rounded up) with which `rounds` rounds of the mechanism
+// `parameters_for(z)` builds, each at sampling rate q, spend at most target_epsilon at `delta` over
+// dp::default_orders(), on top of `spent_rdp` (empty: nothing spent). A z for which parameters_for throws
+// sotto::Error (a noise share outside the sampler's range) counts as too little. Throws sotto::Error when no z up
+// to 10^4 does.
+double smallest_noise_multiplier(const std::function<DdgParameters(double)>& parameters_for, double q,
+                                 std::uint64_t rounds, double delta, double target_epsilon,
+                                 std::span<const double> spent_rdp = {});
+
+// The same for the training mechanism that `settings` describe (its noise_multiplier ignored).
 double ddg_noise_multiplier_for(DdgSettings settings, double q, std::uint64_t rounds, double delta,
                                 double target_epsilon);
 

@@ -69,6 +69,12 @@ void add_discrete_gaussian_mod(std::span<std::uint32_t> words, double stddev, st
   for (auto& w : words) w = wrap(static_cast<std::int64_t>(w) + noise.sample(random), bits);
 }
 
+std::vector<std::int64_t> signed_values(std::span<const std::uint32_t> words, std::uint32_t bits) {
+  std::vector<std::int64_t> out(words.size());
+  for (std::size_t i = 0; i < out.size(); ++i) out[i] = signed_of(words[i], bits);
+  return out;
+}
+
 std::vector<double> ddg_decode_sum(std::span<const std::uint32_t> sum, const DdgParameters& p,
                                    const RotationSeed& seed) {
   if (sum.size() != p.padded) {

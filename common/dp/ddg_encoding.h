@@ -32,6 +32,9 @@ std::vector<std::uint32_t> ddg_encode(std::span<const float> update, const DdgPa
 void add_discrete_gaussian_mod(std::span<std::uint32_t> words, double stddev, std::uint32_t bits,
                                crypto::RandomStream& random);
 
+// Words mod 2^bits as the signed values in [-2^(bits-1), 2^(bits-1)) they stand for.
+std::vector<std::int64_t> signed_values(std::span<const std::uint32_t> words, std::uint32_t bits);
+
 // The sum of the clipped updates (length p.dimension, noise included) from the sum mod 2^bits of the encodings.
 std::vector<double> ddg_decode_sum(std::span<const std::uint32_t> sum, const DdgParameters& p,
                                    const RotationSeed& seed);

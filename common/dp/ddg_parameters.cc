@@ -10,9 +10,6 @@ namespace sotto::dp {
 
 namespace {
 
-constexpr double kMaxLocalStddev = 1 << 20;  // DiscreteGaussian's range
-constexpr double kMinLocalStddev = 1.0 / 16;
-
 void check(const DdgSettings& s) {
   auto fail = [](const std::string& what) { throw Error("distributed discrete Gaussian: " + what); };
   if (s.bits < 2 || s.bits > 32) fail("bits must be in 2..32, got " + std::to_string(s.bits));

@@ -25,6 +25,9 @@ namespace sotto::dp {
 
 inline const double kDefaultRoundingBeta = std::exp(-0.5);
 inline constexpr double kDefaultStddevsInRange = 4;
+// The range of a noise share the exact sampler (discrete_gaussian.h) takes, in scaled units.
+inline constexpr double kMinLocalStddev = 1.0 / 16;
+inline constexpr double kMaxLocalStddev = 1 << 20;
 
 struct DdgSettings {
   std::uint32_t bits = 16;        // 2..32: the modulus is 2^bits

@@ -9,7 +9,9 @@
 // Distributed Discrete Gaussian that the aggregator's privacy.mode = "distributed" runs (common/dp/ddg_*.h), given
 // --bits, --clip-norm, --clients (the cohort summed), --honest (the honest survivors counted on) and --dimension
 // (the update's length) as rounds.jsonl's privacy section records them; its output adds the scale, the L2 bound
-// and each client's noise share.
+// and each client's noise share. --mechanism sum is a private secure sum's (common/dp/integer_sum.h): the
+// discrete Gaussian on integer vectors of --dimension entries within --linf-bound and/or --l1-bound, with
+// --clients, --honest and --bits as for ddg.
 #include <CLI/CLI.hpp>
 #include <cmath>
 #include <iostream>
@@ -19,6 +21,7 @@
 
 #include "common/dp/ddg_accounting.h"
 #include "common/dp/ddg_parameters.h"
+#include "common/dp/integer_sum.h"
 #include "common/dp/pld_accountant.h"
 #include "common/dp/rdp_accountant.h"
 #include "common/util/error.h"
@@ -36,7 +39,20 @@ struct Arguments {
   std::string accountant = "rdp";
   std::string mechanism = "gaussian";
   dp::DdgSettings ddg;
+  dp::ContributionBound bound;  // --mechanism sum
+  bool bits_given = false;
 };
+
+// The mechanism --mechanism ddg or sum describes, at noise multiplier z.
+dp::DdgParameters mechanism_at(const Arguments& a, double z) {
+  if (a.mechanism == "sum") {
+    return dp::choose_integer_sum_parameters({a.bound, a.ddg.dimension, z, a.ddg.clients, a.ddg.honest,
+                                              a.bits_given ? a.ddg.bits : 32, a.ddg.stddevs_in_range});
+  }
+  dp::DdgSettings settings = a.ddg;
+  settings.noise_multiplier = z;
+  return dp::choose_ddg_parameters(settings);
+}
 
 // The first argument out of its range, as a message naming it; none when all are fine.
 std::optional<std::string> invalid(const Arguments& a, bool needs_noise, bool needs_target) {
@@ -49,18 +65,24 @@ std::optional<std::string> invalid(const Arguments& a, bool needs_noise, bool ne
   if (needs_target && !(a.target_epsilon > 0 && std::isfinite(a.target_epsilon))) {
     return "--target-epsilon must be a positive number";
   }
-  if (a.mechanism != "gaussian" && a.mechanism != "ddg") return "--mechanism must be gaussian or ddg";
-  if (a.mechanism == "ddg") {
+  if (a.mechanism != "gaussian" && a.mechanism != "ddg" && a.mechanism != "sum") {
+    return "--mechanism must be gaussian, ddg or sum";
+  }
+  if (a.mechanism == "sum" && !a.bound.bounded()) return "--mechanism sum needs --linf-bound or --l1-bound";
+  if (a.mechanism != "sum" && a.bound.bounded()) return "--linf-bound and --l1-bound apply to --mechanism sum";
+  if (a.mechanism != "gaussian") {
     if (a.ddg.bits < 2 || a.ddg.bits > 32) return "--bits must be in 2..32";
-    if (!(a.ddg.clip_norm > 0 && std::isfinite(a.ddg.clip_norm))) return "--clip-norm must be a positive number";
+    if (a.mechanism == "ddg" && !(a.ddg.clip_norm > 0 && std::isfinite(a.ddg.clip_norm))) {
+      return "--clip-norm must be a positive number";
+    }
     if (a.ddg.clients < 1) return "--clients must be at least 1";
     if (a.ddg.honest < 1 || a.ddg.honest > a.ddg.clients) return "--honest must be in 1..--clients";
     if (a.ddg.dimension < 1) return "--dimension must be at least 1";
   }
   if (a.accountant != "rdp" && a.accountant != "pld") return "--accountant must be rdp or pld";
-  if (a.accountant == "pld" && a.mechanism == "ddg") {
-    return "--accountant pld accounts the Gaussian mechanism; --mechanism ddg is accounted with rdp (Zhu-Wang "
-           "subsampling of the paper's RDP bound)";
+  if (a.accountant == "pld" && a.mechanism != "gaussian") {
+    return "--accountant pld accounts the Gaussian mechanism; --mechanism " + a.mechanism +
+           " is accounted with rdp (Zhu-Wang subsampling of the paper's RDP bound)";
   }
   return std::nullopt;
 }
@@ -70,8 +92,11 @@ void add_common(CLI::App& command, Arguments& a) {
   command.add_option("--steps", a.steps, "rounds N")->required();
   command.add_option("--delta", a.delta, "delta D")->required();
   command.add_option("--accountant", a.accountant, "rdp (default) or pld (privacy-loss distribution, tighter)");
-  command.add_option("--mechanism", a.mechanism, "gaussian (default) or ddg");
-  command.add_option("--bits", a.ddg.bits, "ddg: bits per coordinate (modulus 2^bits)");
+  command.add_option("--mechanism", a.mechanism, "gaussian (default), ddg or sum");
+  command.add_option("--bits", a.ddg.bits, "ddg, sum: bits per coordinate (modulus 2^bits; default 16, sum 32)")
+      ->each([&a](const std::string&) { a.bits_given = true; });
+  command.add_option("--linf-bound", a.bound.linf, "sum: the largest |entry| of a contribution");
+  command.add_option("--l1-bound", a.bound.l1, "sum: the largest sum of a contribution's |entries|");
   command.add_option("--clip-norm", a.ddg.clip_norm, "ddg: the L2 clip norm C");
   command.add_option("--clients", a.ddg.clients, "ddg: the clients summed (the cohort)");
   command.add_option("--honest", a.ddg.honest, "ddg: the honest survivors whose shares carry the noise");
@@ -79,14 +104,13 @@ void add_common(CLI::App& command, Arguments& a) {
   command.add_option("--beta", a.ddg.beta, "ddg: conditional rounding's beta (default exp(-1/2))");
 }
 
-nlohmann::json ddg_epsilon(Arguments a) {
-  a.ddg.noise_multiplier = a.noise_multiplier;
-  const auto p = dp::choose_ddg_parameters(a.ddg);
+nlohmann::json ddg_epsilon(const Arguments& a) {
+  const auto p = mechanism_at(a, a.noise_multiplier);
   const auto orders = dp::default_orders();
   auto rdp = dp::ddg_rdp(p, a.sampling_rate, orders);
   for (double& r : rdp) r *= static_cast<double>(a.steps);
   const auto e = dp::epsilon_from_rdp(orders, rdp, a.delta);
-  return {{"epsilon", e.epsilon}, {"accountant", "rdp"}, {"order", e.order}, {"mechanism", "ddg"},
+  return {{"epsilon", e.epsilon}, {"accountant", "rdp"}, {"order", e.order}, {"mechanism", a.mechanism},
           {"scale", p.scale},     {"l2_bound", p.l2_bound}, {"local_stddev", p.local_stddev}};
 }
 
@@ -119,11 +143,12 @@ int main(int argc, char** argv) {
   }
   try {
     nlohmann::json out;
-    if (a.mechanism == "ddg" && for_epsilon) {
+    if (a.mechanism != "gaussian" && for_epsilon) {
       out = ddg_epsilon(a);
-    } else if (a.mechanism == "ddg") {
-      out = {{"noise_multiplier", dp::ddg_noise_multiplier_for(a.ddg, a.sampling_rate, a.steps, a.delta,
-                                                                 a.target_epsilon)}};
+    } else if (a.mechanism != "gaussian") {
+      out = {{"noise_multiplier",
+              dp::smallest_noise_multiplier([&a](double z) { return mechanism_at(a, z); }, a.sampling_rate, a.steps,
+                                            a.delta, a.target_epsilon)}};
     } else if (for_epsilon && a.accountant == "pld") {
       out = {{"epsilon", dp::pld_subsampled_gaussian_epsilon(a.sampling_rate, a.noise_multiplier, a.steps, a.delta)},
              {"accountant", "pld"}};

@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "common/dp/ddg_accounting.h"
+#include "common/dp/integer_sum.h"
 #include "common/dp/rdp_accountant.h"
 #include "common/util/error.h"
 #include "common/util/short_number.h"
@@ -30,7 +31,7 @@ std::variant<std::optional<DeviceCharge>, std::string> judge_plan(const DevicePr
     return refused + "its noise is central (added by the aggregator, which this device would have to trust), and "
                      "privacy.require_noise asks for this device's own share";
   }
-  if (floor.max_clip_norm > 0 && secure->clip_norm > floor.max_clip_norm) {
+  if (!plan.integer_sum && floor.max_clip_norm > 0 && secure->clip_norm > floor.max_clip_norm) {
     return refused + "its clip norm " + util::short_number(secure->clip_norm) + " is above privacy.max_clip_norm = " +
            util::short_number(floor.max_clip_norm);
   }
@@ -53,9 +54,13 @@ std::variant<std::optional<DeviceCharge>, std::string> judge_plan(const DevicePr
   charge.epsilon_stated = plan.epsilon_stated;
   dp::DdgParameters counted = plan.ddg;
   counted.honest = charge.honest;
-  // The L1 bound follows from the L2 bound this device enforces itself; the plan's is not taken on trust.
-  counted.l1_bound = counted.l2_bound * std::min(std::sqrt(static_cast<double>(counted.padded)), counted.l2_bound);
   try {
+    if (plan.integer_sum) {  // the sensitivities follow from the contribution bound this device enforces
+      counted.l2_bound = dp::l2_sensitivity(secure->bound, counted.dimension);
+      counted.l1_bound = dp::l1_sensitivity(secure->bound, counted.dimension);
+    } else {  // the L1 bound follows from the L2 bound this device enforces itself; the plan's is not taken on trust
+      counted.l1_bound = counted.l2_bound * std::min(std::sqrt(static_cast<double>(counted.padded)), counted.l2_bound);
+    }
     charge.noise_multiplier =
         dp::effective_local_stddev(counted.local_stddev) * std::sqrt(static_cast<double>(charge.honest)) /
         counted.l2_bound;

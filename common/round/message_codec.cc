@@ -21,6 +21,8 @@ v1::SecAggTask to_proto(const SecureAssignment& a) {
   p.set_bits(a.config.bits);
   p.set_my_index(a.my_index);
   p.set_graph_seed(std::string(a.config.graph_seed.begin(), a.config.graph_seed.end()));
+  p.set_linf_bound(a.bound.linf);
+  p.set_l1_bound(a.bound.l1);
   if (a.noise) {
     const auto& d = a.noise->ddg;
     auto* q = p.mutable_ddg();
@@ -37,6 +39,7 @@ v1::SecAggTask to_proto(const SecureAssignment& a) {
     q->set_epsilon_after(a.noise->epsilon_stated);
     q->set_central(a.noise->source == NoiseSource::kAggregator);
     q->set_local(a.noise->source == NoiseSource::kOwn);
+    q->set_integer_sum(a.noise->integer_sum);
   }
   return p;
 }
@@ -64,7 +67,15 @@ DistributedNoise noise_from_proto(const v1::DistributedDpPlan& q, const SecureAs
   if (q.central() && q.local()) fail("the noise cannot be both central and local");
   n.source = q.central() ? NoiseSource::kAggregator : q.local() ? NoiseSource::kOwn : NoiseSource::kShares;
   if (n.source == NoiseSource::kOwn && d.honest != 1) fail("local noise is each client's alone: honest must be 1");
-  if (d.dimension < 1 || d.padded != dp::padded_dimension(static_cast<std::size_t>(d.dimension))) {
+  n.integer_sum = q.integer_sum();
+  if (n.integer_sum) {  // the sensitivity follows from the bounds the device enforces, not the plan's numbers
+    if (!a.bound.bounded()) fail("a private secure sum needs a contribution bound (linf_bound or l1_bound)");
+    if (d.dimension < 1 || d.padded != d.dimension || d.scale != 1) {
+      fail("a private secure sum has scale 1 and no padding");
+    }
+    d.clip_norm = d.l2_bound = dp::l2_sensitivity(a.bound, d.dimension);
+    d.l1_bound = dp::l1_sensitivity(a.bound, d.dimension);
+  } else if (d.dimension < 1 || d.padded != dp::padded_dimension(static_cast<std::size_t>(d.dimension))) {
     fail("padded must be the power of two just above the dimension");
   }
   if (a.config.vector_length != d.padded) fail("the secure vector length must be the padded dimension");
@@ -90,6 +101,7 @@ SecureAssignment from_proto(const v1::SecAggTask& p, std::uint64_t round_id) {
   std::copy(p.graph_seed().begin(), p.graph_seed().end(), a.config.graph_seed.begin());
   a.my_index = p.my_index();
   a.clip_norm = p.clip_norm();
+  a.bound = {p.linf_bound(), p.l1_bound()};
   if (p.has_ddg()) a.noise = noise_from_proto(p.ddg(), a);
   return a;
 }

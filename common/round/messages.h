@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common/dp/ddg_parameters.h"
+#include "common/dp/integer_sum.h"
 #include "common/dp/randomized_rotation.h"
 #include "common/ml/training_plan.h"
 #include "common/model/parameters.h"
@@ -55,12 +56,14 @@ struct DistributedNoise {
   std::uint32_t min_survivors = 0;  // the aggregator unmasks no sum of fewer masked inputs
   double epsilon_stated = 0;        // the aggregator's epsilon spent once this round is charged
   NoiseSource source = NoiseSource::kShares;  // kAggregator: ddg.local_stddev is the aggregator's whole draw
+  bool integer_sum = false;  // a private secure sum (dp/integer_sum.h): the noise on the bounded integers themselves
 };
 
 struct SecureAssignment {
   secagg::RoundConfig config;  // round id, n, k, t, vector length (the padded dimension under DDG), bits
   secagg::ClientIndex my_index = 0;
   double clip_norm = 0;  // L2 bound of the update before quantization
+  dp::ContributionBound bound;  // a secure sum's: the device refuses a contribution over it
   std::optional<DistributedNoise> noise;
 };
 

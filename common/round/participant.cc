@@ -8,6 +8,7 @@
 #include "common/model/clipping.h"
 #include "common/crypto/random_stream.h"
 #include "common/dp/ddg_encoding.h"
+#include "common/dp/integer_sum.h"
 #include "common/secagg/client_session.h"
 #include "common/secagg/quantizer.h"
 #include "common/secagg/update_vector.h"
@@ -78,9 +79,13 @@ Outputs Participant::on_task(Task task, TimePoint now) {
                         " integers, the contribution has " + std::to_string(options_.contribution->size()),
                     true);
     }
+    if (auto over = dp::bound_violation(*options_.contribution, task_.secure->bound)) {
+      return finish(out::Outcome::kRefused, "the contribution is refused, not clipped: " + *over, true);
+    }
     metrics_.num_examples = 1;  // one contribution
     record_.num_examples = 1;
     record_.secure = true;
+    if (task_.secure->noise) return contribute_with_noise(*options_.contribution);
     return start_secure(*options_.contribution);
   }
   step_ = Step::kTraining;
@@ -161,6 +166,24 @@ Outputs Participant::privatize_with_noise(const std::vector<float>& flat) {
     record_.update_l2_norm = std::min(record_.update_l2_norm, sa.clip_norm);
     return start_secure(dp::ddg_encode(flat, sa.noise->ddg, sa.noise->rotation_seed, stream,
                                     sa.noise->source != NoiseSource::kAggregator));
+  });
+}
+
+// A private secure sum: the bounded integers carry this device's discrete Gaussian share (none in central mode).
+Outputs Participant::contribute_with_noise(std::vector<std::uint32_t> input) {
+  const DistributedNoise& noise = *task_.secure->noise;
+  if (!noise.integer_sum) {
+    return protocol_error(v1::ERROR_CODE_UNEXPECTED_MESSAGE, "a secure-sum task whose noise plan is for training");
+  }
+  return guarded([&] {
+    if (noise.source != NoiseSource::kAggregator) {
+      std::array<std::uint8_t, 32> stream_key{};
+      random_->fill(stream_key);
+      crypto::RandomStream stream(stream_key);
+      dp::add_discrete_gaussian_mod(input, noise.ddg.local_stddev, task_.secure->config.bits, stream);
+    }
+    record_.clip_norm = noise.ddg.l2_bound;
+    return start_secure(std::move(input));
   });
 }
 

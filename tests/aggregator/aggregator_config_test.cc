@@ -230,3 +230,24 @@ TEST_CASE("aggregator config: [http] is off by default on loopback and a short b
   CHECK_THROWS_WITH(aggregator::load_aggregator_config(write_config(dir, std::string(kMinimal) + "[http]\npath = 1\n")),
                     Catch::Contains("http.path"));
 }
+
+TEST_CASE("aggregator config: a private secure sum reads its contribution bound and refuses to run without one") {
+  sotto::test::TempDir dir;
+  const std::string sum = std::string(kMinimal) +
+                          "[task]\nkind = \"secure_sum\"\nsecure_sum_length = 8\n"
+                          "[secure_aggregation]\nenabled = true\n[rounds]\ncohort_min = 3\n"
+                          "[privacy]\nnoise_multiplier = 2.0\n";
+  CHECK_THROWS_WITH(aggregator::load_aggregator_config(write_config(dir, sum)),
+                    Catch::Contains("'task.secure_sum_linf_bound'") && Catch::Contains("sensitivity"));
+  const std::string bounded = std::string(kMinimal) +
+                              "[task]\nkind = \"secure_sum\"\nsecure_sum_length = 8\nsecure_sum_linf_bound = 1\n"
+                              "secure_sum_l1_bound = 1\n[secure_aggregation]\nenabled = true\n[rounds]\n"
+                              "cohort_min = 3\n[privacy]\nnoise_multiplier = 2.0\n";
+  const auto c = aggregator::load_aggregator_config(write_config(dir, bounded));
+  CHECK(c.rounds.secure_sum_bound.linf == 1);
+  CHECK(c.rounds.secure_sum_bound.l1 == 1);
+  CHECK(c.rounds.privacy.mode == aggregator::PrivacyMode::kDistributed);
+  CHECK_THROWS_WITH(aggregator::load_aggregator_config(
+                        write_config(dir, std::string(kMinimal) + "[task]\nsecure_sum_linf_bound = 1\n")),
+                    Catch::Contains("'task.secure_sum_linf_bound' applies only to task.kind"));
+}

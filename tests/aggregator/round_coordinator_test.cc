@@ -8,6 +8,7 @@
 #include <set>
 
 #include "aggregator/fedavg.h"
+#include "tests/support/coordinator_actions.h"
 
 using namespace sotto;
 using namespace sotto::aggregator;
@@ -37,11 +38,7 @@ ClientUpdate update(std::uint64_t round, std::vector<float> delta, std::uint64_t
 
 template <typename A>
 std::vector<A> all(const Actions& actions) {
-  std::vector<A> out;
-  for (const auto& a : actions) {
-    if (auto* x = std::get_if<A>(&a)) out.push_back(*x);
-  }
-  return out;
+  return test::all_of<A>(actions);
 }
 
 template <typename A>

@@ -11,6 +11,7 @@
 #include "common/dp/ddg_encoding.h"
 #include "common/secagg/client_session.h"
 #include "common/secagg/update_vector.h"
+#include "tests/support/coordinator_actions.h"
 
 using namespace sotto;
 using namespace sotto::aggregator;
@@ -33,11 +34,7 @@ std::vector<float> weights(const model::ModelParameters& p) {
 
 template <typename A>
 std::vector<A> all(const Actions& actions) {
-  std::vector<A> out;
-  for (const auto& a : actions) {
-    if (auto* x = std::get_if<A>(&a)) out.push_back(*x);
-  }
-  return out;
+  return test::all_of<A>(actions);
 }
 
 // Drives n clients through one secure round; `vanish_after[c]` = the step after which client c disappears

@@ -78,6 +78,39 @@ TEST_CASE("sotto-dp with --accountant pld prints the PLD epsilon below rdp's and
   CHECK(last_json_line(n.output).at("noise_multiplier").get<double>() == Approx(1.1).epsilon(1e-3));
 }
 
+TEST_CASE("sotto-dp accounts a private secure sum and noise-multiplier inverts it", "[integration][dp]") {
+  TempDir dir("sotto-dp-sum");
+  const std::vector<std::string> mechanism{"--mechanism", "sum", "--linf-bound", "1", "--l1-bound", "1",
+                                           "--clients", "5", "--honest", "2", "--dimension", "8",
+                                           "--sampling-rate", "1", "--steps", "10", "--delta", "1e-5"};
+  auto with = [&mechanism](std::vector<std::string> head) {
+    head.insert(head.end(), mechanism.begin(), mechanism.end());
+    return head;
+  };
+  const Run e = sotto_dp(with({"epsilon", "--noise-multiplier", "2"}), dir);
+  INFO(e.output);
+  REQUIRE(e.code == 0);
+  const auto j = last_json_line(e.output);
+  CHECK(j.at("mechanism") == "sum");
+  CHECK(j.at("scale") == 1.0);
+  CHECK(j.at("l2_bound") == 1.0);  // a one-hot histogram
+  CHECK(j.at("local_stddev").get<double>() == Approx(std::sqrt(2.0)));  // z·D2/sqrt(h)
+  const double epsilon = j.at("epsilon").get<double>();
+  const Run n = sotto_dp(with({"noise-multiplier", "--target-epsilon", std::to_string(epsilon)}), dir);
+  INFO(n.output);
+  REQUIRE(n.code == 0);
+  CHECK(last_json_line(n.output).at("noise_multiplier").get<double>() == Approx(2.0).epsilon(1e-4));
+  // A larger bound is a larger sensitivity: the same noise multiplier, more absolute noise, the same epsilon
+  // (up to the sum-of-discrete-Gaussians correction, smaller for larger shares).
+  const Run wide = sotto_dp({"epsilon", "--noise-multiplier", "2", "--mechanism", "sum", "--linf-bound", "3",
+                             "--clients", "5", "--honest", "2", "--dimension", "8", "--sampling-rate", "1",
+                             "--steps", "10", "--delta", "1e-5"},
+                            dir);
+  REQUIRE(wide.code == 0);
+  CHECK(last_json_line(wide.output).at("l2_bound").get<double>() == Approx(3 * std::sqrt(8.0)));
+  CHECK(last_json_line(wide.output).at("epsilon").get<double>() <= epsilon);
+}
+
 TEST_CASE("sotto-dp exits 2 naming the argument that is out of range", "[integration][dp]") {
   TempDir dir("sotto-dp-bad");
   const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
@@ -99,6 +132,12 @@ TEST_CASE("sotto-dp exits 2 naming the argument that is out of range", "[integra
         "--accountant", "pld", "--mechanism", "ddg", "--bits", "16", "--clip-norm", "1", "--clients", "10",
         "--honest", "9", "--dimension", "100"},
        "--accountant pld"},
+      {{"epsilon", "--sampling-rate", "1", "--noise-multiplier", "1", "--steps", "10", "--delta", "1e-5",
+        "--mechanism", "sum", "--clients", "5", "--honest", "2", "--dimension", "8"},
+       "--linf-bound or --l1-bound"},
+      {{"epsilon", "--sampling-rate", "1", "--noise-multiplier", "1", "--steps", "10", "--delta", "1e-5",
+        "--linf-bound", "1"},
+       "apply to --mechanism sum"},
   };
   for (const auto& [args, names] : cases) {
     const Run r = sotto_dp(args, dir);
