@@ -79,6 +79,7 @@ v1::Envelope encode_task(const action::SendTask& task, ConnectionId conn, const 
   t->set_deadline_ms(milliseconds(task.deadline));
   t->set_model_sha256(model_sha256.data(), model_sha256.size());
   if (task.secure_sum) t->set_kind(v1::TASK_KIND_SECURE_SUM);
+  if (task.plain_noise) *t->mutable_plain_dp() = round::to_proto(*task.plain_noise);
   if (task.secagg) {
     *t->mutable_secagg() = round::to_proto(round::SecureAssignment{task.secagg->config, task.secagg->index.at(conn),
                                                                    task.secagg->clip_norm, task.secagg->bound,

@@ -119,6 +119,11 @@ void read_round_protection(config::TomlReader& r, CoordinatorOptions& o) {
   }
   o.privacy = read_privacy_section(r, sa.enabled, std::max<std::uint32_t>(o.cohort_min, secagg::kMinClients),
                                    o.cohort_target);
+  if (o.privacy.mode != PrivacyMode::kOff && !(o.clip_norm > 0) && o.secure_sum_length == 0) {
+    r.fail("privacy.clip_norm", "must be positive under privacy.mode = \"" +
+                                    std::string(privacy_mode_name(o.privacy.mode)) +
+                                    "\": it bounds each user's influence, which the noise is scaled to");
+  }
   if (o.privacy.mode != PrivacyMode::kOff && o.secure_sum_length > 0 && !o.secure_sum_bound.bounded()) {
     r.fail("task.secure_sum_linf_bound", "or task.secure_sum_l1_bound is required with privacy.mode = \"" +
                                              std::string(privacy_mode_name(o.privacy.mode)) +

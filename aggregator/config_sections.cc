@@ -116,9 +116,9 @@ PrivacyOptions read_privacy_section(config::TomlReader& r, bool secure, std::uin
     return p;
   }
   const std::string quoted = "\"" + mode + "\"";
-  if (!secure) {
-    r.fail("privacy.mode", quoted + " needs secure_aggregation.enabled = true (the noise is encoded on the integer "
-                                    "grid of the secure sum; DP on plain rounds is not built yet)");
+  if (!secure && p.mode == PrivacyMode::kDistributed) {
+    r.fail("privacy.mode", quoted + " needs secure_aggregation.enabled = true (each client's noise share protects "
+                                    "only inside a secure sum); plain rounds take \"central\" or \"local\"");
   }
   if (!(p.noise_multiplier > 0) && !(p.target_epsilon > 0)) {
     r.fail("privacy.noise_multiplier", "must be positive for " + quoted + ", or set privacy.target_epsilon");

@@ -47,6 +47,7 @@ struct SendTask {  // the same task and model to every connection listed
   Duration deadline;
   std::optional<SecAggAssignment> secagg;  // set for a secure round
   bool secure_sum = false;                 // a federated-analytics round: contribute, do not train
+  std::optional<round::DistributedNoise> plain_noise;  // a plain round under DP (central or local)
 };
 struct SendKeyDirectory {  // SecAgg R0 result, to each client that advertised: its neighbours' keys
   ConnectionId conn;

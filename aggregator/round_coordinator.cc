@@ -30,9 +30,12 @@ RoundCoordinator::RoundCoordinator(CoordinatorOptions options, CoordinatorStart 
   if (options_.secure.enabled && !(options_.clip_norm > 0)) {
     throw Error("secure aggregation needs a positive clip_norm (privacy.clip_norm): it bounds what each client adds");
   }
-  if (budget_.enabled() && !options_.secure.enabled) {
-    throw Error(std::string("privacy.mode = \"") + privacy_mode_name(options_.privacy.mode) +
-                "\" needs secure aggregation: the noise is encoded on the secure sum's grid");
+  if (options_.privacy.mode == PrivacyMode::kDistributed && !options_.secure.enabled) {
+    throw Error("privacy.mode = \"distributed\" needs secure aggregation: each noise share protects only inside a "
+                "secure sum (use \"central\" or \"local\" for plain rounds)");
+  }
+  if (budget_.enabled() && !(options_.clip_norm > 0)) {
+    throw Error("differential privacy needs a positive privacy.clip_norm: it bounds each user's influence");
   }
   if (budget_.enabled() && options_.secure_sum_length > 0 && !options_.secure_sum_bound.bounded()) {
     throw Error("a private secure sum needs a contribution bound (task.secure_sum_linf_bound or "
@@ -184,6 +187,13 @@ void RoundCoordinator::start_training(TimePoint now, Actions& out) {
     task.secagg = secure_->assignment();
     task.secagg->bound = options_.secure_sum_bound;
     task.secure_sum = secure_sum;
+  } else if (budget_.enabled()) {
+    if (!plan_privacy(now, out)) return;
+    round::DistributedNoise noise{charge_->ddg, charge_->rotation_seed, 1, charge_->epsilon.epsilon,
+                                  options_.privacy.mode == PrivacyMode::kCentral ? round::NoiseSource::kAggregator
+                                                                                : round::NoiseSource::kOwn};
+    plain_private_.emplace(noise);
+    task.plain_noise = std::move(noise);
   }
   out.push_back(std::move(task));
 }
@@ -285,11 +295,18 @@ Actions RoundCoordinator::on_update(ConnectionId conn, ClientUpdate update, Time
   }
   const std::uint64_t examples = counted_examples(member.client_id, update);
   count_update(member.client_id, update, examples);
-  if (options_.clip_norm > 0) {  // what an honest client did already; enforced for those that did not
+  // What an honest client did already; enforced for those that did not. Not in local DP, where the update arrives
+  // noised (its device clipped it before the noise, which clipping now would bias).
+  const bool noised = plain_private_ && options_.privacy.mode == PrivacyMode::kLocal;
+  if (options_.clip_norm > 0 && !noised) {
     const double norm = model::clip_to_norm(update.delta, options_.clip_norm);
     if (model::exceeds_norm(norm, options_.clip_norm)) report_.clipped.push_back(member.client_id);
   }
-  sum_.add(member.client_id, std::move(update.delta), options_.weighting == Weighting::kUniform ? 1 : examples);
+  if (plain_private_) {
+    plain_private_->add(update.delta);  // every update the same weight under DP
+  } else {
+    sum_.add(member.client_id, std::move(update.delta), options_.weighting == Weighting::kUniform ? 1 : examples);
+  }
   member.uploaded = true;
   report_.survivors += 1;
   maybe_close_round(now, out);
@@ -388,6 +405,11 @@ void RoundCoordinator::close_round(TimePoint now, bool completed, const std::str
     report_.mean_train_accuracy = weighted_accuracy_ / static_cast<double>(report_.examples);
   }
   if (secure_) report_.secagg = secure_->report();
+  if (completed && plain_private_) {  // debited first: the server journals it before the model is released
+    debit_privacy(out);
+    sum_.add_mean(plain_private_->mean(charge_->clients, *global_));
+  }
+  plain_private_.reset();
   if (charge_ && !report_.privacy) {  // not charged: no sum was unmasked, but a sampled draw still tells something
     budget_.charge_released(*charge_);
     report_privacy();

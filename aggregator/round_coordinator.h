@@ -31,6 +31,7 @@
 
 #include "aggregator/client_update.h"
 #include "aggregator/coordinator_options.h"
+#include "aggregator/plain_private_sum.h"
 #include "aggregator/round_actions.h"
 #include "aggregator/secure_aggregation.h"
 #include "aggregator/strategy.h"
@@ -158,6 +159,7 @@ class RoundCoordinator {
   TimePoint training_deadline_{};
   RoundReport report_;
   std::unique_ptr<SecureAggregationRound> secure_;  // the round now training, when secure
+  std::optional<PlainPrivateSum> plain_private_;    // the round now training, when plain and under DP
   PrivacyBudget budget_;
   std::optional<RoundCharge> charge_;  // the round now training, under DP: its cost, debited before unmasking
   std::optional<std::string> budget_spent_;  // why the run stopped: the next round would overspend

@@ -125,6 +125,13 @@ SimConfig load_sim_config(const std::filesystem::path& config_file, const std::v
       c.sampling == Sampling::kUniform ? c.cohort_size : c.population, std::numeric_limits<std::uint32_t>::max()));
   c.privacy = aggregator::read_privacy_section(r, sa.enabled, secagg::kMinClients, largest_cohort);
   aggregator::read_weighting(r, "aggregation", c.weighting);
+  if (!sa.enabled && c.privacy.mode == aggregator::PrivacyMode::kLocal) {
+    r.fail("privacy.mode", "\"local\" is simulated with secure aggregation only (secure_aggregation.enabled = "
+                           "true): plain simulated clients send their updates without a device's own noise");
+  }
+  if (c.privacy.mode != aggregator::PrivacyMode::kOff && !(c.clip_norm > 0)) {
+    r.fail("privacy.clip_norm", "must be positive with differential privacy: it bounds each user's influence");
+  }
   if (sa.enabled && c.sampling == Sampling::kUniform && c.cohort_size < secagg::kMinClients) {
     r.fail("cohort_size", "is " + std::to_string(c.cohort_size) + "; secure aggregation needs at least " +
                               std::to_string(secagg::kMinClients) +

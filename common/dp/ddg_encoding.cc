@@ -45,8 +45,8 @@ std::vector<std::int64_t> conditional_round(std::span<const double> x, double bo
               " in " + std::to_string(kMaxRoundingDraws) + " draws: the bound is too tight for this vector");
 }
 
-std::vector<std::uint32_t> ddg_encode(std::span<const float> update, const DdgParameters& p, const RotationSeed& seed,
-                                      crypto::RandomStream& random, bool with_noise) {
+std::vector<std::int64_t> ddg_round(std::span<const float> update, const DdgParameters& p, const RotationSeed& seed,
+                                    crypto::RandomStream& random) {
   if (update.size() != p.dimension) {
     throw Error("DDG encoding: the update has " + std::to_string(update.size()) + " entries, the plan expects " +
                 std::to_string(p.dimension));
@@ -56,7 +56,12 @@ std::vector<std::uint32_t> ddg_encode(std::span<const float> update, const DdgPa
   for (std::size_t i = 0; i < x.size(); ++i) x[i] = static_cast<double>(update[i]) * clip;
   std::vector<double> rotated = RandomizedRotation(x.size(), seed).rotate(x);
   for (double& v : rotated) v *= p.scale;
-  const std::vector<std::int64_t> rounded = conditional_round(rotated, p.l2_bound, random);
+  return conditional_round(rotated, p.l2_bound, random);
+}
+
+std::vector<std::uint32_t> ddg_encode(std::span<const float> update, const DdgParameters& p, const RotationSeed& seed,
+                                      crypto::RandomStream& random, bool with_noise) {
+  const std::vector<std::int64_t> rounded = ddg_round(update, p, seed, random);
   std::vector<std::uint32_t> out(rounded.size());
   for (std::size_t i = 0; i < out.size(); ++i) out[i] = wrap(rounded[i], p.bits);
   if (with_noise) add_discrete_gaussian_mod(out, p.local_stddev, p.bits, random);
@@ -69,6 +74,29 @@ void add_discrete_gaussian_mod(std::span<std::uint32_t> words, double stddev, st
   for (auto& w : words) w = wrap(static_cast<std::int64_t>(w) + noise.sample(random), bits);
 }
 
+void add_discrete_gaussian(std::span<std::int64_t> values, double stddev, crypto::RandomStream& random) {
+  const DiscreteGaussian noise(stddev);
+  for (auto& v : values) v += noise.sample(random);
+}
+
+std::vector<double> ddg_decode_integers(std::span<const std::int64_t> values, const DdgParameters& p,
+                                        const RotationSeed& seed) {
+  if (values.size() != p.padded) {
+    throw Error("DDG decoding: the sum has " + std::to_string(values.size()) + " entries, expected " +
+                std::to_string(p.padded));
+  }
+  std::vector<double> y(values.size());
+  for (std::size_t i = 0; i < y.size(); ++i) y[i] = static_cast<double>(values[i]) / p.scale;
+  return RandomizedRotation(static_cast<std::size_t>(p.dimension), seed).unrotate(y);
+}
+
+std::vector<double> ddg_noised_update(std::span<const float> update, const DdgParameters& p,
+                                      const RotationSeed& seed, crypto::RandomStream& random) {
+  std::vector<std::int64_t> values = ddg_round(update, p, seed, random);
+  add_discrete_gaussian(values, p.local_stddev, random);
+  return ddg_decode_integers(values, p, seed);
+}
+
 std::vector<std::int64_t> signed_values(std::span<const std::uint32_t> words, std::uint32_t bits) {
   std::vector<std::int64_t> out(words.size());
   for (std::size_t i = 0; i < out.size(); ++i) out[i] = signed_of(words[i], bits);
@@ -77,13 +105,7 @@ std::vector<std::int64_t> signed_values(std::span<const std::uint32_t> words, st
 
 std::vector<double> ddg_decode_sum(std::span<const std::uint32_t> sum, const DdgParameters& p,
                                    const RotationSeed& seed) {
-  if (sum.size() != p.padded) {
-    throw Error("DDG decoding: the sum has " + std::to_string(sum.size()) + " entries, expected " +
-                std::to_string(p.padded));
-  }
-  std::vector<double> y(sum.size());
-  for (std::size_t i = 0; i < y.size(); ++i) y[i] = static_cast<double>(signed_of(sum[i], p.bits)) / p.scale;
-  return RandomizedRotation(static_cast<std::size_t>(p.dimension), seed).unrotate(y);
+  return ddg_decode_integers(signed_values(sum, p.bits), p, seed);
 }
 
 }  // namespace sotto::dp

@@ -12,30 +12,50 @@
 
 namespace sotto::round {
 
+PlanPrivacy plan_privacy(const Task& task) {
+  if (task.secure) {
+    const auto& s = *task.secure;
+    return {s.noise ? &*s.noise : nullptr, s.config.n, s.clip_norm, s.bound};
+  }
+  return {task.plain_noise ? &*task.plain_noise : nullptr, std::nullopt, task.plan.clip_norm, {}};
+}
+
 std::variant<std::optional<DeviceCharge>, std::string> judge_plan(const DevicePrivacy& floor,
                                                                   const SecureAssignment* secure,
                                                                   const std::vector<double>& spent_rdp) {
+  if (!secure) return judge_plan(floor, PlanPrivacy{}, spent_rdp);
+  return judge_plan(floor, PlanPrivacy{secure->noise ? &*secure->noise : nullptr, secure->config.n, secure->clip_norm,
+                                       secure->bound},
+                    spent_rdp);
+}
+
+std::variant<std::optional<DeviceCharge>, std::string> judge_plan(const DevicePrivacy& floor,
+                                                                  const PlanPrivacy& task,
+                                                                  const std::vector<double>& spent_rdp) {
   const std::string refused = "this device's privacy settings refuse the round: ";
-  const std::string mode = secure && secure->noise ? noise_source_mode(secure->noise->source) : "off";
+  const std::string mode = task.noise ? noise_source_mode(task.noise->source) : "off";
   if (!floor.accepted_modes.empty() &&
       std::find(floor.accepted_modes.begin(), floor.accepted_modes.end(), mode) == floor.accepted_modes.end()) {
     return refused + "its privacy mode \"" + mode + "\" is not among privacy.accepted_modes";
   }
-  if (!secure || !secure->noise) {
+  if (!task.noise) {
     if (floor.require_noise) return refused + "it adds no distributed DP noise (privacy.require_noise = true)";
     return std::optional<DeviceCharge>{};
   }
-  const DistributedNoise& plan = *secure->noise;
+  const DistributedNoise& plan = *task.noise;
   const bool central = plan.source == NoiseSource::kAggregator;
   if (central && floor.require_noise) {
     return refused + "its noise is central (added by the aggregator, which this device would have to trust), and "
                      "privacy.require_noise asks for this device's own share";
   }
-  if (!plan.integer_sum && floor.max_clip_norm > 0 && secure->clip_norm > floor.max_clip_norm) {
-    return refused + "its clip norm " + util::short_number(secure->clip_norm) + " is above privacy.max_clip_norm = " +
+  if (!plan.integer_sum && floor.max_clip_norm > 0 && task.clip_norm > floor.max_clip_norm) {
+    return refused + "its clip norm " + util::short_number(task.clip_norm) + " is above privacy.max_clip_norm = " +
            util::short_number(floor.max_clip_norm);
   }
-  const std::uint32_t cohort = secure->config.n;
+  if (!task.secure_cohort && plan.source == NoiseSource::kShares) {
+    return refused + "distributed noise shares protect nothing outside a secure sum";
+  }
+  const std::uint32_t cohort = task.secure_cohort.value_or(plan.min_survivors);
   if (plan.min_survivors > cohort) {
     return refused + "its min_survivors = " + std::to_string(plan.min_survivors) + " is above the " +
            std::to_string(cohort) + " clients of the round, so it promises noise shares that cannot exist";
@@ -56,8 +76,8 @@ std::variant<std::optional<DeviceCharge>, std::string> judge_plan(const DevicePr
   counted.honest = charge.honest;
   try {
     if (plan.integer_sum) {  // the sensitivities follow from the contribution bound this device enforces
-      counted.l2_bound = dp::l2_sensitivity(secure->bound, counted.dimension);
-      counted.l1_bound = dp::l1_sensitivity(secure->bound, counted.dimension);
+      counted.l2_bound = dp::l2_sensitivity(task.bound, counted.dimension);
+      counted.l1_bound = dp::l1_sensitivity(task.bound, counted.dimension);
     } else {  // the L1 bound follows from the L2 bound this device enforces itself; the plan's is not taken on trust
       counted.l1_bound = counted.l2_bound * std::min(std::sqrt(static_cast<double>(counted.padded)), counted.l2_bound);
     }

@@ -33,8 +33,22 @@ struct DevicePrivacy {
   std::vector<std::string> accepted_modes;  // empty: any the other settings allow
 };
 
-// The charge of taking part under this secure assignment (none for a round without noise), or why not.
+// What a task says about its privacy: its noise plan (none: off), the clients of a secure round (none: a plain
+// round, whose noise is central or local, with no shares and no collusion to count), the clip norm it asks for,
+// and a secure sum's contribution bound.
+struct PlanPrivacy {
+  const DistributedNoise* noise = nullptr;
+  std::optional<std::uint32_t> secure_cohort;
+  double clip_norm = 0;
+  dp::ContributionBound bound;
+};
+PlanPrivacy plan_privacy(const Task& task);
+
+// The charge of taking part under this plan (none for a round without noise), or why not.
 // `spent_rdp`: what the device has already spent (empty: nothing).
+std::variant<std::optional<DeviceCharge>, std::string> judge_plan(const DevicePrivacy& floor, const PlanPrivacy& plan,
+                                                                  const std::vector<double>& spent_rdp);
+// The same for a secure round's assignment (none: a plain round without noise).
 std::variant<std::optional<DeviceCharge>, std::string> judge_plan(const DevicePrivacy& floor,
                                                                   const SecureAssignment* secure,
                                                                   const std::vector<double>& spent_rdp);

@@ -23,9 +23,15 @@ v1::SecAggTask to_proto(const SecureAssignment& a) {
   p.set_graph_seed(std::string(a.config.graph_seed.begin(), a.config.graph_seed.end()));
   p.set_linf_bound(a.bound.linf);
   p.set_l1_bound(a.bound.l1);
-  if (a.noise) {
-    const auto& d = a.noise->ddg;
-    auto* q = p.mutable_ddg();
+  if (a.noise) *p.mutable_ddg() = to_proto(*a.noise);
+  return p;
+}
+
+v1::DistributedDpPlan to_proto(const DistributedNoise& noise) {
+  v1::DistributedDpPlan plan;
+  {
+    const auto& d = noise.ddg;
+    auto* q = &plan;
     q->set_dimension(d.dimension);
     q->set_padded(d.padded);
     q->set_scale(d.scale);
@@ -34,26 +40,31 @@ v1::SecAggTask to_proto(const SecureAssignment& a) {
     q->set_local_stddev(d.local_stddev);
     q->set_noise_multiplier(d.noise_multiplier);
     q->set_honest(d.honest);
-    q->set_min_survivors(a.noise->min_survivors);
-    q->set_rotation_seed(std::string(a.noise->rotation_seed.begin(), a.noise->rotation_seed.end()));
-    q->set_epsilon_after(a.noise->epsilon_stated);
-    q->set_central(a.noise->source == NoiseSource::kAggregator);
-    q->set_local(a.noise->source == NoiseSource::kOwn);
-    q->set_integer_sum(a.noise->integer_sum);
+    q->set_min_survivors(noise.min_survivors);
+    q->set_rotation_seed(std::string(noise.rotation_seed.begin(), noise.rotation_seed.end()));
+    q->set_epsilon_after(noise.epsilon_stated);
+    q->set_central(noise.source == NoiseSource::kAggregator);
+    q->set_local(noise.source == NoiseSource::kOwn);
+    q->set_integer_sum(noise.integer_sum);
   }
-  return p;
+  return plan;
 }
 
 namespace {
 
 // The plan's DDG parameters, checked for what would make the encoding fail or lie (the device's own floors on the
 // noise are its privacy settings' business).
-DistributedNoise noise_from_proto(const v1::DistributedDpPlan& q, const SecureAssignment& a) {
+// `secure`: the secure round's assignment; none for a plain round's plan, which has no modulus, no vector length to
+// match and no contribution bound, and whose clip norm is the training plan's.
+DistributedNoise noise_from_proto(const v1::DistributedDpPlan& q, const SecureAssignment* secure,
+                                  double plain_clip_norm = 0) {
   auto fail = [](const std::string& what) { throw Error("task: distributed DP plan: " + what); };
+  const SecureAssignment plain;
+  const SecureAssignment& a = secure ? *secure : plain;
   DistributedNoise n;
   auto& d = n.ddg;
-  d.bits = a.config.bits;
-  d.clip_norm = a.clip_norm;
+  d.bits = secure ? a.config.bits : 32;
+  d.clip_norm = secure ? a.clip_norm : plain_clip_norm;
   d.dimension = q.dimension();
   d.padded = q.padded();
   d.scale = q.scale();
@@ -78,7 +89,11 @@ DistributedNoise noise_from_proto(const v1::DistributedDpPlan& q, const SecureAs
   } else if (d.dimension < 1 || d.padded != dp::padded_dimension(static_cast<std::size_t>(d.dimension))) {
     fail("padded must be the power of two just above the dimension");
   }
-  if (a.config.vector_length != d.padded) fail("the secure vector length must be the padded dimension");
+  if (!secure) {
+    if (n.source == NoiseSource::kShares || n.integer_sum) fail("a plain round's noise is central or local");
+  } else if (a.config.vector_length != d.padded) {
+    fail("the secure vector length must be the padded dimension");
+  }
   for (double v : {d.scale, d.l2_bound, d.l1_bound, d.local_stddev, d.noise_multiplier, d.clip_norm}) {
     if (!(v > 0) || !std::isfinite(v)) fail("scale, bounds, noise and clip norm must be positive and finite");
   }
@@ -102,7 +117,7 @@ SecureAssignment from_proto(const v1::SecAggTask& p, std::uint64_t round_id) {
   a.my_index = p.my_index();
   a.clip_norm = p.clip_norm();
   a.bound = {p.linf_bound(), p.l1_bound()};
-  if (p.has_ddg()) a.noise = noise_from_proto(p.ddg(), a);
+  if (p.has_ddg()) a.noise = noise_from_proto(p.ddg(), &a);
   return a;
 }
 
@@ -114,6 +129,10 @@ Task task_from_proto(const v1::TaskAssignment& p, model::ModelParameters global_
   t.global_model = std::make_shared<const model::ModelParameters>(std::move(global_model));
   t.deadline = std::chrono::milliseconds(p.deadline_ms());
   if (p.has_secagg()) t.secure = from_proto(p.secagg(), p.round_id());
+  if (p.has_plain_dp()) {
+    if (t.secure) throw Error("task: a secure round's noise plan belongs in its secagg section, not plain_dp");
+    t.plain_noise = noise_from_proto(p.plain_dp(), nullptr, t.plan.clip_norm);
+  }
   if (!p.model_sha256().empty()) {
     std::array<std::uint8_t, 32> digest{};
     if (p.model_sha256().size() != digest.size()) {

@@ -9,6 +9,8 @@
 namespace sotto::round {
 
 v1::SecAggTask to_proto(const SecureAssignment& assignment);
+// A DP plan as the task carries it (inside SecAggTask, or as a plain round's TaskAssignment.plain_dp).
+v1::DistributedDpPlan to_proto(const DistributedNoise& noise);
 SecureAssignment from_proto(const v1::SecAggTask& proto, std::uint64_t round_id);
 
 // The task as the aggregator sent it, with its model already reassembled from the manifest and chunks.

@@ -78,6 +78,9 @@ struct Task {
   std::optional<std::array<std::uint8_t, 32>> model_sha256;  // the model's digest as the aggregator sent it
   std::chrono::milliseconds deadline{0};  // from receipt, for the first message after training; 0 = none
   std::optional<SecureAssignment> secure;
+  // A plain round under DP (central: the device clips, the aggregator adds all the noise; local: the device adds
+  // all of it and sends its update decoded, dp::ddg_noised_update). Never with `secure`, whose noise is its own.
+  std::optional<DistributedNoise> plain_noise;
 };
 
 struct RoundResult {

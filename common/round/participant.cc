@@ -65,7 +65,10 @@ Outputs Participant::on_task(Task task, TimePoint now) {
   if (task_.secure && task_.secure->config.round_id != task_.round_id) {
     return protocol_error(v1::ERROR_CODE_WRONG_ROUND, "the task's secure-aggregation round differs from its round");
   }
-  auto judged = judge_plan(options_.privacy, task_.secure ? &*task_.secure : nullptr, options_.privacy_spent);
+  if (task_.secure && task_.plain_noise) {
+    return protocol_error(v1::ERROR_CODE_UNEXPECTED_MESSAGE, "a secure task with a plain round's noise plan");
+  }
+  auto judged = judge_plan(options_.privacy, plan_privacy(task_), options_.privacy_spent);
   if (auto* why = std::get_if<std::string>(&judged)) {
     step_ = Step::kFinished;
     return {out::ReportError{v1::ERROR_CODE_PRIVACY_REFUSED, *why}, out::Finish{out::Outcome::kRefused, *why}};
@@ -125,6 +128,7 @@ Outputs Participant::privatize(model::ModelParameters delta, const ml::TrainMetr
             out::Finish{out::Outcome::kDiverged, message + "; no update sent"}};
   }
   record_.update_l2_norm = model::l2_norm(delta);
+  if (task_.plain_noise) return privatize_plain_with_noise(delta, metrics);
   if (!task_.secure) {
     if (task_.plan.clip_norm > 0) {  // the round's bound: the coordinator enforces it too
       model::clip_to_norm(delta, task_.plan.clip_norm);
@@ -184,6 +188,31 @@ Outputs Participant::contribute_with_noise(std::vector<std::uint32_t> input) {
     }
     record_.clip_norm = noise.ddg.l2_bound;
     return start_secure(std::move(input));
+  });
+}
+
+// A plain round under DP. Central: the update clipped to the plan's norm (the aggregator adds all the noise).
+// Local: clipped, rounded on the grid, noised with the whole noise and decoded here; nothing else about it is told.
+Outputs Participant::privatize_plain_with_noise(model::ModelParameters delta, const ml::TrainMetrics& metrics) {
+  const DistributedNoise& noise = *task_.plain_noise;
+  if (noise.integer_sum || noise.source == NoiseSource::kShares) {
+    return protocol_error(v1::ERROR_CODE_UNEXPECTED_MESSAGE, "a plain round's noise must be central or local");
+  }
+  record_.clip_norm = noise.ddg.clip_norm;
+  record_.update_l2_norm = std::min(record_.update_l2_norm, noise.ddg.clip_norm);
+  step_ = Step::kUploaded;
+  record_.sent = true;
+  if (noise.source == NoiseSource::kAggregator) {
+    model::clip_to_norm(delta, noise.ddg.clip_norm);
+    return {out::Upload{task_.round_id, metrics, std::move(delta)}};
+  }
+  return guarded([&] {
+    std::array<std::uint8_t, 32> stream_key{};
+    random_->fill(stream_key);
+    crypto::RandomStream stream(stream_key);
+    const auto noised = dp::ddg_noised_update(secagg::flatten_floating(delta), noise.ddg, noise.rotation_seed, stream);
+    return Outputs{out::Upload{task_.round_id, ml::TrainMetrics{1, 0, 0, 0, 0, 0},
+                               secagg::unflatten_floating(noised, delta)}};
   });
 }
 

@@ -19,11 +19,11 @@ constexpr double kClip = 1.0;
 constexpr int kBits = 16;
 constexpr std::uint64_t kDimension = 80'394;  // fashion_cnn's floating-point parameters
 
-nlohmann::json sotto_dp_epsilon(std::uint64_t steps, const fs::path& dir, int honest = 2) {
+nlohmann::json sotto_dp_epsilon(std::uint64_t steps, const fs::path& dir, int honest = 2, int bits = kBits) {
   std::vector<std::string> argv{bin_path("sotto-dp").string(), "epsilon", "--mechanism", "ddg",
                                 "--sampling-rate", "1", "--noise-multiplier", std::to_string(kNoise),
                                 "--steps", std::to_string(steps), "--delta", "1e-5",
-                                "--bits", std::to_string(kBits), "--clip-norm", std::to_string(kClip),
+                                "--bits", std::to_string(bits), "--clip-norm", std::to_string(kClip),
                                 "--clients", std::to_string(kClients), "--honest", std::to_string(honest),
                                 "--dimension", std::to_string(kDimension)};
   const fs::path log = dir / ("sotto-dp-" + std::to_string(steps) + ".log");
@@ -39,15 +39,18 @@ struct DpRun {
   AggregatorOptions agg;
   fs::path config;
 
-  explicit DpRun(double target_epsilon, const std::string& mode = "distributed", std::uint64_t rounds = 6) {
+  explicit DpRun(double target_epsilon, const std::string& mode = "distributed", std::uint64_t rounds = 6,
+                 bool secure = true) {
     agg.state_dir = dir / "aggregator";
     agg.pki = pki;
     agg.port = pick_free_port();
     agg.total_rounds = rounds;
     agg.cohort_target = kClients;
     agg.cohort_min = 3;
-    agg.extra_toml = "[secure_aggregation]\nenabled = true\nstep_deadline_s = 20\nbits = " + std::to_string(kBits) +
-                     "\n[privacy]\nmode = \"" + mode + "\"\nclip_norm = " + std::to_string(kClip) +
+    agg.extra_toml = (secure ? "[secure_aggregation]\nenabled = true\nstep_deadline_s = 20\nbits = " +
+                                   std::to_string(kBits) + "\n"
+                             : std::string()) +
+                     "[privacy]\nmode = \"" + mode + "\"\nclip_norm = " + std::to_string(kClip) +
                      "\nnoise_multiplier = " + std::to_string(kNoise) + "\ndelta = 1e-5\nmin_survivors = 3\n" +
                      (target_epsilon > 0 ? "target_epsilon = " + std::to_string(target_epsilon) + "\n" : "");
     config = write_aggregator_config(dir / "aggregator.toml", agg);
@@ -194,6 +197,38 @@ TEST_CASE("local DP: every client adds the whole noise itself and the epsilon is
     CHECK(p.at("noise_multiplier").get<double>() == Approx(kNoise).epsilon(1e-3));
     CHECK(p.at("epsilon").get<double>() == Approx(rounds.back().at("privacy").at("epsilon").get<double>()).epsilon(1e-9));
   }
+}
+
+TEST_CASE("DP on plain rounds: central and local noise without secure aggregation and sotto-dp reproduces each epsilon",
+          "[integration][dp]") {
+  const std::string mode = GENERATE("central", "local");
+  DpRun run(0, mode, 2, false);
+  const auto rounds = run.run_to_end("[privacy]\naccepted_modes = [\"" + mode + "\"]\n");
+  INFO("rounds.jsonl: " << nlohmann::json(rounds).dump());
+  REQUIRE(rounds.size() == 2);
+  for (const auto& line : rounds) {
+    CHECK(line.at("status") == "completed");
+    CHECK_FALSE(line.contains("secagg"));
+    const auto& p = line.at("privacy");
+    CHECK(p.at("mode") == mode);
+    CHECK(p.at("honest") == 1);
+    CHECK(p.at("charged") == true);
+    // A plain round has no modulus; its grid is chosen as for 32 bits (secure_aggregation.bits' default).
+    const double expected = sotto_dp_epsilon(line.at("round"), run.dir.path(), 1, 32).at("epsilon");
+    CHECK(p.at("epsilon_released").get<double>() == Approx(expected).epsilon(1e-9));
+    if (mode == "central") {
+      CHECK(p.at("epsilon").is_null());  // it sees the updates themselves
+    } else {
+      CHECK(p.at("epsilon").get<double>() == Approx(expected).epsilon(1e-9));
+    }
+  }
+  CHECK(read_jsonl(run.agg.state_dir / "privacy.jsonl").size() == 2);
+  const auto ledger = read_ledger(run.dir / "client-1");
+  INFO("ledger: " << nlohmann::json(ledger).dump());
+  REQUIRE_FALSE(ledger.empty());
+  CHECK(ledger.back().at("secure_aggregation") == false);
+  CHECK(ledger.back().at("privacy").at("mode") == mode);
+  CHECK(ledger.back().at("privacy").at("noise_multiplier").get<double>() == Approx(kNoise).epsilon(1e-3));
 }
 
 }  // namespace sotto::test
