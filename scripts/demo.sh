@@ -124,7 +124,7 @@ dir = "client-$i-state"
 key_file = "client-$i-state.key"
 
 # The person's opt-in, recorded for the demo; an app records it with set_consent, a person with
-# `sotto-client consent grant`. Without it the client sends nothing.
+# "sotto-client consent grant". Without it the client sends nothing.
 [consent]
 grant = ["training"]
 TOML
