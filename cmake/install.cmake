@@ -8,6 +8,8 @@
 #   P/include/sotto/       sotto_client.h (the C API); client/, common/ and sotto/v1/ (the C++ API's headers)
 #   P/lib/cmake/Sotto/     SottoConfig.cmake, SottoTargets.cmake, SottoConfigVersion.cmake
 #   P/lib/pkgconfig/       sotto-client.pc
+#   P/lib/systemd/system/  sotto-aggregator.service (the daemon's unit; the .deb's postinst adds its user)
+#   P/share/doc/sotto/examples/aggregator.toml   the config the unit expects in /etc/sotto/
 include(GNUInstallDirs)
 # Installing and packaging take what was built: they never start a build themselves (the install tests run from
 # ctest on a built tree).
@@ -25,6 +27,10 @@ target_include_directories(sotto_client_shared PUBLIC $<INSTALL_INTERFACE:includ
 install(TARGETS sotto-aggregator sotto-client sotto-dp sotto-sim COMPONENT daemon
         RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(TARGETS sotto_torch_runtime COMPONENT daemon LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}/sotto)
+install(FILES ${CMAKE_SOURCE_DIR}/packaging/systemd/sotto-aggregator.service COMPONENT daemon
+        DESTINATION lib/systemd/system)
+install(FILES ${CMAKE_SOURCE_DIR}/packaging/aggregator.example.toml COMPONENT daemon
+        DESTINATION ${CMAKE_INSTALL_DATAROOTDIR}/doc/sotto/examples RENAME aggregator.toml)
 install(TARGETS ${SOTTO_LIBRARY_TARGETS} EXPORT SottoTargets COMPONENT client
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
@@ -70,6 +76,10 @@ set(CPACK_DEBIAN_CLIENT_PACKAGE_DEPENDS
     "libssl-dev, libprotobuf-dev, libboost-dev, libspdlog-dev, libtomlplusplus-dev, nlohmann-json3-dev, zlib1g-dev")
 set(CPACK_DEBIAN_DAEMON_PACKAGE_NAME sotto)
 set(CPACK_DEBIAN_DAEMON_PACKAGE_SECTION net)
+set(CPACK_DEBIAN_DAEMON_PACKAGE_DEPENDS "adduser")
+set(CPACK_DEBIAN_DAEMON_PACKAGE_CONTROL_EXTRA ${CMAKE_SOURCE_DIR}/packaging/debian/postinst)
+set(CPACK_DEBIAN_DAEMON_PACKAGE_CONTROL_STRICT_PERMISSION TRUE)
 set(CPACK_COMPONENT_CLIENT_DESCRIPTION "Sotto client library: the C API (libsotto_client.so) and the C++ API")
-set(CPACK_COMPONENT_DAEMON_DESCRIPTION "Sotto binaries: sotto-aggregator, sotto-client, sotto-dp, sotto-sim")
+set(CPACK_COMPONENT_DAEMON_DESCRIPTION
+    "Sotto binaries: sotto-aggregator (with its systemd unit), sotto-client, sotto-dp, sotto-sim")
 include(CPack)

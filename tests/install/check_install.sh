@@ -35,6 +35,31 @@ for f in bin/sotto-aggregator bin/sotto-client bin/sotto-dp bin/sotto-sim lib/li
 done
 echo "check_install: layout ok"
 
+# The daemon's systemd unit: installed, starting the packaged binary, and valid to systemd (pointed at the unpacked
+# binary and a user that exists here, since nothing is installed on this machine).
+unit=$prefix/lib/systemd/system/sotto-aggregator.service
+[ -f "$unit" ] || { echo "check_install: the installed tree lacks the systemd unit" >&2; exit 1; }
+grep -q '^ExecStart=/usr/bin/sotto-aggregator --config /etc/sotto/aggregator.toml$' "$unit" ||
+  { echo "check_install: the unit does not start /usr/bin/sotto-aggregator" >&2; exit 1; }
+if command -v systemd-analyze > /dev/null; then
+  mkdir -p "$work/unit"
+  sed -e "s|/usr/bin/sotto-aggregator|$prefix/bin/sotto-aggregator|" -e 's/^User=sotto$/User=root/' \
+      -e 's/^Group=sotto$/Group=root/' "$unit" > "$work/unit/sotto-aggregator.service"
+  systemd-analyze verify "$work/unit/sotto-aggregator.service" > "$work/verify.log" 2>&1 ||
+    { echo "check_install: systemd-analyze verify refuses the unit:" >&2; cat "$work/verify.log" >&2; exit 1; }
+  echo "check_install: systemd-analyze verify accepts the unit"
+else
+  echo "check_install: systemd-analyze is not here; the unit's syntax is not verified"
+fi
+if [ "$mode" = deb ]; then
+  postinst=$(dpkg-deb -I "$work"/packages/sotto_*.deb postinst)
+  echo "$postinst" | grep -q 'adduser --system --group' ||
+    { echo "check_install: the sotto package's postinst does not add the service's user" >&2; exit 1; }
+  dpkg-deb -f "$work"/packages/sotto_*.deb Depends | grep -q adduser ||
+    { echo "check_install: the sotto package does not depend on adduser" >&2; exit 1; }
+  echo "check_install: the sotto package adds its user on configure"
+fi
+
 cmake -S "$src/examples/cmake_consumer" -B "$work/consumer" -DCMAKE_PREFIX_PATH="$prefix" \
       -DCMAKE_BUILD_TYPE=Release > "$work/consumer-configure.log" || { cat "$work/consumer-configure.log" >&2; exit 1; }
 cmake --build "$work/consumer" -j2 > "$work/consumer-build.log" || { cat "$work/consumer-build.log" >&2; exit 1; }
@@ -49,15 +74,11 @@ LD_LIBRARY_PATH=$prefix/lib "$work/pkg_config_c"
 
 # The installed aggregator builds its first model through lib/sotto/libsotto_torch_runtime.so.
 "$src/scripts/make-certs.sh" "$work/pki" 1 > /dev/null 2>&1
-cat > "$work/aggregator.toml" <<TOML
-[server]
-port = 0
-cert_file = "pki/server.pem"
-key_file = "pki/server.key"
-ca_file = "pki/ca.pem"
-[state]
-dir = "state"
-TOML
+# The config is the packaged example the unit expects, with this run's port, state and no HTTP endpoint.
+sed -e 's/^port = 8443$/port = 0/' -e "s|^dir = \"/var/lib/sotto\".*|dir = \"state\"|" \
+    -e 's/^enabled = true                 # \/metrics.*/enabled = false/' \
+    "$prefix/share/doc/sotto/examples/aggregator.toml" > "$work/aggregator.toml"
+grep -q '^dir = "state"' "$work/aggregator.toml" || { echo "check_install: the example config's state.dir moved" >&2; exit 1; }
 "$prefix/bin/sotto-aggregator" --config "$work/aggregator.toml" > "$work/aggregator.log" 2>&1 &
 aggregator=$!
 for _ in $(seq 300); do
