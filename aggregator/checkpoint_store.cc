@@ -49,13 +49,13 @@ CoordinatorStart CheckpointStore::load(model::ModelParameters fresh) const {
                file.next_round_id);
   carried_record_ = std::move(file.round_record);
   return {std::move(file.model), file.next_round_id, file.completed_rounds, std::move(file.strategy_state),
-          std::move(file.offences), std::move(file.privacy_rdp)};
+          std::move(file.offences), std::move(file.privacy_rdp), file.clip_norm};
 }
 
 void CheckpointStore::save(const action::RoundClosed& closed, const std::string& round_record) const {
   codec::write_model_file(checkpoint_path(), {closed.next_round_id, closed.completed_rounds, *closed.global_model,
                                               closed.strategy, *closed.strategy_state, round_record,
-                                              closed.offences, closed.privacy_rdp});
+                                              closed.offences, closed.privacy_rdp, closed.clip_norm});
   if (closed.report.completed && options_.keep_round_models) {
     codec::write_model_file(round_model_path(closed.report.round_id),
                             {closed.next_round_id, closed.completed_rounds, *closed.global_model, {}, {}});

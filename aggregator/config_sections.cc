@@ -92,6 +92,25 @@ const char* privacy_mode_name(PrivacyMode mode) {
   return "off";
 }
 
+namespace {
+
+// [privacy] adaptive_clipping and its settings (dp/adaptive_clipping.h): only where the clipped-count bit can travel
+// inside a noised secure sum.
+void read_adaptive_clipping(config::TomlReader& r, bool secure, PrivacyOptions& p) {
+  auto& a = p.adaptive_clipping;
+  a.enabled = r.get_bool("privacy.adaptive_clipping", false);
+  a.target_quantile = r.get_double("privacy.target_unclipped_quantile", 0.5, 0.01, 0.99);
+  a.learning_rate = r.get_double("privacy.clip_learning_rate", 0.2, 1e-6, 10);
+  a.count_stddev = r.get_double("privacy.clipped_count_stddev", 0.0, 0, 1e9);
+  if (!a.enabled) return;
+  if (!secure || p.mode == PrivacyMode::kOff || p.mode == PrivacyMode::kLocal) {
+    r.fail("privacy.adaptive_clipping", "needs secure aggregation and privacy.mode \"distributed\" or \"central\": "
+                                        "the clipped-count bits travel, noised, inside the secure sum");
+  }
+}
+
+}  // namespace
+
 PrivacyOptions read_privacy_section(config::TomlReader& r, bool secure, std::uint32_t default_min_survivors,
                                     std::uint32_t max_min_survivors) {
   PrivacyOptions p;
@@ -107,6 +126,7 @@ PrivacyOptions read_privacy_section(config::TomlReader& r, bool secure, std::uin
   p.delta = r.get_double("privacy.delta", 1e-5, 1e-30, 0.5);
   p.min_survivors = static_cast<std::uint32_t>(
       r.get_int("privacy.min_survivors", default_min_survivors, secagg::kMinClients, 1'000'000));
+  read_adaptive_clipping(r, secure, p);
   if (p.mode == PrivacyMode::kOff) {
     if (secure) {
       spdlog::warn("{}: secure aggregation without differential privacy: the sum is exact, so the released model "
@@ -137,6 +157,12 @@ toml::table privacy_table(double clip_norm, const PrivacyOptions& p) {
   if (p.target_epsilon > 0) t.insert("target_epsilon", p.target_epsilon);
   t.insert("delta", p.delta);
   t.insert("min_survivors", static_cast<std::int64_t>(p.min_survivors));
+  if (p.adaptive_clipping.enabled) {
+    t.insert("adaptive_clipping", true);
+    t.insert("target_unclipped_quantile", p.adaptive_clipping.target_quantile);
+    t.insert("clip_learning_rate", p.adaptive_clipping.learning_rate);
+    if (p.adaptive_clipping.count_stddev > 0) t.insert("clipped_count_stddev", p.adaptive_clipping.count_stddev);
+  }
   return t;
 }
 

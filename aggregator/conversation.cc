@@ -1,5 +1,7 @@
 #include "aggregator/conversation.h"
 
+#include <cmath>
+
 #include <spdlog/spdlog.h>
 
 #include <boost/asio.hpp>
@@ -143,6 +145,12 @@ asio::awaitable<Conversation::HelloOutcome> Conversation::read_hello(const std::
     violation(c, v1::ERROR_CODE_UNAUTHENTICATED, identity.refusal);
     co_return HelloOutcome::kRefused;
   }
+  const double max_clip_norm = env.hello().max_clip_norm();
+  if (!(max_clip_norm >= 0) || !std::isfinite(max_clip_norm)) {
+    violation(c, v1::ERROR_CODE_MALFORMED_FRAME,
+              "hello.max_clip_norm must be a finite clip norm, or 0 for none; got " + std::to_string(max_clip_norm));
+    co_return HelloOutcome::kRefused;
+  }
   c->client_id = *identity.client_id;
   c->ticket.authenticated();
   c->frame_limit = limits_.max_frame_bytes;
@@ -150,7 +158,7 @@ asio::awaitable<Conversation::HelloOutcome> Conversation::read_hello(const std::
   if (!host_.coordinator()) co_return HelloOutcome::kStopping;
   c->in_protocol = true;
   spdlog::debug("{}: hello", c->who());
-  host_.dispatch(host_.coordinator()->on_hello(c->id, c->client_id, Clock::now()));
+  host_.dispatch(host_.coordinator()->on_hello(c->id, c->client_id, Clock::now(), max_clip_norm));
   co_return HelloOutcome::kAdmitted;
 }
 

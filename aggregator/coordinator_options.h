@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "common/dp/adaptive_clipping.h"
 #include "common/dp/integer_sum.h"
 #include "common/ml/training_plan.h"
 #include "common/model/parameters.h"
@@ -67,6 +68,8 @@ struct PrivacyOptions {
   // The clients a round's mechanism is built for, and the mean's fixed denominator: with Poisson sampling the
   // expected cohort, so that the mechanism does not depend on who was drawn; 0: the round's own cohort.
   std::uint32_t expected_clients = 0;
+  // The clip norm follows a target quantile of the update norms (secure rounds under distributed or central DP).
+  dp::AdaptiveClipping adaptive_clipping;
 };
 
 // How a plain round averages its updates: by their example counts (FedAvg; the counts are self-reported and capped
@@ -127,6 +130,7 @@ struct CoordinatorStart {
   model::ModelParameters strategy_state;  // from Strategy::save_state(); empty for a fresh start
   std::map<std::string, std::uint32_t> offences;  // per client id: convictions so far (checkpointed)
   std::vector<double> privacy_rdp;  // the RDP spent so far at dp::default_orders() (the privacy journal's sum)
+  double clip_norm = 0;  // adaptive clipping: the clip norm the run had reached (checkpointed); 0: the configured one
 };
 
 }  // namespace sotto::aggregator

@@ -64,6 +64,13 @@ void RoundCoordinator::report_privacy() {
                                          budget_.skipped_draws_charged(), sampling,
                                          options_.secure_sum_length > 0 ? options_.secure_sum_bound
                                                                         : dp::ContributionBound{}};
+  if (charge_->count_weight > 0) {
+    auto& p = *report_.privacy;
+    p.clip_norm = charge_->update_clip_norm;
+    p.mechanism_clip_norm = d.clip_norm;
+    p.count_weight = charge_->count_weight;
+    p.next_clip_norm = clip_norm_;
+  }
 }
 
 Actions RoundCoordinator::abandon_round(const std::string& reason, TimePoint now) {

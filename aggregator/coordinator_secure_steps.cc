@@ -3,6 +3,7 @@
 #include "aggregator/round_coordinator.h"
 
 #include "common/crypto/random_stream.h"
+#include "common/dp/adaptive_clipping.h"
 #include "common/dp/ddg_encoding.h"
 
 namespace sotto::aggregator {
@@ -143,9 +144,25 @@ void RoundCoordinator::finish_secure_round(SecureAggregationRound::Summed summed
   } else {
     std::optional<double> denominator;
     if (charge_) denominator = charge_->clients;  // fixed before the round: the cohort, or the expected one
-    sum_.add_mean(secure_->mean_update(summed, *global_, denominator));
+    auto sum = secure_->decoded_sum(summed);
+    if (charge_ && charge_->count_weight > 0) adapt_clip_norm(sum);
+    sum_.add_mean(secure_->mean_update(std::move(sum), summed.contributors.size(), *global_, denominator));
   }
   close_round(now, true, "", out);
+}
+
+// Adaptive clipping: the decoded sum's last coordinate is the survivors' noised clipped-count bits; it moves the
+// clip norm for the next round (dp/adaptive_clipping.h) and leaves the sum.
+void RoundCoordinator::adapt_clip_norm(std::vector<double>& sum) {
+  const double count = sum.back();
+  sum.pop_back();
+  const double fraction = dp::unclipped_fraction(count, charge_->count_weight, report_.survivors);
+  clip_norm_ = dp::next_clip_norm(charge_->update_clip_norm, fraction, options_.privacy.adaptive_clipping,
+                                  announced_clip_ceiling_);
+  if (report_.privacy) {
+    report_.privacy->unclipped_fraction = fraction;
+    report_.privacy->next_clip_norm = clip_norm_;
+  }
 }
 
 }  // namespace sotto::aggregator

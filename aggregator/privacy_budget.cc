@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "common/crypto/random.h"
+#include "common/dp/adaptive_clipping.h"
 #include "common/dp/ddg_accounting.h"
 #include "common/util/error.h"
 #include "common/util/short_number.h"
@@ -54,8 +55,21 @@ dp::DdgParameters PrivacyBudget::parameters(double z, std::uint32_t clients, std
     return dp::choose_integer_sum_parameters({*integer_sum_, dimension, z, clients, honest, bits_,
                                               options_.stddevs_in_range});
   }
+  const double weight = count_weight(z, clients, honest);
+  if (weight > 0) {
+    return dp::choose_ddg_parameters({bits_, dp::joint_clip_norm(clip_norm_, weight), z, clients, honest,
+                                      dimension + 1, options_.beta, options_.stddevs_in_range});
+  }
   return dp::choose_ddg_parameters({bits_, clip_norm_, z, clients, honest, dimension, options_.beta,
                                     options_.stddevs_in_range});
+}
+
+double PrivacyBudget::count_weight(double z, std::uint32_t clients, std::uint32_t honest) const {
+  if (!options_.adaptive_clipping.enabled || integer_sum_) return 0;
+  const double real_z = options_.mode == PrivacyMode::kDistributed
+                            ? z * std::sqrt(static_cast<double>(clients) / std::max<std::uint32_t>(honest, 1))
+                            : z;
+  return dp::clipped_count_weight(clip_norm_, real_z, dp::count_stddev_for(options_.adaptive_clipping, clients));
 }
 
 double PrivacyBudget::amplifying_rate() const {
@@ -82,6 +96,8 @@ std::variant<RoundCharge, std::string> PrivacyBudget::price(std::uint32_t client
   }
   try {
     charge.ddg = parameters(options_.noise_multiplier, clients, honest, dimension);
+    charge.update_clip_norm = clip_norm_;
+    charge.count_weight = count_weight(options_.noise_multiplier, clients, honest);
     charge.rdp = dp::ddg_rdp(charge.ddg, 1.0, orders_);
     const double q = amplifying_rate();
     charge.rdp_released = q < 1 ? dp::ddg_rdp(charge.ddg, q, orders_) : charge.rdp;

@@ -34,7 +34,9 @@ inline constexpr const char* kLocalNoAmplification =
 struct RoundCharge {
   std::uint64_t round_id = 0;
   std::uint32_t clients = 0;  // n: the cohort summed
-  dp::DdgParameters ddg;
+  dp::DdgParameters ddg;     // under adaptive clipping: of [update, clipped-count coordinate] (dp/adaptive_clipping.h)
+  double update_clip_norm = 0;  // C, the update's own clip norm
+  double count_weight = 0;      // the clipped-count coordinate's weight; 0: no adaptive clipping
   dp::RotationSeed rotation_seed{};
   std::vector<double> rdp;           // this round alone, against the aggregator (q = 1)
   std::vector<double> rdp_released;  // against the released models (amplified by the sampling rate)
@@ -87,12 +89,20 @@ class PrivacyBudget {
   dp::Epsilon spent_released() const;
   const std::vector<double>& spent_rdp() const { return spent_; }
   const std::vector<double>& orders() const { return orders_; }
+  // The update clip norm the next rounds are charged and encoded with (adaptive clipping moves it).
+  double clip_norm() const { return clip_norm_; }
+  void set_clip_norm(double clip_norm) { clip_norm_ = clip_norm; }
 
  private:
   // The round's parameters and RDP for `clients` summed, without the budget check or the rotation seed.
   std::variant<RoundCharge, std::string> price(std::uint32_t clients, std::uint64_t dimension) const;
-  // The mechanism's parameters at noise multiplier z (throws sotto::Error for parameters that cannot work).
+  // The mechanism's parameters at noise multiplier z (throws sotto::Error for parameters that cannot work); under
+  // adaptive clipping, of the update and its clipped-count coordinate together.
   dp::DdgParameters parameters(double z, std::uint32_t clients, std::uint32_t honest, std::uint64_t dimension) const;
+  // The clipped-count coordinate's weight at noise multiplier z (0 without adaptive clipping), so that the sum of
+  // bits really carries privacy.clipped_count_stddev: in distributed mode all `clients` add a share of the noise the
+  // accountant counts on `honest` of them for, so the sum's noise is sqrt(clients / honest) times z's.
+  double count_weight(double z, std::uint32_t clients, std::uint32_t honest) const;
 
   PrivacyOptions options_;
   std::uint32_t bits_;

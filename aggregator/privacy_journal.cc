@@ -38,7 +38,7 @@ std::vector<double> PrivacyJournal::load(std::size_t orders, const std::vector<d
 
 void PrivacyJournal::append(const RoundCharge& c, const PrivacyOptions& o, std::uint32_t honest) const {
   const auto& p = c.ddg;
-  const nlohmann::json line = {{"round", c.round_id},           {"mode", privacy_mode_name(o.mode)},
+  nlohmann::json line = {{"round", c.round_id},           {"mode", privacy_mode_name(o.mode)},
                                {"clients", c.clients},          {"min_survivors", o.min_survivors},
                                {"honest", honest},              {"bits", p.bits},
                                {"clip_norm", p.clip_norm},      {"noise_multiplier", p.noise_multiplier},
@@ -47,6 +47,10 @@ void PrivacyJournal::append(const RoundCharge& c, const PrivacyOptions& o, std::
                                {"padded", p.padded},            {"delta", o.delta},
                                {"epsilon", c.epsilon.epsilon},  {"order", c.epsilon.order},
                                {"sampling", kNoAmplification},  {"rdp", c.rdp}};
+  if (c.count_weight > 0) {  // adaptive clipping: clip_norm above bounds [update, count]; this is the update's
+    line["update_clip_norm"] = c.update_clip_norm;
+    line["count_weight"] = c.count_weight;
+  }
   try {
     util::append_line_durably(path_, line.dump());
   } catch (const Error& e) {

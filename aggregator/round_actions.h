@@ -87,6 +87,7 @@ struct RoundClosed {  // checkpoint (model, counters, strategy state), evaluate,
   std::uint64_t completed_rounds;
   std::map<std::string, std::uint32_t> offences;  // CoordinatorStart::offences, to checkpoint
   std::vector<double> privacy_rdp;                // the privacy spent so far, to checkpoint (beside the journal)
+  double clip_norm = 0;                           // adaptive clipping: the next round's, to checkpoint; 0: fixed
 };
 // Write the round's privacy charge to the journal, durably, before anything after it in the same batch (the unmask
 // requests) goes out.

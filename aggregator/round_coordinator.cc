@@ -22,7 +22,8 @@ RoundCoordinator::RoundCoordinator(CoordinatorOptions options, CoordinatorStart 
       offences_(std::move(start.offences)),
       budget_(options_.privacy, options_.secure.bits, options_.secure.corruption_rate, options_.clip_norm,
               std::move(start.privacy_rdp),
-              options_.secure_sum_length > 0 ? std::optional(options_.secure_sum_bound) : std::nullopt) {
+              options_.secure_sum_length > 0 ? std::optional(options_.secure_sum_bound) : std::nullopt),
+      clip_norm_(start.clip_norm > 0 ? start.clip_norm : options_.clip_norm) {
   if (options_.cohort_target == 0) throw Error("cohort_target must be at least 1");
   if (options_.cohort_min == 0 || options_.cohort_min > options_.cohort_target) {
     throw Error("cohort_min must be between 1 and cohort_target (" + std::to_string(options_.cohort_target) + ")");
@@ -41,6 +42,13 @@ RoundCoordinator::RoundCoordinator(CoordinatorOptions options, CoordinatorStart 
     throw Error("a private secure sum needs a contribution bound (task.secure_sum_linf_bound or "
                 "task.secure_sum_l1_bound): it is the mechanism's sensitivity");
   }
+  if (options_.privacy.adaptive_clipping.enabled && (!options_.secure.enabled || !budget_.enabled() ||
+                                                    options_.privacy.mode == PrivacyMode::kLocal ||
+                                                    options_.secure_sum_length > 0)) {
+    throw Error("privacy.adaptive_clipping needs a training run with secure aggregation under privacy.mode "
+                "\"distributed\" or \"central\": the clipped-count bits travel, noised, inside the secure sum");
+  }
+  budget_.set_clip_norm(clip_norm_);
   if (!start.strategy_state.empty()) strategy_->load_state(start.strategy_state, *global_);
   const std::uint64_t rounds_left = options_.total_rounds > completed_rounds_ ? options_.total_rounds - completed_rounds_ : 1;
   budget_.fit_noise_to_budget(rounds_left, options_.cohort_target, private_dimension());
@@ -72,7 +80,7 @@ RoundCoordinator::Progress RoundCoordinator::progress() const {
 
 std::string RoundCoordinator::client_id(ConnectionId conn) const {
   if (auto it = cohort_.find(conn); it != cohort_.end()) return it->second.client_id;
-  if (auto it = waiting_.find(conn); it != waiting_.end()) return it->second;
+  if (auto it = waiting_.find(conn); it != waiting_.end()) return it->second.client_id;
   return {};
 }
 
@@ -80,8 +88,8 @@ bool RoundCoordinator::has_client(const std::string& client_id) const {
   for (const auto& [conn, m] : cohort_) {
     if (m.client_id == client_id) return true;
   }
-  for (const auto& [conn, id] : waiting_) {
-    if (id == client_id) return true;
+  for (const auto& [conn, m] : waiting_) {
+    if (m.client_id == client_id) return true;
   }
   return false;
 }
@@ -91,7 +99,8 @@ std::uint32_t RoundCoordinator::pending() const {
       std::count_if(cohort_.begin(), cohort_.end(), [](const auto& kv) { return !kv.second.uploaded; }));
 }
 
-Actions RoundCoordinator::on_hello(ConnectionId conn, const std::string& client_id, TimePoint now) {
+Actions RoundCoordinator::on_hello(ConnectionId conn, const std::string& client_id, TimePoint now,
+                                   double max_clip_norm) {
   Actions out;
   if (phase_ == Phase::kFinished) {
     out.push_back(action::SendFinished{conn, completed_rounds_});
@@ -118,14 +127,14 @@ Actions RoundCoordinator::on_hello(ConnectionId conn, const std::string& client_
     return out;
   }
   if (phase_ == Phase::kCheckIn && cohort_.size() < options_.cohort_target) {
-    cohort_[conn] = Member{client_id};
+    cohort_[conn] = Member{client_id, max_clip_norm};
     out.push_back(action::Admit{conn, round_id_});
     if (cohort_.size() == options_.cohort_target) start_training(now, out);
     return out;
   }
   if ((phase_ == Phase::kTraining || phase_ == Phase::kRecording) && waiting_.size() < options_.cohort_target) {
     // The waiting room never holds more than a cohort, so its clients are sure of a place in the next round.
-    waiting_[conn] = client_id;
+    waiting_[conn] = Member{client_id, max_clip_norm};
     out.push_back(action::Admit{conn, phase_ == Phase::kTraining ? round_id_ + 1 : round_id_});
     return out;
   }
@@ -145,7 +154,7 @@ void RoundCoordinator::open_checkin(TimePoint now, Actions& out) {
   checkin_deadline_ = now + options_.checkin_window;
   auto waiting = std::move(waiting_);
   waiting_.clear();
-  for (auto& [conn, id] : waiting) cohort_[conn] = Member{id};  // admitted when they arrived
+  for (auto& [conn, m] : waiting) cohort_[conn] = m;  // admitted when they arrived
   if (cohort_.size() == options_.cohort_target) start_training(now, out);
 }
 
@@ -162,7 +171,8 @@ void RoundCoordinator::start_training(TimePoint now, Actions& out) {
   sum_.begin(*global_, members);
   action::SendTask task{{}, round_id_, options_.plan, global_, options_.training_deadline};
   task.plan.seed = util::mix64(options_.seed ^ util::mix64(round_id_));
-  task.plan.clip_norm = options_.clip_norm;
+  const double clip_norm = round_clip_norm();
+  task.plan.clip_norm = clip_norm;
   for (const auto& [conn, m] : cohort_) task.conns.push_back(conn);
   if (options_.secure.enabled) {
     const bool secure_sum = options_.secure_sum_length > 0;
@@ -175,9 +185,9 @@ void RoundCoordinator::start_training(TimePoint now, Actions& out) {
                                       options_.privacy.mode == PrivacyMode::kCentral ? round::NoiseSource::kAggregator
                                       : options_.privacy.mode == PrivacyMode::kLocal ? round::NoiseSource::kOwn
                                                                                     : round::NoiseSource::kShares,
-                                      secure_sum};
+                                      secure_sum, charge_->count_weight};
     }
-    auto begun = SecureAggregationRound::begin(options_.secure, options_.clip_norm, round_id_, members, length,
+    auto begun = SecureAggregationRound::begin(options_.secure, clip_norm, round_id_, members, length,
                                                !secure_sum, now, training_deadline_, std::move(noise));
     if (auto* why = std::get_if<std::string>(&begun)) {  // nothing sent yet: abandon before any client trains
       close_round(now, false, "secure aggregation cannot run: " + *why, out);
@@ -196,6 +206,19 @@ void RoundCoordinator::start_training(TimePoint now, Actions& out) {
     task.plain_noise = std::move(noise);
   }
   out.push_back(std::move(task));
+}
+
+double RoundCoordinator::round_clip_norm() {
+  if (!options_.privacy.adaptive_clipping.enabled) return options_.clip_norm;
+  announced_clip_ceiling_ = 0;
+  for (const auto& [conn, m] : cohort_) {
+    if (m.max_clip_norm > 0 && (announced_clip_ceiling_ == 0 || m.max_clip_norm < announced_clip_ceiling_)) {
+      announced_clip_ceiling_ = m.max_clip_norm;
+    }
+  }
+  const double clip = announced_clip_ceiling_ > 0 ? std::min(clip_norm_, announced_clip_ceiling_) : clip_norm_;
+  budget_.set_clip_norm(clip);
+  return clip;
 }
 
 std::size_t RoundCoordinator::max_update_bytes() const {
@@ -435,7 +458,8 @@ void RoundCoordinator::close_round(TimePoint now, bool completed, const std::str
   out.push_back(action::RoundClosed{report_, global_, strategy_->name(),
                                     std::make_shared<const model::ModelParameters>(strategy_->save_state()),
                                     round_id_, completed_rounds_, offences_,
-                                    budget_.enabled() ? budget_.spent_rdp() : std::vector<double>{}});
+                                    budget_.enabled() ? budget_.spent_rdp() : std::vector<double>{},
+                                    options_.privacy.adaptive_clipping.enabled ? clip_norm_ : 0.0});
   if (finished) {
     phase_ = Phase::kFinished;
     for (const auto& [conn, id] : waiting_) out.push_back(action::SendFinished{conn, completed_rounds_});

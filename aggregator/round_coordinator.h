@@ -47,7 +47,9 @@ class RoundCoordinator {
   RoundCoordinator(CoordinatorOptions options, CoordinatorStart start, std::unique_ptr<Strategy> strategy);
 
   Actions start(TimePoint now);
-  Actions on_hello(ConnectionId conn, const std::string& client_id, TimePoint now);
+  // `max_clip_norm`: the largest clip norm the device accepts, as its Hello announced it (0: none); adaptive
+  // clipping never gives a round a clip norm above its cohort's smallest.
+  Actions on_hello(ConnectionId conn, const std::string& client_id, TimePoint now, double max_clip_norm = 0);
   // A plain round's update.
   Actions on_update(ConnectionId conn, ClientUpdate update, TimePoint now);
   // Secure rounds: the four SecAgg+ steps' messages.
@@ -103,6 +105,7 @@ class RoundCoordinator {
  private:
   struct Member {
     std::string client_id;
+    double max_clip_norm = 0;  // announced in its Hello; 0: none
     bool uploaded = false;  // a plain round's update arrived
   };
 
@@ -132,6 +135,10 @@ class RoundCoordinator {
   void close_step(TimePoint now, Actions& out);
   void expire_step(TimePoint now, Actions& out);
   void finish_secure_round(SecureAggregationRound::Summed summed, TimePoint now, Actions& out);
+  // Adaptive clipping: the round's clip norm (the adapted one, capped by the cohort's announced maxima), and the
+  // next one from the decoded sum's clipped-count coordinate, which it removes.
+  double round_clip_norm();
+  void adapt_clip_norm(std::vector<double>& sum);
   // Privacy: the next secure round's charge (false: it may not run, and `out` says so), the debit before unmasking.
   bool budget_allows_full_cohort(Actions& out);
   bool plan_privacy(TimePoint now, Actions& out);
@@ -151,7 +158,7 @@ class RoundCoordinator {
   Phase phase_ = Phase::kIdle;
 
   std::map<ConnectionId, Member> cohort_;        // admitted to the current round
-  std::map<ConnectionId, std::string> waiting_;  // arrived during training; admitted when check-in opens
+  std::map<ConnectionId, Member> waiting_;  // arrived during training; admitted when check-in opens
   std::map<std::string, std::uint32_t> offences_;  // per client id: convictions in secure rounds, all runs
   TimePoint checkin_opened_{};
   TimePoint checkin_deadline_{};
@@ -163,6 +170,8 @@ class RoundCoordinator {
   PrivacyBudget budget_;
   std::optional<RoundCharge> charge_;  // the round now training, under DP: its cost, debited before unmasking
   std::optional<std::string> budget_spent_;  // why the run stopped: the next round would overspend
+  double clip_norm_;                     // the clip norm rounds start from (adaptive clipping moves it)
+  double announced_clip_ceiling_ = 0;    // the round's cohort's smallest announced max_clip_norm; 0: none
   double weighted_loss_ = 0;
   double weighted_accuracy_ = 0;
 };

@@ -84,6 +84,12 @@ nlohmann::json round_record(const RoundReport& r, std::uint64_t completed_rounds
                     {"l2_bound", p.l2_bound},
                     {"local_stddev", p.local_stddev},
                     {"dimension", p.dimension}};
+    if (p.count_weight > 0) {
+      auto& a = j["privacy"]["adaptive_clipping"] = {{"count_weight", p.count_weight},
+                                                     {"mechanism_clip_norm", p.mechanism_clip_norm},
+                                                     {"next_clip_norm", p.next_clip_norm}};
+      a["unclipped_fraction"] = p.unclipped_fraction ? nlohmann::json(*p.unclipped_fraction) : nlohmann::json();
+    }
     if (p.bound.bounded()) j["privacy"]["contribution_bound"] = {{"linf", p.bound.linf}, {"l1", p.bound.l1}};
   }
   if (r.privacy && r.privacy->mode == "central") j["privacy"]["epsilon"] = nullptr;  // it sees the sum unnoised

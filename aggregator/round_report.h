@@ -55,6 +55,13 @@ struct RoundReport {
     std::uint64_t skipped_draws = 0;  // sampled draws too small to run, charged to epsilon_released
     std::string sampling;
     dp::ContributionBound bound;  // a private secure sum's contribution bound (its sensitivity's source)
+    // Adaptive clipping (dp/adaptive_clipping.h): the clipped-count coordinate's weight (0: off), the clip norm of
+    // [update, count] the mechanism bounds, the fraction of updates left unclipped as the noised sum tells it
+    // (once decoded), and the clip norm the next round starts from.
+    double count_weight = 0;
+    double mechanism_clip_norm = 0;
+    std::optional<double> unclipped_fraction;
+    double next_clip_norm = 0;
   };
   std::optional<Privacy> privacy;
   std::vector<std::uint32_t> secure_sum;  // a secure-sum round's result (mod 2^bits), without DP

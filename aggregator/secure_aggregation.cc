@@ -237,19 +237,19 @@ std::optional<std::string> SecureAggregationRound::too_few_for_noise() const {
          std::to_string(needed) + " whose noise shares make up the noise; the sum is not unmasked";
 }
 
-model::ModelParameters SecureAggregationRound::mean_update(const Summed& summed, const model::ModelParameters& like,
+std::vector<double> SecureAggregationRound::decoded_sum(const Summed& summed) const {
+  if (const auto& noise = assignment_.noise) return dp::ddg_decode_sum(summed.sum, noise->ddg, noise->rotation_seed);
+  return quantizer_->decode_sum(summed.sum);
+}
+
+model::ModelParameters SecureAggregationRound::mean_update(std::vector<double> sum, std::size_t survivors,
+                                                           const model::ModelParameters& like,
                                                            std::optional<double> fixed_denominator) const {
-  std::vector<double> mean;
-  double denominator = static_cast<double>(summed.contributors.size());
-  if (const auto& noise = assignment_.noise) {
-    mean = dp::ddg_decode_sum(summed.sum, noise->ddg, noise->rotation_seed);
-    denominator = static_cast<double>(session_.config().n);
-  } else {
-    mean = quantizer_->decode_sum(summed.sum);
-  }
+  double denominator = static_cast<double>(survivors);
+  if (assignment_.noise) denominator = static_cast<double>(session_.config().n);
   if (fixed_denominator) denominator = *fixed_denominator;
-  for (double& v : mean) v /= denominator;
-  return secagg::unflatten_floating(mean, like);
+  for (double& v : sum) v /= denominator;
+  return secagg::unflatten_floating(sum, like);
 }
 
 }  // namespace sotto::aggregator

@@ -85,10 +85,13 @@ class SecureAggregationRound {
   // whose noise shares make up the noise), or nothing.
   std::optional<std::string> too_few_for_noise() const;
 
-  // The survivors' unweighted mean update, laid out like `like`, from a training round's sum. Under distributed DP
-  // the denominator is the cohort's size, fixed when the round began, not the survivors'.
+  // A training round's sum decoded to floating point: dequantized, or under DP mapped back to signed values and
+  // un-rotated and un-scaled (the DDG's dimension: with adaptive clipping the clipped-count coordinate is last).
+  std::vector<double> decoded_sum(const Summed& summed) const;
+  // The survivors' unweighted mean update, laid out like `like`, from a training round's decoded sum. Under
+  // distributed DP the denominator is the cohort's size, fixed when the round began, not the survivors'.
   // `denominator` overrides it (DP with a fixed expected cohort).
-  model::ModelParameters mean_update(const Summed& summed, const model::ModelParameters& like,
+  model::ModelParameters mean_update(std::vector<double> sum, std::size_t survivors, const model::ModelParameters& like,
                                      std::optional<double> denominator = std::nullopt) const;
 
  private:

@@ -258,7 +258,11 @@ SimSummary run_simulation(const SimConfig& config, const ProgressFn& progress,
       }
     };
     const auto train_start = WallClock::now();
-    trainer.train(to_train, task.round_id, *task.model, task.plan, report);
+    // In a secure round the pool only trains: the round's own participant (secure_round.h) clips what it sends, and
+    // must see the update's norm before clipping (adaptive clipping's bit).
+    ml::TrainingPlan training_plan = task.plan;
+    if (secure) training_plan.clip_norm = 0;
+    trainer.train(to_train, task.round_id, *task.model, training_plan, report);
     seconds_training = since(train_start);
 
     if (secure) {

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <limits>
@@ -141,6 +142,7 @@ void write_model_file(const std::filesystem::path& path, const ModelFile& file) 
   header.set_round_record(file.round_record);
   for (const auto& [client, count] : file.offences) (*header.mutable_offences())[client] = count;
   for (double r : file.privacy_rdp) header.add_privacy_rdp(r);
+  header.set_clip_norm(file.clip_norm);
   *header.mutable_strategy_state() = make_manifest(file.strategy_state);
   append_record(bytes, header);
   for (const auto* params : {&file.model, &file.strategy_state}) {
@@ -186,6 +188,10 @@ ModelFile parse_model_file(std::istream& in, std::size_t size, const std::string
   file.round_record = header.round_record();
   file.offences.insert(header.offences().begin(), header.offences().end());
   file.privacy_rdp.assign(header.privacy_rdp().begin(), header.privacy_rdp().end());
+  file.clip_norm = header.clip_norm();
+  if (!(file.clip_norm >= 0) || !std::isfinite(file.clip_norm)) {
+    reader.fail("holds a clip norm that is negative or not finite (" + std::to_string(file.clip_norm) + ")");
+  }
   // The tensors' bytes are in the file, so its size bounds them: a damaged manifest must not make us allocate more.
   const std::size_t limit = size;
   auto read_stream = [&](const v1::ModelManifest& manifest) {

@@ -33,6 +33,7 @@ struct ModelFile {
   std::string round_record;  // JSON: the record of the round the checkpoint closed, for rounds.jsonl; may be empty
   std::map<std::string, std::uint32_t> offences;  // the aggregator's convictions per client id
   std::vector<double> privacy_rdp;                // the privacy spent so far (RDP at dp::default_orders())
+  double clip_norm = 0;                           // adaptive clipping's next clip norm; 0: the configured one
   std::uint32_t format_version = kModelFileFormat;  // as read; writes always use kModelFileFormat
 };
 

@@ -5,6 +5,7 @@
 
 #include "common/codec/model_stream.h"
 #include "common/codec/plan_codec.h"
+#include "common/dp/adaptive_clipping.h"
 #include "common/secagg/update_vector.h"
 #include "common/secagg/wire_codec.h"
 #include "common/util/error.h"
@@ -46,6 +47,7 @@ v1::DistributedDpPlan to_proto(const DistributedNoise& noise) {
     q->set_central(noise.source == NoiseSource::kAggregator);
     q->set_local(noise.source == NoiseSource::kOwn);
     q->set_integer_sum(noise.integer_sum);
+    q->set_clipped_count_weight(noise.clipped_count_weight);
   }
   return plan;
 }
@@ -88,6 +90,13 @@ DistributedNoise noise_from_proto(const v1::DistributedDpPlan& q, const SecureAs
     d.l1_bound = dp::l1_sensitivity(a.bound, d.dimension);
   } else if (d.dimension < 1 || d.padded != dp::padded_dimension(static_cast<std::size_t>(d.dimension))) {
     fail("padded must be the power of two just above the dimension");
+  }
+  n.clipped_count_weight = q.clipped_count_weight();
+  if (n.clipped_count_weight != 0) {  // the joint bound follows from the update's clip norm and the weight
+    if (!(n.clipped_count_weight > 0) || !std::isfinite(n.clipped_count_weight) || n.integer_sum) {
+      fail("the clipped-count weight must be positive and finite, and only in a training round");
+    }
+    d.clip_norm = dp::joint_clip_norm(d.clip_norm, n.clipped_count_weight);
   }
   if (!secure) {
     if (n.source == NoiseSource::kShares || n.integer_sum) fail("a plain round's noise is central or local");

@@ -57,6 +57,9 @@ struct DistributedNoise {
   double epsilon_stated = 0;        // the aggregator's epsilon spent once this round is charged
   NoiseSource source = NoiseSource::kShares;  // kAggregator: ddg.local_stddev is the aggregator's whole draw
   bool integer_sum = false;  // a private secure sum (dp/integer_sum.h): the noise on the bounded integers themselves
+  // Adaptive clipping (dp/adaptive_clipping.h): the clipped-count coordinate's weight, appended to the update
+  // clipped to the assignment's clip norm; ddg.dimension counts it and ddg.clip_norm bounds both. 0: none.
+  double clipped_count_weight = 0;
 };
 
 struct SecureAssignment {

@@ -7,6 +7,7 @@
 #include "common/codec/model_digest.h"
 #include "common/model/clipping.h"
 #include "common/crypto/random_stream.h"
+#include "common/dp/adaptive_clipping.h"
 #include "common/dp/ddg_encoding.h"
 #include "common/dp/integer_sum.h"
 #include "common/secagg/client_session.h"
@@ -140,13 +141,14 @@ Outputs Participant::privatize(model::ModelParameters delta, const ml::TrainMetr
     return {out::Upload{task_.round_id, metrics, std::move(delta)}};
   }
   const SecureAssignment& sa = *task_.secure;
-  const std::vector<float> flat = secagg::flatten_floating(delta);
-  const std::uint64_t expected = sa.noise ? sa.noise->ddg.dimension : sa.config.vector_length;
+  std::vector<float> flat = secagg::flatten_floating(delta);
+  const bool counted = sa.noise && sa.noise->clipped_count_weight > 0;  // adaptive clipping's extra coordinate
+  const std::uint64_t expected = sa.noise ? sa.noise->ddg.dimension - (counted ? 1 : 0) : sa.config.vector_length;
   if (flat.size() != expected) {
     return protocol_error(v1::ERROR_CODE_INVALID_UPDATE, "secure aggregation expects " + std::to_string(expected) +
                                                              " values, the update has " + std::to_string(flat.size()));
   }
-  if (sa.noise) return privatize_with_noise(flat);
+  if (sa.noise) return privatize_with_noise(std::move(flat));
   return guarded([&] {
     const secagg::Quantizer quantizer({sa.clip_norm, sa.config.n, sa.config.bits});
     std::array<std::uint8_t, 32> coin_seed{};
@@ -159,8 +161,11 @@ Outputs Participant::privatize(model::ModelParameters delta, const ml::TrainMetr
 
 // Distributed DP: the update is clipped, rotated, scaled, rounded and noised here, on the device (ddg_encoding.h);
 // the rounding coins and the noise come from a stream keyed by the injected source.
-Outputs Participant::privatize_with_noise(const std::vector<float>& flat) {
+Outputs Participant::privatize_with_noise(std::vector<float> flat) {
   const SecureAssignment& sa = *task_.secure;
+  if (const double weight = sa.noise->clipped_count_weight; weight > 0) {  // adaptive clipping: the norm's bit too
+    flat = dp::with_clipped_count(std::move(flat), record_.update_l2_norm, sa.clip_norm, weight);
+  }
   return guarded([&] {
     std::array<std::uint8_t, 32> stream_key{};
     random_->fill(stream_key);

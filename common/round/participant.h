@@ -79,7 +79,7 @@ class Participant {
 
  private:
   Outputs privatize(model::ModelParameters delta, const ml::TrainMetrics& metrics);
-  Outputs privatize_with_noise(const std::vector<float>& flat);
+  Outputs privatize_with_noise(std::vector<float> flat);
   Outputs privatize_plain_with_noise(model::ModelParameters delta, const ml::TrainMetrics& metrics);
   Outputs contribute_with_noise(std::vector<std::uint32_t> input);
   Outputs start_secure(std::vector<std::uint32_t> input);

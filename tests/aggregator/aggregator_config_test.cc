@@ -251,3 +251,31 @@ TEST_CASE("aggregator config: a private secure sum reads its contribution bound 
                         write_config(dir, std::string(kMinimal) + "[task]\nsecure_sum_linf_bound = 1\n")),
                     Catch::Contains("'task.secure_sum_linf_bound' applies only to task.kind"));
 }
+
+TEST_CASE("aggregator config: adaptive clipping is read with the paper's defaults and refused where its bits cannot travel") {
+  sotto::test::TempDir dir;
+  const std::string secure = std::string(kMinimal) + "[secure_aggregation]\nenabled = true\n[rounds]\ncohort_min = 3\n";
+  const auto c = aggregator::load_aggregator_config(
+      write_config(dir, secure + "[privacy]\nnoise_multiplier = 1.0\nadaptive_clipping = true\n"));
+  const auto& a = c.rounds.privacy.adaptive_clipping;
+  CHECK(a.enabled);
+  CHECK(a.target_quantile == 0.5);
+  CHECK(a.learning_rate == 0.2);
+  CHECK(a.count_stddev == 0);  // the expected cohort / 20
+  const auto tuned = aggregator::load_aggregator_config(write_config(
+      dir, secure + "[privacy]\nnoise_multiplier = 1.0\nadaptive_clipping = true\ntarget_unclipped_quantile = 0.8\n"
+                    "clip_learning_rate = 0.1\nclipped_count_stddev = 4.0\n"));
+  CHECK(tuned.rounds.privacy.adaptive_clipping.target_quantile == 0.8);
+  CHECK(tuned.rounds.privacy.adaptive_clipping.count_stddev == 4.0);
+  CHECK_THROWS_WITH(aggregator::load_aggregator_config(write_config(
+                        dir, secure + "[privacy]\nadaptive_clipping = true\n")),  // no noise: mode off
+                    Catch::Contains("'privacy.adaptive_clipping'") && Catch::Contains("secure aggregation"));
+  CHECK_THROWS_WITH(aggregator::load_aggregator_config(write_config(
+                        dir, std::string(kMinimal) + "[privacy]\nmode = \"central\"\nclip_norm = 1.0\n"
+                                                     "noise_multiplier = 1.0\nadaptive_clipping = true\n")),
+                    Catch::Contains("'privacy.adaptive_clipping'"));
+  CHECK_THROWS_WITH(aggregator::load_aggregator_config(write_config(
+                        dir, secure + "[privacy]\nnoise_multiplier = 1.0\nadaptive_clipping = true\n"
+                                      "target_unclipped_quantile = 1.5\n")),
+                    Catch::Contains("privacy.target_unclipped_quantile"));
+}

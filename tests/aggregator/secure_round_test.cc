@@ -3,11 +3,13 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <set>
 
 #include "aggregator/fedavg.h"
 #include "aggregator/round_coordinator.h"
 #include "common/crypto/random_stream.h"
+#include "common/dp/adaptive_clipping.h"
 #include "common/dp/ddg_encoding.h"
 #include "common/secagg/client_session.h"
 #include "common/secagg/update_vector.h"
@@ -51,8 +53,10 @@ struct SecureRound {
   crypto::RandomStream noise_stream;
 
   // With `privacy`, the round runs distributed DP (clip norm 1, so that the deltas are clipped).
-  SecureRound(std::uint32_t n, std::uint32_t min, std::optional<PrivacyOptions> privacy = std::nullopt) {
-    options.total_rounds = 5;
+  // `rounds`: rounds.total; `start_clip_norm`: the checkpointed clip norm a restart resumes with (0: none).
+  SecureRound(std::uint32_t n, std::uint32_t min, std::optional<PrivacyOptions> privacy = std::nullopt,
+              std::uint64_t rounds = 5, double start_clip_norm = 0) {
+    options.total_rounds = rounds;
     options.cohort_target = n;
     options.cohort_min = min;
     options.secure.enabled = true;
@@ -60,8 +64,9 @@ struct SecureRound {
     if (privacy) options.privacy = *privacy;
     options.secure.bits = privacy ? 16 : 32;
     options.secure.complete_graph = true;
-    coordinator = std::make_unique<RoundCoordinator>(options, CoordinatorStart{model_of({1, 2, 3, 4}, 7), 1, 0, {}},
-                                                     std::make_unique<FedAvg>());
+    CoordinatorStart start{model_of({1, 2, 3, 4}, 7), 1, 0, {}};
+    start.clip_norm = start_clip_norm;
+    coordinator = std::make_unique<RoundCoordinator>(options, std::move(start), std::make_unique<FedAvg>());
     coordinator->start(now);
   }
 
@@ -74,23 +79,45 @@ struct SecureRound {
     absorb(coordinator->on_disconnect(conn, "vanished", now));
   }
 
+  // Client i (0-based) of this round: its made-up trained delta; `max_clip_norm`: what its hello announces.
+  std::function<std::vector<float>(ConnectionId)> make_delta = [](ConnectionId i) {
+    const float c = static_cast<float>(i + 1);
+    return std::vector<float>{0.5f * c, -0.25f * c, 0.1f, 1.0f};
+  };
+  double max_clip_norm = 0;
+  ConnectionId next_conn = 1;
+  std::optional<action::SendTask> last_task;
+
+  // One round; its clients' connections are numbered on from the last round's.
   void run(const std::vector<int>& vanish_after) {
-    const auto n = static_cast<ConnectionId>(vanish_after.size());
+    const ConnectionId first = next_conn;
+    const auto last = first + static_cast<ConnectionId>(vanish_after.size()) - 1;
+    next_conn = last + 1;
+    auto after = [&](ConnectionId c) { return vanish_after[c - first]; };
+    closed.reset();
     Actions task_actions;
-    for (ConnectionId c = 1; c <= n; ++c) task_actions = coordinator->on_hello(c, "c" + std::to_string(c), now);
+    for (ConnectionId c = first; c <= last; ++c) {
+      task_actions = coordinator->on_hello(c, "c" + std::to_string(c - first + 1), now, max_clip_norm);
+    }
     auto tasks = all<action::SendTask>(task_actions);
     REQUIRE(tasks.size() == 1);
     REQUIRE(tasks[0].secagg);
+    last_task = tasks[0];
     const auto& sa = *tasks[0].secagg;
     const secagg::Quantizer quantizer({sa.clip_norm, sa.config.n});
     // Train (here: a made-up delta per client), quantize, start the session, advertise.
     Actions out;
-    for (ConnectionId c = 1; c <= n; ++c) {
-      std::vector<float> delta = {0.5f * c, -0.25f * c, 0.1f, 1.0f};
-      deltas[c] = delta;
-      if (vanish_after[c - 1] < 0) {
+    for (ConnectionId c = first; c <= last; ++c) {
+      std::vector<float> delta = make_delta(c - first);
+      deltas[c - first + 1] = delta;
+      if (after(c) < 0) {
         vanish(c);
         continue;
+      }
+      if (sa.noise && sa.noise->clipped_count_weight > 0) {
+        double norm = 0;
+        for (float v : delta) norm += static_cast<double>(v) * v;
+        delta = dp::with_clipped_count(delta, std::sqrt(norm), sa.clip_norm, sa.noise->clipped_count_weight);
       }
       auto input = sa.noise ? dp::ddg_encode(delta, sa.noise->ddg, sa.noise->rotation_seed, noise_stream,
                                              sa.noise->source != round::NoiseSource::kAggregator)
@@ -103,7 +130,7 @@ struct SecureRound {
     if (closed) return;
     for (const auto& dir : dirs) {
       const ConnectionId c = dir.conn;
-      if (vanish_after[c - 1] < 1) {
+      if (after(c) < 1) {
         vanish(c);
         continue;
       }
@@ -113,13 +140,13 @@ struct SecureRound {
     if (closed) return;
     auto shares = all<action::SendShares>(out);
     for (const auto& s : shares) {
-      if (vanish_after[s.conn - 1] < 2) {
+      if (after(s.conn) < 2) {
         vanish(s.conn);
         continue;
       }
       const auto masked = sessions[s.conn]->on_shares(secagg::SharesForYou{s.shares});
       MaskedUpload u;
-      u.round_id = 1;
+      u.round_id = tasks[0].round_id;
       u.num_examples = 10;
       u.input = masked.input;
       out = coordinator->on_masked_input(s.conn, std::move(u), now);
@@ -128,7 +155,7 @@ struct SecureRound {
     }
     if (closed) return;
     for (const auto& r : all<action::SendUnmaskRequest>(out)) {
-      if (vanish_after[r.conn - 1] < 3) {
+      if (after(r.conn) < 3) {
         vanish(r.conn);
         continue;
       }
@@ -320,4 +347,84 @@ TEST_CASE("distributed DP round: fewer masked inputs than min_survivors are not 
   CHECK(all<action::DebitPrivacy>(round.masked_step_close).empty());
   CHECK(all<action::SendUnmaskRequest>(round.masked_step_close).empty());
   CHECK(weights(*round.closed->global_model) == std::vector<float>{1, 2, 3, 4});
+}
+
+namespace {
+
+PrivacyOptions adaptive(double learning_rate, PrivacyMode mode = PrivacyMode::kDistributed) {
+  PrivacyOptions p = distributed(0.1, 8, mode);
+  p.adaptive_clipping = {true, 0.5, learning_rate, 0};
+  return p;
+}
+
+// Ten clients whose update norms are 1, 2, ..., 10.
+std::vector<float> norm_of_rank(ConnectionId i) { return {static_cast<float>(i + 1), 0, 0, 0}; }
+
+}  // namespace
+
+TEST_CASE("adaptive clipping: the clip norm follows the median of the update norms", "[secagg][coordinator][dp]") {
+  // From a clip norm of 1 it grows while most updates are clipped and settles where half are within it (between 5
+  // and 6); each round's record carries the noised fraction, and the next clip norm is checkpointed. The same
+  // whether the clients add the noise (distributed) or the aggregator does (central).
+  constexpr int kRounds = 40;
+  const PrivacyMode mode = GENERATE(PrivacyMode::kDistributed, PrivacyMode::kCentral);
+  SecureRound round(10, 10, adaptive(0.5, mode), kRounds);
+  round.make_delta = norm_of_rank;
+  std::vector<double> clips;
+  for (int r = 0; r < kRounds; ++r) {
+    round.run(std::vector<int>(10, 3));
+    REQUIRE(round.closed);
+    INFO(round.closed->report.abandon_reason);
+    REQUIRE(round.closed->report.completed);
+    const auto& p = *round.closed->report.privacy;
+    REQUIRE(p.unclipped_fraction);
+    CHECK(p.count_weight > 0);
+    CHECK(p.clip_norm == round.last_task->plan.clip_norm);
+    CHECK(p.clip_norm == round.last_task->secagg->clip_norm);
+    CHECK(p.mechanism_clip_norm == Approx(dp::joint_clip_norm(p.clip_norm, p.count_weight)));
+    CHECK(p.dimension == 5);  // the four floating-point parameters and the count
+    CHECK(round.closed->clip_norm == p.next_clip_norm);
+    clips.push_back(p.clip_norm);
+    round.coordinator->on_round_recorded(round.now);
+  }
+  CHECK(clips[0] == 1);
+  CHECK(clips[5] > clips[0] * 1.5);
+  for (int r = kRounds - 10; r < kRounds; ++r) {
+    CHECK(clips[r] > 3.5);
+    CHECK(clips[r] < 8.5);
+  }
+}
+
+TEST_CASE("adaptive clipping: the clip norm never rises above the smallest max_clip_norm the cohort announced",
+          "[secagg][coordinator][dp]") {
+  SecureRound round(10, 10, adaptive(0.5), 12);
+  round.make_delta = norm_of_rank;
+  round.max_clip_norm = 2;
+  for (int r = 0; r < 12; ++r) {
+    round.run(std::vector<int>(10, 3));
+    REQUIRE(round.closed);
+    REQUIRE(round.closed->report.completed);
+    CHECK(round.last_task->plan.clip_norm <= 2);
+    CHECK(round.closed->clip_norm <= 2);
+    round.coordinator->on_round_recorded(round.now);
+  }
+  CHECK(round.last_task->plan.clip_norm == 2);  // it got there, and stopped
+}
+
+TEST_CASE("adaptive clipping: a restart resumes from the checkpointed clip norm", "[secagg][coordinator][dp]") {
+  SecureRound round(10, 10, adaptive(0.2), 5, 3.7);
+  round.make_delta = norm_of_rank;
+  round.run(std::vector<int>(10, 3));
+  REQUIRE(round.closed);
+  CHECK(round.last_task->plan.clip_norm == 3.7);
+  CHECK(round.last_task->secagg->clip_norm == 3.7);
+}
+
+TEST_CASE("adaptive clipping needs a noised secure training round", "[secagg][coordinator][dp]") {
+  CoordinatorOptions options;
+  options.secure.enabled = true;
+  options.clip_norm = 1;
+  options.privacy.adaptive_clipping.enabled = true;  // but privacy.mode is off
+  CHECK_THROWS_WITH(RoundCoordinator(options, CoordinatorStart{model_of({1, 2}, 0), 1, 0, {}}, std::make_unique<FedAvg>()),
+                    Catch::Contains("adaptive_clipping needs"));
 }

@@ -19,13 +19,14 @@ constexpr double kClip = 1.0;
 constexpr int kBits = 16;
 constexpr std::uint64_t kDimension = 80'394;  // fashion_cnn's floating-point parameters
 
-nlohmann::json sotto_dp_epsilon(std::uint64_t steps, const fs::path& dir, int honest = 2, int bits = kBits) {
+nlohmann::json sotto_dp_epsilon(std::uint64_t steps, const fs::path& dir, int honest = 2, int bits = kBits,
+                                std::uint64_t dimension = kDimension) {
   std::vector<std::string> argv{bin_path("sotto-dp").string(), "epsilon", "--mechanism", "ddg",
                                 "--sampling-rate", "1", "--noise-multiplier", std::to_string(kNoise),
                                 "--steps", std::to_string(steps), "--delta", "1e-5",
                                 "--bits", std::to_string(bits), "--clip-norm", std::to_string(kClip),
                                 "--clients", std::to_string(kClients), "--honest", std::to_string(honest),
-                                "--dimension", std::to_string(kDimension)};
+                                "--dimension", std::to_string(dimension)};
   const fs::path log = dir / ("sotto-dp-" + std::to_string(steps) + ".log");
   Process p("sotto-dp", argv, log);
   REQUIRE(p.wait_for_exit(60s) == 0);
@@ -40,7 +41,7 @@ struct DpRun {
   fs::path config;
 
   explicit DpRun(double target_epsilon, const std::string& mode = "distributed", std::uint64_t rounds = 6,
-                 bool secure = true) {
+                 bool secure = true, const std::string& privacy_toml = "") {
     agg.state_dir = dir / "aggregator";
     agg.pki = pki;
     agg.port = pick_free_port();
@@ -52,7 +53,8 @@ struct DpRun {
                              : std::string()) +
                      "[privacy]\nmode = \"" + mode + "\"\nclip_norm = " + std::to_string(kClip) +
                      "\nnoise_multiplier = " + std::to_string(kNoise) + "\ndelta = 1e-5\nmin_survivors = 3\n" +
-                     (target_epsilon > 0 ? "target_epsilon = " + std::to_string(target_epsilon) + "\n" : "");
+                     (target_epsilon > 0 ? "target_epsilon = " + std::to_string(target_epsilon) + "\n" : "") +
+                     privacy_toml;
     config = write_aggregator_config(dir / "aggregator.toml", agg);
   }
 
@@ -229,6 +231,48 @@ TEST_CASE("DP on plain rounds: central and local noise without secure aggregatio
   CHECK(ledger.back().at("secure_aggregation") == false);
   CHECK(ledger.back().at("privacy").at("mode") == mode);
   CHECK(ledger.back().at("privacy").at("noise_multiplier").get<double>() == Approx(kNoise).epsilon(1e-3));
+}
+
+TEST_CASE("adaptive clipping: the clip norm moves with the noised clipped-count bits, stays under what the devices "
+          "announced, and resumes from the checkpoint",
+          "[integration][dp][secagg]") {
+  // Every device accepts a clip norm of at most 1.3 and says so in its hello; the run starts at 1. The count's noise
+  // (2 bits' worth) must exceed half the noise multiplier, the bit being part of the noised vector.
+  DpRun run(0, "distributed", 2, true,
+            "adaptive_clipping = true\ntarget_unclipped_quantile = 0.5\nclip_learning_rate = 0.5\n"
+            "clipped_count_stddev = 2\n");
+  const std::string devices = "[privacy]\nmax_clip_norm = 1.3\n";
+  auto rounds = run.run_to_end(devices);
+  // Two more rounds after a restart: they start from the clip norm the checkpoint carried.
+  run.agg.total_rounds = 4;
+  write_aggregator_config(run.config, run.agg);
+  rounds = run.run_to_end(devices);
+  INFO("rounds.jsonl: " << nlohmann::json(rounds).dump());
+  REQUIRE(rounds.size() == 4);
+  double previous_next = 0;
+  for (const auto& line : rounds) {
+    CHECK(line.at("status") == "completed");
+    const auto& p = line.at("privacy");
+    const auto& a = p.at("adaptive_clipping");
+    const double clip = p.at("clip_norm");
+    CHECK(clip <= 1.3);
+    CHECK(a.at("next_clip_norm").get<double>() <= 1.3);
+    CHECK(a.at("mechanism_clip_norm").get<double>() > clip);
+    const double fraction = a.at("unclipped_fraction");
+    CHECK(fraction >= 0);
+    CHECK(fraction <= 1);
+    if (line.at("round") == 1) CHECK(clip == Approx(kClip));
+    if (previous_next > 0) CHECK(clip == Approx(previous_next));  // across the restart too
+    previous_next = a.at("next_clip_norm");
+    // The count is one more coordinate of the mechanism, and sotto-dp accounts it so.
+    CHECK(p.at("dimension") == kDimension + 1);
+    const double expected = sotto_dp_epsilon(line.at("round"), run.dir.path(), 2, kBits, kDimension + 1).at("epsilon");
+    CHECK(p.at("epsilon").get<double>() == Approx(expected).epsilon(1e-9));
+  }
+  const auto ledger = read_ledger(run.dir / "client-1");
+  INFO("ledger: " << nlohmann::json(ledger).dump());
+  REQUIRE_FALSE(ledger.empty());
+  CHECK(ledger.back().at("clip_norm").get<double>() == Approx(rounds.back().at("privacy").at("clip_norm").get<double>()));
 }
 
 }  // namespace sotto::test

@@ -177,6 +177,34 @@ TEST_CASE("distributed DP in simulation is amplified by poisson sampling against
   std::filesystem::remove_all(c.output_dir);
 }
 
+TEST_CASE("adaptive clipping in simulation grows a clip norm that clips every update, round after round") {
+  // Every update after an epoch of SGD is far longer than 10^-4 (and the model, moved that little, stays where it
+  // was): every bit says "clipped" (b_bar near 0, its noise 1.2/12 with twelve clients expected, all adding noise
+  // shares), so each completed round raises the clip norm by about exp(0.1).
+  auto c = tiny("adaptive", {"population=40", "sampling=poisson", "sampling_rate=0.3", "rounds=4",
+                             "secure_aggregation.enabled=true", "secure_aggregation.bits=16",
+                             "privacy.noise_multiplier=1.0", "privacy.clip_norm=0.0001", "privacy.min_survivors=6",
+                             "privacy.adaptive_clipping=true", "privacy.clipped_count_stddev=1.2"});
+  sim::run_simulation(c);
+  const auto rounds = read_rounds(c.output_dir);
+  double last_clip = 0;
+  int completed = 0;
+  for (const auto& r : rounds) {
+    INFO(r.dump());
+    if (r.at("status") != "completed") continue;
+    ++completed;
+    const auto& p = r.at("privacy");
+    const double clip = p.at("clip_norm");
+    const auto& a = p.at("adaptive_clipping");
+    CHECK(clip > last_clip);
+    CHECK(a.at("unclipped_fraction").get<double>() < 0.5);
+    CHECK(a.at("next_clip_norm").get<double>() > clip);
+    last_clip = clip;
+  }
+  CHECK(completed >= 3);
+  std::filesystem::remove_all(c.output_dir);
+}
+
 TEST_CASE("local DP in simulation claims no amplification: both epsilons are one client's own update's") {
   auto c = tiny("ldp", {"population=30", "sampling=poisson", "sampling_rate=0.3", "rounds=2",
                         "secure_aggregation.enabled=true", "secure_aggregation.bits=16", "privacy.mode=\"local\"",

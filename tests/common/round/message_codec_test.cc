@@ -2,7 +2,11 @@
 
 #include <catch2/catch.hpp>
 
+#include <cmath>
+#include <limits>
+
 #include "common/codec/plan_codec.h"
+#include "common/dp/ddg_parameters.h"
 
 using namespace sotto;
 
@@ -30,4 +34,28 @@ TEST_CASE("a task's 32-byte model digest is carried and one of any other length 
     CHECK_THROWS_WITH(round::task_from_proto(task_with_digest(bad), {}), Catch::Contains("not the 32 of a SHA-256"));
   }
   CHECK_FALSE(round::task_from_proto(task_with_digest(0), {}).model_sha256);  // an aggregator that sends none
+}
+
+TEST_CASE("an adaptive-clipping plan carries the count weight and the device derives the joint clip norm itself",
+          "[round][codec][dp]") {
+  round::SecureAssignment a;
+  a.config = {3, 5, 4, 3, 8, 16};
+  a.config.graph_seed.fill(1);
+  a.clip_norm = 1.5;
+  round::DistributedNoise noise;
+  noise.ddg = dp::choose_ddg_parameters({16, std::sqrt(1.5 * 1.5 + 0.25), 1.0, 5, 3, 5});
+  noise.ddg.clip_norm = 99;  // not sent: the device computes sqrt(C^2 + w^2/4) from the update's clip norm
+  noise.min_survivors = 3;
+  noise.clipped_count_weight = 1;
+  a.noise = noise;
+  const auto back = round::from_proto(round::to_proto(a), 3);
+  REQUIRE(back.noise);
+  CHECK(back.noise->clipped_count_weight == 1);
+  CHECK(back.noise->ddg.clip_norm == Approx(std::sqrt(1.5 * 1.5 + 0.25)));
+  CHECK(back.clip_norm == 1.5);
+  for (double bad : {-1.0, std::numeric_limits<double>::infinity(), std::nan("")}) {
+    auto proto = round::to_proto(a);
+    proto.mutable_ddg()->set_clipped_count_weight(bad);
+    CHECK_THROWS_WITH(round::from_proto(proto, 3), Catch::Contains("clipped-count weight"));
+  }
 }
