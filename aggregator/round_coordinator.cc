@@ -180,6 +180,13 @@ void RoundCoordinator::start_training(TimePoint now, Actions& out) {
     std::optional<round::DistributedNoise> noise;
     if (budget_.enabled()) {
       if (!plan_privacy(now, out)) return;
+      if (cohort_.size() < options_.privacy.min_survivors) {  // charged as a draw (close_round), never unmasked
+        close_round(now, false,
+                    "only " + std::to_string(cohort_.size()) + " clients checked in, fewer than privacy.min_survivors = " +
+                        std::to_string(options_.privacy.min_survivors) + ": no sum of fewer noise shares is unmasked",
+                    out);
+        return;
+      }
       noise = round::DistributedNoise{charge_->ddg, charge_->rotation_seed, options_.privacy.min_survivors,
                                       charge_->epsilon.epsilon,
                                       options_.privacy.mode == PrivacyMode::kCentral ? round::NoiseSource::kAggregator

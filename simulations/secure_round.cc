@@ -154,7 +154,13 @@ class SecureRoundPlay {
     round_task.secure = round::SecureAssignment{assignment.config, assignment.index.at(conn), assignment.clip_norm,
                                                 assignment.bound, assignment.noise};
     auto player = std::make_unique<Player>(std::move(c), coin_seed(seed, task_.round_id, conn));
-    player->participant.on_task(round_task, now_());  // asks for the training the pool has done
+    const round::Outputs asked = player->participant.on_task(round_task, now_());  // the training the pool has done
+    for (const auto& o : asked) {
+      if (const auto* finish = std::get_if<round::out::Finish>(&o)) {  // it refused the task, as a device would
+        deliver(coordinator_.on_disconnect(conn, "the participant refused the task: " + finish->message, now_()));
+        return;
+      }
+    }
     players_.emplace(conn, std::move(player));
     respond(conn, RoundStep::kAdvertiseKeys,
             [&](round::Participant& participant) { return participant.on_fitted(std::move(fitted), now_()); });

@@ -428,3 +428,21 @@ TEST_CASE("adaptive clipping needs a noised secure training round", "[secagg][co
   CHECK_THROWS_WITH(RoundCoordinator(options, CoordinatorStart{model_of({1, 2}, 0), 1, 0, {}}, std::make_unique<FedAvg>()),
                     Catch::Contains("adaptive_clipping needs"));
 }
+
+TEST_CASE("DP secure round: a cohort smaller than min_survivors is abandoned before any task goes out",
+          "[secagg][coordinator][dp]") {
+  // Four check in and the check-in window closes; five noise shares are needed. Nobody is asked to train (the
+  // devices would refuse such a plan anyway), and the draw is still reported, uncharged against the aggregator.
+  SecureRound round(6, 3, distributed(0.5, 5));
+  Actions out;
+  for (ConnectionId c = 1; c <= 4; ++c) out = round.coordinator->on_hello(c, "c" + std::to_string(c), round.now);
+  out = round.coordinator->on_tick(round.now + 31s);
+  CHECK(all<action::SendTask>(out).empty());
+  const auto closed = all<action::RoundClosed>(out);
+  REQUIRE(closed.size() == 1);
+  CHECK_FALSE(closed[0].report.completed);
+  CHECK_THAT(closed[0].report.abandon_reason, Catch::Contains("fewer than privacy.min_survivors = 5"));
+  REQUIRE(closed[0].report.privacy);
+  CHECK_FALSE(closed[0].report.privacy->charged);
+  CHECK(closed[0].report.privacy->epsilon_spent == 0);
+}
