@@ -9,7 +9,7 @@ namespace sotto::sim {
 std::vector<ClientIndex> sample_cohort(const SimConfig& c, std::uint64_t attempt) {
   std::mt19937_64 rng(mix64(c.seed ^ mix64(attempt ^ 0x636f686f7274ull)));
   std::vector<ClientIndex> cohort;
-  const std::uint64_t n = c.population;
+  const std::uint64_t n = c.sampled_clients();
   if (c.sampling == Sampling::kUniform) {
     // Floyd: for j in [n-k, n): pick t in [0, j]; take t unless already taken, else take j.
     std::unordered_set<ClientIndex> taken;

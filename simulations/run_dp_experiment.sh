@@ -11,7 +11,8 @@
 # sets privacy.target_epsilon (at delta 1e-5) and lets the noise multiplier be computed so that the rounds exactly
 # fit it. -r overrides the rounds (300) for a quick look. After each run, OUT/dp_experiment.md is rewritten: final
 # and best test accuracy, the epsilon spent against the released models and against the aggregator, the noise
-# multiplier, and for each target epsilon how many rounds the PLD accountant allows at the RDP noise multiplier.
+# multiplier, the canaries' empirical epsilon, and for each target epsilon how many rounds the PLD accountant
+# allows at the RDP noise multiplier.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -86,7 +87,8 @@ for v in variants:
     cell = lambda x, f="{:.3g}": "–" if x is None else f.format(x)
     rows.append(f"| `{v}` | {s['rounds']} | {100 * s['final_accuracy']:.1f} | {100 * s['best_accuracy']:.1f} | "
                 f"{cell(p and p.get('epsilon_released'))} | {cell(p and p.get('epsilon'))} | "
-                f"{cell(p and p.get('noise_multiplier'))} | {s['total_seconds']:.0f} |")
+                f"{cell(p and p.get('noise_multiplier'))} | {cell(s.get('canaries', {}).get('epsilon_empirical'))} | "
+                f"{s['total_seconds']:.0f} |")
 
 def run(*args):
     return json.loads(subprocess.run([dp, *args], check=True, capture_output=True, text=True).stdout)
@@ -108,7 +110,8 @@ for eps in (3, 8):
 
 with open(os.path.join(out, "dp_experiment.md"), "w") as f:
     f.write("| variant | rounds | final test accuracy % | best % | epsilon (released models) | "
-            "epsilon (against the aggregator) | noise multiplier | seconds |\n|---|---|---|---|---|---|---|---|\n")
+            "epsilon (against the aggregator) | noise multiplier | empirical epsilon (canaries) | seconds |\n"
+            "|---|---|---|---|---|---|---|---|---|\n")
     f.write("\n".join(rows) + "\n\n")
     f.write("Rounds the PLD accountant allows at the noise multiplier that RDP fits to 300 rounds (q = 1/60, "
             "delta = 1e-5, the central Gaussian; to within 1%):\n\n| target epsilon | noise multiplier | RDP rounds | "

@@ -73,6 +73,28 @@ double SimConfig::effective_sampling_rate() const {
   return static_cast<double>(cohort_size) / static_cast<double>(population);
 }
 
+namespace {
+
+void read_canaries(config::TomlReader& r, SimConfig& c) {
+  auto& k = c.canaries;
+  k.count = static_cast<std::uint64_t>(r.get_int("canaries.count", 0, 0, 1'000'000));
+  k.held_out = static_cast<std::uint64_t>(r.get_int("canaries.held_out", static_cast<std::int64_t>(k.count), 0,
+                                                    1'000'000));
+  k.seed = static_cast<std::uint64_t>(r.get_int("canaries.seed", 0, 0, INT64_MAX));
+  if (k.count == 0) return;
+  if (k.count < 2 || k.held_out < 2) {
+    r.fail("canaries.count", "and canaries.held_out must be at least 2 each: the estimate fits a Gaussian to each");
+  }
+  if (!(c.clip_norm > 0)) {
+    r.fail("canaries.count", "needs privacy.clip_norm > 0: a canary sends an update of exactly the clip norm");
+  }
+  if (c.transport == Transport::kTls) {
+    r.fail("canaries.count", "works with the in-memory transport only (a canary is not a client process)");
+  }
+}
+
+}  // namespace
+
 SimConfig load_sim_config(const std::filesystem::path& config_file, const std::vector<std::string>& overrides,
                           const std::optional<std::filesystem::path>& output_dir) {
   toml::table root;
@@ -150,6 +172,7 @@ SimConfig load_sim_config(const std::filesystem::path& config_file, const std::v
     }
   }
 
+  read_canaries(r, c);
   if (c.transport == Transport::kTls) {
     constexpr std::uint32_t kMaxTlsCohort = 64;
     if (c.sampling != Sampling::kUniform) {
@@ -213,6 +236,11 @@ std::string to_toml(const SimConfig& c) {
                                   {"share_keys", c.dropout.share_keys},
                                   {"update", c.dropout.update},
                                   {"unmask", c.dropout.unmask}});
+  if (c.canaries.count > 0) {
+    t.insert("canaries", toml::table{{"count", static_cast<std::int64_t>(c.canaries.count)},
+                                     {"held_out", static_cast<std::int64_t>(c.canaries.held_out)},
+                                     {"seed", static_cast<std::int64_t>(c.canaries.seed)}});
+  }
   t.insert("data", toml::table{{"dir", c.data_dir.string()},
                                {"partition", c.partition},
                                {"alpha", c.alpha},
@@ -261,6 +289,9 @@ std::string documented_keys() {
               corruption_rate = 0.05 (the assumptions k and t are chosen for), complete_graph = false (true: the
               original SecAgg, k = n - 1), neighbours = 0 and threshold = 0 (0 = chosen from the rates), bits = 32
               (the modulus 2^bits, 8..32: fewer bits, smaller uploads, coarser quantization)
+  [canaries]  count = 0 (clients that send clip_norm times a fixed random direction instead of training,
+              sampled like the others), held_out = count (directions never sent), seed = 0: summary.json's
+              "canaries" then holds an empirical epsilon (Andrew et al. 2024) beside the accountant's
   [dropout]   probability that a sampled client vanishes instead of sending: update = 0 (its update, or masked
               input), and in secure rounds advertise_keys = 0, share_keys = 0, unmask = 0
   [data]      dir = "/usr/share/datasets/fashion-mnist", partition = "iid" | "dirichlet" | "k_classes" |

@@ -33,6 +33,14 @@ struct DropoutRates {
   double unmask = 0;
 };
 
+// [canaries]: clients that send a fixed random direction instead of training, for an empirical epsilon
+// (simulations/canaries.h). count = 0: none.
+struct CanaryOptions {
+  std::uint64_t count = 0;     // inserted: sampled like every client, indices population .. population + count - 1
+  std::uint64_t held_out = 0;  // directions drawn but never sent (the null distribution)
+  std::uint64_t seed = 0;
+};
+
 struct SimConfig {
   std::uint64_t population = 100;  // registered virtual clients
   std::uint32_t cohort_size = 10;  // uniform: clients per round; poisson: expected clients per round
@@ -52,6 +60,7 @@ struct SimConfig {
   aggregator::PrivacyOptions privacy;            // privacy.mode and the rest, as the daemon's
   aggregator::CoordinatorOptions weighting;      // [aggregation]: only its max_examples_per_client and weighting
   DropoutRates dropout;
+  CanaryOptions canaries;
 
   std::filesystem::path data_dir = "/usr/share/datasets/fashion-mnist";
   std::string partition = "iid";  // iid | dirichlet | k_classes | quantity_skew
@@ -69,6 +78,8 @@ struct SimConfig {
 
   // The per-round Poisson probability actually used.
   double effective_sampling_rate() const;
+  // Everyone the cohorts are drawn from: the population and the inserted canaries.
+  std::uint64_t sampled_clients() const { return population + canaries.count; }
 };
 
 // `config_file` may be empty (all defaults). `overrides` are "key=value" strings. `output_dir`, when given,

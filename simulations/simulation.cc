@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <fstream>
 #include <limits>
 #include <map>
 #include <memory>
@@ -14,6 +15,7 @@
 #include "common/data/partition.h"
 #include "common/ml/image_model.h"
 #include "common/util/error.h"
+#include "simulations/canaries.h"
 #include "simulations/cohort_sampler.h"
 #include "simulations/distributed_training.h"
 #include "simulations/plots.h"
@@ -99,6 +101,42 @@ void SimSummary::note_round(const RoundRow& row) {
   }
 }
 
+// A canary's update for this round: clip_norm times its direction, one example, no loss.
+TrainingOutcome canary_outcome(const SimConfig& config, ClientIndex client, std::uint64_t round_id,
+                               const model::ModelParameters& global) {
+  TrainingOutcome o;
+  o.client = client;
+  aggregator::ClientUpdate update;
+  update.round_id = round_id;
+  update.num_examples = 1;
+  update.delta = canary_update(config.canaries, client - config.population, config.clip_norm, global);
+  o.update = std::move(update);
+  return o;
+}
+
+// The canaries' cosines (canaries.csv: one row per direction) and the empirical epsilon beside the accountant's.
+nlohmann::json canary_report(const SimConfig& config, const model::ModelParameters& initial,
+                             const model::ModelParameters& final_model, const std::vector<std::uint64_t>& sends,
+                             const std::filesystem::path& csv) {
+  const CanaryCosines cosines = canary_cosines(config.canaries, initial, final_model);
+  std::ofstream out(csv);
+  out << "canary,inserted,rounds_sent,cosine\n";
+  for (std::size_t k = 0; k < cosines.inserted.size(); ++k) {
+    out << k << ",1," << sends[k] << "," << cosines.inserted[k] << "\n";
+  }
+  for (std::size_t k = 0; k < cosines.held_out.size(); ++k) {
+    out << cosines.inserted.size() + k << ",0,0," << cosines.held_out[k] << "\n";
+  }
+  const double delta = config.privacy.delta;
+  const CanaryEstimate e = estimate_epsilon(cosines, delta);
+  return {{"inserted", cosines.inserted.size()}, {"held_out", cosines.held_out.size()},
+          {"inserted_cosine_mean", e.inserted_mean}, {"inserted_cosine_stddev", e.inserted_stddev},
+          {"held_out_cosine_mean", e.held_out_mean}, {"held_out_cosine_stddev", e.held_out_stddev},
+          {"epsilon_empirical", e.epsilon}, {"delta", delta},
+          {"method", "Andrew et al. 2024: Gaussians fitted to the final model change's cosines with the inserted "
+                     "and the held-out canary directions"}};
+}
+
 void finish_outputs(RunOutputs& outputs, const SimConfig& config, SimSummary& summary,
                     const nlohmann::json& extra, const std::function<void(const std::string&)>& warn) {
   nlohmann::json s = summary.to_json();
@@ -167,6 +205,7 @@ SimSummary run_simulation(const SimConfig& config, const ProgressFn& progress,
   std::uint64_t attempt = 0;
   std::uint64_t empty_streak = 0;
   std::uint64_t abandoned_streak = 0;
+  std::vector<std::uint64_t> canary_sends(config.canaries.count, 0);
   while (!coordinator.finished()) {
     const auto round_start = WallClock::now();
     const std::vector<ClientIndex> cohort = sample_cohort(config, ++attempt);
@@ -229,6 +268,12 @@ SimSummary run_simulation(const SimConfig& config, const ProgressFn& progress,
       vanishes[conn] = step;
       if (!step || *step == RoundStep::kUnmask) to_train.push_back(conn);
     }
+    // Canaries (the highest indices, so last in client order) send their direction instead of training.
+    std::vector<ClientIndex> canaries;
+    while (!to_train.empty() && to_train.back() >= config.population) {
+      canaries.insert(canaries.begin(), to_train.back());
+      to_train.pop_back();
+    }
     // Plain rounds: each outcome goes to the coordinator as soon as it is ready, in client order, after the
     // dropouts planned before it — the coordinator's checks and summing overlap the training of later clients.
     // Secure rounds play their steps once every client has trained.
@@ -263,6 +308,10 @@ SimSummary run_simulation(const SimConfig& config, const ProgressFn& progress,
     ml::TrainingPlan training_plan = task.plan;
     if (secure) training_plan.clip_norm = 0;
     trainer.train(to_train, task.round_id, *task.model, training_plan, report);
+    for (ClientIndex c : canaries) {
+      ++canary_sends[c - config.population];
+      report(canary_outcome(config, c, task.round_id, *task.model));
+    }
     seconds_training = since(train_start);
 
     if (secure) {
@@ -328,8 +377,12 @@ SimSummary run_simulation(const SimConfig& config, const ProgressFn& progress,
   trainer.release_workers();
   codec::write_model_file(outputs.dir() / "final_model.sotto", final_model);
   summary.total_seconds = since(start);
-  finish_outputs(outputs, config, summary, {{"model_bytes", model_bytes}, {"ranks", cluster.size()}, {"transport", "memory"}},
-                 warn);
+  nlohmann::json extra = {{"model_bytes", model_bytes}, {"ranks", cluster.size()}, {"transport", "memory"}};
+  if (config.canaries.count > 0) {
+    extra["canaries"] = canary_report(config, initial_model->parameters(), final_model.model, canary_sends,
+                                      outputs.dir() / "canaries.csv");
+  }
+  finish_outputs(outputs, config, summary, extra, warn);
   return summary;
 }
 
