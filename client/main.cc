@@ -8,6 +8,7 @@
 #include <cstring>
 #include <charconv>
 #include <chrono>
+#include <cmath>
 #include <fstream>
 #include <csignal>
 #include <iostream>
@@ -19,6 +20,7 @@
 #include "client/client.h"
 #include "client/deferred_trainer.h"
 #include "client/image_trainer.h"
+#include "client/waiting_trainer.h"
 #include "client/kept_generation.h"
 #include "client/state_commands.h"
 #include "client/state_key.h"
@@ -210,6 +212,11 @@ int main(int argc, char** argv) {
                  "Federated analytics: instead of training, contribute the whitespace-separated integers in FILE to "
                  "the aggregator's secure sums (task.kind = \"secure_sum\")")
       ->check(CLI::ExistingFile);
+  double simulate_training = -1;
+  app.add_option("--simulate-training", simulate_training,
+                 "TEST MODE, for load tests of the aggregator: train nothing, wait SECONDS instead and send an empty "
+                 "update (LibTorch is never loaded)")
+      ->check(CLI::Range(0.0, 86400.0));
   CLI11_PARSE(app, argc, argv);
   try {
     if (auto status = client::run_state_command(app, state_options)) return *status;
@@ -237,6 +244,12 @@ int main(int argc, char** argv) {
       auto values = read_contribution(contribute);
       spdlog::info("contributing {} integers from {} to secure sums", values.size(), contribute);
       client = std::make_unique<client::Client>(cfg.client, std::move(values));
+    } else if (simulate_training >= 0) {
+      spdlog::warn("test mode: --simulate-training {} s: this client trains nothing and sends an empty update",
+                   simulate_training);
+      client = std::make_unique<client::Client>(
+          cfg.client, std::make_shared<client::WaitingTrainer>(std::chrono::milliseconds(
+                          static_cast<std::int64_t>(std::llround(simulate_training * 1000)))));
     } else {
       trainer = deferred_trainer(cfg);
       client = std::make_unique<client::Client>(cfg.client, trainer);
@@ -246,7 +259,8 @@ int main(int argc, char** argv) {
         client::write_kept_generation(file, generation);
       });
     }
-    settle_consent(*client, cfg, trainer ? client::ConsentScope::kTraining : client::ConsentScope::kAnalytics);
+    settle_consent(*client, cfg,
+                   contribute.empty() ? client::ConsentScope::kTraining : client::ConsentScope::kAnalytics);
     client->on_event([trainer](const client::ClientEvent& e) {
       log_event(e);
       if (trainer && e.kind == client::ClientEventKind::kAdmitted) trainer->prepare();
