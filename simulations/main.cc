@@ -86,6 +86,9 @@ with the same results as one process; rank 0 runs the coordinator and writes the
     std::fprintf(stderr, "sotto-sim: %llu rounds in %.1fs: final accuracy %.4f, best %.4f (round %llu); outputs in %s\n",
                  static_cast<unsigned long long>(s.rounds), s.total_seconds, s.final_accuracy, s.best_accuracy,
                  static_cast<unsigned long long>(s.best_round), cfg.output_dir.c_str());
+    if (!s.stopped_by_budget.empty()) {
+      std::fprintf(stderr, "sotto-sim: stopped before rounds.total: %s\n", s.stopped_by_budget.c_str());
+    }
     return 0;
   } catch (const std::exception& e) {
     std::cerr << "sotto-sim: error" << (cluster.size() > 1 ? " on rank " + std::to_string(cluster.rank()) : "")

@@ -80,7 +80,8 @@ nlohmann::json SimSummary::to_json() const {
           {"best_round", best_round},
           {"total_seconds", total_seconds},
           {"empty_draws", empty_draws},
-          {"small_draws", small_draws}};
+          {"small_draws", small_draws},
+          {"stopped_by_budget", stopped_by_budget.empty() ? nlohmann::json() : nlohmann::json(stopped_by_budget)}};
 }
 
 void run_simulation_worker(const SimConfig& config, const MpiCluster& cluster) {
@@ -228,6 +229,7 @@ SimSummary run_simulation(const SimConfig& config, const ProgressFn& progress,
       append(actions, coordinator.on_tick(clock.now()));
     }
     check_no_refusal(actions);
+    if (coordinator.finished()) break;  // the privacy budget allows no more rounds (budget_spent() says why)
     if (coordinator.phase() == aggregator::RoundCoordinator::Phase::kCheckIn) {
       // A Poisson draw below cohort_min (3 with secure aggregation): the round cannot start. Its clients leave
       // and the draw is skipped, like an empty one.
@@ -375,6 +377,12 @@ SimSummary run_simulation(const SimConfig& config, const ProgressFn& progress,
     check_no_refusal(coordinator.on_round_recorded(clock.now()));
   }
   trainer.release_workers();
+  if (coordinator.budget_spent()) {
+    if (summary.rounds == 0) {
+      throw Error("the privacy budget allows no round: " + *coordinator.budget_spent());
+    }
+    summary.stopped_by_budget = *coordinator.budget_spent();
+  }
   codec::write_model_file(outputs.dir() / "final_model.sotto", final_model);
   summary.total_seconds = since(start);
   nlohmann::json extra = {{"model_bytes", model_bytes}, {"ranks", cluster.size()}, {"transport", "memory"}};

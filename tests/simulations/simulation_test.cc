@@ -177,6 +177,31 @@ TEST_CASE("distributed DP in simulation is amplified by poisson sampling against
   std::filesystem::remove_all(c.output_dir);
 }
 
+TEST_CASE("a simulation whose privacy budget runs out before rounds.total stops cleanly and says why") {
+  // With z = 1 and q = 0.3 the rounds cost 3.557 then about 1.36 each (delta 1e-5): a budget of 5 allows two.
+  const std::vector<std::string> o = {"population=30", "sampling=poisson", "sampling_rate=0.3", "rounds=40",
+                                      "secure_aggregation.enabled=true", "secure_aggregation.bits=16",
+                                      "privacy.noise_multiplier=1.0", "privacy.clip_norm=1.0", "privacy.min_survivors=3"};
+  auto with_budget = [&](const std::string& name, const std::string& epsilon) {
+    auto options = o;
+    options.push_back("privacy.target_epsilon=" + epsilon);
+    return tiny(name, options);
+  };
+  auto c = with_budget("budget-stop", "5");
+  const auto s = sim::run_simulation(c);
+  CHECK(s.rounds == 2);
+  CHECK_THAT(s.stopped_by_budget, Catch::Contains("round 3 would bring the epsilon spent to"));
+  const auto summary = nlohmann::json::parse(std::ifstream(c.output_dir / "summary.json"));
+  CHECK(summary.at("stopped_by_budget").get<std::string>() == s.stopped_by_budget);
+  CHECK(std::filesystem::exists(c.output_dir / "final_model.sotto"));
+  std::filesystem::remove_all(c.output_dir);
+
+  auto none = with_budget("budget-none", "3");
+  CHECK_THROWS_WITH(sim::run_simulation(none), Catch::Contains("the privacy budget allows no round") &&
+                                                   Catch::Contains("privacy.target_epsilon = 3"));
+  std::filesystem::remove_all(none.output_dir);
+}
+
 TEST_CASE("adaptive clipping in simulation grows a clip norm that clips every update, round after round") {
   // Every update after an epoch of SGD is far longer than 10^-4 (and the model, moved that little, stays where it
   // was): every bit says "clipped" (b_bar near 0, its noise 1.2/12 with twelve clients expected, all adding noise
