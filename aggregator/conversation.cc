@@ -219,8 +219,8 @@ asio::awaitable<void> Conversation::receive_update(std::shared_ptr<Connection> c
   }
   MaskedUpload upload{summary, {}};
   try {
-    upload.input.y = secagg::masked_input_words(*stream.parameters, secure->bits,
-                                                static_cast<std::size_t>(secure->vector_length));
+    upload.input = secagg::masked_input_of(std::move(*stream.parameters), secure->bits,
+                                           static_cast<std::size_t>(secure->vector_length));
   } catch (const Error& e) {  // the stream's tensor is not a masked input of this round
     violation(c, v1::ERROR_CODE_INVALID_UPDATE, e.what());
     co_return;

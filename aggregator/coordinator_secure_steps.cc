@@ -46,7 +46,7 @@ Actions RoundCoordinator::on_masked_input(ConnectionId conn, MaskedUpload upload
   if (auto invalid = check_update(upload)) {
     refusal = Refusal{v1::ERROR_CODE_INVALID_UPDATE, *invalid};
   } else {
-    refusal = secure_->on_masked_input(conn, upload.input);
+    refusal = secure_->on_masked_input(conn, std::move(upload.input));  // the rest of upload stays
   }
   if (!refusal) {
     const std::string& client_id = cohort_.at(conn).client_id;

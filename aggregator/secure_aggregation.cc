@@ -129,8 +129,9 @@ std::optional<Refusal> SecureAggregationRound::on_shares(ConnectionId conn,
               [&](secagg::ClientIndex i) { session_.on_encrypted_shares(i, secagg::EncryptedShares{shares}); });
 }
 
-std::optional<Refusal> SecureAggregationRound::on_masked_input(ConnectionId conn, const secagg::MaskedInput& input) {
-  return feed(conn, secagg::Step::kMaskedInput, [&](secagg::ClientIndex i) { session_.on_masked_input(i, input); });
+std::optional<Refusal> SecureAggregationRound::on_masked_input(ConnectionId conn, secagg::MaskedInput input) {
+  return feed(conn, secagg::Step::kMaskedInput,
+              [&](secagg::ClientIndex i) { session_.on_masked_input(i, std::move(input)); });
 }
 
 std::optional<Refusal> SecureAggregationRound::on_unmask(ConnectionId conn, const secagg::UnmaskResponse& response) {

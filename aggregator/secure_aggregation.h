@@ -59,7 +59,7 @@ class SecureAggregationRound {
   // or refused by the session, which is then unchanged.
   std::optional<Refusal> on_advertise(ConnectionId conn, const secagg::AdvertiseKeys& keys);
   std::optional<Refusal> on_shares(ConnectionId conn, const std::vector<secagg::EncryptedShare>& shares);
-  std::optional<Refusal> on_masked_input(ConnectionId conn, const secagg::MaskedInput& input);
+  std::optional<Refusal> on_masked_input(ConnectionId conn, secagg::MaskedInput input);
   std::optional<Refusal> on_unmask(ConnectionId conn, const secagg::UnmaskResponse& response);
   // An accusation from `conn`, sent just before its masked input. The session judges it (server_session.h) and the
   // convictions go into report().convicted; returns who must now leave the round, convicted — each convicted

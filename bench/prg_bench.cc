@@ -28,7 +28,24 @@ void BM_AddMask(benchmark::State& state) {
   }
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * state.range(0) * 4);
 }
-BENCHMARK(BM_AddMask)->Arg(80396)->Arg(1 << 20)->Arg(1 << 24);
+BENCHMARK(BM_AddMask)->Arg(4)->Arg(80396)->Arg(1 << 20)->Arg(1 << 24);
+
+// Several masks in one add_masks call, as the server unmasks and the client masks: args {words, masks}. Bytes are
+// keystream bytes (words x masks x 4), comparable with the raw keystream's.
+void BM_AddMasks(benchmark::State& state) {
+  std::vector<std::uint32_t> acc(static_cast<std::size_t>(state.range(0)), 0);
+  std::vector<SecretArray<32>> seeds;
+  for (std::int64_t s = 0; s < state.range(1); ++s) seeds.push_back(random_secret<32>());
+  std::vector<MaskTerm> terms;
+  for (const auto& seed : seeds) terms.push_back({seed, MaskSign::kSubtract});
+  for (auto _ : state) {
+    add_masks(acc, terms);
+    benchmark::DoNotOptimize(acc.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * state.range(0) * state.range(1) * 4);
+}
+BENCHMARK(BM_AddMasks)->Args({1 << 20, 37})->Args({1 << 24, 8});
 
 // The same amount of raw keystream straight from EVP, one context, 64 KiB per call: the ceiling for add_mask.
 void BM_RawAes128CtrKeystream(benchmark::State& state) {

@@ -10,12 +10,18 @@
 //   client ms   mean over the surviving clients of the CPU time of their four steps (start, on_key_directory,
 //               on_shares, on_unmask_request); every client runs and is timed, so the mean is over all survivors;
 //   server ms   the sum over every on_* and close_* call of the ServerSession, with the part spent in
-//               on_masked_input (adding the masked inputs) and in close_unmasking (Shamir reconstruction of the
+//               summing (below) and in close_unmasking (Shamir reconstruction of the
 //               seeds and keys, X25519 for the dropped clients' seeds, and the mask expansion) shown apart;
-//   plain sum   adding n_surv plain uint32 vectors of length m into an accumulator (vectors from a pool of 8
-//               distinct buffers, so at m = 1M they do not sit in cache);
-//   PRG + sum   the plain sum plus add_mask over exactly as many seeds as the server expands: one self mask per
-//               survivor and, for each dropped client, one pairwise mask per surviving neighbour;
+//   client masking   the part of a client's CPU time inside on_shares (deriving its pairwise seeds and adding
+//               its 1 + k masks), against raw keystream for 1 + k masks of m words;
+//   summing     the server's on_masked_input calls and close_masked_input (holding each input, packed as it arrives over the wire at
+//               the round's width, and adding it once no neighbour can accuse its sender), against the plain sum;
+//   plain sum   adding n_surv plain uint32 vectors of length m into an accumulator (one distinct vector per
+//               survivor up to 1 GiB of them, so that they are no warmer in cache than the masked inputs were);
+//   floor       the plain sum plus raw AES-128-CTR keystream (raw_keystream_seconds: EVP over 16 KiB buffers, as
+//               `openssl speed -evp aes-128-ctr`) for exactly as many masks as the server expands: one self mask
+//               per survivor and, for each dropped client, one pairwise mask per surviving neighbour; measured in
+//               the same process right after the round;
 //   upload      per surviving client, in struct sizes: AdvertiseKeys (32 B + 36 B per neighbour: index and channel
 //               key) + for each EncryptedShare 4 B (peer) +
 //               its ciphertext + MaskedInput (4 B per word) + for each RevealedShare 4 B (owner) + its share bytes;
@@ -26,18 +32,22 @@
 // (or an aborted round) exits with status 1.
 //
 // Inputs: client i's word w is 2654435761·i + 40503·w + 1 mod 2^32, generated when the session is created; the
-// session owns it until on_shares moves it into the masked input, which is dropped once the server has summed it.
+// session owns it until on_shares moves it into the masked input, which reaches the server packed at the round's
+// width (as_on_the_wire, untimed) and is dropped once the server has summed it.
 // So at most n·4m bytes of inputs are resident at once (between R0 and R2).
 //
 // Run: sotto_bench_secagg [--header] [kind:n:m:d ...], kind = full (k = n-1, t = floor(k/2)+1 as in
 // complete_graph_parameters) or plus (k, t from find_parameters(n, max(d, 0.1), 0.05)); with no configuration,
-// the grid of BENCHMARKS.md. `sotto_bench_secagg --params` prints k and t for the grid's n and d.
+// the grid of BENCHMARKS.md (and `--header` alone prints the table's header, nothing else). `sotto_bench_secagg --params` prints k and t for the grid's n and d.
+#include <openssl/evp.h>
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <exception>
 #include <map>
@@ -52,6 +62,7 @@
 #include "common/secagg/client_session.h"
 #include "common/secagg/graph.h"
 #include "common/secagg/messages.h"
+#include "common/secagg/packed_words.h"
 #include "common/secagg/parameters.h"
 #include "common/secagg/server_session.h"
 
@@ -90,6 +101,39 @@ struct Stopwatch {
   }
 };
 
+[[noreturn]] void die(const std::string& why) {
+  std::fprintf(stderr, "sotto_bench_secagg: FAILED: %s\n", why.c_str());
+  std::fflush(stdout);
+  std::exit(1);
+}
+
+// CPU seconds of raw AES-128-CTR keystream for `masks` keys of `words` words each, made as `openssl speed -evp
+// aes-128-ctr` makes it: a key schedule per key, then 16 KiB per EVP call into one buffer that stays in cache, and
+// nothing added anywhere. The floor for the mask expansion: no protocol can expand masks with less.
+double raw_keystream_seconds(std::size_t masks, std::size_t words) {
+  constexpr std::size_t kCallBytes = 16384;
+  std::vector<std::uint8_t> zeros(kCallBytes, 0), out(kCallBytes);
+  EVP_CIPHER* cipher = EVP_CIPHER_fetch(nullptr, "AES-128-CTR", nullptr);
+  EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
+  std::vector<std::array<std::uint8_t, 32>> keys(masks);
+  for (auto& key : keys) sotto::crypto::random_bytes(key);
+  const double start = thread_cpu_seconds();
+  for (const auto& key : keys) {
+    if (EVP_EncryptInit_ex2(ctx, cipher, key.data(), key.data() + 16, nullptr) != 1) die("AES-128-CTR init");
+    for (std::size_t done = 0; done < 4 * words; done += kCallBytes) {
+      int length = 0;
+      const auto n = static_cast<int>(std::min(kCallBytes, 4 * words - done));
+      if (EVP_EncryptUpdate(ctx, out.data(), &length, zeros.data(), n) != 1) die("AES-128-CTR keystream");
+    }
+  }
+  const double seconds = thread_cpu_seconds() - start;
+  volatile std::uint8_t sink = out[0];
+  (void)sink;
+  EVP_CIPHER_CTX_free(ctx);
+  EVP_CIPHER_free(cipher);
+  return seconds;
+}
+
 constexpr std::uint32_t kA = 2654435761u;
 constexpr std::uint32_t kB = 40503u;
 
@@ -98,6 +142,16 @@ std::vector<std::uint32_t> make_input(ClientIndex i, std::size_t m) {
   const std::uint32_t base = kA * i + 1;
   for (std::size_t w = 0; w < m; ++w) v[w] = base + kB * static_cast<std::uint32_t>(w);
   return v;
+}
+
+// A masked input as the daemon's server session gets it: its words packed at the round's width, in the bytes that
+// arrived (secagg::masked_input_of), so that the server adds them without unpacking.
+MaskedInput as_on_the_wire(MaskedInput words, std::uint32_t bits) {
+  const auto bytes = pack_words(words.y, bits);
+  MaskedInput out;
+  out.packed.resize(bytes.size());
+  std::memcpy(out.packed.data(), bytes.data(), bytes.size());
+  return out;
 }
 
 struct Config {
@@ -116,12 +170,6 @@ std::string human(std::size_t m) {
   if (m % 1000000 == 0) return std::to_string(m / 1000000) + "M";
   if (m % 1000 == 0) return std::to_string(m / 1000) + "K";
   return std::to_string(m);
-}
-
-[[noreturn]] void die(const std::string& why) {
-  std::fprintf(stderr, "sotto_bench_secagg: FAILED: %s\n", why.c_str());
-  std::fflush(stdout);
-  std::exit(1);
 }
 
 void run(const Config& c) {
@@ -148,6 +196,7 @@ void run(const Config& c) {
   Stopwatch summing_watch;    // the part of server_watch inside on_masked_input
   Stopwatch unmasking_watch;  // the part of server_watch inside close_unmasking
   std::vector<Stopwatch> client_watch(c.n);
+  std::vector<double> masking_cpu(c.n, 0);  // the part of client_watch inside on_shares (the masking)
   std::vector<std::size_t> upload(c.n, 0), download(c.n, 0);
 
   ServerSession server = server_watch.time([&] { return ServerSession(config); });
@@ -177,16 +226,21 @@ void run(const Config& c) {
   for (auto& [i, shares] : for_you) {
     for (const auto& s : shares.shares) download[i] += 4 + s.ciphertext.size();
     if (drops[i]) continue;
+    const double client_before = client_watch[i].cpu;
     MaskedInput masked = client_watch[i].time([&] { return clients[i].on_shares(shares).input; });
-    upload[i] += 4 * masked.y.size();
+    masking_cpu[i] = client_watch[i].cpu - client_before;
+    masked = as_on_the_wire(std::move(masked), config.bits);  // untimed: the daemon receives it packed
+    upload[i] += masked.packed.size();
     const double before = server_watch.cpu;
-    server_watch.time([&] { server.on_masked_input(i, masked); return 0; });
+    server_watch.time([&] { server.on_masked_input(i, std::move(masked)); return 0; });
     summing_watch.cpu += server_watch.cpu - before;
     survivor_index_sum += i;
     ++n_surv;
   }  // each masked input is freed here, once summed
   for_you.clear();
+  const double before_close = server_watch.cpu;  // close_masked_input adds the inputs still held
   std::map<ClientIndex, UnmaskRequest> requests = server_watch.time([&] { return server.close_masked_input(); });
+  summing_watch.cpu += server_watch.cpu - before_close;
   // R3
   for (const auto& [i, request] : requests) {
     download[i] += 4 * (request.survivors.size() + request.dropped.size());
@@ -225,16 +279,18 @@ void run(const Config& c) {
   }
 
   // Client figures: mean over survivors (four steps).
-  double client_cpu = 0, client_max = 0;
+  double client_cpu = 0, client_max = 0, client_masking = 0;
   std::size_t up = 0, down = 0;
   for (ClientIndex i = 0; i < c.n; ++i) {
     if (drops[i]) continue;
     client_cpu += client_watch[i].cpu;
+    client_masking += masking_cpu[i];
     client_max = std::max(client_max, client_watch[i].cpu);
     up += upload[i];
     down += download[i];
   }
   client_cpu /= n_surv;
+  client_masking /= n_surv;
   const double up_mean = static_cast<double>(up) / n_surv;
   const double down_mean = static_cast<double>(down) / n_surv;
 
@@ -243,7 +299,8 @@ void run(const Config& c) {
   result.sum.shrink_to_fit();
 
   // Baselines, same process, right after the round.
-  const std::size_t pool_size = std::min<std::size_t>(8, n_surv);
+  // As many distinct vectors as the survivors, up to 1 GiB of them: as cold in cache as the masked inputs were.
+  const std::size_t pool_size = std::min<std::size_t>(n_surv, std::max<std::size_t>(8, (std::size_t{1} << 28) / c.m));
   std::vector<std::vector<std::uint32_t>> pool;
   for (std::size_t v = 0; v < pool_size; ++v) pool.push_back(make_input(static_cast<ClientIndex>(v), c.m));
   std::vector<std::uint32_t> acc(c.m, 0);
@@ -255,39 +312,31 @@ void run(const Config& c) {
   };
   Stopwatch sum_watch;
   sum_watch.time([&] { plain_sum(); return 0; });
-  std::vector<sotto::crypto::SecretArray<32>> seeds;
-  seeds.reserve(masks);
-  for (std::size_t s = 0; s < masks; ++s) seeds.push_back(sotto::crypto::random_secret<32>());
-  std::fill(acc.begin(), acc.end(), 0u);
-  Stopwatch prg_watch;
-  prg_watch.time([&] {
-    plain_sum();
-    for (const auto& seed : seeds) sotto::crypto::add_mask(acc, seed, sotto::crypto::MaskSign::kSubtract);
-    return 0;
-  });
-  volatile std::uint32_t sink = acc[c.m / 2];
-  (void)sink;
-
+  const double floor_seconds = sum_watch.cpu + raw_keystream_seconds(masks, c.m);
+  // A surviving client masks with its self mask and one pairwise mask per neighbour (every neighbour shared).
+  const double client_floor_seconds = raw_keystream_seconds(1 + p.k, c.m);
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
   const double plain_up = 4.0 * static_cast<double>(c.m);
   std::printf(
-      "| %s | %u | %s | %.0f%% | %u | %u | %u | %zu | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.2f | "
-      "%.0f | %.4f | %.0f | %.1f | %ld | ok |\n",
+      "| %s | %u | %s | %.0f%% | %u | %u | %u | %zu | %.1f | %.1f | %.1f | %.2f | %.1f | %.1f | %.1f | %.1f | %.2f | "
+      "%.1f | %.1f | %.2f | %.0f | %.4f | %.0f | %.1f | %ld | ok |\n",
       c.kind == "full" ? "n−1" : "SecAgg+", c.n, human(c.m).c_str(), 100 * c.d, p.k, p.t, n_surv, masks,
-      1e3 * client_cpu, 1e3 * client_max, 1e3 * server_watch.cpu, 1e3 * summing_watch.cpu, 1e3 * unmasking_watch.cpu,
-      1e3 * server_watch.wall, 1e3 * sum_watch.cpu,
-      1e3 * prg_watch.cpu, server_watch.cpu / prg_watch.cpu, up_mean, up_mean / plain_up, down_mean, round_wall,
-      ru.ru_maxrss / 1024);
+      1e3 * client_cpu, 1e3 * client_max, 1e3 * client_masking, client_masking / client_floor_seconds,
+      1e3 * server_watch.cpu, 1e3 * summing_watch.cpu, 1e3 * unmasking_watch.cpu, 1e3 * sum_watch.cpu,
+      summing_watch.cpu / sum_watch.cpu, 1e3 * server_watch.wall, 1e3 * floor_seconds,
+      server_watch.cpu / floor_seconds, up_mean, up_mean / plain_up, down_mean, round_wall, ru.ru_maxrss / 1024);
   std::fflush(stdout);
 }
 
 void header() {
   std::printf(
-      "| k | n | m | dropout | k | t | survivors | masks the server expands | client CPU ms (mean, 4 steps) | "
-      "client CPU ms (max) | server CPU ms | of which summing (on_masked_input) | of which unmasking (close_unmasking) | server wall ms | plain sum ms | PRG + sum ms | server / (PRG + sum) | "
+      "| graph | n | m | dropout | k | t | survivors | masks the server expands | client CPU ms (mean, 4 steps) | "
+      "client CPU ms (max) | client masking ms (on_shares) | masking / floor | server CPU ms | "
+      "of which summing (on_masked_input, close_masked_input) | of which unmasking (close_unmasking) | plain sum ms | summing / plain sum | "
+      "server wall ms | floor ms (raw AES-CTR + plain sum) | server / floor | "
       "upload B/client | upload / plain 4m | download B/client | round wall s | peak RSS MiB | sum |\n");
-  std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   std::fflush(stdout);
 }
 
@@ -345,8 +394,9 @@ int main(int argc, char** argv) {
         grid.push_back(parse(arg));
       }
     }
-    if (grid.empty()) grid = default_grid();
     if (want_header) header();
+    if (grid.empty() && want_header && argc > 1) return 0;  // --header alone: the table's header, nothing run
+    if (grid.empty()) grid = default_grid();
     for (const Config& c : grid) run(c);
   } catch (const std::exception& e) {
     die(e.what());

@@ -5,9 +5,14 @@
 // Construction: (key || iv) = HKDF-SHA256(ikm = seed, salt = empty, info = kPrgInfo, 32 bytes); the AES-128 key is
 // the first 16 bytes, the initial 128-bit counter block the last 16; the keystream is AES-128-CTR(key, iv) over
 // zeros (OpenSSL increments the whole block, big-endian); word i is keystream bytes 4i..4i+3, little-endian.
-// Invariants: the same seed always gives the same words on every platform; add_mask(acc, s, kAdd) followed by
-// add_mask(acc, s, kSubtract) restores acc; add_mask never allocates more than one 8 KiB block, whatever acc's
-// length, and wipes that block and the derived key when it returns.
+//
+// Speed: the keystream is made 8 KiB at a time (it stays in L1) and added into the accumulator in the same pass,
+// by a loop the compiler vectorises (AVX2 where the CPU has it). add_masks applies many masks per pass over a
+// cache-sized stretch of the accumulator, so a long vector crosses memory once per group of masks instead of once
+// per mask; the server's unmasking and the client's masking use it.
+// Invariants: the same seed always gives the same words on every platform; adding a mask then subtracting it
+// restores acc; the only memory allocated is one cipher context per mask of a group (at most kMaskGroup) and one
+// 8 KiB block on the stack, and the block and every derived key are wiped before returning.
 #pragma once
 
 #include <cstddef>
@@ -22,8 +27,20 @@ inline constexpr std::string_view kPrgInfo = "sotto-secagg-prg-v1";
 
 enum class MaskSign { kAdd, kSubtract };
 
+// One mask to apply: its seed (16 or 32 bytes, borrowed for the call) and whether it is added or subtracted.
+struct MaskTerm {
+  std::span<const std::uint8_t> seed;
+  MaskSign sign = MaskSign::kAdd;
+};
+
+// Cipher contexts alive at once in add_masks; more terms take more passes over acc.
+inline constexpr std::size_t kMaskGroup = 256;
+
 // acc[i] = acc[i] +/- word_i(seed) mod 2^32 for every i. The seed must be 16 or 32 bytes (sotto::Error otherwise).
 void add_mask(std::span<std::uint32_t> acc, std::span<const std::uint8_t> seed, MaskSign sign);
+
+// The same for every term, in one pass over acc per kMaskGroup terms. Every seed is checked before acc changes.
+void add_masks(std::span<std::uint32_t> acc, std::span<const MaskTerm> terms);
 
 // The first `words` PRG words of `seed`.
 std::vector<std::uint32_t> expand_mask(std::span<const std::uint8_t> seed, std::size_t words);

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <vector>
@@ -82,8 +83,11 @@ struct SharesForYou {
 };
 
 // R2 client -> server: y = x + PRG(b) + sum over neighbours j that shared at R1 of ±PRG(s_ij), mod 2^32.
+// The words come unpacked (y), or as they travel (packed at RoundConfig::bits, packed_words.h; y is then empty):
+// the server adds packed words straight into its sum.
 struct MaskedInput {
   std::vector<std::uint32_t> y;
+  std::vector<std::byte> packed;
 };
 
 // One pair's channel private key, revealed in an accusation.

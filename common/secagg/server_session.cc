@@ -1,11 +1,14 @@
 #include "common/secagg/server_session.h"
 
 #include <algorithm>
+#include <optional>
+#include <span>
 #include <utility>
 
 #include "common/crypto/prg.h"
 #include "common/crypto/random.h"
 #include "common/secagg/client_session.h"
+#include "common/secagg/packed_words.h"
 #include "common/secagg/share_envelope.h"
 #include "common/util/error.h"
 
@@ -16,6 +19,18 @@ namespace {
 const char* step_name(int step) {
   static const char* const kNames[] = {"advertise keys", "share keys", "masked input", "unmasking", "done", "aborted"};
   return kNames[step];
+}
+
+// The index of the first word at or above 2^bits, if any: one OR over every word (a loop the compiler vectorises),
+// and a search only when that finds a high bit.
+std::optional<std::size_t> first_word_at_or_above(std::span<const std::uint32_t> y, std::uint32_t bits) {
+  if (bits >= 32) return std::nullopt;
+  const std::uint32_t high = ~modulus_mask(bits);
+  std::uint32_t any = 0;
+  for (std::uint32_t w : y) any |= w & high;
+  if (any == 0) return std::nullopt;
+  return static_cast<std::size_t>(std::find_if(y.begin(), y.end(), [&](std::uint32_t w) { return (w & high) != 0; }) -
+                                  y.begin());
 }
 
 }  // namespace
@@ -209,23 +224,11 @@ std::map<ClientIndex, SharesForYou> ServerSession::close_share_keys() {
 
 // R2 ------------------------------------------------------------------------------------------------------------
 
-void ServerSession::on_masked_input(ClientIndex index, const MaskedInput& input) {
+void ServerSession::on_masked_input(ClientIndex index, MaskedInput input) {
   expect(Step::kMaskedInput, "a masked input");
   check_index(index, Reached::kShared, "a masked input");
-  if (input.y.size() != config_.vector_length) {
-    throw Error("secagg: server, round " + std::to_string(config_.round_id) + ": the masked input of client " +
-                std::to_string(index) + " rejected: it has " + std::to_string(input.y.size()) + " entries, expected " +
-                std::to_string(config_.vector_length));
-  }
-  const std::uint32_t keep = modulus_mask(config_.bits);
-  for (std::size_t i = 0; i < input.y.size(); ++i) {
-    if (input.y[i] > keep) {
-      throw Error("secagg: server, round " + std::to_string(config_.round_id) + ": the masked input of client " +
-                  std::to_string(index) + " rejected: word " + std::to_string(i) + " is not below 2^" +
-                  std::to_string(config_.bits));
-    }
-  }
-  held_.emplace(index, input.y);
+  check_masked_input(index, input);
+  held_.emplace(index, std::move(input));
   held_order_.push_back(index);
   reached_[index] = Reached::kMasked;
   const auto around = graph_->neighbours(index);
@@ -237,9 +240,35 @@ void ServerSession::on_masked_input(ClientIndex index, const MaskedInput& input)
   }
 }
 
+// Unpacked words are checked to be below 2^bits; packed ones cannot be anything else, so only their size is.
+void ServerSession::check_masked_input(ClientIndex index, const MaskedInput& input) const {
+  const std::string rejected = "secagg: server, round " + std::to_string(config_.round_id) +
+                               ": the masked input of client " + std::to_string(index) + " rejected: ";
+  const std::size_t packed_bytes = masked_input_bytes(config_.vector_length, config_.bits);
+  if (!input.y.empty() && !input.packed.empty()) throw Error(rejected + "it has both words and packed words");
+  if (input.y.empty() && input.packed.size() != packed_bytes) {
+    throw Error(rejected + "it has " + std::to_string(input.packed.size()) + " packed bytes, expected " +
+                std::to_string(packed_bytes) + " (" + std::to_string(config_.vector_length) + " words of " +
+                std::to_string(config_.bits) + " bits)");
+  }
+  if (input.y.empty()) return;
+  if (input.y.size() != config_.vector_length) {
+    throw Error(rejected + "it has " + std::to_string(input.y.size()) + " entries, expected " +
+                std::to_string(config_.vector_length));
+  }
+  if (const auto over = first_word_at_or_above(input.y, config_.bits)) {
+    throw Error(rejected + "word " + std::to_string(*over) + " is not below 2^" + std::to_string(config_.bits));
+  }
+}
+
 void ServerSession::add_held(ClientIndex index) {
-  const auto& y = held_.at(index);
-  for (std::size_t i = 0; i < sum_.size(); ++i) sum_[i] += y[i];  // mod 2^32, reduced mod 2^bits at the end
+  const MaskedInput& input = held_.at(index);
+  if (input.y.empty()) {  // mod 2^32, reduced mod 2^bits at the end
+    add_packed_words(sum_, {reinterpret_cast<const std::uint8_t*>(input.packed.data()), input.packed.size()},
+                     config_.bits);
+  } else {
+    for (std::size_t i = 0; i < sum_.size(); ++i) sum_[i] += input.y[i];
+  }
   held_.erase(index);
 }
 
@@ -325,6 +354,31 @@ void ServerSession::on_unmask_response(ClientIndex index, const UnmaskResponse& 
   reached_[index] = Reached::kResponded;
 }
 
+ServerSession::UnmaskingSeeds ServerSession::unmasking_seeds(const std::vector<ClientIndex>& survivors,
+                                                            const std::vector<ClientIndex>& dropped) {
+  UnmaskingSeeds out;
+  std::vector<crypto::MaskSign> signs;
+  for (ClientIndex u : survivors) {
+    out.seeds.push_back(crypto::reconstruct(self_mask_shares_[u], config_.t));
+    signs.push_back(crypto::MaskSign::kSubtract);
+  }
+  for (ClientIndex d : dropped) {
+    const auto private_key = crypto::reconstruct(mask_key_shares_[d], config_.t);
+    const auto key_pair = crypto::X25519KeyPair::from_private_bytes(private_key);
+    if (key_pair.public_key() != keys_[d]->mask_public) {
+      abort_round("the shares of dropped client " + std::to_string(d) +
+                  "'s mask key reconstruct a key that does not match its advertised public key");
+    }
+    for (ClientIndex u : neighbours_at(d, Reached::kMasked)) {
+      // u added +PRG(s_ud) if u < d and -PRG(s_ud) otherwise; take it back out.
+      out.seeds.push_back(pairwise_mask_seed(key_pair, keys_[u]->mask_public, config_.round_id, u, d));
+      signs.push_back(u < d ? crypto::MaskSign::kSubtract : crypto::MaskSign::kAdd);
+    }
+  }
+  for (std::size_t s = 0; s < out.seeds.size(); ++s) out.terms.push_back({out.seeds[s], signs[s]});
+  return out;
+}
+
 AggregationResult ServerSession::close_unmasking() {
   expect(Step::kUnmasking, "closing unmasking");
   AggregationResult result;
@@ -355,23 +409,8 @@ AggregationResult ServerSession::close_unmasking() {
 
   result.sum = std::move(sum_);
   try {
-    for (ClientIndex u : result.survivors) {
-      const auto seed = crypto::reconstruct(self_mask_shares_[u], config_.t);
-      crypto::add_mask(result.sum, seed, crypto::MaskSign::kSubtract);
-    }
-    for (ClientIndex d : dropped) {
-      const auto private_key = crypto::reconstruct(mask_key_shares_[d], config_.t);
-      const auto key_pair = crypto::X25519KeyPair::from_private_bytes(private_key);
-      if (key_pair.public_key() != keys_[d]->mask_public) {
-        abort_round("the shares of dropped client " + std::to_string(d) +
-                    "'s mask key reconstruct a key that does not match its advertised public key");
-      }
-      for (ClientIndex u : neighbours_at(d, Reached::kMasked)) {
-        // u added +PRG(s_ud) if u < d and -PRG(s_ud) otherwise; take it back out.
-        const auto seed = pairwise_mask_seed(key_pair, keys_[u]->mask_public, config_.round_id, u, d);
-        crypto::add_mask(result.sum, seed, u < d ? crypto::MaskSign::kSubtract : crypto::MaskSign::kAdd);
-      }
-    }
+    const UnmaskingSeeds seeds = unmasking_seeds(result.survivors, dropped);
+    crypto::add_masks(result.sum, seeds.terms);  // one pass over the sum per kMaskGroup masks
   } catch (const Error& e) {
     if (step_ == Step::kAborted) throw;
     abort_round(std::string("unmasking failed: ") + e.what());

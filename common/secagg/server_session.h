@@ -42,6 +42,7 @@
 #include <string>
 #include <vector>
 
+#include "common/crypto/prg.h"
 #include "common/crypto/shamir.h"
 #include "common/crypto/x25519.h"
 #include "common/secagg/graph.h"
@@ -72,7 +73,7 @@ class ServerSession {
   void on_encrypted_shares(ClientIndex index, const EncryptedShares& shares);
   std::map<ClientIndex, SharesForYou> close_share_keys();
 
-  void on_masked_input(ClientIndex index, const MaskedInput& input);
+  void on_masked_input(ClientIndex index, MaskedInput input);
   // Throws sotto::Error, changing nothing, for an accusation from a client that cannot make one now (after its
   // masked input, or a second one) or that names a client which sent it no shares.
   Verdict on_accusation(ClientIndex accuser, const Accusation& accusation);
@@ -106,7 +107,15 @@ class ServerSession {
   void exclude(Offence& offence);
   // Adds each held input among `candidates` whose sender no neighbour can accuse any more.
   void add_settled(const std::vector<ClientIndex>& candidates);
+  void check_masked_input(ClientIndex index, const MaskedInput& input) const;
   void add_held(ClientIndex index);
+  // The masks unmasking removes: each survivor's self mask and, for each dropped client, its pairwise mask with
+  // each surviving neighbour (its key checked against the one it advertised). `terms` borrow from `seeds`.
+  struct UnmaskingSeeds {
+    std::vector<crypto::ShamirSecret> seeds;  // wiped when let go
+    std::vector<crypto::MaskTerm> terms;
+  };
+  UnmaskingSeeds unmasking_seeds(const std::vector<ClientIndex>& survivors, const std::vector<ClientIndex>& dropped);
 
   RoundConfig config_;
   Step step_ = Step::kAdvertise;
@@ -120,7 +129,7 @@ class ServerSession {
   std::vector<std::vector<EncryptedShare>> inbox_;            // per recipient: (sender, ciphertext)
   std::vector<std::vector<EncryptedShare>> relayed_;          // per recipient, kept through R2 to judge accusations
   std::vector<std::uint32_t> sum_;                            // sum of the masked inputs added so far
-  std::map<ClientIndex, std::vector<std::uint32_t>> held_;    // masked inputs not yet added
+  std::map<ClientIndex, MaskedInput> held_;                   // masked inputs not yet added
   std::vector<ClientIndex> held_order_;                       // arrival order of held_ (some already added)
   std::vector<std::vector<crypto::Share>> self_mask_shares_;  // per owner, revealed at R3
   std::vector<std::vector<crypto::Share>> mask_key_shares_;   // per owner, revealed at R3

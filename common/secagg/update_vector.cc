@@ -16,35 +16,6 @@ std::size_t floating_length(const model::ModelParameters& params) {
   return n;
 }
 
-std::size_t masked_input_bytes(std::size_t count, std::uint32_t bits) { return (count * bits + 7) / 8; }
-
-std::vector<std::uint8_t> pack_words(std::span<const std::uint32_t> words, std::uint32_t bits) {
-  std::vector<std::uint8_t> out(masked_input_bytes(words.size(), bits), 0);
-  std::size_t bit = 0;
-  for (std::uint32_t w : words) {
-    for (std::uint32_t b = 0; b < bits; ++b, ++bit) {
-      if ((w >> b) & 1u) out[bit / 8] |= static_cast<std::uint8_t>(1u << (bit % 8));
-    }
-  }
-  return out;
-}
-
-std::vector<std::uint32_t> unpack_words(std::span<const std::uint8_t> bytes, std::uint32_t bits, std::size_t count) {
-  if (bytes.size() != masked_input_bytes(count, bits)) {
-    throw Error("packed words: " + std::to_string(bytes.size()) + " bytes, expected " +
-                std::to_string(masked_input_bytes(count, bits)) + " for " + std::to_string(count) + " words of " +
-                std::to_string(bits) + " bits");
-  }
-  std::vector<std::uint32_t> out(count, 0);
-  std::size_t bit = 0;
-  for (auto& w : out) {
-    for (std::uint32_t b = 0; b < bits; ++b, ++bit) {
-      if ((bytes[bit / 8] >> (bit % 8)) & 1u) w |= std::uint32_t{1} << b;
-    }
-  }
-  return out;
-}
-
 model::ModelParameters masked_input_parameters(std::span<const std::uint32_t> masked, std::uint32_t bits) {
   if (bits >= 32) {
     model::Tensor t{kMaskedInputTensor, model::DType::kInt32, {static_cast<std::int64_t>(masked.size())},
@@ -59,8 +30,7 @@ model::ModelParameters masked_input_parameters(std::span<const std::uint32_t> ma
   return model::ModelParameters({std::move(t)});
 }
 
-std::vector<std::uint32_t> masked_input_words(const model::ModelParameters& update, std::uint32_t bits,
-                                              std::size_t count) {
+MaskedInput masked_input_of(model::ModelParameters update, std::uint32_t bits, std::size_t count) {
   const model::Tensor* t = update.find(kMaskedInputTensor);
   const model::DType want = bits >= 32 ? model::DType::kInt32 : model::DType::kUInt8;
   const std::size_t want_elements = bits >= 32 ? count : masked_input_bytes(count, bits);
@@ -69,12 +39,10 @@ std::vector<std::uint32_t> masked_input_words(const model::ModelParameters& upda
                 " tensor named " + kMaskedInputTensor + " of " + std::to_string(want_elements) + " elements" +
                 (bits >= 32 ? "" : " (" + std::to_string(count) + " words packed at " + std::to_string(bits) + " bits)"));
   }
-  if (bits >= 32) {
-    auto words = t->as<std::int32_t>();
-    return std::vector<std::uint32_t>(words.begin(), words.end());
-  }
-  auto bytes = t->as<std::uint8_t>();
-  return unpack_words(std::span<const std::uint8_t>(bytes.data(), bytes.size()), bits, count);
+  // The int32 tensor of a 32-bit input holds its words little-endian, as they are packed at 32 bits.
+  MaskedInput input;
+  input.packed = std::move(update.mutable_tensors().front().data);
+  return input;
 }
 
 std::vector<float> flatten_floating(const model::ModelParameters& params) {

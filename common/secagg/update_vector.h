@@ -10,6 +10,8 @@
 #include <vector>
 
 #include "common/model/parameters.h"
+#include "common/secagg/messages.h"
+#include "common/secagg/packed_words.h"
 
 namespace sotto::secagg {
 
@@ -23,18 +25,11 @@ model::ModelParameters unflatten_floating(std::span<const double> values, const 
 // The name of the one tensor a secure round's update carries: the client's masked input.
 inline constexpr const char* kMaskedInputTensor = "secagg.masked_input";
 
-// Words below 2^bits packed into ceil(count * bits / 8) bytes: word i occupies bits [i*bits, (i+1)*bits) of a
-// little-endian bit stream. Unpacking throws sotto::Error unless `bytes` is exactly that long.
-std::vector<std::uint8_t> pack_words(std::span<const std::uint32_t> words, std::uint32_t bits);
-std::vector<std::uint32_t> unpack_words(std::span<const std::uint8_t> bytes, std::uint32_t bits, std::size_t count);
-// Bytes of a masked input of `count` words on the wire.
-std::size_t masked_input_bytes(std::size_t count, std::uint32_t bits);
-
 // A masked input as the update a client uploads: one int32 tensor of its words when bits = 32, else one uint8
 // tensor of the packed words.
 model::ModelParameters masked_input_parameters(std::span<const std::uint32_t> masked, std::uint32_t bits = 32);
-// The words of an uploaded masked input; throws sotto::Error saying what is wrong (another tensor, dtype or size).
-std::vector<std::uint32_t> masked_input_words(const model::ModelParameters& update, std::uint32_t bits,
-                                              std::size_t count);
+// An uploaded masked input as the server sums it: its packed bytes, moved out of the update (not unpacked). Throws
+// sotto::Error saying what is wrong (another tensor, dtype or size).
+MaskedInput masked_input_of(model::ModelParameters update, std::uint32_t bits, std::size_t count);
 
 }  // namespace sotto::secagg

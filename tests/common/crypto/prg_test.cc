@@ -17,7 +17,8 @@
 namespace sotto::crypto {
 namespace {
 
-// Long enough to cross the implementation's keystream blocks (8 KiB) many times and to end mid-block.
+// Long enough to cross the implementation's keystream blocks (8 KiB) and chunks (16 KiB) many times and to end
+// mid-block.
 constexpr std::size_t kWordsAcrossBlocks = 2 * 16384 + 123;
 
 // The PRG spelled out with OpenSSL's other APIs: HKDF through EVP_PKEY_HKDF, AES-128-CTR through
@@ -150,6 +151,40 @@ TEST_CASE("the PRG output added to an all-zero vector looks uniform over byte va
   CAPTURE(chi_square);
   CHECK(chi_square > 150.0);
   CHECK(chi_square < 400.0);
+}
+
+
+TEST_CASE("add_masks over more than one group of masks equals the masks added one by one", "[crypto][prg]") {
+  // More terms than kMaskGroup (two groups), each with its own sign, over a length that ends mid-chunk.
+  const std::size_t terms_count = kMaskGroup + 7;
+  std::vector<SecretArray<32>> seeds(terms_count);
+  std::vector<MaskTerm> terms;
+  for (std::size_t t = 0; t < terms_count; ++t) {
+    random_bytes(seeds[t]);
+    terms.push_back({seeds[t], t % 3 == 0 ? MaskSign::kSubtract : MaskSign::kAdd});
+  }
+  std::vector<std::uint32_t> one_by_one(kWordsAcrossBlocks), together(kWordsAcrossBlocks);
+  std::iota(one_by_one.begin(), one_by_one.end(), 7u);
+  together = one_by_one;
+  for (std::size_t t = 0; t < terms_count; ++t) {
+    const auto words = reference_prg(seeds[t], kWordsAcrossBlocks);
+    for (std::size_t i = 0; i < words.size(); ++i) {
+      one_by_one[i] += terms[t].sign == MaskSign::kAdd ? words[i] : 0u - words[i];
+    }
+  }
+  add_masks(together, terms);
+  CHECK(together == one_by_one);
+}
+
+TEST_CASE("add_masks checks every seed before it changes the vector", "[crypto][prg]") {
+  const auto good = counting_seed(32), bad = counting_seed(20);
+  const std::vector<MaskTerm> terms{{good, MaskSign::kAdd}, {bad, MaskSign::kAdd}};
+  std::vector<std::uint32_t> acc(100, 5);
+  CHECK_THROWS_WITH(add_masks(acc, terms), Catch::Contains("16 or 32 bytes, got 20"));
+  CHECK(acc == std::vector<std::uint32_t>(100, 5));
+  std::vector<std::uint32_t> untouched(3, 9);
+  add_masks(untouched, {});
+  CHECK(untouched == std::vector<std::uint32_t>(3, 9));
 }
 
 }  // namespace sotto::crypto

@@ -13,6 +13,7 @@
 #include "common/secagg/client_session.h"
 #include "common/secagg/graph.h"
 #include "common/secagg/messages.h"
+#include "common/secagg/packed_words.h"
 #include "common/secagg/parameters.h"
 #include "common/secagg/server_session.h"
 #include "common/util/error.h"
@@ -32,6 +33,14 @@ struct Outcome {
   std::vector<std::vector<std::uint32_t>> masked_inputs;  // in order of arrival
   std::optional<NeighbourGraph> graph;
 };
+
+// The same masked input as it travels: its words packed at `bits`.
+MaskedInput packed(const MaskedInput& words, std::uint32_t bits) {
+  const auto bytes = sotto::secagg::pack_words(words.y, bits);
+  MaskedInput out;
+  for (std::uint8_t b : bytes) out.packed.push_back(static_cast<std::byte>(b));
+  return out;
+}
 
 Outcome run_round(const RoundConfig& config, const std::vector<std::vector<std::uint32_t>>& inputs,
                   const std::vector<Vanish>& vanish) {
@@ -61,7 +70,8 @@ Outcome run_round(const RoundConfig& config, const std::vector<std::vector<std::
       try {
         auto masked = clients[i].on_shares(shares).input;
         out.masked_inputs.push_back(masked.y);
-        server.on_masked_input(i, masked);
+        // Odd clients' inputs arrive packed at the round's width, as they travel; even ones' as words.
+        server.on_masked_input(i, i % 2 == 1 ? packed(masked, config.bits) : masked);
         out.masked.insert(i);
       } catch (const sotto::Error&) {
         REQUIRE(clients[i].aborted());
@@ -294,6 +304,15 @@ TEST_CASE("protocol: with a modulus of 2^bits the masked inputs stay below it an
   c.bits = 16;
   HandDriven round(c);
   REQUIRE_THROWS_WITH(round.server.on_masked_input(0, MaskedInput{{1, 2, 65536, 3}}), Catch::Contains("2^16"));
+  // Packed, its size is what is checked (no packed word can reach 2^bits); and one form only.
+  MaskedInput short_packed = packed(MaskedInput{{1, 2, 3}}, 16);
+  REQUIRE_THROWS_WITH(round.server.on_masked_input(0, short_packed),
+                      Catch::Contains("6 packed bytes, expected 8 (4 words of 16 bits)"));
+  MaskedInput both = packed(MaskedInput{{1, 2, 3, 4}}, 16);
+  both.y = {1, 2, 3, 4};
+  REQUIRE_THROWS_WITH(round.server.on_masked_input(0, both), Catch::Contains("both words and packed words"));
+  REQUIRE_THROWS_WITH(round.server.on_masked_input(0, MaskedInput{}), Catch::Contains("0 packed bytes"));
+  round.server.on_masked_input(0, packed(MaskedInput{{1, 2, 3, 4}}, 16));  // the refusals changed nothing
 }
 
 TEST_CASE("protocol: the recovered sum equals the survivors' plain sum with n = 200 and the SecAgg+ degree",
