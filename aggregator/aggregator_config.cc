@@ -5,6 +5,7 @@
 #include "aggregator/authenticator.h"
 #include "aggregator/config_sections.h"
 #include "common/config/toml_reader.h"
+#include "common/ml/architectures.h"
 #include "common/secagg/messages.h"
 #include "common/util/error.h"
 
@@ -35,6 +36,8 @@ void read_server_section(config::TomlReader& r, AggregatorConfig& c) {
   c.crl_file = r.get_path("server.crl_file", std::filesystem::path());
   c.max_frame_bytes = static_cast<std::size_t>(r.get_int("server.max_frame_bytes", 8 << 20, 4096, 1 << 30));
   c.chunk_bytes = static_cast<std::size_t>(r.get_int("server.chunk_bytes", 1 << 20, 1024, 1 << 30));
+  c.max_upload_assembly_bytes = static_cast<std::size_t>(r.get_int(
+      "server.max_upload_assembly_bytes", static_cast<std::int64_t>(c.max_upload_assembly_bytes), 0, INT64_MAX));
   if (c.chunk_bytes + 1024 > c.max_frame_bytes) {
     r.fail("server.chunk_bytes",
            "must be at least 1 KiB smaller than server.max_frame_bytes (" + std::to_string(c.max_frame_bytes) + ")");
@@ -157,7 +160,7 @@ AggregatorConfig read_aggregator_config(config::TomlReader& r) {
   c.rounds.plan = read_plan_section(r);
   read_round_protection(r, c.rounds);
 
-  c.architecture = r.get_choice("model.architecture", {"fashion_cnn", "fashion_linear"}, "fashion_cnn");
+  c.architecture = r.get_choice("model.architecture", ml::known_architectures(), "fashion_cnn");
   c.init_seed = static_cast<std::uint64_t>(r.get_int("model.init_seed", 1, 0, INT64_MAX));
   c.strategy = read_strategy_section(r, c.rounds.plan);
 

@@ -13,7 +13,12 @@ ImageTrainer::ImageTrainer(std::unique_ptr<ml::ImageModel> model, std::shared_pt
 
 FitResult ImageTrainer::fit(const model::ModelParameters& global_model, const ml::TrainingPlan& plan,
                             TrainingControl& control) {
-  model_->load(global_model);
+  try {
+    model_->load(global_model);
+  } catch (const Error& e) {
+    throw Error(std::string("the task's global model does not fit the model this device trains (set the client's "
+                            "model.architecture to the aggregator's): ") + e.what());
+  }
   FitResult result;
   result.metrics = model_->train(*data_, indices_, plan, [&] { return control.next_batch(); });
   if (auto reason = control.stop_reason()) throw TrainingStopped(*reason);

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "common/data/image_dataset.h"
+#include "common/ml/architectures.h"
 #include "common/ml/training_plan.h"
 #include "common/model/parameters.h"
 
@@ -49,8 +50,6 @@ class ImageModel {
 // ~2.5x faster than batches of 1000; BatchNorm uses running statistics in eval mode, so results do not depend on it).
 inline constexpr std::size_t kEvalBatch = 64;
 
-// Architectures known by name: "fashion_cnn" (the built-in small CNN for 28x28 greyscale, 10 classes).
-std::vector<std::string> known_architectures();
 // Builds a freshly initialised model, seeded so that every process building it with the same seed gets the same
 // weights. Throws sotto::Error for an unknown architecture, listing the known ones.
 std::unique_ptr<ImageModel> make_image_model(const std::string& architecture, std::uint64_t init_seed);

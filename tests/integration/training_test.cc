@@ -28,6 +28,7 @@ class Run {
   }
 
   AggregatorOptions agg;
+  std::string client_extra_toml;  // appended to every client's config
 
   const fs::path& state_dir() const { return agg.state_dir; }
   fs::path client_dir(int i) const { return dir_ / ("client-" + std::to_string(i)); }
@@ -46,6 +47,7 @@ class Run {
     c.shard_index = static_cast<std::uint32_t>(i - 1);
     c.max_examples = max_examples;
     c.state_dir = client_dir(i);
+    c.extra_toml = client_extra_toml;
     const auto config = write_client_config(dir_ / ("client-" + std::to_string(i) + ".toml"), c);
     auto& slot = clients_[i];
     slot.reset();  // a restarted client replaces the old (already exited) process
@@ -354,6 +356,39 @@ TEST_CASE("a client whose training diverges tells the aggregator why and rounds.
     CHECK(run.client(i).wait_for_exit(30s) == 0);
     CHECK(run.client(i).log_contains("local training diverged"));
   }
+}
+
+
+TEST_CASE("sotto-client trains the architecture its config names and says so when the task's model does not fit",
+          "[integration][training]") {
+  Run run("architecture", 3);
+  run.agg.total_rounds = 1;
+  run.agg.cohort_target = 3;
+  run.agg.cohort_min = 2;
+  run.agg.extra_toml = "[model]\narchitecture = \"fashion_linear\"\n";
+  run.start_aggregator();
+  // Client 3 keeps the default fashion_cnn: its task's model does not fit, it says what to change, and the round
+  // completes with the two clients whose config names fashion_linear.
+  run.start_client(3, 300);
+  run.client_extra_toml = "[model]\narchitecture = \"fashion_linear\"\n";
+  run.start_client(1, 300);
+  run.start_client(2, 300);
+  for (int i = 1; i <= 2; ++i) require_exit(run.client(i), 0);
+  require_exit(run.aggregator(), 0);
+  Process& wrong = run.client(3);
+  INFO(wrong.log_text());
+  CHECK(wrong.log_contains("does not fit the model this device trains"));
+  CHECK(wrong.log_contains("model.architecture"));
+  CHECK(wrong.log_contains("conv1.weight"));
+  const auto rounds = read_jsonl(run.state_dir() / "rounds.jsonl");
+  INFO("rounds.jsonl: " << nlohmann::json(rounds).dump());
+  REQUIRE(rounds.size() == 1);
+  CHECK(rounds[0].at("status") == "completed");
+  CHECK(rounds[0].at("survivors") == 2);
+  CHECK(dropped_clients(rounds[0]).count("client-3") == 1);
+  const auto final_model = codec::read_model_file(run.state_dir() / "checkpoint.sotto").model;
+  REQUIRE(final_model.find("fc.weight"));
+  CHECK(final_model.find("fc.weight")->shape == std::vector<std::int64_t>{10, 784});
 }
 
 }  // namespace sotto::test

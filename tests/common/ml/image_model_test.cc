@@ -48,7 +48,8 @@ std::vector<std::string> unchanged_tensors(const sotto::model::ModelParameters& 
 }  // namespace
 
 TEST_CASE("fashion_cnn is a known architecture and exposes its layers by name", "[ml][model]") {
-  REQUIRE(sotto::ml::known_architectures() == std::vector<std::string>{"fashion_cnn", "fashion_linear"});
+  REQUIRE(sotto::ml::known_architectures() ==
+          std::vector<std::string>{"fashion_cnn", "fashion_linear", "fashion_wide_mlp"});
   const auto params = make_image_model("fashion_cnn", 0)->parameters();
   std::vector<std::string> names;
   for (const auto& t : params.tensors()) names.push_back(t.name);
@@ -62,6 +63,15 @@ TEST_CASE("fashion_cnn is a known architecture and exposes its layers by name", 
   REQUIRE(params.find("fc1.weight")->shape == std::vector<std::int64_t>{128, 512});
   REQUIRE(params.find("fc2.weight")->shape == std::vector<std::int64_t>{10, 128});
   REQUIRE(params.find("bn2.num_batches_tracked")->dtype == sotto::model::DType::kInt64);
+}
+
+TEST_CASE("fashion_wide_mlp has the 30.3M parameters of the big-model benchmarks", "[ml][model]") {
+  const auto params = make_image_model("fashion_wide_mlp", 0)->parameters();
+  std::uint64_t count = 0;
+  for (const auto& t : params.tensors()) count += static_cast<std::uint64_t>(t.num_elements());
+  CHECK(count == 784 * 5120 + 5120 + 5120 * 5120 + 5120 + 5120 * 10 + 10);
+  CHECK(params.total_bytes() == 4 * count);
+  CHECK(params.find("fc2.weight")->shape == std::vector<std::int64_t>{5120, 5120});
 }
 
 TEST_CASE("fashion_linear is logistic regression on the pixels and learns from one epoch", "[ml][model][train]") {
