@@ -34,7 +34,7 @@ std::optional<secagg::Step> secagg_step_of(const v1::Envelope& env, bool secure_
 }  // namespace
 
 Conversation::Conversation(ConversationHost& host, const Authenticator& authenticator, ConversationLimits limits)
-    : host_(host), authenticator_(authenticator), limits_(limits) {}
+    : host_(host), authenticator_(authenticator), limits_(limits), uploads_(limits.max_upload_assembly_bytes) {}
 
 asio::awaitable<void> Conversation::run(std::shared_ptr<Connection> c) {
   if (!co_await handshake(c)) co_return;
@@ -194,6 +194,10 @@ asio::awaitable<bool> Conversation::serve(const std::shared_ptr<Connection>& c, 
 asio::awaitable<void> Conversation::receive_update(std::shared_ptr<Connection> c, v1::UpdateUpload header,
                                                    std::string& buffer) {
   RoundCoordinator& coordinator = *host_.coordinator();
+  // The update's bytes are reserved before its chunks are read: past the budget it waits its turn, and what
+  // follows judges it by the round as it is once it got in.
+  const UploadGate::Pass pass = co_await uploads_.enter(coordinator.max_update_bytes());
+  if (c->closing) co_return;
   const UpdateSummary summary{header.round_id(), header.num_examples(), header.train_loss(), header.train_accuracy(),
                               header.train_seconds()};
   const auto secure = coordinator.secure_config();

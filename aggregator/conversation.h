@@ -17,6 +17,7 @@
 #include "aggregator/authenticator.h"
 #include "aggregator/connection.h"
 #include "aggregator/round_coordinator.h"
+#include "aggregator/upload_gate.h"
 #include "common/secagg/step.h"
 
 namespace sotto::aggregator {
@@ -42,6 +43,7 @@ struct ConversationLimits {
   Duration refused_handshake_timeout = std::chrono::seconds(2);  // for a connection the gate refused
   Duration hello_timeout = std::chrono::seconds(10);
   std::size_t max_frame_bytes = 8u << 20;  // after hello (before it, Connection::frame_limit holds the hello cap)
+  std::size_t max_upload_assembly_bytes = 0;  // UploadGate's budget; 0: no limit
 };
 
 class Conversation {
@@ -69,6 +71,7 @@ class Conversation {
   ConversationHost& host_;
   const Authenticator& authenticator_;
   ConversationLimits limits_;
+  UploadGate uploads_;
 };
 
 }  // namespace sotto::aggregator

@@ -57,7 +57,7 @@ class AggregatorServer::Impl final : public ConversationHost {
         credentials_(config_),
         conversation_(*this, credentials_.authenticator(),
                       {config_.handshake_timeout, kRefusalHandshakeTimeout, config_.hello_timeout,
-                       config_.max_frame_bytes}),
+                       config_.max_frame_bytes, config_.max_upload_assembly_bytes}),
         gate_(config_.connection_limits),
         recorder_(io_, {config_.state_dir, config_.architecture, config_.strategy.name, config_.keep_round_models},
                   config_.state_dir / "rounds.jsonl", std::move(evaluator)),

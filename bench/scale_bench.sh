@@ -4,7 +4,9 @@
 # each N. Per setting it reports round 2's coordination overhead (the round's training phase less the simulated
 # training), the daemon's peak RSS and CPU seconds over the whole run, and the floor: 2·N·(model bytes) at the raw
 # TLS 1.3 throughput of this machine, measured in the same run with openssl s_server/s_client over loopback.
-#   usage: bench/scale_bench.sh [CLIENT_COUNTS...]     (default: 32 100 300 1000)
+#   usage: [MODEL=ARCHITECTURE] bench/scale_bench.sh [CLIENT_COUNTS...]     (default: 32 100 300 1000)
+# MODEL (default fashion_cnn, the demo's 321 KB model) sets model.architecture: fashion_wide_mlp is the 121 MB
+# model of the big-model runs (issue 15), for which the table's transfer rate is the point.
 # Needs a build (scripts/build.sh). Prints a Markdown table; raw logs stay in $BENCH_DIR (default /tmp/sotto-scale).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -12,6 +14,7 @@ bin=$root/build/bin
 counts=("$@")
 [ ${#counts[@]} -gt 0 ] || counts=(32 100 300 1000)
 dir=${BENCH_DIR:-/tmp/sotto-scale}
+model=${MODEL:-fashion_cnn}
 wait_s=1
 rm -rf "$dir"
 mkdir -p "$dir"
@@ -58,6 +61,7 @@ run_setting() {  # N SECURE
     for ((i = 1; i <= n; i++)); do printf '"load-%d" = "scale-bench-token-%08d"\n' "$i" "$i"; done
     printf '\n[rounds]\ntotal = 2\ncohort_target = %d\ncohort_min = %d\ncheckin_window_s = 300\n' "$n" "$n"
     printf '\n[secure_aggregation]\nenabled = %s\nstep_deadline_s = 300\n' "$secure"
+    printf '\n[model]\narchitecture = "%s"\n' "$model"
     printf '\n[evaluation]\nenabled = false\n\n[state]\ndir = "%s/state"\n\n[log]\nlevel = "warn"\n' "$run"
   } > "$run/aggregator.toml"
   /usr/bin/time -f '%M %U %S' -o "$run/aggregator.time" "$bin/sotto-aggregator" --config "$run/aggregator.toml" \
@@ -73,7 +77,8 @@ run_setting() {  # N SECURE
     printf '\n[auth]\ntoken = "scale-bench-token-%08d"\n\n[connection]\nconnect_timeout_s = 60\ngive_up_after_s = 300\n' \
       "$i" >> "$run/client-$i.toml"
     printf '\n[consent]\ngrant = ["training"]\n\n[log]\nlevel = "warn"\n' >> "$run/client-$i.toml"
-    "$bin/sotto-client" --config "$run/client-$i.toml" --simulate-training "$wait_s" > "$run/client-$i.log" 2>&1 &
+    /usr/bin/time -f '%M' -o "$run/client-$i.time" \
+      "$bin/sotto-client" --config "$run/client-$i.toml" --simulate-training "$wait_s" > "$run/client-$i.log" 2>&1 &
     pids+=($!)
   done
   local failed=0
@@ -95,8 +100,9 @@ d, tls_seconds, wait_s, counts = sys.argv[1], float(sys.argv[2]), float(sys.argv
 rate = 2**30 / tls_seconds
 print(f"TLS 1.3 over loopback: {rate / 1e6:.0f} MB/s one way\n")
 print("| clients | secure | coordination s (round 2) | floor s: 2·n·model bytes at TLS rate | coordination / floor | "
-      "aggregator peak RSS MiB | aggregator CPU s (whole run) |")
-print("|---|---|---|---|---|---|---|")
+      "transfer MB/s (round 2) | transfer / TLS rate | aggregator peak RSS MiB | aggregator RSS / model | "
+      "client peak RSS MiB (max) | aggregator CPU s (whole run) |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
 for n in counts:
     for secure in ("false", "true"):
         run = os.path.join(d, f"run-{n}-{secure}")
@@ -105,6 +111,10 @@ for n in counts:
         coordination = r["seconds"]["training"] - wait_s
         floor = (r["bytes_in"] + r["bytes_out"]) / rate
         rss, user, sys_s = open(os.path.join(run, "aggregator.time")).read().split()
+        model_bytes = r["bytes_out"] / r["cohort"]  # what the daemon sent each client: the model
+        clients = [int(open(os.path.join(run, f"client-{i}.time")).read().split()[-1]) for i in range(1, int(n) + 1)]
+        moved = (r["bytes_in"] + r["bytes_out"]) / coordination
         print(f"| {n} | {'yes' if secure == 'true' else 'no'} | {coordination:.3f} | {floor:.3f} | "
-              f"{coordination / floor:.2f} | {int(rss) / 1024:.0f} | {float(user) + float(sys_s):.1f} |")
+              f"{coordination / floor:.2f} | {moved / 1e6:.0f} | {moved / rate:.2f} | {int(rss) / 1024:.0f} | "
+              f"{int(rss) * 1024 / model_bytes:.1f} | {max(clients) / 1024:.0f} | {float(user) + float(sys_s):.1f} |")
 PY

@@ -175,6 +175,8 @@ TEST_CASE("three clients train two rounds over mutual TLS and each global model 
   run.agg.cohort_min = 2;
   run.agg.evaluate = true;
   run.agg.eval_max_examples = 500;
+  // Room for one update at a time: the others wait at the upload gate (every other test keeps the default).
+  run.agg.server_toml = "max_upload_assembly_bytes = 1";
   run.start_aggregator();
   // Different shard sizes, so that an unweighted mean would not pass.
   const std::map<int, std::size_t> examples{{1, 200}, {2, 300}, {3, 400}};
