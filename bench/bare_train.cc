@@ -1,7 +1,7 @@
 // Baseline for the client and aggregator benchmarks: a bare LibTorch process with no Sotto networking that trains
-// the same CNN on the same shard (1 epoch, batch 32, SGD 0.05/0.9) and evaluates it on the test set, so that
+// the same model on the same shard (1 epoch, batch 32, SGD 0.05/0.9) and evaluates it on the test set, so that
 // bench/round_bench.sh can compare peak RSS and training time with a real sotto-client in the same run.
-//   usage: sotto_bare_train NUM_SHARDS SHARD_INDEX
+//   usage: sotto_bare_train NUM_SHARDS SHARD_INDEX [ARCHITECTURE [MAX_EXAMPLES]]   (fashion_cnn, whole shard)
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -12,8 +12,8 @@
 
 int main(int argc, char** argv) {
   using namespace sotto;
-  if (argc != 3) {
-    std::fprintf(stderr, "usage: sotto_bare_train NUM_SHARDS SHARD_INDEX\n");
+  if (argc < 3 || argc > 5) {
+    std::fprintf(stderr, "usage: sotto_bare_train NUM_SHARDS SHARD_INDEX [ARCHITECTURE [MAX_EXAMPLES]]\n");
     return 2;
   }
   const std::size_t shards = std::strtoul(argv[1], nullptr, 10);
@@ -21,8 +21,11 @@ int main(int argc, char** argv) {
   ml::set_torch_threads(1);
   const auto train = data::load_fashion_mnist(data::kDefaultFashionMnistDir, data::Split::kTrain);
   const auto test = data::load_fashion_mnist(data::kDefaultFashionMnistDir, data::Split::kTest);
-  const auto shard = data::partition_iid(train.size(), shards, 42).at(index);
-  auto model = ml::make_image_model("fashion_cnn", 1);
+  auto shard = data::partition_iid(train.size(), shards, 42).at(index);
+  const std::string architecture = argc > 3 ? argv[3] : "fashion_cnn";
+  const std::size_t max_examples = argc > 4 ? std::strtoul(argv[4], nullptr, 10) : 0;
+  if (max_examples > 0 && shard.size() > max_examples) shard.resize(max_examples);  // as data.max_examples does
+  auto model = ml::make_image_model(architecture, 1);
   ml::TrainingPlan plan;
   const auto metrics = model->train(train, shard, plan);
   const auto t0 = std::chrono::steady_clock::now();

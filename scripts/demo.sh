@@ -7,7 +7,8 @@
 #                DEMO_MEASURE_RSS=1 to record each process's peak RSS in logs/<name>.rss (bench/ uses it),
 #                DEMO_SECAGG=0 to run without secure aggregation (on by default), and with it distributed
 #                differential privacy: DEMO_NOISE (the noise multiplier, default 0.01), DEMO_CLIP (the clip norm,
-#                default 10), DEMO_BITS (bits per coordinate, default 16).
+#                default 10), DEMO_BITS (bits per coordinate, default 16); DEMO_MODEL (model.architecture,
+#                default fashion_cnn) and DEMO_MAX_EXAMPLES (each client's data.max_examples, default 0: all).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 clients=${DEMO_CLIENTS:-8}
@@ -17,6 +18,8 @@ secagg=${DEMO_SECAGG:-1}
 noise=${DEMO_NOISE:-0.01}
 clip=${DEMO_CLIP:-10}
 bits=${DEMO_BITS:-16}
+model=${DEMO_MODEL:-fashion_cnn}
+max_examples=${DEMO_MAX_EXAMPLES:-0}
 run=${DEMO_DIR:-$root/demo-run}
 
 if [ "${DEMO_SKIP_BUILD:-0}" != 1 ]; then
@@ -64,6 +67,9 @@ bits = $bits
 [privacy]
 clip_norm = $clip
 $([ "$secagg" = 1 ] && printf 'mode = "distributed"\nnoise_multiplier = %s\ndelta = 1e-5\n' "$noise")
+
+[model]
+architecture = "$model"
 
 [evaluation]
 enabled = true
@@ -118,6 +124,10 @@ key_file = "pki/client-$i.key"
 num_shards = $clients
 shard_index = $(( i - 1 ))
 partition = "$partition"
+max_examples = $max_examples
+
+[model]
+architecture = "$model"
 
 [state]
 dir = "client-$i-state"
