@@ -123,10 +123,11 @@ std::variant<RoundCharge, PlanRefusal> PrivacyBudget::plan(std::uint64_t round_i
   if (options_.target_epsilon > 0 && charge.epsilon_released.epsilon > options_.target_epsilon) {
     return PlanRefusal{true, "privacy budget: round " + std::to_string(round_id) +
                                  " would bring the epsilon spent to " +
-                                 util::short_number(charge.epsilon_released.epsilon) + " (delta " +
+                                 util::short_number_apart(charge.epsilon_released.epsilon, options_.target_epsilon) +
+                                 " (delta " +
                                  util::short_number(options_.delta) + "), over privacy.target_epsilon = " +
                                  util::short_number(options_.target_epsilon) + " (spent so far: " +
-                                 util::short_number(spent_released().epsilon) +
+                                 util::short_number_apart(spent_released().epsilon, options_.target_epsilon) +
                                  "); the run stops here — raise the budget or the noise to go on"};
   }
   crypto::random_bytes(charge.rotation_seed);
