@@ -46,7 +46,7 @@ Actions RoundCoordinator::on_masked_input(ConnectionId conn, MaskedUpload upload
   if (auto invalid = check_update(upload)) {
     refusal = Refusal{v1::ERROR_CODE_INVALID_UPDATE, *invalid};
   } else {
-    refusal = secure_->on_masked_input(conn, std::move(upload.input));  // the rest of upload stays
+    refusal = timed(secure_work_.summing, [&] { return secure_->on_masked_input(conn, std::move(upload.input)); });
   }
   if (!refusal) {
     const std::string& client_id = cohort_.at(conn).client_id;
@@ -116,7 +116,12 @@ void RoundCoordinator::close_step(TimePoint now, Actions& out) {
     }
     debit_privacy(out);
   }
-  auto outcome = secure_->close_step(now, out);
+  // Closing the masked inputs adds those still held; closing the unmask responses removes the masks.
+  const secagg::Step closing = secure_->step();
+  auto close = [&] { return secure_->close_step(now, out); };
+  auto outcome = closing == secagg::Step::kMaskedInput ? timed(secure_work_.summing, close)
+                 : closing == secagg::Step::kUnmasking ? timed(secure_work_.unmasking, close)
+                                                       : close();
   if (auto* failed = std::get_if<SecureAggregationRound::Failed>(&outcome)) {
     close_round(now, false, failed->reason, out);
   } else if (auto* summed = std::get_if<SecureAggregationRound::Summed>(&outcome)) {
@@ -144,7 +149,7 @@ void RoundCoordinator::finish_secure_round(SecureAggregationRound::Summed summed
   } else {
     std::optional<double> denominator;
     if (charge_) denominator = charge_->clients;  // fixed before the round: the cohort, or the expected one
-    auto sum = secure_->decoded_sum(summed);
+    auto sum = timed(secure_work_.decoding, [&] { return secure_->decoded_sum(summed); });
     if (charge_ && charge_->count_weight > 0) adapt_clip_norm(sum);
     sum_.add_mean(secure_->mean_update(std::move(sum), summed.contributors.size(), *global_, denominator));
   }

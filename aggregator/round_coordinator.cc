@@ -119,6 +119,7 @@ void RoundCoordinator::start_training(TimePoint now, Actions& out) {
       return;
     }
     secure_ = std::move(std::get<std::unique_ptr<SecureAggregationRound>>(begun));
+    secure_work_ = {};
     task.secagg = secure_->assignment();
     task.secagg->bound = options_.secure_sum_bound;
     task.secure_sum = secure_sum;
@@ -352,7 +353,12 @@ void RoundCoordinator::close_round(TimePoint now, bool completed, const std::str
     report_.mean_train_loss = weighted_loss_ / static_cast<double>(report_.examples);
     report_.mean_train_accuracy = weighted_accuracy_ / static_cast<double>(report_.examples);
   }
-  if (secure_) report_.secagg = secure_->report();
+  if (secure_) {
+    report_.secagg = secure_->report();
+    report_.secagg->summing_seconds = secure_work_.summing;
+    report_.secagg->unmasking_seconds = secure_work_.unmasking;
+    report_.secagg->decoding_seconds = secure_work_.decoding;
+  }
   if (completed && plain_private_) {  // debited first: the server journals it before the model is released
     debit_privacy(out);
     sum_.add_mean(plain_private_->mean(charge_->clients, *global_));

@@ -166,6 +166,23 @@ class RoundCoordinator {
   TimePoint training_deadline_{};
   RoundReport report_;
   std::unique_ptr<SecureAggregationRound> secure_;  // the round now training, when secure
+  struct SecureWork {                               // RoundReport::SecAgg's seconds of server work, this round
+    double summing = 0, unmasking = 0, decoding = 0;
+  } secure_work_;
+  // Runs `work` and adds its duration by options_.stopwatch (none: not measured) to `seconds`.
+  template <typename Work>
+  auto timed(double& seconds, Work&& work) {
+    const auto start = options_.stopwatch ? options_.stopwatch() : TimePoint{};
+    struct Add {
+      const std::function<TimePoint()>& stopwatch;
+      double& seconds;
+      TimePoint start;
+      ~Add() {
+        if (stopwatch) seconds += std::chrono::duration<double>(stopwatch() - start).count();
+      }
+    } add{options_.stopwatch, seconds, start};
+    return work();
+  }
   std::optional<PlainPrivateSum> plain_private_;    // the round now training, when plain and under DP
   PrivacyBudget budget_;
   std::optional<RoundCharge> charge_;  // the round now training, under DP: its cost, debited before unmasking

@@ -39,6 +39,10 @@ nlohmann::json round_record(const RoundReport& r, std::uint64_t completed_rounds
                   {"evaluation", eval_seconds}};
   if (r.secagg) {
     const auto& s = *r.secagg;
+    // The per-update work of a secure round beside the strategy's "aggregation" (round_report.h).
+    j["seconds"]["secure_summing"] = s.summing_seconds;
+    j["seconds"]["secure_unmasking"] = s.unmasking_seconds;
+    j["seconds"]["secure_decoding"] = s.decoding_seconds;
     j["secagg"] = {{"n", s.n},
                    {"k", s.k},
                    {"t", s.t},

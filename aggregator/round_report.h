@@ -39,6 +39,13 @@ struct RoundReport {
       bool input_counted = false;  // its masked input was already in the sum and stays there
     };
     std::vector<Conviction> convicted;
+    // The server's own work on the round's vectors, by the coordinator's stopwatch (reporting only): checking and
+    // adding the masked inputs (summing), removing the masks (unmasking), and mapping the sum back to the model's
+    // values (decoding: DDG's inverse rotation and scaling, or the quantizer's). The strategy's part is
+    // RoundReport::aggregation_seconds.
+    double summing_seconds = 0;
+    double unmasking_seconds = 0;
+    double decoding_seconds = 0;
   };
   std::optional<SecAgg> secagg;
   struct Privacy {  // a round under differential privacy

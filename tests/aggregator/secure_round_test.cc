@@ -8,6 +8,7 @@
 
 #include "aggregator/fedavg.h"
 #include "aggregator/round_coordinator.h"
+#include "aggregator/round_log.h"
 #include "common/crypto/random_stream.h"
 #include "common/dp/adaptive_clipping.h"
 #include "common/dp/ddg_encoding.h"
@@ -445,4 +446,24 @@ TEST_CASE("DP secure round: a cohort smaller than min_survivors is abandoned bef
   REQUIRE(closed[0].report.privacy);
   CHECK_FALSE(closed[0].report.privacy->charged);
   CHECK(closed[0].report.privacy->epsilon_spent == 0);
+}
+
+TEST_CASE("secure round: the server's summing unmasking and decoding are timed by the coordinator's stopwatch",
+          "[secagg][coordinator]") {
+  SecureRound round(4, 3);
+  TimePoint fake{};
+  round.options.stopwatch = [&] { return fake += 10ms; };  // each timed call: two readings 10 ms apart
+  round.coordinator = std::make_unique<RoundCoordinator>(round.options, CoordinatorStart{model_of({1, 2, 3, 4}, 7), 1, 0, {}},
+                                                         std::make_unique<FedAvg>());
+  round.coordinator->start(round.now);
+  round.run({3, 3, 3, 3});
+  REQUIRE(round.closed);
+  REQUIRE(round.closed->report.secagg);
+  const auto& s = *round.closed->report.secagg;
+  CHECK(s.summing_seconds == Approx(0.05));    // four masked inputs and closing their step
+  CHECK(s.unmasking_seconds == Approx(0.01));  // closing the unmask responses
+  CHECK(s.decoding_seconds == Approx(0.01));
+  const auto record = round_record(round.closed->report, 1, RoundTraffic{}, std::nullopt, 0);
+  CHECK(record.at("seconds").at("secure_summing").get<double>() == Approx(0.05));
+  CHECK(record.at("seconds").at("secure_unmasking").get<double>() == Approx(0.01));
 }
