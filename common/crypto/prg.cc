@@ -15,7 +15,8 @@ namespace {
 
 // 8 KiB of keystream at a time: it stays in L1 between the AES pass and the add.
 constexpr std::size_t kBlockWords = 2048;
-// The stretch of acc that every mask of a group passes over before the next: 128 KiB stays in L2.
+// The stretch of acc that every mask of a group passes over before the next: 16 KiB, which stays in L1 beside
+// the 8 KiB keystream block and its zeros.
 constexpr std::size_t kChunkWords = 4096;
 // CTR mode's keystream is the encryption of zeros.
 alignas(64) constexpr std::array<std::uint8_t, kBlockWords * 4> kZeros{};

@@ -332,7 +332,7 @@ class ClassifierModel final : public ImageModel {
 }  // namespace
 
 std::unique_ptr<ImageModel> make_image_model(const std::string& architecture, std::uint64_t init_seed) {
-  const auto known_names = known_architectures();
+  const auto& known_names = known_architectures();
   if (std::find(known_names.begin(), known_names.end(), architecture) == known_names.end()) {
     std::string known;
     for (const auto& name : known_architectures()) known += (known.empty() ? "" : ", ") + name;
