@@ -5,7 +5,7 @@
 #include "aggregator/authenticator.h"
 #include "aggregator/config_sections.h"
 #include "common/config/toml_reader.h"
-#include "common/ml/architectures.h"
+#include "common/ml/model_spec.h"
 #include "common/secagg/messages.h"
 #include "common/util/error.h"
 
@@ -160,7 +160,7 @@ AggregatorConfig read_aggregator_config(config::TomlReader& r) {
   c.rounds.plan = read_plan_section(r);
   read_round_protection(r, c.rounds);
 
-  c.architecture = r.get_choice("model.architecture", ml::known_architectures(), "fashion_cnn");
+  c.model = ml::read_model_spec(r);
   c.init_seed = static_cast<std::uint64_t>(r.get_int("model.init_seed", 1, 0, INT64_MAX));
   c.strategy = read_strategy_section(r, c.rounds.plan);
 

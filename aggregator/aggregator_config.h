@@ -14,6 +14,7 @@
 #include "aggregator/connection_gate.h"
 #include "aggregator/round_coordinator.h"
 #include "aggregator/strategy_factory.h"
+#include "common/ml/model_spec.h"
 
 namespace sotto::config {
 class TomlReader;
@@ -42,7 +43,7 @@ struct AggregatorConfig {
   // [rounds] and [plan]
   CoordinatorOptions rounds;
   // [model]
-  std::string architecture = "fashion_cnn";
+  ml::ModelSpec model;  // [model] architecture or torchscript
   std::uint64_t init_seed = 1;
   // [strategy]
   StrategyOptions strategy;

@@ -19,7 +19,7 @@ namespace sotto::aggregator {
 
 struct CheckpointStoreOptions {
   std::filesystem::path state_dir;
-  std::string architecture;  // model.architecture, for the messages
+  std::string model;  // the configured model (ModelSpec::describe()), for the messages
   std::string strategy;      // strategy.name: a checkpoint written by another strategy is refused
   bool keep_round_models = false;
 };

@@ -166,6 +166,16 @@ toml::table privacy_table(double clip_norm, const PrivacyOptions& p) {
   return t;
 }
 
+toml::table model_table(const ml::ModelSpec& model, std::uint64_t init_seed) {
+  toml::table t{{"init_seed", static_cast<std::int64_t>(init_seed)}};
+  if (model.torchscript.empty()) {
+    t.insert("architecture", model.architecture);
+  } else {
+    t.insert("torchscript", model.torchscript.string());
+  }
+  return t;
+}
+
 toml::table plan_table(const ml::TrainingPlan& p) {
   return toml::table{{"epochs", static_cast<std::int64_t>(p.epochs)},
                      {"batch_size", static_cast<std::int64_t>(p.batch_size)},

@@ -10,6 +10,7 @@
 #include "aggregator/round_coordinator.h"
 #include "aggregator/strategy_factory.h"
 #include "common/config/toml_reader.h"
+#include "common/ml/model_spec.h"
 #include "common/ml/training_plan.h"
 
 namespace sotto::aggregator {
@@ -37,6 +38,8 @@ PrivacyOptions read_privacy_section(config::TomlReader& r, bool secure_aggregati
                                     std::uint32_t max_min_survivors);
 
 toml::table plan_table(const ml::TrainingPlan& plan);
+// [model]: the model's architecture or TorchScript file, and the initial weights' seed.
+toml::table model_table(const ml::ModelSpec& model, std::uint64_t init_seed);
 toml::table privacy_table(double clip_norm, const PrivacyOptions& privacy);
 toml::table strategy_table(const StrategyOptions& strategy);
 // Without step_deadline_s (see above).

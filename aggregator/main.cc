@@ -41,13 +41,13 @@ int main(int argc, char** argv) {
       auto test = std::make_shared<data::ImageDataset>(data::load_fashion_mnist(cfg.eval_data_dir, data::Split::kTest));
       auto model = std::make_shared<std::unique_ptr<ml::ImageModel>>();
       evaluator = [test, model, torch, &cfg](const model::ModelParameters& params) {
-        if (!*model) *model = torch().make_image_model(cfg.architecture, cfg.init_seed);
+        if (!*model) *model = torch().make_model(cfg.model, cfg.init_seed);
         (*model)->load(params);
         return (*model)->evaluate(*test, cfg.eval_max_examples);
       };
     }
     auto factory = [&cfg, secure_sum, torch] {
-      return secure_sum ? model::ModelParameters{} : torch().make_image_model(cfg.architecture, cfg.init_seed)->parameters();
+      return secure_sum ? model::ModelParameters{} : torch().make_model(cfg.model, cfg.init_seed)->parameters();
     };
     aggregator::AggregatorServer server(cfg, factory, evaluator,
                                         [config_path] { return aggregator::load_aggregator_config(config_path); });

@@ -59,7 +59,7 @@ class AggregatorServer::Impl final : public ConversationHost {
                       {config_.handshake_timeout, kRefusalHandshakeTimeout, config_.hello_timeout,
                        config_.max_frame_bytes, config_.max_upload_assembly_bytes}),
         gate_(config_.connection_limits),
-        recorder_(io_, {config_.state_dir, config_.architecture, config_.strategy.name, config_.keep_round_models},
+        recorder_(io_, {config_.state_dir, config_.model.describe(), config_.strategy.name, config_.keep_round_models},
                   config_.state_dir / "rounds.jsonl", std::move(evaluator)),
         signals_(io_, SIGINT, SIGTERM),
         hangups_(io_, SIGHUP),

@@ -44,7 +44,7 @@ double bare_loop(const sim::SimConfig& cfg, const data::ImageDataset& train, con
   std::vector<std::vector<sim::ClientIndex>> cohorts;
   for (std::uint64_t r = 1; r <= cfg.rounds; ++r) cohorts.push_back(sim::sample_cohort(cfg, r));
   std::vector<std::unique_ptr<ml::ImageModel>> models;
-  for (std::uint32_t w = 0; w < cfg.threads; ++w) models.push_back(ml::make_image_model(cfg.architecture, cfg.init_seed));
+  for (std::uint32_t w = 0; w < cfg.threads; ++w) models.push_back(ml::make_model(cfg.model, cfg.init_seed));
   const model::ModelParameters initial = models[0]->parameters();
   const auto t0 = std::chrono::steady_clock::now();
   for (std::size_t r = 0; r < cohorts.size(); ++r) {

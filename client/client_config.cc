@@ -3,7 +3,6 @@
 #include <limits>
 
 #include "common/config/toml_reader.h"
-#include "common/ml/architectures.h"
 #include "common/round/messages.h"
 #include "client/consent.h"
 #include "client/kept_generation.h"
@@ -67,7 +66,7 @@ SottoClientConfig read_sotto_client_config(config::TomlReader& r) {
   }
 
   s.threads = static_cast<int>(r.get_int("training.threads", 1, 1, 256));
-  s.architecture = r.get_choice("model.architecture", ml::known_architectures(), "fashion_cnn");
+  s.model = ml::read_model_spec(r);
   c.state_dir = r.get_path("state.dir", std::filesystem::path());
   c.save_local_models = r.get_bool("state.save_local_models", false);
   s.state_key_file = r.get_path("state.key_file", std::filesystem::path());

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "client/consent.h"
+#include "common/ml/model_spec.h"
 #include "common/round/device_privacy.h"
 
 #include <array>
@@ -76,7 +77,7 @@ struct SottoClientConfig {
   // This device's examples as training-set indices, one per line, in training order; replaces the shard keys.
   std::filesystem::path indices_file;
   int threads = 1;
-  std::string architecture = "fashion_cnn";  // [model] architecture: the built-in model this device trains
+  ml::ModelSpec model;  // [model] architecture or torchscript: the model this device trains
   std::string log_level = "info";
   // [state]: the key file that seals state.dir (client.state_key is read from it), and where the store's latest
   // generation is kept beside it (default: <key_file>.generation).

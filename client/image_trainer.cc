@@ -17,7 +17,7 @@ FitResult ImageTrainer::fit(const model::ModelParameters& global_model, const ml
     model_->load(global_model);
   } catch (const Error& e) {
     throw Error(std::string("the task's global model does not fit the model this device trains (set the client's "
-                            "model.architecture to the aggregator's): ") + e.what());
+                            "[model] section to the aggregator's): ") + e.what());
   }
   FitResult result;
   result.metrics = model_->train(*data_, indices_, plan, [&] { return control.next_batch(); });

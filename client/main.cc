@@ -130,7 +130,7 @@ std::shared_ptr<client::DeferredTrainer> deferred_trainer(const client::SottoCli
       spdlog::info("{} examples listed in {}", shard.size(), cfg.indices_file.string());
     }
     auto image_trainer =
-        std::make_shared<client::ImageTrainer>(torch.make_image_model(cfg.architecture, 0), train, std::move(shard));
+        std::make_shared<client::ImageTrainer>(torch.make_model(cfg.model, 0), train, std::move(shard));
     spdlog::info("LibTorch, data and model ready in {:.2f} s",
                  std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
     return image_trainer;

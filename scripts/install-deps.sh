@@ -24,6 +24,9 @@ packages=(
   procps time python3
   # The accountant's tests check it against an independent numerical integration with mpmath.
   python3-mpmath
+  # PyTorch (1.13, as LibTorch) exports the TorchScript models of models/ in the tests, and reads back models
+  # trained through Sotto.
+  python3-torch
   # sotto-sim draws accuracy.png / loss.png and simulations/plot_compare.sh compares runs with gnuplot.
   gnuplot-nox
   # Debian's LibTorch calls the system BLAS. OpenBLAS trains ~1.6x faster than the reference BLAS. It must be the

@@ -204,7 +204,7 @@ SimConfig load_sim_config(const std::filesystem::path& config_file, const std::v
   c.num_shards = static_cast<std::uint64_t>(r.get_int("data.num_shards", 0, 0, 100'000'000));
   c.eval_max_examples = static_cast<std::uint64_t>(r.get_int("evaluation.max_examples", 0, 0, INT64_MAX));
 
-  c.architecture = r.get_choice("model.architecture", ml::known_architectures(), "fashion_cnn");
+  c.model = ml::read_model_spec(r);
   c.init_seed = static_cast<std::uint64_t>(r.get_int("model.init_seed", 1, 0, INT64_MAX));
   r.reject_unknown_keys();
 
@@ -250,8 +250,7 @@ std::string to_toml(const SimConfig& c) {
                                {"max_examples_per_client", static_cast<std::int64_t>(c.max_examples_per_client)},
                                {"num_shards", static_cast<std::int64_t>(c.num_shards)}});
   t.insert("evaluation", toml::table{{"max_examples", static_cast<std::int64_t>(c.eval_max_examples)}});
-  t.insert("model", toml::table{{"architecture", c.architecture},
-                                {"init_seed", static_cast<std::int64_t>(c.init_seed)}});
+  t.insert("model", aggregator::model_table(c.model, c.init_seed));
   std::ostringstream s;
   s << "# sotto-sim: the resolved configuration of this run (every key, defaults included).\n" << t << "\n";
   return s.str();
@@ -299,7 +298,8 @@ std::string documented_keys() {
               (quantity_skew), seed = 0, max_examples_per_client = 0 (0 = all of its partition), num_shards = 0
               (0 = min(population, 60000); fewer shards than clients: client c holds shard c mod num_shards)
   [evaluation] max_examples = 0 (0 = the whole test set)
-  [model]     architecture = "fashion_cnn", init_seed = 1
+  [model]     architecture = "fashion_cnn" | "fashion_linear" | "fashion_wide_mlp", or torchscript = "FILE" (a
+              module saved with torch.jit.script; models/README.md), init_seed = 1 (built-in models)
 )";
 }
 

@@ -15,6 +15,7 @@
 
 #include "aggregator/round_coordinator.h"
 #include "aggregator/strategy_factory.h"
+#include "common/ml/model_spec.h"
 #include "common/ml/training_plan.h"
 
 namespace sotto::sim {
@@ -73,7 +74,7 @@ struct SimConfig {
 
   std::uint64_t eval_max_examples = 0;  // 0 = the whole test set
 
-  std::string architecture = "fashion_cnn";
+  ml::ModelSpec model;
   std::uint64_t init_seed = 1;
 
   // The per-round Poisson probability actually used.

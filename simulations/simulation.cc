@@ -88,7 +88,7 @@ void run_simulation_worker(const SimConfig& config, const MpiCluster& cluster) {
   ml::set_torch_threads(1);
   auto train = std::make_shared<const data::ImageDataset>(data::load_fashion_mnist(config.data_dir, data::Split::kTrain));
   const Population population(config, *train);
-  TrainingPool pool(config.threads, config.architecture, config.init_seed, train);
+  TrainingPool pool(config.threads, config.model, config.init_seed, train);
   DistributedTrainer(cluster, pool, population).serve();
 }
 
@@ -165,8 +165,8 @@ SimSummary run_simulation(const SimConfig& config, const ProgressFn& progress,
   const Population population(config, *train);
   data::write_partition_report(outputs.dir() / "partition.csv", population.shards(), train->labels);
 
-  const auto initial_model = ml::make_image_model(config.architecture, config.init_seed);
-  TrainingPool pool(config.threads, config.architecture, config.init_seed, train);
+  const auto initial_model = ml::make_model(config.model, config.init_seed);
+  TrainingPool pool(config.threads, config.model, config.init_seed, train);
   DistributedTrainer trainer(cluster, pool, population);
 
   aggregator::CoordinatorOptions options;

@@ -106,7 +106,7 @@ toml::table aggregator_config(const SimConfig& c, const fs::path& pki, const fs:
       {"privacy", aggregator::privacy_table(c.clip_norm, c.privacy)},
       {"strategy", aggregator::strategy_table(c.strategy)},
       {"secure_aggregation", secure},
-      {"model", toml::table{{"architecture", c.architecture}, {"init_seed", static_cast<std::int64_t>(c.init_seed)}}},
+      {"model", aggregator::model_table(c.model, c.init_seed)},
       {"evaluation", toml::table{{"enabled", true},
                                  {"data_dir", c.data_dir.string()},
                                  {"max_examples", static_cast<std::int64_t>(c.eval_max_examples)}}},
@@ -148,6 +148,10 @@ toml::table client_config(const SimConfig& c, const std::string& id, const fs::p
       {"consent", toml::table{{"grant", toml::array{"training"}}}},
       {"log", toml::table{{"level", "warn"}}},
   };
+  // The device trains the aggregator's model; init_seed is the aggregator's alone.
+  toml::table model = aggregator::model_table(c.model, c.init_seed);
+  model.erase("init_seed");
+  t.insert("model", std::move(model));
   if (!vanish.empty()) t.insert("fault_injection", toml::table{{"vanish_after", vanish}});
   return t;
 }

@@ -36,7 +36,7 @@ aggregator::ClientUpdate to_client_update(round::out::Upload upload) {
   return update;
 }
 
-TrainingPool::TrainingPool(std::uint32_t threads, const std::string& architecture, std::uint64_t init_seed,
+TrainingPool::TrainingPool(std::uint32_t threads, const ml::ModelSpec& model, std::uint64_t init_seed,
                            std::shared_ptr<const data::ImageDataset> train)
     : train_(std::move(train)) {
   if (threads == 0) throw Error("the training pool needs at least one thread");
@@ -46,7 +46,7 @@ TrainingPool::TrainingPool(std::uint32_t threads, const std::string& architectur
                   ". Install libopenblas0-pthread (scripts/install-deps.sh does), or set threads = 1");
     }
   }
-  for (std::uint32_t i = 0; i < threads; ++i) models_.push_back(ml::make_image_model(architecture, init_seed));
+  for (std::uint32_t i = 0; i < threads; ++i) models_.push_back(ml::make_model(model, init_seed));
 }
 
 void TrainingPool::run_workers(std::size_t count, const std::function<void(ml::ImageModel&)>& prepare,

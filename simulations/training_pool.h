@@ -43,7 +43,7 @@ struct TrainingOutcome {
 
 class TrainingPool {
  public:
-  TrainingPool(std::uint32_t threads, const std::string& architecture, std::uint64_t init_seed,
+  TrainingPool(std::uint32_t threads, const ml::ModelSpec& model, std::uint64_t init_seed,
                std::shared_ptr<const data::ImageDataset> train);
 
   using OutcomeSink = std::function<void(TrainingOutcome&&)>;

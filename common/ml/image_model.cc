@@ -1,18 +1,15 @@
-// The built-in image models. This is the one translation unit that builds LibTorch modules and trains them.
+// The built-in image models as LibTorch modules, the choice between them and a TorchScript file, and the
+// process's LibTorch thread settings.
 #include "common/ml/image_model.h"
 
 #include <dlfcn.h>
 #include <torch/torch.h>
 
 #include <algorithm>
-#include <array>
-#include <chrono>
-#include <cmath>
 #include <mutex>
 #include <optional>
-#include <random>
 
-#include "common/ml/torch_bridge.h"
+#include "common/ml/torch_net.h"
 #include "common/util/error.h"
 
 namespace sotto::ml {
@@ -24,9 +21,6 @@ constexpr const char* kFashionWideMlp = "fashion_wide_mlp";
 constexpr std::int64_t kWideHidden = 5120;
 constexpr std::int64_t kImageSide = 28;
 constexpr std::int64_t kNumClasses = 10;
-// Fashion-MNIST training-set pixel mean and standard deviation (pixels scaled to [0, 1]).
-constexpr float kPixelMean = 0.2860f;
-constexpr float kPixelStd = 0.3530f;
 
 // conv(1->16, 5) -> BN -> ReLU -> pool2 -> conv(16->32, 5) -> BN -> ReLU -> pool2 -> fc(512->128) -> ReLU -> fc(128->10)
 struct FashionCnnImpl : torch::nn::Module {
@@ -81,251 +75,28 @@ struct FashionWideMlpImpl : torch::nn::Module {
 };
 TORCH_MODULE(FashionWideMlp);
 
-// One mini-batch as tensors: normalised pixels [B, 1, 28, 28] and int64 labels [B].
-struct Batch {
-  torch::Tensor images;
-  torch::Tensor labels;
-};
 
-float normalised(std::uint8_t pixel) { return (static_cast<float>(pixel) / 255.0f - kPixelMean) / kPixelStd; }
-
-// normalised() for every byte value, computed once: batch assembly becomes a table lookup per pixel.
-const std::array<float, 256>& normalised_table() {
-  static const std::array<float, 256> table = [] {
-    std::array<float, 256> t{};
-    for (int v = 0; v < 256; ++v) t[static_cast<std::size_t>(v)] = normalised(static_cast<std::uint8_t>(v));
-    return t;
-  }();
-  return table;
-}
-
-// Fills the batch tensors straight from the dataset's bytes (no per-example tensors).
-template <typename IndexAt>
-Batch make_batch(const data::ImageDataset& data, std::size_t count, IndexAt index_at) {
-  Batch b{torch::empty({static_cast<std::int64_t>(count), 1, kImageSide, kImageSide}, torch::kFloat32),
-          torch::empty({static_cast<std::int64_t>(count)}, torch::kInt64)};
-  float* pixels = b.images.data_ptr<float>();
-  std::int64_t* labels = b.labels.data_ptr<std::int64_t>();
-  const std::size_t image_bytes = data.image_bytes();
-  const std::array<float, 256>& table = normalised_table();
-  for (std::size_t i = 0; i < count; ++i) {
-    const std::size_t example = index_at(i);
-    const std::uint8_t* src = data.pixels.data() + example * image_bytes;
-    float* dst = pixels + i * image_bytes;
-    for (std::size_t p = 0; p < image_bytes; ++p) dst[p] = table[src[p]];
-    labels[i] = data.labels[example];
-  }
-  return b;
-}
-
-void check_images(const data::ImageDataset& data) {
-  if (data.rows != kImageSide || data.cols != kImageSide) {
-    throw Error("the built-in models expect 28x28 greyscale images, but the data set has " +
-                std::to_string(data.rows) + "x" + std::to_string(data.cols) + " images");
-  }
-  if (data.pixels.size() != data.size() * data.image_bytes()) {
-    throw Error("data set is inconsistent: " + std::to_string(data.size()) + " labels but " +
-                std::to_string(data.pixels.size()) + " pixel bytes");
-  }
-}
-
-void check_indices(const data::ImageDataset& data, std::span<const std::uint32_t> indices) {
-  for (std::uint32_t i : indices) {
-    if (i >= data.size()) {
-      throw Error("training index " + std::to_string(i) + " is out of range: the data set has " +
-                  std::to_string(data.size()) + " examples");
-    }
-  }
-}
-
-void check_plan(const TrainingPlan& plan) {
-  if (plan.epochs == 0) throw Error("training plan has epochs = 0; it must be at least 1");
-  if (plan.batch_size == 0) throw Error("training plan has batch_size = 0; it must be at least 1");
-  if (!(plan.learning_rate > 0) || !std::isfinite(plan.learning_rate)) {
-    throw Error("training plan has learning_rate " + std::to_string(plan.learning_rate) +
-                "; it must be positive and finite");
-  }
-  if (!(plan.momentum >= 0 && plan.momentum < 1)) {
-    throw Error("training plan has momentum " + std::to_string(plan.momentum) + "; it must be in [0, 1)");
-  }
-  if (!(plan.weight_decay >= 0) || !std::isfinite(plan.weight_decay)) {
-    throw Error("training plan has weight_decay " + std::to_string(plan.weight_decay) +
-                "; it must be non-negative and finite");
-  }
-  if (!(plan.proximal_mu >= 0) || !std::isfinite(plan.proximal_mu)) {
-    throw Error("training plan has proximal_mu " + std::to_string(plan.proximal_mu) +
-                "; it must be non-negative and finite");
-  }
-  if (plan.optimizer != "sgd" && plan.optimizer != "adam") {
-    throw Error("training plan names optimizer '" + plan.optimizer + "'; known optimizers: sgd, adam");
-  }
-}
-
-std::unique_ptr<torch::optim::Optimizer> make_optimizer(torch::nn::Module& module, const TrainingPlan& plan) {
-  if (plan.optimizer == "sgd") {
-    return std::make_unique<torch::optim::SGD>(
-        module.parameters(),
-        torch::optim::SGDOptions(plan.learning_rate).momentum(plan.momentum).weight_decay(plan.weight_decay));
-  }
-  return std::make_unique<torch::optim::Adam>(
-      module.parameters(), torch::optim::AdamOptions(plan.learning_rate).weight_decay(plan.weight_decay));
-}
-
-// Fisher-Yates over the raw mt19937_64 output (fixed by the standard), so the order is the same everywhere.
-void shuffle(std::vector<std::uint32_t>& v, std::mt19937_64& rng) {
-  for (std::size_t i = v.size(); i > 1; --i) {
-    const std::uint64_t bound = i;
-    const std::uint64_t limit = UINT64_MAX - UINT64_MAX % bound;
-    std::uint64_t x = rng();
-    while (x >= limit) x = rng();
-    std::swap(v[i - 1], v[static_cast<std::size_t>(x % bound)]);
-  }
-}
-
-// FedProx's proximal term (μ/2)·||w − w0||² over the trainable parameters, applied through its gradient μ(w − w0),
-// which is added to each parameter's gradient after backward() and before the optimizer step: the same update as
-// adding the term to the loss, without building it into the autograd graph. w0 is a detached copy of the
-// parameters taken when training starts (the global model the client received). Only trainable parameters are
-// pulled (BatchNorm's running statistics are buffers). TrainMetrics::mean_loss stays the cross-entropy alone.
-class ProximalTerm {
- public:
-  ProximalTerm(torch::nn::Module& module, double mu) : mu_(mu), params_(module.parameters()) {
-    torch::NoGradGuard no_grad;
-    anchor_.reserve(params_.size());
-    for (const auto& p : params_) anchor_.push_back(p.detach().clone());
-  }
-
-  void add_gradient() {
-    torch::NoGradGuard no_grad;
-    for (std::size_t i = 0; i < params_.size(); ++i) {
-      auto& p = params_[i];
-      torch::Tensor pull = (p.detach() - anchor_[i]).mul_(mu_);
-      if (p.mutable_grad().defined()) {
-        p.mutable_grad().add_(pull);
-      } else {
-        p.mutable_grad() = pull;
-      }
-    }
-  }
-
- private:
-  double mu_;
-  std::vector<torch::Tensor> params_;
-  std::vector<torch::Tensor> anchor_;
-};
-
-// `t` as a contiguous tensor of `type`: itself, without an operator dispatch, when it already is one.
-torch::Tensor in_type(const torch::Tensor& t, c10::ScalarType type) {
-  return t.scalar_type() == type ? t.contiguous() : t.to(type).contiguous();
-}
-
-// Examples whose highest logit (the first on ties, NaN counting as highest, as torch.argmax) is the label. Read
-// straight from the tensors' memory: per batch, LibTorch's argmax/eq/sum/item would cost four operator dispatches,
-// as much as assembling the batch.
-std::int64_t count_correct(const torch::Tensor& logits, const torch::Tensor& labels) {
-  const torch::Tensor scores = in_type(logits, torch::kFloat32);
-  const torch::Tensor targets = in_type(labels, torch::kInt64);
-  const std::int64_t rows = scores.size(0), classes = scores.size(1);
-  const float* row = scores.data_ptr<float>();
-  const std::int64_t* label = targets.data_ptr<std::int64_t>();
-  std::int64_t correct = 0;
-  for (std::int64_t r = 0; r < rows; ++r, row += classes) {
-    std::int64_t best = 0;
-    for (std::int64_t c = 1; c < classes && !std::isnan(row[best]); ++c) {
-      if (std::isnan(row[c]) || row[c] > row[best]) best = c;
-    }
-    correct += best == label[r];
-  }
-  return correct;
-}
-
-// A scalar loss tensor's value, read from its memory (no operator dispatch, unlike item()).
-double scalar_value(const torch::Tensor& loss) { return static_cast<double>(*in_type(loss, torch::kFloat32).data_ptr<float>()); }
-
-// A built-in classifier over normalised 28x28 images; Net is a TORCH_MODULE holder.
+// A built-in network as a TorchNet; Net is a TORCH_MODULE holder.
 template <typename Net>
-class ClassifierModel final : public ImageModel {
+class BuiltinNet final : public TorchNet {
  public:
-  model::ModelParameters parameters() const override { return export_module(*net_); }
-
-  model::ModelParameters delta_from(const model::ModelParameters& base) const override {
-    return export_delta(*net_, base);
-  }
-
-  void load(const model::ModelParameters& params) override { import_module(*net_, params); }
-
-  TrainMetrics train(const data::ImageDataset& data, std::span<const std::uint32_t> indices, const TrainingPlan& plan,
-                     const std::function<bool()>& next_batch) override {
-    check_plan(plan);
-    if (indices.empty()) return {};
-    check_images(data);
-    check_indices(data, indices);
-    const auto start = std::chrono::steady_clock::now();
-
-    net_->train();
-    auto optimizer = make_optimizer(*net_, plan);
-    std::optional<ProximalTerm> proximal;
-    if (plan.proximal_mu > 0) proximal.emplace(*net_, plan.proximal_mu);
-    std::mt19937_64 rng(plan.seed);
-    std::vector<std::uint32_t> order(indices.begin(), indices.end());
-    TrainMetrics m;
-    m.num_examples = indices.size();
-    for (std::uint32_t epoch = 0; epoch < plan.epochs; ++epoch) {
-      shuffle(order, rng);
-      double loss_sum = 0;
-      std::int64_t correct = 0;
-      for (std::size_t begin = 0; begin < order.size(); begin += plan.batch_size) {
-        if (next_batch && !next_batch()) {
-          m.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-          return m;
-        }
-        const std::size_t count = std::min<std::size_t>(plan.batch_size, order.size() - begin);
-        const Batch batch = make_batch(data, count, [&](std::size_t i) { return order[begin + i]; });
-        const auto compute_start = std::chrono::steady_clock::now();
-        optimizer->zero_grad();
-        const torch::Tensor logits = net_->forward(batch.images);
-        const torch::Tensor loss = torch::nn::functional::cross_entropy(logits, batch.labels);
-        loss.backward();
-        if (proximal) proximal->add_gradient();
-        optimizer->step();
-        m.compute_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - compute_start).count();
-        ++m.steps;
-        loss_sum += scalar_value(loss) * static_cast<double>(count);
-        correct += count_correct(logits.detach(), batch.labels);
-      }
-      m.mean_loss = loss_sum / static_cast<double>(order.size());
-      m.accuracy = static_cast<double>(correct) / static_cast<double>(order.size());
+  explicit BuiltinNet(std::string architecture) : architecture_(std::move(architecture)) {}
+  torch::Tensor forward(const torch::Tensor& images) override { return net_->forward(images); }
+  std::vector<torch::Tensor> trainable_parameters() override { return net_->parameters(); }
+  NamedTensors state() const override { return named_state(*net_); }
+  void set_training(bool on) override { net_->train(on); }
+  bool draws_random_numbers() const override { return false; }
+  void save(const std::filesystem::path& file) const override {
+    try {
+      torch::save(net_, file.string());
+    } catch (const c10::Error& e) {
+      throw Error("cannot save the " + architecture_ + " model to " + file.string() + ": " + e.what_without_backtrace());
     }
-    m.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    return m;
   }
-
-  EvalMetrics evaluate(const data::ImageDataset& data, std::size_t max_examples) override {
-    const std::size_t n = max_examples == 0 ? data.size() : std::min(max_examples, data.size());
-    return combine_batches(evaluate_batches(data, 0, n));
-  }
-
-  std::vector<EvalBatch> evaluate_batches(const data::ImageDataset& data, std::size_t first,
-                                          std::size_t end) override {
-    end = std::min(end, data.size());
-    std::vector<EvalBatch> out;
-    if (first >= end) return out;
-    check_images(data);
-    net_->eval();
-    torch::NoGradGuard no_grad;
-    namespace F = torch::nn::functional;
-    for (std::size_t begin = first; begin < end; begin += kEvalBatch) {
-      const std::size_t count = std::min(kEvalBatch, end - begin);
-      const Batch batch = make_batch(data, count, [&](std::size_t i) { return begin + i; });
-      const torch::Tensor logits = net_->forward(batch.images);
-      const torch::Tensor loss_sum =
-          F::cross_entropy(logits, batch.labels, F::CrossEntropyFuncOptions().reduction(torch::kSum));
-      out.push_back({count, scalar_value(loss_sum), count_correct(logits, batch.labels)});
-    }
-    return out;
-  }
+  std::string describe() const override { return "the built-in " + architecture_ + " model"; }
 
  private:
+  std::string architecture_;
   Net net_;
 };
 
@@ -340,12 +111,18 @@ std::unique_ptr<ImageModel> make_image_model(const std::string& architecture, st
   }
   // Initialisation draws from LibTorch's global generator: seed it and build under one lock so that concurrent
   // builds cannot interleave their draws.
-  static std::mutex init_mutex;
-  const std::lock_guard lock(init_mutex);
+  const std::lock_guard lock(torch_generator_mutex());
   torch::manual_seed(init_seed);
-  if (architecture == kFashionLinear) return std::make_unique<ClassifierModel<FashionLinear>>();
-  if (architecture == kFashionWideMlp) return std::make_unique<ClassifierModel<FashionWideMlp>>();
-  return std::make_unique<ClassifierModel<FashionCnn>>();
+  if (architecture == kFashionLinear) return make_classifier(std::make_unique<BuiltinNet<FashionLinear>>(architecture));
+  if (architecture == kFashionWideMlp) {
+    return make_classifier(std::make_unique<BuiltinNet<FashionWideMlp>>(architecture));
+  }
+  return make_classifier(std::make_unique<BuiltinNet<FashionCnn>>(architecture));
+}
+
+std::unique_ptr<ImageModel> make_model(const ModelSpec& spec, std::uint64_t init_seed) {
+  if (!spec.torchscript.empty()) return load_torchscript_model(spec.torchscript);
+  return make_image_model(spec.architecture, init_seed);
 }
 
 void set_torch_threads(int threads) {

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -16,6 +17,7 @@
 
 #include "common/data/image_dataset.h"
 #include "common/ml/architectures.h"
+#include "common/ml/model_spec.h"
 #include "common/ml/training_plan.h"
 #include "common/model/parameters.h"
 
@@ -44,6 +46,9 @@ class ImageModel {
   // combined in order give evaluate()'s result bit for bit.
   virtual std::vector<EvalBatch> evaluate_batches(const data::ImageDataset& data, std::size_t begin,
                                                   std::size_t end) = 0;
+  // Writes the model with its current state in its own format: a TorchScript model as a TorchScript file that
+  // PyTorch's torch.jit.load reads back, a built-in one as LibTorch's torch::save archive.
+  virtual void save(const std::filesystem::path& file) const = 0;
 };
 
 // Examples per evaluation batch: small batches keep activations in cache (on one core, batches of 64 evaluate
@@ -53,6 +58,17 @@ inline constexpr std::size_t kEvalBatch = 64;
 // Builds a freshly initialised model, seeded so that every process building it with the same seed gets the same
 // weights. Throws sotto::Error for an unknown architecture, listing the known ones.
 std::unique_ptr<ImageModel> make_image_model(const std::string& architecture, std::uint64_t init_seed);
+
+// Loads a classifier authored in PyTorch and saved with torch.jit.script(module).save(FILE): forward() takes
+// normalised images [B, 1, 28, 28] (float32) and returns logits [B, classes]. Its weights, as saved, are the initial
+// model. Throws sotto::Error naming the file when it cannot be read, is not TorchScript, has no forward(), or was
+// saved with torch.jit.trace while its behaviour depends on train/eval mode (tracing bakes the mode in: its
+// dropout stays on after eval()).
+std::unique_ptr<ImageModel> load_torchscript_model(const std::filesystem::path& file);
+
+// The model `spec` names: load_torchscript_model for a TorchScript file (init_seed unused: the file holds the
+// weights), else make_image_model.
+std::unique_ptr<ImageModel> make_model(const ModelSpec& spec, std::uint64_t init_seed);
 
 // Limits LibTorch's intra-op threads, and OpenBLAS's threads when LibTorch calls OpenBLAS (clients in separate
 // processes on a small machine want 1).

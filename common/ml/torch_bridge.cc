@@ -50,14 +50,6 @@ c10::ScalarType to_torch(model::DType dtype) {
   throw Error("unknown model dtype " + std::to_string(static_cast<int>(dtype)));
 }
 
-// The module's state in exchange order: parameters, then buffers, each as LibTorch names them.
-std::vector<std::pair<std::string, torch::Tensor>> named_state(const torch::nn::Module& module) {
-  std::vector<std::pair<std::string, torch::Tensor>> out;
-  for (const auto& item : module.named_parameters(/*recurse=*/true)) out.emplace_back(item.key(), item.value());
-  for (const auto& item : module.named_buffers(/*recurse=*/true)) out.emplace_back(item.key(), item.value());
-  return out;
-}
-
 std::vector<std::int64_t> shape_of(const torch::Tensor& t) {
   const auto sizes = t.sizes();
   return {sizes.begin(), sizes.end()};
@@ -103,14 +95,30 @@ void copy_into(torch::Tensor& target, const model::Tensor& given) {
 
 }  // namespace
 
-model::ModelParameters export_module(const torch::nn::Module& module) {
+NamedTensors named_state(const torch::nn::Module& module) {
+  NamedTensors out;
+  for (const auto& item : module.named_parameters(/*recurse=*/true)) out.emplace_back(item.key(), item.value());
+  for (const auto& item : module.named_buffers(/*recurse=*/true)) out.emplace_back(item.key(), item.value());
+  return out;
+}
+
+model::ModelParameters export_module(const torch::nn::Module& module) { return export_state(named_state(module)); }
+
+void import_module(torch::nn::Module& module, const model::ModelParameters& params) {
+  import_state(named_state(module), params);
+}
+
+model::ModelParameters export_delta(const torch::nn::Module& module, const model::ModelParameters& base) {
+  return export_state_delta(named_state(module), base);
+}
+
+model::ModelParameters export_state(const NamedTensors& state) {
   model::ModelParameters params;
-  for (const auto& [name, tensor] : named_state(module)) params.add(export_tensor(name, tensor));
+  for (const auto& [name, tensor] : state) params.add(export_tensor(name, tensor));
   return params;
 }
 
-void import_module(torch::nn::Module& module, const model::ModelParameters& params) {
-  auto state = named_state(module);
+void import_state(const NamedTensors& state, const model::ModelParameters& params) {
   std::unordered_map<std::string, const model::Tensor*> given;
   for (const auto& t : params.tensors()) given.emplace(t.name, &t);
 
@@ -138,11 +146,13 @@ void import_module(torch::nn::Module& module, const model::ModelParameters& para
   }
 
   torch::NoGradGuard no_grad;
-  for (std::size_t i = 0; i < state.size(); ++i) copy_into(state[i].second, *sources[i]);
+  for (std::size_t i = 0; i < state.size(); ++i) {
+    torch::Tensor target = state[i].second;  // shares the module's storage
+    copy_into(target, *sources[i]);
+  }
 }
 
-model::ModelParameters export_delta(const torch::nn::Module& module, const model::ModelParameters& base) {
-  const auto state = named_state(module);
+model::ModelParameters export_state_delta(const NamedTensors& state, const model::ModelParameters& base) {
   if (state.size() != base.size()) {
     throw Error("cannot compute the update: the module has " + std::to_string(state.size()) +
                 " tensors, the base model " + std::to_string(base.size()));

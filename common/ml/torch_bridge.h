@@ -1,4 +1,6 @@
-// Torch bridge: converts between a torch::nn::Module's named_parameters() + named_buffers() and ModelParameters.
+// Torch bridge: converts between a LibTorch module's state — named_parameters() then named_buffers(), in
+// registration order — and ModelParameters. The *_state functions take that state as a list of live tensors, so
+// the same code serves torch::nn::Module and TorchScript's torch::jit::Module.
 //
 // The round trip is exact (bytes copied, never re-computed). import_module checks that every tensor the module has
 // is present with the same dtype and shape, and that no extra tensors are given, and names the offender. This is
@@ -7,9 +9,18 @@
 
 #include <torch/nn/module.h>
 
+#include <string>
+#include <utility>
+#include <vector>
+
 #include "common/model/parameters.h"
 
 namespace sotto::ml {
+
+// A module's state in exchange order; the tensors share the module's storage.
+using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
+
+NamedTensors named_state(const torch::nn::Module& module);
 
 model::ModelParameters export_module(const torch::nn::Module& module);
 void import_module(torch::nn::Module& module, const model::ModelParameters& params);
@@ -18,5 +29,10 @@ void import_module(torch::nn::Module& module, const model::ModelParameters& para
 // straight from the module's memory). Throws sotto::Error naming the first tensor whose name, dtype or shape
 // differs from base's.
 model::ModelParameters export_delta(const torch::nn::Module& module, const model::ModelParameters& base);
+
+// The same on a module's state (named_state, or a TorchScript module's): import_state writes into the tensors.
+model::ModelParameters export_state(const NamedTensors& state);
+void import_state(const NamedTensors& state, const model::ModelParameters& params);
+model::ModelParameters export_state_delta(const NamedTensors& state, const model::ModelParameters& base);
 
 }  // namespace sotto::ml

@@ -13,7 +13,7 @@ namespace sotto::ml {
 namespace {
 
 // The module's entry points (common/ml/torch_runtime_module.cc).
-constexpr const char* kMakeImageModel = "sotto_torch_make_image_model";
+constexpr const char* kMakeImageModel = "sotto_torch_make_model";
 constexpr const char* kSetTorchThreads = "sotto_torch_set_threads";
 
 }  // namespace
@@ -54,9 +54,8 @@ const TorchRuntime& TorchRuntime::get() {
   return *runtime;
 }
 
-std::unique_ptr<ImageModel> TorchRuntime::make_image_model(const std::string& architecture,
-                                                           std::uint64_t init_seed) const {
-  return std::unique_ptr<ImageModel>(make_(architecture, init_seed));
+std::unique_ptr<ImageModel> TorchRuntime::make_model(const ModelSpec& spec, std::uint64_t init_seed) const {
+  return std::unique_ptr<ImageModel>(make_(spec, init_seed));
 }
 
 void TorchRuntime::set_torch_threads(int threads) const { set_threads_(threads); }

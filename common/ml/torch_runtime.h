@@ -24,12 +24,12 @@ class TorchRuntime {
   // call tries again.
   static const TorchRuntime& get();
 
-  // As ml::make_image_model and ml::set_torch_threads (image_model.h).
-  std::unique_ptr<ImageModel> make_image_model(const std::string& architecture, std::uint64_t init_seed) const;
+  // As ml::make_model and ml::set_torch_threads (image_model.h).
+  std::unique_ptr<ImageModel> make_model(const ModelSpec& spec, std::uint64_t init_seed) const;
   void set_torch_threads(int threads) const;
 
  private:
-  using MakeImageModel = ImageModel* (*)(const std::string&, std::uint64_t);
+  using MakeImageModel = ImageModel* (*)(const ModelSpec&, std::uint64_t);
   using SetTorchThreads = void (*)(int);
   TorchRuntime(MakeImageModel make, SetTorchThreads set_threads) : make_(make), set_threads_(set_threads) {}
 

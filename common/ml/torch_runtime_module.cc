@@ -8,9 +8,9 @@
 
 extern "C" {
 
-__attribute__((visibility("default"))) sotto::ml::ImageModel* sotto_torch_make_image_model(
-    const std::string& architecture, std::uint64_t init_seed) {
-  return sotto::ml::make_image_model(architecture, init_seed).release();
+__attribute__((visibility("default"))) sotto::ml::ImageModel* sotto_torch_make_model(
+    const sotto::ml::ModelSpec& spec, std::uint64_t init_seed) {
+  return sotto::ml::make_model(spec, init_seed).release();
 }
 
 __attribute__((visibility("default"))) void sotto_torch_set_threads(int threads) {

@@ -491,6 +491,28 @@ std::vector<std::vector<std::string>> dropped_ids(const std::vector<nlohmann::js
 
 }  // namespace
 
+TEST_CASE("a TorchScript model with dropout gives one model in memory on two threads and over TLS") {
+  const auto file = out_dir("torchscript-model") / "fashion_mlp.pt";
+  std::filesystem::create_directories(file.parent_path());
+  const std::string export_command = std::string("/usr/bin/python3 ") + SOTTO_SOURCE_DIR +
+                                     "/models/export_model.py export fashion_mlp " + file.string();
+  REQUIRE(std::system(export_command.c_str()) == 0);
+  const std::vector<std::string> o = {"population=8", "cohort_size=3", "data.max_examples_per_client=60",
+                                      "model.torchscript=\"" + file.string() + "\""};
+  auto memory = tiny("torchscript-memory", o);
+  std::vector<std::string> over_tls = o;
+  over_tls.push_back("transport=tls");
+  auto tls = tiny("torchscript-tls", over_tls);
+  sim::run_simulation(memory);
+  sim::run_simulation_over_tls(tls);
+  const auto rm = read_rounds(memory.output_dir);
+  REQUIRE(rm.size() == 2);
+  CHECK(rm[1]["test_accuracy"].get<double>() > 0.3);
+  CHECK(file_bytes(memory.output_dir / "final_model.sotto") == file_bytes(tls.output_dir / "final_model.sotto"));
+  const auto model = codec::read_model_file(memory.output_dir / "final_model.sotto").model;
+  CHECK(model.find("head.weight") != nullptr);
+}
+
 TEST_CASE("simulated dropouts over TLS drop the same clients at the same steps as in memory") {
   // Plain rounds: the same clients vanish before their update, and the same model comes out, bit for bit.
   const auto plain = run_both_transports("tls-drop", {"population=8", "cohort_size=4", "data.max_examples_per_client=40",

@@ -60,7 +60,7 @@ ml::TrainingPlan small_plan() {
 TEST_CASE("the training pool hands outcomes over in job order, equal to the collected ones", "[sim][pool]") {
   const auto images = patterned_images();
   const Jobs j = seven_clients();
-  sim::TrainingPool pool(2, "fashion_cnn", 5, images);
+  sim::TrainingPool pool(2, ml::ModelSpec{}, 5, images);
   const auto global = ml::make_image_model("fashion_cnn", 5)->parameters();
 
   const std::vector<sim::TrainingOutcome> collected = pool.train(j.jobs, 3, global, small_plan());
@@ -94,7 +94,7 @@ TEST_CASE("the training pool hands outcomes over in job order, equal to the coll
 TEST_CASE("a consumer that throws stops the hand-over and the pool reports it and stays usable", "[sim][pool]") {
   const auto images = patterned_images();
   const Jobs j = seven_clients();
-  sim::TrainingPool pool(2, "fashion_cnn", 5, images);
+  sim::TrainingPool pool(2, ml::ModelSpec{}, 5, images);
   const auto global = ml::make_image_model("fashion_cnn", 5)->parameters();
   std::size_t handed = 0;
   REQUIRE_THROWS_WITH(pool.train(j.jobs, 1, global, small_plan(),

@@ -86,11 +86,18 @@ Pki make_pki(const fs::path& dir, int num_clients) {
 fs::path bin_path(const std::string& name) { return fs::path(SOTTO_BIN_DIR) / name; }
 
 
-double python3_number(const std::string& program) {
+namespace {
+
+std::string shell_quoted(const std::string& text) {
   std::string quoted = "'";
-  for (char c : program) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  quoted += "'";
-  FILE* pipe = popen(("python3 -c " + quoted).c_str(), "r");
+  for (char c : text) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return quoted + "'";
+}
+
+}  // namespace
+
+double python3_number(const std::string& program) {
+  FILE* pipe = popen(("python3 -c " + shell_quoted(program)).c_str(), "r");
   char out[128] = {};
   const bool read = pipe != nullptr && std::fgets(out, sizeof out, pipe) != nullptr;
   const int status = pipe != nullptr ? pclose(pipe) : -1;
@@ -99,6 +106,32 @@ double python3_number(const std::string& program) {
                              program);
   }
   return std::stod(out);
+}
+
+std::string run_model_script(const std::vector<std::string>& args) {
+  std::string command = "/usr/bin/python3 " + shell_quoted(std::string(SOTTO_SOURCE_DIR) + "/models/export_model.py");
+  for (const auto& a : args) command += " " + shell_quoted(a);
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  std::string out;
+  char buffer[4096];
+  while (pipe != nullptr) {
+    const std::size_t n = std::fread(buffer, 1, sizeof buffer, pipe);
+    if (n == 0) break;
+    out.append(buffer, n);
+  }
+  const int status = pipe != nullptr ? pclose(pipe) : -1;
+  if (status != 0) {
+    throw std::runtime_error("python3-torch (installed by scripts/install-deps.sh) failed: " + command + "\n" + out);
+  }
+  return out;
+}
+
+fs::path export_torchscript(const fs::path& dir, const std::string& model, bool traced) {
+  const fs::path file = dir / (model + (traced ? "_traced" : "") + ".pt");
+  std::vector<std::string> args{"export", model, file.string()};
+  if (traced) args.push_back("--trace");
+  run_model_script(args);
+  return file;
 }
 
 long resident_kib(pid_t pid) {

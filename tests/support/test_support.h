@@ -94,6 +94,12 @@ using util::wait_until;
 // answer.
 double python3_number(const std::string& program);
 
+// models/export_model.py run by Debian's /usr/bin/python3 with python3-torch: its standard output. Throws
+// std::runtime_error with the command when it fails.
+std::string run_model_script(const std::vector<std::string>& args);
+// models/export_model.py's MODEL ("fashion_cnn", "fashion_mlp") as a TorchScript file in dir, scripted (or traced).
+fs::path export_torchscript(const fs::path& dir, const std::string& model, bool traced = false);
+
 // VmRSS from /proc/PID/status, in KiB (-1 when the process is gone).
 long resident_kib(pid_t pid);
 
