@@ -6,6 +6,7 @@
 #include "aggregator/config_sections.h"
 #include "common/config/toml_reader.h"
 #include "common/ml/model_spec.h"
+#include "common/model/personal_tensors.h"
 #include "common/secagg/messages.h"
 #include "common/util/error.h"
 
@@ -161,6 +162,11 @@ AggregatorConfig read_aggregator_config(config::TomlReader& r) {
   read_round_protection(r, c.rounds);
 
   c.model = ml::read_model_spec(r);
+  try {
+    c.rounds.plan.personal = model::PersonalTensors(r.get_strings("personalization.personal")).patterns();
+  } catch (const Error& e) {
+    r.fail("personalization.personal", e.what());
+  }
   c.init_seed = static_cast<std::uint64_t>(r.get_int("model.init_seed", 1, 0, INT64_MAX));
   c.strategy = read_strategy_section(r, c.rounds.plan);
 

@@ -11,6 +11,32 @@
 #include "common/data/image_dataset.h"
 #include "common/log/logging.h"
 #include "common/ml/torch_runtime.h"
+#include "common/model/personal_tensors.h"
+#include "common/util/error.h"
+
+namespace {
+
+using namespace sotto;
+
+// The global model the aggregator holds: the initial model without its personal tensors. Refuses a pattern that
+// names none of the model's tensors (a typo would otherwise federate what was meant to stay on the devices) and a
+// plan that keeps every tensor personal.
+model::ModelParameters federated_model(const model::ModelParameters& whole, const model::PersonalTensors& personal,
+                                       const ml::ModelSpec& spec) {
+  if (personal.empty()) return whole;
+  if (auto unmatched = personal.unmatched_pattern(whole)) {
+    throw Error("personalization.personal: pattern \"" + *unmatched + "\" names no tensor of " + spec.describe() +
+                "; its tensors are named like \"" + whole.tensors().front().name + "\"");
+  }
+  model::ModelParameters federated = personal.federated_part(whole);
+  if (federated.size() == 0) {
+    throw Error("personalization.personal = [" + personal.describe() + "] makes every tensor of " + spec.describe() +
+                " personal: nothing would be federated");
+  }
+  return federated;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   using namespace sotto;
@@ -35,7 +61,12 @@ int main(int argc, char** argv) {
     };
     const bool secure_sum = cfg.rounds.secure_sum_length > 0;  // federated analytics: no model at all
     aggregator::Evaluator evaluator;
-    if (cfg.evaluate && !secure_sum) {
+    const model::PersonalTensors personal(cfg.rounds.plan.personal);
+    if (cfg.evaluate && !secure_sum && !personal.empty()) {
+      spdlog::warn("evaluation is off: with personal tensors (personalization.personal = [{}]) the global model is "
+                   "not a whole model, and only each device can evaluate its own", personal.describe());
+    }
+    if (cfg.evaluate && !secure_sum && personal.empty()) {
       // The test set is read now (a bad one stops the start); the model is built on the first evaluation, on the
       // server's one evaluation thread.
       auto test = std::make_shared<data::ImageDataset>(data::load_fashion_mnist(cfg.eval_data_dir, data::Split::kTest));
@@ -46,8 +77,9 @@ int main(int argc, char** argv) {
         return (*model)->evaluate(*test, cfg.eval_max_examples);
       };
     }
-    auto factory = [&cfg, secure_sum, torch] {
-      return secure_sum ? model::ModelParameters{} : torch().make_model(cfg.model, cfg.init_seed)->parameters();
+    auto factory = [&cfg, secure_sum, torch, personal] {
+      if (secure_sum) return model::ModelParameters{};
+      return federated_model(torch().make_model(cfg.model, cfg.init_seed)->parameters(), personal, cfg.model);
     };
     aggregator::AggregatorServer server(cfg, factory, evaluator,
                                         [config_path] { return aggregator::load_aggregator_config(config_path); });

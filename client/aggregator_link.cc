@@ -7,6 +7,7 @@
 #include "common/net/frame_io.h"
 #include "common/net/tls_context.h"
 #include "common/util/error.h"
+#include "common/util/file.h"
 
 namespace sotto::client {
 
@@ -94,6 +95,7 @@ asio::awaitable<void> AggregatorLink::write(v1::Envelope env) {
 }
 
 asio::awaitable<void> AggregatorLink::write_frame(const std::string& frame) {
+  if (!config_.audit_sent_frames_file.empty()) util::append_to_file(config_.audit_sent_frames_file, frame);
   co_await net::async_write_frame(stream_, frame);
   bytes_sent_ += frame.size();
 }

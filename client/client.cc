@@ -42,6 +42,7 @@ class Client::Impl {
       privacy_spent_ = ledger_->spent_rdp();
     }
     consent_ = std::make_unique<ConsentGate>(store_ ? &*store_ : nullptr);
+    personal_state_.emplace(store_ ? &*store_ : nullptr);
   }
 
   void set_consent(bool granted, ConsentScope scope, OnRevoke on_revoke) {
@@ -62,6 +63,7 @@ class Client::Impl {
     }
     wakeup_.notify_all();
     if (store_) delete_personal_data(*store_, on_revoke);
+    personal_state_->erase();
     if (failure) std::rethrow_exception(failure);
   }
   ConsentRecord consent() const { return consent_->record(); }
@@ -296,8 +298,8 @@ class Client::Impl {
   }
 
   RoundDriverContext driver_context() {
-    return {config_,       trainer_.get(), contribution_, random_, ledger_ ? &*ledger_ : nullptr, *consent_,
-            privacy_spent_, emitter(),     [this] { return start_training(); }};
+    return {config_,        trainer_.get(), contribution_, random_,    ledger_ ? &*ledger_ : nullptr, *consent_,
+            privacy_spent_, *personal_state_, emitter(),  [this] { return start_training(); }};
   }
 
   std::function<void(const ClientEvent&)> emitter() {
@@ -317,6 +319,7 @@ class Client::Impl {
   std::string last_ineligible_;
   std::uint64_t eligibility_changes_ = 0;  // under mutex_: wakes an ineligible (or backing-off) client at once
   std::optional<Ledger> ledger_;
+  std::optional<PersonalState> personal_state_;  // the model's personal tensors (plan.personal), in the store
   std::vector<double> privacy_spent_;  // the device's own accountant, from the ledger
   round::SystemRandom random_;  // the quantizer's rounding coins, the SecAgg keys' and the backoff's jitter
   std::function<void(const ClientEvent&)> callback_;

@@ -6,6 +6,7 @@
 #include "common/round/messages.h"
 #include "client/consent.h"
 #include "client/kept_generation.h"
+#include "common/util/error.h"
 
 namespace sotto::client {
 
@@ -69,6 +70,7 @@ SottoClientConfig read_sotto_client_config(config::TomlReader& r) {
   s.model = ml::read_model_spec(r);
   c.state_dir = r.get_path("state.dir", std::filesystem::path());
   c.save_local_models = r.get_bool("state.save_local_models", false);
+  c.audit_sent_frames_file = r.get_path("audit.sent_frames_file", std::filesystem::path());
   s.state_key_file = r.get_path("state.key_file", std::filesystem::path());
   s.state_generation_file = r.get_path("state.generation_file", std::filesystem::path());
   if (s.state_generation_file.empty() && !s.state_key_file.empty()) {
@@ -82,6 +84,11 @@ SottoClientConfig read_sotto_client_config(config::TomlReader& r) {
       r.get_int("fault_injection.claim_examples", 0, 0, std::numeric_limits<std::int64_t>::max()));
   c.scale_update = r.get_double("fault_injection.scale_update", 1.0, -1e12, 1e12);
   c.garble_shares = static_cast<std::uint32_t>(r.get_int("fault_injection.garble_shares", 0, 0, 1'000'000));
+  try {
+    c.personal = model::PersonalTensors(r.get_strings("personalization.personal"));
+  } catch (const Error& e) {
+    r.fail("personalization.personal", e.what());
+  }
   auto& p = c.privacy;
   p.require_noise = r.get_bool("privacy.require_noise", false);
   p.min_noise_multiplier = r.get_double("privacy.min_noise_multiplier", 0.0, 0, 1e4);

@@ -5,6 +5,7 @@
 
 #include "client/consent.h"
 #include "common/ml/model_spec.h"
+#include "common/model/personal_tensors.h"
 #include "common/round/device_privacy.h"
 
 #include <array>
@@ -46,6 +47,10 @@ struct ClientConfig {
   // directory older than this is refused. 0: none kept.
   std::uint64_t state_min_generation = 0;
   bool save_local_models = false;              // write state_dir/local-round-<r>.sotto after training
+  // [audit] sent_frames_file: appends every frame this client writes to the TLS stream, exactly as sent before
+  // encryption, so an auditor (or a test) sees every byte that leaves the device. Off by default: the file holds
+  // the updates in the clear.
+  std::filesystem::path audit_sent_frames_file;
   // Leave after taking part in this many rounds: the task received, then the round completed, was abandoned or
   // was lost mid-round (0 = stay until training is finished).
   std::uint64_t max_rounds = 0;
@@ -61,6 +66,9 @@ struct ClientConfig {
   std::uint32_t garble_shares = 0;
   // [privacy]: the floor this device holds every round's plan to, and its own budget (round/device_privacy.h).
   round::DevicePrivacy privacy;
+  // [personalization] personal: tensors this device keeps whatever the aggregator's plan says (only more than the
+  // plan's, never fewer: a round that would federate one of them is refused).
+  model::PersonalTensors personal;
 };
 
 enum class Partitioning { kIid, kDirichlet };

@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include "client/ledger.h"
+#include "client/personal_state.h"
 #include "client/state_store.h"
 
 namespace sotto::client {
@@ -25,6 +26,7 @@ void delete_personal_data(StateStore& store, OnRevoke on_revoke) {
     const std::string name = entry.path().filename().string();
     if (name.starts_with("local-round-") && name.ends_with(".sotto")) std::filesystem::remove(entry.path(), ec);
   }
+  store.remove(kPersonalStateFile);
   if (on_revoke == OnRevoke::kDeleteLedger) Ledger(store).erase();
 }
 

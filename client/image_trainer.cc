@@ -1,5 +1,6 @@
 #include "client/image_trainer.h"
 
+#include "common/model/personal_tensors.h"
 #include "common/util/error.h"
 
 namespace sotto::client {
@@ -11,10 +12,25 @@ ImageTrainer::ImageTrainer(std::unique_ptr<ml::ImageModel> model, std::shared_pt
   if (indices_.empty()) throw Error("ImageTrainer has no examples: the shard is empty");
 }
 
+model::ModelParameters ImageTrainer::with_personal_tensors(const model::ModelParameters& given,
+                                                           const ml::TrainingPlan& plan) const {
+  const model::PersonalTensors personal(plan.personal);
+  model::ModelParameters current = model_->parameters();
+  if (personal.empty() || given.size() == current.size()) return given;
+  for (const auto& t : current.tensors()) {
+    if (!given.find(t.name) && !personal.is_personal(t.name)) {
+      throw Error("tensor '" + t.name + "' of the model is missing from the " + std::to_string(given.size()) +
+                  " given tensors, and the plan does not make it personal (personalization.personal = [" +
+                  personal.describe() + "])");
+    }
+  }
+  return model::with_tensors(std::move(current), given);
+}
+
 FitResult ImageTrainer::fit(const model::ModelParameters& global_model, const ml::TrainingPlan& plan,
                             TrainingControl& control) {
   try {
-    model_->load(global_model);
+    model_->load(with_personal_tensors(global_model, plan));
   } catch (const Error& e) {
     throw Error(std::string("the task's global model does not fit the model this device trains (set the client's "
                             "[model] section to the aggregator's): ") + e.what());

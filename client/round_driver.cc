@@ -23,7 +23,8 @@ RoundDriver::RoundDriver(RoundDriverContext context, AggregatorLink& link) : con
 asio::awaitable<void> RoundDriver::run(round::Task task, SessionResult& result, std::string& step) {
   step_ = &step;
   round::Participant participant(
-      {context_.config.client_id, context_.contribution, context_.config.privacy, context_.privacy_spent},
+      {context_.config.client_id, context_.contribution, context_.config.privacy, context_.privacy_spent,
+       context_.config.personal},
       context_.random);
   std::deque<round::Output> queue;
   auto enqueue = [&](round::Outputs outputs) {
@@ -105,14 +106,35 @@ std::string local_model_file_name(std::uint64_t round_id) {
   return "local-round-" + std::to_string(round_id) + ".sotto";
 }
 
+model::ModelParameters RoundDriver::with_kept_tensors(const model::ModelParameters& global,
+                                                      const model::PersonalTensors& personal) const {
+  model::ModelParameters kept = personal.personal_part(context_.personal_state.load());
+  if (kept.size() == 0) return global;
+  std::vector<model::Tensor> tensors = global.tensors();
+  for (auto& t : kept.mutable_tensors()) {
+    if (!global.find(t.name)) tensors.push_back(std::move(t));
+  }
+  return model::ModelParameters(std::move(tensors));
+}
+
+model::ModelParameters RoundDriver::keep_personal(const model::ModelParameters& local,
+                                                  const model::PersonalTensors& personal) {
+  const model::ModelParameters kept = personal.personal_part(local);
+  if (kept.size() > 0) context_.consent.while_granted([&] { context_.personal_state.save(kept); });
+  return personal.federated_part(local);
+}
+
 round::Outputs RoundDriver::train(const round::out::Fit& fit, round::Participant& participant) {
   *step_ = "training";
   link_.arm(std::chrono::hours(24 * 365));  // local work: no socket deadline (the task's own is the participant's)
   round::Fitted fitted;
   const std::shared_ptr<TrainingControl> control = context_.start_training();
+  const model::PersonalTensors personal(fit.plan.personal);
   try {
-    FitResult r = context_.trainer->fit(*fit.global_model, fit.plan, *control);
-    fitted.local_model = std::move(r.local_model);
+    FitResult r = personal.empty() ? context_.trainer->fit(*fit.global_model, fit.plan, *control)
+                                   : context_.trainer->fit(with_kept_tensors(*fit.global_model, personal), fit.plan,
+                                                           *control);
+    fitted.local_model = personal.empty() ? std::move(r.local_model) : keep_personal(r.local_model, personal);
     fitted.metrics = r.metrics;
   } catch (const std::exception& e) {
     if (!control->stop_reason()) throw FatalError(std::string("local training failed: ") + e.what());

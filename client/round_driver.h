@@ -14,7 +14,9 @@
 #include "client/aggregator_link.h"
 #include "client/client.h"
 #include "client/ledger.h"
+#include "client/personal_state.h"
 #include "client/session_outcome.h"
+#include "common/model/personal_tensors.h"
 #include "common/round/messages.h"
 #include "common/round/participant.h"
 
@@ -28,6 +30,7 @@ struct RoundDriverContext {
   const Ledger* ledger;  // null without state_dir
   ConsentGate& consent;  // personal data is written only while it is granted
   std::vector<double>& privacy_spent;  // the device's own accountant (the ledger's sum, kept up to date)
+  PersonalState& personal_state;       // the personal tensors the device keeps between rounds (plan.personal)
   std::function<void(const ClientEvent&)> emit;
   // The control of the training run about to start (Client::cancel, stop, an opt-out and eligibility reach it).
   std::function<std::shared_ptr<TrainingControl>()> start_training;
@@ -47,6 +50,11 @@ class RoundDriver {
   boost::asio::awaitable<round::Outputs> carry_out(round::Participant& participant, round::Output output);
   void charge_device(const round::ContributionRecord& record);
   round::Outputs train(const round::out::Fit& fit, round::Participant& participant);
+  // The global model with the personal tensors the device kept (none before its first such round).
+  model::ModelParameters with_kept_tensors(const model::ModelParameters& global,
+                                           const model::PersonalTensors& personal) const;
+  // Keeps the trained personal tensors on the device; the rest, the federated tensors, go on to the participant.
+  model::ModelParameters keep_personal(const model::ModelParameters& local, const model::PersonalTensors& personal);
   boost::asio::awaitable<void> send_upload(const round::out::Upload& upload);
   round::Outputs deliver(round::Participant& participant, const v1::Envelope& env);
   void conclude(const round::Participant& participant, const round::out::Finish& finish, SessionResult& result);

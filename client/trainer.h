@@ -14,7 +14,9 @@
 namespace sotto::client {
 
 struct FitResult {
-  model::ModelParameters local_model;  // same layout as the global model
+  // The global model's tensors, trained; with personal tensors (plan.personal) it may hold those too, which the
+  // client keeps on the device and never sends.
+  model::ModelParameters local_model;
   ml::TrainMetrics metrics;            // metrics.num_examples is the FedAvg weight
 };
 

@@ -131,7 +131,7 @@ class Reader {
 
 }  // namespace
 
-void write_model_file(const std::filesystem::path& path, const ModelFile& file) {
+std::string encode_model_file(const ModelFile& file) {
   std::string bytes(kMagicStem, kMagicSize - 1);
   bytes += static_cast<char>('0' + kModelFileFormat);
   v1::CheckpointHeader header;
@@ -148,7 +148,11 @@ void write_model_file(const std::filesystem::path& path, const ModelFile& file) 
   for (const auto* params : {&file.model, &file.strategy_state}) {
     for_each_chunk(*params, kChunkBytes, [&](v1::TensorChunk&& chunk) { append_record(bytes, chunk); });
   }
+  return bytes;
+}
 
+void write_model_file(const std::filesystem::path& path, const ModelFile& file) {
+  const std::string bytes = encode_model_file(file);
   const std::filesystem::path tmp = path.string() + ".tmp";
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) throw Error("cannot create " + tmp.string() + ": " + std::strerror(errno));

@@ -38,6 +38,8 @@ struct ModelFile {
 };
 
 void write_model_file(const std::filesystem::path& path, const ModelFile& file);
+// The bytes write_model_file writes (for a store that seals them itself).
+std::string encode_model_file(const ModelFile& file);
 // Throws sotto::Error naming the file and what is wrong with it (missing, not a Sotto model file, truncated).
 ModelFile read_model_file(const std::filesystem::path& path);
 // The same from a stream of `size` bytes named `name` in errors (the fuzzer's entry; read_model_file opens a file).

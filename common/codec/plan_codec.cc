@@ -6,6 +6,13 @@
 
 namespace sotto::codec {
 
+namespace {
+
+constexpr int kMaxPersonalPatterns = 256;
+constexpr std::size_t kMaxPatternLength = 256;
+
+}  // namespace
+
 v1::TrainingPlan plan_to_proto(const ml::TrainingPlan& plan) {
   v1::TrainingPlan p;
   p.set_epochs(plan.epochs);
@@ -17,6 +24,7 @@ v1::TrainingPlan plan_to_proto(const ml::TrainingPlan& plan) {
   p.set_seed(plan.seed);
   p.set_proximal_mu(plan.proximal_mu);
   p.set_clip_norm(plan.clip_norm);
+  for (const auto& pattern : plan.personal) p.add_personal(pattern);
   return p;
 }
 
@@ -38,7 +46,18 @@ ml::TrainingPlan plan_from_proto(const v1::TrainingPlan& p) {
   if (!(p.clip_norm() >= 0) || !std::isfinite(p.clip_norm())) {
     throw Error("training plan: clip_norm must be a finite number >= 0, got " + std::to_string(p.clip_norm()));
   }
+  if (p.personal_size() > kMaxPersonalPatterns) {
+    throw Error("training plan: " + std::to_string(p.personal_size()) + " personal-tensor patterns, more than the " +
+                std::to_string(kMaxPersonalPatterns) + " allowed");
+  }
+  for (const auto& pattern : p.personal()) {
+    if (pattern.empty() || pattern.size() > kMaxPatternLength) {
+      throw Error("training plan: a personal-tensor pattern must be 1 to " + std::to_string(kMaxPatternLength) +
+                  " characters, got " + std::to_string(pattern.size()));
+    }
+  }
   ml::TrainingPlan plan;
+  plan.personal.assign(p.personal().begin(), p.personal().end());
   plan.clip_norm = p.clip_norm();
   plan.epochs = p.epochs();
   plan.batch_size = p.batch_size();

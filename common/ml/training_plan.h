@@ -26,6 +26,9 @@ struct TrainingPlan {
   // The round's L2 bound on the update (privacy.clip_norm): the participant clips to it before sending. 0 = none
   // (a plain round without clipping). Must be finite and >= 0.
   double clip_norm = 0.0;
+  // personalization.personal: glob patterns naming the tensors that stay on the device (model/personal_tensors.h).
+  // The global model the task carries has none of them; the device trains them with the rest and keeps them.
+  std::vector<std::string> personal;
 };
 
 // The seed a client trains with in a round: the plan's round seed mixed with the client's id (FNV-1a), so every

@@ -74,6 +74,12 @@ Outputs Participant::on_task(Task task, TimePoint now) {
     step_ = Step::kFinished;
     return {out::ReportError{v1::ERROR_CODE_PRIVACY_REFUSED, *why}, out::Finish{out::Outcome::kRefused, *why}};
   }
+  if (auto kept = options_.personal.first_personal(*task_.global_model)) {
+    const std::string why = "the round would federate tensor '" + *kept + "', which this device keeps personal "
+                            "(its personalization.personal = [" + options_.personal.describe() + "]); not taking part";
+    step_ = Step::kFinished;
+    return {out::ReportError{v1::ERROR_CODE_PRIVACY_REFUSED, why}, out::Finish{out::Outcome::kRefused, why}};
+  }
   record_.privacy = std::get<std::optional<DeviceCharge>>(std::move(judged));
   if (sum) {
     if (!task_.secure) return protocol_error(v1::ERROR_CODE_UNEXPECTED_MESSAGE, "a secure-sum task without secure aggregation");

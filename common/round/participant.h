@@ -3,9 +3,10 @@
 // (client/client.cc) and sotto-sim's in-memory rounds drive this same class.
 //
 //   on_task            the task and the global model     -> out::Fit (train), or straight to privatize (secure sum);
-//                                                           a plan the device's privacy floor refuses ends the
-//                                                           round at once: out::ReportError and out::Finish
-//                                                           (kRefused), nothing else sent
+//                                                           a plan the device's privacy floor refuses, or a
+//                                                           global model with a tensor the device keeps personal,
+//                                                           ends the round at once: out::ReportError and
+//                                                           out::Finish (kRefused), nothing else sent
 //   on_fitted          the trainer's result              -> privatize: the delta, checked for NaN/Inf; in a secure
 //                                                           round clipped and quantized -> out::AdvertiseKeys;
 //                                                           in a plain round -> out::Upload
@@ -27,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "common/model/personal_tensors.h"
 #include "common/round/device_privacy.h"
 #include "common/round/messages.h"
 #include "common/round/random_source.h"
@@ -43,6 +45,9 @@ struct ParticipantOptions {
   std::optional<std::vector<std::uint32_t>> contribution;
   DevicePrivacy privacy;               // the device's floor on the rounds it takes part in
   std::vector<double> privacy_spent;   // its own accountant: the RDP it has spent so far (empty: none)
+  // The tensors this device keeps whatever the plan says (its personalization.personal): a task whose global model
+  // carries one is refused, and nothing is sent.
+  model::PersonalTensors personal;
 };
 
 // What the trainer produced: the local model, or the delta (local - global) when the driver computes it itself.

@@ -15,4 +15,11 @@ std::string read_file(const std::filesystem::path& path) {
   return out.str();
 }
 
+void append_to_file(const std::filesystem::path& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::app);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  out.flush();
+  if (!out) throw Error("cannot append to " + path.string());
+}
+
 }  // namespace sotto::util

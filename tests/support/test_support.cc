@@ -219,7 +219,9 @@ fs::path write_aggregator_config(const fs::path& file, const AggregatorOptions& 
 std::string client_toml(const ClientOptions& o) {
   std::ostringstream t;
   t << "[client]\n"
-    << "id = " << quoted(o.id) << '\n'
+    << "id = " << quoted(o.id) << '\n';
+  if (o.max_rounds > 0) t << "max_rounds = " << o.max_rounds << '\n';
+  t
     << "\n[server]\n"
     << "host = \"127.0.0.1\"\n"
     << "port = " << o.port << '\n'

@@ -159,6 +159,7 @@ struct ClientOptions {
   // [consent] grant: what the config grants for the person (empty: no grant; the state store's record decides).
   std::vector<std::string> consent_grant{"training", "analytics"};
   std::string log_level = "info";
+  std::uint32_t max_rounds = 0;  // client.max_rounds (0: stay until training is finished)
   std::string extra_toml;  // appended verbatim; start it with a [table] header
 };
 std::string client_toml(const ClientOptions& options);

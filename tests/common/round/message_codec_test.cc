@@ -59,3 +59,13 @@ TEST_CASE("an adaptive-clipping plan carries the count weight and the device der
     CHECK_THROWS_WITH(round::from_proto(proto, 3), Catch::Contains("clipped-count weight"));
   }
 }
+
+TEST_CASE("a plan's personal-tensor patterns travel in order, and empty or too many are refused", "[round][codec][personal]") {
+  ml::TrainingPlan plan;
+  plan.personal = {"head.*", "*.running_mean"};
+  CHECK(codec::plan_from_proto(codec::plan_to_proto(plan)).personal == plan.personal);
+  plan.personal = {"head.*", ""};
+  CHECK_THROWS_WITH(codec::plan_from_proto(codec::plan_to_proto(plan)), Catch::Contains("personal-tensor pattern"));
+  plan.personal.assign(257, "x.*");
+  CHECK_THROWS_WITH(codec::plan_from_proto(codec::plan_to_proto(plan)), Catch::Contains("257 personal-tensor patterns"));
+}

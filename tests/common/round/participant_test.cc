@@ -356,4 +356,25 @@ TEST_CASE("the participant trains only on the model whose SHA-256 its task names
   require_refused(bad.on_task(task, t0), v1::ERROR_CODE_MALFORMED_FRAME, "does not match the SHA-256");
 }
 
+TEST_CASE("a device refuses a round whose model carries a tensor it keeps personal, and sends nothing else",
+          "[round][participant][personal]") {
+  FakeRandom random(7);
+  ParticipantOptions options{"client-1", std::nullopt};
+  options.personal = model::PersonalTensors({"head.*", "w"});
+  Participant p(std::move(options), random);
+  const auto outputs = p.on_task(plain_task(), t0);  // its global model has tensor "w"
+  REQUIRE(outputs.size() == 2);
+  const auto& error = only<out::ReportError>(outputs, 0);
+  CHECK(v1::ErrorCode_Name(error.code) == v1::ErrorCode_Name(v1::ERROR_CODE_PRIVACY_REFUSED));
+  CHECK_THAT(error.message, Catch::Contains("tensor 'w'") && Catch::Contains("\"head.*\", \"w\""));
+  CHECK(only<out::Finish>(outputs, 1).outcome == out::Outcome::kRefused);
+  CHECK(p.finished());
+
+  // Patterns that name none of the global model's tensors take part as usual.
+  ParticipantOptions other{"client-1", std::nullopt};
+  other.personal = model::PersonalTensors({"head.*"});
+  Participant q(std::move(other), random);
+  CHECK(std::holds_alternative<out::Fit>(q.on_task(plain_task(), t0).at(0)));
+}
+
 }  // namespace sotto::round

@@ -1,0 +1,178 @@
+// Personal tensors through the real binaries over TLS: the aggregator's plan keeps BatchNorm statistics (FedBN) or
+// a head (FedPer) on the devices. Every byte a client writes to the TLS stream is captured (audit.sent_frames_file)
+// and shown not to depend on its personal tensors (but for the one field that measures time, not data: the
+// upload's train_seconds); the global model holds none of them; the device keeps them,
+// sealed in its state store, across restarts.
+#include <catch2/catch.hpp>
+
+#include <sstream>
+
+#include "client/personal_state.h"
+#include "client/state_key.h"
+#include "client/state_store.h"
+#include "common/codec/model_file.h"
+#include "sotto/v1/sotto.pb.h"
+#include "tests/support/test_support.h"
+
+namespace sotto::test {
+namespace {
+
+const std::string kFedBn = "[personalization]\npersonal = [\"*.running_mean\", \"*.running_var\", \"*.num_batches_tracked\"]\n";
+
+// One aggregator round (state in dir/tag) with one client whose state is `client_state`; returns the bytes the
+// client wrote.
+std::string one_round(const fs::path& dir, const Pki& pki, const fs::path& client_state, const std::string& tag,
+                      const std::string& personalization) {
+  AggregatorOptions agg = fixed_cohort_options(dir / tag, pki, 1, 1);
+  agg.state_dir = dir / tag / "aggregator";
+  agg.extra_toml = personalization;
+  auto aggregator = start_aggregator(write_aggregator_config(dir / tag / "aggregator.toml", agg), dir / tag / "agg.log");
+  const std::uint16_t port = wait_for_port(agg.state_dir, 60s, aggregator.get());
+  ClientOptions c = mtls_client_options(pki, 1, port);
+  c.state_dir = client_state;
+  c.max_examples = 200;
+  const fs::path capture = dir / tag / "sent.bin";
+  c.extra_toml = personalization + "[audit]\nsent_frames_file = \"" + capture.string() + "\"\n";
+  auto client = start_client(c.id, write_client_config(dir / tag / "client.toml", c), dir / tag / "client.log");
+  const auto code = client->wait_for_exit(120s);
+  INFO(client->log_text() << "\n" << aggregator->log_text());
+  REQUIRE(code == 0);
+  REQUIRE(aggregator->wait_for_exit(60s) == 0);
+  return read_file(capture);
+}
+
+// The frames of a capture with the one field that measures time, not data (the upload's train_seconds), zeroed.
+std::vector<std::string> frames_without_timing(const std::string& capture) {
+  std::vector<std::string> frames;
+  for (std::size_t at = 0; at + 4 <= capture.size();) {
+    const auto byte = [&](std::size_t i) { return static_cast<std::uint32_t>(static_cast<unsigned char>(capture[at + i])); };
+    const std::uint32_t length = byte(0) << 24 | byte(1) << 16 | byte(2) << 8 | byte(3);
+    REQUIRE(at + 4 + length <= capture.size());
+    v1::Envelope env;
+    REQUIRE(env.ParseFromString(capture.substr(at + 4, length)));
+    if (env.has_update()) env.mutable_update()->set_train_seconds(0);
+    frames.push_back(env.SerializeAsString());
+    at += 4 + length;
+  }
+  return frames;
+}
+
+// A copy of a client's state directory with its key and kept generation.
+void copy_client_state(const fs::path& from, const fs::path& to) {
+  fs::copy(from, to, fs::copy_options::recursive);
+  const fs::path key = state_key_file(from);
+  fs::copy_file(key, state_key_file(to));
+  fs::path generation = key;
+  generation += ".generation";
+  fs::path copied = state_key_file(to);
+  copied += ".generation";
+  if (fs::exists(generation)) fs::copy_file(generation, copied);
+}
+
+model::ModelParameters personal_tensors(const fs::path& state_dir) {
+  client::StateStore store(state_dir, client::read_state_key_file(state_key_file(state_dir)));
+  return client::PersonalState(&store).load();
+}
+
+// Adds `delta` to every float32 personal tensor the device keeps.
+void perturb_personal_tensors(const fs::path& state_dir, float delta) {
+  client::StateStore store(state_dir, client::read_state_key_file(state_key_file(state_dir)));
+  client::PersonalState state(&store);
+  model::ModelParameters kept = state.load();
+  for (auto& t : kept.mutable_tensors()) {
+    if (t.dtype != model::DType::kFloat32) continue;
+    for (float& v : t.as_mutable<float>()) v += delta;
+  }
+  state.save(kept);
+}
+
+}  // namespace
+
+TEST_CASE("personal tensors never leave the device: the bytes it sends do not depend on them",
+          "[integration][personal]") {
+  TempDir dir("personal");
+  const Pki pki = make_pki(dir.path() / "pki", 1);
+  const fs::path first = dir.path() / "client-first";
+  one_round(dir.path(), pki, first, "first", kFedBn);
+  const auto kept = personal_tensors(first);
+  REQUIRE(kept.size() == 6);  // running_mean, running_var and num_batches_tracked of bn1 and bn2
+  CHECK(kept.find("bn1.running_mean") != nullptr);
+
+  // The same round, from the same global model and seeds, with the device's personal tensors as trained and
+  // perturbed: every byte written to the TLS stream is the same.
+  const fs::path same = dir.path() / "client-same", perturbed = dir.path() / "client-perturbed";
+  copy_client_state(first, same);
+  copy_client_state(first, perturbed);
+  perturb_personal_tensors(perturbed, 0.5f);
+  const std::string a = one_round(dir.path(), pki, same, "same", kFedBn);
+  const std::string b = one_round(dir.path(), pki, perturbed, "perturbed", kFedBn);
+  CHECK(a.size() > 4 * 80'000);  // the update of the CNN's ~80K federated parameters is in there
+  const auto frames_a = frames_without_timing(a), frames_b = frames_without_timing(b);
+  CHECK(frames_a.size() >= 3);  // hello, the update's header, its chunks
+  CHECK(a.size() == b.size());
+  for (std::size_t i = 0; i < std::min(frames_a.size(), frames_b.size()); ++i) {
+    INFO("frame " << i);
+    CHECK((frames_a[i] == frames_b[i]));  // not printed: binary
+  }
+  CHECK(frames_a.size() == frames_b.size());
+  // The perturbed tensors were used and kept: the two devices' personal statistics still differ.
+  CHECK(personal_tensors(same).find("bn1.running_mean")->data !=
+        personal_tensors(perturbed).find("bn1.running_mean")->data);
+
+  // The aggregator's global model has no BatchNorm statistics.
+  const auto global = codec::read_model_file(dir.path() / "same" / "aggregator" / "checkpoint.sotto").model;
+  CHECK(global.find("conv1.weight") != nullptr);
+  CHECK(global.find("bn1.running_mean") == nullptr);
+  CHECK(global.find("bn2.num_batches_tracked") == nullptr);
+}
+
+TEST_CASE("a personal head stays on each device and survives its restarts, and the global model has none",
+          "[integration][personal]") {
+  TempDir dir("personal-head");
+  const Pki pki = make_pki(dir.path() / "pki", 2);
+  const std::string fedper = "[personalization]\npersonal = [\"fc2.*\"]\n";
+  AggregatorOptions agg = fixed_cohort_options(dir.path(), pki, 2, 2);
+  agg.extra_toml = fedper;
+  auto aggregator = start_aggregator(write_aggregator_config(dir.path() / "aggregator.toml", agg),
+                                     dir.path() / "aggregator.log");
+  const std::uint16_t port = wait_for_port(agg.state_dir, 60s, aggregator.get());
+  const auto client_round = [&](int i) {
+    ClientOptions c = mtls_client_options(pki, i, port);
+    c.shard_index = static_cast<std::uint32_t>(i - 1);
+    c.state_dir = dir.path() / ("client-" + std::to_string(i));
+    c.max_examples = 200;
+    c.max_rounds = 1;
+    c.extra_toml = fedper;
+    const fs::path config = write_client_config(dir.path() / ("client-" + std::to_string(i) + ".toml"), c);
+    return start_client(c.id, config, dir.path() / ("client-" + std::to_string(i) + ".log"));
+  };
+  for (int round = 1; round <= 2; ++round) {
+    auto one = client_round(1), two = client_round(2);
+    for (auto* p : {one.get(), two.get()}) {
+      const auto code = p->wait_for_exit(120s);
+      INFO(p->log_text());
+      REQUIRE(code == 0);
+    }
+    if (round == 1) {
+      // Each device trained its own head; client 1's is marked so that its restart shows whether it was restored.
+      const auto head1 = personal_tensors(dir.path() / "client-1"), head2 = personal_tensors(dir.path() / "client-2");
+      REQUIRE(head1.size() == 2);
+      CHECK(head1.find("fc2.weight")->data != head2.find("fc2.weight")->data);
+      perturb_personal_tensors(dir.path() / "client-1", 100.0f);
+    }
+  }
+  REQUIRE(aggregator->wait_for_exit(60s) == 0);
+  // Restarted, client 1 trained the head it kept: its marked values are still there (one round of SGD moves them
+  // by far less than 100); client 2's head never was marked.
+  CHECK(personal_tensors(dir.path() / "client-1").find("fc2.bias")->as<float>()[0] > 50.0f);
+  CHECK(personal_tensors(dir.path() / "client-2").find("fc2.bias")->as<float>()[0] < 50.0f);
+  const auto global = codec::read_model_file(agg.state_dir / "checkpoint.sotto").model;
+  CHECK(global.find("fc1.weight") != nullptr);
+  CHECK(global.find("fc2.weight") == nullptr);
+  CHECK(global.find("fc2.bias") == nullptr);
+  const auto rounds = read_jsonl(agg.state_dir / "rounds.jsonl");
+  REQUIRE(rounds.size() == 2);
+  for (const auto& r : rounds) CHECK(r.at("status") == "completed");
+}
+
+}  // namespace sotto::test
