@@ -27,6 +27,7 @@ void delete_personal_data(StateStore& store, OnRevoke on_revoke) {
     if (name.starts_with("local-round-") && name.ends_with(".sotto")) std::filesystem::remove(entry.path(), ec);
   }
   store.remove(kPersonalStateFile);
+  store.remove(kPersonalModelFile);
   if (on_revoke == OnRevoke::kDeleteLedger) Ledger(store).erase();
 }
 

@@ -34,6 +34,10 @@ bool DeferredTrainer::built() const {
   return trainer_.valid() && trainer_.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
 }
 
+void DeferredTrainer::restore_personal_model(model::ModelParameters personal_model) {
+  started().get()->restore_personal_model(std::move(personal_model));
+}
+
 FitResult DeferredTrainer::fit(const model::ModelParameters& global_model, const ml::TrainingPlan& plan,
                                TrainingControl& control) {
   return started().get()->fit(global_model, plan, control);

@@ -28,6 +28,7 @@ class DeferredTrainer final : public Trainer {
   bool built() const;
   FitResult fit(const model::ModelParameters& global_model, const ml::TrainingPlan& plan,
                 TrainingControl& control) override;
+  void restore_personal_model(model::ModelParameters personal_model) override;
 
  private:
   std::shared_future<std::shared_ptr<Trainer>> started();

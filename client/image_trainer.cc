@@ -35,11 +35,60 @@ FitResult ImageTrainer::fit(const model::ModelParameters& global_model, const ml
     throw Error(std::string("the task's global model does not fit the model this device trains (set the client's "
                             "[model] section to the aggregator's): ") + e.what());
   }
+  const model::ModelParameters start = model_->parameters();
   FitResult result;
-  result.metrics = model_->train(*data_, indices_, plan, [&] { return control.next_batch(); });
-  if (auto reason = control.stop_reason()) throw TrainingStopped(*reason);
+  result.metrics = train_federated(plan, control);
   result.local_model = model_->parameters();
+  if (plan.finetune_epochs > 0 || plan.ditto_lambda > 0) {
+    result.personal_model = adapt(start, plan, control);
+    model_->load(result.local_model);  // the next round's personal tensors are the trained ones, not the adapted
+  }
   return result;
+}
+
+void ImageTrainer::restore_personal_model(model::ModelParameters personal_model) {
+  personal_model_ = std::move(personal_model);
+}
+
+ml::TrainMetrics ImageTrainer::train_phase(const ml::TrainingPlan& plan, TrainingControl& control) {
+  ml::TrainMetrics m = model_->train(*data_, indices_, plan, [&] { return control.next_batch(); });
+  if (auto reason = control.stop_reason()) throw TrainingStopped(*reason);
+  return m;
+}
+
+ml::TrainMetrics ImageTrainer::train_federated(const ml::TrainingPlan& plan, TrainingControl& control) {
+  if (plan.head_epochs == 0) return train_phase(plan, control);
+  // FedRep: the personal head first, the body frozen; then the body, the head frozen.
+  const model::PersonalTensors personal(plan.personal);
+  ml::TrainingPlan head = plan;
+  head.epochs = plan.head_epochs;
+  const model::ModelParameters current = model_->parameters();
+  for (const auto& t : current.tensors()) {
+    if (!personal.is_personal(t.name)) head.frozen.push_back(t.name);
+  }
+  train_phase(head, control);
+  ml::TrainingPlan body = plan;
+  body.frozen = plan.personal;
+  return train_phase(body, control);
+}
+
+model::ModelParameters ImageTrainer::adapt(const model::ModelParameters& start, const ml::TrainingPlan& plan,
+                                           TrainingControl& control) {
+  ml::TrainingPlan local = plan;
+  local.head_epochs = 0;
+  if (plan.finetune_epochs > 0) {
+    // Fine-tuning: a copy of the global model (with this device's personal tensors), trained on its data.
+    local.epochs = plan.finetune_epochs;
+    model_->load(start);
+  } else {
+    // Ditto: the personal model goes on from its last value, pulled toward the global model.
+    local.proximal_mu = plan.ditto_lambda;
+    local.proximal_anchor = std::make_shared<const model::ModelParameters>(start);
+    model_->load(personal_model_ && !personal_model_->layout_mismatch(start) ? *personal_model_ : start);
+  }
+  train_phase(local, control);
+  personal_model_ = model_->parameters();
+  return *personal_model_;
 }
 
 }  // namespace sotto::client

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "client/trainer.h"
@@ -19,15 +20,23 @@ class ImageTrainer final : public Trainer {
                std::vector<std::uint32_t> indices);
   FitResult fit(const model::ModelParameters& global_model, const ml::TrainingPlan& plan,
                 TrainingControl& control) override;
+  void restore_personal_model(model::ModelParameters personal_model) override;
   std::size_t num_examples() const { return indices_.size(); }
 
  private:
+  ml::TrainMetrics train_phase(const ml::TrainingPlan& plan, TrainingControl& control);
+  // The federated training: the plan's epochs, after FedRep's head epochs when it asks for them.
+  ml::TrainMetrics train_federated(const ml::TrainingPlan& plan, TrainingControl& control);
+  // The device's personal model, from `start` (the global model with the personal tensors): fine-tuned, or Ditto's.
+  model::ModelParameters adapt(const model::ModelParameters& start, const ml::TrainingPlan& plan,
+                               TrainingControl& control);
   // `given` (the global model, perhaps with personal tensors) completed with the model's own personal tensors.
   model::ModelParameters with_personal_tensors(const model::ModelParameters& given, const ml::TrainingPlan& plan) const;
 
   std::unique_ptr<ml::ImageModel> model_;
   std::shared_ptr<const data::ImageDataset> data_;
   std::vector<std::uint32_t> indices_;
+  std::optional<model::ModelParameters> personal_model_;  // Ditto's v, from the last round or restored
 };
 
 }  // namespace sotto::client

@@ -6,27 +6,42 @@
 
 namespace sotto::client {
 
-model::ModelParameters PersonalState::load() const {
-  if (!store_) return memory_;
-  const auto bytes = store_->read(kPersonalStateFile);
-  if (!bytes) return {};
-  std::istringstream in(*bytes);
-  return codec::parse_model_file(in, bytes->size(), (store_->dir() / kPersonalStateFile).string()).model;
+model::ModelParameters PersonalState::load() const { return load_file(kPersonalStateFile, tensors_); }
+
+void PersonalState::save(const model::ModelParameters& personal) { save_file(kPersonalStateFile, personal, tensors_); }
+
+model::ModelParameters PersonalState::load_personal_model() const {
+  return load_file(kPersonalModelFile, personal_model_);
 }
 
-void PersonalState::save(const model::ModelParameters& personal) {
-  if (!store_) {
-    memory_ = personal;
-    return;
-  }
-  codec::ModelFile file;
-  file.model = personal;
-  store_->write(kPersonalStateFile, codec::encode_model_file(file));
+void PersonalState::save_personal_model(const model::ModelParameters& model) {
+  save_file(kPersonalModelFile, model, personal_model_);
 }
 
 void PersonalState::erase() {
-  memory_ = {};
-  if (store_) store_->remove(kPersonalStateFile);
+  tensors_ = {};
+  personal_model_ = {};
+  if (!store_) return;
+  store_->remove(kPersonalStateFile);
+  store_->remove(kPersonalModelFile);
+}
+
+model::ModelParameters PersonalState::load_file(const char* name, const model::ModelParameters& memory) const {
+  if (!store_) return memory;
+  const auto bytes = store_->read(name);
+  if (!bytes) return {};
+  std::istringstream in(*bytes);
+  return codec::parse_model_file(in, bytes->size(), (store_->dir() / name).string()).model;
+}
+
+void PersonalState::save_file(const char* name, const model::ModelParameters& params, model::ModelParameters& memory) {
+  if (!store_) {
+    memory = params;
+    return;
+  }
+  codec::ModelFile file;
+  file.model = params;
+  store_->write(name, codec::encode_model_file(file));
 }
 
 }  // namespace sotto::client

@@ -131,9 +131,17 @@ round::Outputs RoundDriver::train(const round::out::Fit& fit, round::Participant
   const std::shared_ptr<TrainingControl> control = context_.start_training();
   const model::PersonalTensors personal(fit.plan.personal);
   try {
+    if (fit.plan.ditto_lambda > 0) {
+      if (auto kept = context_.personal_state.load_personal_model(); kept.size() > 0) {
+        context_.trainer->restore_personal_model(std::move(kept));
+      }
+    }
     FitResult r = personal.empty() ? context_.trainer->fit(*fit.global_model, fit.plan, *control)
                                    : context_.trainer->fit(with_kept_tensors(*fit.global_model, personal), fit.plan,
                                                            *control);
+    if (r.personal_model) {
+      context_.consent.while_granted([&] { context_.personal_state.save_personal_model(*r.personal_model); });
+    }
     fitted.local_model = personal.empty() ? std::move(r.local_model) : keep_personal(r.local_model, personal);
     fitted.metrics = r.metrics;
   } catch (const std::exception& e) {

@@ -7,6 +7,8 @@
 // so (training_control.h), throwing TrainingStopped. No LibTorch, Boost or OpenSSL types appear here.
 #pragma once
 
+#include <optional>
+
 #include "client/training_control.h"
 #include "common/ml/training_plan.h"
 #include "common/model/parameters.h"
@@ -18,6 +20,9 @@ struct FitResult {
   // client keeps on the device and never sends.
   model::ModelParameters local_model;
   ml::TrainMetrics metrics;            // metrics.num_examples is the FedAvg weight
+  // With local adaptation (plan.finetune_epochs, plan.ditto_lambda): the device's personal model, the one the app
+  // uses. Kept on the device, never sent.
+  std::optional<model::ModelParameters> personal_model;
 };
 
 class Trainer {
@@ -25,6 +30,9 @@ class Trainer {
   virtual ~Trainer() = default;
   virtual FitResult fit(const model::ModelParameters& global_model, const ml::TrainingPlan& plan,
                         TrainingControl& control) = 0;
+  // The personal model the client kept from an earlier round (after a restart), for Ditto to go on from. Trainers
+  // without local adaptation ignore it.
+  virtual void restore_personal_model(model::ModelParameters /*personal_model*/) {}
 };
 
 }  // namespace sotto::client

@@ -25,6 +25,9 @@ v1::TrainingPlan plan_to_proto(const ml::TrainingPlan& plan) {
   p.set_proximal_mu(plan.proximal_mu);
   p.set_clip_norm(plan.clip_norm);
   for (const auto& pattern : plan.personal) p.add_personal(pattern);
+  p.set_finetune_epochs(plan.finetune_epochs);
+  p.set_ditto_lambda(plan.ditto_lambda);
+  p.set_head_epochs(plan.head_epochs);
   return p;
 }
 
@@ -56,7 +59,22 @@ ml::TrainingPlan plan_from_proto(const v1::TrainingPlan& p) {
                   " characters, got " + std::to_string(pattern.size()));
     }
   }
+  if (p.finetune_epochs() > 1000 || p.head_epochs() > 1000) {
+    throw Error("training plan: finetune_epochs and head_epochs must be at most 1000");
+  }
+  if (!(p.ditto_lambda() >= 0) || !std::isfinite(p.ditto_lambda())) {
+    throw Error("training plan: ditto_lambda must be a finite number >= 0");
+  }
+  if (p.finetune_epochs() > 0 && p.ditto_lambda() > 0) {
+    throw Error("training plan: fine-tuning and Ditto both asked for; the device keeps one personal model");
+  }
+  if (p.head_epochs() > 0 && p.personal_size() == 0) {
+    throw Error("training plan: head_epochs without personal tensors: FedRep trains a personal head first");
+  }
   ml::TrainingPlan plan;
+  plan.finetune_epochs = p.finetune_epochs();
+  plan.ditto_lambda = p.ditto_lambda();
+  plan.head_epochs = p.head_epochs();
   plan.personal.assign(p.personal().begin(), p.personal().end());
   plan.clip_norm = p.clip_norm();
   plan.epochs = p.epochs();

@@ -82,7 +82,13 @@ class BuiltinNet final : public TorchNet {
  public:
   explicit BuiltinNet(std::string architecture) : architecture_(std::move(architecture)) {}
   torch::Tensor forward(const torch::Tensor& images) override { return net_->forward(images); }
-  std::vector<torch::Tensor> trainable_parameters() override { return net_->parameters(); }
+  NamedTensors trainable_parameters() override {
+    NamedTensors out;
+    for (const auto& p : net_->named_parameters(/*recurse=*/true)) {
+      if (p.value().requires_grad()) out.emplace_back(p.key(), p.value());
+    }
+    return out;
+  }
   NamedTensors state() const override { return named_state(*net_); }
   void set_training(bool on) override { net_->train(on); }
   bool draws_random_numbers() const override { return false; }

@@ -1,5 +1,7 @@
 // The classifier that every LibTorch network trains and evaluates through (torch_net.h): batches of normalised
 // Fashion-MNIST images, SGD or Adam, FedProx's proximal pull, seeded shuffling, evaluation in kEvalBatch batches.
+#include <fnmatch.h>
+
 #include <algorithm>
 #include <array>
 #include <chrono>
@@ -121,17 +123,42 @@ void shuffle(std::vector<std::uint32_t>& v, std::mt19937_64& rng) {
   }
 }
 
-// FedProx's proximal term (μ/2)·||w − w0||² over the trainable parameters, applied through its gradient μ(w − w0),
-// which is added to each parameter's gradient after backward() and before the optimizer step: the same update as
-// adding the term to the loss, without building it into the autograd graph. w0 is a detached copy of the
-// parameters taken when training starts (the global model the client received). Only trainable parameters are
-// pulled (BatchNorm's running statistics are buffers). TrainMetrics::mean_loss stays the cross-entropy alone.
+// The parameters this call trains: those that require gradients, less the plan's frozen ones (FedRep's phases).
+NamedTensors trained_parameters(TorchNet& net, const TrainingPlan& plan) {
+  NamedTensors out;
+  for (auto& [name, tensor] : net.trainable_parameters()) {
+    bool frozen = false;
+    for (const auto& pattern : plan.frozen) frozen = frozen || fnmatch(pattern.c_str(), name.c_str(), 0) == 0;
+    if (!frozen) out.emplace_back(name, tensor);
+  }
+  return out;
+}
+
+std::vector<torch::Tensor> tensors_of(const NamedTensors& named) {
+  std::vector<torch::Tensor> out;
+  for (const auto& [name, tensor] : named) out.push_back(tensor);
+  return out;
+}
+
+// The proximal term (μ/2)·||w − w0||² over the trained parameters, applied through its gradient μ(w − w0), which is
+// added to each parameter's gradient after backward() and before the optimizer step: the same update as adding
+// the term to the loss, without building it into the autograd graph. w0 is the plan's proximal_anchor (Ditto: the
+// global model, while a personal model trains) or else a copy of the parameters as training starts (FedProx: the
+// global model the client received). Only parameters are pulled (BatchNorm's running statistics are buffers).
+// TrainMetrics::mean_loss stays the cross-entropy alone.
 class ProximalTerm {
  public:
-  ProximalTerm(std::vector<torch::Tensor> params, double mu) : mu_(mu), params_(std::move(params)) {
+  ProximalTerm(const NamedTensors& params, double mu, const model::ModelParameters* anchor)
+      : mu_(mu), params_(tensors_of(params)) {
     torch::NoGradGuard no_grad;
     anchor_.reserve(params_.size());
-    for (const auto& p : params_) anchor_.push_back(p.detach().clone());
+    for (const auto& [name, p] : params) {
+      anchor_.push_back(p.detach().clone());
+      if (!anchor) continue;
+      const model::Tensor* given = anchor->find(name);
+      if (!given) throw Error("the proximal term's anchor has no tensor '" + name + "'");
+      import_state({{name, anchor_.back()}}, model::ModelParameters({*given}));
+    }
   }
 
   void add_gradient() {
@@ -216,9 +243,10 @@ class ClassifierModel final : public ImageModel {
     }
 
     net_->set_training(true);
-    auto optimizer = make_optimizer(net_->trainable_parameters(), plan);
+    const NamedTensors trained = trained_parameters(*net_, plan);
+    auto optimizer = make_optimizer(tensors_of(trained), plan);
     std::optional<ProximalTerm> proximal;
-    if (plan.proximal_mu > 0) proximal.emplace(net_->trainable_parameters(), plan.proximal_mu);
+    if (plan.proximal_mu > 0) proximal.emplace(trained, plan.proximal_mu, plan.proximal_anchor.get());
     std::mt19937_64 rng(plan.seed);
     std::vector<std::uint32_t> order(indices.begin(), indices.end());
     TrainMetrics m;

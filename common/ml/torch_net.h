@@ -22,9 +22,9 @@ class TorchNet {
   virtual ~TorchNet() = default;
   // Logits [B, classes] for normalised images [B, 1, 28, 28].
   virtual torch::Tensor forward(const torch::Tensor& images) = 0;
-  // The tensors the optimizer updates (requires_grad parameters), and the whole exchanged state: parameters then
+  // The tensors an optimizer may update (requires_grad parameters), and the whole exchanged state: parameters then
   // buffers, sharing the network's storage.
-  virtual std::vector<torch::Tensor> trainable_parameters() = 0;
+  virtual NamedTensors trainable_parameters() = 0;
   virtual NamedTensors state() const = 0;
   virtual void set_training(bool on) = 0;
   // Whether training draws random numbers (dropout, say). LibTorch draws them from its one process-wide

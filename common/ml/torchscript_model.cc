@@ -94,10 +94,10 @@ class ScriptNet final : public TorchNet {
     return out.toTensor();
   }
 
-  std::vector<torch::Tensor> trainable_parameters() override {
-    std::vector<torch::Tensor> out;
-    for (const torch::Tensor& p : module_.parameters(/*recurse=*/true)) {
-      if (p.requires_grad()) out.push_back(p);
+  NamedTensors trainable_parameters() override {
+    NamedTensors out;
+    for (const auto& p : module_.named_parameters(/*recurse=*/true)) {
+      if (p.value.requires_grad()) out.emplace_back(p.name, p.value);
     }
     return out;
   }

@@ -6,9 +6,12 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 #include <string_view>
+
+#include "common/model/parameters.h"
 
 namespace sotto::ml {
 
@@ -29,6 +32,23 @@ struct TrainingPlan {
   // personalization.personal: glob patterns naming the tensors that stay on the device (model/personal_tensors.h).
   // The global model the task carries has none of them; the device trains them with the rest and keeps them.
   std::vector<std::string> personal;
+  // Local adaptation (personalization.*), each producing the device's personal model, the one the app uses, never
+  // sent. finetune_epochs: after training, fine-tune a copy of the global model (with the personal tensors) on the
+  // device's data. ditto_lambda (Ditto, Li et al. ICML 2021): after training, train the personal model v from its
+  // last value for `epochs` with (lambda/2)·||v − w_global||² added to the loss. At most one of the two.
+  std::uint32_t finetune_epochs = 0;
+  double ditto_lambda = 0.0;
+  // FedRep (Collins et al. ICML 2021): first train the personal tensors alone (the rest frozen) for this many
+  // epochs, then the federated ones alone (the personal frozen) for `epochs`, and send those. Needs `personal`.
+  std::uint32_t head_epochs = 0;
+
+  // Set by the device for one train() call, never sent:
+  // tensors left as they are (glob patterns): FedRep trains the personal head with the body frozen, then the body
+  // with the head frozen.
+  std::vector<std::string> frozen;
+  // What the proximal term pulls toward: Ditto's personal model trains toward the global model. Null: the model as
+  // train() starts (FedProx).
+  std::shared_ptr<const model::ModelParameters> proximal_anchor;
 };
 
 // The seed a client trains with in a round: the plan's round seed mixed with the client's id (FNV-1a), so every

@@ -279,3 +279,24 @@ TEST_CASE("aggregator config: adaptive clipping is read with the paper's default
                                       "target_unclipped_quantile = 1.5\n")),
                     Catch::Contains("privacy.target_unclipped_quantile"));
 }
+
+TEST_CASE("aggregator config: [personalization] goes into the plan, and contradictions are refused") {
+  sotto::test::TempDir dir;
+  const auto cfg = aggregator::load_aggregator_config(write_config(
+      dir, std::string(kMinimal) + "[personalization]\npersonal = [\"fc2.*\"]\nhead_epochs = 2\n"));
+  CHECK(cfg.rounds.plan.personal == std::vector<std::string>{"fc2.*"});
+  CHECK(cfg.rounds.plan.head_epochs == 2);
+  const auto ditto = aggregator::load_aggregator_config(
+      write_config(dir, std::string(kMinimal) + "[personalization]\nditto_lambda = 0.1\n"));
+  CHECK(ditto.rounds.plan.ditto_lambda == 0.1);
+  CHECK(codec::plan_from_proto(codec::plan_to_proto(ditto.rounds.plan)).ditto_lambda == 0.1);
+  CHECK_THROWS_WITH(aggregator::load_aggregator_config(write_config(
+                        dir, std::string(kMinimal) + "[personalization]\nditto_lambda = 0.1\nfinetune_epochs = 1\n")),
+                    Catch::Contains("choose fine-tuning or Ditto"));
+  CHECK_THROWS_WITH(aggregator::load_aggregator_config(
+                        write_config(dir, std::string(kMinimal) + "[personalization]\nhead_epochs = 1\n")),
+                    Catch::Contains("needs personalization.personal"));
+  CHECK_THROWS_WITH(aggregator::load_aggregator_config(
+                        write_config(dir, std::string(kMinimal) + "[personalization]\npersonal = [\"\"]\n")),
+                    Catch::Contains("'personalization.personal'"));
+}

@@ -175,4 +175,48 @@ TEST_CASE("a personal head stays on each device and survives its restarts, and t
   for (const auto& r : rounds) CHECK(r.at("status") == "completed");
 }
 
+TEST_CASE("Ditto and fine-tuning leave each device a personal model of its own, kept in its state store",
+          "[integration][personal]") {
+  for (const std::string adaptation : {"ditto_lambda = 0.5", "finetune_epochs = 1"}) {
+    INFO(adaptation);
+    TempDir dir("personal-model");
+    const Pki pki = make_pki(dir.path() / "pki", 2);
+    const std::string personalization = "[personalization]\n" + adaptation + "\n";
+    AggregatorOptions agg = fixed_cohort_options(dir.path(), pki, 2, 2);
+    agg.extra_toml = personalization;
+    auto aggregator = start_aggregator(write_aggregator_config(dir.path() / "aggregator.toml", agg),
+                                       dir.path() / "aggregator.log");
+    const std::uint16_t port = wait_for_port(agg.state_dir, 60s, aggregator.get());
+    for (int round = 1; round <= 2; ++round) {  // restarted between rounds: Ditto goes on from the kept model
+      std::vector<std::unique_ptr<Process>> clients;
+      for (int i = 1; i <= 2; ++i) {
+        ClientOptions c = mtls_client_options(pki, i, port);
+        c.shard_index = static_cast<std::uint32_t>(i - 1);
+        c.state_dir = dir.path() / ("client-" + std::to_string(i));
+        c.max_examples = 200;
+        c.max_rounds = 1;
+        const fs::path config = write_client_config(dir.path() / ("client-" + std::to_string(i) + ".toml"), c);
+        clients.push_back(start_client(c.id, config, dir.path() / ("client-" + std::to_string(i) + ".log")));
+      }
+      for (auto& p : clients) {
+        const auto code = p->wait_for_exit(120s);
+        INFO(p->log_text());
+        REQUIRE(code == 0);
+      }
+    }
+    REQUIRE(aggregator->wait_for_exit(60s) == 0);
+    const auto global = codec::read_model_file(agg.state_dir / "checkpoint.sotto").model;
+    const auto personal_model = [&](int i) {
+      const fs::path state = dir.path() / ("client-" + std::to_string(i));
+      client::StateStore store(state, client::read_state_key_file(state_key_file(state)));
+      return client::PersonalState(&store).load_personal_model();
+    };
+    const auto one = personal_model(1), two = personal_model(2);
+    REQUIRE(one.size() == global.size());
+    CHECK_FALSE(one.layout_mismatch(global));
+    CHECK(one.find("fc1.weight")->data != two.find("fc1.weight")->data);
+    CHECK(one.find("fc1.weight")->data != global.find("fc1.weight")->data);
+  }
+}
+
 }  // namespace sotto::test
