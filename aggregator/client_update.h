@@ -3,7 +3,9 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 
+#include "common/ml/training_plan.h"
 #include "common/model/parameters.h"
 #include "common/secagg/messages.h"
 
@@ -15,6 +17,7 @@ struct UpdateSummary {
   double train_loss = 0;
   double train_accuracy = 0;
   double train_seconds = 0;
+  std::optional<ml::LocalEvaluation> local_evaluation;  // the device's own held-out accuracy, where it reports it
 };
 
 // A plain round's update: local minus global model.

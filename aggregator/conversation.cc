@@ -198,8 +198,12 @@ asio::awaitable<void> Conversation::receive_update(std::shared_ptr<Connection> c
   // follows judges it by the round as it is once it got in.
   const UploadGate::Pass pass = co_await uploads_.enter(coordinator.max_update_bytes());
   if (c->closing) co_return;
-  const UpdateSummary summary{header.round_id(), header.num_examples(), header.train_loss(), header.train_accuracy(),
-                              header.train_seconds()};
+  UpdateSummary summary{header.round_id(), header.num_examples(), header.train_loss(), header.train_accuracy(),
+                        header.train_seconds()};
+  if (header.has_local_evaluation() && header.local_evaluation().examples() > 0) {
+    const auto& e = header.local_evaluation();
+    summary.local_evaluation = ml::LocalEvaluation{e.examples(), e.global_accuracy(), e.personal_accuracy()};
+  }
   const auto secure = coordinator.secure_config();
   if (coordinator.phase() != RoundCoordinator::Phase::kTraining || header.round_id() != coordinator.round_id()) {
     host_.dispatch(secure ? coordinator.on_masked_input(c->id, MaskedUpload{summary, {}}, Clock::now())

@@ -167,6 +167,12 @@ std::optional<std::string> RoundCoordinator::check_update(const UpdateSummary& u
       !std::isfinite(update.train_seconds)) {
     return "update's train_loss, train_accuracy or train_seconds is not finite";
   }
+  if (const auto& e = update.local_evaluation) {
+    const auto fraction = [](double a) { return a >= 0 && a <= 1; };  // false for NaN
+    if (!fraction(e->global_accuracy) || !fraction(e->personal_accuracy)) {
+      return "update's local evaluation has an accuracy outside [0, 1]";
+    }
+  }
   return std::nullopt;
 }
 
@@ -191,6 +197,7 @@ void RoundCoordinator::count_update(const std::string& client_id, const UpdateSu
   weighted_loss_ += update.train_loss * static_cast<double>(examples);
   weighted_accuracy_ += update.train_accuracy * static_cast<double>(examples);
   report_.slowest_train_seconds = std::max(report_.slowest_train_seconds, update.train_seconds);
+  if (update.local_evaluation) report_.local_evaluations.push_back(*update.local_evaluation);
 }
 
 // A member of the round now training is dropped like any other (its report entry, its secure seat) and the round

@@ -2,12 +2,36 @@
 
 #include <fstream>
 
+#include "common/ml/accuracy_spread.h"
 #include "common/util/durable_append.h"
 #include "common/util/error.h"
 
 namespace sotto::aggregator {
 
 using secagg::Step;
+
+namespace {
+
+nlohmann::json spread_json(const ml::AccuracySpread& s) {
+  return {{"mean", s.mean}, {"p10", s.p10}, {"median", s.median}};
+}
+
+// The spread over reporting devices of their held-out accuracy, the global model against their personal ones.
+nlohmann::json local_evaluation_json(const std::vector<ml::LocalEvaluation>& evaluations) {
+  std::vector<double> global, personal;
+  std::uint64_t examples = 0;
+  for (const auto& e : evaluations) {
+    global.push_back(e.global_accuracy);
+    personal.push_back(e.personal_accuracy);
+    examples += e.examples;
+  }
+  return {{"clients", evaluations.size()},
+          {"examples", examples},
+          {"global", spread_json(ml::spread_of(global))},
+          {"personal", spread_json(ml::spread_of(personal))}};
+}
+
+}  // namespace
 
 nlohmann::json round_record(const RoundReport& r, std::uint64_t completed_rounds, const RoundTraffic& traffic,
                             const std::optional<ml::EvalMetrics>& eval, double eval_seconds) {
@@ -32,6 +56,7 @@ nlohmann::json round_record(const RoundReport& r, std::uint64_t completed_rounds
     j["mean_train_loss"] = r.mean_train_loss;
     j["mean_train_accuracy"] = r.mean_train_accuracy;
   }
+  if (!r.local_evaluations.empty()) j["local_evaluation"] = local_evaluation_json(r.local_evaluations);
   j["seconds"] = {{"checkin", r.checkin_seconds},
                   {"training", r.training_seconds},
                   {"aggregation", r.aggregation_seconds},

@@ -35,7 +35,10 @@ namespace sotto::aggregator {
 //    bits, clients, min_survivors, honest, scale, l2_bound, local_stddev, dimension} on rounds under differential
 //    privacy: `sotto-dp epsilon --mechanism ddg` with these reproduces epsilon. Under DP, examples counts
 //    participations (the devices report none) and mean_train_loss and mean_train_accuracy are left out.
-inline constexpr int kRoundLogSchemaVersion = 4;
+// 5: adds local_evaluation {clients, examples, global {mean, p10, median}, personal {mean, p10, median}}: the spread
+//    over the devices that report it (evaluation.report_local, rounds without DP noise) of their accuracy on their
+//    own held-out examples, the global model against their personal ones; present only when one reported.
+inline constexpr int kRoundLogSchemaVersion = 5;
 
 struct RoundTraffic {
   std::uint64_t bytes_in = 0;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/dp/integer_sum.h"
+#include "common/ml/training_plan.h"
 #include "common/secagg/step.h"
 
 namespace sotto::aggregator {
@@ -24,6 +25,8 @@ struct RoundReport {
   std::uint64_t examples = 0;
   double mean_train_loss = 0;      // example-weighted, over survivors
   double mean_train_accuracy = 0;  // example-weighted, over survivors
+  // The survivors' own held-out accuracies (global and personal model), from the devices that report them.
+  std::vector<ml::LocalEvaluation> local_evaluations;
   double slowest_train_seconds = 0;
   double checkin_seconds = 0;
   double training_seconds = 0;     // task sent to round closed

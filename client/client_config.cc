@@ -61,6 +61,7 @@ SottoClientConfig read_sotto_client_config(config::TomlReader& r) {
   s.dirichlet_alpha = r.get_double("data.alpha", 0.5, 1e-6, 1e6);
   s.partition_seed = static_cast<std::uint64_t>(r.get_int("data.seed", 42, 0, INT64_MAX));
   s.max_examples = static_cast<std::size_t>(r.get_int("data.max_examples", 0, 0, INT64_MAX));
+  s.local_fraction = r.get_double("evaluation.local_fraction", 0, 0, 0.5);
   s.indices_file = r.get_path("data.indices_file", std::filesystem::path());
   if (!s.indices_file.empty() && !std::filesystem::exists(s.indices_file)) {
     r.fail("data.indices_file", "names " + s.indices_file.string() + ", which does not exist");
@@ -89,6 +90,7 @@ SottoClientConfig read_sotto_client_config(config::TomlReader& r) {
   } catch (const Error& e) {
     r.fail("personalization.personal", e.what());
   }
+  c.report_local_evaluation = r.get_bool("evaluation.report_local", false);
   auto& p = c.privacy;
   p.require_noise = r.get_bool("privacy.require_noise", false);
   p.min_noise_multiplier = r.get_double("privacy.min_noise_multiplier", 0.0, 0, 1e4);

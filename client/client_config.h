@@ -69,6 +69,9 @@ struct ClientConfig {
   // [personalization] personal: tensors this device keeps whatever the aggregator's plan says (only more than the
   // plan's, never fewer: a round that would federate one of them is refused).
   model::PersonalTensors personal;
+  // [evaluation] report_local: send the trainer's held-out accuracies (global and personal model) with the update,
+  // in the clear, in rounds without DP noise. The device's decision, not the plan's.
+  bool report_local_evaluation = false;
 };
 
 enum class Partitioning { kIid, kDirichlet };
@@ -82,6 +85,8 @@ struct SottoClientConfig {
   double dirichlet_alpha = 0.5;
   std::uint64_t partition_seed = 42;
   std::size_t max_examples = 0;  // cap on the shard's size (0 = whole shard), for quick tests
+  // [evaluation] local_fraction: the share of the shard held out as this device's own test split (0: none).
+  double local_fraction = 0;
   // This device's examples as training-set indices, one per line, in training order; replaces the shard keys.
   std::filesystem::path indices_file;
   int threads = 1;

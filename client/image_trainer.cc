@@ -6,10 +6,18 @@
 namespace sotto::client {
 
 ImageTrainer::ImageTrainer(std::unique_ptr<ml::ImageModel> model, std::shared_ptr<const data::ImageDataset> data,
-                           std::vector<std::uint32_t> indices)
+                           std::vector<std::uint32_t> indices, const std::vector<std::uint32_t>& local_test)
     : model_(std::move(model)), data_(std::move(data)), indices_(std::move(indices)) {
   if (!model_ || !data_) throw Error("ImageTrainer needs a model and a data set");
   if (indices_.empty()) throw Error("ImageTrainer has no examples: the shard is empty");
+  local_test_.rows = data_->rows;
+  local_test_.cols = data_->cols;
+  for (std::uint32_t i : local_test) {
+    if (i >= data_->size()) throw Error("held-out example " + std::to_string(i) + " is not in the data set");
+    const auto image = data_->image(i);
+    local_test_.pixels.insert(local_test_.pixels.end(), image.begin(), image.end());
+    local_test_.labels.push_back(data_->labels[i]);
+  }
 }
 
 model::ModelParameters ImageTrainer::with_personal_tensors(const model::ModelParameters& given,
@@ -39,11 +47,20 @@ FitResult ImageTrainer::fit(const model::ModelParameters& global_model, const ml
   FitResult result;
   result.metrics = train_federated(plan, control);
   result.local_model = model_->parameters();
-  if (plan.finetune_epochs > 0 || plan.ditto_lambda > 0) {
-    result.personal_model = adapt(start, plan, control);
-    model_->load(result.local_model);  // the next round's personal tensors are the trained ones, not the adapted
-  }
+  if (plan.finetune_epochs > 0 || plan.ditto_lambda > 0) result.personal_model = adapt(start, plan, control);
+  if (local_test_.size() > 0) result.local_evaluation = evaluate_locally(start, result);
+  model_->load(result.local_model);  // the next round's personal tensors are the trained ones, not the adapted
   return result;
+}
+
+ml::LocalEvaluation ImageTrainer::evaluate_locally(const model::ModelParameters& start, const FitResult& result) {
+  ml::LocalEvaluation e;
+  e.examples = local_test_.size();
+  model_->load(start);
+  e.global_accuracy = model_->evaluate(local_test_).accuracy;
+  model_->load(result.personal_model ? *result.personal_model : result.local_model);
+  e.personal_accuracy = model_->evaluate(local_test_).accuracy;
+  return e;
 }
 
 void ImageTrainer::restore_personal_model(model::ModelParameters personal_model) {

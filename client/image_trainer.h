@@ -2,6 +2,7 @@
 // an ImageDataset). fit() loads the global model, trains per the plan and returns the local model. With personal
 // tensors (plan.personal) the global model has only the federated ones: the model keeps its own personal tensors
 // (from the previous round, or those the client restored, given with the global model) and returns them all.
+// With held-out examples it also reports the global model's accuracy on them against the personal model's.
 #pragma once
 
 #include <memory>
@@ -16,8 +17,10 @@ namespace sotto::client {
 
 class ImageTrainer final : public Trainer {
  public:
+  // `local_test`: examples of `data` held out from training (evaluation.local_fraction), on which fit() measures the
+  // global model against the personal one.
   ImageTrainer(std::unique_ptr<ml::ImageModel> model, std::shared_ptr<const data::ImageDataset> data,
-               std::vector<std::uint32_t> indices);
+               std::vector<std::uint32_t> indices, const std::vector<std::uint32_t>& local_test = {});
   FitResult fit(const model::ModelParameters& global_model, const ml::TrainingPlan& plan,
                 TrainingControl& control) override;
   void restore_personal_model(model::ModelParameters personal_model) override;
@@ -30,12 +33,16 @@ class ImageTrainer final : public Trainer {
   // The device's personal model, from `start` (the global model with the personal tensors): fine-tuned, or Ditto's.
   model::ModelParameters adapt(const model::ModelParameters& start, const ml::TrainingPlan& plan,
                                TrainingControl& control);
+  // Accuracy on the held-out examples of `start` (the global model with the personal tensors) and of the personal
+  // model (the adapted one, or else the trained one).
+  ml::LocalEvaluation evaluate_locally(const model::ModelParameters& start, const FitResult& result);
   // `given` (the global model, perhaps with personal tensors) completed with the model's own personal tensors.
   model::ModelParameters with_personal_tensors(const model::ModelParameters& given, const ml::TrainingPlan& plan) const;
 
   std::unique_ptr<ml::ImageModel> model_;
   std::shared_ptr<const data::ImageDataset> data_;
   std::vector<std::uint32_t> indices_;
+  data::ImageDataset local_test_;  // the held-out examples, copied
   std::optional<model::ModelParameters> personal_model_;  // Ditto's v, from the last round or restored
 };
 

@@ -129,8 +129,12 @@ std::shared_ptr<client::DeferredTrainer> deferred_trainer(const client::SottoCli
     } else {
       spdlog::info("{} examples listed in {}", shard.size(), cfg.indices_file.string());
     }
+    // The device's own test split: from its shard, by a seed of its own (the partition's and its id).
+    const data::HeldOut split =
+        data::hold_out(shard, cfg.local_fraction, ml::client_training_seed(cfg.partition_seed, cfg.client.client_id));
+    if (!split.test.empty()) spdlog::info("{} of them held out to measure the models locally", split.test.size());
     auto image_trainer =
-        std::make_shared<client::ImageTrainer>(torch.make_model(cfg.model, 0), train, std::move(shard));
+        std::make_shared<client::ImageTrainer>(torch.make_model(cfg.model, 0), train, split.train, split.test);
     spdlog::info("LibTorch, data and model ready in {:.2f} s",
                  std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
     return image_trainer;

@@ -24,7 +24,7 @@ asio::awaitable<void> RoundDriver::run(round::Task task, SessionResult& result, 
   step_ = &step;
   round::Participant participant(
       {context_.config.client_id, context_.contribution, context_.config.privacy, context_.privacy_spent,
-       context_.config.personal},
+       context_.config.personal, context_.config.report_local_evaluation},
       context_.random);
   std::deque<round::Output> queue;
   auto enqueue = [&](round::Outputs outputs) {
@@ -144,6 +144,7 @@ round::Outputs RoundDriver::train(const round::out::Fit& fit, round::Participant
     }
     fitted.local_model = personal.empty() ? std::move(r.local_model) : keep_personal(r.local_model, personal);
     fitted.metrics = r.metrics;
+    fitted.local_evaluation = r.local_evaluation;
   } catch (const std::exception& e) {
     if (!control->stop_reason()) throw FatalError(std::string("local training failed: ") + e.what());
   }

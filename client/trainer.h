@@ -23,6 +23,9 @@ struct FitResult {
   // With local adaptation (plan.finetune_epochs, plan.ditto_lambda): the device's personal model, the one the app
   // uses. Kept on the device, never sent.
   std::optional<model::ModelParameters> personal_model;
+  // With held-out examples (evaluation.local_fraction): the global model's accuracy on them against the personal
+  // model's. Sent only where the device reports it (evaluation.report_local) and the round adds no DP noise.
+  std::optional<ml::LocalEvaluation> local_evaluation;
 };
 
 class Trainer {

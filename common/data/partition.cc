@@ -287,4 +287,18 @@ void write_partition_report(const std::filesystem::path& path, const Partition& 
   if (!out) throw Error("cannot write partition report '" + path.string() + "'");
 }
 
+HeldOut hold_out(const std::vector<std::uint32_t>& examples, double fraction, std::uint64_t seed) {
+  if (!(fraction >= 0 && fraction < 1)) throw Error("held-out fraction must be in [0, 1)");
+  std::vector<std::uint32_t> positions(examples.size());
+  for (std::uint32_t i = 0; i < positions.size(); ++i) positions[i] = i;
+  std::mt19937_64 rng(seed);
+  shuffle(positions, rng);
+  const auto held = static_cast<std::size_t>(std::llround(fraction * static_cast<double>(examples.size())));
+  std::vector<bool> is_test(examples.size(), false);
+  for (std::size_t k = 0; k < held; ++k) is_test[positions[k]] = true;
+  HeldOut out;
+  for (std::size_t i = 0; i < examples.size(); ++i) (is_test[i] ? out.test : out.train).push_back(examples[i]);
+  return out;
+}
+
 }  // namespace sotto::data

@@ -55,6 +55,14 @@ struct PartitionReport {
 };
 
 // Throws sotto::Error naming the client and index when a partition holds an index outside `labels`.
+// A device's own test split (evaluation.local_fraction): round(fraction * size) of its examples, chosen by a
+// shuffle seeded with `seed`, held out from training; both parts keep their examples' original order.
+struct HeldOut {
+  std::vector<std::uint32_t> train;
+  std::vector<std::uint32_t> test;
+};
+HeldOut hold_out(const std::vector<std::uint32_t>& examples, double fraction, std::uint64_t seed);
+
 PartitionReport make_partition_report(const Partition& partition, std::span<const std::uint8_t> labels);
 // Writes make_partition_report(partition, labels).to_csv() to `path`; throws sotto::Error naming the path when the
 // file cannot be written.

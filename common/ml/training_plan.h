@@ -68,6 +68,15 @@ struct TrainMetrics {
   double compute_seconds = 0.0;  // of which LibTorch's forward, backward and optimizer steps (for benchmarks)
 };
 
+// A device's own measure of personalization: on the held-out part of its own data (evaluation.local_fraction), the
+// accuracy of the global model it received (with its personal tensors) and of its personal model (the adapted one,
+// or else the model it trained this round).
+struct LocalEvaluation {
+  std::uint64_t examples = 0;
+  double global_accuracy = 0.0;
+  double personal_accuracy = 0.0;
+};
+
 struct EvalMetrics {
   std::uint64_t num_examples = 0;
   double loss = 0.0;

@@ -176,6 +176,11 @@ v1::UpdateUpload upload_header(const out::Upload& upload, const model::ModelPara
   u.set_train_loss(upload.metrics.mean_loss);
   u.set_train_accuracy(upload.metrics.accuracy);
   u.set_train_seconds(upload.metrics.seconds);
+  if (const auto& e = upload.local_evaluation) {
+    u.mutable_local_evaluation()->set_examples(e->examples);
+    u.mutable_local_evaluation()->set_global_accuracy(e->global_accuracy);
+    u.mutable_local_evaluation()->set_personal_accuracy(e->personal_accuracy);
+  }
   *u.mutable_delta() = codec::make_manifest(payload);
   return u;
 }

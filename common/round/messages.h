@@ -118,6 +118,7 @@ struct Upload {
   ml::TrainMetrics metrics;
   std::variant<model::ModelParameters, secagg::MaskedInput> payload;
   std::uint32_t bits = 32;  // of a masked input
+  std::optional<ml::LocalEvaluation> local_evaluation;  // reported where the device allows it and DP is off
 };
 
 struct UnmaskResponse {

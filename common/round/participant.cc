@@ -119,6 +119,7 @@ Outputs Participant::on_fitted(Fitted fitted, TimePoint now) {
   }
   delta = fitted.local_model ? model::subtract(*fitted.local_model, *task_.global_model) : std::move(*fitted.delta);
   metrics_ = fitted.metrics;
+  if (options_.report_local_evaluation) local_evaluation_ = fitted.local_evaluation;
   record_.num_examples = metrics_.num_examples;
   record_.train_loss = metrics_.mean_loss;
   return privatize(std::move(delta), metrics_);
@@ -144,7 +145,7 @@ Outputs Participant::privatize(model::ModelParameters delta, const ml::TrainMetr
     }
     step_ = Step::kUploaded;
     record_.sent = true;
-    return {out::Upload{task_.round_id, metrics, std::move(delta)}};
+    return {out::Upload{task_.round_id, metrics, std::move(delta), 32, local_evaluation_}};
   }
   const SecureAssignment& sa = *task_.secure;
   std::vector<float> flat = secagg::flatten_floating(delta);
@@ -254,7 +255,8 @@ Outputs Participant::on_shares(const secagg::SharesForYou& shares, TimePoint) {
     if (answer.accusation) out.push_back(out::Accuse{std::move(*answer.accusation)});
     // Under distributed DP nothing about the update travels in the clear: one participation, no loss or timing.
     const ml::TrainMetrics told = task_.secure->noise ? ml::TrainMetrics{1, 0, 0, 0, 0, 0} : metrics_;
-    out.push_back(out::Upload{task_.round_id, told, std::move(answer.input), task_.secure->config.bits});
+    out.push_back(out::Upload{task_.round_id, told, std::move(answer.input), task_.secure->config.bits,
+                              task_.secure->noise ? std::nullopt : local_evaluation_});
     step_ = Step::kUploaded;
     record_.sent = true;
     return out;

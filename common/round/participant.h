@@ -48,6 +48,8 @@ struct ParticipantOptions {
   // The tensors this device keeps whatever the plan says (its personalization.personal): a task whose global model
   // carries one is refused, and nothing is sent.
   model::PersonalTensors personal;
+  // evaluation.report_local: send the trainer's LocalEvaluation with the update, in rounds without DP noise.
+  bool report_local_evaluation = false;
 };
 
 // What the trainer produced: the local model, or the delta (local - global) when the driver computes it itself.
@@ -55,6 +57,7 @@ struct Fitted {
   std::optional<model::ModelParameters> local_model;
   std::optional<model::ModelParameters> delta;
   ml::TrainMetrics metrics;
+  std::optional<ml::LocalEvaluation> local_evaluation;
 };
 
 class Participant {
@@ -100,6 +103,7 @@ class Participant {
   Task task_;
   std::optional<TimePoint> deadline_;
   ml::TrainMetrics metrics_;
+  std::optional<ml::LocalEvaluation> local_evaluation_;  // to report, when the device allows it
   std::unique_ptr<secagg::ClientSession> session_;
   ContributionRecord record_;
 };

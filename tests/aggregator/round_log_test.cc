@@ -30,3 +30,23 @@ TEST_CASE("the round log cuts a torn last line before appending the next round",
   CHECK(lines[1].at("status") == "completed");
   fs::remove_all(dir);
 }
+
+TEST_CASE("the round log gives the spread of the devices' own held-out accuracies, global against personal",
+          "[aggregator][round_log][personal]") {
+  aggregator::RoundReport report;
+  report.round_id = 3;
+  report.completed = true;
+  const nlohmann::json none = aggregator::round_record(report, 3, {}, std::nullopt, 0);
+  CHECK_FALSE(none.contains("local_evaluation"));
+  CHECK(none.at("schema_version") == 5);
+  // Global 0.5..0.9 in steps of 0.1, personal 0.1 higher: p10 interpolates between the two lowest.
+  for (int i = 0; i < 5; ++i) report.local_evaluations.push_back({20, 0.5 + 0.1 * i, 0.6 + 0.1 * i});
+  const nlohmann::json j = aggregator::round_record(report, 3, {}, std::nullopt, 0).at("local_evaluation");
+  CHECK(j.at("clients") == 5);
+  CHECK(j.at("examples") == 100);
+  CHECK(j.at("global").at("mean").get<double>() == Approx(0.7));
+  CHECK(j.at("global").at("median").get<double>() == Approx(0.7));
+  CHECK(j.at("global").at("p10").get<double>() == Approx(0.54));
+  CHECK(j.at("personal").at("p10").get<double>() == Approx(0.64));
+  CHECK(j.at("personal").at("mean").get<double>() == Approx(0.8));
+}

@@ -128,7 +128,7 @@ TEST_CASE("distributed DP: each round's epsilon is debited before unmasking and 
   std::uint64_t completed = 0;
   for (std::size_t r = 0; r < rounds.size(); ++r) {
     const auto& line = rounds[r];
-    CHECK(line.at("schema_version") == 4);
+    CHECK(line.at("schema_version") == 5);
     const auto& p = line.at("privacy");
     CHECK(p.at("mode") == "distributed");
     CHECK(p.at("charged") == true);

@@ -225,7 +225,7 @@ TEST_CASE("malformed oversized out-of-order and silent connections get an error 
   INFO("rounds.jsonl: " << nlohmann::json(rounds).dump());
   REQUIRE(rounds.size() == 3);
   for (std::uint64_t r = 1; r <= 3; ++r) {
-    CHECK(rounds[r - 1].at("schema_version") == 4);
+    CHECK(rounds[r - 1].at("schema_version") == 5);
     CHECK(rounds[r - 1].at("round") == r);
     CHECK(rounds[r - 1].at("status") == "completed");
     CHECK(rounds[r - 1].at("survivors") == 2);

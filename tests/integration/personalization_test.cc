@@ -142,7 +142,7 @@ TEST_CASE("a personal head stays on each device and survives its restarts, and t
     c.state_dir = dir.path() / ("client-" + std::to_string(i));
     c.max_examples = 200;
     c.max_rounds = 1;
-    c.extra_toml = fedper;
+    c.extra_toml = fedper + "[evaluation]\nlocal_fraction = 0.25\nreport_local = true\n";
     const fs::path config = write_client_config(dir.path() / ("client-" + std::to_string(i) + ".toml"), c);
     return start_client(c.id, config, dir.path() / ("client-" + std::to_string(i) + ".log"));
   };
@@ -172,7 +172,19 @@ TEST_CASE("a personal head stays on each device and survives its restarts, and t
   CHECK(global.find("fc2.bias") == nullptr);
   const auto rounds = read_jsonl(agg.state_dir / "rounds.jsonl");
   REQUIRE(rounds.size() == 2);
-  for (const auto& r : rounds) CHECK(r.at("status") == "completed");
+  for (const auto& r : rounds) {
+    CHECK(r.at("status") == "completed");
+    // Each device measured the global model and its own on the quarter of its examples it held out.
+    INFO(r.dump());
+    REQUIRE(r.contains("local_evaluation"));
+    CHECK(r.at("local_evaluation").at("clients") == 2);
+    CHECK(r.at("local_evaluation").at("examples") == 100);
+    CHECK(r.at("examples") == 300);
+    for (const char* which : {"global", "personal"}) {
+      const double mean = r.at("local_evaluation").at(which).at("mean").get<double>();
+      CHECK((mean >= 0 && mean <= 1));
+    }
+  }
 }
 
 TEST_CASE("Ditto and fine-tuning leave each device a personal model of its own, kept in its state store",

@@ -60,7 +60,7 @@ TEST_CASE("a client claiming 2^63 examples with an inflated update moves FedAvg 
   REQUIRE(rounds.size() == 1);
   const auto& line = rounds[0];
   CHECK(line.at("status") == "completed");
-  CHECK(line.at("schema_version") == 4);
+  CHECK(line.at("schema_version") == 5);
   CHECK(string_set(line.at("clipped")) == std::set<std::string>{"client-2"});  // the honest client clipped itself
   CHECK(string_set(line.at("examples_capped")) == std::set<std::string>{"client-2"});
   CHECK(line.at("examples").get<std::uint64_t>() <= 300 + 1000);

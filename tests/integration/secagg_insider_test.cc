@@ -56,7 +56,7 @@ TEST_CASE("a SecAgg insider sending shares that do not open is convicted and exc
   REQUIRE(rounds.size() == 2);
   const auto& first = rounds[0];
   REQUIRE(first.at("status") == "completed");
-  CHECK(first.at("schema_version") == 4);
+  CHECK(first.at("schema_version") == 5);
   const auto& convicted = first.at("secagg").at("convicted");
   REQUIRE(convicted.size() == 1);
   CHECK(convicted[0].at("client") == "client-6");

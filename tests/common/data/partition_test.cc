@@ -282,3 +282,21 @@ TEST_CASE("partition reports count examples and classes per client and write the
   REQUIRE_THROWS_WITH(sotto::data::write_partition_report("/nonexistent-dir/report.csv", p, labels),
                       Catch::Contains("/nonexistent-dir/report.csv"));
 }
+
+TEST_CASE("hold_out splits a device's examples by its seed, both parts in their original order", "[data][personal]") {
+  std::vector<std::uint32_t> shard(100);
+  for (std::uint32_t i = 0; i < 100; ++i) shard[i] = 1000 + 3 * i;
+  const auto a = sotto::data::hold_out(shard, 0.2, 7);
+  CHECK(a.test.size() == 20);
+  CHECK(a.train.size() == 80);
+  CHECK(std::is_sorted(a.test.begin(), a.test.end()));
+  CHECK(std::is_sorted(a.train.begin(), a.train.end()));
+  std::vector<std::uint32_t> both = a.train;
+  both.insert(both.end(), a.test.begin(), a.test.end());
+  std::sort(both.begin(), both.end());
+  CHECK(both == shard);
+  CHECK(sotto::data::hold_out(shard, 0.2, 7).test == a.test);
+  CHECK(sotto::data::hold_out(shard, 0.2, 8).test != a.test);
+  CHECK(sotto::data::hold_out(shard, 0, 7).test.empty());
+  CHECK_THROWS(sotto::data::hold_out(shard, 1.0, 7));
+}

@@ -177,3 +177,28 @@ TEST_CASE("Ditto's personal model goes on from its last value, pulled toward the
   require_close(*second.personal_model, sgd_step(*device.data, kept, true, true, 2.0, &device.global));
   require_close(second.local_model, sgd_step(*device.data, device.global, true, true));  // the update is FedAvg's
 }
+
+TEST_CASE("the device measures the global model and its personal model on its held-out examples", "[ml][personal]") {
+  auto data = std::make_shared<sotto::data::ImageDataset>(two_images());
+  sotto::client::ImageTrainer trainer(ml::make_image_model("fashion_linear", 2), data, {0, 1}, {1});
+  const ModelParameters global = ml::make_image_model("fashion_linear", 1)->parameters();
+  ml::TrainingPlan plan = one_full_batch_step();
+  plan.finetune_epochs = 3;
+  sotto::client::TrainingControl control;
+  const auto result = trainer.fit(global, plan, control);
+  REQUIRE(result.local_evaluation);
+  CHECK(result.local_evaluation->examples == 1);
+  // Against the same models evaluated on the held-out image (the second, label 7) by themselves.
+  sotto::data::ImageDataset held;
+  held.rows = held.cols = 28;
+  held.labels = {data->labels[1]};
+  held.pixels.assign(data->pixels.begin() + kPixels, data->pixels.end());
+  auto check = ml::make_image_model("fashion_linear", 3);
+  check->load(global);
+  CHECK(result.local_evaluation->global_accuracy == check->evaluate(held).accuracy);
+  check->load(*result.personal_model);
+  CHECK(result.local_evaluation->personal_accuracy == check->evaluate(held).accuracy);
+  // Without held-out examples there is nothing to report.
+  sotto::client::ImageTrainer plain(ml::make_image_model("fashion_linear", 2), data, {0, 1});
+  CHECK_FALSE(plain.fit(global, plan, control).local_evaluation);
+}

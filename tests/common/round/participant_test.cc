@@ -377,4 +377,19 @@ TEST_CASE("a device refuses a round whose model carries a tensor it keeps person
   CHECK(std::holds_alternative<out::Fit>(q.on_task(plain_task(), t0).at(0)));
 }
 
+TEST_CASE("the device's held-out accuracies go with the update only where it reports them", "[round][participant][personal]") {
+  FakeRandom random(7);
+  for (const bool report : {true, false}) {
+    ParticipantOptions options{"client-1", std::nullopt};
+    options.report_local_evaluation = report;
+    Participant p(std::move(options), random);
+    p.on_task(plain_task(), t0);
+    Fitted fitted = fitted_local({1.5f, 2, 2, 4});
+    fitted.local_evaluation = ml::LocalEvaluation{30, 0.5, 0.75};
+    const auto upload = only<out::Upload>(p.on_fitted(std::move(fitted), t0 + 1s));
+    CHECK(upload.local_evaluation.has_value() == report);
+    if (report) CHECK(upload.local_evaluation->personal_accuracy == 0.75);
+  }
+}
+
 }  // namespace sotto::round
