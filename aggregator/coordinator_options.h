@@ -27,6 +27,21 @@ inline double seconds_between(TimePoint a, TimePoint b) {
   return std::chrono::duration<double>(b - a).count();
 }
 
+// Runs `work` and adds its duration by `stopwatch` (empty: not measured) to `seconds`, even when it throws;
+// returns what `work` returns. The coordinator's and the update sum's timings both go through it.
+template <typename Work>
+auto timed_by(const std::function<TimePoint()>& stopwatch, double& seconds, Work&& work) {
+  struct Add {
+    const std::function<TimePoint()>& stopwatch;
+    double& seconds;
+    TimePoint start;
+    ~Add() {
+      if (stopwatch) seconds += seconds_between(start, stopwatch());
+    }
+  } add{stopwatch, seconds, stopwatch ? stopwatch() : TimePoint{}};
+  return work();
+}
+
 // Secure aggregation (SecAgg+): the aggregator learns only the sum of the surviving clients' clipped, quantized
 // updates (clipped to CoordinatorOptions::clip_norm) and applies their unweighted mean through the strategy.
 struct SecureAggregationOptions {

@@ -42,7 +42,8 @@ void PrivacyBudget::fit_noise_to_budget(std::uint64_t rounds, std::uint32_t clie
   const std::uint32_t honest = std::max<std::uint32_t>(honest_survivors(clients), 1);
   try {
     options_.noise_multiplier = dp::smallest_noise_multiplier(
-        [&](double z) { return parameters(z, clients, honest, dimension); }, amplifying_rate(), rounds,
+        [&](double z) { return parameters(z, clients, honest, dimension, count_weight(z, clients, honest)); },
+        amplifying_rate(), rounds,
         options_.delta, options_.target_epsilon, released_);  // earlier runs' spending included
   } catch (const Error& e) {
     throw Error(std::string("privacy.target_epsilon: ") + e.what());
@@ -50,12 +51,11 @@ void PrivacyBudget::fit_noise_to_budget(std::uint64_t rounds, std::uint32_t clie
 }
 
 dp::DdgParameters PrivacyBudget::parameters(double z, std::uint32_t clients, std::uint32_t honest,
-                                            std::uint64_t dimension) const {
+                                            std::uint64_t dimension, double weight) const {
   if (integer_sum_) {
     return dp::choose_integer_sum_parameters({*integer_sum_, dimension, z, clients, honest, bits_,
                                               options_.stddevs_in_range});
   }
-  const double weight = count_weight(z, clients, honest);
   if (weight > 0) {
     return dp::choose_ddg_parameters({bits_, dp::joint_clip_norm(clip_norm_, weight), z, clients, honest,
                                       dimension + 1, options_.beta, options_.stddevs_in_range});
@@ -95,9 +95,9 @@ std::variant<RoundCharge, std::string> PrivacyBudget::price(std::uint32_t client
            "privacy.min_survivors = " + std::to_string(options_.min_survivors) + ": raise min_survivors";
   }
   try {
-    charge.ddg = parameters(options_.noise_multiplier, clients, honest, dimension);
-    charge.update_clip_norm = clip_norm_;
     charge.count_weight = count_weight(options_.noise_multiplier, clients, honest);
+    charge.ddg = parameters(options_.noise_multiplier, clients, honest, dimension, charge.count_weight);
+    charge.update_clip_norm = clip_norm_;
     charge.rdp = dp::ddg_rdp(charge.ddg, 1.0, orders_);
     const double q = amplifying_rate();
     charge.rdp_released = q < 1 ? dp::ddg_rdp(charge.ddg, q, orders_) : charge.rdp;

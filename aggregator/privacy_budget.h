@@ -97,8 +97,10 @@ class PrivacyBudget {
   // The round's parameters and RDP for `clients` summed, without the budget check or the rotation seed.
   std::variant<RoundCharge, std::string> price(std::uint32_t clients, std::uint64_t dimension) const;
   // The mechanism's parameters at noise multiplier z (throws sotto::Error for parameters that cannot work); under
-  // adaptive clipping, of the update and its clipped-count coordinate together.
-  dp::DdgParameters parameters(double z, std::uint32_t clients, std::uint32_t honest, std::uint64_t dimension) const;
+  // adaptive clipping (`weight` = count_weight(z, clients, honest) > 0), of the update and its clipped-count
+  // coordinate together.
+  dp::DdgParameters parameters(double z, std::uint32_t clients, std::uint32_t honest, std::uint64_t dimension,
+                               double weight) const;
   // The clipped-count coordinate's weight at noise multiplier z (0 without adaptive clipping), so that the sum of
   // bits really carries privacy.clipped_count_stddev: in distributed mode all `clients` add a share of the noise the
   // accountant counts on `honest` of them for, so the sum's noise is sqrt(clients / honest) times z's.

@@ -172,16 +172,7 @@ class RoundCoordinator {
   // Runs `work` and adds its duration by options_.stopwatch (none: not measured) to `seconds`.
   template <typename Work>
   auto timed(double& seconds, Work&& work) {
-    const auto start = options_.stopwatch ? options_.stopwatch() : TimePoint{};
-    struct Add {
-      const std::function<TimePoint()>& stopwatch;
-      double& seconds;
-      TimePoint start;
-      ~Add() {
-        if (stopwatch) seconds += std::chrono::duration<double>(stopwatch() - start).count();
-      }
-    } add{options_.stopwatch, seconds, start};
-    return work();
+    return timed_by(options_.stopwatch, seconds, std::forward<Work>(work));
   }
   std::optional<PlainPrivateSum> plain_private_;    // the round now training, when plain and under DP
   PrivacyBudget budget_;

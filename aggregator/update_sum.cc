@@ -9,13 +9,7 @@ UpdateSum::UpdateSum(Strategy& strategy, bool in_id_order, Stopwatch stopwatch)
 
 template <typename Work>
 void UpdateSum::timed(Work&& work) {
-  if (!stopwatch_) {
-    work();
-    return;
-  }
-  const TimePoint start = stopwatch_();
-  work();
-  seconds_ += seconds_between(start, stopwatch_());
+  timed_by(stopwatch_, seconds_, std::forward<Work>(work));
 }
 
 void UpdateSum::begin(const model::ModelParameters& global,
