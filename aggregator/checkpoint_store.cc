@@ -30,7 +30,8 @@ CoordinatorStart CheckpointStore::load(model::ModelParameters fresh) const {
     throw Error(std::string(e.what()) + recovery_advice());
   }
   if (auto mismatch = file.model.layout_mismatch(fresh)) {
-    throw Error("checkpoint " + path.string() + " does not match " + options_.model + " ([model] in the config): " + *mismatch + "; point state.dir elsewhere to start a new training");
+    throw Error("checkpoint " + path.string() + " does not match " + options_.model + " ([model] in the config): " +
+                *mismatch + "; point state.dir elsewhere to start a new training");
   }
   if (!file.strategy.empty() && file.strategy != options_.strategy) {
     throw Error("checkpoint " + path.string() + " was written by strategy \"" + file.strategy +

@@ -42,7 +42,7 @@ int main(int argc, char** argv) {
   const double eval_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("load_seconds %.4f examples %zu train_seconds %.3f samples_per_second %.0f eval_seconds %.3f "
               "test_accuracy %.4f\n",
-              load_seconds, shard.size(), metrics.seconds, static_cast<double>(shard.size()) / metrics.seconds, eval_seconds,
-              eval.accuracy);
+              load_seconds, shard.size(), metrics.seconds, static_cast<double>(shard.size()) / metrics.seconds,
+              eval_seconds, eval.accuracy);
   return 0;
 }

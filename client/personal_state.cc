@@ -6,9 +6,13 @@
 
 namespace sotto::client {
 
-model::ModelParameters PersonalState::load() const { return load_file(kPersonalStateFile, tensors_); }
+model::ModelParameters PersonalState::load() const {
+  return load_file(kPersonalStateFile, tensors_);
+}
 
-void PersonalState::save(const model::ModelParameters& personal) { save_file(kPersonalStateFile, personal, tensors_); }
+void PersonalState::save(const model::ModelParameters& personal) {
+  save_file(kPersonalStateFile, personal, tensors_);
+}
 
 model::ModelParameters PersonalState::load_personal_model() const {
   return load_file(kPersonalModelFile, personal_model_);

@@ -33,6 +33,30 @@ struct MaskTerm {
   MaskSign sign = MaskSign::kAdd;
 };
 
+// Masks whose seeds it holds (of one type: a secret array, a reconstructed Shamir secret; wiped when let go if the
+// type wipes itself), collected one by one and handed to add_masks as terms that borrow them. The client's masking
+// and the server's unmasking both collect theirs this way.
+template <typename Seed>
+class OwnedMasks {
+ public:
+  void add(Seed seed, MaskSign sign) {
+    seeds_.push_back(std::move(seed));
+    signs_.push_back(sign);
+  }
+  // Valid while this object lives and nothing is added.
+  std::vector<MaskTerm> terms() const {
+    std::vector<MaskTerm> out;
+    out.reserve(seeds_.size());
+    for (std::size_t i = 0; i < seeds_.size(); ++i) out.push_back({seeds_[i], signs_[i]});
+    return out;
+  }
+  std::size_t size() const { return seeds_.size(); }
+
+ private:
+  std::vector<Seed> seeds_;
+  std::vector<MaskSign> signs_;
+};
+
 // Cipher contexts alive at once in add_masks; more terms take more passes over acc.
 inline constexpr std::size_t kMaskGroup = 256;
 

@@ -96,7 +96,8 @@ class BuiltinNet final : public TorchNet {
     try {
       torch::save(net_, file.string());
     } catch (const c10::Error& e) {
-      throw Error("cannot save the " + architecture_ + " model to " + file.string() + ": " + e.what_without_backtrace());
+      throw Error("cannot save the " + architecture_ + " model to " + file.string() + ": " +
+                  e.what_without_backtrace());
     }
   }
   std::string describe() const override { return "the built-in " + architecture_ + " model"; }

@@ -28,7 +28,9 @@ struct Batch {
   torch::Tensor labels;
 };
 
-float normalised(std::uint8_t pixel) { return (static_cast<float>(pixel) / 255.0f - kPixelMean) / kPixelStd; }
+float normalised(std::uint8_t pixel) {
+  return (static_cast<float>(pixel) / 255.0f - kPixelMean) / kPixelStd;
+}
 
 // normalised() for every byte value, computed once: batch assembly becomes a table lookup per pixel.
 const std::array<float, 256>& normalised_table() {
@@ -61,8 +63,8 @@ Batch make_batch(const data::ImageDataset& data, std::size_t count, IndexAt inde
 
 void check_images(const data::ImageDataset& data) {
   if (data.rows != kImageSide || data.cols != kImageSide) {
-    throw Error("the built-in models expect 28x28 greyscale images, but the data set has " +
-                std::to_string(data.rows) + "x" + std::to_string(data.cols) + " images");
+    throw Error("the built-in models expect 28x28 greyscale images, but the data set has " + std::to_string(data.rows) +
+                "x" + std::to_string(data.cols) + " images");
   }
   if (data.pixels.size() != data.size() * data.image_bytes()) {
     throw Error("data set is inconsistent: " + std::to_string(data.size()) + " labels but " +
@@ -206,7 +208,9 @@ std::int64_t count_correct(const torch::Tensor& logits, const torch::Tensor& lab
 }
 
 // A scalar loss tensor's value, read from its memory (no operator dispatch, unlike item()).
-double scalar_value(const torch::Tensor& loss) { return static_cast<double>(*in_type(loss, torch::kFloat32).data_ptr<float>()); }
+double scalar_value(const torch::Tensor& loss) {
+  return static_cast<double>(*in_type(loss, torch::kFloat32).data_ptr<float>());
+}
 
 // A classifier over normalised 28x28 images.
 class ClassifierModel final : public ImageModel {
@@ -286,8 +290,7 @@ class ClassifierModel final : public ImageModel {
     return combine_batches(evaluate_batches(data, 0, n));
   }
 
-  std::vector<EvalBatch> evaluate_batches(const data::ImageDataset& data, std::size_t first,
-                                          std::size_t end) override {
+  std::vector<EvalBatch> evaluate_batches(const data::ImageDataset& data, std::size_t first, std::size_t end) override {
     end = std::min(end, data.size());
     std::vector<EvalBatch> out;
     if (first >= end) return out;

@@ -14,7 +14,9 @@ namespace sotto::ml {
 
 namespace {
 
-std::string reason(const c10::Error& e) { return e.what_without_backtrace(); }
+std::string reason(const c10::Error& e) {
+  return e.what_without_backtrace();
+}
 
 // forward() with every method and function it calls inlined: the whole computation in one graph.
 std::shared_ptr<torch::jit::Graph> inlined_forward(const torch::jit::Module& module) {
@@ -75,7 +77,9 @@ void check_scripted(const torch::jit::Module& module, const std::filesystem::pat
 class ScriptNet final : public TorchNet {
  public:
   ScriptNet(torch::jit::Module module, std::filesystem::path file)
-      : module_(std::move(module)), file_(std::move(file)), random_(any_node(inlined_forward(module_)->block(), calls_random_op)) {}
+      : module_(std::move(module)),
+        file_(std::move(file)),
+        random_(any_node(inlined_forward(module_)->block(), calls_random_op)) {}
 
   torch::Tensor forward(const torch::Tensor& images) override {
     // The graph executor's optimisations (profiling, differentiable subgraphs) cost ~20% of a small CNN's training
@@ -88,8 +92,10 @@ class ScriptNet final : public TorchNet {
       throw Error(describe() + ": forward() failed on normalised images " + shape(images) + ": " + reason(e));
     }
     if (!out.isTensor() || out.toTensor().dim() != 2 || out.toTensor().size(0) != images.size(0)) {
-      throw Error(describe() + ": forward() must return logits [batch, classes] for images [batch, 1, 28, 28], "
-                  "but returned " + (out.isTensor() ? "a tensor " + shape(out.toTensor()) : out.tagKind()));
+      throw Error(describe() +
+                  ": forward() must return logits [batch, classes] for images [batch, 1, 28, 28], "
+                  "but returned " +
+                  (out.isTensor() ? "a tensor " + shape(out.toTensor()) : out.tagKind()));
     }
     return out.toTensor();
   }
@@ -139,7 +145,8 @@ class ScriptNet final : public TorchNet {
 std::unique_ptr<ImageModel> load_torchscript_model(const std::filesystem::path& file) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(file, ec)) {
-    throw Error("TorchScript model " + file.string() + " is not a file; export one with "
+    throw Error("TorchScript model " + file.string() +
+                " is not a file; export one with "
                 "torch.jit.script(model).save(FILE) (models/README.md)");
   }
   torch::jit::Module module;
@@ -150,7 +157,8 @@ std::unique_ptr<ImageModel> load_torchscript_model(const std::filesystem::path& 
                 "1.13's torch.jit.script(model).save(FILE) writes (" + reason(e) + ")");
   }
   if (!module.find_method("forward")) {
-    throw Error("TorchScript model " + file.string() + " has no forward() method; script the nn.Module itself, "
+    throw Error("TorchScript model " + file.string() +
+                " has no forward() method; script the nn.Module itself, "
                 "whose forward(images) returns the logits");
   }
   check_scripted(module, file);

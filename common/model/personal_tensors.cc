@@ -11,7 +11,8 @@ namespace sotto::model {
 
 PersonalTensors::PersonalTensors(std::vector<std::string> patterns) : patterns_(std::move(patterns)) {
   for (const auto& p : patterns_) {
-    if (p.empty()) throw Error("a personal-tensor pattern is empty; name tensors like \"head.*\" or \"*.running_mean\"");
+    if (p.empty())
+      throw Error("a personal-tensor pattern is empty; name tensors like \"head.*\" or \"*.running_mean\"");
   }
 }
 
@@ -63,7 +64,9 @@ std::optional<std::string> PersonalTensors::first_personal(const ModelParameters
 
 namespace {
 
-std::string layout(const Tensor& t) { return std::string(dtype_name(t.dtype)) + " " + shape_string(t.shape); }
+std::string layout(const Tensor& t) {
+  return std::string(dtype_name(t.dtype)) + " " + shape_string(t.shape);
+}
 
 }  // namespace
 

@@ -201,14 +201,13 @@ ClientSession::SharesAnswer ClientSession::mask_input(const SharesForYou& shares
   answer.input.y = std::move(input_);
   input_.clear();
   auto& y = answer.input.y;
-  std::vector<crypto::SecretArray<kPairwiseSeedBytes>> pair_seeds;
-  std::vector<crypto::MaskSign> signs;
+  crypto::OwnedMasks<crypto::SecretArray<kPairwiseSeedBytes>> pair_masks;
   for (ClientIndex j : senders) {
-    pair_seeds.push_back(pairwise_mask_seed(*mask_, neighbour_keys_.at(j).mask_public, config_.round_id, me_, j));
-    signs.push_back(me_ < j ? crypto::MaskSign::kAdd : crypto::MaskSign::kSubtract);
+    pair_masks.add(pairwise_mask_seed(*mask_, neighbour_keys_.at(j).mask_public, config_.round_id, me_, j),
+                   me_ < j ? crypto::MaskSign::kAdd : crypto::MaskSign::kSubtract);
   }
   std::vector<crypto::MaskTerm> masks{{self_mask_seed_, crypto::MaskSign::kAdd}};
-  for (std::size_t s = 0; s < pair_seeds.size(); ++s) masks.push_back({pair_seeds[s], signs[s]});
+  for (const auto& term : pair_masks.terms()) masks.push_back(term);
   crypto::add_masks(y, masks);  // one pass over y for all of them
   // Reduction mod 2^bits commutes with the additions mod 2^32 (2^bits divides 2^32), so masking mod 2^32 and
   // reducing once gives the input masked mod 2^bits, and the masks still cancel in the reduced sum.

@@ -354,13 +354,11 @@ void ServerSession::on_unmask_response(ClientIndex index, const UnmaskResponse& 
   reached_[index] = Reached::kResponded;
 }
 
-ServerSession::UnmaskingSeeds ServerSession::unmasking_seeds(const std::vector<ClientIndex>& survivors,
+crypto::OwnedMasks<crypto::ShamirSecret> ServerSession::unmasking_seeds(const std::vector<ClientIndex>& survivors,
                                                             const std::vector<ClientIndex>& dropped) {
-  UnmaskingSeeds out;
-  std::vector<crypto::MaskSign> signs;
+  crypto::OwnedMasks<crypto::ShamirSecret> out;
   for (ClientIndex u : survivors) {
-    out.seeds.push_back(crypto::reconstruct(self_mask_shares_[u], config_.t));
-    signs.push_back(crypto::MaskSign::kSubtract);
+    out.add(crypto::reconstruct(self_mask_shares_[u], config_.t), crypto::MaskSign::kSubtract);
   }
   for (ClientIndex d : dropped) {
     const auto private_key = crypto::reconstruct(mask_key_shares_[d], config_.t);
@@ -371,11 +369,10 @@ ServerSession::UnmaskingSeeds ServerSession::unmasking_seeds(const std::vector<C
     }
     for (ClientIndex u : neighbours_at(d, Reached::kMasked)) {
       // u added +PRG(s_ud) if u < d and -PRG(s_ud) otherwise; take it back out.
-      out.seeds.push_back(pairwise_mask_seed(key_pair, keys_[u]->mask_public, config_.round_id, u, d));
-      signs.push_back(u < d ? crypto::MaskSign::kSubtract : crypto::MaskSign::kAdd);
+      out.add(pairwise_mask_seed(key_pair, keys_[u]->mask_public, config_.round_id, u, d),
+              u < d ? crypto::MaskSign::kSubtract : crypto::MaskSign::kAdd);
     }
   }
-  for (std::size_t s = 0; s < out.seeds.size(); ++s) out.terms.push_back({out.seeds[s], signs[s]});
   return out;
 }
 
@@ -409,8 +406,8 @@ AggregationResult ServerSession::close_unmasking() {
 
   result.sum = std::move(sum_);
   try {
-    const UnmaskingSeeds seeds = unmasking_seeds(result.survivors, dropped);
-    crypto::add_masks(result.sum, seeds.terms);  // one pass over the sum per kMaskGroup masks
+    const auto masks = unmasking_seeds(result.survivors, dropped);
+    crypto::add_masks(result.sum, masks.terms());  // one pass over the sum per kMaskGroup masks
   } catch (const Error& e) {
     if (step_ == Step::kAborted) throw;
     abort_round(std::string("unmasking failed: ") + e.what());

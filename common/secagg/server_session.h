@@ -110,12 +110,9 @@ class ServerSession {
   void check_masked_input(ClientIndex index, const MaskedInput& input) const;
   void add_held(ClientIndex index);
   // The masks unmasking removes: each survivor's self mask and, for each dropped client, its pairwise mask with
-  // each surviving neighbour (its key checked against the one it advertised). `terms` borrow from `seeds`.
-  struct UnmaskingSeeds {
-    std::vector<crypto::ShamirSecret> seeds;  // wiped when let go
-    std::vector<crypto::MaskTerm> terms;
-  };
-  UnmaskingSeeds unmasking_seeds(const std::vector<ClientIndex>& survivors, const std::vector<ClientIndex>& dropped);
+  // each surviving neighbour (its key checked against the one it advertised). The seeds are wiped when let go.
+  crypto::OwnedMasks<crypto::ShamirSecret> unmasking_seeds(const std::vector<ClientIndex>& survivors,
+                                                           const std::vector<ClientIndex>& dropped);
 
   RoundConfig config_;
   Step step_ = Step::kAdvertise;

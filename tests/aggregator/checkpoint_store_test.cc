@@ -94,7 +94,8 @@ TEST_CASE("a checkpoint of another layout or another strategy is refused", "[agg
   test::TempDir dir;
   const auto store = store_in(dir);
   store.save(closed_round(1, weights({1, 2, 3}), {}));
-  CHECK_THAT(load_error(store, weights({0, 0})), Catch::Contains("does not match the built-in fashion_cnn model ([model] in the config)"));
+  CHECK_THAT(load_error(store, weights({0, 0})),
+             Catch::Contains("does not match the built-in fashion_cnn model ([model] in the config)"));
   const CheckpointStore fedavg({dir.path(), "the built-in fashion_cnn model", "fedavg", false});
   CHECK_THAT(load_error(fedavg, weights({0, 0, 0})), Catch::Contains("written by strategy \"fedadam\""));
 }

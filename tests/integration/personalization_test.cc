@@ -17,7 +17,8 @@
 namespace sotto::test {
 namespace {
 
-const std::string kFedBn = "[personalization]\npersonal = [\"*.running_mean\", \"*.running_var\", \"*.num_batches_tracked\"]\n";
+const std::string kFedBn =
+    "[personalization]\npersonal = [\"*.running_mean\", \"*.running_var\", \"*.num_batches_tracked\"]\n";
 
 // One aggregator round (state in dir/tag) with one client whose state is `client_state`; returns the bytes the
 // client wrote.
@@ -26,7 +27,8 @@ std::string one_round(const fs::path& dir, const Pki& pki, const fs::path& clien
   AggregatorOptions agg = fixed_cohort_options(dir / tag, pki, 1, 1);
   agg.state_dir = dir / tag / "aggregator";
   agg.extra_toml = personalization;
-  auto aggregator = start_aggregator(write_aggregator_config(dir / tag / "aggregator.toml", agg), dir / tag / "agg.log");
+  auto aggregator =
+      start_aggregator(write_aggregator_config(dir / tag / "aggregator.toml", agg), dir / tag / "agg.log");
   const std::uint16_t port = wait_for_port(agg.state_dir, 60s, aggregator.get());
   ClientOptions c = mtls_client_options(pki, 1, port);
   c.state_dir = client_state;
@@ -45,7 +47,9 @@ std::string one_round(const fs::path& dir, const Pki& pki, const fs::path& clien
 std::vector<std::string> frames_without_timing(const std::string& capture) {
   std::vector<std::string> frames;
   for (std::size_t at = 0; at + 4 <= capture.size();) {
-    const auto byte = [&](std::size_t i) { return static_cast<std::uint32_t>(static_cast<unsigned char>(capture[at + i])); };
+    const auto byte = [&](std::size_t i) {
+      return static_cast<std::uint32_t>(static_cast<unsigned char>(capture[at + i]));
+    };
     const std::uint32_t length = byte(0) << 24 | byte(1) << 16 | byte(2) << 8 | byte(3);
     REQUIRE(at + 4 + length <= capture.size());
     v1::Envelope env;
@@ -133,8 +137,8 @@ TEST_CASE("a personal head stays on each device and survives its restarts, and t
   const std::string fedper = "[personalization]\npersonal = [\"fc2.*\"]\n";
   AggregatorOptions agg = fixed_cohort_options(dir.path(), pki, 2, 2);
   agg.extra_toml = fedper;
-  auto aggregator = start_aggregator(write_aggregator_config(dir.path() / "aggregator.toml", agg),
-                                     dir.path() / "aggregator.log");
+  auto aggregator =
+      start_aggregator(write_aggregator_config(dir.path() / "aggregator.toml", agg), dir.path() / "aggregator.log");
   const std::uint16_t port = wait_for_port(agg.state_dir, 60s, aggregator.get());
   const auto client_round = [&](int i) {
     ClientOptions c = mtls_client_options(pki, i, port);
@@ -196,8 +200,8 @@ TEST_CASE("Ditto and fine-tuning leave each device a personal model of its own, 
     const std::string personalization = "[personalization]\n" + adaptation + "\n";
     AggregatorOptions agg = fixed_cohort_options(dir.path(), pki, 2, 2);
     agg.extra_toml = personalization;
-    auto aggregator = start_aggregator(write_aggregator_config(dir.path() / "aggregator.toml", agg),
-                                       dir.path() / "aggregator.log");
+    auto aggregator =
+        start_aggregator(write_aggregator_config(dir.path() / "aggregator.toml", agg), dir.path() / "aggregator.log");
     const std::uint16_t port = wait_for_port(agg.state_dir, 60s, aggregator.get());
     for (int round = 1; round <= 2; ++round) {  // restarted between rounds: Ditto goes on from the kept model
       std::vector<std::unique_ptr<Process>> clients;

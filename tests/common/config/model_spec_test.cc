@@ -35,9 +35,9 @@ TEST_CASE("model spec: a TorchScript file resolves against the config's director
   const auto spec = spec_from(dir.path() / "a.toml", "[model]\ntorchscript = \"net.pt\"\n");
   CHECK(spec.torchscript == dir.path() / "net.pt");
   CHECK(spec.describe() == "the TorchScript model " + (dir.path() / "net.pt").string());
-  CHECK_THROWS_WITH(spec_from(dir.path() / "a.toml", "[model]\ntorchscript = \"gone.pt\"\n"),
-                    Catch::Contains("model.torchscript") && Catch::Contains("gone.pt") &&
-                        Catch::Contains("torch.jit.script"));
+  CHECK_THROWS_WITH(
+      spec_from(dir.path() / "a.toml", "[model]\ntorchscript = \"gone.pt\"\n"),
+      Catch::Contains("model.torchscript") && Catch::Contains("gone.pt") && Catch::Contains("torch.jit.script"));
   CHECK_THROWS_WITH(
       spec_from(dir.path() / "a.toml", "[model]\ntorchscript = \"net.pt\"\narchitecture = \"fashion_cnn\"\n"),
       Catch::Contains("keep one"));

@@ -24,7 +24,8 @@ sotto::data::ImageDataset two_images() {
   d.rows = d.cols = 28;
   d.labels = {3, 7};
   d.pixels.resize(2 * kPixels);
-  for (int i = 0; i < 2 * kPixels; ++i) d.pixels[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>((i * 37 + i / 5) % 256);
+  for (int i = 0; i < 2 * kPixels; ++i)
+    d.pixels[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>((i * 37 + i / 5) % 256);
   return d;
 }
 
@@ -80,8 +81,8 @@ struct TwoImageDevice {
 };
 
 // One SGD step on `m` with the hand-computed gradient: the tensors named in `step` move, the others stay.
-ModelParameters sgd_step(const sotto::data::ImageDataset& d, ModelParameters m, bool weight, bool bias,
-                         double pull = 0, const ModelParameters* anchor = nullptr) {
+ModelParameters sgd_step(const sotto::data::ImageDataset& d, ModelParameters m, bool weight, bool bias, double pull = 0,
+                         const ModelParameters* anchor = nullptr) {
   std::vector<double> grad_w, grad_b;
   cross_entropy_gradient(d, m, grad_w, grad_b);
   const auto step = [&](const char* name, const std::vector<double>& grad) {

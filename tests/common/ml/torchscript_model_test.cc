@@ -57,7 +57,8 @@ ml::TrainingPlan small_plan() {
 
 }  // namespace
 
-TEST_CASE("a scripted fashion_cnn has the built-in CNN's tensors and takes its weights bit for bit", "[ml][torchscript]") {
+TEST_CASE("a scripted fashion_cnn has the built-in CNN's tensors and takes its weights bit for bit",
+          "[ml][torchscript]") {
   test::TempDir dir("torchscript");
   auto scripted = ml::load_torchscript_model(test::export_torchscript(dir.path(), "fashion_cnn"));
   auto builtin = ml::make_image_model("fashion_cnn", 3);
@@ -74,7 +75,8 @@ TEST_CASE("a scripted fashion_cnn has the built-in CNN's tensors and takes its w
   CHECK(a.loss == Approx(b.loss).epsilon(1e-5));
 }
 
-TEST_CASE("training a scripted model learns and matches the built-in module on the same weights", "[ml][torchscript][train]") {
+TEST_CASE("training a scripted model learns and matches the built-in module on the same weights",
+          "[ml][torchscript][train]") {
   test::TempDir dir("torchscript");
   auto scripted = ml::load_torchscript_model(test::export_torchscript(dir.path(), "fashion_cnn"));
   auto builtin = ml::make_image_model("fashion_cnn", 3);
@@ -147,7 +149,8 @@ TEST_CASE("a wrong file or a module without forward is refused naming the file",
   CHECK_THAT(load_error(no_forward), Catch::Contains(no_forward.string()) && Catch::Contains("has no forward()"));
 }
 
-TEST_CASE("parameters that do not fit a scripted model are refused naming the file and the tensor", "[ml][torchscript][errors]") {
+TEST_CASE("parameters that do not fit a scripted model are refused naming the file and the tensor",
+          "[ml][torchscript][errors]") {
   test::TempDir dir("torchscript");
   const auto file = test::export_torchscript(dir.path(), "fashion_mlp");
   auto model = ml::load_torchscript_model(file);
@@ -156,14 +159,16 @@ TEST_CASE("parameters that do not fit a scripted model are refused naming the fi
     model->load(ml::make_image_model("fashion_linear", 1)->parameters());
     FAIL("loaded a fashion_linear model into fashion_mlp");
   } catch (const sotto::Error& e) {
-    CHECK_THAT(e.what(), Catch::Contains("the TorchScript model " + file.string()) &&
-                             Catch::Contains("tensor 'body.1.weight'"));
+    CHECK_THAT(e.what(),
+               Catch::Contains("the TorchScript model " + file.string()) && Catch::Contains("tensor 'body.1.weight'"));
   }
   // A refused load leaves the model as it was.
-  for (std::size_t i = 0; i < before.size(); ++i) CHECK(model->parameters().tensors()[i].data == before.tensors()[i].data);
+  for (std::size_t i = 0; i < before.size(); ++i)
+    CHECK(model->parameters().tensors()[i].data == before.tensors()[i].data);
 }
 
-TEST_CASE("a scripted model with dropout trains deterministically for a seed, on one thread or two", "[ml][torchscript][train]") {
+TEST_CASE("a scripted model with dropout trains deterministically for a seed, on one thread or two",
+          "[ml][torchscript][train]") {
   test::TempDir dir("torchscript");
   const auto file = test::export_torchscript(dir.path(), "fashion_mlp");
   const auto trained = [&](std::uint64_t seed) {
