@@ -20,11 +20,17 @@ ImageTrainer::ImageTrainer(std::unique_ptr<ml::ImageModel> model, std::shared_pt
   }
 }
 
-model::ModelParameters ImageTrainer::with_personal_tensors(const model::ModelParameters& given,
-                                                           const ml::TrainingPlan& plan) const {
+void ImageTrainer::load_with_personal_tensors(const model::ModelParameters& given, const ml::TrainingPlan& plan) {
   const model::PersonalTensors personal(plan.personal);
+  if (personal.empty()) {
+    model_->load(given);
+    return;
+  }
   model::ModelParameters current = model_->parameters();
-  if (personal.empty() || given.size() == current.size()) return given;
+  if (given.size() == current.size()) {
+    model_->load(given);
+    return;
+  }
   for (const auto& t : current.tensors()) {
     if (!given.find(t.name) && !personal.is_personal(t.name)) {
       throw Error("tensor '" + t.name + "' of the model is missing from the " + std::to_string(given.size()) +
@@ -32,24 +38,29 @@ model::ModelParameters ImageTrainer::with_personal_tensors(const model::ModelPar
                   personal.describe() + "])");
     }
   }
-  return model::with_tensors(std::move(current), given);
+  model_->load(model::with_tensors(std::move(current), given));
 }
 
 FitResult ImageTrainer::fit(const model::ModelParameters& global_model, const ml::TrainingPlan& plan,
                             TrainingControl& control) {
   try {
-    model_->load(with_personal_tensors(global_model, plan));
+    load_with_personal_tensors(global_model, plan);
   } catch (const Error& e) {
     throw Error(std::string("the task's global model does not fit the model this device trains (set the client's "
                             "[model] section to the aggregator's): ") + e.what());
   }
-  const model::ModelParameters start = model_->parameters();
+  const bool adapts = plan.finetune_epochs > 0 || plan.ditto_lambda > 0;
+  const bool evaluates = local_test_.size() > 0;
+  // The model as received, kept only when adapting or evaluating needs it (a copy of the whole model).
+  std::optional<model::ModelParameters> start;
+  if (adapts || evaluates) start = model_->parameters();
   FitResult result;
   result.metrics = train_federated(plan, control);
   result.local_model = model_->parameters();
-  if (plan.finetune_epochs > 0 || plan.ditto_lambda > 0) result.personal_model = adapt(start, plan, control);
-  if (local_test_.size() > 0) result.local_evaluation = evaluate_locally(start, result);
-  model_->load(result.local_model);  // the next round's personal tensors are the trained ones, not the adapted
+  if (adapts) result.personal_model = adapt(*start, plan, control);
+  if (evaluates) result.local_evaluation = evaluate_locally(*start, result);
+  // Both loaded other models: the next round's personal tensors are the trained ones, not the adapted.
+  if (adapts || evaluates) model_->load(result.local_model);
   return result;
 }
 

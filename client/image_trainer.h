@@ -36,8 +36,9 @@ class ImageTrainer final : public Trainer {
   // Accuracy on the held-out examples of `start` (the global model with the personal tensors) and of the personal
   // model (the adapted one, or else the trained one).
   ml::LocalEvaluation evaluate_locally(const model::ModelParameters& start, const FitResult& result);
-  // `given` (the global model, perhaps with personal tensors) completed with the model's own personal tensors.
-  model::ModelParameters with_personal_tensors(const model::ModelParameters& given, const ml::TrainingPlan& plan) const;
+  // Loads `given` (the global model, perhaps with personal tensors), completed with the model's own personal
+  // tensors where it lacks them.
+  void load_with_personal_tensors(const model::ModelParameters& given, const ml::TrainingPlan& plan);
 
   std::unique_ptr<ml::ImageModel> model_;
   std::shared_ptr<const data::ImageDataset> data_;

@@ -65,10 +65,11 @@ std::string mode_dependent_submodule(const torch::jit::Module& module) {
 
 // Refuses a module saved with torch.jit.trace whose behaviour depends on train/eval mode: tracing records the ops
 // of one mode, so such a module would keep (say) dropout on when evaluated and BatchNorm on running statistics
-// when trained. A scripted module reads its `training` flag wherever it matters.
-void check_scripted(const torch::jit::Module& module, const std::filesystem::path& file) {
+// when trained. A scripted module reads its `training` flag wherever it matters. `forward` is inlined_forward(module).
+void check_scripted(const torch::jit::Module& module, const torch::jit::Graph& forward,
+                    const std::filesystem::path& file) {
   const std::string submodule = mode_dependent_submodule(module);
-  if (submodule.empty() || any_node(inlined_forward(module)->block(), reads_training_flag)) return;
+  if (submodule.empty() || any_node(forward.block(), reads_training_flag)) return;
   throw Error("TorchScript model " + file.string() + " was saved with torch.jit.trace: its " + submodule +
               " behaves differently in training and evaluation, and tracing baked one mode in. Export it with "
               "torch.jit.script(model).save(FILE) instead");
@@ -76,10 +77,9 @@ void check_scripted(const torch::jit::Module& module, const std::filesystem::pat
 
 class ScriptNet final : public TorchNet {
  public:
-  ScriptNet(torch::jit::Module module, std::filesystem::path file)
-      : module_(std::move(module)),
-        file_(std::move(file)),
-        random_(any_node(inlined_forward(module_)->block(), calls_random_op)) {}
+  // `random`: whether forward() calls a random operator.
+  ScriptNet(torch::jit::Module module, std::filesystem::path file, bool random)
+      : module_(std::move(module)), file_(std::move(file)), random_(random) {}
 
   torch::Tensor forward(const torch::Tensor& images) override {
     // The graph executor's optimisations (profiling, differentiable subgraphs) cost ~20% of a small CNN's training
@@ -161,8 +161,10 @@ std::unique_ptr<ImageModel> load_torchscript_model(const std::filesystem::path& 
                 " has no forward() method; script the nn.Module itself, "
                 "whose forward(images) returns the logits");
   }
-  check_scripted(module, file);
-  return make_classifier(std::make_unique<ScriptNet>(std::move(module), file));
+  const std::shared_ptr<torch::jit::Graph> forward = inlined_forward(module);
+  check_scripted(module, *forward, file);
+  const bool random = any_node(forward->block(), calls_random_op);
+  return make_classifier(std::make_unique<ScriptNet>(std::move(module), file, random));
 }
 
 }  // namespace sotto::ml

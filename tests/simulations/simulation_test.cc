@@ -499,17 +499,12 @@ TEST_CASE("a TorchScript model with dropout gives one model in memory on two thr
   REQUIRE(std::system(export_command.c_str()) == 0);
   const std::vector<std::string> o = {"population=8", "cohort_size=3", "data.max_examples_per_client=60",
                                       "model.torchscript=\"" + file.string() + "\""};
-  auto memory = tiny("torchscript-memory", o);
-  std::vector<std::string> over_tls = o;
-  over_tls.push_back("transport=tls");
-  auto tls = tiny("torchscript-tls", over_tls);
-  sim::run_simulation(memory);
-  sim::run_simulation_over_tls(tls);
-  const auto rm = read_rounds(memory.output_dir);
-  REQUIRE(rm.size() == 2);
-  CHECK(rm[1]["test_accuracy"].get<double>() > 0.3);
-  CHECK(file_bytes(memory.output_dir / "final_model.sotto") == file_bytes(tls.output_dir / "final_model.sotto"));
-  const auto model = codec::read_model_file(memory.output_dir / "final_model.sotto").model;
+  const auto runs = run_both_transports("torchscript", o);
+  REQUIRE(runs.memory_rounds.size() == 2);
+  CHECK(runs.memory_rounds[1]["test_accuracy"].get<double>() > 0.3);
+  CHECK(file_bytes(runs.memory.output_dir / "final_model.sotto") ==
+        file_bytes(runs.tls.output_dir / "final_model.sotto"));
+  const auto model = codec::read_model_file(runs.memory.output_dir / "final_model.sotto").model;
   CHECK(model.find("head.weight") != nullptr);
 }
 
