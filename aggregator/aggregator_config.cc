@@ -6,7 +6,6 @@
 #include "aggregator/config_sections.h"
 #include "common/config/toml_reader.h"
 #include "common/ml/model_spec.h"
-#include "common/model/personal_tensors.h"
 #include "common/secagg/messages.h"
 #include "common/util/error.h"
 
@@ -153,25 +152,6 @@ AggregatorConfig load_aggregator_config(const std::filesystem::path& path) {
   return read_aggregator_config(r);
 }
 
-// [personalization]: the personal tensors and the local adaptation the plan asks of the devices.
-void read_personalization(config::TomlReader& r, ml::TrainingPlan& plan) {
-  try {
-    plan.personal = model::PersonalTensors(r.get_strings("personalization.personal")).patterns();
-  } catch (const Error& e) {
-    r.fail("personalization.personal", e.what());
-  }
-  plan.finetune_epochs = static_cast<std::uint32_t>(r.get_int("personalization.finetune_epochs", 0, 0, 1000));
-  plan.ditto_lambda = r.get_double("personalization.ditto_lambda", 0, 0, 1e6);
-  plan.head_epochs = static_cast<std::uint32_t>(r.get_int("personalization.head_epochs", 0, 0, 1000));
-  if (plan.finetune_epochs > 0 && plan.ditto_lambda > 0) {
-    r.fail("personalization.ditto_lambda", "and personalization.finetune_epochs are both set; a device keeps one "
-                                           "personal model: choose fine-tuning or Ditto");
-  }
-  if (plan.head_epochs > 0 && plan.personal.empty()) {
-    r.fail("personalization.head_epochs", "needs personalization.personal: FedRep trains the personal head first");
-  }
-}
-
 AggregatorConfig read_aggregator_config(config::TomlReader& r) {
   AggregatorConfig c;
   read_server_section(r, c);
@@ -181,7 +161,7 @@ AggregatorConfig read_aggregator_config(config::TomlReader& r) {
   read_round_protection(r, c.rounds);
 
   c.model = ml::read_model_spec(r);
-  read_personalization(r, c.rounds.plan);
+  read_personalization_section(r, c.rounds.plan);
   c.init_seed = static_cast<std::uint64_t>(r.get_int("model.init_seed", 1, 0, INT64_MAX));
   c.strategy = read_strategy_section(r, c.rounds.plan);
 

@@ -4,8 +4,10 @@
 
 #include <limits>
 
+#include "common/model/personal_tensors.h"
 #include "common/round/messages.h"
 #include "common/secagg/messages.h"
+#include "common/util/error.h"
 
 namespace sotto::aggregator {
 
@@ -176,6 +178,24 @@ toml::table model_table(const ml::ModelSpec& model, std::uint64_t init_seed) {
   return t;
 }
 
+void read_personalization_section(config::TomlReader& r, ml::TrainingPlan& plan) {
+  try {
+    plan.personal = model::PersonalTensors(r.get_strings("personalization.personal")).patterns();
+  } catch (const Error& e) {
+    r.fail("personalization.personal", e.what());
+  }
+  plan.finetune_epochs = static_cast<std::uint32_t>(r.get_int("personalization.finetune_epochs", 0, 0, 1000));
+  plan.ditto_lambda = r.get_double("personalization.ditto_lambda", 0, 0, 1e6);
+  plan.head_epochs = static_cast<std::uint32_t>(r.get_int("personalization.head_epochs", 0, 0, 1000));
+  if (plan.finetune_epochs > 0 && plan.ditto_lambda > 0) {
+    r.fail("personalization.ditto_lambda", "and personalization.finetune_epochs are both set; a device keeps one "
+                                           "personal model: choose fine-tuning or Ditto");
+  }
+  if (plan.head_epochs > 0 && plan.personal.empty()) {
+    r.fail("personalization.head_epochs", "needs personalization.personal: FedRep trains the personal head first");
+  }
+}
+
 toml::table plan_table(const ml::TrainingPlan& p) {
   return toml::table{{"epochs", static_cast<std::int64_t>(p.epochs)},
                      {"batch_size", static_cast<std::int64_t>(p.batch_size)},
@@ -184,6 +204,15 @@ toml::table plan_table(const ml::TrainingPlan& p) {
                      {"momentum", p.momentum},
                      {"weight_decay", p.weight_decay},
                      {"proximal_mu", p.proximal_mu}};
+}
+
+toml::table personalization_table(const ml::TrainingPlan& p) {
+  toml::array personal;
+  for (const auto& pattern : p.personal) personal.push_back(pattern);
+  return toml::table{{"personal", personal},
+                     {"finetune_epochs", static_cast<std::int64_t>(p.finetune_epochs)},
+                     {"ditto_lambda", p.ditto_lambda},
+                     {"head_epochs", static_cast<std::int64_t>(p.head_epochs)}};
 }
 
 toml::table strategy_table(const StrategyOptions& s) {

@@ -1,6 +1,5 @@
-// Config sections shared by sotto-aggregator and sotto-sim: [plan], [strategy], [secure_aggregation], [privacy]
-// and the rounds' weighting keys have the
-// same keys, defaults, ranges and checks in both, so an experiment moves between the simulator and the daemon
+// Config sections shared by sotto-aggregator and sotto-sim: [plan], [personalization], [strategy],
+// [secure_aggregation], [privacy] and the rounds' weighting keys have the same keys, defaults, ranges and checks in both, so an experiment moves between the simulator and the daemon
 // unchanged (sotto-sim's TLS transport writes the daemon's config from them). Readers fail naming the key;
 // writers give the tables back with every key.
 #pragma once
@@ -16,6 +15,9 @@
 namespace sotto::aggregator {
 
 ml::TrainingPlan read_plan_section(config::TomlReader& r);
+// [personalization] into the plan: the personal tensors (glob patterns) and the local adaptation asked of the
+// devices (finetune_epochs, ditto_lambda, head_epochs), with their pairing checks.
+void read_personalization_section(config::TomlReader& r, ml::TrainingPlan& plan);
 // Also checks the pairing with the plan: FedProx needs a positive plan.proximal_mu.
 StrategyOptions read_strategy_section(config::TomlReader& r, const ml::TrainingPlan& plan);
 // Every key but step_deadline_s, which only the daemon has (the simulator has no clock to miss).
@@ -38,6 +40,7 @@ PrivacyOptions read_privacy_section(config::TomlReader& r, bool secure_aggregati
                                     std::uint32_t max_min_survivors);
 
 toml::table plan_table(const ml::TrainingPlan& plan);
+toml::table personalization_table(const ml::TrainingPlan& plan);
 // [model]: the model's architecture or TorchScript file, and the initial weights' seed.
 toml::table model_table(const ml::ModelSpec& model, std::uint64_t init_seed);
 toml::table privacy_table(double clip_norm, const PrivacyOptions& privacy);

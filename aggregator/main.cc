@@ -14,30 +14,6 @@
 #include "common/model/personal_tensors.h"
 #include "common/util/error.h"
 
-namespace {
-
-using namespace sotto;
-
-// The global model the aggregator holds: the initial model without its personal tensors. Refuses a pattern that
-// names none of the model's tensors (a typo would otherwise federate what was meant to stay on the devices) and a
-// plan that keeps every tensor personal.
-model::ModelParameters federated_model(const model::ModelParameters& whole, const model::PersonalTensors& personal,
-                                       const ml::ModelSpec& spec) {
-  if (personal.empty()) return whole;
-  if (auto unmatched = personal.unmatched_pattern(whole)) {
-    throw Error("personalization.personal: pattern \"" + *unmatched + "\" names no tensor of " + spec.describe() +
-                "; its tensors are named like \"" + whole.tensors().front().name + "\"");
-  }
-  model::ModelParameters federated = personal.federated_part(whole);
-  if (federated.size() == 0) {
-    throw Error("personalization.personal = [" + personal.describe() + "] makes every tensor of " + spec.describe() +
-                " personal: nothing would be federated");
-  }
-  return federated;
-}
-
-}  // namespace
-
 int main(int argc, char** argv) {
   using namespace sotto;
   CLI::App app{"sotto-aggregator: runs federated-averaging rounds over TLS 1.3 for Sotto clients"};
@@ -79,7 +55,7 @@ int main(int argc, char** argv) {
     }
     auto factory = [&cfg, secure_sum, torch, personal] {
       if (secure_sum) return model::ModelParameters{};
-      return federated_model(torch().make_model(cfg.model, cfg.init_seed)->parameters(), personal, cfg.model);
+      return personal.global_part(torch().make_model(cfg.model, cfg.init_seed)->parameters(), cfg.model.describe());
     };
     aggregator::AggregatorServer server(cfg, factory, evaluator,
                                         [config_path] { return aggregator::load_aggregator_config(config_path); });

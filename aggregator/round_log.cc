@@ -16,7 +16,8 @@ nlohmann::json spread_json(const ml::AccuracySpread& s) {
   return {{"mean", s.mean}, {"p10", s.p10}, {"median", s.median}};
 }
 
-// The spread over reporting devices of their held-out accuracy, the global model against their personal ones.
+}  // namespace
+
 nlohmann::json local_evaluation_json(const std::vector<ml::LocalEvaluation>& evaluations) {
   std::vector<double> global, personal;
   std::uint64_t examples = 0;
@@ -30,8 +31,6 @@ nlohmann::json local_evaluation_json(const std::vector<ml::LocalEvaluation>& eva
           {"global", spread_json(ml::spread_of(global))},
           {"personal", spread_json(ml::spread_of(personal))}};
 }
-
-}  // namespace
 
 nlohmann::json round_record(const RoundReport& r, std::uint64_t completed_rounds, const RoundTraffic& traffic,
                             const std::optional<ml::EvalMetrics>& eval, double eval_seconds) {

@@ -47,6 +47,10 @@ struct RoundTraffic {
   secagg::PerStep<std::uint64_t> secagg_in, secagg_out;
 };
 
+// The spread over devices of their held-out accuracy, the global model against their personal ones: clients,
+// examples, and the mean, 10th percentile and median of each.
+nlohmann::json local_evaluation_json(const std::vector<ml::LocalEvaluation>& evaluations);
+
 nlohmann::json round_record(const RoundReport& report, std::uint64_t completed_rounds, const RoundTraffic& traffic,
                             const std::optional<ml::EvalMetrics>& eval, double eval_seconds);
 

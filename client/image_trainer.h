@@ -1,5 +1,6 @@
 // ImageTrainer: a Trainer over one of common/ml's LibTorch image models and this device's examples (indices into
-// an ImageDataset). fit() loads the global model, trains per the plan and returns the local model. With personal
+// an ImageDataset). fit() loads the global model, trains per the plan (ml/personalized_fit.h) and returns the local
+// model. With personal
 // tensors (plan.personal) the global model has only the federated ones: the model keeps its own personal tensors
 // (from the previous round, or those the client restored, given with the global model) and returns them all.
 // With held-out examples it also reports the global model's accuracy on them against the personal model's.
@@ -28,17 +29,6 @@ class ImageTrainer final : public Trainer {
 
  private:
   ml::TrainMetrics train_phase(const ml::TrainingPlan& plan, TrainingControl& control);
-  // The federated training: the plan's epochs, after FedRep's head epochs when it asks for them.
-  ml::TrainMetrics train_federated(const ml::TrainingPlan& plan, TrainingControl& control);
-  // The device's personal model, from `start` (the global model with the personal tensors): fine-tuned, or Ditto's.
-  model::ModelParameters adapt(const model::ModelParameters& start, const ml::TrainingPlan& plan,
-                               TrainingControl& control);
-  // Accuracy on the held-out examples of `start` (the global model with the personal tensors) and of the personal
-  // model (the adapted one, or else the trained one).
-  ml::LocalEvaluation evaluate_locally(const model::ModelParameters& start, const FitResult& result);
-  // Loads `given` (the global model, perhaps with personal tensors), completed with the model's own personal
-  // tensors where it lacks them.
-  void load_with_personal_tensors(const model::ModelParameters& given, const ml::TrainingPlan& plan);
 
   std::unique_ptr<ml::ImageModel> model_;
   std::shared_ptr<const data::ImageDataset> data_;

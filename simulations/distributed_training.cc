@@ -85,7 +85,7 @@ std::vector<TrainingJob> DistributedTrainer::my_share(const std::vector<ClientIn
   std::vector<TrainingJob> jobs;
   for (std::size_t p = static_cast<std::size_t>(cluster_.rank()); p < clients.size();
        p += static_cast<std::size_t>(cluster_.size())) {
-    jobs.push_back({clients[p], population_.examples(clients[p])});
+    jobs.push_back({clients[p], population_.examples(clients[p]), population_.local_test(clients[p])});
   }
   return jobs;
 }

@@ -73,9 +73,14 @@ with the same results as one process; rank 0 runs the coordinator and writes the
                      static_cast<unsigned long long>(row.completed_rounds), static_cast<unsigned long long>(total),
                      row.test_accuracy, eta);
       } else {
-        std::fprintf(stderr, "round %llu/%llu: test accuracy %.4f, test loss %.4f, train loss %.4f, %u clients, %.1fs\n",
+        std::fprintf(stderr, "round %llu/%llu: test accuracy %.4f, test loss %.4f, train loss %.4f, %u clients, %.1fs",
                      static_cast<unsigned long long>(row.completed_rounds), static_cast<unsigned long long>(total),
                      row.test_accuracy, row.test_loss, row.mean_train_loss, row.participants, row.seconds_round);
+        if (row.local_clients > 0) {
+          std::fprintf(stderr, "; held out: global %.4f (p10 %.4f), personal %.4f (p10 %.4f)", row.local_global_mean,
+                       row.local_global_p10, row.local_personal_mean, row.local_personal_p10);
+        }
+        std::fprintf(stderr, "\n");
       }
       std::fflush(stderr);
     };

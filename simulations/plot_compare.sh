@@ -1,19 +1,26 @@
 #!/usr/bin/env bash
 # plot_compare.sh: draws several sotto-sim runs' test accuracy per round in one PNG.
 #
-#   simulations/plot_compare.sh [-o compare.png] [-t TITLE] RUN_DIR...
+#   simulations/plot_compare.sh [-o compare.png] [-t TITLE] [-c COLUMN] [-y YLABEL] RUN_DIR[@COLUMN]...
 #
-# Each RUN_DIR is a sotto-sim output directory (it holds rounds.csv); the legend uses the directory's name.
+# Each RUN_DIR is a sotto-sim output directory (it holds rounds.csv); the legend uses the directory's name. The
+# curve is rounds.csv's column COLUMN (1-based; default 3, test accuracy; 16 and 18 are the round's clients' mean
+# held-out accuracy of the global and of the personal model), per directory after an @. Rows whose column is 0
+# are skipped.
 # Needs gnuplot (Debian: gnuplot-nox, in scripts/install-deps.sh).
 set -euo pipefail
 
 out="compare.png"
 title="test accuracy per round"
-usage() { sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; }
-while getopts "o:t:h" opt; do
+column=3
+ylabel="test accuracy"
+usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; }
+while getopts "o:t:c:y:h" opt; do
   case "$opt" in
     o) out="$OPTARG" ;;
     t) title="$OPTARG" ;;
+    c) column="$OPTARG" ;;
+    y) ylabel="$OPTARG" ;;
     h) usage; exit 0 ;;
     *) usage >&2; exit 2 ;;
   esac
@@ -30,14 +37,17 @@ fi
 
 gp_quote() { printf "'%s'" "${1//\'/\'\'}"; }
 plots=()
-for dir in "$@"; do
+for arg in "$@"; do
+  dir="${arg%@*}"
+  col="$column"
+  [ "$dir" = "$arg" ] || col="${arg##*@}"
   csv="$dir/rounds.csv"
   if [ ! -f "$csv" ]; then
     echo "plot_compare.sh: $csv does not exist: is $dir a sotto-sim output directory?" >&2
     exit 1
   fi
   name="$(basename "$(cd "$dir" && pwd)")"
-  plots+=("$(gp_quote "$csv") using 1:3 with linespoints title $(gp_quote "$name")")
+  plots+=("$(gp_quote "$csv") using 1:(\$$col > 0 ? \$$col : 1/0) with linespoints title $(gp_quote "$name")")
 done
 joined="$(IFS=,; echo "${plots[*]}")"
 
@@ -49,7 +59,7 @@ set title $(gp_quote "$title")
 set grid
 set key bottom right
 set xlabel 'round'
-set ylabel 'test accuracy'
+set ylabel $(gp_quote "$ylabel")
 plot ${joined}
 GP
 echo "plot_compare.sh: wrote $out"

@@ -11,7 +11,8 @@ namespace sotto::sim {
 bool gnuplot_available();
 
 // Draws dir/accuracy.png (test accuracy per round) and dir/loss.png (test and mean training loss per round) from
-// dir/rounds.csv. Returns a warning when the plots could not be drawn, nullopt on success.
-std::optional<std::string> draw_plots(const std::filesystem::path& dir, const std::string& title);
+// dir/rounds.csv, and with `local` dir/personal.png (the round's clients' held-out accuracy, global against
+// personal: mean and 10th percentile). Returns a warning when the plots could not be drawn, nullopt on success.
+std::optional<std::string> draw_plots(const std::filesystem::path& dir, const std::string& title, bool local = false);
 
 }  // namespace sotto::sim

@@ -34,11 +34,23 @@ Population::Population(const SimConfig& c, const data::ImageDataset& train) : si
       shard.shrink_to_fit();
     }
   }
+  train_.resize(shards_.size());
+  held_out_.resize(shards_.size());
+  for (std::size_t s = 0; s < shards_.size(); ++s) {
+    data::HeldOut split = data::hold_out(shards_[s], c.local_fraction, c.data_seed ^ (0x4c4f'4341'4cull + s));
+    train_[s] = std::move(split.train);
+    held_out_[s] = std::move(split.test);
+  }
 }
 
 std::span<const std::uint32_t> Population::examples(ClientIndex client) const {
   if (client >= size_) throw Error("virtual client " + std::to_string(client) + " is outside the population");
-  return shards_[client % shards_.size()];
+  return train_[client % shards_.size()];
+}
+
+std::span<const std::uint32_t> Population::local_test(ClientIndex client) const {
+  if (client >= size_) throw Error("virtual client " + std::to_string(client) + " is outside the population");
+  return held_out_[client % shards_.size()];
 }
 
 std::string Population::client_id(ClientIndex client) {

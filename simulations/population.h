@@ -4,7 +4,9 @@
 //
 // The training set is partitioned (common/data/partition.h) into min(population, training examples) shards, or
 // data.num_shards of them; client c holds shard c mod #shards, so a population larger than the number of shards
-// reuses them (each shard then serves several virtual clients: sampling the data with replacement). data.max_examples_per_client caps a shard with a seeded subsample.
+// reuses them (each shard then serves several virtual clients: sampling the data with replacement).
+// data.max_examples_per_client caps a shard with a seeded subsample. With evaluation.local_fraction, each shard's
+// examples are split once, by the data seed, into those its clients train on and those they hold out.
 #pragma once
 
 #include <cstdint>
@@ -25,7 +27,10 @@ class Population {
   Population(const SimConfig& config, const data::ImageDataset& train);
 
   std::uint64_t size() const { return size_; }
+  // The examples the client trains on, and those it holds out (empty without evaluation.local_fraction).
   std::span<const std::uint32_t> examples(ClientIndex client) const;
+  std::span<const std::uint32_t> local_test(ClientIndex client) const;
+  // Every shard's examples, held-out ones included.
   const data::Partition& shards() const { return shards_; }
   // The id a virtual client presents to the coordinator.
   static std::string client_id(ClientIndex client);
@@ -33,6 +38,8 @@ class Population {
  private:
   std::uint64_t size_;
   data::Partition shards_;
+  data::Partition train_;      // per shard: the examples trained on (all of them without a local fraction)
+  data::Partition held_out_;   // per shard: the local test split
 };
 
 }  // namespace sotto::sim

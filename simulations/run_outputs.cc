@@ -2,6 +2,7 @@
 
 #include <cstdio>
 
+#include "common/ml/accuracy_spread.h"
 #include "common/util/error.h"
 
 namespace sotto::sim {
@@ -34,18 +35,34 @@ RunOutputs::RunOutputs(const std::filesystem::path& dir, const std::string& conf
   csv_.flush();
 }
 
+void RoundRow::note_local_evaluations(const std::vector<ml::LocalEvaluation>& evaluations) {
+  std::vector<double> global, personal;
+  for (const auto& e : evaluations) {
+    global.push_back(e.global_accuracy);
+    personal.push_back(e.personal_accuracy);
+  }
+  const ml::AccuracySpread g = ml::spread_of(global), p = ml::spread_of(personal);
+  local_clients = static_cast<std::uint32_t>(evaluations.size());
+  local_global_mean = g.mean;
+  local_global_p10 = g.p10;
+  local_personal_mean = p.mean;
+  local_personal_p10 = p.p10;
+}
+
 std::string RunOutputs::csv_header() {
   return "round,completed_rounds,test_accuracy,test_loss,mean_train_loss,participants,cohort,bytes_up,bytes_down,"
-         "seconds_sampling,seconds_training,seconds_aggregation,seconds_evaluation,seconds_round";
+         "seconds_sampling,seconds_training,seconds_aggregation,seconds_evaluation,seconds_round,local_clients,"
+         "local_global_mean,local_global_p10,local_personal_mean,local_personal_p10";
 }
 
 std::string RunOutputs::csv_row(const RoundRow& r) {
-  char buf[512];
-  std::snprintf(buf, sizeof buf, "%llu,%llu,%.6f,%.6f,%.6f,%u,%u,%llu,%llu,%.3f,%.3f,%.3f,%.3f,%.3f",
+  char buf[640];
+  std::snprintf(buf, sizeof buf, "%llu,%llu,%.6f,%.6f,%.6f,%u,%u,%llu,%llu,%.3f,%.3f,%.3f,%.3f,%.3f,%u,%.6f,%.6f,%.6f,%.6f",
                 static_cast<unsigned long long>(r.round), static_cast<unsigned long long>(r.completed_rounds),
                 r.test_accuracy, r.test_loss, r.mean_train_loss, r.participants, r.cohort,
                 static_cast<unsigned long long>(r.bytes_up), static_cast<unsigned long long>(r.bytes_down),
-                r.seconds_sampling, r.seconds_training, r.seconds_aggregation, r.seconds_evaluation, r.seconds_round);
+                r.seconds_sampling, r.seconds_training, r.seconds_aggregation, r.seconds_evaluation, r.seconds_round,
+                r.local_clients, r.local_global_mean, r.local_global_p10, r.local_personal_mean, r.local_personal_p10);
   return buf;
 }
 

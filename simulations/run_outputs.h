@@ -9,8 +9,11 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include "common/ml/training_plan.h"
 
 namespace sotto::sim {
 
@@ -29,6 +32,11 @@ struct RoundRow {
   double seconds_aggregation = 0;
   double seconds_evaluation = 0;
   double seconds_round = 0;
+  // The held-out accuracy the round's clients measured (evaluation.local_fraction; 0 clients: none).
+  std::uint32_t local_clients = 0;
+  double local_global_mean = 0, local_global_p10 = 0;
+  double local_personal_mean = 0, local_personal_p10 = 0;
+  void note_local_evaluations(const std::vector<ml::LocalEvaluation>& evaluations);
 };
 
 class RunOutputs {

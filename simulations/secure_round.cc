@@ -53,7 +53,13 @@ struct Player {
   Player(SecureClient c, std::array<std::uint8_t, 32> seed)
       : client(std::move(c)),
         random(std::span<const std::uint8_t, 32>(seed)),
-        participant({"client-" + std::to_string(client.client), std::nullopt}, random) {}
+        participant(options_of(client), random) {}
+  // A virtual client reports what it measured on its held-out examples (the participant drops it under noise).
+  static round::ParticipantOptions options_of(const SecureClient& c) {
+    round::ParticipantOptions options{"client-" + std::to_string(c.client), std::nullopt};
+    options.report_local_evaluation = true;
+    return options;
+  }
   SecureClient client;
   round::SeededRandom random;  // a simulated device's coins, keys and self-mask seed: reproducible from the run's seed
   round::Participant participant;
@@ -143,6 +149,7 @@ class SecureRoundPlay {
       fitted.delta = c.update->delta;
       fitted.metrics = {c.update->num_examples, 0, c.update->train_loss, c.update->train_accuracy,
                         c.update->train_seconds, 0};
+      fitted.local_evaluation = c.update->local_evaluation;
     } else {
       fitted.delta = model::subtract(*task_.model, *task_.model);  // never sent: it vanishes before its masked input
     }

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "aggregator/config_sections.h"
+#include "common/model/personal_tensors.h"
 #include "common/config/toml_reader.h"
 #include "common/data/image_dataset.h"
 #include "common/secagg/messages.h"
@@ -73,7 +74,46 @@ double SimConfig::effective_sampling_rate() const {
   return static_cast<double>(cohort_size) / static_cast<double>(population);
 }
 
+std::string SimConfig::method() const {
+  if (local_only) return "local only";
+  std::ostringstream m;
+  m << strategy.name;
+  if (!plan.personal.empty()) m << " + personal [" << model::PersonalTensors(plan.personal).describe() << "]";
+  if (plan.head_epochs > 0) m << ", FedRep head epochs " << plan.head_epochs;
+  if (plan.finetune_epochs > 0) m << " + fine-tuning " << plan.finetune_epochs << " epoch(s)";
+  if (plan.ditto_lambda > 0) m << " + Ditto lambda " << plan.ditto_lambda;
+  return m.str();
+}
+
+bool SimConfig::personalizes() const {
+  return local_only || local_fraction > 0 || !plan.personal.empty() || plan.finetune_epochs > 0 ||
+         plan.ditto_lambda > 0;
+}
+
 namespace {
+
+// What personalization cannot be combined with here.
+void check_personalization(config::TomlReader& r, const SimConfig& c) {
+  if (c.local_only) {
+    const ml::TrainingPlan& p = c.plan;
+    if (!p.personal.empty() || p.finetune_epochs > 0 || p.ditto_lambda > 0 || p.head_epochs > 0) {
+      r.fail("personalization.local_only", "trains every client alone; it takes none of the other personalization "
+                                           "keys (personal, finetune_epochs, ditto_lambda, head_epochs)");
+    }
+    if (c.secure.enabled || c.privacy.mode != aggregator::PrivacyMode::kOff || c.canaries.count > 0) {
+      r.fail("personalization.local_only", "sends nothing: secure aggregation, privacy and canaries do not apply");
+    }
+    if (!(c.local_fraction > 0)) {
+      r.fail("evaluation.local_fraction", "must be positive with personalization.local_only: the held-out examples "
+                                          "are the only measure of local models");
+    }
+  }
+  if (c.transport == Transport::kTls && c.personalizes()) {
+    r.fail("transport", "\"tls\" starts a fresh client process per round, which keeps no personal state; "
+                        "personalization runs on the in-memory transport (real daemons: tests/integration/"
+                        "personalization_test.cc)");
+  }
+}
 
 void read_canaries(config::TomlReader& r, SimConfig& c) {
   auto& k = c.canaries;
@@ -140,6 +180,8 @@ SimConfig load_sim_config(const std::filesystem::path& config_file, const std::v
   c.transport = r.get_choice("transport", {"memory", "tls"}, "memory") == "tls" ? Transport::kTls : Transport::kMemory;
 
   c.plan = aggregator::read_plan_section(r);
+  aggregator::read_personalization_section(r, c.plan);
+  c.local_only = r.get_bool("personalization.local_only", false);
   c.strategy = aggregator::read_strategy_section(r, c.plan);
   const auto& sa = c.secure = aggregator::read_secure_aggregation_section(r);
   c.clip_norm = aggregator::read_clip_norm(r, sa.enabled);
@@ -203,6 +245,8 @@ SimConfig load_sim_config(const std::filesystem::path& config_file, const std::v
 
   c.num_shards = static_cast<std::uint64_t>(r.get_int("data.num_shards", 0, 0, 100'000'000));
   c.eval_max_examples = static_cast<std::uint64_t>(r.get_int("evaluation.max_examples", 0, 0, INT64_MAX));
+  c.local_fraction = r.get_double("evaluation.local_fraction", 0, 0, 0.5);
+  check_personalization(r, c);
 
   c.model = ml::read_model_spec(r);
   c.init_seed = static_cast<std::uint64_t>(r.get_int("model.init_seed", 1, 0, INT64_MAX));
@@ -228,6 +272,9 @@ std::string to_toml(const SimConfig& c) {
   t.insert("output_dir", c.output_dir.string());
   t.insert("transport", c.transport == Transport::kTls ? "tls" : "memory");
   t.insert("plan", aggregator::plan_table(c.plan));
+  toml::table personalization = aggregator::personalization_table(c.plan);
+  personalization.insert("local_only", c.local_only);
+  t.insert("personalization", std::move(personalization));
   t.insert("strategy", aggregator::strategy_table(c.strategy));
   t.insert("secure_aggregation", aggregator::secure_aggregation_table(c.secure));
   t.insert("privacy", aggregator::privacy_table(c.clip_norm, c.privacy));
@@ -249,7 +296,8 @@ std::string to_toml(const SimConfig& c) {
                                {"seed", static_cast<std::int64_t>(c.data_seed)},
                                {"max_examples_per_client", static_cast<std::int64_t>(c.max_examples_per_client)},
                                {"num_shards", static_cast<std::int64_t>(c.num_shards)}});
-  t.insert("evaluation", toml::table{{"max_examples", static_cast<std::int64_t>(c.eval_max_examples)}});
+  t.insert("evaluation", toml::table{{"max_examples", static_cast<std::int64_t>(c.eval_max_examples)},
+                                     {"local_fraction", c.local_fraction}});
   t.insert("model", aggregator::model_table(c.model, c.init_seed));
   std::ostringstream s;
   s << "# sotto-sim: the resolved configuration of this run (every key, defaults included).\n" << t << "\n";
@@ -297,7 +345,12 @@ std::string documented_keys() {
               "quantity_skew", alpha = 0.5 (dirichlet), classes_per_client = 2 (k_classes), sigma = 1.0
               (quantity_skew), seed = 0, max_examples_per_client = 0 (0 = all of its partition), num_shards = 0
               (0 = min(population, 60000); fewer shards than clients: client c holds shard c mod num_shards)
-  [evaluation] max_examples = 0 (0 = the whole test set)
+  [personalization] personal = [] (glob patterns of tensors each client keeps: FedPer, FedRep, FedBN),
+              head_epochs = 0 (FedRep: personal head epochs first), finetune_epochs = 0 (fine-tune a copy of the
+              global model after each round), ditto_lambda = 0 (Ditto's personal model), local_only = false (no
+              federation: each client trains its own model; the baseline)
+  [evaluation] max_examples = 0 (0 = the whole test set), local_fraction = 0 (each client's held-out part: the
+              global against the personal model per round trained, and for every client after the last round)
   [model]     architecture = "fashion_cnn" | "fashion_linear" | "fashion_wide_mlp", or torchscript = "FILE" (a
               module saved with torch.jit.script; models/README.md), init_seed = 1 (built-in models)
 )";

@@ -73,12 +73,23 @@ struct SimConfig {
   std::uint64_t num_shards = 0;  // partition into this many shards, client c holds shard c mod num_shards (0 = auto)
 
   std::uint64_t eval_max_examples = 0;  // 0 = the whole test set
+  // evaluation.local_fraction: the part of each client's examples it holds out, on which it measures the global
+  // model against its personal one in every round it trains and once more, every client, after the last round.
+  double local_fraction = 0;
+  // personalization.local_only: the baseline without federation — each sampled client trains its own model from
+  // where it left it, on its own examples, and nothing is sent. The plan's personalization keys are in `plan`.
+  bool local_only = false;
 
   ml::ModelSpec model;
   std::uint64_t init_seed = 1;
 
   // The per-round Poisson probability actually used.
   double effective_sampling_rate() const;
+  // Whether clients keep anything between rounds or measure themselves: personal tensors, local adaptation, a local
+  // test split, or the local-only baseline.
+  bool personalizes() const;
+  // "fedavg", "fedavg + personal [fc2.*], FedRep head epochs 2", "local only", ... — for titles.
+  std::string method() const;
   // Everyone the cohorts are drawn from: the population and the inserted canaries.
   std::uint64_t sampled_clients() const { return population + canaries.count; }
 };

@@ -14,10 +14,12 @@
 #include "common/data/image_dataset.h"
 #include "common/data/partition.h"
 #include "common/ml/image_model.h"
+#include "common/model/personal_tensors.h"
 #include "common/util/error.h"
 #include "simulations/canaries.h"
 #include "simulations/cohort_sampler.h"
 #include "simulations/distributed_training.h"
+#include "simulations/local_measures.h"
 #include "simulations/plots.h"
 #include "simulations/population.h"
 #include "simulations/secure_round.h"
@@ -148,7 +150,7 @@ void finish_outputs(RunOutputs& outputs, const SimConfig& config, SimSummary& su
   s.update(extra);
   outputs.write_summary(s);
   if (config.plots) {
-    if (auto w = draw_plots(outputs.dir(), config.strategy.name + ", " + config.partition)) {
+    if (auto w = draw_plots(outputs.dir(), config.method() + ", " + config.partition, config.local_fraction > 0)) {
       if (warn) warn(*w);
     }
   }
@@ -156,6 +158,11 @@ void finish_outputs(RunOutputs& outputs, const SimConfig& config, SimSummary& su
 
 SimSummary run_simulation(const SimConfig& config, const ProgressFn& progress,
                           const std::function<void(const std::string&)>& warn, const MpiCluster& cluster) {
+  if (cluster.size() > 1 && config.personalizes()) {
+    throw Error("personalization and evaluation.local_fraction run in one process: each client's state lives where "
+                "it trains, and MPI ranks train different clients each round; run without mpirun");
+  }
+  if (config.local_only) return run_local_only(config, progress, warn);
   const auto start = WallClock::now();
   ml::set_torch_threads(1);
   RunOutputs outputs(config.output_dir, to_toml(config));
@@ -195,7 +202,9 @@ SimSummary run_simulation(const SimConfig& config, const ProgressFn& progress,
   options.seed = config.seed;
   options.reproducible_aggregation = true;  // as the TLS transport's daemon: the same sum in the same order
   aggregator::CoordinatorStart begin;
-  begin.global_model = initial_model->parameters();
+  // With personal tensors the server holds, sends and receives only the federated ones.
+  const model::PersonalTensors personal(config.plan.personal);
+  begin.global_model = personal.global_part(initial_model->parameters(), config.model.describe());
   const std::uint64_t model_bytes = begin.global_model.total_bytes();
   aggregator::RoundCoordinator coordinator(options, std::move(begin), aggregator::make_strategy(config.strategy));
 
@@ -341,8 +350,10 @@ SimSummary run_simulation(const SimConfig& config, const ProgressFn& progress,
     final_model = {rc.next_round_id, rc.completed_rounds, *rc.global_model, rc.strategy, *rc.strategy_state};
     abandoned_streak = rc.report.completed ? 0 : abandoned_streak + 1;
 
+    // With personal tensors the global model is not a whole model: only the clients measure it (local_measures.h).
     const auto eval_start = WallClock::now();
-    const ml::EvalMetrics eval = pool.evaluate(*rc.global_model, test, config.eval_max_examples);
+    std::optional<ml::EvalMetrics> eval;
+    if (personal.empty()) eval = pool.evaluate(*rc.global_model, test, config.eval_max_examples);
     const double seconds_evaluation = since(eval_start);
 
     nlohmann::json record = aggregator::round_record(rc.report, rc.completed_rounds, traffic, eval, seconds_evaluation);
@@ -353,8 +364,9 @@ SimSummary run_simulation(const SimConfig& config, const ProgressFn& progress,
     RoundRow row;
     row.round = rc.report.round_id;
     row.completed_rounds = rc.completed_rounds;
-    row.test_accuracy = eval.accuracy;
-    row.test_loss = eval.loss;
+    row.test_accuracy = eval ? eval->accuracy : 0;
+    row.test_loss = eval ? eval->loss : 0;
+    row.note_local_evaluations(rc.report.local_evaluations);
     row.mean_train_loss = rc.report.mean_train_loss;
     row.participants = rc.report.survivors;
     row.cohort = rc.report.cohort;
@@ -384,12 +396,18 @@ SimSummary run_simulation(const SimConfig& config, const ProgressFn& progress,
     summary.stopped_by_budget = *coordinator.budget_spent();
   }
   codec::write_model_file(outputs.dir() / "final_model.sotto", final_model);
-  summary.total_seconds = since(start);
   nlohmann::json extra = {{"model_bytes", model_bytes}, {"ranks", cluster.size()}, {"transport", "memory"}};
   if (config.canaries.count > 0) {
     extra["canaries"] = canary_report(config, initial_model->parameters(), final_model.model, canary_sends,
                                       outputs.dir() / "canaries.csv");
   }
+  if (config.local_fraction > 0) {
+    ml::TrainingPlan final_plan = config.plan;
+    final_plan.seed = mix64(config.seed ^ (final_model.next_round_id + 1));
+    extra["local_evaluation"] =
+        measure_every_client(pool, population, &final_model.model, final_plan, outputs.dir() / "clients.csv");
+  }
+  summary.total_seconds = since(start);
   finish_outputs(outputs, config, summary, extra, warn);
   return summary;
 }

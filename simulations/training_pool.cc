@@ -1,5 +1,6 @@
 #include "simulations/training_pool.h"
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <exception>
@@ -26,7 +27,7 @@ class NoRandomness final : public round::RandomSource {
 
 aggregator::UpdateSummary summary_of(const round::out::Upload& upload) {
   const ml::TrainMetrics& m = upload.metrics;
-  return {upload.round_id, m.num_examples, m.mean_loss, m.accuracy, m.seconds};
+  return {upload.round_id, m.num_examples, m.mean_loss, m.accuracy, m.seconds, upload.local_evaluation};
 }
 
 aggregator::ClientUpdate to_client_update(round::out::Upload upload) {
@@ -47,6 +48,14 @@ TrainingPool::TrainingPool(std::uint32_t threads, const ml::ModelSpec& model, st
     }
   }
   for (std::uint32_t i = 0; i < threads; ++i) models_.push_back(ml::make_model(model, init_seed));
+  initial_ = models_.front()->parameters();
+}
+
+std::vector<ClientState*> TrainingPool::states_of(const std::vector<TrainingJob>& jobs) {
+  std::vector<ClientState*> states;
+  states.reserve(jobs.size());
+  for (const auto& job : jobs) states.push_back(&states_.of(job.client));
+  return states;
 }
 
 void TrainingPool::run_workers(std::size_t count, const std::function<void(ml::ImageModel&)>& prepare,
@@ -120,6 +129,9 @@ void TrainingPool::train(const std::vector<TrainingJob>& jobs, std::uint64_t rou
   task.round_id = round_id;
   task.plan = plan;
   task.global_model = std::shared_ptr<const model::ModelParameters>(std::shared_ptr<const void>(), &global);  // not owned
+  const bool personalizes = !plan.personal.empty() || plan.finetune_epochs > 0 || plan.ditto_lambda > 0 ||
+                            std::any_of(jobs.begin(), jobs.end(), [](const auto& j) { return !j.local_test.empty(); });
+  const std::vector<ClientState*> states = personalizes ? states_of(jobs) : std::vector<ClientState*>();
   run_workers(
       jobs.size(), {},
       [&](ml::ImageModel& model, std::size_t i) {
@@ -128,15 +140,21 @@ void TrainingPool::train(const std::vector<TrainingJob>& jobs, std::uint64_t rou
         o.client = job.client;
         try {
           NoRandomness no_randomness;
-          round::Participant participant({Population::client_id(job.client), std::nullopt}, no_randomness);
+          round::ParticipantOptions options{Population::client_id(job.client), std::nullopt};
+          options.report_local_evaluation = true;  // what it measured on its held-out examples, if any
+          round::Participant participant(std::move(options), no_randomness);
           const round::Outputs asked = participant.on_task(task, round::Clock::now());
           const auto* fit = std::get_if<round::out::Fit>(&asked.front());
           if (!fit) throw Error("internal: the participant did not ask for training");
           if (job.examples.empty()) throw Error("the client holds no training examples");
-          model.load(global);
           round::Fitted fitted;
-          fitted.metrics = model.train(*train_, job.examples, fit->plan);
-          fitted.delta = model.delta_from(global);
+          if (personalizes) {
+            fitted = fit_with_state(model, data_of(job), global, initial_, fit->plan, *states[i]);
+          } else {
+            model.load(global);
+            fitted.metrics = model.train(*train_, job.examples, fit->plan);
+            fitted.delta = model.delta_from(global);
+          }
           o.compute_seconds = fitted.metrics.compute_seconds;
           for (auto& output : participant.on_fitted(std::move(fitted), round::Clock::now())) {
             if (auto* upload = std::get_if<round::out::Upload>(&output)) o.update = to_client_update(std::move(*upload));
@@ -158,6 +176,36 @@ std::vector<TrainingOutcome> TrainingPool::train(const std::vector<TrainingJob>&
   out.reserve(jobs.size());
   train(jobs, round_id, global, plan, [&](TrainingOutcome&& o) { out.push_back(std::move(o)); });
   return out;
+}
+
+std::vector<ml::LocalEvaluation> TrainingPool::measure_each(const std::vector<TrainingJob>& jobs,
+                                                            const ml::TrainingPlan& plan, const ClientMeasure& measure) {
+  std::vector<ml::LocalEvaluation> out(jobs.size());
+  const std::vector<ClientState*> states = states_of(jobs);
+  run_workers(jobs.size(), {}, [&](ml::ImageModel& model, std::size_t i) {
+    ml::TrainingPlan own = plan;
+    own.seed = ml::client_training_seed(plan.seed, Population::client_id(jobs[i].client));
+    out[i] = measure(model, data_of(jobs[i]), own, *states[i]);
+  });
+  return out;
+}
+
+std::vector<ml::LocalEvaluation> TrainingPool::train_alone(const std::vector<TrainingJob>& jobs,
+                                                           const ml::TrainingPlan& plan) {
+  return measure_each(jobs, plan, [&](ml::ImageModel& model, const ClientData& data, const ml::TrainingPlan& own,
+                                      ClientState& state) {
+    if (data.examples.empty()) throw Error("a virtual client of the local-only run holds no training examples");
+    return sim::train_alone(model, data, initial_, own, state);
+  });
+}
+
+std::vector<ml::LocalEvaluation> TrainingPool::evaluate_clients(const std::vector<TrainingJob>& jobs,
+                                                                const model::ModelParameters* global,
+                                                                const ml::TrainingPlan& plan) {
+  return measure_each(jobs, plan, [&](ml::ImageModel& model, const ClientData& data, const ml::TrainingPlan& own,
+                                      ClientState& state) {
+    return evaluate_client(model, data, global, initial_, own, state);
+  });
 }
 
 ml::EvalMetrics TrainingPool::evaluate(const model::ModelParameters& global, const data::ImageDataset& test,

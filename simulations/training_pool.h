@@ -4,6 +4,10 @@
 // training with its own seed; the worker loads the global model and trains on the client's own examples, as
 // client::ImageTrainer does; the participant checks local − global and hands it over as its upload.
 //
+// When the plan personalizes or clients hold examples out, each client's state (client_state.h) lives here, made on
+// its first round: its training goes through fit_with_state, and the pool also trains the local-only baseline and
+// measures every client after the last round.
+//
 // Results come back in the order of the jobs, whatever order the workers finished in, so a run does not depend
 // on thread timing. Training failures (an empty shard, a diverged model) are returned as the client's error,
 // which the engine turns into a dropped client.
@@ -21,6 +25,7 @@
 #include "common/data/image_dataset.h"
 #include "common/ml/image_model.h"
 #include "common/round/messages.h"
+#include "simulations/client_state.h"
 #include "simulations/population.h"
 
 namespace sotto::sim {
@@ -28,6 +33,7 @@ namespace sotto::sim {
 struct TrainingJob {
   ClientIndex client = 0;
   std::span<const std::uint32_t> examples;
+  std::span<const std::uint32_t> local_test;  // held out (evaluation.local_fraction)
 };
 
 // The coordinator's view of a participant's upload.
@@ -64,6 +70,15 @@ class TrainingPool {
   ml::EvalMetrics evaluate(const model::ModelParameters& global, const data::ImageDataset& test,
                            std::uint64_t max_examples);
 
+  // The local-only baseline's round (client_state.h's train_alone): each job's client trains its own model with
+  // `plan` (its seed mixed with the client's id). Evaluations in job order.
+  std::vector<ml::LocalEvaluation> train_alone(const std::vector<TrainingJob>& jobs, const ml::TrainingPlan& plan);
+  // After the last round: every job's client on its held-out examples (client_state.h's evaluate_client; `global`
+  // null for the baseline). Evaluations in job order.
+  std::vector<ml::LocalEvaluation> evaluate_clients(const std::vector<TrainingJob>& jobs,
+                                                    const model::ModelParameters* global,
+                                                    const ml::TrainingPlan& plan);
+  const ClientStates& states() const { return states_; }
 
  private:
   // Runs task(model, i) for every i in [0, count) on up to one thread per model, each worker claiming the next
@@ -75,8 +90,19 @@ class TrainingPool {
                    const std::function<void(ml::ImageModel&, std::size_t)>& task,
                    const std::function<void(std::size_t)>& finished = {});
 
+  // The states of the jobs' clients, made now (before workers start).
+  std::vector<ClientState*> states_of(const std::vector<TrainingJob>& jobs);
+  ClientData data_of(const TrainingJob& job) const { return {*train_, job.examples, job.local_test}; }
+  // Runs `measure` for every job on the workers, with the job's client's data, state and seeded plan.
+  using ClientMeasure = std::function<ml::LocalEvaluation(ml::ImageModel&, const ClientData&, const ml::TrainingPlan&,
+                                                          ClientState&)>;
+  std::vector<ml::LocalEvaluation> measure_each(const std::vector<TrainingJob>& jobs, const ml::TrainingPlan& plan,
+                                                const ClientMeasure& measure);
+
   std::vector<std::unique_ptr<ml::ImageModel>> models_;
   std::shared_ptr<const data::ImageDataset> train_;
+  model::ModelParameters initial_;  // what a client that has not trained holds
+  ClientStates states_;
 };
 
 }  // namespace sotto::sim

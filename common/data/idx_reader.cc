@@ -209,4 +209,21 @@ ImageDataset load_fashion_mnist(const std::filesystem::path& dir, Split split) {
   return read_idx(locate(prefix + "-images-idx3-ubyte"), locate(prefix + "-labels-idx1-ubyte"));
 }
 
+ImageDataset subset(const ImageDataset& data, std::span<const std::uint32_t> indices) {
+  ImageDataset out;
+  out.rows = data.rows;
+  out.cols = data.cols;
+  out.pixels.reserve(indices.size() * data.image_bytes());
+  out.labels.reserve(indices.size());
+  for (std::uint32_t i : indices) {
+    if (i >= data.size()) {
+      throw Error("example " + std::to_string(i) + " is not in the data set of " + std::to_string(data.size()));
+    }
+    const auto image = data.image(i);
+    out.pixels.insert(out.pixels.end(), image.begin(), image.end());
+    out.labels.push_back(data.labels[i]);
+  }
+  return out;
+}
+
 }  // namespace sotto::data

@@ -35,4 +35,8 @@ ImageDataset read_idx(const std::filesystem::path& images, const std::filesystem
 // Reads train-* or t10k-* from `dir`.
 ImageDataset load_fashion_mnist(const std::filesystem::path& dir, Split split);
 
+// A copy of the examples `indices` names, in that order (a device's held-out examples). Throws sotto::Error naming
+// an index beyond the data set.
+ImageDataset subset(const ImageDataset& data, std::span<const std::uint32_t> indices);
+
 }  // namespace sotto::data

@@ -70,6 +70,20 @@ std::string layout(const Tensor& t) {
 
 }  // namespace
 
+ModelParameters PersonalTensors::global_part(const ModelParameters& whole, const std::string& model_name) const {
+  if (empty()) return whole;
+  if (auto unmatched = unmatched_pattern(whole)) {
+    throw Error("personalization.personal: pattern \"" + *unmatched + "\" names no tensor of " + model_name +
+                "; its tensors are named like \"" + whole.tensors().front().name + "\"");
+  }
+  ModelParameters federated = federated_part(whole);
+  if (federated.size() == 0) {
+    throw Error("personalization.personal = [" + describe() + "] makes every tensor of " + model_name +
+                " personal: nothing would be federated");
+  }
+  return federated;
+}
+
 ModelParameters with_tensors(ModelParameters whole, const ModelParameters& given) {
   std::unordered_map<std::string, Tensor*> by_name;
   for (auto& t : whole.mutable_tensors()) by_name.emplace(t.name, &t);

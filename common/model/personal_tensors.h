@@ -35,6 +35,10 @@ class PersonalTensors {
   std::optional<std::string> unmatched_pattern(const ModelParameters& params) const;
   // The first tensor of `params` that is personal, if any.
   std::optional<std::string> first_personal(const ModelParameters& params) const;
+  // The global model a server holds: `whole` (the initial model, `model_name` in messages) without its personal
+  // tensors. Throws sotto::Error for a pattern that names none of its tensors (a typo would otherwise federate
+  // what was meant to stay on the devices) and for patterns that leave nothing to federate.
+  ModelParameters global_part(const ModelParameters& whole, const std::string& model_name) const;
 
  private:
   std::vector<std::string> patterns_;
