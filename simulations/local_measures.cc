@@ -92,7 +92,8 @@ SimSummary run_local_only(const SimConfig& config, const ProgressFn& progress,
   ml::TrainingPlan final_plan = config.plan;
   final_plan.seed = mix64(config.seed ^ (config.rounds + 1));
   nlohmann::json extra = {{"transport", "memory"}, {"mode", "local_only"}};
-  extra["local_evaluation"] = measure_every_client(pool, population, nullptr, final_plan, outputs.dir() / "clients.csv");
+  extra["local_evaluation"] = summary.local_evaluation =
+      measure_every_client(pool, population, nullptr, final_plan, outputs.dir() / "clients.csv");
   summary.total_seconds = since(start);
   finish_outputs(outputs, config, summary, extra, warn);
   return summary;

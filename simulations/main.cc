@@ -91,6 +91,15 @@ with the same results as one process; rank 0 runs the coordinator and writes the
     std::fprintf(stderr, "sotto-sim: %llu rounds in %.1fs: final accuracy %.4f, best %.4f (round %llu); outputs in %s\n",
                  static_cast<unsigned long long>(s.rounds), s.total_seconds, s.final_accuracy, s.best_accuracy,
                  static_cast<unsigned long long>(s.best_round), cfg.output_dir.c_str());
+    if (const auto& e = s.local_evaluation; !e.is_null()) {
+      std::fprintf(stderr, "sotto-sim: every client on its held-out examples: personal model %.4f (10th percentile "
+                   "%.4f)", e["personal"]["mean"].get<double>(), e["personal"]["p10"].get<double>());
+      if (!e["global"].is_null()) {
+        std::fprintf(stderr, ", global model %.4f (%.4f)", e["global"]["mean"].get<double>(),
+                     e["global"]["p10"].get<double>());
+      }
+      std::fprintf(stderr, "; clients.csv\n");
+    }
     if (!s.stopped_by_budget.empty()) {
       std::fprintf(stderr, "sotto-sim: stopped before rounds.total: %s\n", s.stopped_by_budget.c_str());
     }

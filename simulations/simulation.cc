@@ -404,7 +404,7 @@ SimSummary run_simulation(const SimConfig& config, const ProgressFn& progress,
   if (config.local_fraction > 0) {
     ml::TrainingPlan final_plan = config.plan;
     final_plan.seed = mix64(config.seed ^ (final_model.next_round_id + 1));
-    extra["local_evaluation"] =
+    extra["local_evaluation"] = summary.local_evaluation =
         measure_every_client(pool, population, &final_model.model, final_plan, outputs.dir() / "clients.csv");
   }
   summary.total_seconds = since(start);

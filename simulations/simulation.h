@@ -31,6 +31,7 @@ struct SimSummary {
   std::uint64_t empty_draws = 0;  // poisson draws that sampled nobody (skipped)
   std::uint64_t small_draws = 0;  // poisson draws below the cohort minimum (3 with secure aggregation; skipped)
   std::string stopped_by_budget;  // why the run ended before rounds.total: the next round would overspend; or empty
+  nlohmann::json local_evaluation;  // every client measured after the last round (local_measures.h); or null
   nlohmann::json to_json() const;
   // Takes in a recorded round: completed rounds, final and best accuracy.
   void note_round(const RoundRow& row);

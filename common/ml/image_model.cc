@@ -19,7 +19,6 @@ namespace {
 constexpr const char* kFashionLinear = "fashion_linear";
 constexpr const char* kFashionWideMlp = "fashion_wide_mlp";
 constexpr std::int64_t kWideHidden = 5120;
-constexpr std::int64_t kImageSide = 28;
 constexpr std::int64_t kNumClasses = 10;
 
 // conv(1->16, 5) -> BN -> ReLU -> pool2 -> conv(16->32, 5) -> BN -> ReLU -> pool2 -> fc(512->128) -> ReLU -> fc(128->10)

@@ -54,6 +54,8 @@ class ImageModel {
 // Examples per evaluation batch: small batches keep activations in cache (on one core, batches of 64 evaluate
 // ~2.5x faster than batches of 1000; BatchNorm uses running statistics in eval mode, so results do not depend on it).
 inline constexpr std::size_t kEvalBatch = 64;
+// The side of the greyscale images every model here takes (Fashion-MNIST's 28x28), built-in or TorchScript.
+inline constexpr std::int64_t kImageSide = 28;
 
 // Builds a freshly initialised model, seeded so that every process building it with the same seed gets the same
 // weights. Throws sotto::Error for an unknown architecture, listing the known ones.

@@ -17,7 +17,6 @@ namespace sotto::ml {
 
 namespace {
 
-constexpr std::int64_t kImageSide = 28;
 // Fashion-MNIST training-set pixel mean and standard deviation (pixels scaled to [0, 1]).
 constexpr float kPixelMean = 0.2860f;
 constexpr float kPixelStd = 0.3530f;
@@ -63,7 +62,7 @@ Batch make_batch(const data::ImageDataset& data, std::size_t count, IndexAt inde
 
 void check_images(const data::ImageDataset& data) {
   if (data.rows != kImageSide || data.cols != kImageSide) {
-    throw Error("the built-in models expect 28x28 greyscale images, but the data set has " + std::to_string(data.rows) +
+    throw Error("the image models (built-in and TorchScript) take 28x28 greyscale images, but the data set has " + std::to_string(data.rows) +
                 "x" + std::to_string(data.cols) + " images");
   }
   if (data.pixels.size() != data.size() * data.image_bytes()) {
