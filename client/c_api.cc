@@ -14,6 +14,8 @@
 #include "client/ledger.h"
 #include "client/session_outcome.h"
 #include "client/state_store.h"
+#include "common/ml/personalized_fit.h"
+#include "common/model/personal_tensors.h"
 #include "common/util/error.h"
 
 namespace {
@@ -28,6 +30,18 @@ sotto_status fail(sotto_status status, const std::string& message) {
   return status;
 }
 
+// The app's held-out figures, if it gave any; throws for accuracies outside [0, 1].
+std::optional<ml::LocalEvaluation> held_out_measure(const sotto_fit_result& r) {
+  if (r.held_out_examples == 0) return std::nullopt;
+  for (double a : {r.held_out_global_accuracy, r.held_out_personal_accuracy}) {
+    if (!(a >= 0 && a <= 1)) {
+      throw Error("the training callback reported a held-out accuracy of " + std::to_string(a) +
+                  "; accuracies are fractions in [0, 1]");
+    }
+  }
+  return ml::LocalEvaluation{r.held_out_examples, r.held_out_global_accuracy, r.held_out_personal_accuracy};
+}
+
 // The app's sotto_train_fn as a client::Trainer: the global model's float32 tensors are handed over in place, and
 // the run's TrainingControl is reachable from the callback (sotto_client_next_batch) while it runs.
 class CallbackTrainer final : public client::Trainer {
@@ -36,15 +50,17 @@ class CallbackTrainer final : public client::Trainer {
 
   client::FitResult fit(const model::ModelParameters& global, const ml::TrainingPlan& plan,
                         client::TrainingControl& control) override {
-    model::ModelParameters local = global;
+    const model::PersonalTensors personal(plan.personal);
+    model::ModelParameters local = with_personal_tensors(global, personal);
     std::vector<sotto_tensor> views;
     for (auto& t : local.mutable_tensors()) {
       if (t.dtype != model::DType::kFloat32) continue;
       const auto data = t.as_mutable<float>();
       views.push_back({t.name.c_str(), data.data(), data.size(), t.shape.data(), t.shape.size()});
     }
-    const sotto_training_plan p{plan.epochs,   plan.batch_size,   plan.learning_rate,
-                                plan.momentum, plan.weight_decay, plan.seed};
+    const sotto_training_plan p{plan.epochs,       plan.batch_size,      plan.learning_rate, plan.momentum,
+                                plan.weight_decay, plan.seed,            plan.head_epochs,   plan.finetune_epochs,
+                                plan.ditto_lambda, &personal};
     sotto_fit_result result{};
     training_error.clear();
     set_control(&control);
@@ -56,7 +72,14 @@ class CallbackTrainer final : public client::Trainer {
       throw Error(status != SOTTO_OK ? (training_error.empty() ? sotto_status_name(status) : training_error)
                                      : "the training callback reported 0 examples");
     }
-    return {std::move(local), {result.num_examples, 0, result.mean_loss, result.accuracy, 0, 0}};
+    client::FitResult fit{std::move(local), {result.num_examples, 0, result.mean_loss, result.accuracy, 0, 0}};
+    fit.local_evaluation = held_out_measure(result);
+    return fit;
+  }
+
+  void set_initial_model(model::ModelParameters initial) {
+    std::lock_guard lock(mutex_);
+    initial_ = std::move(initial);
   }
 
   // For the callback: the running control's answer; false when no training runs.
@@ -72,6 +95,20 @@ class CallbackTrainer final : public client::Trainer {
   bool failed = false;
 
  private:
+  // The round's model: `global` with the device's personal tensors — those kept from its last round (the round
+  // driver adds them), or on its first such round the app's initial ones.
+  model::ModelParameters with_personal_tensors(const model::ModelParameters& global,
+                                               const model::PersonalTensors& personal) {
+    if (personal.empty() || personal.first_personal(global)) return global;
+    std::lock_guard lock(mutex_);
+    if (!initial_) {
+      throw Error("the plan keeps tensors on the device (personalization.personal = [" + personal.describe() +
+                  "]) and this device has none yet: give the app's initial model with sotto_client_set_initial_model "
+                  "before sotto_client_run");
+    }
+    return ml::complete_with_personal(global, *initial_, personal);
+  }
+
   void set_control(client::TrainingControl* control) {
     std::lock_guard lock(mutex_);
     control_ = control;
@@ -81,6 +118,7 @@ class CallbackTrainer final : public client::Trainer {
   void* user_;
   std::mutex mutex_;
   client::TrainingControl* control_ = nullptr;
+  std::optional<model::ModelParameters> initial_;  // sotto_client_set_initial_model's
 };
 
 // sotto_eligibility_fn as a client::EligibilityCheck.
@@ -126,6 +164,11 @@ const char* sotto_status_name(sotto_status status) {
 int sotto_api_version(void) { return SOTTO_CLIENT_API_VERSION; }
 
 void sotto_set_training_error(const char* message) { training_error = message ? message : ""; }
+
+int sotto_tensor_is_personal(const sotto_training_plan* plan, const char* tensor_name) {
+  if (!plan || !plan->personalization || !tensor_name) return 0;
+  return static_cast<const model::PersonalTensors*>(plan->personalization)->is_personal(tensor_name) ? 1 : 0;
+}
 
 sotto_status sotto_client_create(const sotto_client_options* options, sotto_train_fn train, void* train_user,
                                  sotto_client** out) {
@@ -193,6 +236,35 @@ sotto_status sotto_client_get_consent(sotto_client* c, int* granted, unsigned* s
   if (scope) *scope = static_cast<unsigned>(r.scope);
   if (unix_time) *unix_time = r.unix_time;
   return SOTTO_OK;
+}
+
+sotto_status sotto_client_set_initial_model(sotto_client* c, const sotto_tensor* tensors, size_t count) {
+  if (!c || (!tensors && count > 0)) {
+    return fail(SOTTO_ERROR_INVALID_ARGUMENT, "sotto_client_set_initial_model: the client or the tensors are null");
+  }
+  try {
+    std::vector<model::Tensor> copied;
+    for (std::size_t i = 0; i < count; ++i) {
+      const sotto_tensor& t = tensors[i];
+      if (!t.name || (!t.data && t.count > 0) || (!t.shape && t.rank > 0)) {
+        return fail(SOTTO_ERROR_INVALID_ARGUMENT, "sotto_client_set_initial_model: tensor " + std::to_string(i) +
+                                                      " has a null name, data or shape");
+      }
+      model::Tensor copy{t.name, model::DType::kFloat32, std::vector<std::int64_t>(t.shape, t.shape + t.rank), {}};
+      if (model::element_count(copy.shape) != t.count) {
+        return fail(SOTTO_ERROR_INVALID_ARGUMENT, "sotto_client_set_initial_model: tensor '" + copy.name + "' has " +
+                                                      std::to_string(t.count) + " floats but shape " +
+                                                      model::shape_string(copy.shape));
+      }
+      const auto* bytes = reinterpret_cast<const std::byte*>(t.data);
+      copy.data.assign(bytes, bytes + t.count * sizeof(float));
+      copied.push_back(std::move(copy));
+    }
+    c->trainer->set_initial_model(model::ModelParameters(std::move(copied)));
+    return SOTTO_OK;
+  } catch (const std::exception& e) {
+    return fail(SOTTO_ERROR_INVALID_ARGUMENT, std::string("sotto_client_set_initial_model: ") + e.what());
+  }
 }
 
 sotto_status sotto_client_on_event(sotto_client* c, sotto_event_fn on_event, void* user) {

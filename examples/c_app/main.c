@@ -4,11 +4,14 @@
  * with its own SGD on its own examples, which never leave it: the library sends only the protected update. It
  * records the person's opt-in first (without it the library sends nothing), and prints its ledger at the end.
  *
- *   c_app CONFIG KEY_FILE DATA_DIR SHARD NUM_SHARDS MAX_EXAMPLES
+ *   c_app CONFIG KEY_FILE DATA_DIR SHARD NUM_SHARDS MAX_EXAMPLES [HELD_OUT]
  *
  * CONFIG is a sotto-client TOML config with state.dir; KEY_FILE holds the state key as 64 hex digits (sotto-client
  * keygen); the state generation is kept in KEY_FILE.generation. The app's examples are the training images whose
- * index is SHARD modulo NUM_SHARDS, at most MAX_EXAMPLES of them.
+ * index is SHARD modulo NUM_SHARDS, at most MAX_EXAMPLES of them. With HELD_OUT, the last HELD_OUT of them are not
+ * trained on: each round the app measures the received model and the one it trained on them and reports both (the
+ * library sends them where the config allows). Tensors the plan makes personal stay on the device; the app says
+ * which they are on its first round.
  */
 #include <math.h>
 #include <stdio.h>
@@ -97,8 +100,27 @@ static double forward(const linear_model* m, const float* x, unsigned label, flo
 
 typedef struct app {
   examples data;
+  size_t held_out; /* the last held_out examples of data: measured on, never trained on */
+  int told_personal;
   sotto_client* client;
 } app;
+
+/* The model's accuracy on examples [begin, end) of the app's data. */
+static double accuracy_on(const app* a, const linear_model* m, size_t begin, size_t end) {
+  float grad[kClasses];
+  int correct = 0;
+  for (size_t i = begin; i < end; ++i) forward(m, a->data.pixels + i * kPixels, a->data.labels[i], grad, &correct);
+  return end > begin ? (double)correct / (double)(end - begin) : 0.0;
+}
+
+/* Once: which of the model's tensors the plan keeps on this device. */
+static void tell_personal(app* a, const sotto_tensor* tensors, size_t count, const sotto_training_plan* plan) {
+  if (a->told_personal) return;
+  a->told_personal = 1;
+  for (size_t i = 0; i < count; ++i) {
+    if (sotto_tensor_is_personal(plan, tensors[i].name)) printf("c_app: personal tensor %s\n", tensors[i].name);
+  }
+}
 
 /* sotto_train_fn: plain mini-batch SGD (momentum left out for brevity); each batch only when the library says. */
 static sotto_status train(void* user, sotto_tensor* tensors, size_t count, const sotto_training_plan* plan,
@@ -109,15 +131,18 @@ static sotto_status train(void* user, sotto_tensor* tensors, size_t count, const
     sotto_set_training_error("the aggregator's model is not fashion_linear (fc.weight [10, 784], fc.bias [10])");
     return SOTTO_ERROR_TRAINING;
   }
+  tell_personal(a, tensors, count, plan);
+  const size_t trained = a->data.count - a->held_out;
+  if (a->held_out > 0) result->held_out_global_accuracy = accuracy_on(a, &m, trained, a->data.count);
   float* gw = calloc(kClasses * kPixels, sizeof(float));
   float gb[kClasses], grad[kClasses];
   double loss = 0;
   int correct = 0;
   for (unsigned epoch = 0; epoch < plan->epochs; ++epoch) {
     loss = 0, correct = 0;
-    for (size_t begin = 0; begin < a->data.count; begin += plan->batch_size) {
+    for (size_t begin = 0; begin < trained; begin += plan->batch_size) {
       if (!sotto_client_next_batch(a->client)) break; /* cancelled, stopped, opted out or ineligible */
-      const size_t end = begin + plan->batch_size < a->data.count ? begin + plan->batch_size : a->data.count;
+      const size_t end = begin + plan->batch_size < trained ? begin + plan->batch_size : trained;
       memset(gw, 0, kClasses * kPixels * sizeof(float));
       memset(gb, 0, sizeof gb);
       for (size_t i = begin; i < end; ++i) {
@@ -134,9 +159,13 @@ static sotto_status train(void* user, sotto_tensor* tensors, size_t count, const
     }
   }
   free(gw);
-  result->num_examples = a->data.count;
-  result->mean_loss = loss / (double)a->data.count;
-  result->accuracy = (double)correct / (double)a->data.count;
+  result->num_examples = trained;
+  result->mean_loss = loss / (double)trained;
+  result->accuracy = (double)correct / (double)trained;
+  if (a->held_out > 0) {
+    result->held_out_examples = a->held_out;
+    result->held_out_personal_accuracy = accuracy_on(a, &m, trained, a->data.count);
+  }
   return SOTTO_OK;
 }
 
@@ -182,11 +211,11 @@ static void print_ledger(sotto_client* client) {
 }
 
 int main(int argc, char** argv) {
-  if (argc != 7) {
-    fprintf(stderr, "usage: c_app CONFIG KEY_FILE DATA_DIR SHARD NUM_SHARDS MAX_EXAMPLES\n");
+  if (argc != 7 && argc != 8) {
+    fprintf(stderr, "usage: c_app CONFIG KEY_FILE DATA_DIR SHARD NUM_SHARDS MAX_EXAMPLES [HELD_OUT]\n");
     return 2;
   }
-  app a = {{0, NULL, NULL}, NULL};
+  app a = {{0, NULL, NULL}, argc == 8 ? strtoul(argv[7], NULL, 10) : 0, 0, NULL};
   unsigned char key[32];
   char generation_file[4096];
   snprintf(generation_file, sizeof generation_file, "%s.generation", argv[2]);
@@ -195,11 +224,21 @@ int main(int argc, char** argv) {
                  &a.data) != 0 || a.data.count == 0) {
     return fprintf(stderr, "c_app: cannot read Fashion-MNIST from %s\n", argv[3]), 1;
   }
+  if (a.held_out >= a.data.count) {
+    return fprintf(stderr, "c_app: HELD_OUT (%zu) leaves none of the %zu examples to train on\n", a.held_out,
+                   a.data.count), 1;
+  }
   const sotto_client_options options = {argv[1], key, read_generation(generation_file)};
   sotto_status s = sotto_client_create(&options, train, &a, &a.client);
   memset(key, 0, sizeof key);
   if (s != SOTTO_OK) return fprintf(stderr, "c_app: %s: %s\n", sotto_status_name(s), sotto_last_error()), 1;
   sotto_client_on_event(a.client, on_event, NULL);
+  /* The app's model as it starts: zeros. A tensor the plan keeps on the device starts from here. */
+  static float initial_weight[kClasses * kPixels], initial_bias[kClasses];
+  static const int64_t weight_shape[2] = {kClasses, kPixels}, bias_shape[1] = {kClasses};
+  const sotto_tensor initial[2] = {{"fc.weight", initial_weight, kClasses * kPixels, weight_shape, 2},
+                                   {"fc.bias", initial_bias, kClasses, bias_shape, 1}};
+  sotto_client_set_initial_model(a.client, initial, 2);
   s = sotto_client_set_consent(a.client, 1, SOTTO_CONSENT_TRAINING, 0); /* the person said yes */
   sotto_run_summary summary = {0, 0, 0};
   if (s == SOTTO_OK) s = sotto_client_run(a.client, &summary);

@@ -13,6 +13,16 @@ namespace {
 
 std::string library() { return (fs::path(SOTTO_BIN_DIR).parent_path() / "lib" / "libsotto_client.so").string(); }
 
+// App i's client config (its own state directory; the app records the person's opt-in itself).
+fs::path app_config(const TempDir& dir, const Pki& pki, int i, std::uint16_t port, const std::string& extra_toml = "") {
+  ClientOptions o = mtls_client_options(pki, i, port);
+  o.state_dir = dir / ("app-" + std::to_string(i));
+  o.consent_grant.clear();
+  o.save_local_models = false;
+  o.extra_toml = extra_toml;
+  return write_client_config(dir / ("app-" + std::to_string(i) + ".toml"), o);
+}
+
 }  // namespace
 
 TEST_CASE("two C apps and a Python ctypes app train fashion_linear through libsotto_client.so in secure rounds",
@@ -29,17 +39,14 @@ TEST_CASE("two C apps and a Python ctypes app train fashion_linear through libso
 
   std::vector<std::unique_ptr<Process>> apps;
   for (int i = 1; i <= 3; ++i) {
-    ClientOptions o = mtls_client_options(pki, i, port);
-    o.state_dir = dir / ("app-" + std::to_string(i));
-    o.consent_grant.clear();  // the app records the person's opt-in itself
-    o.save_local_models = false;
-    const fs::path config = write_client_config(dir / ("app-" + std::to_string(i) + ".toml"), o);
+    const fs::path config = app_config(dir, pki, i, port);
+    const fs::path state_dir = dir / ("app-" + std::to_string(i));
     const bool python = i == 3;
     std::vector<std::string> argv{bin_path("c_app").string()};
     if (python) {
       argv = {"/usr/bin/python3", std::string(SOTTO_SOURCE_DIR) + "/examples/python_app/sotto_app.py", library()};
     }
-    const std::vector<std::string> rest{config.string(), state_key_file(o.state_dir).string(),
+    const std::vector<std::string> rest{config.string(), state_key_file(state_dir).string(),
                                         "/usr/share/datasets/fashion-mnist", std::to_string(i - 1), "3",
                                         python ? "100" : "300"};
     argv.insert(argv.end(), rest.begin(), rest.end());
@@ -67,6 +74,46 @@ TEST_CASE("two C apps and a Python ctypes app train fashion_linear through libso
   }
   // The C apps' own SGD moved the global model: well above chance (0.1) on the test set.
   CHECK(rounds.back()["test_accuracy"].get<double>() > 0.4);
+}
+
+TEST_CASE("a C app keeps the plan's personal tensors and reports its held-out accuracy through the C API",
+          "[integration][c_api][personal]") {
+  TempDir dir("c-api-personal");
+  const Pki pki = make_pki(dir / "pki", 2);
+  auto agg = fixed_cohort_options(dir.path(), pki, 2, 2);
+  agg.extra_toml = "[model]\narchitecture = \"fashion_linear\"\n[personalization]\npersonal = [\"fc.bias\"]\n";
+  auto aggregator = start_aggregator(write_aggregator_config(dir / "aggregator.toml", agg), dir / "aggregator.log");
+  const auto port = wait_for_port(agg.state_dir, 60s, aggregator.get());
+  std::vector<std::unique_ptr<Process>> apps;
+  for (int i = 1; i <= 2; ++i) {
+    const fs::path config = app_config(dir, pki, i, port, "[evaluation]\nreport_local = true\n");
+    const fs::path key = state_key_file(dir / ("app-" + std::to_string(i)));
+    apps.push_back(std::make_unique<Process>(
+        "app-" + std::to_string(i),
+        std::vector<std::string>{bin_path("c_app").string(), config.string(), key.string(),
+                                 "/usr/share/datasets/fashion-mnist", std::to_string(i - 1), "2", "300", "60"},
+        dir / ("app-" + std::to_string(i) + ".log")));
+  }
+  for (auto& app : apps) {
+    const auto code = app->wait_for_exit(300s);
+    const std::string log = app->log_text();
+    INFO(log);
+    REQUIRE(code == 0);
+    CHECK_THAT(log, Catch::Contains("c_app: personal tensor fc.bias"));
+    CHECK_THAT(log, !Catch::Contains("c_app: personal tensor fc.weight"));
+    CHECK_THAT(log, Catch::Contains("ledger round 2 completed examples 240"));  // the 60 held out are not trained on
+  }
+  const auto rounds = read_jsonl(agg.state_dir / "rounds.jsonl");
+  REQUIRE(rounds.size() == 2);
+  for (const auto& r : rounds) {
+    INFO(r.dump());
+    REQUIRE(r.contains("local_evaluation"));
+    CHECK(r["local_evaluation"]["clients"] == 2);
+    CHECK(r["local_evaluation"]["examples"] == 120);
+  }
+  // Each app's own SGD on its examples lifts its held-out accuracy above the model it received.
+  const auto& last = rounds.back()["local_evaluation"];
+  CHECK(last["personal"]["mean"].get<double>() > last["global"]["mean"].get<double>());
 }
 
 TEST_CASE("libsotto_client.so exports only the sotto_ C API under a versioned SONAME", "[integration][c_api]") {

@@ -83,12 +83,31 @@ typedef struct sotto_training_plan {
   double momentum;
   double weight_decay;
   uint64_t seed; /* for the app's shuffling */
+  /* Personalization, as the aggregator's [personalization] asks (0 when off). The tensors it names personal
+   * (sotto_tensor_is_personal) are the device's own: the library hands them over with the others, keeps what the
+   * app trained between rounds (sealed, in state.dir) and never sends them. head_epochs (FedRep): train the
+   * personal tensors alone that many epochs first, then the others alone for `epochs`. finetune_epochs and
+   * ditto_lambda ask the app for its own personal model, which it keeps itself: a copy of the received model
+   * fine-tuned that many epochs, or Ditto's model trained with (ditto_lambda / 2) * ||v - received||^2 added. */
+  uint32_t head_epochs;
+  uint32_t finetune_epochs;
+  double ditto_lambda;
+  const void* personalization; /* the library's; read it through sotto_tensor_is_personal */
 } sotto_training_plan;
+
+/* 1 when the plan keeps the tensor named `tensor_name` on the device, else 0 (also for null arguments). */
+SOTTO_API int sotto_tensor_is_personal(const sotto_training_plan* plan, const char* tensor_name);
 
 typedef struct sotto_fit_result {
   uint64_t num_examples; /* examples trained on: the round's FedAvg weight; must be at least 1 */
   double mean_loss;
   double accuracy;
+  /* Optional: the app's own measure on examples it held out from training (0 = none). The accuracy of the model
+   * as received, and of the model the person uses (its personal model, else the one it trained), each in [0, 1].
+   * Sent with the update only where the config allows it (evaluation.report_local) and the round adds no noise. */
+  uint64_t held_out_examples;
+  double held_out_global_accuracy;
+  double held_out_personal_accuracy;
 } sotto_fit_result;
 
 /* The app's training: `tensors` hold the global model's float32 tensors (other tensors stay as the aggregator sent
@@ -106,6 +125,12 @@ SOTTO_API sotto_status sotto_client_create(const sotto_client_options* options, 
                                            void* train_user, sotto_client** out);
 /* Frees the client (stop and let sotto_client_run return first). Null is ignored. */
 SOTTO_API void sotto_client_destroy(sotto_client* client);
+
+/* The app's model as it starts (its initial weights; float32 tensors, copied). When the plan keeps tensors on the
+ * device (sotto_tensor_is_personal) that it has not trained yet — its first such round — the library hands them to
+ * sotto_train_fn from here, beside the global model's. Call it before sotto_client_run; without it such a round
+ * fails with SOTTO_ERROR_TRAINING saying so. */
+SOTTO_API sotto_status sotto_client_set_initial_model(sotto_client* client, const sotto_tensor* tensors, size_t count);
 
 /* From inside sotto_train_fn: the reason the training failed, for the logs and sotto_last_error. */
 SOTTO_API void sotto_set_training_error(const char* message);
