@@ -28,7 +28,11 @@ const ClientState* ClientStates::find(ClientIndex client) const {
 round::Fitted fit_with_state(ml::ImageModel& model, const ClientData& data, const model::ModelParameters& global,
                              const model::ModelParameters& initial, const ml::TrainingPlan& plan, ClientState& state) {
   const model::PersonalTensors personal(plan.personal);
-  model.load(ml::complete_with_personal(global, own_model(initial, state), personal));
+  if (personal.empty()) {
+    model.load(global);
+  } else {
+    model.load(ml::complete_with_personal(global, own_model(initial, state), personal));
+  }
   const data::ImageDataset local_test = data::subset(data.train, data.local_test);
   ml::PersonalizedFit fit = ml::fit_personalized(model, plan, trainer_of(model, data), state.personal_model, local_test);
   if (!personal.empty()) state.personal_tensors = personal.personal_part(fit.local_model);

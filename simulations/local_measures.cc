@@ -76,10 +76,14 @@ SimSummary run_local_only(const SimConfig& config, const ProgressFn& progress,
     const std::vector<ClientIndex> cohort = sample_cohort(config, round);
     ml::TrainingPlan plan = config.plan;
     plan.seed = mix64(config.seed ^ round);
-    const std::vector<ml::LocalEvaluation> evaluations = pool.train_alone(jobs_for(population, cohort), plan);
+    // A client without examples to train on or to measure on has nothing to do in the baseline.
+    std::vector<TrainingJob> jobs = jobs_for(population, cohort);
+    std::erase_if(jobs, [](const TrainingJob& j) { return j.examples.empty() || j.local_test.empty(); });
+    const std::vector<ml::LocalEvaluation> evaluations = pool.train_alone(jobs, plan);
     RoundRow row;
     row.round = row.completed_rounds = round;
-    row.cohort = row.participants = static_cast<std::uint32_t>(cohort.size());
+    row.cohort = static_cast<std::uint32_t>(cohort.size());
+    row.participants = static_cast<std::uint32_t>(jobs.size());
     row.seconds_training = row.seconds_round = since(round_start);
     row.note_local_evaluations(evaluations);
     nlohmann::json record = {{"round", round}, {"completed_rounds", round}, {"mode", "local_only"},

@@ -11,7 +11,7 @@
 # classes, all in every round, seed 1); default both. METHOD (default all): fedavg, fedavg_ft (fine-tuning one
 # epoch after each round), fedper (personal head fc2), fedrep (head fc2, 2 head epochs before the body's), ditto
 # (lambda 0.1), fedbn (every BatchNorm tensor personal), local (no federation). Seed s sets seed, data.seed and
-# model.init_seed. -r overrides the rounds for a quick look. After each run OUT/personalization.md is rewritten:
+# model.init_seed. -r overrides the rounds for a quick look (those runs go to OUT/SETTING-rROUNDS, apart). After each run OUT/personalization.md is rewritten:
 # per setting and method, the mean and 10th percentile over clients of the held-out accuracy after the last round
 # (global model with the client's personal tensors, and the client's personal model), mean ± standard deviation
 # over the seeds; and OUT/SETTING.png, seed 1's per-round held-out accuracy of each round's clients.
@@ -57,6 +57,7 @@ overrides() {
 }
 seeds_of() { [ "$1" = pflib_20 ] && echo 1 || echo 1 2 3; }
 
+set -f  # the overrides hold glob characters (fc2.*, bn*)
 start=$(date +%s)
 mkdir -p "$out"
 spent() { [ "$budget" -gt 0 ] && [ $(( $(date +%s) - start )) -ge "$budget" ]; }
@@ -66,7 +67,7 @@ for setting in "${settings[@]}"; do
   for s in $(seeds_of "$setting"); do
     for m in "${methods[@]}"; do
       sets=$(overrides "$m") || exit 2
-      dir="$out/$setting/$m/seed-$s"
+      dir="$out/$setting${rounds:+-r$rounds}/$m/seed-$s"
       [ -f "$dir/summary.json" ] && continue
       if spent; then echo "run_personalization.sh: the -t $budget s budget is spent; run again to go on"; break 3; fi
       rm -rf "$dir"
@@ -84,12 +85,13 @@ done
 python3 - "$out" "${all[@]}" > "$out/personalization.md" <<'PY'
 import json, os, statistics, sys
 out, methods = sys.argv[1], sys.argv[2:]
+settings = [s for s in sorted(os.listdir(out)) if s != "curves"]
 def cell(values):
     if not values:
         return "–"
     sd = statistics.stdev(values) if len(values) > 1 else 0.0
     return f"{100 * statistics.mean(values):.1f} ± {100 * sd:.1f}" if len(values) > 1 else f"{100 * values[0]:.1f}"
-for setting in sorted(os.listdir(out)):
+for setting in settings:
     if not os.path.isdir(os.path.join(out, setting)):
         continue
     print(f"### {setting}\n")
@@ -111,6 +113,7 @@ for setting in sorted(os.listdir(out)):
 PY
 cat "$out/personalization.md"
 for setting in "${settings[@]}"; do
+  setting="$setting${rounds:+-r$rounds}"
   dirs=()
   for m in "${all[@]}"; do
     run="$out/$setting/$m/seed-1"

@@ -108,6 +108,18 @@ void check_personalization(config::TomlReader& r, const SimConfig& c) {
                                           "are the only measure of local models");
     }
   }
+  if (!c.plan.personal.empty() && !(c.local_fraction > 0)) {
+    r.fail("evaluation.local_fraction", "must be positive with personalization.personal: the global model is not a "
+                                        "whole model, so only the clients' held-out examples can measure the run");
+  }
+  if (!c.plan.personal.empty() && c.canaries.count > 0) {
+    r.fail("canaries.count", "canaries measure the whole model's change; with personalization.personal the server "
+                             "holds only part of it: run canaries without personal tensors");
+  }
+  if (c.local_only && (c.dropout.update > 0 || c.sampling == Sampling::kPoisson)) {
+    r.fail("personalization.local_only", "is the baseline of uniform cohorts without dropouts (dropout.* and "
+                                         "poisson sampling would not be matched in it)");
+  }
   if (c.transport == Transport::kTls && c.personalizes()) {
     r.fail("transport", "\"tls\" starts a fresh client process per round, which keeps no personal state; "
                         "personalization runs on the in-memory transport (real daemons: tests/integration/"

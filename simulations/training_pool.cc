@@ -51,10 +51,17 @@ TrainingPool::TrainingPool(std::uint32_t threads, const ml::ModelSpec& model, st
   initial_ = models_.front()->parameters();
 }
 
-std::vector<ClientState*> TrainingPool::states_of(const std::vector<TrainingJob>& jobs) {
+std::vector<ClientState*> TrainingPool::states_of(const std::vector<TrainingJob>& jobs, bool create) {
   std::vector<ClientState*> states;
   states.reserve(jobs.size());
-  for (const auto& job : jobs) states.push_back(&states_.of(job.client));
+  for (const auto& job : jobs) {
+    if (create) {
+      states.push_back(&states_.of(job.client));
+    } else {
+      const ClientState* state = states_.find(job.client);
+      states.push_back(state ? const_cast<ClientState*>(state) : &untrained_);
+    }
+  }
   return states;
 }
 
@@ -179,9 +186,10 @@ std::vector<TrainingOutcome> TrainingPool::train(const std::vector<TrainingJob>&
 }
 
 std::vector<ml::LocalEvaluation> TrainingPool::measure_each(const std::vector<TrainingJob>& jobs,
-                                                            const ml::TrainingPlan& plan, const ClientMeasure& measure) {
+                                                            const ml::TrainingPlan& plan, bool trains,
+                                                            const ClientMeasure& measure) {
   std::vector<ml::LocalEvaluation> out(jobs.size());
-  const std::vector<ClientState*> states = states_of(jobs);
+  const std::vector<ClientState*> states = states_of(jobs, trains);
   run_workers(jobs.size(), {}, [&](ml::ImageModel& model, std::size_t i) {
     ml::TrainingPlan own = plan;
     own.seed = ml::client_training_seed(plan.seed, Population::client_id(jobs[i].client));
@@ -192,8 +200,8 @@ std::vector<ml::LocalEvaluation> TrainingPool::measure_each(const std::vector<Tr
 
 std::vector<ml::LocalEvaluation> TrainingPool::train_alone(const std::vector<TrainingJob>& jobs,
                                                            const ml::TrainingPlan& plan) {
-  return measure_each(jobs, plan, [&](ml::ImageModel& model, const ClientData& data, const ml::TrainingPlan& own,
-                                      ClientState& state) {
+  return measure_each(jobs, plan, true, [&](ml::ImageModel& model, const ClientData& data,
+                                            const ml::TrainingPlan& own, ClientState& state) {
     if (data.examples.empty()) throw Error("a virtual client of the local-only run holds no training examples");
     return sim::train_alone(model, data, initial_, own, state);
   });
@@ -202,8 +210,8 @@ std::vector<ml::LocalEvaluation> TrainingPool::train_alone(const std::vector<Tra
 std::vector<ml::LocalEvaluation> TrainingPool::evaluate_clients(const std::vector<TrainingJob>& jobs,
                                                                 const model::ModelParameters* global,
                                                                 const ml::TrainingPlan& plan) {
-  return measure_each(jobs, plan, [&](ml::ImageModel& model, const ClientData& data, const ml::TrainingPlan& own,
-                                      ClientState& state) {
+  return measure_each(jobs, plan, false, [&](ml::ImageModel& model, const ClientData& data,
+                                             const ml::TrainingPlan& own, ClientState& state) {
     return evaluate_client(model, data, global, initial_, own, state);
   });
 }

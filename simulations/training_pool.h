@@ -90,19 +90,22 @@ class TrainingPool {
                    const std::function<void(ml::ImageModel&, std::size_t)>& task,
                    const std::function<void(std::size_t)>& finished = {});
 
-  // The states of the jobs' clients, made now (before workers start).
-  std::vector<ClientState*> states_of(const std::vector<TrainingJob>& jobs);
+  // The states of the jobs' clients, made now (before workers start) when `create`; else those that exist, and
+  // `untrained_` (read only) for the others.
+  std::vector<ClientState*> states_of(const std::vector<TrainingJob>& jobs, bool create = true);
   ClientData data_of(const TrainingJob& job) const { return {*train_, job.examples, job.local_test}; }
-  // Runs `measure` for every job on the workers, with the job's client's data, state and seeded plan.
+  // Runs `measure` for every job on the workers, with the job's client's data, state and seeded plan; `trains`:
+  // whether it changes the states (else it must only read them).
   using ClientMeasure = std::function<ml::LocalEvaluation(ml::ImageModel&, const ClientData&, const ml::TrainingPlan&,
                                                           ClientState&)>;
   std::vector<ml::LocalEvaluation> measure_each(const std::vector<TrainingJob>& jobs, const ml::TrainingPlan& plan,
-                                                const ClientMeasure& measure);
+                                                bool trains, const ClientMeasure& measure);
 
   std::vector<std::unique_ptr<ml::ImageModel>> models_;
   std::shared_ptr<const data::ImageDataset> train_;
   model::ModelParameters initial_;  // what a client that has not trained holds
   ClientStates states_;
+  ClientState untrained_;  // what a client never trained holds, for measuring it
 };
 
 }  // namespace sotto::sim

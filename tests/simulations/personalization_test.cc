@@ -135,8 +135,13 @@ TEST_CASE("sotto-sim refuses personalization settings it cannot honour, naming t
           "personalization.local_only");
   refused({"personalization.local_only=true", "evaluation.local_fraction=0.2", "secure_aggregation.enabled=true"},
           "personalization.local_only");
-  refused({"transport=tls", "personalization.personal=[\"fc2.*\"]"}, "transport");
+  refused({"transport=tls", "evaluation.local_fraction=0.2"}, "transport");
   refused({"evaluation.local_fraction=0.7"}, "evaluation.local_fraction");
-  auto typo = tiny("typo", {"personalization.personal=[\"head.*\"]"});
+  refused({"personalization.personal=[\"fc2.*\"]"}, "evaluation.local_fraction");
+  refused({"personalization.personal=[\"fc2.*\"]", "evaluation.local_fraction=0.2", "canaries.count=2"},
+          "canaries.count");
+  refused({"personalization.local_only=true", "evaluation.local_fraction=0.2", "dropout.update=0.1"},
+          "personalization.local_only");
+  auto typo = tiny("typo", {"personalization.personal=[\"head.*\"]", "evaluation.local_fraction=0.2"});
   CHECK_THROWS_WITH(sim::run_simulation(typo), Catch::Contains("names no tensor"));
 }
