@@ -106,7 +106,7 @@ class CallbackTrainer final : public client::Trainer {
                   "]) and this device has none yet: give the app's initial model with sotto_client_set_initial_model "
                   "before sotto_client_run");
     }
-    return ml::complete_with_personal(global, *initial_, personal);
+    return ml::complete_with_personal(global, [&] { return *initial_; }, personal);
   }
 
   void set_control(client::TrainingControl* control) {

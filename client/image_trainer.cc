@@ -16,10 +16,8 @@ ImageTrainer::ImageTrainer(std::unique_ptr<ml::ImageModel> model, std::shared_pt
 FitResult ImageTrainer::fit(const model::ModelParameters& global_model, const ml::TrainingPlan& plan,
                             TrainingControl& control) {
   try {
-    const model::PersonalTensors personal(plan.personal);
-    // Only with personal tensors does the model's own copy matter (its tensors complete the global model).
-    model_->load(personal.empty() ? global_model
-                                  : ml::complete_with_personal(global_model, model_->parameters(), personal));
+    model_->load(ml::complete_with_personal(global_model, [&] { return model_->parameters(); },
+                                            model::PersonalTensors(plan.personal)));
   } catch (const Error& e) {
     throw Error(std::string("the task's global model does not fit the model this device trains (set the client's "
                             "[model] section to the aggregator's): ") + e.what());

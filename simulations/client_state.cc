@@ -25,14 +25,15 @@ const ClientState* ClientStates::find(ClientIndex client) const {
   return it == states_.end() ? nullptr : &it->second;
 }
 
+ClientState* ClientStates::find(ClientIndex client) {
+  auto it = states_.find(client);
+  return it == states_.end() ? nullptr : &it->second;
+}
+
 round::Fitted fit_with_state(ml::ImageModel& model, const ClientData& data, const model::ModelParameters& global,
                              const model::ModelParameters& initial, const ml::TrainingPlan& plan, ClientState& state) {
   const model::PersonalTensors personal(plan.personal);
-  if (personal.empty()) {
-    model.load(global);
-  } else {
-    model.load(ml::complete_with_personal(global, own_model(initial, state), personal));
-  }
+  model.load(ml::complete_with_personal(global, [&] { return own_model(initial, state); }, personal));
   const data::ImageDataset local_test = data::subset(data.train, data.local_test);
   ml::PersonalizedFit fit = ml::fit_personalized(model, plan, trainer_of(model, data), state.personal_model, local_test);
   if (!personal.empty()) state.personal_tensors = personal.personal_part(fit.local_model);
@@ -69,7 +70,8 @@ ml::LocalEvaluation evaluate_client(ml::ImageModel& model, const ClientData& dat
     const double accuracy = model.evaluate(local_test).accuracy;
     return {local_test.size(), accuracy, accuracy};
   }
-  model.load(ml::complete_with_personal(*global, own_model(initial, state), model::PersonalTensors(plan.personal)));
+  model.load(ml::complete_with_personal(*global, [&] { return own_model(initial, state); },
+                                        model::PersonalTensors(plan.personal)));
   return ml::evaluate_personalization(model, plan, trainer_of(model, data), state.personal_model, local_test);
 }
 

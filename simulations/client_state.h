@@ -34,6 +34,7 @@ class ClientStates {
   // The client's state, made empty on first use.
   ClientState& of(ClientIndex client) { return states_[client]; }
   const ClientState* find(ClientIndex client) const;
+  ClientState* find(ClientIndex client);
   std::size_t size() const { return states_.size(); }
 
  private:

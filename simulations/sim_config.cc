@@ -86,8 +86,7 @@ std::string SimConfig::method() const {
 }
 
 bool SimConfig::personalizes() const {
-  return local_only || local_fraction > 0 || !plan.personal.empty() || plan.finetune_epochs > 0 ||
-         plan.ditto_lambda > 0;
+  return local_only || local_fraction > 0 || !plan.personal.empty() || plan.adapts();
 }
 
 namespace {
@@ -96,7 +95,7 @@ namespace {
 void check_personalization(config::TomlReader& r, const SimConfig& c) {
   if (c.local_only) {
     const ml::TrainingPlan& p = c.plan;
-    if (!p.personal.empty() || p.finetune_epochs > 0 || p.ditto_lambda > 0 || p.head_epochs > 0) {
+    if (!p.personal.empty() || p.adapts() || p.head_epochs > 0) {
       r.fail("personalization.local_only", "trains every client alone; it takes none of the other personalization "
                                            "keys (personal, finetune_epochs, ditto_lambda, head_epochs)");
     }

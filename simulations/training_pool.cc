@@ -58,8 +58,8 @@ std::vector<ClientState*> TrainingPool::states_of(const std::vector<TrainingJob>
     if (create) {
       states.push_back(&states_.of(job.client));
     } else {
-      const ClientState* state = states_.find(job.client);
-      states.push_back(state ? const_cast<ClientState*>(state) : &untrained_);
+      ClientState* state = states_.find(job.client);
+      states.push_back(state ? state : &untrained_);
     }
   }
   return states;
@@ -136,7 +136,7 @@ void TrainingPool::train(const std::vector<TrainingJob>& jobs, std::uint64_t rou
   task.round_id = round_id;
   task.plan = plan;
   task.global_model = std::shared_ptr<const model::ModelParameters>(std::shared_ptr<const void>(), &global);  // not owned
-  const bool personalizes = !plan.personal.empty() || plan.finetune_epochs > 0 || plan.ditto_lambda > 0 ||
+  const bool personalizes = !plan.personal.empty() || plan.adapts() ||
                             std::any_of(jobs.begin(), jobs.end(), [](const auto& j) { return !j.local_test.empty(); });
   const std::vector<ClientState*> states = personalizes ? states_of(jobs) : std::vector<ClientState*>();
   run_workers(

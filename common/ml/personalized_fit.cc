@@ -48,9 +48,12 @@ double accuracy_of(ImageModel& model, const model::ModelParameters& params, cons
 
 }  // namespace
 
-model::ModelParameters complete_with_personal(const model::ModelParameters& given, model::ModelParameters own,
+model::ModelParameters complete_with_personal(const model::ModelParameters& given,
+                                              const std::function<model::ModelParameters()>& own_model,
                                               const model::PersonalTensors& personal) {
-  if (personal.empty() || given.size() == own.size()) return given;
+  if (personal.empty()) return given;
+  model::ModelParameters own = own_model();
+  if (given.size() == own.size()) return given;
   for (const auto& t : own.tensors()) {
     if (!given.find(t.name) && !personal.is_personal(t.name)) {
       throw Error("tensor '" + t.name + "' of the model is missing from the " + std::to_string(given.size()) +
@@ -64,7 +67,7 @@ model::ModelParameters complete_with_personal(const model::ModelParameters& give
 PersonalizedFit fit_personalized(ImageModel& model, const TrainingPlan& plan, const TrainPhase& train,
                                  const std::optional<model::ModelParameters>& ditto_model,
                                  const data::ImageDataset& local_test) {
-  const bool adapts = plan.finetune_epochs > 0 || plan.ditto_lambda > 0;
+  const bool adapts = plan.adapts();
   const bool evaluates = local_test.size() > 0;
   // The model as received, kept only when adapting or evaluating needs it (a copy of the whole model).
   std::optional<model::ModelParameters> start;

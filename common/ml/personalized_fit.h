@@ -27,9 +27,12 @@ struct PersonalizedFit {
   std::optional<LocalEvaluation> local_evaluation;  // with held-out examples
 };
 
-// `given` (the global model, perhaps without the personal tensors) completed with `own`'s tensors where it lacks
-// them. Throws sotto::Error naming a tensor of `own` that `given` lacks and the plan does not make personal.
-model::ModelParameters complete_with_personal(const model::ModelParameters& given, model::ModelParameters own,
+// `given` (the global model, perhaps without the personal tensors) completed with the device's own tensors where
+// it lacks them; `own` gives those (the whole model as the device holds it) and is called only when `personal` is
+// not empty and `given` lacks some. Throws sotto::Error naming a tensor of the device's model that `given` lacks and
+// the plan does not make personal.
+model::ModelParameters complete_with_personal(const model::ModelParameters& given,
+                                              const std::function<model::ModelParameters()>& own,
                                               const model::PersonalTensors& personal);
 
 // The round's training of `model`, loaded with the start (see above). `ditto_model` is Ditto's v from the last

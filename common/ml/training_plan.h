@@ -41,6 +41,8 @@ struct TrainingPlan {
   // FedRep (Collins et al. ICML 2021): first train the personal tensors alone (the rest frozen) for this many
   // epochs, then the federated ones alone (the personal frozen) for `epochs`, and send those. Needs `personal`.
   std::uint32_t head_epochs = 0;
+  // Whether the device makes a personal model of its own this round (fine-tuning or Ditto).
+  bool adapts() const { return finetune_epochs > 0 || ditto_lambda > 0; }
 
   // Set by the device for one train() call, never sent:
   // tensors left as they are (glob patterns): FedRep trains the personal head with the body frozen, then the body
