@@ -15,8 +15,8 @@ std::filesystem::path CheckpointStore::round_model_path(std::uint64_t round_id) 
 
 CoordinatorStart CheckpointStore::load_or_create(model::ModelParameters fresh) const {
   if (std::filesystem::exists(checkpoint_path())) return load(std::move(fresh));
-  codec::write_model_file(checkpoint_path(), {1, 0, fresh, options_.strategy, {}});
-  if (options_.keep_round_models) codec::write_model_file(round_model_path(0), {1, 0, fresh, {}, {}});
+  codec::write_model_file(checkpoint_path(), codec::ModelFileRef{.model = &fresh, .strategy = options_.strategy});
+  if (options_.keep_round_models) codec::write_model_file(round_model_path(0), codec::ModelFileRef{.model = &fresh});
   spdlog::info("starting a new training: {} tensors, {} parameters", fresh.size(), fresh.total_elements());
   return {std::move(fresh), 1, 0, {}};
 }
@@ -53,12 +53,21 @@ CoordinatorStart CheckpointStore::load(model::ModelParameters fresh) const {
 }
 
 void CheckpointStore::save(const action::RoundClosed& closed, const std::string& round_record) const {
-  codec::write_model_file(checkpoint_path(), {closed.next_round_id, closed.completed_rounds, *closed.global_model,
-                                              closed.strategy, *closed.strategy_state, round_record,
-                                              closed.offences, closed.privacy_rdp, closed.clip_norm});
+  // By reference: the checkpoint streams the model to disk without copying it.
+  codec::write_model_file(checkpoint_path(), codec::ModelFileRef{.next_round_id = closed.next_round_id,
+                                                                 .completed_rounds = closed.completed_rounds,
+                                                                 .model = closed.global_model.get(),
+                                                                 .strategy = closed.strategy,
+                                                                 .strategy_state = closed.strategy_state.get(),
+                                                                 .round_record = round_record,
+                                                                 .offences = &closed.offences,
+                                                                 .privacy_rdp = closed.privacy_rdp,
+                                                                 .clip_norm = closed.clip_norm});
   if (closed.report.completed && options_.keep_round_models) {
     codec::write_model_file(round_model_path(closed.report.round_id),
-                            {closed.next_round_id, closed.completed_rounds, *closed.global_model, {}, {}});
+                            codec::ModelFileRef{.next_round_id = closed.next_round_id,
+                                                .completed_rounds = closed.completed_rounds,
+                                                .model = closed.global_model.get()});
   }
 }
 

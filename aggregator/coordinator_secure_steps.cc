@@ -150,6 +150,7 @@ void RoundCoordinator::finish_secure_round(SecureAggregationRound::Summed summed
     std::optional<double> denominator;
     if (charge_) denominator = charge_->clients;  // fixed before the round: the cohort, or the expected one
     auto sum = timed(secure_work_.decoding, [&] { return secure_->decoded_sum(summed); });
+    std::vector<std::uint32_t>().swap(summed.sum);  // decoded: its words need not sit beside the mean
     if (charge_ && charge_->count_weight > 0) adapt_clip_norm(sum);
     sum_.add_mean(secure_->mean_update(std::move(sum), summed.contributors.size(), *global_, denominator));
   }

@@ -21,7 +21,8 @@ class FedAvg final : public Strategy {
   explicit FedAvg(std::string name = "fedavg") : name_(std::move(name)) {}
   std::string name() const override { return name_; }
   void begin_round(const model::ModelParameters& global) override;
-  void accumulate(const model::ModelParameters& delta, std::uint64_t num_examples) override;
+  void accumulate(model::ModelParameters delta, std::uint64_t num_examples) override;
+  void accumulate_sole(model::ModelParameters delta, std::uint64_t num_examples) override;
   model::ModelParameters finish_round(const model::ModelParameters& global) override;
 
  private:

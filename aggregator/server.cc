@@ -319,12 +319,13 @@ class AggregatorServer::Impl final : public ConversationHost {
     return size;
   }
 
+  // The model's frames, shared by the task's connections, are freed once written (kept, they hold a model copy).
   void send_task(const action::SendTask& task) {
-    if (task.model != encoded_model_) {
-      encoded_model_ = task.model;
-      model_frames_ = codec::encode_chunk_frames(*task.model, config_.chunk_bytes);
+    if (digested_model_.lock() != task.model) {
+      digested_model_ = task.model;
       model_digest_ = codec::model_digest(*task.model);
     }
+    const std::vector<codec::SharedFrame> model_frames = codec::encode_chunk_frames(*task.model, config_.chunk_bytes);
     // Every connection gets the same frame, except in a secure round, where each task carries its own index.
     codec::SharedFrame shared;
     for (ConnectionId id : task.conns) {
@@ -332,7 +333,7 @@ class AggregatorServer::Impl final : public ConversationHost {
       if (!c) continue;
       if (task.secagg || !shared) shared = std::make_shared<const std::string>(frame_of(encode_task(task, id, model_digest_)));
       c->send(shared);
-      for (const auto& f : model_frames_) c->send(f);
+      for (const auto& f : model_frames) c->send(f);
     }
     if (task.secagg) {
       spdlog::info("round {}: training started with {} clients, secure aggregation with k = {}, t = {}",
@@ -430,8 +431,7 @@ class AggregatorServer::Impl final : public ConversationHost {
   std::unique_ptr<RoundCoordinator> coordinator_;
   std::map<ConnectionId, std::shared_ptr<Connection>> connections_;
   ConnectionId next_id_ = 1;
-  std::shared_ptr<const model::ModelParameters> encoded_model_;
-  std::vector<codec::SharedFrame> model_frames_;
+  std::weak_ptr<const model::ModelParameters> digested_model_;  // the model model_digest_ is of
   codec::ModelDigest model_digest_{};
   std::uint64_t bytes_in_ = 0, bytes_out_ = 0, logged_in_ = 0, logged_out_ = 0;
   secagg::PerStep<std::uint64_t> secagg_in_, secagg_out_;  // this round's SecAgg traffic per step

@@ -65,8 +65,12 @@ void ServerOptimizer::begin_round(const model::ModelParameters& global) {
   mean_.reset(global);
 }
 
-void ServerOptimizer::accumulate(const model::ModelParameters& delta, std::uint64_t num_examples) {
-  mean_.add(delta, num_examples);
+void ServerOptimizer::accumulate(model::ModelParameters delta, std::uint64_t num_examples) {
+  mean_.add(std::move(delta), num_examples);
+}
+
+void ServerOptimizer::accumulate_sole(model::ModelParameters delta, std::uint64_t num_examples) {
+  mean_.add_sole(std::move(delta), num_examples);
 }
 
 void ServerOptimizer::init_or_check_state(const model::ModelParameters& global) {
@@ -104,6 +108,7 @@ void ServerOptimizer::init_or_check_state(const model::ModelParameters& global) 
 model::ModelParameters ServerOptimizer::finish_round(const model::ModelParameters& global) {
   mean_.require_updates();
   mean_.check_layout(global);
+  mean_.materialize();
   init_or_check_state(global);
 
   const double eta = options_.learning_rate;
@@ -143,6 +148,7 @@ model::ModelParameters ServerOptimizer::finish_round(const model::ModelParameter
     }
   }
   ++steps_;
+  mean_.release();
   return next;
 }
 

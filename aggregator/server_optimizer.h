@@ -52,7 +52,8 @@ class ServerOptimizer : public Strategy {
 
   std::string name() const final;  // "fedadagrad", "fedadam" or "fedyogi"
   void begin_round(const model::ModelParameters& global) final;
-  void accumulate(const model::ModelParameters& delta, std::uint64_t num_examples) final;
+  void accumulate(model::ModelParameters delta, std::uint64_t num_examples) final;
+  void accumulate_sole(model::ModelParameters delta, std::uint64_t num_examples) final;
   model::ModelParameters finish_round(const model::ModelParameters& global) final;
   // "steps" (int64 scalar), then "m.<tensor>" and "v.<tensor>" (float64, flat) for every optimized tensor.
   model::ModelParameters save_state() const final;

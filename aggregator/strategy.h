@@ -23,8 +23,14 @@ class Strategy {
   virtual std::string name() const = 0;
   // Forgets any partial sum and prepares to accumulate updates shaped like `global`.
   virtual void begin_round(const model::ModelParameters& global) = 0;
-  // Adds one update; its layout matches the global model (the coordinator checked) and it is finite.
-  virtual void accumulate(const model::ModelParameters& delta, std::uint64_t num_examples) = 0;
+  // Adds one update, which it may keep (so it takes it by value: callers move it in); its layout matches the
+  // global model (the coordinator checked) and it is finite.
+  virtual void accumulate(model::ModelParameters delta, std::uint64_t num_examples) = 0;
+  // The round's only update (a secure round's survivors' mean): as accumulate, but a strategy may keep it as it is
+  // instead of summing it, which saves memory.
+  virtual void accumulate_sole(model::ModelParameters delta, std::uint64_t num_examples) {
+    accumulate(std::move(delta), num_examples);
+  }
   // The next global model. Requires at least one accumulated update.
   virtual model::ModelParameters finish_round(const model::ModelParameters& global) = 0;
 

@@ -26,7 +26,7 @@ void UpdateSum::add(const std::string& client_id, model::ModelParameters delta, 
   if (in_id_order_) {
     held_.emplace(client_id, std::make_pair(std::move(delta), weight));  // added in turn by settle()
   } else {
-    timed([&] { strategy_.accumulate(delta, weight); });
+    timed([&] { strategy_.accumulate(std::move(delta), weight); });
   }
 }
 
@@ -36,7 +36,7 @@ void UpdateSum::settle(const StillExpected& still_expected) {
     while (cursor_ < order_.size()) {
       const auto& [client_id, conn] = order_[cursor_];
       if (auto held = held_.find(client_id); held != held_.end()) {
-        strategy_.accumulate(held->second.first, held->second.second);
+        strategy_.accumulate(std::move(held->second.first), held->second.second);
         held_.erase(held);
       } else if (still_expected(conn)) {
         break;  // its update may still come
@@ -46,15 +46,15 @@ void UpdateSum::settle(const StillExpected& still_expected) {
   });
 }
 
-void UpdateSum::add_mean(const model::ModelParameters& mean) {
-  timed([&] { strategy_.accumulate(mean, 1); });
+void UpdateSum::add_mean(model::ModelParameters mean) {
+  timed([&] { strategy_.accumulate_sole(std::move(mean), 1); });
 }
 
 model::ModelParameters UpdateSum::finish(const model::ModelParameters& global) {
   model::ModelParameters next;
   timed([&] {
     // What is still held comes after every id settle() added: adding it in id order completes the order.
-    for (const auto& [client_id, held] : held_) strategy_.accumulate(held.first, held.second);
+    for (auto& [client_id, held] : held_) strategy_.accumulate(std::move(held.first), held.second);
     held_.clear();
     next = strategy_.finish_round(global);
   });

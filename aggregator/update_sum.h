@@ -38,7 +38,7 @@ class UpdateSum {
   // After any update or departure: adds the held updates whose turn has come.
   void settle(const StillExpected& still_expected);
   // A secure round's result: the survivors' unweighted mean, added with weight 1.
-  void add_mean(const model::ModelParameters& mean);
+  void add_mean(model::ModelParameters mean);
   // The round completed: adds what is still held (in id order) and returns the strategy's new global model.
   model::ModelParameters finish(const model::ModelParameters& global);
   // The round is over (completed or not): forgets what is held.

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <limits>
 
 #include <zlib.h>
@@ -131,39 +132,80 @@ class Reader {
 
 }  // namespace
 
-std::string encode_model_file(const ModelFile& file) {
-  std::string bytes(kMagicStem, kMagicSize - 1);
-  bytes += static_cast<char>('0' + kModelFileFormat);
+namespace {
+
+const model::ModelParameters kNoTensors;
+
+// Appends the file's bytes to `buffer`, handing it to `flush` whenever it holds kChunkBytes or more (a flush that
+// does not empty it collects the whole file).
+void encode_into(const ModelFileRef& file, std::string& buffer, const std::function<void(std::string&)>& flush) {
+  if (file.model == nullptr) throw Error("write_model_file: no model to write");
+  const model::ModelParameters& state = file.strategy_state ? *file.strategy_state : kNoTensors;
+  buffer.append(kMagicStem, kMagicSize - 1);
+  buffer += static_cast<char>('0' + kModelFileFormat);
   v1::CheckpointHeader header;
   header.set_next_round_id(file.next_round_id);
   header.set_completed_rounds(file.completed_rounds);
-  *header.mutable_model() = make_manifest(file.model);
-  header.set_strategy(file.strategy);
-  header.set_round_record(file.round_record);
-  for (const auto& [client, count] : file.offences) (*header.mutable_offences())[client] = count;
+  *header.mutable_model() = make_manifest(*file.model);
+  header.set_strategy(std::string(file.strategy));
+  header.set_round_record(std::string(file.round_record));
+  if (file.offences) {
+    for (const auto& [client, count] : *file.offences) (*header.mutable_offences())[client] = count;
+  }
   for (double r : file.privacy_rdp) header.add_privacy_rdp(r);
   header.set_clip_norm(file.clip_norm);
-  *header.mutable_strategy_state() = make_manifest(file.strategy_state);
-  append_record(bytes, header);
-  for (const auto* params : {&file.model, &file.strategy_state}) {
-    for_each_chunk(*params, kChunkBytes, [&](v1::TensorChunk&& chunk) { append_record(bytes, chunk); });
+  *header.mutable_strategy_state() = make_manifest(state);
+  append_record(buffer, header);
+  for (const auto* params : {file.model, &state}) {
+    for_each_chunk(*params, kChunkBytes, [&](v1::TensorChunk&& chunk) {
+      append_record(buffer, chunk);
+      if (buffer.size() >= kChunkBytes) flush(buffer);
+    });
   }
+}
+
+// Writes `file` to a new file at `path`, fsynced; removes it again on failure.
+void write_synced(const std::filesystem::path& path, const ModelFileRef& file) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw Error("cannot create " + path.string() + ": " + std::strerror(errno));
+  try {
+    std::string buffer;
+    const auto flush = [&](std::string& bytes) {
+      write_all(fd, bytes, path);
+      bytes.clear();
+    };
+    encode_into(file, buffer, flush);
+    flush(buffer);
+    if (::fsync(fd) != 0) throw Error("cannot fsync " + path.string() + ": " + std::strerror(errno));
+  } catch (...) {
+    ::close(fd);
+    std::error_code ignored;
+    std::filesystem::remove(path, ignored);
+    throw;
+  }
+  ::close(fd);
+}
+
+}  // namespace
+
+ModelFileRef ModelFile::ref() const {
+  return {next_round_id, completed_rounds, &model,       strategy,  &strategy_state,
+          round_record,  &offences,        privacy_rdp, clip_norm};
+}
+
+std::string encode_model_file(const ModelFile& file) {
+  std::string bytes;
+  encode_into(file.ref(), bytes, [](std::string&) {});
   return bytes;
 }
 
 void write_model_file(const std::filesystem::path& path, const ModelFile& file) {
-  const std::string bytes = encode_model_file(file);
+  write_model_file(path, file.ref());
+}
+
+void write_model_file(const std::filesystem::path& path, const ModelFileRef& file) {
   const std::filesystem::path tmp = path.string() + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw Error("cannot create " + tmp.string() + ": " + std::strerror(errno));
-  try {
-    write_all(fd, bytes, tmp);
-    if (::fsync(fd) != 0) throw Error("cannot fsync " + tmp.string() + ": " + std::strerror(errno));
-  } catch (...) {
-    ::close(fd);
-    throw;
-  }
-  ::close(fd);
+  write_synced(tmp, file);
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     throw Error("cannot rename " + tmp.string() + " to " + path.string() + ": " + std::strerror(errno));
   }

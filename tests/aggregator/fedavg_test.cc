@@ -68,3 +68,34 @@ TEST_CASE("FedAvg: finishing a round without updates is an error") {
   fedavg.begin_round(global);
   CHECK_THROWS_WITH(fedavg.finish_round(global), Catch::Contains("no updates"));
 }
+
+TEST_CASE("FedAvg: a round's only update gives the model the double sums would, to the bit") {
+  // The sole update is kept as it came, without sums (weighted_mean.h); through accumulate, with a second update
+  // of weight 0, it is summed, and the mean is unchanged.
+  const auto global = params({1.0f, -0.0f, 3.0e7f, 1.0e-30f, -2.5f}, {9});
+  const auto delta = params({0.1f, -0.0f, 1.0f, 3.0e-31f, 1.0f / 3.0f}, {3});
+  aggregator::FedAvg kept, summed;
+  kept.begin_round(global);
+  summed.begin_round(global);
+  kept.accumulate_sole(delta, 7);
+  summed.accumulate(delta, 7);
+  summed.accumulate(params({5.0f, 5.0f, 5.0f, 5.0f, 5.0f}, {100}), 0);
+  const auto a = kept.finish_round(global);
+  const auto b = summed.finish_round(global);
+  CHECK(a.find("w")->data == b.find("w")->data);  // bytes: -0.0 and +0.0 differ here
+  CHECK(values<std::int64_t>(a, "steps") == std::vector<std::int64_t>{12});
+  CHECK(values<std::int64_t>(b, "steps") == std::vector<std::int64_t>{12});
+}
+
+TEST_CASE("FedAvg: an update whose dtypes differ from the model's is summed, not kept") {
+  aggregator::FedAvg fedavg;
+  const auto global = params({1.0f, 2.0f}, {0});
+  fedavg.begin_round(global);
+  std::vector<model::Tensor> ts;
+  ts.push_back(tensor("w", model::DType::kFloat64, std::vector<double>{0.5, -1.0}));
+  ts.push_back(tensor("steps", model::DType::kInt64, std::vector<std::int64_t>{2}));
+  fedavg.accumulate_sole(model::ModelParameters(std::move(ts)), 4);
+  const auto next = fedavg.finish_round(global);
+  CHECK(values<float>(next, "w") == std::vector<float>{1.5f, 1.0f});
+  CHECK(values<std::int64_t>(next, "steps") == std::vector<std::int64_t>{2});
+}

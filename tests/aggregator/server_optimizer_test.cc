@@ -156,6 +156,16 @@ TEST_CASE("server optimizers keep their moments across rounds and an abandoned r
   b.begin_round(rb.x2);
   b.accumulate(params({0.5, 0.5, 0.5}, 0.5f, 0), 2);
   CHECK(a.finish_round(ra.x2) == b.finish_round(rb.x2));
+
+  // A secure round's sole update, kept rather than summed, moves the optimizer exactly as the summed one does.
+  FedAdam sole(kOptions), summed(kOptions);
+  TwoRounds rs(sole);
+  TwoRounds rt(summed);
+  sole.begin_round(rs.x2);
+  sole.accumulate_sole(params({0.25, -0.75, 2.0}, -0.125f, 1), 1);
+  summed.begin_round(rt.x2);
+  summed.accumulate(params({0.25, -0.75, 2.0}, -0.125f, 1), 1);
+  CHECK(sole.finish_round(rs.x2) == summed.finish_round(rt.x2));
 }
 
 TEST_CASE("server optimizers refuse bad hyper-parameters and finishing a round without updates") {

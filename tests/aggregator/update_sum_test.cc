@@ -14,7 +14,7 @@ class RecordingStrategy final : public Strategy {
  public:
   std::string name() const override { return "recording"; }
   void begin_round(const model::ModelParameters&) override { ++rounds; }
-  void accumulate(const model::ModelParameters&, std::uint64_t num_examples) override { order.push_back(num_examples); }
+  void accumulate(model::ModelParameters, std::uint64_t num_examples) override { order.push_back(num_examples); }
   model::ModelParameters finish_round(const model::ModelParameters& global) override {
     finished = true;
     return global;

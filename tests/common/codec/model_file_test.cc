@@ -275,4 +275,33 @@ TEST_CASE("a model file of a newer format is refused by its version, saying what
                                    Catch::Contains("newer than this build reads"));
 }
 
+
+TEST_CASE("a model file written by reference holds what the owning write holds, byte for byte", "[codec][file]") {
+  TempDir dir;
+  std::vector<Tensor> ts;
+  ts.push_back(filled("big", DType::kFloat32, {9, 1024, 1024 / 4}, 3));  // 9 MiB: the writer flushes on the way
+  const ModelFile owning{8, 7, ModelParameters(std::move(ts)), "fedadam", small_model(4), "{\"round\":7}",
+                         {{"mallory", 2}}, {0.5, 1.5}, 1.25};
+  write_model_file(dir.path() / "owning", owning);
+  write_model_file(dir.path() / "by-ref", ModelFileRef{.next_round_id = 8,
+                                                       .completed_rounds = 7,
+                                                       .model = &owning.model,
+                                                       .strategy = "fedadam",
+                                                       .strategy_state = &owning.strategy_state,
+                                                       .round_record = "{\"round\":7}",
+                                                       .offences = &owning.offences,
+                                                       .privacy_rdp = owning.privacy_rdp,
+                                                       .clip_norm = 1.25});
+  const std::string bytes = read_bytes(dir.path() / "by-ref");
+  CHECK(bytes == read_bytes(dir.path() / "owning"));
+  CHECK(bytes == encode_model_file(owning));
+  const ModelFile back = read_model_file(dir.path() / "by-ref");
+  CHECK(back.model == owning.model);
+  CHECK(back.strategy_state == owning.strategy_state);
+  CHECK(back.offences == owning.offences);
+  CHECK(back.clip_norm == 1.25);
+  CHECK(names_in(dir.path()) == std::vector<std::string>{"by-ref", "owning"});
+  CHECK_THROWS_WITH(write_model_file(dir.path() / "none", ModelFileRef{}), Catch::Contains("no model"));
+}
+
 }  // namespace sotto::codec
