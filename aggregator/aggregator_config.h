@@ -30,7 +30,7 @@ struct AggregatorConfig {
   std::filesystem::path crl_file;  // optional: revoked client certificates (reloaded on SIGHUP)
   std::size_t max_frame_bytes = 8u << 20;
   // Bytes of updates reassembled at once (upload_gate.h); 0: no limit.
-  std::size_t max_upload_assembly_bytes = std::size_t{256} << 20;
+  std::size_t max_upload_assembly_bytes = std::size_t{32} << 20;
   std::size_t max_hello_bytes = 4096;  // the frame limit before a connection has authenticated
   ConnectionLimits connection_limits;
   std::size_t chunk_bytes = 1u << 20;

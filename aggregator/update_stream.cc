@@ -35,6 +35,8 @@ boost::asio::awaitable<UpdateStream> read_update_stream(Connection& c, const v1:
       out.refusal = Refusal{v1::ERROR_CODE_INVALID_UPDATE, "update stream: " + *err};
       co_return out;
     }
+    // Many uploads assemble at once: each holds its tensors, not also a chunk-sized frame buffer between chunks.
+    if (buffer.capacity() > net::kFrameReadStepBytes) std::string().swap(buffer);
   }
   out.parameters = assembler->take();
   co_return out;

@@ -55,8 +55,9 @@ class ServerSession {
   // Throws sotto::Error for an invalid config (see validate_round_config).
   explicit ServerSession(RoundConfig config, std::uint64_t max_held_words = kDefaultMaxHeldWords);
 
-  // 256 MiB of masked inputs held apart while their senders can still be accused.
-  static constexpr std::uint64_t kDefaultMaxHeldWords = std::uint64_t{64} << 20;
+  // 32 MiB of masked inputs held apart while their senders can still be accused: as much as the daemon's upload
+  // gate lets it assemble at once, so that a thousand-client round stays within a few hundred MiB.
+  static constexpr std::uint64_t kDefaultMaxHeldWords = std::uint64_t{8} << 20;
 
   struct Offence {
     ClientIndex culprit = 0;
