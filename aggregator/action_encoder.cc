@@ -83,7 +83,7 @@ v1::Envelope encode_task(const action::SendTask& task, ConnectionId conn, const 
   if (task.secagg) {
     *t->mutable_secagg() = round::to_proto(round::SecureAssignment{task.secagg->config, task.secagg->index.at(conn),
                                                                    task.secagg->clip_norm, task.secagg->bound,
-                                                                   task.secagg->noise});
+                                                                   task.secagg->noise, task.secagg->evaluation_bins});
   }
   return env;
 }

@@ -5,6 +5,7 @@
 #include "aggregator/authenticator.h"
 #include "aggregator/config_sections.h"
 #include "common/config/toml_reader.h"
+#include "common/ml/accuracy_histogram.h"
 #include "common/ml/model_spec.h"
 #include "common/secagg/messages.h"
 #include "common/util/error.h"
@@ -96,6 +97,8 @@ void read_rounds_section(config::TomlReader& r, CoordinatorOptions& o) {
   read_weighting(r, "rounds", o);
 }
 
+void read_accuracy_histogram(config::TomlReader& r, CoordinatorOptions& o);
+
 // [secure_aggregation], [privacy] and [task]: how a round's updates are protected and what the round computes.
 void read_round_protection(config::TomlReader& r, CoordinatorOptions& o) {
   auto& sa = o.secure;
@@ -131,6 +134,20 @@ void read_round_protection(config::TomlReader& r, CoordinatorOptions& o) {
     r.fail("task.secure_sum_linf_bound", "or task.secure_sum_l1_bound is required with privacy.mode = \"" +
                                              std::string(privacy_mode_name(o.privacy.mode)) +
                                              "\": each contribution's bound is the noise's sensitivity");
+  }
+  read_accuracy_histogram(r, o);
+}
+
+// [evaluation] local_histogram_bins: the devices' held-out accuracies through the secure sum, as histograms.
+void read_accuracy_histogram(config::TomlReader& r, CoordinatorOptions& o) {
+  const char* key = "evaluation.local_histogram_bins";
+  o.evaluation_bins = static_cast<std::uint32_t>(r.get_int(key, 0, 0, ml::kMaxAccuracyBins));
+  if (o.evaluation_bins == 0) return;
+  if (!o.secure.enabled) r.fail(key, "needs secure_aggregation.enabled = true (it is a secure sum)");
+  if (o.secure_sum_length > 0) r.fail(key, "applies only to training rounds, not task.kind = \"secure_sum\"");
+  if (o.privacy.mode != PrivacyMode::kOff) {
+    r.fail(key, "is not available with privacy.mode = \"" + std::string(privacy_mode_name(o.privacy.mode)) +
+                    "\" yet (the histogram would need noise and accounting of its own); set it to 0");
   }
 }
 

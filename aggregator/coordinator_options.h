@@ -132,6 +132,9 @@ struct CoordinatorOptions {
   // The bound every contribution to a secure sum must keep (the devices refuse one over it); with differential
   // privacy on, the mechanism's sensitivity (dp/integer_sum.h). Unbounded by default, which DP refuses.
   dp::ContributionBound secure_sum_bound;
+  // Secure training rounds ask each device for its held-out accuracies as histograms of this many bins, added to
+  // its masked input (ml/accuracy_histogram.h); 0: none. Not with DP.
+  std::uint32_t evaluation_bins = 0;
   // Reads the time for RoundReport::aggregation_seconds, the time spent in the strategy; none: not measured. The
   // coordinator calls no clock of its own: the server passes the steady clock, tests may pass a fake.
   std::function<TimePoint()> stopwatch;

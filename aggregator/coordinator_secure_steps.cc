@@ -149,12 +149,27 @@ void RoundCoordinator::finish_secure_round(SecureAggregationRound::Summed summed
   } else {
     std::optional<double> denominator;
     if (charge_) denominator = charge_->clients;  // fixed before the round: the cohort, or the expected one
+    if (const std::uint32_t bins = secure_->assignment().evaluation_bins; bins > 0) read_histogram(summed, bins);
     auto sum = timed(secure_work_.decoding, [&] { return secure_->decoded_sum(summed); });
     std::vector<std::uint32_t>().swap(summed.sum);  // decoded: its words need not sit beside the mean
     if (charge_ && charge_->count_weight > 0) adapt_clip_norm(sum);
     sum_.add_mean(secure_->mean_update(std::move(sum), summed.contributors.size(), *global_, denominator));
   }
   close_round(now, true, "", out);
+}
+
+// The sum's last 2·bins words are the survivors' accuracy histograms (ml/accuracy_histogram.h): into the report,
+// and off the sum before it is decoded as an update.
+void RoundCoordinator::read_histogram(SecureAggregationRound::Summed& summed, std::uint32_t bins) {
+  const std::size_t at = summed.sum.size() - 2ull * bins;
+  const std::uint32_t bits = secure_->assignment().config.bits;
+  const std::uint32_t keep = bits >= 32 ? ~0u : (1u << bits) - 1;  // the sum is mod 2^bits
+  std::vector<std::uint32_t> words(summed.sum.begin() + static_cast<std::ptrdiff_t>(at), summed.sum.end());
+  for (auto& w : words) w &= keep;
+  auto reading = ml::read_accuracy_histogram(words, bins, report_.survivors);
+  report_.local_histogram = std::move(reading.histogram);
+  report_.local_histogram_problem = std::move(reading.inconsistency);
+  summed.sum.resize(at);
 }
 
 // Adaptive clipping: the decoded sum's last coordinate is the survivors' noised clipped-count bits; it moves the

@@ -38,6 +38,7 @@ struct SecAggAssignment {
   std::map<ConnectionId, secagg::ClientIndex> index;  // each connection's index in the secure round
   std::optional<round::DistributedNoise> noise;        // distributed DP's encoding, when on
   dp::ContributionBound bound;                         // a secure sum's contribution bound
+  std::uint32_t evaluation_bins = 0;                   // accuracy histograms at the vector's end (0: none)
 };
 struct SendTask {  // the same task and model to every connection listed
   std::vector<ConnectionId> conns;

@@ -94,7 +94,9 @@ void RoundCoordinator::start_training(TimePoint now, Actions& out) {
   for (const auto& [conn, m] : cohort_) task.conns.push_back(conn);
   if (options_.secure.enabled) {
     const bool secure_sum = options_.secure_sum_length > 0;
-    const std::uint64_t length = private_dimension();
+    // Without DP noise a training round's vector can end with the devices' accuracy histograms.
+    const std::uint32_t bins = secure_sum || budget_.enabled() ? 0 : options_.evaluation_bins;
+    const std::uint64_t length = private_dimension() + 2ull * bins;
     std::optional<round::DistributedNoise> noise;
     if (budget_.enabled()) {
       if (!plan_privacy(now, out)) return;
@@ -113,7 +115,7 @@ void RoundCoordinator::start_training(TimePoint now, Actions& out) {
                                       secure_sum, charge_->count_weight};
     }
     auto begun = SecureAggregationRound::begin(options_.secure, clip_norm, round_id_, members, length,
-                                               !secure_sum, now, training_deadline_, std::move(noise));
+                                               !secure_sum, now, training_deadline_, std::move(noise), bins);
     if (auto* why = std::get_if<std::string>(&begun)) {  // nothing sent yet: abandon before any client trains
       close_round(now, false, "secure aggregation cannot run: " + *why, out);
       return;

@@ -139,6 +139,7 @@ class RoundCoordinator {
   // next one from the decoded sum's clipped-count coordinate, which it removes.
   double round_clip_norm();
   void adapt_clip_norm(std::vector<double>& sum);
+  void read_histogram(SecureAggregationRound::Summed& summed, std::uint32_t bins);
   // Privacy: the next secure round's charge (false: it may not run, and `out` says so), the debit before unmasking.
   bool budget_allows_full_cohort(Actions& out);
   bool plan_privacy(TimePoint now, Actions& out);

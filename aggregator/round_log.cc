@@ -32,6 +32,15 @@ nlohmann::json local_evaluation_json(const std::vector<ml::LocalEvaluation>& eva
           {"personal", spread_json(ml::spread_of(personal))}};
 }
 
+nlohmann::json local_histogram_json(const ml::AccuracyHistogram& h) {
+  return {{"clients", h.devices()},
+          {"source", "secure_sum"},
+          {"bins", h.bins},
+          {"global", spread_json(ml::spread_of_histogram(h.global))},
+          {"personal", spread_json(ml::spread_of_histogram(h.personal))},
+          {"histogram", {{"global", h.global}, {"personal", h.personal}}}};
+}
+
 nlohmann::json round_record(const RoundReport& r, std::uint64_t completed_rounds, const RoundTraffic& traffic,
                             const std::optional<ml::EvalMetrics>& eval, double eval_seconds) {
   nlohmann::json j;
@@ -56,6 +65,8 @@ nlohmann::json round_record(const RoundReport& r, std::uint64_t completed_rounds
     j["mean_train_accuracy"] = r.mean_train_accuracy;
   }
   if (!r.local_evaluations.empty()) j["local_evaluation"] = local_evaluation_json(r.local_evaluations);
+  if (r.local_histogram) j["local_evaluation"] = local_histogram_json(*r.local_histogram);
+  if (!r.local_histogram_problem.empty()) j["local_evaluation"] = {{"error", r.local_histogram_problem}};
   j["seconds"] = {{"checkin", r.checkin_seconds},
                   {"training", r.training_seconds},
                   {"aggregation", r.aggregation_seconds},

@@ -50,6 +50,8 @@ struct RoundTraffic {
 // The spread over devices of their held-out accuracy, the global model against their personal ones: clients,
 // examples, and the mean, 10th percentile and median of each.
 nlohmann::json local_evaluation_json(const std::vector<ml::LocalEvaluation>& evaluations);
+// The same from the secure sum's histograms: the spreads at the bins' midpoints, and the counts.
+nlohmann::json local_histogram_json(const ml::AccuracyHistogram& histogram);
 
 nlohmann::json round_record(const RoundReport& report, std::uint64_t completed_rounds, const RoundTraffic& traffic,
                             const std::optional<ml::EvalMetrics>& eval, double eval_seconds);

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/dp/integer_sum.h"
+#include "common/ml/accuracy_histogram.h"
 #include "common/ml/training_plan.h"
 #include "common/secagg/step.h"
 
@@ -27,6 +28,9 @@ struct RoundReport {
   double mean_train_accuracy = 0;  // example-weighted, over survivors
   // The survivors' own held-out accuracies (global and personal model), from the devices that report them.
   std::vector<ml::LocalEvaluation> local_evaluations;
+  // Or, in a secure round that asked for them, their histograms from the secure sum (or why the sum cannot be one).
+  std::optional<ml::AccuracyHistogram> local_histogram;
+  std::string local_histogram_problem;
   double slowest_train_seconds = 0;
   double checkin_seconds = 0;
   double training_seconds = 0;     // task sent to round closed

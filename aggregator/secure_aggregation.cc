@@ -59,7 +59,7 @@ SecureAggregationRound::SecureAggregationRound(const SecureAggregationOptions& o
 std::variant<std::unique_ptr<SecureAggregationRound>, std::string> SecureAggregationRound::begin(
     const SecureAggregationOptions& options, double clip_norm, std::uint64_t round_id,
     const std::vector<std::pair<ConnectionId, std::string>>& cohort, std::uint64_t vector_length, bool quantized,
-    TimePoint now, TimePoint deadline, std::optional<round::DistributedNoise> noise) {
+    TimePoint now, TimePoint deadline, std::optional<round::DistributedNoise> noise, std::uint32_t evaluation_bins) {
   const auto n = static_cast<std::uint32_t>(cohort.size());
   auto chosen = choose_parameters(options, n);
   if (auto* why = std::get_if<std::string>(&chosen)) return *why;
@@ -80,6 +80,7 @@ std::variant<std::unique_ptr<SecureAggregationRound>, std::string> SecureAggrega
     round->client_ids_[next] = client_id;
     ++next;
   }
+  round->assignment_.evaluation_bins = evaluation_bins;
   round->step_started_ = now;
   round->deadline_ = deadline;
   return round;

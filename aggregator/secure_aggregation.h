@@ -40,11 +40,13 @@ class SecureAggregationRound {
   // Chooses k and t for the cohort (connection, client id) and opens the advertise step, due at `deadline`.
   // `quantized`: the inputs are updates clipped to clip_norm and quantized (a training round), not raw integers (a
   // secure sum).
+  // `evaluation_bins`: the vector's last 2·evaluation_bins words (counted in vector_length) are accuracy histograms.
   // Returns why not when the cohort cannot run secure aggregation (too few clients, an impossible threshold).
   static std::variant<std::unique_ptr<SecureAggregationRound>, std::string> begin(
       const SecureAggregationOptions& options, double clip_norm, std::uint64_t round_id,
       const std::vector<std::pair<ConnectionId, std::string>>& cohort, std::uint64_t vector_length, bool quantized,
-      TimePoint now, TimePoint deadline, std::optional<round::DistributedNoise> noise = std::nullopt);
+      TimePoint now, TimePoint deadline, std::optional<round::DistributedNoise> noise = std::nullopt,
+      std::uint32_t evaluation_bins = 0);
 
   const action::SecAggAssignment& assignment() const { return assignment_; }
   const RoundReport::SecAgg& report() const { return report_; }

@@ -90,7 +90,12 @@ SottoClientConfig read_sotto_client_config(config::TomlReader& r) {
   } catch (const Error& e) {
     r.fail("personalization.personal", e.what());
   }
-  c.report_local_evaluation = r.get_bool("evaluation.report_local", false);
+  if (r.is_string("evaluation.report_local")) {  // "secure_sum": only in a secure round's accuracy histogram
+    r.get_choice("evaluation.report_local", {"secure_sum"}, "secure_sum");
+    c.report_local_in_secure_sum = true;
+  } else {
+    c.report_local_evaluation = r.get_bool("evaluation.report_local", false);
+  }
   auto& p = c.privacy;
   p.require_noise = r.get_bool("privacy.require_noise", false);
   p.min_noise_multiplier = r.get_double("privacy.min_noise_multiplier", 0.0, 0, 1e4);

@@ -70,8 +70,10 @@ struct ClientConfig {
   // plan's, never fewer: a round that would federate one of them is refused).
   model::PersonalTensors personal;
   // [evaluation] report_local: send the trainer's held-out accuracies (global and personal model) with the update,
-  // in the clear, in rounds without DP noise. The device's decision, not the plan's.
+  // in the clear, in rounds without DP noise. The device's decision, not the plan's. report_local = "secure_sum":
+  // only as a one-hot in a secure round's accuracy histogram, which true allows too.
   bool report_local_evaluation = false;
+  bool report_local_in_secure_sum = false;
 };
 
 enum class Partitioning { kIid, kDirichlet };

@@ -24,7 +24,8 @@ asio::awaitable<void> RoundDriver::run(round::Task task, SessionResult& result, 
   step_ = &step;
   round::Participant participant(
       {context_.config.client_id, context_.contribution, context_.config.privacy, context_.privacy_spent,
-       context_.config.personal, context_.config.report_local_evaluation},
+       context_.config.personal, context_.config.report_local_evaluation,
+       context_.config.report_local_in_secure_sum},
       context_.random);
   std::deque<round::Output> queue;
   auto enqueue = [&](round::Outputs outputs) {

@@ -159,7 +159,7 @@ class SecureRoundPlay {
     round_task.plan = task_.plan;
     round_task.global_model = task_.model;
     round_task.secure = round::SecureAssignment{assignment.config, assignment.index.at(conn), assignment.clip_norm,
-                                                assignment.bound, assignment.noise};
+                                                assignment.bound, assignment.noise, assignment.evaluation_bins};
     auto player = std::make_unique<Player>(std::move(c), coin_seed(seed, task_.round_id, conn));
     const round::Outputs asked = player->participant.on_task(round_task, now_());  // the training the pool has done
     for (const auto& o : asked) {

@@ -94,6 +94,11 @@ bool TomlReader::has(const std::string& key) const {
   return impl_->table.at_path(key).node() != nullptr;
 }
 
+bool TomlReader::is_string(const std::string& key) const {
+  const toml::node* n = impl_->table.at_path(key).node();
+  return n != nullptr && n->is_string();
+}
+
 std::string TomlReader::get_string(const std::string& key, const std::optional<std::string>& fallback) {
   const toml::node* n = impl_->node(key);
   if (!n) {

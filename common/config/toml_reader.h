@@ -29,6 +29,8 @@ class TomlReader {
   ~TomlReader();
 
   bool has(const std::string& key) const;
+  // The key is there and holds a string (for a key that takes a boolean or a word).
+  bool is_string(const std::string& key) const;
   std::string get_string(const std::string& key, const std::optional<std::string>& fallback = std::nullopt);
   // One of `allowed`; the error lists them.
   std::string get_choice(const std::string& key, const std::vector<std::string>& allowed, const std::string& fallback);

@@ -6,6 +6,7 @@
 #include "common/codec/model_stream.h"
 #include "common/codec/plan_codec.h"
 #include "common/dp/adaptive_clipping.h"
+#include "common/ml/accuracy_histogram.h"
 #include "common/secagg/update_vector.h"
 #include "common/secagg/wire_codec.h"
 #include "common/util/error.h"
@@ -24,6 +25,7 @@ v1::SecAggTask to_proto(const SecureAssignment& a) {
   p.set_graph_seed(std::string(a.config.graph_seed.begin(), a.config.graph_seed.end()));
   p.set_linf_bound(a.bound.linf);
   p.set_l1_bound(a.bound.l1);
+  p.set_evaluation_bins(a.evaluation_bins);
   if (a.noise) *p.mutable_ddg() = to_proto(*a.noise);
   return p;
 }
@@ -113,6 +115,19 @@ DistributedNoise noise_from_proto(const v1::DistributedDpPlan& q, const SecureAs
   return n;
 }
 
+// Accuracy histograms ride only on a training round without DP noise, after at least one update word.
+void check_evaluation_bins(const SecureAssignment& a) {
+  const auto fail = [](const std::string& what) { throw Error("task assignment: secagg.evaluation_bins: " + what); };
+  if (a.evaluation_bins > ml::kMaxAccuracyBins) {
+    fail(std::to_string(a.evaluation_bins) + " is over the most, " + std::to_string(ml::kMaxAccuracyBins));
+  }
+  if (a.noise || a.bound.bounded()) fail("only a training round without DP noise carries an accuracy histogram");
+  if (a.config.vector_length <= 2ull * a.evaluation_bins) {
+    fail("the vector (" + std::to_string(a.config.vector_length) + " words) has no room for the update and " +
+         std::to_string(2ull * a.evaluation_bins) + " histogram words");
+  }
+}
+
 }  // namespace
 
 SecureAssignment from_proto(const v1::SecAggTask& p, std::uint64_t round_id) {
@@ -127,6 +142,8 @@ SecureAssignment from_proto(const v1::SecAggTask& p, std::uint64_t round_id) {
   a.clip_norm = p.clip_norm();
   a.bound = {p.linf_bound(), p.l1_bound()};
   if (p.has_ddg()) a.noise = noise_from_proto(p.ddg(), &a);
+  a.evaluation_bins = p.evaluation_bins();
+  if (a.evaluation_bins > 0) check_evaluation_bins(a);
   return a;
 }
 

@@ -68,6 +68,8 @@ struct SecureAssignment {
   double clip_norm = 0;  // L2 bound of the update before quantization
   dp::ContributionBound bound;  // a secure sum's: the device refuses a contribution over it
   std::optional<DistributedNoise> noise;
+  // The vector's last 2·evaluation_bins words: this device's accuracy histogram (ml/accuracy_histogram.h); 0: none.
+  std::uint32_t evaluation_bins = 0;
 };
 
 enum class TaskKind { kTrain, kSecureSum };

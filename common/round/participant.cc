@@ -10,6 +10,7 @@
 #include "common/dp/adaptive_clipping.h"
 #include "common/dp/ddg_encoding.h"
 #include "common/dp/integer_sum.h"
+#include "common/ml/accuracy_histogram.h"
 #include "common/secagg/client_session.h"
 #include "common/secagg/quantizer.h"
 #include "common/secagg/update_vector.h"
@@ -120,6 +121,9 @@ Outputs Participant::on_fitted(Fitted fitted, TimePoint now) {
   delta = fitted.local_model ? model::subtract(*fitted.local_model, *task_.global_model) : std::move(*fitted.delta);
   metrics_ = fitted.metrics;
   if (options_.report_local_evaluation) local_evaluation_ = fitted.local_evaluation;
+  if (options_.report_local_evaluation || options_.report_local_in_secure_sum) {
+    histogram_evaluation_ = fitted.local_evaluation;
+  }
   record_.num_examples = metrics_.num_examples;
   record_.train_loss = metrics_.mean_loss;
   return privatize(std::move(delta), metrics_);
@@ -150,7 +154,8 @@ Outputs Participant::privatize(model::ModelParameters delta, const ml::TrainMetr
   const SecureAssignment& sa = *task_.secure;
   std::vector<float> flat = secagg::flatten_floating(delta);
   const bool counted = sa.noise && sa.noise->clipped_count_weight > 0;  // adaptive clipping's extra coordinate
-  const std::uint64_t expected = sa.noise ? sa.noise->ddg.dimension - (counted ? 1 : 0) : sa.config.vector_length;
+  const std::uint64_t expected = sa.noise ? sa.noise->ddg.dimension - (counted ? 1 : 0)
+                                           : sa.config.vector_length - 2ull * sa.evaluation_bins;
   if (flat.size() != expected) {
     return protocol_error(v1::ERROR_CODE_INVALID_UPDATE, "secure aggregation expects " + std::to_string(expected) +
                                                              " values, the update has " + std::to_string(flat.size()));
@@ -162,7 +167,13 @@ Outputs Participant::privatize(model::ModelParameters delta, const ml::TrainMetr
     random_->fill(coin_seed);
     record_.secure = true;
     record_.clip_norm = sa.clip_norm;
-    return start_secure(quantizer.encode_with_coin_seed(flat, coin_seed, &record_.update_l2_norm));
+    auto input = quantizer.encode_with_coin_seed(flat, coin_seed, &record_.update_l2_norm);
+    if (sa.evaluation_bins > 0) {  // the histogram replaces the clear report
+      const auto histogram = ml::accuracy_histogram_words(histogram_evaluation_, sa.evaluation_bins);
+      input.insert(input.end(), histogram.begin(), histogram.end());
+      local_evaluation_.reset();
+    }
+    return start_secure(std::move(input));
   });
 }
 

@@ -50,6 +50,9 @@ struct ParticipantOptions {
   model::PersonalTensors personal;
   // evaluation.report_local: send the trainer's LocalEvaluation with the update, in rounds without DP noise.
   bool report_local_evaluation = false;
+  // evaluation.report_local = "secure_sum": only as a one-hot in a secure round's accuracy histogram, where the
+  // aggregator asks for one (ml/accuracy_histogram.h); report_local_evaluation allows that too.
+  bool report_local_in_secure_sum = false;
 };
 
 // What the trainer produced: the local model, or the delta (local - global) when the driver computes it itself.
@@ -103,7 +106,8 @@ class Participant {
   Task task_;
   std::optional<TimePoint> deadline_;
   ml::TrainMetrics metrics_;
-  std::optional<ml::LocalEvaluation> local_evaluation_;  // to report, when the device allows it
+  std::optional<ml::LocalEvaluation> local_evaluation_;  // to report in the clear, when the device allows it
+  std::optional<ml::LocalEvaluation> histogram_evaluation_;  // to report in a secure sum, when the device allows it
   std::unique_ptr<secagg::ClientSession> session_;
   ContributionRecord record_;
 };

@@ -300,3 +300,22 @@ TEST_CASE("aggregator config: [personalization] goes into the plan, and contradi
                         write_config(dir, std::string(kMinimal) + "[personalization]\npersonal = [\"\"]\n")),
                     Catch::Contains("'personalization.personal'"));
 }
+
+TEST_CASE("aggregator config: accuracy histograms need secure training rounds without DP") {
+  sotto::test::TempDir dir;
+  const std::string secure = std::string(kMinimal) + "[secure_aggregation]\nenabled = true\n[rounds]\ncohort_min = 3\n";
+  const auto c = aggregator::load_aggregator_config(
+      write_config(dir, secure + "[evaluation]\nlocal_histogram_bins = 20\n"));
+  CHECK(c.rounds.evaluation_bins == 20);
+  CHECK(aggregator::load_aggregator_config(write_config(dir, secure)).rounds.evaluation_bins == 0);
+  CHECK_THROWS_WITH(aggregator::load_aggregator_config(
+                        write_config(dir, std::string(kMinimal) + "[evaluation]\nlocal_histogram_bins = 20\n")),
+                    Catch::Contains("'evaluation.local_histogram_bins'") && Catch::Contains("secure_aggregation"));
+  CHECK_THROWS_WITH(aggregator::load_aggregator_config(
+                        write_config(dir, secure + "[evaluation]\nlocal_histogram_bins = 101\n")),
+                    Catch::Contains("'evaluation.local_histogram_bins'"));
+  CHECK_THROWS_WITH(aggregator::load_aggregator_config(write_config(
+                        dir, secure + "[evaluation]\nlocal_histogram_bins = 20\n[privacy]\nnoise_multiplier = 1.0\n"
+                                      "clip_norm = 1.0\n")),
+                    Catch::Contains("'evaluation.local_histogram_bins'") && Catch::Contains("privacy.mode"));
+}

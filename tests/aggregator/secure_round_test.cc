@@ -12,6 +12,7 @@
 #include "common/crypto/random_stream.h"
 #include "common/dp/adaptive_clipping.h"
 #include "common/dp/ddg_encoding.h"
+#include "common/ml/accuracy_histogram.h"
 #include "common/secagg/client_session.h"
 #include "common/secagg/update_vector.h"
 #include "tests/support/coordinator_actions.h"
@@ -123,6 +124,10 @@ struct SecureRound {
       auto input = sa.noise ? dp::ddg_encode(delta, sa.noise->ddg, sa.noise->rotation_seed, noise_stream,
                                              sa.noise->source != round::NoiseSource::kAggregator)
                             : quantizer.encode(delta);
+      if (sa.evaluation_bins > 0) {  // client i's accuracies: global 0.1·i, personal 0.9
+        const auto h = ml::accuracy_histogram_words(ml::LocalEvaluation{10, 0.1 * (c - first), 0.9}, sa.evaluation_bins);
+        input.insert(input.end(), h.begin(), h.end());
+      }
       sessions[c] = std::make_unique<secagg::ClientSession>(sa.config, sa.index.at(c), std::move(input));
       out = coordinator->on_secagg_advertise(c, sessions[c]->start(), now);
       absorb(out);
@@ -191,6 +196,33 @@ TEST_CASE("secure round: the new model is the global plus the mean of the surviv
   std::int64_t steps = 0;
   std::memcpy(&steps, round.closed->global_model->find("steps")->data.data(), 8);
   CHECK(steps == 7);  // integer buffers keep the global value under secure aggregation
+}
+
+TEST_CASE("secure round: the survivors' accuracy histograms come off the sum, and the model is as without them",
+          "[secagg][coordinator][histogram]") {
+  SecureRound round(5, 3);
+  round.options.evaluation_bins = 10;
+  round.coordinator = std::make_unique<RoundCoordinator>(round.options, CoordinatorStart{model_of({1, 2, 3, 4}, 7), 1, 0, {}},
+                                                         std::make_unique<FedAvg>());
+  round.coordinator->start(round.now);
+  round.run({3, 3, 1, 3, 3});  // the third vanishes after sharing keys: its words are not in the sum
+  REQUIRE(round.closed);
+  REQUIRE(round.last_task->secagg->evaluation_bins == 10);
+  CHECK(round.last_task->secagg->config.vector_length == 4 + 20);
+  const auto& report = round.closed->report;
+  REQUIRE(report.local_histogram);
+  CHECK(report.local_histogram->global == std::vector<std::uint64_t>{1, 1, 0, 1, 1, 0, 0, 0, 0, 0});
+  CHECK(report.local_histogram->personal == std::vector<std::uint64_t>{0, 0, 0, 0, 0, 0, 0, 0, 0, 4});
+  const auto logged = round_record(report, 1, {}, std::nullopt, 0).at("local_evaluation");
+  CHECK(logged.at("source") == "secure_sum");
+  CHECK(logged.at("clients") == 4);
+  CHECK(logged.at("personal").at("median").get<double>() == Approx(0.95));
+  std::vector<double> mean(4, 0);
+  for (ConnectionId c : {1, 2, 4, 5}) {
+    for (int i = 0; i < 4; ++i) mean[i] += round.deltas[c][i] / 4.0;
+  }
+  const auto w = weights(*round.closed->global_model);
+  for (int i = 0; i < 4; ++i) CHECK(w[i] == Approx(i + 1 + mean[i]).margin(1e-5));
 }
 
 TEST_CASE("secure round: dropouts at every step are survived above the threshold", "[secagg][coordinator]") {

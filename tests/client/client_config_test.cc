@@ -60,3 +60,21 @@ TEST_CASE("client config: an indices file must exist and max_rounds is read") {
   CHECK(c.client.max_rounds == 2);
   CHECK(c.indices_file == dir.path() / "mine.txt");
 }
+
+TEST_CASE("client config: evaluation.report_local is true, false or \"secure_sum\"") {
+  sotto::test::TempDir dir;
+  const auto clear = client::load_sotto_client_config(write_config(dir, kBase + "[evaluation]\nreport_local = true\n"));
+  CHECK(clear.client.report_local_evaluation);
+  CHECK_FALSE(clear.client.report_local_in_secure_sum);
+  const auto summed =
+      client::load_sotto_client_config(write_config(dir, kBase + "[evaluation]\nreport_local = \"secure_sum\"\n"));
+  CHECK_FALSE(summed.client.report_local_evaluation);
+  CHECK(summed.client.report_local_in_secure_sum);
+  const auto none = client::load_sotto_client_config(write_config(dir, kBase));
+  CHECK_FALSE(none.client.report_local_evaluation);
+  CHECK_FALSE(none.client.report_local_in_secure_sum);
+  CHECK_THROWS_WITH(client::load_sotto_client_config(write_config(dir, kBase + "[evaluation]\nreport_local = \"all\"\n")),
+                    Catch::Contains("'evaluation.report_local'") && Catch::Contains("secure_sum"));
+  CHECK_THROWS_WITH(client::load_sotto_client_config(write_config(dir, kBase + "[evaluation]\nreport_local = 1\n")),
+                    Catch::Contains("'evaluation.report_local'"));
+}

@@ -5,6 +5,7 @@
 // sealed in its state store, across restarts.
 #include <catch2/catch.hpp>
 
+#include <numeric>
 #include <sstream>
 
 #include "client/personal_state.h"
@@ -232,6 +233,54 @@ TEST_CASE("Ditto and fine-tuning leave each device a personal model of its own, 
     CHECK_FALSE(one.layout_mismatch(global));
     CHECK(one.find("fc1.weight")->data != two.find("fc1.weight")->data);
     CHECK(one.find("fc1.weight")->data != global.find("fc1.weight")->data);
+  }
+}
+
+
+TEST_CASE("in a secure round the devices' held-out accuracies arrive only as the secure sum's histograms",
+          "[integration][personal][secagg]") {
+  TempDir dir("accuracy-histogram");
+  const Pki pki = make_pki(dir.path() / "pki", 3);
+  AggregatorOptions agg = fixed_cohort_options(dir.path(), pki, 2, 3);
+  agg.extra_toml = "[secure_aggregation]\nenabled = true\nstep_deadline_s = 20\n";
+  agg.evaluation_toml = "local_histogram_bins = 10\n";
+  auto aggregator =
+      start_aggregator(write_aggregator_config(dir.path() / "aggregator.toml", agg), dir.path() / "aggregator.log");
+  const std::uint16_t port = wait_for_port(agg.state_dir, 60s, aggregator.get());
+  // Client 1 allows its figures in the clear, client 2 only in a secure sum, client 3 not at all.
+  const std::vector<std::string> reports = {"true", "\"secure_sum\"", "false"};
+  std::vector<std::unique_ptr<Process>> clients;
+  for (int i = 1; i <= 3; ++i) {
+    ClientOptions c = mtls_client_options(pki, i, port);
+    c.shard_index = static_cast<std::uint32_t>(i - 1);
+    c.max_examples = 200;
+    c.extra_toml = "[evaluation]\nlocal_fraction = 0.25\nreport_local = " + reports[i - 1] + "\n";
+    const fs::path config = write_client_config(dir.path() / ("client-" + std::to_string(i) + ".toml"), c);
+    clients.push_back(start_client(c.id, config, dir.path() / ("client-" + std::to_string(i) + ".log")));
+  }
+  for (auto& p : clients) {
+    const auto code = p->wait_for_exit(120s);
+    INFO(p->log_text());
+    REQUIRE(code == 0);
+  }
+  REQUIRE(aggregator->wait_for_exit(60s) == 0);
+  const auto rounds = read_jsonl(agg.state_dir / "rounds.jsonl");
+  REQUIRE(rounds.size() == 2);
+  for (const auto& r : rounds) {
+    INFO(r.dump());
+    CHECK(r.at("status") == "completed");
+    REQUIRE(r.contains("local_evaluation"));
+    const auto& e = r.at("local_evaluation");
+    CHECK(e.at("source") == "secure_sum");
+    CHECK(e.at("clients") == 2);  // clients 1 and 2; client 3's words were zeros
+    CHECK_FALSE(e.contains("examples"));  // no device's own figures reached the aggregator
+    for (const char* which : {"global", "personal"}) {
+      const auto counts = e.at("histogram").at(which).get<std::vector<std::uint64_t>>();
+      REQUIRE(counts.size() == 10);
+      CHECK(std::accumulate(counts.begin(), counts.end(), std::uint64_t{0}) == 2);
+      const double mean = e.at(which).at("mean").get<double>();
+      CHECK((mean > 0 && mean < 1));
+    }
   }
 }
 

@@ -202,6 +202,7 @@ std::string aggregator_toml(const AggregatorOptions& o) {
     << "\n[evaluation]\n"
     << "enabled = " << boolean(o.evaluate) << '\n'
     << "max_examples = " << o.eval_max_examples << '\n'
+    << o.evaluation_toml << (o.evaluation_toml.empty() || o.evaluation_toml.back() == '\n' ? "" : "\n")
     << "\n[state]\n"
     << "dir = " << quoted(o.state_dir) << '\n'
     << "keep_round_models = " << boolean(o.keep_round_models) << '\n'

@@ -131,6 +131,7 @@ struct AggregatorOptions {
   std::string log_level = "info";
   std::string server_toml;  // more [server] keys, one per line
   std::string rounds_toml;  // more [rounds] keys, one per line
+  std::string evaluation_toml;  // more [evaluation] keys, one per line
   std::string extra_toml;   // appended verbatim; start it with a [table] header
 };
 std::string aggregator_toml(const AggregatorOptions& options);

@@ -104,7 +104,8 @@ typedef struct sotto_fit_result {
   double accuracy;
   /* Optional: the app's own measure on examples it held out from training (0 = none). The accuracy of the model
    * as received, and of the model the person uses (its personal model, else the one it trained), each in [0, 1].
-   * Sent with the update only where the config allows it (evaluation.report_local) and the round adds no noise. */
+   * Sent with the update only where the config allows it (evaluation.report_local) and the round adds no noise;
+   * in a secure round that asks for accuracy histograms, only as their bins inside the masked input. */
   uint64_t held_out_examples;
   double held_out_global_accuracy;
   double held_out_personal_accuracy;

@@ -13,60 +13,14 @@
 #include "common/secagg/quantizer.h"
 #include "common/secagg/server_session.h"
 #include "common/secagg/update_vector.h"
+#include "tests/common/round/participant_fixtures.h"
 
 namespace sotto::round {
 namespace {
 
 using namespace std::chrono_literals;
 
-// Call k fills every byte with value + k: a test knows each draw exactly — the coins' seed (value), then in a
-// secure round the channel key, the mask key and the self-mask seed (value + 1, + 2, + 3).
-class FakeRandom final : public RandomSource {
- public:
-  explicit FakeRandom(std::uint8_t value) : value_(value) {}
-  void fill(std::span<std::uint8_t> out) override {
-    std::memset(out.data(), value_ + calls, out.size());
-    ++calls;
-  }
-  int calls = 0;
-
- private:
-  std::uint8_t value_;
-};
-
-model::ModelParameters weights(std::vector<float> w) {
-  model::Tensor t{"w", model::DType::kFloat32, {static_cast<std::int64_t>(w.size())},
-                  std::vector<std::byte>(w.size() * sizeof(float))};
-  std::memcpy(t.data.data(), w.data(), t.data.size());
-  return model::ModelParameters({t});
-}
-
-const TimePoint t0 = TimePoint{} + 1h;
-
-Task plain_task(std::uint64_t round = 3) {
-  Task t;
-  t.round_id = round;
-  t.plan.seed = 99;
-  t.global_model = std::make_shared<const model::ModelParameters>(weights({1, 2, 3, 4}));
-  t.deadline = 10s;
-  return t;
-}
-
-template <typename T>
-const T& only(const Outputs& outputs, std::size_t at = 0) {
-  REQUIRE(outputs.size() > at);
-  const T* value = std::get_if<T>(&outputs[at]);
-  REQUIRE(value != nullptr);
-  return *value;
-}
-
-Fitted fitted_local(std::vector<float> w, std::uint64_t examples = 10) {
-  Fitted f;
-  f.local_model = weights(std::move(w));
-  f.metrics.num_examples = examples;
-  f.metrics.mean_loss = 0.5;
-  return f;
-}
+using namespace fixtures;
 
 void require_refused(const Outputs& outputs, v1::ErrorCode code, const std::string& says) {
   REQUIRE(outputs.size() == 2);

@@ -1,0 +1,128 @@
+// Accuracy histograms in a secure round, without a network: each participant adds the one-hot bins of its held-out
+// accuracies to its masked input when the device allows it (in the clear or by secure sum only), zeros when it does
+// not, and sends no clear report in that round; a real secagg::ServerSession's sum holds the counts. Also the
+// histogram's own arithmetic (bins, reading a sum, the spread at the midpoints) and the assignment's checks.
+#include <catch2/catch.hpp>
+
+#include "common/ml/accuracy_histogram.h"
+#include "common/round/message_codec.h"
+#include "common/secagg/quantizer.h"
+#include "common/secagg/server_session.h"
+#include "common/util/error.h"
+#include "tests/common/round/participant_fixtures.h"
+
+namespace sotto::round {
+namespace {
+
+using namespace fixtures;
+
+constexpr std::uint32_t kBins = 4;
+
+Fitted fitted_with_evaluation(std::vector<float> w, double global, double personal) {
+  Fitted f = fitted_local(std::move(w));
+  f.local_evaluation = ml::LocalEvaluation{20, global, personal};
+  return f;
+}
+
+}  // namespace
+
+TEST_CASE("a secure round carries the accuracy histograms of the devices that allow it, and no clear report",
+          "[round][participant][secagg][histogram]") {
+  constexpr std::uint32_t n = 3;
+  const secagg::RoundConfig config{5, n, 2, 2, 4 + 2 * kBins, 32};
+  std::vector<FakeRandom> randoms{FakeRandom(16), FakeRandom(32), FakeRandom(48)};
+  std::vector<Participant> participants;
+  for (std::uint32_t i = 0; i < n; ++i) {
+    ParticipantOptions options{"c" + std::to_string(i), {}};
+    options.report_local_evaluation = i == 0;     // in the clear (and so in a secure sum too)
+    options.report_local_in_secure_sum = i == 1;  // by secure sum only; c2 reports nothing
+    participants.emplace_back(options, randoms[i]);
+  }
+  secagg::ServerSession server{config};
+  const std::vector<std::pair<double, double>> accuracies = {{0.3, 0.9}, {0.55, 1.0}, {0.1, 0.2}};
+  for (std::uint32_t i = 0; i < n; ++i) {
+    Task task = plain_task(5);
+    task.secure = SecureAssignment{config, i, 10.0, {}, std::nullopt, kBins};
+    only<out::Fit>(participants[i].on_task(task, t0));
+    const auto fitted = fitted_with_evaluation({1.5f, 2, 3, 4}, accuracies[i].first, accuracies[i].second);
+    server.on_advertise(i, only<out::AdvertiseKeys>(participants[i].on_fitted(fitted, t0)).keys);
+  }
+  const auto directories = server.close_advertise();
+  for (std::uint32_t i = 0; i < n; ++i) {
+    server.on_encrypted_shares(i, {only<out::ShareKeys>(participants[i].on_key_directory(directories.at(i), t0)).shares});
+  }
+  auto shares = server.close_share_keys();
+  for (std::uint32_t i = 0; i < n; ++i) {
+    const auto upload = only<out::Upload>(participants[i].on_shares(shares[i], t0));
+    CHECK_FALSE(upload.local_evaluation.has_value());  // the histogram replaces the clear report
+    server.on_masked_input(i, std::get<secagg::MaskedInput>(upload.payload));
+  }
+  auto requests = server.close_masked_input();
+  for (std::uint32_t i = 0; i < n; ++i) {
+    server.on_unmask_response(i, only<out::UnmaskResponse>(participants[i].on_unmask_request(requests[i], t0)).response);
+  }
+  const auto sum = server.close_unmasking().sum;
+  REQUIRE(sum.size() == 4 + 2 * kBins);
+  // c0: global 0.3 -> bin 1, personal 0.9 -> bin 3; c1: 0.55 -> bin 2, 1.0 -> bin 3 (the last bin holds 1.0).
+  CHECK(std::vector<std::uint32_t>(sum.begin() + 4, sum.end()) == std::vector<std::uint32_t>{0, 1, 1, 0, 0, 0, 0, 2});
+  // The update words are the quantized deltas, as in a round without histograms.
+  const secagg::Quantizer quantizer({10.0, n, 32});
+  CHECK(quantizer.decode_sum(std::vector<std::uint32_t>(sum.begin(), sum.begin() + 4))[0] ==
+        Approx(3 * 0.5).margin(1e-6));
+}
+
+TEST_CASE("an update without room for the histogram's words is refused, as any length mismatch",
+          "[round][participant][secagg][histogram]") {
+  FakeRandom random(16);
+  Participant p({"c0", {}}, random);
+  Task task = plain_task(5);
+  task.secure = SecureAssignment{{5, 3, 2, 2, 4 + 2, 32}, 0, 10.0, {}, std::nullopt, 2};
+  only<out::Fit>(p.on_task(task, t0));
+  const auto refused = p.on_fitted(fitted_with_evaluation({1.5f, 2, 3, 4}, 0.5, 0.7), t0);
+  CHECK_THAT(only<out::ReportError>(refused).message, Catch::Contains("expects 2 values, the update has 4"));
+}
+
+TEST_CASE("accuracy histograms: bins, reading a sum and the spread at the midpoints", "[ml][histogram]") {
+  CHECK(ml::accuracy_bin(0.0, 10) == 0);
+  CHECK(ml::accuracy_bin(0.099, 10) == 0);
+  CHECK(ml::accuracy_bin(0.1, 10) == 1);
+  CHECK(ml::accuracy_bin(1.0, 10) == 9);
+  CHECK(ml::accuracy_bin(std::nan(""), 10) == 0);
+  CHECK(ml::accuracy_histogram_words(std::nullopt, 2) == std::vector<std::uint32_t>{0, 0, 0, 0});
+  CHECK(ml::accuracy_histogram_words(ml::LocalEvaluation{0, 0.9, 0.9}, 2) == std::vector<std::uint32_t>{0, 0, 0, 0});
+  CHECK(ml::accuracy_histogram_words(ml::LocalEvaluation{5, 0.2, 0.9}, 2) == std::vector<std::uint32_t>{1, 0, 0, 1});
+
+  const std::vector<std::uint32_t> summed = {1, 2, 0, 1, 0, 0, 1, 3};  // 4 bins: 4 devices each
+  const auto reading = ml::read_accuracy_histogram(summed, 4, 5);
+  REQUIRE(reading.histogram);
+  CHECK(reading.histogram->devices() == 4);
+  // Midpoints 0.125, 0.375, 0.625, 0.875: global {0.125, 0.375, 0.375, 0.875}.
+  const auto global = ml::spread_of_histogram(reading.histogram->global);
+  CHECK(global.mean == Approx(0.4375));
+  CHECK(global.median == Approx(0.375));
+  CHECK(global.p10 == Approx(0.125 + 0.3 * 0.25));
+  CHECK(ml::spread_of_histogram(reading.histogram->personal).mean == Approx((0.625 + 3 * 0.875) / 4));
+
+  CHECK_THAT(ml::read_accuracy_histogram(summed, 4, 3).inconsistency, Catch::Contains("more devices (4) than the 3"));
+  const std::vector<std::uint32_t> uneven = {1, 1, 0, 0, 0, 0, 0, 1};
+  CHECK_THAT(ml::read_accuracy_histogram(uneven, 4, 5).inconsistency, Catch::Contains("2 global and 1 personal"));
+  const std::vector<std::uint32_t> wrapped = {0xFFFFFFFFu, 1, 0, 0, 0, 0, 0, 0};  // a device's "-1"
+  CHECK_FALSE(ml::read_accuracy_histogram(wrapped, 4, 5).histogram);
+  CHECK_THROWS_AS(ml::read_accuracy_histogram(summed, 3, 5), std::invalid_argument);
+}
+
+TEST_CASE("a secure assignment's accuracy histogram survives the wire and is checked", "[round][codec][histogram]") {
+  SecureAssignment a{{5, 3, 2, 2, 4 + 2 * kBins, 32}, 1, 10.0, {}, std::nullopt, kBins};
+  a.config.graph_seed.fill(7);
+  CHECK(from_proto(to_proto(a), 5).evaluation_bins == kBins);
+  a.evaluation_bins = ml::kMaxAccuracyBins + 1;
+  CHECK_THROWS_WITH(from_proto(to_proto(a), 5), Catch::Contains("is over the most"));
+  a.evaluation_bins = 2;
+  a.config.vector_length = 4;
+  CHECK_THROWS_WITH(from_proto(to_proto(a), 5), Catch::Contains("has no room for the update"));
+  a.config.vector_length = 8;
+  a.bound.linf = 1;
+  CHECK_THROWS_WITH(from_proto(to_proto(a), 5), Catch::Contains("without DP noise"));
+}
+
+}  // namespace sotto::round
