@@ -100,8 +100,9 @@ class Client {
   std::uint64_t state_generation() const;
   // The ledger (ledger.h) as JSON lines, one per contribution, oldest first ("" without state_dir).
   std::string ledger_json() const;
-  // Called with each new generation, on the thread that changed the state, under the state store's lock: keep it
-  // short and do not call back into this Client from it.
+  // Called with each new generation, in increasing order, on the thread that changed the state, outside the state
+  // store's lock (it may call state_generation()). A consent change calls it while holding the consent lock, so
+  // keep it to recording the generation rather than calling consent() or set_consent() from it.
   void on_state_change(std::function<void(std::uint64_t)> callback);
 
  private:

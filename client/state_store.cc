@@ -197,28 +197,40 @@ std::optional<std::string> StateStore::read(std::string_view name) const {
 
 void StateStore::write(std::string_view name, std::string_view contents) {
   check_name(name);
-  std::lock_guard lock(mutex_);
-  const std::uint64_t generation = generation_ + 1;
-  util::write_file_atomically(file_path(name), seal(name, generation, contents));
-  files_[std::string(name)] = generation;
-  save_manifest(generation);
-  changed(generation);
+  std::uint64_t generation = 0;
+  {
+    std::lock_guard lock(mutex_);
+    generation = generation_ + 1;
+    util::write_file_atomically(file_path(name), seal(name, generation, contents));
+    files_[std::string(name)] = generation;
+    save_manifest(generation);
+    generation_ = generation;
+  }
+  notify(generation);
 }
 
 void StateStore::remove(std::string_view name) {
   check_name(name);
-  std::lock_guard lock(mutex_);
-  const fs::path path = file_path(name);
-  const auto listed = files_.find(name);
-  if (listed == files_.end() && !fs::exists(path)) return;
-  if (listed != files_.end()) files_.erase(listed);
-  save_manifest(generation_ + 1);
-  changed(generation_ + 1);
-  // From here an old copy put back is refused, whether or not the file goes.
-  if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
-    throw StateError("cannot delete " + path.string() + ": " + std::strerror(errno));
+  std::uint64_t generation = 0;
+  std::string unlink_error;
+  {
+    std::lock_guard lock(mutex_);
+    const fs::path path = file_path(name);
+    const auto listed = files_.find(name);
+    if (listed == files_.end() && !fs::exists(path)) return;
+    if (listed != files_.end()) files_.erase(listed);
+    generation = generation_ + 1;
+    save_manifest(generation);
+    generation_ = generation;
+    // From here an old copy put back is refused, whether or not the file goes.
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+      unlink_error = "cannot delete " + path.string() + ": " + std::strerror(errno);
+    } else {
+      util::sync_directory(dir_);
+    }
   }
-  util::sync_directory(dir_);
+  notify(generation);
+  if (!unlink_error.empty()) throw StateError(unlink_error);
 }
 
 std::vector<std::string> StateStore::names() const {
@@ -234,13 +246,18 @@ std::uint64_t StateStore::generation() const {
 }
 
 void StateStore::on_change(std::function<void(std::uint64_t)> callback) {
-  std::lock_guard lock(mutex_);
+  std::lock_guard lock(notify_mutex_);
   on_change_ = std::move(callback);
 }
 
-void StateStore::changed(std::uint64_t generation) {
-  generation_ = generation;
-  if (on_change_) on_change_(generation);
+// After the store's lock is released, so that the callback may use the store. Changes racing on two threads may
+// reach here out of order: a generation older than one already told is not told, so the app only ever sees the
+// generation grow.
+void StateStore::notify(std::uint64_t generation) {
+  std::lock_guard lock(notify_mutex_);
+  if (!on_change_ || generation <= notified_) return;
+  notified_ = generation;
+  on_change_(generation);
 }
 
 }  // namespace sotto::client

@@ -54,7 +54,9 @@ class StateStore {
   std::vector<std::string> names() const;
 
   std::uint64_t generation() const;
-  // Called, under the store's lock, after each write or remove with the new generation.
+  // Called after each write or remove with the new generation, on the thread that made the change and outside the
+  // store's lock (the callback may use the store, and change it). Generations are told in increasing order; when
+  // two threads race, the older one may be skipped.
   void on_change(std::function<void(std::uint64_t)> callback);
   const std::filesystem::path& dir() const { return dir_; }
 
@@ -65,7 +67,7 @@ class StateStore {
                           std::uint64_t& generation) const;
   void load_manifest(std::uint64_t min_generation);
   void save_manifest(std::uint64_t generation);
-  void changed(std::uint64_t generation);
+  void notify(std::uint64_t generation);
 
   std::filesystem::path dir_;
   crypto::SecretArray<32> seal_key_;
@@ -74,6 +76,8 @@ class StateStore {
   mutable std::mutex mutex_;
   std::uint64_t generation_ = 0;
   std::map<std::string, std::uint64_t, std::less<>> files_;  // name -> the generation of its latest write
+  std::recursive_mutex notify_mutex_;  // orders the callbacks; recursive: a callback may change the store again
+  std::uint64_t notified_ = 0;
   std::function<void(std::uint64_t)> on_change_;
 };
 

@@ -66,6 +66,28 @@ TEST_CASE("state store: files round-trip sealed and each write takes the next ge
   CHECK_THROWS_WITH(store.write("manifest", "x"), Catch::Contains("cannot name a state file"));
 }
 
+TEST_CASE("state store: the change callback runs outside the store's lock, and may use and change the store") {
+  test::TempDir dir;
+  StateStore store(dir.path(), crypto::random_secret<client::kStateKeyBytes>());
+  std::vector<std::uint64_t> told, seen_inside;
+  bool copied = false;
+  store.on_change([&](std::uint64_t g) {
+    told.push_back(g);
+    seen_inside.push_back(store.generation());  // under the old lock, this call never returned
+    if (!copied) {
+      copied = true;
+      store.write("copy", *store.read("ledger"));
+    }
+  });
+  store.write("ledger", "one");  // generation 1, and the callback's own write: generation 2
+  CHECK(told == std::vector<std::uint64_t>{1, 2});
+  CHECK(seen_inside == std::vector<std::uint64_t>{1, 2});
+  CHECK(store.read("copy") == std::optional<std::string>("one"));
+  store.remove("copy");
+  CHECK(told.back() == 3);
+  CHECK(store.generation() == 3);
+}
+
 TEST_CASE("state store: a wrong key or a tampered or renamed file is refused and nothing is changed") {
   test::TempDir dir;
   const auto key = crypto::random_secret<client::kStateKeyBytes>();
