@@ -96,18 +96,19 @@ const char* privacy_mode_name(PrivacyMode mode) {
 
 namespace {
 
-// [privacy] adaptive_clipping and its settings (dp/adaptive_clipping.h): only where the clipped-count bit can travel
-// inside a noised secure sum.
-void read_adaptive_clipping(config::TomlReader& r, bool secure, PrivacyOptions& p) {
+// [privacy] adaptive_clipping and its settings (dp/adaptive_clipping.h): only where the clipped-count bits are summed
+// under the round's own noise — inside a noised secure sum, or in the trusted aggregator's central sum.
+void read_adaptive_clipping(config::TomlReader& r, PrivacyOptions& p) {
   auto& a = p.adaptive_clipping;
   a.enabled = r.get_bool("privacy.adaptive_clipping", false);
   a.target_quantile = r.get_double("privacy.target_unclipped_quantile", 0.5, 0.01, 0.99);
   a.learning_rate = r.get_double("privacy.clip_learning_rate", 0.2, 1e-6, 10);
   a.count_stddev = r.get_double("privacy.clipped_count_stddev", 0.0, 0, 1e9);
   if (!a.enabled) return;
-  if (!secure || p.mode == PrivacyMode::kOff || p.mode == PrivacyMode::kLocal) {
-    r.fail("privacy.adaptive_clipping", "needs secure aggregation and privacy.mode \"distributed\" or \"central\": "
-                                        "the clipped-count bits travel, noised, inside the secure sum");
+  if (p.mode == PrivacyMode::kOff || p.mode == PrivacyMode::kLocal) {
+    r.fail("privacy.adaptive_clipping", "needs privacy.mode \"distributed\" (with secure aggregation) or \"central\": "
+                                        "the clipped-count bits are summed under the round's noise, which local DP "
+                                        "puts on each update alone");
   }
 }
 
@@ -128,7 +129,7 @@ PrivacyOptions read_privacy_section(config::TomlReader& r, bool secure, std::uin
   p.delta = r.get_double("privacy.delta", 1e-5, 1e-30, 0.5);
   p.min_survivors = static_cast<std::uint32_t>(
       r.get_int("privacy.min_survivors", default_min_survivors, secagg::kMinClients, 1'000'000));
-  read_adaptive_clipping(r, secure, p);
+  read_adaptive_clipping(r, p);
   if (p.mode == PrivacyMode::kOff) {
     if (secure) {
       spdlog::warn("{}: secure aggregation without differential privacy: the sum is exact, so the released model "

@@ -152,7 +152,10 @@ void RoundCoordinator::finish_secure_round(SecureAggregationRound::Summed summed
     if (const std::uint32_t bins = secure_->assignment().evaluation_bins; bins > 0) read_histogram(summed, bins);
     auto sum = timed(secure_work_.decoding, [&] { return secure_->decoded_sum(summed); });
     std::vector<std::uint32_t>().swap(summed.sum);  // decoded: its words need not sit beside the mean
-    if (charge_ && charge_->count_weight > 0) adapt_clip_norm(sum);
+    if (charge_ && charge_->count_weight > 0) {
+      adapt_clip_norm(sum.back());
+      sum.pop_back();
+    }
     sum_.add_mean(secure_->mean_update(std::move(sum), summed.contributors.size(), *global_, denominator));
   }
   close_round(now, true, "", out);
@@ -172,11 +175,9 @@ void RoundCoordinator::read_histogram(SecureAggregationRound::Summed& summed, st
   summed.sum.resize(at);
 }
 
-// Adaptive clipping: the decoded sum's last coordinate is the survivors' noised clipped-count bits; it moves the
-// clip norm for the next round (dp/adaptive_clipping.h) and leaves the sum.
-void RoundCoordinator::adapt_clip_norm(std::vector<double>& sum) {
-  const double count = sum.back();
-  sum.pop_back();
+// Adaptive clipping: the survivors' noised clipped-count bits (the decoded sum's last coordinate) move the clip norm
+// for the next round (dp/adaptive_clipping.h).
+void RoundCoordinator::adapt_clip_norm(double count) {
   const double fraction = dp::unclipped_fraction(count, charge_->count_weight, report_.survivors);
   clip_norm_ = dp::next_clip_norm(charge_->update_clip_norm, fraction, options_.privacy.adaptive_clipping,
                                   announced_clip_ceiling_);

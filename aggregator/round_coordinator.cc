@@ -42,11 +42,10 @@ RoundCoordinator::RoundCoordinator(CoordinatorOptions options, CoordinatorStart 
     throw Error("a private secure sum needs a contribution bound (task.secure_sum_linf_bound or "
                 "task.secure_sum_l1_bound): it is the mechanism's sensitivity");
   }
-  if (options_.privacy.adaptive_clipping.enabled && (!options_.secure.enabled || !budget_.enabled() ||
-                                                    options_.privacy.mode == PrivacyMode::kLocal ||
-                                                    options_.secure_sum_length > 0)) {
-    throw Error("privacy.adaptive_clipping needs a training run with secure aggregation under privacy.mode "
-                "\"distributed\" or \"central\": the clipped-count bits travel, noised, inside the secure sum");
+  if (options_.privacy.adaptive_clipping.enabled &&
+      (!budget_.enabled() || options_.privacy.mode == PrivacyMode::kLocal || options_.secure_sum_length > 0)) {
+    throw Error("privacy.adaptive_clipping needs a training run under privacy.mode \"distributed\" or \"central\": "
+                "the clipped-count bits are summed under the round's noise");
   }
   budget_.set_clip_norm(clip_norm_);
   if (!start.strategy_state.empty()) strategy_->load_state(start.strategy_state, *global_);
@@ -129,7 +128,8 @@ void RoundCoordinator::start_training(TimePoint now, Actions& out) {
     if (!plan_privacy(now, out)) return;
     round::DistributedNoise noise{charge_->ddg, charge_->rotation_seed, 1, charge_->epsilon.epsilon,
                                   options_.privacy.mode == PrivacyMode::kCentral ? round::NoiseSource::kAggregator
-                                                                                : round::NoiseSource::kOwn};
+                                                                                : round::NoiseSource::kOwn,
+                                  false, charge_->count_weight};
     plain_private_.emplace(noise);
     task.plain_noise = std::move(noise);
   }
@@ -256,12 +256,19 @@ Actions RoundCoordinator::on_update(ConnectionId conn, ClientUpdate update, Time
   // What an honest client did already; enforced for those that did not. Not in local DP, where the update arrives
   // noised (its device clipped it before the noise, which clipping now would bias).
   const bool noised = plain_private_ && options_.privacy.mode == PrivacyMode::kLocal;
-  if (options_.clip_norm > 0 && !noised) {
-    const double norm = model::clip_to_norm(update.delta, options_.clip_norm);
-    if (model::exceeds_norm(norm, options_.clip_norm)) report_.clipped.push_back(member.client_id);
+  const bool counted = plain_private_ && charge_->count_weight > 0;  // adaptive clipping, central
+  const double clip = counted ? charge_->update_clip_norm : options_.clip_norm;
+  float count_entry = 0;
+  if (clip > 0 && !noised) {
+    const double norm = model::clip_to_norm(update.delta, clip);
+    if (model::exceeds_norm(norm, clip)) report_.clipped.push_back(member.client_id);
+    if (counted) {  // the device clipped it already: at the clip norm (to float rounding) it was clipped, below not
+      const bool unclipped = norm < clip * (1 - 1e-5);
+      count_entry = static_cast<float>((unclipped ? 0.5 : -0.5) * charge_->count_weight);
+    }
   }
   if (plain_private_) {
-    plain_private_->add(update.delta);  // every update the same weight under DP
+    plain_private_->add(update.delta, count_entry);  // every update the same weight under DP
   } else {
     sum_.add(member.client_id, std::move(update.delta), options_.weighting == Weighting::kUniform ? 1 : examples);
   }
@@ -371,6 +378,7 @@ void RoundCoordinator::close_round(TimePoint now, bool completed, const std::str
   if (completed && plain_private_) {  // debited first: the server journals it before the model is released
     debit_privacy(out);
     sum_.add_mean(plain_private_->mean(charge_->clients, *global_));
+    if (charge_->count_weight > 0) adapt_clip_norm(plain_private_->clipped_count_sum());
   }
   plain_private_.reset();
   if (charge_ && !report_.privacy) {  // not charged: no sum was unmasked, but a sampled draw still tells something

@@ -136,9 +136,9 @@ class RoundCoordinator {
   void expire_step(TimePoint now, Actions& out);
   void finish_secure_round(SecureAggregationRound::Summed summed, TimePoint now, Actions& out);
   // Adaptive clipping: the round's clip norm (the adapted one, capped by the cohort's announced maxima), and the
-  // next one from the decoded sum's clipped-count coordinate, which it removes.
+  // next one from the noised sum of the clipped-count coordinates.
   double round_clip_norm();
-  void adapt_clip_norm(std::vector<double>& sum);
+  void adapt_clip_norm(double clipped_count_sum);
   void read_histogram(SecureAggregationRound::Summed& summed, std::uint32_t bins);
   // Privacy: the next secure round's charge (false: it may not run, and `out` says so), the debit before unmasking.
   bool budget_allows_full_cohort(Actions& out);

@@ -102,6 +102,10 @@ DistributedNoise noise_from_proto(const v1::DistributedDpPlan& q, const SecureAs
   }
   if (!secure) {
     if (n.source == NoiseSource::kShares || n.integer_sum) fail("a plain round's noise is central or local");
+    if (n.clipped_count_weight != 0 && n.source != NoiseSource::kAggregator) {
+      fail("adaptive clipping in a plain round needs central noise: its count is summed under the aggregator's");
+    }
+    if (n.clipped_count_weight != 0 && !(plain_clip_norm > 0)) fail("adaptive clipping needs the plan's clip norm");
   } else if (a.config.vector_length != d.padded) {
     fail("the secure vector length must be the padded dimension");
   }

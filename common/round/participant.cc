@@ -221,12 +221,15 @@ Outputs Participant::privatize_plain_with_noise(model::ModelParameters delta, co
   if (noise.integer_sum || noise.source == NoiseSource::kShares) {
     return protocol_error(v1::ERROR_CODE_UNEXPECTED_MESSAGE, "a plain round's noise must be central or local");
   }
-  record_.clip_norm = noise.ddg.clip_norm;
-  record_.update_l2_norm = std::min(record_.update_l2_norm, noise.ddg.clip_norm);
+  // Under adaptive clipping the mechanism's clip norm bounds [update, clipped count]; the update's own is the plan's
+  // (the aggregator reads the count from whether the update arrives at that norm).
+  const double clip = noise.clipped_count_weight > 0 ? task_.plan.clip_norm : noise.ddg.clip_norm;
+  record_.clip_norm = clip;
+  record_.update_l2_norm = std::min(record_.update_l2_norm, clip);
   step_ = Step::kUploaded;
   record_.sent = true;
   if (noise.source == NoiseSource::kAggregator) {
-    model::clip_to_norm(delta, noise.ddg.clip_norm);
+    model::clip_to_norm(delta, clip);
     return {out::Upload{task_.round_id, metrics, std::move(delta)}};
   }
   return guarded([&] {

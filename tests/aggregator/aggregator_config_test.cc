@@ -252,7 +252,7 @@ TEST_CASE("aggregator config: a private secure sum reads its contribution bound 
                     Catch::Contains("'task.secure_sum_linf_bound' applies only to task.kind"));
 }
 
-TEST_CASE("aggregator config: adaptive clipping is read with the paper's defaults and refused where its bits cannot travel") {
+TEST_CASE("aggregator config: adaptive clipping is read with the paper's defaults and refused where its bits are not noised with the sum") {
   sotto::test::TempDir dir;
   const std::string secure = std::string(kMinimal) + "[secure_aggregation]\nenabled = true\n[rounds]\ncohort_min = 3\n";
   const auto c = aggregator::load_aggregator_config(
@@ -270,10 +270,15 @@ TEST_CASE("aggregator config: adaptive clipping is read with the paper's default
   CHECK_THROWS_WITH(aggregator::load_aggregator_config(write_config(
                         dir, secure + "[privacy]\nadaptive_clipping = true\n")),  // no noise: mode off
                     Catch::Contains("'privacy.adaptive_clipping'") && Catch::Contains("secure aggregation"));
+  // Central DP on plain rounds: the trusted aggregator sums the bits under its own noise.
+  CHECK(aggregator::load_aggregator_config(
+            write_config(dir, std::string(kMinimal) + "[privacy]\nmode = \"central\"\nclip_norm = 1.0\n"
+                                                      "noise_multiplier = 1.0\nadaptive_clipping = true\n"))
+            .rounds.privacy.adaptive_clipping.enabled);
   CHECK_THROWS_WITH(aggregator::load_aggregator_config(write_config(
-                        dir, std::string(kMinimal) + "[privacy]\nmode = \"central\"\nclip_norm = 1.0\n"
+                        dir, std::string(kMinimal) + "[privacy]\nmode = \"local\"\nclip_norm = 1.0\n"
                                                      "noise_multiplier = 1.0\nadaptive_clipping = true\n")),
-                    Catch::Contains("'privacy.adaptive_clipping'"));
+                    Catch::Contains("'privacy.adaptive_clipping'") && Catch::Contains("local DP"));
   CHECK_THROWS_WITH(aggregator::load_aggregator_config(write_config(
                         dir, secure + "[privacy]\nnoise_multiplier = 1.0\nadaptive_clipping = true\n"
                                       "target_unclipped_quantile = 1.5\n")),

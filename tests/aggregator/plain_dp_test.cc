@@ -53,9 +53,9 @@ struct PlainDpRound {
   Actions closing;  // the batch the last update led to
   TimePoint now = TimePoint{} + 100s;
 
-  explicit PlainDpRound(PrivacyMode mode)
-      : coordinator(plain_dp_options(mode), CoordinatorStart{weights({1, 2, 3, 4}), 1, 0, {}},
-                    std::make_unique<FedAvg>()) {
+  explicit PlainDpRound(PrivacyMode mode) : PlainDpRound(plain_dp_options(mode)) {}
+  explicit PlainDpRound(CoordinatorOptions options)
+      : coordinator(std::move(options), CoordinatorStart{weights({1, 2, 3, 4}), 1, 0, {}}, std::make_unique<FedAvg>()) {
     coordinator.start(now);
   }
 
@@ -150,6 +150,40 @@ TEST_CASE("plain-round DP: the new model is the clipped mean plus noise of the c
   const double n = 4.0 * kRounds;
   CHECK(std::abs(sum / n) < 5 * std::sqrt(expected_variance / n));
   CHECK(squares / n == Approx(expected_variance).epsilon(6 * std::sqrt(2 / n)));
+}
+
+TEST_CASE("plain-round DP: adaptive clipping under central noise reads each update's clipped bit from its norm",
+          "[coordinator][dp][adaptive]") {
+  // Every delta_of(c) has a norm above 1 and below 10: at clip norm 1 all five are clipped and the clip norm grows,
+  // at 10 none is and it shrinks, each by about exp(eta / 2) (the bits' noise, 0.5 over 5 clients, moves it little).
+  for (const double clip : {1.0, 10.0}) {
+    INFO("clip norm " << clip);
+    CoordinatorOptions options = plain_dp_options(PrivacyMode::kCentral);
+    options.clip_norm = clip;
+    options.privacy.adaptive_clipping.enabled = true;
+    options.privacy.adaptive_clipping.count_stddev = 0.5;
+    PlainDpRound round(options);
+    round.run();
+    for (const auto& [c, upload] : round.uploads) {  // the device clipped to the update's own norm, not the joint one
+      double norm = 0;
+      for (float v : values(std::get<model::ModelParameters>(upload.payload))) norm += static_cast<double>(v) * v;
+      CHECK(std::sqrt(norm) <= clip * (1 + 1e-6));
+    }
+    const auto closed = test::all_of<action::RoundClosed>(round.closing);
+    REQUIRE(closed.size() == 1);
+    const auto& report = closed[0].report;
+    REQUIRE(report.completed);
+    REQUIRE(report.privacy);
+    CHECK(report.privacy->count_weight > 0);
+    REQUIRE(report.privacy->unclipped_fraction);
+    const double fraction = *report.privacy->unclipped_fraction;
+    CHECK(std::abs(fraction - (clip == 1.0 ? 0.0 : 1.0)) < 0.5);
+    const double expected = clip * std::exp(-0.2 * (fraction - 0.5));
+    CHECK(report.privacy->next_clip_norm == Approx(expected));
+    CHECK((clip == 1.0 ? report.privacy->next_clip_norm > clip : report.privacy->next_clip_norm < clip));
+    const auto w = values(*closed[0].global_model);  // the count coordinate stayed out of the model
+    REQUIRE(w.size() == 4);
+  }
 }
 
 TEST_CASE("plain-round DP: distributed noise needs secure aggregation and every mode a clip norm", "[coordinator][dp]") {

@@ -236,12 +236,17 @@ TEST_CASE("DP on plain rounds: central and local noise without secure aggregatio
 TEST_CASE("adaptive clipping: the clip norm moves with the noised clipped-count bits, stays under what the devices "
           "announced, and resumes from the checkpoint",
           "[integration][dp][secagg]") {
-  // Every device accepts a clip norm of at most 1.3 and says so in its hello; the run starts at 1. The count's noise
-  // (2 bits' worth) must exceed half the noise multiplier, the bit being part of the noised vector.
-  DpRun run(0, "distributed", 2, true,
+  // Under distributed DP with SecAgg+, and under central DP in plain rounds (the aggregator reads each bit from
+  // whether the clipped update arrives at the clip norm). Every device accepts a clip norm of at most 1.3 and says
+  // so in its hello; the run starts at 1. The count's noise (2 bits' worth) must exceed half the noise multiplier,
+  // the bit being part of the noised vector.
+  const std::string mode = GENERATE("distributed", "central");
+  const bool secure = mode == "distributed";
+  INFO(mode);
+  DpRun run(0, mode, 2, secure,
             "adaptive_clipping = true\ntarget_unclipped_quantile = 0.5\nclip_learning_rate = 0.5\n"
             "clipped_count_stddev = 2\n");
-  const std::string devices = "[privacy]\nmax_clip_norm = 1.3\n";
+  const std::string devices = "[privacy]\nmax_clip_norm = 1.3\naccepted_modes = [\"" + mode + "\"]\n";
   auto rounds = run.run_to_end(devices);
   // Two more rounds after a restart: they start from the clip norm the checkpoint carried.
   run.agg.total_rounds = 4;
@@ -266,13 +271,22 @@ TEST_CASE("adaptive clipping: the clip norm moves with the noised clipped-count 
     previous_next = a.at("next_clip_norm");
     // The count is one more coordinate of the mechanism, and sotto-dp accounts it so.
     CHECK(p.at("dimension") == kDimension + 1);
-    const double expected = sotto_dp_epsilon(line.at("round"), run.dir.path(), 2, kBits, kDimension + 1).at("epsilon");
-    CHECK(p.at("epsilon").get<double>() == Approx(expected).epsilon(1e-9));
+    CHECK(line.contains("secagg") == secure);
+    if (secure) {
+      const double expected = sotto_dp_epsilon(line.at("round"), run.dir.path(), 2, kBits, kDimension + 1).at("epsilon");
+      CHECK(p.at("epsilon").get<double>() == Approx(expected).epsilon(1e-9));
+    } else {  // central: one honest noise source, a plain round's grid as for 32 bits; nothing against the aggregator
+      const double expected = sotto_dp_epsilon(line.at("round"), run.dir.path(), 1, 32, kDimension + 1).at("epsilon");
+      CHECK(p.at("epsilon_released").get<double>() == Approx(expected).epsilon(1e-9));
+      CHECK(p.at("epsilon").is_null());
+    }
   }
   const auto ledger = read_ledger(run.dir / "client-1");
   INFO("ledger: " << nlohmann::json(ledger).dump());
   REQUIRE_FALSE(ledger.empty());
-  CHECK(ledger.back().at("clip_norm").get<double>() == Approx(rounds.back().at("privacy").at("clip_norm").get<double>()));
+  const auto& entry = ledger.back();
+  const double told_clip = (secure ? entry : entry.at("privacy")).at("clip_norm").get<double>();
+  CHECK(told_clip == Approx(rounds.back().at("privacy").at("clip_norm").get<double>()));
 }
 
 }  // namespace sotto::test
