@@ -1,5 +1,6 @@
 #include "aggregator/conversation.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include <spdlog/spdlog.h>
@@ -158,7 +159,9 @@ asio::awaitable<Conversation::HelloOutcome> Conversation::read_hello(const std::
   if (!host_.coordinator()) co_return HelloOutcome::kStopping;
   c->in_protocol = true;
   spdlog::debug("{}: hello", c->who());
-  host_.dispatch(host_.coordinator()->on_hello(c->id, c->client_id, Clock::now(), max_clip_norm));
+  const auto& named = env.hello().capabilities();
+  const bool histograms = std::find(named.begin(), named.end(), round::kAccuracyHistogramCapability) != named.end();
+  host_.dispatch(host_.coordinator()->on_hello(c->id, c->client_id, Clock::now(), max_clip_norm, histograms));
   co_return HelloOutcome::kAdmitted;
 }
 

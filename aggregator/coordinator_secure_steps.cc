@@ -161,6 +161,20 @@ void RoundCoordinator::finish_secure_round(SecureAggregationRound::Summed summed
   close_round(now, true, "", out);
 }
 
+// Without DP noise a secure training round's vector can end with the devices' accuracy histograms, when every
+// device of the cohort can add them (an older sotto-client cannot, and would fail the round).
+std::uint32_t RoundCoordinator::accuracy_bins(bool secure_sum) {
+  if (secure_sum || budget_.enabled() || options_.evaluation_bins == 0) return 0;
+  std::size_t unable = 0;
+  for (const auto& [conn, m] : cohort_) unable += m.accuracy_histograms ? 0 : 1;
+  if (unable == 0) return options_.evaluation_bins;
+  report_.local_histogram_problem = std::to_string(unable) + " of the cohort's " + std::to_string(cohort_.size()) +
+                                    " devices cannot add accuracy histograms (their Hello does not name \"" +
+                                    round::kAccuracyHistogramCapability +
+                                    "\": an older sotto-client); this round asked for none. Upgrade those devices";
+  return 0;
+}
+
 // The sum's last 2·bins words are the survivors' accuracy histograms (ml/accuracy_histogram.h): into the report,
 // and off the sum before it is decoded as an update.
 void RoundCoordinator::read_histogram(SecureAggregationRound::Summed& summed, std::uint32_t bins) {

@@ -93,8 +93,7 @@ void RoundCoordinator::start_training(TimePoint now, Actions& out) {
   for (const auto& [conn, m] : cohort_) task.conns.push_back(conn);
   if (options_.secure.enabled) {
     const bool secure_sum = options_.secure_sum_length > 0;
-    // Without DP noise a training round's vector can end with the devices' accuracy histograms.
-    const std::uint32_t bins = secure_sum || budget_.enabled() ? 0 : options_.evaluation_bins;
+    const std::uint32_t bins = accuracy_bins(secure_sum);
     const std::uint64_t length = private_dimension() + 2ull * bins;
     std::optional<round::DistributedNoise> noise;
     if (budget_.enabled()) {
@@ -199,7 +198,9 @@ void RoundCoordinator::count_update(const std::string& client_id, const UpdateSu
   weighted_loss_ += update.train_loss * static_cast<double>(examples);
   weighted_accuracy_ += update.train_accuracy * static_cast<double>(examples);
   report_.slowest_train_seconds = std::max(report_.slowest_train_seconds, update.train_seconds);
-  if (update.local_evaluation) report_.local_evaluations.push_back(*update.local_evaluation);
+  // In a round that asked for accuracy histograms, figures sent in the clear as well are not used.
+  const bool histograms = secure_ && secure_->assignment().evaluation_bins > 0;
+  if (update.local_evaluation && !histograms) report_.local_evaluations.push_back(*update.local_evaluation);
 }
 
 // A member of the round now training is dropped like any other (its report entry, its secure seat) and the round
@@ -262,7 +263,10 @@ Actions RoundCoordinator::on_update(ConnectionId conn, ClientUpdate update, Time
   if (clip > 0 && !noised) {
     const double norm = model::clip_to_norm(update.delta, clip);
     if (model::exceeds_norm(norm, clip)) report_.clipped.push_back(member.client_id);
-    if (counted) {  // the device clipped it already: at the clip norm (to float rounding) it was clipped, below not
+    // The device clipped it already: at the clip norm (to float rounding) it was clipped, below not. (A secure
+    // round's device, which sees the norm before clipping, counts norm <= C as unclipped; the two differ only for
+    // updates within 1e-5 of C.)
+    if (counted) {
       const bool unclipped = norm < clip * (1 - 1e-5);
       count_entry = static_cast<float>((unclipped ? 0.5 : -0.5) * charge_->count_weight);
     }

@@ -49,7 +49,9 @@ class RoundCoordinator {
   Actions start(TimePoint now);
   // `max_clip_norm`: the largest clip norm the device accepts, as its Hello announced it (0: none); adaptive
   // clipping never gives a round a clip norm above its cohort's smallest.
-  Actions on_hello(ConnectionId conn, const std::string& client_id, TimePoint now, double max_clip_norm = 0);
+  // `accuracy_histograms`: the Hello named round::kAccuracyHistogramCapability.
+  Actions on_hello(ConnectionId conn, const std::string& client_id, TimePoint now, double max_clip_norm = 0,
+                   bool accuracy_histograms = true);
   // A plain round's update.
   Actions on_update(ConnectionId conn, ClientUpdate update, TimePoint now);
   // Secure rounds: the four SecAgg+ steps' messages.
@@ -106,6 +108,7 @@ class RoundCoordinator {
   struct Member {
     std::string client_id;
     double max_clip_norm = 0;  // announced in its Hello; 0: none
+    bool accuracy_histograms = true;  // its Hello says it can add them (evaluation_bins)
     bool uploaded = false;  // a plain round's update arrived
   };
 
@@ -138,6 +141,7 @@ class RoundCoordinator {
   // Adaptive clipping: the round's clip norm (the adapted one, capped by the cohort's announced maxima), and the
   // next one from the noised sum of the clipped-count coordinates.
   double round_clip_norm();
+  std::uint32_t accuracy_bins(bool secure_sum);
   void adapt_clip_norm(double clipped_count_sum);
   void read_histogram(SecureAggregationRound::Summed& summed, std::uint32_t bins);
   // Privacy: the next secure round's charge (false: it may not run, and `out` says so), the debit before unmasking.

@@ -269,6 +269,7 @@ class Client::Impl {
     hello.mutable_hello()->set_client_id(config_.client_id);
     hello.mutable_hello()->set_auth_token(config_.auth_token);
     hello.mutable_hello()->add_capabilities("fedavg");
+    hello.mutable_hello()->add_capabilities(round::kAccuracyHistogramCapability);
     hello.mutable_hello()->set_max_clip_norm(config_.privacy.max_clip_norm);
     co_await link.write(std::move(hello));
 

@@ -90,11 +90,16 @@ SottoClientConfig read_sotto_client_config(config::TomlReader& r) {
   } catch (const Error& e) {
     r.fail("personalization.personal", e.what());
   }
-  if (r.is_string("evaluation.report_local")) {  // "secure_sum": only in a secure round's accuracy histogram
-    r.get_choice("evaluation.report_local", {"secure_sum"}, "secure_sum");
+  constexpr const char* kReportLocal = "evaluation.report_local";
+  if (r.is_string(kReportLocal)) {  // "secure_sum": only in a secure round's accuracy histogram
+    if (r.get_string(kReportLocal) != "secure_sum") r.fail(kReportLocal, "must be true, false or \"secure_sum\"");
     c.report_local_in_secure_sum = true;
-  } else {
-    c.report_local_evaluation = r.get_bool("evaluation.report_local", false);
+  } else if (r.has(kReportLocal)) {
+    try {
+      c.report_local_evaluation = r.get_bool(kReportLocal, false);
+    } catch (const Error&) {
+      r.fail(kReportLocal, "must be true, false or \"secure_sum\"");
+    }
   }
   auto& p = c.privacy;
   p.require_noise = r.get_bool("privacy.require_noise", false);

@@ -4,6 +4,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <nlohmann/json.hpp>
@@ -225,12 +226,11 @@ void StateStore::remove(std::string_view name) {
     // From here an old copy put back is refused, whether or not the file goes.
     if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
       unlink_error = "cannot delete " + path.string() + ": " + std::strerror(errno);
-    } else {
-      util::sync_directory(dir_);
     }
   }
-  notify(generation);
+  notify(generation);  // the generation moved, whatever happens to the file
   if (!unlink_error.empty()) throw StateError(unlink_error);
+  util::sync_directory(dir_);
 }
 
 std::vector<std::string> StateStore::names() const {
@@ -251,13 +251,25 @@ void StateStore::on_change(std::function<void(std::uint64_t)> callback) {
 }
 
 // After the store's lock is released, so that the callback may use the store. Changes racing on two threads may
-// reach here out of order: a generation older than one already told is not told, so the app only ever sees the
-// generation grow.
+// reach here out of order: a generation older than one already told is not told. A change the callback itself
+// makes is told after the callback returns, by the loop, not from inside it: the app only ever sees the generation
+// grow.
 void StateStore::notify(std::uint64_t generation) {
   std::lock_guard lock(notify_mutex_);
-  if (!on_change_ || generation <= notified_) return;
-  notified_ = generation;
-  on_change_(generation);
+  pending_ = std::max(pending_, generation);
+  if (notifying_) return;  // the callback's own change: the loop below tells it
+  notifying_ = true;
+  try {
+    while (pending_ > notified_) {
+      notified_ = pending_;
+      const auto callback = on_change_;  // a copy: the callback may replace itself
+      if (callback) callback(notified_);
+    }
+  } catch (...) {
+    notifying_ = false;
+    throw;
+  }
+  notifying_ = false;
 }
 
 }  // namespace sotto::client

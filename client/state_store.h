@@ -55,8 +55,8 @@ class StateStore {
 
   std::uint64_t generation() const;
   // Called after each write or remove with the new generation, on the thread that made the change and outside the
-  // store's lock (the callback may use the store, and change it). Generations are told in increasing order; when
-  // two threads race, the older one may be skipped.
+  // store's lock (the callback may use the store, and change it: that change is told after it returns).
+  // Generations are told in increasing order; when two threads race, the older one may be skipped.
   void on_change(std::function<void(std::uint64_t)> callback);
   const std::filesystem::path& dir() const { return dir_; }
 
@@ -77,7 +77,9 @@ class StateStore {
   std::uint64_t generation_ = 0;
   std::map<std::string, std::uint64_t, std::less<>> files_;  // name -> the generation of its latest write
   std::recursive_mutex notify_mutex_;  // orders the callbacks; recursive: a callback may change the store again
-  std::uint64_t notified_ = 0;
+  std::uint64_t notified_ = 0;  // the last generation told
+  std::uint64_t pending_ = 0;   // the newest generation to tell
+  bool notifying_ = false;      // a callback is running on the thread holding notify_mutex_
   std::function<void(std::uint64_t)> on_change_;
 };
 

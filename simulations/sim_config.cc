@@ -340,7 +340,7 @@ std::string documented_keys() {
               rate (every draw charged, those too small to run included); the one against the aggregator is
               not, nor is either in "local" mode (each client's own update is what it bounds).
               adaptive_clipping = false, target_unclipped_quantile = 0.5, clip_learning_rate = 0.2,
-              clipped_count_stddev (0: expected clients / 20): the clip norm follows the quantile (secure only)
+              clipped_count_stddev (0: expected clients / 20): the clip norm follows the quantile (not in "local")
   [aggregation] weighting = "examples" | "uniform" (each client equally), max_examples_per_client = 100000 (the
               most examples an update weighs in with)
   [secure_aggregation] enabled = false, dropout_rate = 0.1 and

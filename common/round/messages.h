@@ -62,6 +62,10 @@ struct DistributedNoise {
   double clipped_count_weight = 0;
 };
 
+// The capability a device's Hello names when it can add accuracy histograms to its masked input (SecureAssignment::
+// evaluation_bins): an aggregator asks for them only when every device of the round's cohort named it.
+inline constexpr const char* kAccuracyHistogramCapability = "accuracy_histogram";
+
 struct SecureAssignment {
   secagg::RoundConfig config;  // round id, n, k, t, vector length (the padded dimension under DDG), bits
   secagg::ClientIndex my_index = 0;

@@ -87,6 +87,7 @@ struct SecureRound {
     return std::vector<float>{0.5f * c, -0.25f * c, 0.1f, 1.0f};
   };
   double max_clip_norm = 0;
+  bool accuracy_histograms = true;  // what the hellos say
   ConnectionId next_conn = 1;
   std::optional<action::SendTask> last_task;
 
@@ -99,7 +100,8 @@ struct SecureRound {
     closed.reset();
     Actions task_actions;
     for (ConnectionId c = first; c <= last; ++c) {
-      task_actions = coordinator->on_hello(c, "c" + std::to_string(c - first + 1), now, max_clip_norm);
+      task_actions = coordinator->on_hello(c, "c" + std::to_string(c - first + 1), now, max_clip_norm,
+                                           accuracy_histograms || c != first);
     }
     auto tasks = all<action::SendTask>(task_actions);
     REQUIRE(tasks.size() == 1);
@@ -223,6 +225,16 @@ TEST_CASE("secure round: the survivors' accuracy histograms come off the sum, an
   }
   const auto w = weights(*round.closed->global_model);
   for (int i = 0; i < 4; ++i) CHECK(w[i] == Approx(i + 1 + mean[i]).margin(1e-5));
+
+  // A device whose hello does not name the capability (an older client) in the next cohort: no histograms asked.
+  round.coordinator->on_round_recorded(round.now);
+  round.accuracy_histograms = false;
+  round.run({3, 3, 3, 3, 3});
+  REQUIRE(round.closed);
+  CHECK(round.last_task->secagg->evaluation_bins == 0);
+  CHECK(round.last_task->secagg->config.vector_length == 4);
+  CHECK_FALSE(round.closed->report.local_histogram);
+  CHECK_THAT(round.closed->report.local_histogram_problem, Catch::Contains("1 of the cohort's 5 devices"));
 }
 
 TEST_CASE("secure round: dropouts at every step are survived above the threshold", "[secagg][coordinator]") {

@@ -86,6 +86,12 @@ TEST_CASE("state store: the change callback runs outside the store's lock, and m
   store.remove("copy");
   CHECK(told.back() == 3);
   CHECK(store.generation() == 3);
+  // A callback that replaces itself finishes running (it runs from a copy), and the new one is told the next change.
+  int replaced = 0;
+  store.on_change([&](std::uint64_t) { store.on_change([&](std::uint64_t) { ++replaced; }); });
+  store.write("ledger", "two");
+  store.write("ledger", "three");
+  CHECK(replaced == 1);
 }
 
 TEST_CASE("state store: a wrong key or a tampered or renamed file is refused and nothing is changed") {
