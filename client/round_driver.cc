@@ -107,10 +107,22 @@ std::string local_model_file_name(std::uint64_t round_id) {
   return "local-round-" + std::to_string(round_id) + ".sotto";
 }
 
+namespace {
+
+// Personal tensors that are not finite (a training that diverged, kept by an older version) would make every later
+// round diverge too: they are neither kept nor used, and the device starts them again as on its first round.
+bool usable_personal(const model::ModelParameters& tensors, const char* what) {
+  const auto bad = tensors.first_non_finite();
+  if (bad) spdlog::warn("the {} is not finite ({}): not kept; it starts again from the model", what, *bad);
+  return !bad;
+}
+
+}  // namespace
+
 model::ModelParameters RoundDriver::with_kept_tensors(const model::ModelParameters& global,
                                                       const model::PersonalTensors& personal) const {
   model::ModelParameters kept = personal.personal_part(context_.personal_state.load());
-  if (kept.size() == 0) return global;
+  if (kept.size() == 0 || !usable_personal(kept, "kept personal state")) return global;
   std::vector<model::Tensor> tensors = global.tensors();
   for (auto& t : kept.mutable_tensors()) {
     if (!global.find(t.name)) tensors.push_back(std::move(t));
@@ -121,7 +133,9 @@ model::ModelParameters RoundDriver::with_kept_tensors(const model::ModelParamete
 model::ModelParameters RoundDriver::keep_personal(const model::ModelParameters& local,
                                                   const model::PersonalTensors& personal) {
   const model::ModelParameters kept = personal.personal_part(local);
-  if (kept.size() > 0) context_.consent.while_granted([&] { context_.personal_state.save(kept); });
+  if (kept.size() > 0 && usable_personal(kept, "trained personal state")) {
+    context_.consent.while_granted([&] { context_.personal_state.save(kept); });
+  }
   return personal.federated_part(local);
 }
 
@@ -133,14 +147,15 @@ round::Outputs RoundDriver::train(const round::out::Fit& fit, round::Participant
   const model::PersonalTensors personal(fit.plan.personal);
   try {
     if (fit.plan.ditto_lambda > 0) {
-      if (auto kept = context_.personal_state.load_personal_model(); kept.size() > 0) {
+      if (auto kept = context_.personal_state.load_personal_model();
+          kept.size() > 0 && usable_personal(kept, "kept personal model")) {
         context_.trainer->restore_personal_model(std::move(kept));
       }
     }
     FitResult r = personal.empty() ? context_.trainer->fit(*fit.global_model, fit.plan, *control)
                                    : context_.trainer->fit(with_kept_tensors(*fit.global_model, personal), fit.plan,
                                                            *control);
-    if (r.personal_model) {
+    if (r.personal_model && usable_personal(*r.personal_model, "trained personal model")) {
       context_.consent.while_granted([&] { context_.personal_state.save_personal_model(*r.personal_model); });
     }
     fitted.local_model = personal.empty() ? std::move(r.local_model) : keep_personal(r.local_model, personal);

@@ -5,6 +5,7 @@
 // sealed in its state store, across restarts.
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <numeric>
 #include <sstream>
 
@@ -91,6 +92,46 @@ void perturb_personal_tensors(const fs::path& state_dir, float delta) {
   state.save(kept);
 }
 
+
+const std::string kFedPer = "[personalization]\npersonal = [\"fc2.*\"]\n";
+
+// A running aggregator of two rounds of two clients with fc2 personal (FedPer), its state in <dir>/aggregator.
+struct FedPerRun {
+  TempDir dir;
+  Pki pki;
+  AggregatorOptions agg;
+  std::unique_ptr<Process> aggregator;
+  std::uint16_t port = 0;
+
+  explicit FedPerRun(const std::string& name) : dir(name), pki(make_pki(dir.path() / "pki", 2)) {
+    agg = fixed_cohort_options(dir.path(), pki, 2, 2);
+    agg.extra_toml = kFedPer;
+    aggregator = start_aggregator(write_aggregator_config(dir.path() / "aggregator.toml", agg),
+                                  dir.path() / "aggregator.log");
+    port = wait_for_port(agg.state_dir, 60s, aggregator.get());
+  }
+};
+
+// One round of clients 1..n of `pki` (client i on shard i - 1 with 200 examples, its state in <dir>/client-i), each
+// config with `toml` appended; returns once all have exited, requiring each to exit 0.
+void run_clients_for_one_round(const fs::path& dir, const Pki& pki, std::uint16_t port, int n, const std::string& toml) {
+  std::vector<std::unique_ptr<Process>> clients;
+  for (int i = 1; i <= n; ++i) {
+    ClientOptions c = mtls_client_options(pki, i, port);
+    c.shard_index = static_cast<std::uint32_t>(i - 1);
+    c.state_dir = dir / ("client-" + std::to_string(i));
+    c.max_examples = 200;
+    c.max_rounds = 1;
+    c.extra_toml = toml;
+    const fs::path config = write_client_config(dir / ("client-" + std::to_string(i) + ".toml"), c);
+    clients.push_back(start_client(c.id, config, dir / ("client-" + std::to_string(i) + ".log")));
+  }
+  for (auto& p : clients) {
+    const auto code = p->wait_for_exit(120s);
+    INFO(p->log_text());
+    REQUIRE(code == 0);
+  }
+}
 }  // namespace
 
 TEST_CASE("personal tensors never leave the device: the bytes it sends do not depend on them",
@@ -133,31 +174,12 @@ TEST_CASE("personal tensors never leave the device: the bytes it sends do not de
 
 TEST_CASE("a personal head stays on each device and survives its restarts, and the global model has none",
           "[integration][personal]") {
-  TempDir dir("personal-head");
-  const Pki pki = make_pki(dir.path() / "pki", 2);
-  const std::string fedper = "[personalization]\npersonal = [\"fc2.*\"]\n";
-  AggregatorOptions agg = fixed_cohort_options(dir.path(), pki, 2, 2);
-  agg.extra_toml = fedper;
-  auto aggregator =
-      start_aggregator(write_aggregator_config(dir.path() / "aggregator.toml", agg), dir.path() / "aggregator.log");
-  const std::uint16_t port = wait_for_port(agg.state_dir, 60s, aggregator.get());
-  const auto client_round = [&](int i) {
-    ClientOptions c = mtls_client_options(pki, i, port);
-    c.shard_index = static_cast<std::uint32_t>(i - 1);
-    c.state_dir = dir.path() / ("client-" + std::to_string(i));
-    c.max_examples = 200;
-    c.max_rounds = 1;
-    c.extra_toml = fedper + "[evaluation]\nlocal_fraction = 0.25\nreport_local = true\n";
-    const fs::path config = write_client_config(dir.path() / ("client-" + std::to_string(i) + ".toml"), c);
-    return start_client(c.id, config, dir.path() / ("client-" + std::to_string(i) + ".log"));
-  };
+  FedPerRun run("personal-head");
+  auto& [dir, pki, agg, aggregator, port] = run;
+  const std::string& fedper = kFedPer;
   for (int round = 1; round <= 2; ++round) {
-    auto one = client_round(1), two = client_round(2);
-    for (auto* p : {one.get(), two.get()}) {
-      const auto code = p->wait_for_exit(120s);
-      INFO(p->log_text());
-      REQUIRE(code == 0);
-    }
+    run_clients_for_one_round(dir.path(), pki, port, 2,
+                              fedper + "[evaluation]\nlocal_fraction = 0.25\nreport_local = true\n");
     if (round == 1) {
       // Each device trained its own head; client 1's is marked so that its restart shows whether it was restored.
       const auto head1 = personal_tensors(dir.path() / "client-1"), head2 = personal_tensors(dir.path() / "client-2");
@@ -190,6 +212,26 @@ TEST_CASE("a personal head stays on each device and survives its restarts, and t
       CHECK((mean >= 0 && mean <= 1));
     }
   }
+}
+
+TEST_CASE("a device whose kept personal head is not finite starts it again instead of diverging every round",
+          "[integration][personal]") {
+  FedPerRun run("personal-nan");
+  auto& [dir, pki, agg, aggregator, port] = run;
+  const std::string& fedper = kFedPer;
+  for (int round = 1; round <= 2; ++round) {
+    run_clients_for_one_round(dir.path(), pki, port, 2, fedper);
+    if (round == 1) perturb_personal_tensors(dir.path() / "client-1", std::nanf(""));  // as a diverged run left it
+  }
+  REQUIRE(aggregator->wait_for_exit(60s) == 0);
+  const auto rounds = read_jsonl(agg.state_dir / "rounds.jsonl");
+  REQUIRE(rounds.size() == 2);
+  INFO(nlohmann::json(rounds).dump());
+  CHECK(rounds[1].at("status") == "completed");
+  CHECK(rounds[1].at("survivors") == 2);  // client 1 trained a fresh head and sent a finite update
+  const auto head = personal_tensors(dir.path() / "client-1");
+  REQUIRE(head.size() == 2);
+  CHECK_FALSE(head.first_non_finite());  // and kept that one
 }
 
 TEST_CASE("Ditto and fine-tuning leave each device a personal model of its own, kept in its state store",
