@@ -23,7 +23,9 @@ std::vector<std::uint32_t> accuracy_histogram_words(const std::optional<LocalEva
   return words;
 }
 
-std::uint64_t AccuracyHistogram::devices() const { return std::accumulate(global.begin(), global.end(), std::uint64_t{0}); }
+std::uint64_t AccuracyHistogram::devices() const {
+  return std::accumulate(global.begin(), global.end(), std::uint64_t{0});
+}
 
 HistogramReading read_accuracy_histogram(std::span<const std::uint32_t> summed, std::uint32_t bins,
                                          std::uint64_t survivors) {
@@ -35,10 +37,9 @@ HistogramReading read_accuracy_histogram(std::span<const std::uint32_t> summed, 
   AccuracyHistogram h{bins, {summed.begin(), summed.begin() + bins}, {summed.begin() + bins, summed.end()}};
   const std::uint64_t global = h.devices();
   const std::uint64_t personal = std::accumulate(h.personal.begin(), h.personal.end(), std::uint64_t{0});
-  if (std::max(global, personal) > survivors) {
-    return {std::nullopt, "the accuracy histogram counts more devices (" + std::to_string(std::max(global, personal)) +
-                              ") than the " + std::to_string(survivors) +
-                              " survivors: a device put other values than a one-hot in it"};
+  if (const std::uint64_t most = std::max(global, personal); most > survivors) {
+    return {std::nullopt, "the accuracy histogram counts more devices (" + std::to_string(most) + ") than the " +
+                              std::to_string(survivors) + " survivors: a device put other values than a one-hot in it"};
   }
   if (personal != global) {
     return {std::nullopt, "the accuracy histogram counts " + std::to_string(global) + " global and " +

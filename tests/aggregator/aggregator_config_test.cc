@@ -252,7 +252,7 @@ TEST_CASE("aggregator config: a private secure sum reads its contribution bound 
                     Catch::Contains("'task.secure_sum_linf_bound' applies only to task.kind"));
 }
 
-TEST_CASE("aggregator config: adaptive clipping is read with the paper's defaults and refused where its bits are not noised with the sum") {
+TEST_CASE("aggregator config: adaptive clipping is read with the paper's defaults and refused without a noised sum") {
   sotto::test::TempDir dir;
   const std::string secure = std::string(kMinimal) + "[secure_aggregation]\nenabled = true\n[rounds]\ncohort_min = 3\n";
   const auto c = aggregator::load_aggregator_config(

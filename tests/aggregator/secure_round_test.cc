@@ -127,7 +127,8 @@ struct SecureRound {
                                              sa.noise->source != round::NoiseSource::kAggregator)
                             : quantizer.encode(delta);
       if (sa.evaluation_bins > 0) {  // client i's accuracies: global 0.1·i, personal 0.9
-        const auto h = ml::accuracy_histogram_words(ml::LocalEvaluation{10, 0.1 * (c - first), 0.9}, sa.evaluation_bins);
+        const ml::LocalEvaluation measured{10, 0.1 * static_cast<double>(c - first), 0.9};
+        const auto h = ml::accuracy_histogram_words(measured, sa.evaluation_bins);
         input.insert(input.end(), h.begin(), h.end());
       }
       sessions[c] = std::make_unique<secagg::ClientSession>(sa.config, sa.index.at(c), std::move(input));
@@ -204,8 +205,8 @@ TEST_CASE("secure round: the survivors' accuracy histograms come off the sum, an
           "[secagg][coordinator][histogram]") {
   SecureRound round(5, 3);
   round.options.evaluation_bins = 10;
-  round.coordinator = std::make_unique<RoundCoordinator>(round.options, CoordinatorStart{model_of({1, 2, 3, 4}, 7), 1, 0, {}},
-                                                         std::make_unique<FedAvg>());
+  round.coordinator = std::make_unique<RoundCoordinator>(
+      round.options, CoordinatorStart{model_of({1, 2, 3, 4}, 7), 1, 0, {}}, std::make_unique<FedAvg>());
   round.coordinator->start(round.now);
   round.run({3, 3, 1, 3, 3});  // the third vanishes after sharing keys: its words are not in the sum
   REQUIRE(round.closed);

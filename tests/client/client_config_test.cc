@@ -73,7 +73,8 @@ TEST_CASE("client config: evaluation.report_local is true, false or \"secure_sum
   const auto none = client::load_sotto_client_config(write_config(dir, kBase));
   CHECK_FALSE(none.client.report_local_evaluation);
   CHECK_FALSE(none.client.report_local_in_secure_sum);
-  CHECK_THROWS_WITH(client::load_sotto_client_config(write_config(dir, kBase + "[evaluation]\nreport_local = \"all\"\n")),
+  CHECK_THROWS_WITH(
+      client::load_sotto_client_config(write_config(dir, kBase + "[evaluation]\nreport_local = \"all\"\n")),
                     Catch::Contains("'evaluation.report_local'") && Catch::Contains("secure_sum"));
   CHECK_THROWS_WITH(client::load_sotto_client_config(write_config(dir, kBase + "[evaluation]\nreport_local = 1\n")),
                     Catch::Contains("'evaluation.report_local'"));

@@ -273,7 +273,8 @@ TEST_CASE("adaptive clipping: the clip norm moves with the noised clipped-count 
     CHECK(p.at("dimension") == kDimension + 1);
     CHECK(line.contains("secagg") == secure);
     if (secure) {
-      const double expected = sotto_dp_epsilon(line.at("round"), run.dir.path(), 2, kBits, kDimension + 1).at("epsilon");
+      const double expected =
+          sotto_dp_epsilon(line.at("round"), run.dir.path(), 2, kBits, kDimension + 1).at("epsilon");
       CHECK(p.at("epsilon").get<double>() == Approx(expected).epsilon(1e-9));
     } else {  // central: one honest noise source, a plain round's grid as for 32 bits; nothing against the aggregator
       const double expected = sotto_dp_epsilon(line.at("round"), run.dir.path(), 1, 32, kDimension + 1).at("epsilon");

@@ -114,7 +114,8 @@ struct FedPerRun {
 
 // One round of clients 1..n of `pki` (client i on shard i - 1 with 200 examples, its state in <dir>/client-i), each
 // config with `toml` appended; returns once all have exited, requiring each to exit 0.
-void run_clients_for_one_round(const fs::path& dir, const Pki& pki, std::uint16_t port, int n, const std::string& toml) {
+void run_clients_for_one_round(const fs::path& dir, const Pki& pki, std::uint16_t port, int n,
+                               const std::string& toml) {
   std::vector<std::unique_ptr<Process>> clients;
   for (int i = 1; i <= n; ++i) {
     ClientOptions c = mtls_client_options(pki, i, port);

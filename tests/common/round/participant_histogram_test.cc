@@ -49,7 +49,8 @@ TEST_CASE("a secure round carries the accuracy histograms of the devices that al
   }
   const auto directories = server.close_advertise();
   for (std::uint32_t i = 0; i < n; ++i) {
-    server.on_encrypted_shares(i, {only<out::ShareKeys>(participants[i].on_key_directory(directories.at(i), t0)).shares});
+    const auto shared = only<out::ShareKeys>(participants[i].on_key_directory(directories.at(i), t0));
+    server.on_encrypted_shares(i, {shared.shares});
   }
   auto shares = server.close_share_keys();
   for (std::uint32_t i = 0; i < n; ++i) {
@@ -59,7 +60,8 @@ TEST_CASE("a secure round carries the accuracy histograms of the devices that al
   }
   auto requests = server.close_masked_input();
   for (std::uint32_t i = 0; i < n; ++i) {
-    server.on_unmask_response(i, only<out::UnmaskResponse>(participants[i].on_unmask_request(requests[i], t0)).response);
+    const auto answer = only<out::UnmaskResponse>(participants[i].on_unmask_request(requests[i], t0));
+    server.on_unmask_response(i, answer.response);
   }
   const auto sum = server.close_unmasking().sum;
   REQUIRE(sum.size() == 4 + 2 * kBins);
