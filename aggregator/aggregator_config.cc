@@ -97,7 +97,18 @@ void read_rounds_section(config::TomlReader& r, CoordinatorOptions& o) {
   read_weighting(r, "rounds", o);
 }
 
-void read_accuracy_histogram(config::TomlReader& r, CoordinatorOptions& o);
+// [evaluation] local_histogram_bins: the devices' held-out accuracies through the secure sum, as histograms.
+void read_accuracy_histogram(config::TomlReader& r, CoordinatorOptions& o) {
+  const char* key = "evaluation.local_histogram_bins";
+  o.evaluation_bins = static_cast<std::uint32_t>(r.get_int(key, 0, 0, ml::kMaxAccuracyBins));
+  if (o.evaluation_bins == 0) return;
+  if (!o.secure.enabled) r.fail(key, "needs secure_aggregation.enabled = true (it is a secure sum)");
+  if (o.secure_sum_length > 0) r.fail(key, "applies only to training rounds, not task.kind = \"secure_sum\"");
+  if (o.privacy.mode != PrivacyMode::kOff) {
+    r.fail(key, "is not available with privacy.mode = \"" + std::string(privacy_mode_name(o.privacy.mode)) +
+                    "\" yet (the histogram would need noise and accounting of its own); set it to 0");
+  }
+}
 
 // [secure_aggregation], [privacy] and [task]: how a round's updates are protected and what the round computes.
 void read_round_protection(config::TomlReader& r, CoordinatorOptions& o) {
@@ -138,18 +149,6 @@ void read_round_protection(config::TomlReader& r, CoordinatorOptions& o) {
   read_accuracy_histogram(r, o);
 }
 
-// [evaluation] local_histogram_bins: the devices' held-out accuracies through the secure sum, as histograms.
-void read_accuracy_histogram(config::TomlReader& r, CoordinatorOptions& o) {
-  const char* key = "evaluation.local_histogram_bins";
-  o.evaluation_bins = static_cast<std::uint32_t>(r.get_int(key, 0, 0, ml::kMaxAccuracyBins));
-  if (o.evaluation_bins == 0) return;
-  if (!o.secure.enabled) r.fail(key, "needs secure_aggregation.enabled = true (it is a secure sum)");
-  if (o.secure_sum_length > 0) r.fail(key, "applies only to training rounds, not task.kind = \"secure_sum\"");
-  if (o.privacy.mode != PrivacyMode::kOff) {
-    r.fail(key, "is not available with privacy.mode = \"" + std::string(privacy_mode_name(o.privacy.mode)) +
-                    "\" yet (the histogram would need noise and accounting of its own); set it to 0");
-  }
-}
 
 void read_http_section(config::TomlReader& r, AggregatorConfig::Http& h) {
   h.enabled = r.get_bool("http.enabled", false);

@@ -112,6 +112,15 @@ struct FedPerRun {
   }
 };
 
+// Waits for every client to exit, requiring each to exit 0 (its log shown when not).
+void require_all_exit_ok(const std::vector<std::unique_ptr<Process>>& clients) {
+  for (const auto& p : clients) {
+    const auto code = p->wait_for_exit(120s);
+    INFO(p->log_text());
+    REQUIRE(code == 0);
+  }
+}
+
 // One round of clients 1..n of `pki` (client i on shard i - 1 with 200 examples, its state in <dir>/client-i), each
 // config with `toml` appended; returns once all have exited, requiring each to exit 0.
 void run_clients_for_one_round(const fs::path& dir, const Pki& pki, std::uint16_t port, int n,
@@ -127,11 +136,7 @@ void run_clients_for_one_round(const fs::path& dir, const Pki& pki, std::uint16_
     const fs::path config = write_client_config(dir / ("client-" + std::to_string(i) + ".toml"), c);
     clients.push_back(start_client(c.id, config, dir / ("client-" + std::to_string(i) + ".log")));
   }
-  for (auto& p : clients) {
-    const auto code = p->wait_for_exit(120s);
-    INFO(p->log_text());
-    REQUIRE(code == 0);
-  }
+  require_all_exit_ok(clients);
 }
 }  // namespace
 
@@ -248,21 +253,7 @@ TEST_CASE("Ditto and fine-tuning leave each device a personal model of its own, 
         start_aggregator(write_aggregator_config(dir.path() / "aggregator.toml", agg), dir.path() / "aggregator.log");
     const std::uint16_t port = wait_for_port(agg.state_dir, 60s, aggregator.get());
     for (int round = 1; round <= 2; ++round) {  // restarted between rounds: Ditto goes on from the kept model
-      std::vector<std::unique_ptr<Process>> clients;
-      for (int i = 1; i <= 2; ++i) {
-        ClientOptions c = mtls_client_options(pki, i, port);
-        c.shard_index = static_cast<std::uint32_t>(i - 1);
-        c.state_dir = dir.path() / ("client-" + std::to_string(i));
-        c.max_examples = 200;
-        c.max_rounds = 1;
-        const fs::path config = write_client_config(dir.path() / ("client-" + std::to_string(i) + ".toml"), c);
-        clients.push_back(start_client(c.id, config, dir.path() / ("client-" + std::to_string(i) + ".log")));
-      }
-      for (auto& p : clients) {
-        const auto code = p->wait_for_exit(120s);
-        INFO(p->log_text());
-        REQUIRE(code == 0);
-      }
+      run_clients_for_one_round(dir.path(), pki, port, 2, "");
     }
     REQUIRE(aggregator->wait_for_exit(60s) == 0);
     const auto global = codec::read_model_file(agg.state_dir / "checkpoint.sotto").model;
@@ -278,7 +269,6 @@ TEST_CASE("Ditto and fine-tuning leave each device a personal model of its own, 
     CHECK(one.find("fc1.weight")->data != global.find("fc1.weight")->data);
   }
 }
-
 
 TEST_CASE("in a secure round the devices' held-out accuracies arrive only as the secure sum's histograms",
           "[integration][personal][secagg]") {
@@ -301,11 +291,7 @@ TEST_CASE("in a secure round the devices' held-out accuracies arrive only as the
     const fs::path config = write_client_config(dir.path() / ("client-" + std::to_string(i) + ".toml"), c);
     clients.push_back(start_client(c.id, config, dir.path() / ("client-" + std::to_string(i) + ".log")));
   }
-  for (auto& p : clients) {
-    const auto code = p->wait_for_exit(120s);
-    INFO(p->log_text());
-    REQUIRE(code == 0);
-  }
+  require_all_exit_ok(clients);
   REQUIRE(aggregator->wait_for_exit(60s) == 0);
   const auto rounds = read_jsonl(agg.state_dir / "rounds.jsonl");
   REQUIRE(rounds.size() == 2);
