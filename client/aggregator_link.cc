@@ -4,6 +4,9 @@
 #include <boost/asio/ssl.hpp>
 #include <tuple>
 
+#include <openssl/bio.h>
+#include <openssl/ssl.h>
+
 #include "common/net/frame_io.h"
 #include "common/net/tls_context.h"
 #include "common/util/error.h"
@@ -86,7 +89,6 @@ asio::awaitable<void> AggregatorLink::connect(std::string& step) {
 asio::awaitable<void> AggregatorLink::read(v1::Envelope& env, std::chrono::milliseconds timeout) {
   arm(timeout);
   auto r = co_await net::async_read_envelope(stream_, env, config_.max_frame_bytes, buffer_);
-  bytes_received_ += r.bytes;
   if (r.error) throw Error("aggregator sent a bad frame: " + r.error->message);
 }
 
@@ -97,7 +99,18 @@ asio::awaitable<void> AggregatorLink::write(v1::Envelope env) {
 asio::awaitable<void> AggregatorLink::write_frame(const std::string& frame) {
   if (!config_.audit_sent_frames_file.empty()) util::append_to_file(config_.audit_sent_frames_file, frame);
   co_await net::async_write_frame(stream_, frame);
-  bytes_sent_ += frame.size();
+}
+
+// Asio's TLS stream gives OpenSSL one BIO of a pair, through which every ciphertext byte passes between OpenSSL and
+// the socket: its counters are the wire's.
+std::uint64_t AggregatorLink::bytes_sent() const {
+  BIO* bio = SSL_get_wbio(const_cast<asio::ssl::stream<tcp::socket>&>(stream_).native_handle());
+  return bio ? BIO_number_written(bio) : 0;
+}
+
+std::uint64_t AggregatorLink::bytes_received() const {
+  BIO* bio = SSL_get_rbio(const_cast<asio::ssl::stream<tcp::socket>&>(stream_).native_handle());
+  return bio ? BIO_number_read(bio) : 0;
 }
 
 }  // namespace sotto::client

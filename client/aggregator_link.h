@@ -45,8 +45,10 @@ class AggregatorLink {
   void abort();
 
   bool timed_out() const { return watch_->timed_out; }
-  std::uint64_t bytes_sent() const { return bytes_sent_; }
-  std::uint64_t bytes_received() const { return bytes_received_; }
+  // The bytes this connection put on the socket and TLS took off it so far: TLS records, the handshake included
+  // (what a packet capture sees as TCP payload). The ledger records these.
+  std::uint64_t bytes_sent() const;
+  std::uint64_t bytes_received() const;
 
  private:
   struct Watch {
@@ -66,7 +68,6 @@ class AggregatorLink {
   boost::asio::ssl::stream<boost::asio::ip::tcp::socket> stream_;
   std::shared_ptr<Watch> watch_;
   std::string buffer_;  // the frame being read
-  std::uint64_t bytes_sent_ = 0, bytes_received_ = 0;
 };
 
 }  // namespace sotto::client

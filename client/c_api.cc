@@ -3,11 +3,13 @@
 #include "sotto/sotto_client.h"
 
 #include <atomic>
+#include <cmath>
 #include <cstring>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "client/client.h"
@@ -60,12 +62,10 @@ class CallbackTrainer final : public client::Trainer {
     }
     const sotto_training_plan p{plan.epochs,       plan.batch_size,      plan.learning_rate, plan.momentum,
                                 plan.weight_decay, plan.seed,            plan.head_epochs,   plan.finetune_epochs,
-                                plan.ditto_lambda, &personal};
+                                plan.ditto_lambda, &personal,            threads_.load()};
     sotto_fit_result result{};
     training_error.clear();
-    set_control(&control);
-    const sotto_status status = train_(user_, views.data(), views.size(), &p, &result);
-    set_control(nullptr);
+    const sotto_status status = train_with(control, views, p, result);
     if (auto reason = control.stop_reason()) throw client::TrainingStopped(*reason);
     if (status != SOTTO_OK || result.num_examples == 0) {
       failed = true;
@@ -82,12 +82,16 @@ class CallbackTrainer final : public client::Trainer {
     initial_ = std::move(initial);
   }
 
-  // For the callback: the running control's answer; false when no training runs.
+  void set_threads(int threads) { threads_ = static_cast<std::uint32_t>(threads); }
+
+  // For the callback: the running control's answer; false when no training runs, or on another thread than the
+  // training's. No lock is held while the control asks the app's eligibility check, which may call back in.
   bool next_batch() {
-    std::lock_guard lock(mutex_);
-    return control_ && control_->next_batch();
+    return training_here.trainer == this && training_here.control->next_batch();
   }
+  // From any thread.
   bool stopping() {
+    if (training_here.trainer == this) return training_here.control->stop_reason().has_value();
     std::lock_guard lock(mutex_);
     return control_ && control_->stop_reason().has_value();
   }
@@ -109,17 +113,42 @@ class CallbackTrainer final : public client::Trainer {
     return ml::complete_with_personal(global, [&] { return *initial_; }, personal);
   }
 
+  // The app's callback, with the run's control reachable from it: through training_here on this thread (no lock,
+  // as fit() is on the stack), through control_ under the lock from others.
+  sotto_status train_with(client::TrainingControl& control, std::vector<sotto_tensor>& views,
+                          const sotto_training_plan& plan, sotto_fit_result& result) {
+    set_control(&control);
+    training_here = {this, &control};
+    struct Unset {
+      CallbackTrainer& trainer;
+      ~Unset() {
+        training_here = {};
+        trainer.set_control(nullptr);
+      }
+    } unset{*this};
+    return train_(user_, views.data(), views.size(), &plan, &result);
+  }
+
   void set_control(client::TrainingControl* control) {
     std::lock_guard lock(mutex_);
     control_ = control;
   }
 
+  struct TrainingHere {
+    const CallbackTrainer* trainer = nullptr;
+    client::TrainingControl* control = nullptr;
+  };
+  static thread_local TrainingHere training_here;  // the training run on this thread, if any
+
   sotto_train_fn train_;
   void* user_;
+  std::atomic<std::uint32_t> threads_{0};
   std::mutex mutex_;
-  client::TrainingControl* control_ = nullptr;
+  client::TrainingControl* control_ = nullptr;  // for other threads, under mutex_
   std::optional<model::ModelParameters> initial_;  // sotto_client_set_initial_model's
 };
+
+thread_local CallbackTrainer::TrainingHere CallbackTrainer::training_here;
 
 // sotto_eligibility_fn as a client::EligibilityCheck.
 client::EligibilityCheck eligibility_check(sotto_eligibility_fn check, void* user) {
@@ -134,13 +163,23 @@ client::EligibilityCheck eligibility_check(sotto_eligibility_fn check, void* use
 
 }  // namespace
 
+namespace {
+
+// The ledger as sotto_client_ledger_size last read it on this thread, per handle (by serial number, never reused):
+// its strings stay valid until this thread reads that handle's ledger again, as the header promises. A thread's
+// copies go with the thread, or with the handle when it destroys it.
+thread_local std::unordered_map<std::uint64_t, std::vector<sotto::client::LedgerEntry>> ledger_read;
+std::atomic<std::uint64_t> next_serial{1};
+
+}  // namespace
+
 struct sotto_client {
+  const std::uint64_t serial = next_serial++;
   std::atomic<bool> stop{false};
   std::shared_ptr<CallbackTrainer> trainer;
   std::unique_ptr<client::Client> client;
   sotto_event_fn on_event = nullptr;
   void* event_user = nullptr;
-  std::vector<client::LedgerEntry> ledger;  // as sotto_client_ledger_size last read it
 };
 
 extern "C" {
@@ -193,6 +232,7 @@ sotto_status sotto_client_create(const sotto_client_options* options, sotto_trai
   config.state_min_generation = options->state_min_generation;
   auto handle = std::make_unique<sotto_client>();
   handle->trainer = std::make_shared<CallbackTrainer>(train, train_user);
+  handle->trainer->set_threads(config.limits.training_threads);
   try {
     handle->client = std::make_unique<client::Client>(std::move(config), handle->trainer);
   } catch (const client::StateError& e) {
@@ -210,7 +250,10 @@ sotto_status sotto_client_create(const sotto_client_options* options, sotto_trai
   return SOTTO_OK;
 }
 
-void sotto_client_destroy(sotto_client* client) { delete client; }
+void sotto_client_destroy(sotto_client* client) {
+  if (client) ledger_read.erase(client->serial);
+  delete client;
+}
 
 sotto_status sotto_client_set_consent(sotto_client* c, int granted, unsigned scope, int delete_ledger) {
   if (!c) return fail(SOTTO_ERROR_INVALID_ARGUMENT, "sotto_client_set_consent: the client is null");
@@ -318,6 +361,27 @@ sotto_status sotto_client_cancel(sotto_client* c) {
   return SOTTO_OK;
 }
 
+sotto_status sotto_client_set_limits(sotto_client* c, unsigned training_threads, double round_wall_time_s,
+                                     uint64_t max_update_bytes, uint64_t bytes_per_day) {
+  if (!c) return fail(SOTTO_ERROR_INVALID_ARGUMENT, "sotto_client_set_limits: the client is null");
+  if (training_threads > 256 || !(round_wall_time_s >= 0 && round_wall_time_s <= 1e7)) {
+    return fail(SOTTO_ERROR_INVALID_ARGUMENT, "sotto_client_set_limits: training_threads must be 0-256 and "
+                                              "round_wall_time_s 0-1e7 seconds (0 = no cap)");
+  }
+  client::DeviceLimits limits;
+  limits.training_threads = static_cast<int>(training_threads);
+  limits.round_wall_time = std::chrono::milliseconds(static_cast<std::int64_t>(std::ceil(round_wall_time_s * 1000)));
+  limits.max_update_bytes = max_update_bytes;
+  limits.bytes_per_day = bytes_per_day;
+  try {
+    c->client->set_limits(limits);
+  } catch (const std::exception& e) {
+    return fail(SOTTO_ERROR_INVALID_ARGUMENT, e.what());
+  }
+  c->trainer->set_threads(limits.training_threads);
+  return SOTTO_OK;
+}
+
 sotto_status sotto_client_set_eligibility(sotto_client* c, sotto_eligibility_fn check, void* user) {
   if (!c) return fail(SOTTO_ERROR_INVALID_ARGUMENT, "sotto_client_set_eligibility: the client is null");
   try {
@@ -338,25 +402,28 @@ uint64_t sotto_client_state_generation(sotto_client* c) { return c ? c->client->
 
 sotto_status sotto_client_ledger_size(sotto_client* c, size_t* count) {
   if (!c || !count) return fail(SOTTO_ERROR_INVALID_ARGUMENT, "sotto_client_ledger_size: a null argument");
+  std::vector<client::LedgerEntry>& ledger = ledger_read[c->serial];
   try {
-    c->ledger = client::parse_ledger_lines(c->client->ledger_json());
+    ledger = client::parse_ledger_lines(c->client->ledger_json());
   } catch (const client::StateError& e) {
     return fail(SOTTO_ERROR_STATE, e.what());
   } catch (const std::exception& e) {
     return fail(SOTTO_ERROR_INTERNAL, e.what());
   }
-  *count = c->ledger.size();
+  *count = ledger.size();
   return SOTTO_OK;
 }
 
 sotto_status sotto_client_ledger_entry(sotto_client* c, size_t index, sotto_ledger_entry* out) {
   if (!c || !out) return fail(SOTTO_ERROR_INVALID_ARGUMENT, "sotto_client_ledger_entry: a null argument");
-  if (index >= c->ledger.size()) {
+  const auto read = ledger_read.find(c->serial);
+  const std::size_t size = read == ledger_read.end() ? 0 : read->second.size();
+  if (index >= size) {
     return fail(SOTTO_ERROR_INVALID_ARGUMENT, "sotto_client_ledger_entry: index " + std::to_string(index) +
-                                                  " is beyond the " + std::to_string(c->ledger.size()) +
-                                                  " entries sotto_client_ledger_size read");
+                                                  " is beyond the " + std::to_string(size) +
+                                                  " entries sotto_client_ledger_size read on this thread");
   }
-  const client::LedgerEntry& e = c->ledger[index];
+  const client::LedgerEntry& e = read->second[index];
   *out = {e.unix_time,  e.round_id,       e.outcome.c_str(), e.num_examples, e.bytes_sent, e.bytes_received,
           e.train_loss, e.update_l2_norm, e.secure ? 1 : 0,  e.clip_norm,    0,            "",
           0,            0,                0};
@@ -368,6 +435,13 @@ sotto_status sotto_client_ledger_entry(sotto_client* c, size_t index, sotto_ledg
     out->epsilon_stated = e.privacy->epsilon_stated;
   }
   return SOTTO_OK;
+}
+
+const char* sotto_client_ledger_reason(sotto_client* c, size_t index) {
+  if (!c) return nullptr;
+  const auto read = ledger_read.find(c->serial);
+  if (read == ledger_read.end() || index >= read->second.size()) return nullptr;
+  return read->second[index].reason.c_str();
 }
 
 }  // extern "C"

@@ -11,6 +11,7 @@
 #include "client/aggregator_link.h"
 #include "client/backoff.h"
 #include "client/consent_gate.h"
+#include "client/daily_traffic.h"
 #include "client/fault_injection.h"
 #include "client/ledger.h"
 #include "client/round_driver.h"
@@ -40,6 +41,7 @@ class Client::Impl {
       open_state_store();
       ledger_.emplace(*store_);
       privacy_spent_ = ledger_->spent_rdp();
+      traffic_.count_ledger(ledger_->entries(), DailyTraffic::Clock::now());
     }
     consent_ = std::make_unique<ConsentGate>(store_ ? &*store_ : nullptr);
     personal_state_.emplace(store_ ? &*store_ : nullptr);
@@ -72,6 +74,10 @@ class Client::Impl {
     std::lock_guard lock(mutex_);
     if (training_) training_->stop("cancelled by the app");
   }
+  void set_limits(const DeviceLimits& limits) {
+    if (running_) throw Error("Client::set_limits: set the limits before run()");
+    config_.limits = limits;
+  }
   void set_eligibility(EligibilityCheck check) {
     std::lock_guard lock(mutex_);
     eligibility_ = std::move(check);
@@ -97,6 +103,11 @@ class Client::Impl {
     Backoff backoff(config_.backoff_initial, config_.backoff_max, random_);
     auto last_contact = Clock::now();
     revocations_at_start_ = consent_->revocations();
+    running_ = true;
+    struct NotRunning {
+      std::atomic<bool>& running;
+      ~NotRunning() { running = false; }
+    } not_running{running_};
     while (!stopped_) {
       if (revoked_during_run()) return consent_revoked(summary);
       if (!covers(consent_->record(), needed_)) {
@@ -114,6 +125,7 @@ class Client::Impl {
       last_ineligible_.clear();
       emit({ClientEventKind::kConnecting, 0, config_.host + ":" + std::to_string(config_.port)});
       SessionResult r = run_session();
+      traffic_.add(r.bytes, DailyTraffic::Clock::now());
       if (revoked_during_run()) return consent_revoked(summary);
       if (r.reached) last_contact = Clock::now();
       if (r.contributed) ++contributed_;
@@ -169,7 +181,9 @@ class Client::Impl {
     wakeup_.wait_for(lock, d, [&] { return stopped_.load() || revoked_during_run() || eligibility_changes_ != seen; });
   }
 
+  // The app's check, or the daily byte cap reached.
   std::optional<std::string> ineligible() {
+    if (auto why = traffic_.refuses(config_.limits.bytes_per_day, 0, DailyTraffic::Clock::now())) return why;
     EligibilityCheck check;
     {
       std::lock_guard lock(mutex_);
@@ -243,16 +257,19 @@ class Client::Impl {
       result.reached = true;
       auto task = co_await check_in(link, step, result);
       if (task) co_await RoundDriver(driver_context(), link).run(std::move(*task), result, step);
+      result.bytes = link.bytes_sent() + link.bytes_received();
     } catch (const FatalError&) {
       throw;
     } catch (const StateError&) {
       throw;  // the device's own state is at fault: retrying the round cannot mend it
     } catch (const Error& e) {
       // The aggregator said something this client cannot use: drop the connection and try again later.
+      result.bytes = link.bytes_sent() + link.bytes_received();
       spdlog::warn("{}: {}", step, e.what());
       result.outcome = SessionEnd::kDisconnected;
       result.message = step + ": " + e.what();
     } catch (const boost::system::system_error& e) {
+      result.bytes = link.bytes_sent() + link.bytes_received();
       result.outcome = SessionEnd::kDisconnected;
       result.message = step + ": " + (link.timed_out() ? std::string("timed out") : e.code().message());
       if (step == "TLS handshake" && !link.timed_out()) {
@@ -284,6 +301,10 @@ class Client::Impl {
     if (ends_session(env, result, emitter())) co_return std::nullopt;
     if (!env.has_task()) throw Error("aggregator sent " + net::body_name(env) + " where a task was expected");
     const v1::TaskAssignment task = env.task();
+    if (auto why = over_limits(task, link)) {
+      decline(task.round_id(), *why, link, result);
+      co_return std::nullopt;
+    }
     codec::ModelAssembler assembler(task.model(), config_.max_model_bytes);
     step = "receiving the model";
     while (!assembler.complete()) {
@@ -296,6 +317,37 @@ class Client::Impl {
     result.had_task = true;
     vanish_if(config_, "task");
     co_return round::task_from_proto(task, assembler.take());
+  }
+
+  // Why the app's limits rule this round out before its model is received: the update buffer's cap, or the day's
+  // bytes with the model received and sent back.
+  std::optional<std::string> over_limits(const v1::TaskAssignment& task, const AggregatorLink& link) {
+    const DeviceLimits& limits = config_.limits;
+    const std::uint64_t model = task.model().total_bytes();
+    if (limits.max_update_bytes > 0 && model > limits.max_update_bytes) {
+      return "its model is " + std::to_string(model) + " bytes, more than limits.max_update_bytes (" +
+             std::to_string(limits.max_update_bytes) + ")";
+    }
+    const std::uint64_t session = link.bytes_sent() + link.bytes_received();
+    return traffic_.refuses(limits.bytes_per_day, session + 2 * model, DailyTraffic::Clock::now());
+  }
+
+  // Leaves the round before receiving its model: recorded, and the client waits connection.eligibility_poll_s
+  // before checking in again.
+  void decline(std::uint64_t round_id, const std::string& why, const AggregatorLink& link, SessionResult& result) {
+    const std::string message = "round " + std::to_string(round_id) + " declined: " + why;
+    spdlog::info("{}", message);
+    if (ledger_) {
+      consent_->while_granted([&] {
+        LedgerEntry entry{round_id, "abandoned", 0, link.bytes_sent(), link.bytes_received()};
+        entry.reason = message;
+        ledger_->append(entry);
+      });
+    }
+    emit({ClientEventKind::kRoundAbandoned, round_id, message});
+    result.outcome = SessionEnd::kRetryLater;
+    result.retry_delay = config_.eligibility_poll;
+    result.message = message;
   }
 
   RoundDriverContext driver_context() {
@@ -322,6 +374,8 @@ class Client::Impl {
   std::optional<Ledger> ledger_;
   std::optional<PersonalState> personal_state_;  // the model's personal tensors (plan.personal), in the store
   std::vector<double> privacy_spent_;  // the device's own accountant, from the ledger
+  DailyTraffic traffic_;               // for limits.bytes_per_day
+  std::atomic<bool> running_{false};   // run() is under way: the limits are fixed
   round::SystemRandom random_;  // the quantizer's rounding coins, the SecAgg keys' and the backoff's jitter
   std::function<void(const ClientEvent&)> callback_;
   std::atomic<bool> stopped_{false};
@@ -349,6 +403,9 @@ void Client::stop() {
 }
 void Client::cancel() {
   impl_->cancel();
+}
+void Client::set_limits(const DeviceLimits& limits) {
+  impl_->set_limits(limits);
 }
 void Client::set_eligibility(EligibilityCheck check) {
   impl_->set_eligibility(std::move(check));

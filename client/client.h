@@ -84,6 +84,9 @@ class Client {
   // its round is abandoned; the client goes on to later rounds. Nothing happens when no training runs.
   void cancel();
 
+  // The app's caps (DeviceLimits, client_config.h), replacing the config's; before run(), else sotto::Error.
+  void set_limits(const DeviceLimits& limits);
+
   // The app's eligibility check (charging, idle, unmetered network, ...): asked before every check-in and every
   // training batch; a reason means "not now". Set it before run(). While ineligible the client sends nothing and
   // asks again every connection.eligibility_poll, or at once after eligibility_changed().

@@ -67,7 +67,10 @@ SottoClientConfig read_sotto_client_config(config::TomlReader& r) {
     r.fail("data.indices_file", "names " + s.indices_file.string() + ", which does not exist");
   }
 
-  s.threads = static_cast<int>(r.get_int("training.threads", 1, 1, 256));
+  c.limits.training_threads = static_cast<int>(r.get_int("training.threads", 1, 1, 256));
+  c.limits.round_wall_time = r.get_seconds("limits.round_wall_time_s", 0, 0, 1e7);
+  c.limits.max_update_bytes = static_cast<std::uint64_t>(r.get_int("limits.max_update_bytes", 0, 0, INT64_MAX));
+  c.limits.bytes_per_day = static_cast<std::uint64_t>(r.get_int("limits.bytes_per_day", 0, 0, INT64_MAX));
   s.model = ml::read_model_spec(r);
   c.state_dir = r.get_path("state.dir", std::filesystem::path());
   c.save_local_models = r.get_bool("state.save_local_models", false);

@@ -21,6 +21,19 @@ class TomlReader;
 
 namespace sotto::client {
 
+// [limits] and training.threads: what taking part may cost the device, as the app caps it (0 = no cap).
+struct DeviceLimits {
+  int training_threads = 0;  // threads a round's training may use (0: the trainer's own default)
+  // From the task's arrival: once a round has taken longer, training stops at its next batch, the device sends
+  // nothing more and leaves the round.
+  std::chrono::milliseconds round_wall_time{0};
+  // The update buffer: a round whose model (and so its update) is larger is declined before its model is received.
+  std::uint64_t max_update_bytes = 0;
+  // Bytes sent and received in any 24 hours: at the cap the device waits instead of checking in, and it declines a
+  // round whose model, received and sent back, would pass it.
+  std::uint64_t bytes_per_day = 0;
+};
+
 struct ClientConfig {
   std::string client_id;  // with mutual TLS the certificate's CN is the identity the aggregator uses
   std::string host = "127.0.0.1";
@@ -74,6 +87,7 @@ struct ClientConfig {
   // only as a one-hot in a secure round's accuracy histogram, which true allows too.
   bool report_local_evaluation = false;
   bool report_local_in_secure_sum = false;
+  DeviceLimits limits;
 };
 
 enum class Partitioning { kIid, kDirichlet };
@@ -91,7 +105,6 @@ struct SottoClientConfig {
   double local_fraction = 0;
   // This device's examples as training-set indices, one per line, in training order; replaces the shard keys.
   std::filesystem::path indices_file;
-  int threads = 1;
   ml::ModelSpec model;  // [model] architecture or torchscript: the model this device trains
   std::string log_level = "info";
   // [state]: the key file that seals state.dir (client.state_key is read from it), and where the store's latest

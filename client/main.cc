@@ -120,7 +120,7 @@ std::shared_ptr<client::DeferredTrainer> deferred_trainer(const client::SottoCli
     }
     const auto started = std::chrono::steady_clock::now();
     const ml::TorchRuntime& torch = ml::TorchRuntime::get();
-    torch.set_torch_threads(cfg.threads);
+    torch.set_torch_threads(cfg.client.limits.training_threads);
     auto train = std::make_shared<data::ImageDataset>(data::load_fashion_mnist(cfg.data_dir, data::Split::kTrain));
     auto shard = load_shard(cfg, *train);
     if (cfg.indices_file.empty()) {

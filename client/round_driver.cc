@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <boost/asio.hpp>
+#include <cstdio>
 #include <cstdlib>
 #include <deque>
 
@@ -22,6 +23,7 @@ RoundDriver::RoundDriver(RoundDriverContext context, AggregatorLink& link) : con
 
 asio::awaitable<void> RoundDriver::run(round::Task task, SessionResult& result, std::string& step) {
   step_ = &step;
+  if (const auto cap = context_.config.limits.round_wall_time; cap.count() > 0) deadline_ = Clock::now() + cap;
   round::Participant participant(
       {context_.config.client_id, context_.contribution, context_.config.privacy, context_.privacy_spent,
        context_.config.personal, context_.config.report_local_evaluation,
@@ -41,6 +43,7 @@ asio::awaitable<void> RoundDriver::run(round::Task task, SessionResult& result, 
         conclude(participant, *finish, result);
         co_return;
       }
+      leave_if_overdue(participant);
       enqueue(co_await carry_out(participant, std::move(output)));
     }
     co_await link_.read(env, context_.config.wait_timeout);
@@ -83,6 +86,20 @@ asio::awaitable<round::Outputs> RoundDriver::carry_out(round::Participant& parti
   }
   *step_ = "waiting for the round's next step or result";
   co_return round::Outputs{};
+}
+
+std::string RoundDriver::overdue_reason() const {
+  char cap[32];
+  std::snprintf(cap, sizeof cap, "%g", std::chrono::duration<double>(context_.config.limits.round_wall_time).count());
+  return std::string("the round has taken longer than limits.round_wall_time_s (") + cap + " s) since its task arrived";
+}
+
+void RoundDriver::leave_if_overdue(const round::Participant& participant) {
+  if (!deadline_ || Clock::now() < *deadline_) return;
+  const std::string reason = overdue_reason();
+  record_in_ledger(participant.record(), "abandoned", reason);
+  context_.emit({ClientEventKind::kRoundAbandoned, participant.round_id(), reason});
+  throw TrainingStopped("left the round: " + reason);
 }
 
 // Under distributed DP the device debits its own accountant before its masked input leaves: the ledger's "sending"
@@ -144,6 +161,7 @@ round::Outputs RoundDriver::train(const round::out::Fit& fit, round::Participant
   link_.arm(std::chrono::hours(24 * 365));  // local work: no socket deadline (the task's own is the participant's)
   round::Fitted fitted;
   const std::shared_ptr<TrainingControl> control = context_.start_training();
+  if (deadline_) control->stop_at(*deadline_, overdue_reason());
   const model::PersonalTensors personal(fit.plan.personal);
   try {
     if (fit.plan.ditto_lambda > 0) {

@@ -58,12 +58,16 @@ class RoundDriver {
   boost::asio::awaitable<void> send_upload(const round::out::Upload& upload);
   round::Outputs deliver(round::Participant& participant, const v1::Envelope& env);
   void conclude(const round::Participant& participant, const round::out::Finish& finish, SessionResult& result);
+  // limits.round_wall_time_s: past the round's deadline nothing more is sent and the round is left.
+  std::string overdue_reason() const;
+  void leave_if_overdue(const round::Participant& participant);
   void record_in_ledger(const round::ContributionRecord& r, const std::string& outcome,
                         const std::string& reason = "") const;
 
   RoundDriverContext context_;
   AggregatorLink& link_;
   std::string* step_ = nullptr;
+  std::optional<std::chrono::steady_clock::time_point> deadline_;  // limits.round_wall_time_s from the task
 };
 
 }  // namespace sotto::client

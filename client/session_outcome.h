@@ -23,6 +23,7 @@ struct SessionResult {
   bool reached = false;      // the TLS handshake succeeded: the aggregator is up
   bool had_task = false;     // the round's task and model arrived
   bool contributed = false;  // a round completed with this client's update in it
+  std::uint64_t bytes = 0;   // sent and received over the session's connection
 };
 
 class FatalError : public Error {

@@ -7,6 +7,7 @@ bool TrainingControl::next_batch() {
   const std::optional<std::string> ineligible = eligibility_ ? eligibility_() : std::nullopt;
   std::lock_guard lock(mutex_);
   if (!reason_ && ineligible) reason_ = "the device is no longer eligible: " + *ineligible;
+  if (!reason_ && deadline_ && std::chrono::steady_clock::now() >= *deadline_) reason_ = deadline_reason_;
   if (reason_) return false;
   ++started_;
   return true;
@@ -15,6 +16,12 @@ bool TrainingControl::next_batch() {
 void TrainingControl::stop(const std::string& reason) {
   std::lock_guard lock(mutex_);
   if (!reason_) reason_ = reason;
+}
+
+void TrainingControl::stop_at(std::chrono::steady_clock::time_point at, std::string reason) {
+  std::lock_guard lock(mutex_);
+  deadline_ = at;
+  deadline_reason_ = std::move(reason);
 }
 
 std::optional<std::string> TrainingControl::stop_reason() const {

@@ -4,6 +4,7 @@
 // the control's lock, so once stop() has returned no batch starts: a test can count on it. Thread-safe.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <mutex>
@@ -31,6 +32,8 @@ class TrainingControl {
   bool next_batch();
   // From any thread; after it returns next_batch() is false. The first reason given is kept.
   void stop(const std::string& reason);
+  // Once `at` has passed, next_batch() stops the run with `reason` (the round's wall-time cap).
+  void stop_at(std::chrono::steady_clock::time_point at, std::string reason);
   std::optional<std::string> stop_reason() const;
   std::uint64_t batches_started() const;
 
@@ -38,6 +41,8 @@ class TrainingControl {
   EligibilityCheck eligibility_;
   mutable std::mutex mutex_;
   std::optional<std::string> reason_;
+  std::optional<std::chrono::steady_clock::time_point> deadline_;
+  std::string deadline_reason_;
   std::uint64_t started_ = 0;
 };
 

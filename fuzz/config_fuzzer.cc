@@ -54,7 +54,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   read_twice(text, [](config::TomlReader& r) {
     const auto s = client::read_sotto_client_config(r);
     return std::make_tuple(s.client.client_id, s.client.port, s.client.privacy.min_noise_multiplier,
-                           s.client.privacy.accepted_modes, s.threads);
+                           s.client.privacy.accepted_modes, s.client.limits.training_threads);
   });
   return 0;
 }

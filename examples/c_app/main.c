@@ -102,6 +102,7 @@ typedef struct app {
   examples data;
   size_t held_out; /* the last held_out examples of data: measured on, never trained on */
   int told_personal;
+  int told_threads;
   sotto_client* client;
 } app;
 
@@ -132,6 +133,7 @@ static sotto_status train(void* user, sotto_tensor* tensors, size_t count, const
     return SOTTO_ERROR_TRAINING;
   }
   tell_personal(a, tensors, count, plan);
+  if (!a->told_threads) printf("c_app: training threads cap %u\n", plan->threads), a->told_threads = 1;
   const size_t trained = a->data.count - a->held_out;
   if (a->held_out > 0) result->held_out_global_accuracy = accuracy_on(a, &m, trained, a->data.count);
   float* gw = calloc(kClasses * kPixels, sizeof(float));
@@ -167,6 +169,15 @@ static sotto_status train(void* user, sotto_tensor* tensors, size_t count, const
     result->held_out_personal_accuracy = accuracy_on(a, &m, trained, a->data.count);
   }
   return SOTTO_OK;
+}
+
+/* sotto_eligibility_fn: asked before every check-in and batch. A real app looks at the battery and the network;
+ * this one is always eligible, and asks the library whether it is stopping (callbacks may call back into it). */
+static int eligible(void* user, char* reason, size_t reason_size) {
+  const app* a = user;
+  (void)reason, (void)reason_size;
+  if (a->client && sotto_client_should_stop(a->client)) printf("c_app: the library is stopping this run\n");
+  return 1;
 }
 
 static void on_event(void* user, const sotto_event* e) {
@@ -205,8 +216,9 @@ static void print_ledger(sotto_client* client) {
   for (size_t i = 0; i < n; ++i) {
     sotto_ledger_entry e;
     sotto_client_ledger_entry(client, i, &e);
-    printf("c_app: ledger round %llu %s examples %llu bytes_sent %llu secure %d\n", (unsigned long long)e.round,
-           e.outcome, (unsigned long long)e.examples, (unsigned long long)e.bytes_sent, e.secure_aggregation);
+    printf("c_app: ledger round %llu %s examples %llu bytes_sent %llu secure %d reason '%s'\n",
+           (unsigned long long)e.round, e.outcome, (unsigned long long)e.examples, (unsigned long long)e.bytes_sent,
+           e.secure_aggregation, sotto_client_ledger_reason(client, i));
   }
 }
 
@@ -215,7 +227,7 @@ int main(int argc, char** argv) {
     fprintf(stderr, "usage: c_app CONFIG KEY_FILE DATA_DIR SHARD NUM_SHARDS MAX_EXAMPLES [HELD_OUT]\n");
     return 2;
   }
-  app a = {{0, NULL, NULL}, argc == 8 ? strtoul(argv[7], NULL, 10) : 0, 0, NULL};
+  app a = {{0, NULL, NULL}, argc == 8 ? strtoul(argv[7], NULL, 10) : 0, 0, 0, NULL};
   unsigned char key[32];
   char generation_file[4096];
   snprintf(generation_file, sizeof generation_file, "%s.generation", argv[2]);
@@ -233,6 +245,9 @@ int main(int argc, char** argv) {
   memset(key, 0, sizeof key);
   if (s != SOTTO_OK) return fprintf(stderr, "c_app: %s: %s\n", sotto_status_name(s), sotto_last_error()), 1;
   sotto_client_on_event(a.client, on_event, NULL);
+  sotto_client_set_eligibility(a.client, eligible, &a);
+  /* The app's caps: one training thread (this SGD is single-threaded), ten minutes a round, a 64 MiB update. */
+  sotto_client_set_limits(a.client, 1, 600.0, 64u << 20, 0);
   /* The app's model as it starts: zeros. A tensor the plan keeps on the device starts from here. */
   static float initial_weight[kClasses * kPixels], initial_bias[kClasses];
   static const int64_t weight_shape[2] = {kClasses, kPixels}, bias_shape[1] = {kClasses};

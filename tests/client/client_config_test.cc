@@ -79,3 +79,24 @@ TEST_CASE("client config: evaluation.report_local is true, false or \"secure_sum
   CHECK_THROWS_WITH(client::load_sotto_client_config(write_config(dir, kBase + "[evaluation]\nreport_local = 1\n")),
                     Catch::Contains("'evaluation.report_local'"));
 }
+
+TEST_CASE("client config: the app's limits are read, 0 meaning no cap") {
+  sotto::test::TempDir dir;
+  const auto none = client::load_sotto_client_config(write_config(dir, kBase)).client.limits;
+  CHECK(none.training_threads == 1);
+  CHECK(none.round_wall_time.count() == 0);
+  CHECK(none.max_update_bytes == 0);
+  CHECK(none.bytes_per_day == 0);
+  const auto set = client::load_sotto_client_config(
+                       write_config(dir, kBase + "[training]\nthreads = 2\n[limits]\nround_wall_time_s = 1.5\n"
+                                                 "max_update_bytes = 100000\nbytes_per_day = 5000000\n"))
+                       .client.limits;
+  CHECK(set.training_threads == 2);
+  CHECK(set.round_wall_time == std::chrono::milliseconds(1500));
+  CHECK(set.max_update_bytes == 100000);
+  CHECK(set.bytes_per_day == 5000000);
+  CHECK_THROWS_WITH(client::load_sotto_client_config(write_config(dir, kBase + "[limits]\nbytes_per_day = -1\n")),
+                    Catch::Contains("'limits.bytes_per_day'"));
+  CHECK_THROWS_WITH(client::load_sotto_client_config(write_config(dir, kBase + "[limits]\nthreads = 2\n")),
+                    Catch::Contains("unknown key 'limits.threads'"));
+}

@@ -42,3 +42,13 @@ TEST_CASE("training control: the eligibility check is asked before every batch")
   charging = true;
   CHECK_FALSE(control.next_batch());  // stopped for good
 }
+
+TEST_CASE("training control: past the round's deadline no batch starts, with the cap as the reason") {
+  TrainingControl control;
+  control.stop_at(std::chrono::steady_clock::now() + std::chrono::hours(1), "the round took too long");
+  CHECK(control.next_batch());
+  control.stop_at(std::chrono::steady_clock::now(), "the round took too long");
+  CHECK_FALSE(control.next_batch());
+  CHECK(control.batches_started() == 1);
+  CHECK(control.stop_reason() == std::optional<std::string>("the round took too long"));
+}

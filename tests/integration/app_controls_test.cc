@@ -1,7 +1,7 @@
-// The app's controls over the client library — the person's consent, eligibility, cancel() — enforced at the socket
-// and between batches: the app's own Client (in this process, as an app embeds it) talks to the real
-// sotto-aggregator over mutual TLS through a TcpProxy that logs every connection and every read of the client's
-// bytes in order with the test's own markers.
+// The app's controls over the client library — the person's consent, eligibility, cancel(), its caps — enforced at
+// the socket and between batches, and the ledger's byte counts against the socket's: the app's own Client (in this
+// process, as an app embeds it) talks to the real sotto-aggregator over mutual TLS through a TcpProxy that logs
+// every connection and every read of either side's bytes in order with the test's own markers.
 #include <catch2/catch.hpp>
 #include <condition_variable>
 #include <deque>
@@ -140,12 +140,17 @@ std::array<std::uint8_t, 32> new_key() {
   return key;
 }
 
+AggregatorOptions with_extra_toml(AggregatorOptions options, const std::string& extra_toml) {
+  options.extra_toml = extra_toml;
+  return options;
+}
+
 // A real aggregator for one client, `rounds` rounds, behind a TcpProxy; the app's state directory and key.
 struct ProxiedAggregator {
-  ProxiedAggregator(const std::string& tag, std::uint64_t rounds)
+  ProxiedAggregator(const std::string& tag, std::uint64_t rounds, const std::string& extra_toml = "")
       : dir(tag),
         pki(make_pki(dir / "pki", 1)),
-        options(fixed_cohort_options(dir.path(), pki, rounds, 1)),
+        options(with_extra_toml(fixed_cohort_options(dir.path(), pki, rounds, 1), extra_toml)),
         aggregator(start_aggregator(write_aggregator_config(dir / "aggregator.toml", options), dir / "aggregator.log")),
         proxy(wait_for_port(options.state_dir, 60s, aggregator.get())) {}
 
@@ -327,4 +332,101 @@ TEST_CASE("eligibility: nothing is sent while the app says no and training stops
   const auto entries = client::parse_ledger_lines(app.ledger_json());
   REQUIRE(entries.size() == 1);
   CHECK(entries[0].reason == "the device is no longer eligible: on battery");
+}
+
+TEST_CASE("ledger: a contribution's bytes sent and received are those on the socket, TLS included") {
+  ProxiedAggregator run("ledger-bytes", 1);
+  client::Client app(run.app_config(), std::make_shared<HeldTrainer>(0));
+  app.set_consent(true, client::ConsentScope::kTraining);
+  REQUIRE(app.run().finished);
+  const auto entries = client::parse_ledger_lines(app.ledger_json());
+  REQUIRE(entries.size() == 1);
+  CHECK(entries[0].outcome == "completed");
+  REQUIRE(run.proxy.connections_accepted() == 1);
+  // The TcpProxy counts every byte relayed each way; the ledger's figures were taken as the round ended.
+  CHECK(entries[0].bytes_sent == run.proxy.bytes_seen(Seen::kClientBytes, 1));
+  CHECK(entries[0].bytes_received == run.proxy.bytes_seen(Seen::kServerBytes, 1));
+}
+
+// The app's Client running on its own thread with the person's consent, its events logged; stop() ends it.
+struct RunningApp {
+  RunningApp(client::ClientConfig config, std::shared_ptr<client::Trainer> trainer)
+      : app(std::move(config), std::move(trainer)) {
+    app.on_event([this](const client::ClientEvent& e) { log.add(e); });
+    app.set_consent(true, client::ConsentScope::kTraining);
+    runner = std::thread([this] { app.run(); });
+  }
+  ~RunningApp() { stop(); }
+  void stop() {
+    if (!runner.joinable()) return;
+    app.stop();
+    runner.join();
+  }
+  std::vector<client::LedgerEntry> ledger() const { return client::parse_ledger_lines(app.ledger_json()); }
+
+  client::Client app;
+  EventLog log;
+  std::thread runner;
+};
+
+TEST_CASE("limits: past the round's wall time no batch starts and the round is left, with the cap on record") {
+  ProxiedAggregator run("limit-wall-time", 2);
+  auto trainer = std::make_shared<BatchTrainer>(500, 1);
+  auto config = run.app_config();
+  config.limits.round_wall_time = 300ms;
+  RunningApp app(config, trainer);
+  client::TrainingControl& control = trainer->wait_for_run();
+  CHECK_THROWS_WITH(app.app.set_limits({}), Catch::Contains("before run()"));
+  const auto abandoned = app.log.wait_for(client::ClientEventKind::kRoundAbandoned);
+  app.stop();
+  CHECK(control.batches_started() < 500);  // 500 batches of 10 ms would take 5 s
+  CHECK_THAT(abandoned.message, Catch::Contains("limits.round_wall_time_s (0.3 s)"));
+  CHECK_NOTHROW(app.app.set_limits({}));  // run() has returned
+  const auto entries = app.ledger();
+  REQUIRE_FALSE(entries.empty());
+  CHECK(entries.front().outcome == "abandoned");
+  CHECK_THAT(entries.front().reason, Catch::Contains("limits.round_wall_time_s"));
+}
+
+// fashion_linear's weights are 7,850 float32s: 31,400 bytes.
+const std::string kLinearModel = "[model]\narchitecture = \"fashion_linear\"\n";
+
+TEST_CASE("limits: a round whose model is over the update buffer's cap is declined before the model is received") {
+  ProxiedAggregator run("limit-update-bytes", 2, kLinearModel);
+  auto config = run.app_config();
+  config.limits.max_update_bytes = 30'000;
+  config.eligibility_poll = 600s;
+  RunningApp app(config, std::make_shared<HeldTrainer>(0));
+  const auto declined = app.log.wait_for(client::ClientEventKind::kRoundAbandoned);
+  app.stop();
+  CHECK_THAT(declined.message,
+             Catch::Contains("round 1 declined") && Catch::Contains("more than limits.max_update_bytes (30000)"));
+  const auto entries = app.ledger();
+  REQUIRE(entries.size() == 1);
+  CHECK(entries[0].outcome == "abandoned");
+  CHECK(entries[0].reason == declined.message);
+  CHECK(entries[0].bytes_received < 31'400);  // the handshake and the task, not the model
+  CHECK(run.proxy.connections_accepted() == 1);  // it waits eligibility_poll before asking again
+}
+
+TEST_CASE("limits: at the daily byte cap the device declines the round that would pass it") {
+  ProxiedAggregator run("limit-bytes-per-day", 3, kLinearModel);
+  auto config = run.app_config();
+  // Room for one round (the model received and its update sent: ~63 kB, the handshakes besides), not for two.
+  config.limits.bytes_per_day = 100'000;
+  config.eligibility_poll = 600s;
+  RunningApp app(config, std::make_shared<HeldTrainer>(0));
+  app.log.wait_for(client::ClientEventKind::kRoundCompleted, 1);
+  const auto declined = app.log.wait_for(client::ClientEventKind::kRoundAbandoned, 2);
+  app.stop();
+  CHECK_THAT(declined.message, Catch::Contains("round 2 declined") &&
+                                   Catch::Contains("limits.bytes_per_day is 100000") &&
+                                   Catch::Contains("in the last 24 hours"));
+  const auto entries = app.ledger();
+  REQUIRE(entries.size() == 2);
+  CHECK(entries[0].outcome == "completed");
+  CHECK(entries[1].outcome == "abandoned");
+  const std::uint64_t used = entries[0].bytes_sent + entries[0].bytes_received;
+  CHECK(used > 2 * 31'400);
+  CHECK(used + entries[1].bytes_sent + entries[1].bytes_received + 2 * 31'400 > 100'000);
 }

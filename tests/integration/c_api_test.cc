@@ -39,7 +39,8 @@ TEST_CASE("two C apps and a Python ctypes app train fashion_linear through libso
 
   std::vector<std::unique_ptr<Process>> apps;
   for (int i = 1; i <= 3; ++i) {
-    const fs::path config = app_config(dir, pki, i, port);
+    // The config's thread cap, which the C apps replace with their own (sotto_client_set_limits).
+    const fs::path config = app_config(dir, pki, i, port, "[training]\nthreads = 4\n");
     const fs::path state_dir = dir / ("app-" + std::to_string(i));
     const bool python = i == 3;
     std::vector<std::string> argv{bin_path("c_app").string()};
@@ -64,6 +65,7 @@ TEST_CASE("two C apps and a Python ctypes app train fashion_linear through libso
     CHECK_THAT(log, Catch::Contains("ledger round 1 completed examples " + examples) &&
                         Catch::Contains("ledger round 2 completed examples " + examples));
     CHECK_THAT(log, Catch::Contains("secure 1"));
+    if (i < 3) CHECK_THAT(log, Catch::Contains("training threads cap 1"));  // sotto_client_set_limits's
   }
   const auto rounds = read_jsonl(agg.state_dir / "rounds.jsonl");
   REQUIRE(rounds.size() == 2);

@@ -87,6 +87,14 @@ int TcpProxy::connections_accepted() const {
   return static_cast<int>(std::count_if(all.begin(), all.end(), [](const Event& e) { return e.what == Seen::kAccepted; }));
 }
 
+std::uint64_t TcpProxy::bytes_seen(Seen what, int connection) const {
+  std::uint64_t total = 0;
+  for (const Event& e : events()) {
+    if (e.what == what && e.connection == connection) total += e.bytes;
+  }
+  return total;
+}
+
 void TcpProxy::close_pair(Pair& p) {
   if (p.client >= 0) ::close(p.client);
   if (p.server >= 0) ::close(p.server);
@@ -124,7 +132,7 @@ void TcpProxy::relay() {
       for (const bool from_client : {true, false}) {
         if (p.client < 0 || !(fds[2 + 2 * i + (from_client ? 0 : 1)].revents & (POLLIN | POLLHUP | POLLERR))) continue;
         const ssize_t n = ::recv(from_client ? p.client : p.server, buffer, sizeof buffer, 0);
-        if (n > 0 && from_client) record({Seen::kClientBytes, p.id, static_cast<std::size_t>(n), {}});
+        if (n > 0) record({from_client ? Seen::kClientBytes : Seen::kServerBytes, p.id, static_cast<std::size_t>(n), {}});
         if (n <= 0 || !send_all(from_client ? p.server : p.client, buffer, static_cast<std::size_t>(n))) {
           if (from_client) record({Seen::kClientClosed, p.id, 0, {}});
           close_pair(p);

@@ -1,5 +1,5 @@
 // TcpProxy: a loopback TCP relay between clients and a server that keeps one ordered log of what it sees — each
-// connection it accepts, each read of bytes a client sent, a client closing — and of the markers the test adds
+// connection it accepts, each read of bytes a client sent (and of bytes the server sent back), a client closing — and of the markers the test adds
 // with mark(). A test asserts at the socket level what a client sent, and in what order relative to its own
 // actions: "no connection before the marker", "not a byte after it". Bytes are relayed unchanged (TLS passes
 // through).
@@ -16,11 +16,11 @@ namespace sotto::test {
 
 class TcpProxy {
  public:
-  enum class Seen { kAccepted, kClientBytes, kClientClosed, kMarker };
+  enum class Seen { kAccepted, kClientBytes, kServerBytes, kClientClosed, kMarker };
   struct Event {
     Seen what;
     int connection = 0;      // 1, 2, ... in the order accepted (0 for a marker)
-    std::size_t bytes = 0;   // kClientBytes
+    std::size_t bytes = 0;   // kClientBytes, kServerBytes
     std::string label;       // kMarker
   };
 
@@ -36,6 +36,8 @@ class TcpProxy {
   // The events after the marker `label` (all of them if there is none).
   std::vector<Event> events_after(const std::string& label) const;
   int connections_accepted() const;
+  // The bytes of kClientBytes or kServerBytes events on `connection` (1, 2, ...).
+  std::uint64_t bytes_seen(Seen what, int connection) const;
 
  private:
   struct Pair {

@@ -29,7 +29,7 @@ extern "C" {
 #endif
 
 /* The version of this header's API; sotto_api_version() gives the library's. */
-#define SOTTO_CLIENT_API_VERSION 1
+#define SOTTO_CLIENT_API_VERSION 2
 
 typedef enum sotto_status {
   SOTTO_OK = 0,
@@ -93,6 +93,9 @@ typedef struct sotto_training_plan {
   uint32_t finetune_epochs;
   double ditto_lambda;
   const void* personalization; /* the library's; read it through sotto_tensor_is_personal */
+  /* The app's cap on the threads its training may use (training.threads, sotto_client_set_limits; 0 = none). The
+   * library cannot see the app's threads: honouring it is the callback's part. (API version 2.) */
+  uint32_t threads;
 } sotto_training_plan;
 
 /* 1 when the plan keeps the tensor named `tensor_name` on the device, else 0 (also for null arguments). */
@@ -211,6 +214,19 @@ typedef int (*sotto_eligibility_fn)(void* user, char* reason, size_t reason_size
 SOTTO_API sotto_status sotto_client_set_eligibility(sotto_client* client, sotto_eligibility_fn check, void* user);
 SOTTO_API sotto_status sotto_client_eligibility_changed(sotto_client* client);
 
+/* The app's caps on what taking part may cost the device, replacing the config's [limits] and training.threads;
+ * 0 = no cap. Set them before sotto_client_run (SOTTO_ERROR_INVALID_ARGUMENT after). training_threads: passed to
+ * the training callback as plan->threads. round_wall_time_s: once a round has taken longer since its task arrived,
+ * sotto_client_next_batch returns 0, nothing more is sent and the round is left (the ledger says why).
+ * max_update_bytes: the update buffer; a round whose model (and so its update) is larger is declined before the
+ * model is received. bytes_per_day: bytes sent and received in any 24 hours; at the cap the client waits
+ * (SOTTO_EVENT_INELIGIBLE says why) and it declines a round whose model, received and sent back, would pass it.
+ * A declined round is recorded in the ledger as "abandoned" and the client asks again after
+ * connection.eligibility_poll_s. (API version 2.) */
+SOTTO_API sotto_status sotto_client_set_limits(sotto_client* client, unsigned training_threads,
+                                               double round_wall_time_s, uint64_t max_update_bytes,
+                                               uint64_t bytes_per_day);
+
 /* The state store's generation after its latest change (0 without state.dir). Keep it beside the state key and
  * give it back as sotto_client_options.state_min_generation. */
 SOTTO_API uint64_t sotto_client_state_generation(sotto_client* client);
@@ -237,8 +253,12 @@ typedef struct sotto_ledger_entry {
 
 /* The number of entries in the ledger (0 without state.dir). Reads it afresh. */
 SOTTO_API sotto_status sotto_client_ledger_size(sotto_client* client, size_t* count);
-/* Entry `index` (0 = oldest) of the ledger as the latest sotto_client_ledger_size read it. */
+/* Entry `index` (0 = oldest) of the ledger as the latest sotto_client_ledger_size on this thread read it; its
+ * strings stay valid until that thread calls sotto_client_ledger_size on this client again, or destroys it. */
 SOTTO_API sotto_status sotto_client_ledger_entry(sotto_client* client, size_t index, sotto_ledger_entry* entry);
+/* Why entry `index` ended as it did, for a round the device left ("cancelled by the app", a limit, ...; "" for
+ * others), valid as sotto_client_ledger_entry's strings; null for an index out of range. (API version 2.) */
+SOTTO_API const char* sotto_client_ledger_reason(sotto_client* client, size_t index);
 
 #ifdef __cplusplus
 }
