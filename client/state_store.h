@@ -2,12 +2,16 @@
 // model — each sealed with AES-256-GCM under a key derived from the app's state key (state_key.h), and each written
 // atomically (a crash leaves the old file or the new one, util/atomic_file.h).
 //
-// Every write takes the store's next generation, a counter bound into the file's associated data with its name and
-// format version, and recorded for that file in a sealed manifest. So a wrong key, a tampered byte, a file renamed
+// Every write takes the store's next generation, a counter bound into the file's associated data with its name,
+// format version and the store's own random id, and recorded for that file in a sealed manifest. So a wrong key, a tampered byte, a file renamed
 // to another's name or an older copy of a file put back (an old "granted" consent, a ledger with entries removed)
 // are each refused with a sotto::Error that says which, and nothing is deleted or overwritten. Putting the whole
 // directory back to an older state is caught only against the generation the app keeps beside its key:
 // generation() after each change (on_change tells it), passed back as min_generation when the store is opened.
+//
+// A crash between a change's file and its manifest is finished when the store next opens: a write's file newer
+// than the manifest is adopted, and the file of a removal (its tombstone in the manifest records the generation it
+// had) is deleted.
 //
 // One process at a time: the store holds an exclusive lock on <dir>/lock for its lifetime. Thread-safe.
 #pragma once
@@ -66,16 +70,22 @@ class StateStore {
   std::string open_sealed(std::string_view name, const std::filesystem::path& path, const std::string& bytes,
                           std::uint64_t& generation) const;
   void load_manifest(std::uint64_t min_generation);
+  void finish_cut_changes();
+  // The generation of a file that authenticates as `name`, or nothing.
+  std::optional<std::uint64_t> authentic_generation(std::string_view name, const std::filesystem::path& path) const;
   void save_manifest(std::uint64_t generation);
   void notify(std::uint64_t generation);
 
   std::filesystem::path dir_;
   crypto::SecretArray<32> seal_key_;
   std::array<std::uint8_t, 8> key_id_{};
+  std::uint8_t version_ = 0;  // the sealed format of this store's files (the manifest's; 1 before store ids)
+  std::string store_id_;      // random per state directory (version 2), in every file's header and associated data
   int lock_fd_ = -1;
   mutable std::mutex mutex_;
   std::uint64_t generation_ = 0;
   std::map<std::string, std::uint64_t, std::less<>> files_;  // name -> the generation of its latest write
+  std::map<std::string, std::uint64_t, std::less<>> removed_;  // name -> the generation its file had when removed
   std::recursive_mutex notify_mutex_;  // orders the callbacks; recursive: a callback may change the store again
   std::uint64_t notified_ = 0;  // the last generation told
   std::uint64_t pending_ = 0;   // the newest generation to tell

@@ -150,6 +150,7 @@ TEST_CASE("state store: an old copy put back is refused and so is a whole direct
     store.write("ledger", "one entry");
     granted = snapshot(dir.path());
     store.write("consent", "revoked");
+    store.write("ledger", "two entries");
     store.remove("ledger");
     latest = store.generation();
   }
@@ -158,13 +159,35 @@ TEST_CASE("state store: an old copy put back is refused and so is a whole direct
     overwrite(dir / "ledger.sealed", granted.at("ledger.sealed"));
     StateStore store(dir.path(), key, latest);
     CHECK_THROWS_WITH(store.read("consent"), Catch::Contains("old copy put back") && Catch::Contains("latest is 3"));
-    CHECK_THROWS_WITH(store.read("ledger"), Catch::Contains("old copy put back") && Catch::Contains("deleted"));
+    CHECK_THROWS_WITH(store.read("ledger"), Catch::Contains("old copy put back") &&
+                                                Catch::Contains("deleted, its latest copy at generation 4"));
     CHECK(util::read_file(dir / "consent.sealed") == granted.at("consent.sealed"));  // refused, not deleted
+    CHECK(util::read_file(dir / "ledger.sealed") == granted.at("ledger.sealed"));
+  }
+  SECTION("a file this store never had") {
+    test::TempDir other_dir;
+    {
+      StateStore other(other_dir.path(), key);  // the same key, another directory
+      other.write("extra", "from elsewhere");
+    }
+    fs::copy_file(other_dir / "extra.sealed", dir / "extra.sealed");
+    StateStore store(dir.path(), key, latest);
+    CHECK_THROWS_WITH(store.read("extra"), Catch::Contains("belongs to another state directory"));
+  }
+  SECTION("a file of another directory under the same key, at the very generation this one records") {
+    test::TempDir other_dir;
+    {
+      StateStore other(other_dir.path(), key);
+      for (int i = 0; i < 3; ++i) other.write("consent", "granted elsewhere");  // generation 3, as here
+    }
+    fs::copy_file(other_dir / "consent.sealed", dir / "consent.sealed", fs::copy_options::overwrite_existing);
+    StateStore store(dir.path(), key, latest);
+    CHECK_THROWS_WITH(store.read("consent"), Catch::Contains("belongs to another state directory"));
   }
   SECTION("the whole directory") {
     restore(dir.path(), granted);
     CHECK_THROWS_WITH(StateStore(dir.path(), key, latest),
-                      Catch::Contains("put back to an older state") && Catch::Contains("the app's last is 4"));
+                      Catch::Contains("put back to an older state") && Catch::Contains("the app's last is 5"));
     // Without the app's generation the old state opens: the README says so.
     CHECK(StateStore(dir.path(), key).read("consent") == std::optional<std::string>("granted"));
   }
@@ -194,6 +217,79 @@ TEST_CASE("state store: a crash between writing and renaming leaves the old file
   store.write("consent", "revoked");
   CHECK(store.read("consent") == std::optional<std::string>("revoked"));
   CHECK_FALSE(fs::exists(util::StagedFile::temporary_for(dir / "consent.sealed")));
+}
+
+TEST_CASE("state store: a crash between a change's file and its manifest is finished when the store next opens") {
+  test::TempDir dir;
+  const auto key = crypto::random_secret<client::kStateKeyBytes>();
+  std::map<std::string, std::string> before;
+  {
+    StateStore store(dir.path(), key);
+    store.write("consent", "granted");
+    store.write("ledger", "one entry");
+    before = snapshot(dir.path());
+  }
+  SECTION("a write whose manifest update was cut off is adopted") {
+    {
+      StateStore store(dir.path(), key);
+      store.write("ledger", "two entries");
+    }
+    overwrite(dir / "manifest.sealed", before.at("manifest.sealed"));  // the file renamed in, the manifest not yet
+    {
+      StateStore store(dir.path(), key);
+      CHECK(store.generation() == 3);
+      CHECK(store.read("ledger") == std::optional<std::string>("two entries"));
+      store.write("consent", "revoked");
+      CHECK(store.generation() == 4);  // not a second generation 3
+    }
+    overwrite(dir / "ledger.sealed", before.at("ledger.sealed"));  // the copy from before the crash, put back
+    StateStore store(dir.path(), key);
+    CHECK_THROWS_WITH(store.read("ledger"), Catch::Contains("old copy put back") && Catch::Contains("latest is 3"));
+  }
+  SECTION("a removal whose unlink was cut off is finished") {
+    {
+      StateStore store(dir.path(), key);
+      store.remove("ledger");
+    }
+    overwrite(dir / "ledger.sealed", before.at("ledger.sealed"));  // the manifest written, the file not yet gone
+    StateStore store(dir.path(), key, 3);
+    CHECK_FALSE(fs::exists(dir / "ledger.sealed"));
+    CHECK(store.read("ledger") == std::nullopt);
+    CHECK(store.read("consent") == std::optional<std::string>("granted"));
+    store.write("ledger", "a new start");
+    CHECK(store.read("ledger") == std::optional<std::string>("a new start"));
+  }
+  SECTION("a tampered file is left for read() to name, not adopted or deleted") {
+    std::string bytes = before.at("ledger.sealed");
+    bytes[16 + 16 + 7] = 9;  // claims generation 9: newer than the manifest
+    overwrite(dir / "ledger.sealed", bytes);
+    StateStore store(dir.path(), key);
+    CHECK(store.generation() == 2);
+    CHECK_THROWS_WITH(store.read("ledger"), Catch::Contains("was altered or corrupted"));
+    CHECK(util::read_file(dir / "ledger.sealed") == bytes);
+  }
+}
+
+TEST_CASE("state store: a state directory of the version-1 format (no store id) still opens, and stays version 1") {
+  test::TempDir dir;
+  for (const char* name : {"consent.sealed", "manifest.sealed"}) {
+    fs::copy_file(fs::path(SOTTO_SOURCE_DIR) / "tests/data/state-v1" / name, dir / name);
+  }
+  client::StateKey key;
+  for (std::size_t i = 0; i < key.size(); ++i) key[i] = static_cast<std::uint8_t>(i + 1);
+  {
+    StateStore store(dir.path(), key, 4);
+    CHECK(store.generation() == 4);
+    CHECK(store.read("consent") == std::optional<std::string>("granted by version 1"));
+    CHECK(store.read("ledger") == std::nullopt);
+    store.write("ledger", "a new entry");
+  }
+  CHECK(util::read_file(dir / "ledger.sealed").substr(0, 8) == std::string("SOTTOST\x01", 8));
+  StateStore store(dir.path(), key, 5);
+  CHECK(store.read("ledger") == std::optional<std::string>("a new entry"));
+  test::TempDir fresh;  // a new store is version 2
+  StateStore(fresh.path(), key).write("consent", "granted");
+  CHECK(util::read_file(fresh / "consent.sealed").substr(0, 8) == std::string("SOTTOST\x02", 8));
 }
 
 TEST_CASE("state store: one process at a time") {
