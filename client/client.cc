@@ -91,6 +91,8 @@ class Client::Impl {
   }
   std::uint64_t state_generation() const { return store_ ? store_->generation() : 0; }
   std::string ledger_json() const { return ledger_ ? ledger_->json_lines() : std::string(); }
+  model::ModelParameters personal_model() const { return personal_state_->load_personal_model(); }
+  model::ModelParameters personal_tensors() const { return personal_state_->load(); }
   void on_state_change(std::function<void(std::uint64_t)> callback) {
     if (store_) store_->on_change(std::move(callback));
   }
@@ -424,6 +426,12 @@ std::uint64_t Client::state_generation() const {
 }
 std::string Client::ledger_json() const {
   return impl_->ledger_json();
+}
+model::ModelParameters Client::personal_model() const {
+  return impl_->personal_model();
+}
+model::ModelParameters Client::personal_tensors() const {
+  return impl_->personal_tensors();
 }
 void Client::on_state_change(std::function<void(std::uint64_t)> callback) {
   impl_->on_state_change(std::move(callback));

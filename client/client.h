@@ -101,6 +101,10 @@ class Client {
   // The state store's generation after its latest change (0 without state_dir). Keep it beside the state key and
   // give it back as ClientConfig::state_min_generation: an older state directory put back is then refused.
   std::uint64_t state_generation() const;
+  // What the device keeps for the person (personal_state.h): the personal model of local adaptation and the personal
+  // tensors of its model, each empty when there is none. For running the person's own model; thread-safe.
+  model::ModelParameters personal_model() const;
+  model::ModelParameters personal_tensors() const;
   // The ledger (ledger.h) as JSON lines, one per contribution, oldest first ("" without state_dir).
   std::string ledger_json() const;
   // Called with each new generation, in increasing order, on the thread that changed the state, outside the state

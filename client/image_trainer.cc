@@ -7,10 +7,18 @@ namespace sotto::client {
 
 ImageTrainer::ImageTrainer(std::unique_ptr<ml::ImageModel> model, std::shared_ptr<const data::ImageDataset> data,
                            std::vector<std::uint32_t> indices, const std::vector<std::uint32_t>& local_test)
-    : model_(std::move(model)), data_(std::move(data)), indices_(std::move(indices)) {
-  if (!model_ || !data_) throw Error("ImageTrainer needs a model and a data set");
-  if (indices_.empty()) throw Error("ImageTrainer has no examples: the shard is empty");
-  local_test_ = data::subset(*data_, local_test);
+    : model_(std::move(model)) {
+  if (!model_) throw Error("ImageTrainer needs a model");
+  use_examples(std::move(data), std::move(indices), local_test);
+}
+
+void ImageTrainer::use_examples(std::shared_ptr<const data::ImageDataset> data, std::vector<std::uint32_t> indices,
+                                const std::vector<std::uint32_t>& local_test) {
+  if (!data) throw Error("ImageTrainer needs a data set");
+  if (indices.empty()) throw Error("ImageTrainer has no examples to train on");
+  local_test_ = data::subset(*data, local_test);
+  data_ = std::move(data);
+  indices_ = std::move(indices);
 }
 
 FitResult ImageTrainer::fit(const model::ModelParameters& global_model, const ml::TrainingPlan& plan,

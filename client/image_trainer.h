@@ -26,6 +26,9 @@ class ImageTrainer final : public Trainer {
                 TrainingControl& control) override;
   void restore_personal_model(model::ModelParameters personal_model) override;
   std::size_t num_examples() const { return indices_.size(); }
+  // Replaces the examples for the rounds from here on (an app whose data changes between rounds).
+  void use_examples(std::shared_ptr<const data::ImageDataset> data, std::vector<std::uint32_t> indices,
+                    const std::vector<std::uint32_t>& local_test = {});
 
  private:
   ml::TrainMetrics train_phase(const ml::TrainingPlan& plan, TrainingControl& control);

@@ -23,15 +23,21 @@ void PersonalState::save_personal_model(const model::ModelParameters& model) {
 }
 
 void PersonalState::erase() {
-  tensors_ = {};
-  personal_model_ = {};
+  {
+    std::lock_guard lock(mutex_);
+    tensors_ = {};
+    personal_model_ = {};
+  }
   if (!store_) return;
   store_->remove(kPersonalStateFile);
   store_->remove(kPersonalModelFile);
 }
 
 model::ModelParameters PersonalState::load_file(const char* name, const model::ModelParameters& memory) const {
-  if (!store_) return memory;
+  if (!store_) {
+    std::lock_guard lock(mutex_);
+    return memory;
+  }
   const auto bytes = store_->read(name);
   if (!bytes) return {};
   std::istringstream in(*bytes);
@@ -40,6 +46,7 @@ model::ModelParameters PersonalState::load_file(const char* name, const model::M
 
 void PersonalState::save_file(const char* name, const model::ModelParameters& params, model::ModelParameters& memory) {
   if (!store_) {
+    std::lock_guard lock(mutex_);
     memory = params;
     return;
   }

@@ -3,7 +3,10 @@
 // (fine-tuned, or Ditto's), the model the app uses. With a state store (state_store.h) they are
 // sealed in it — encrypted and authenticated under the device's state key — as one file; without one they live in
 // the process's memory. It is the one place the client keeps them, so other storage can take its place.
+// Thread-safe: the app may read them (for inference) while a round saves new ones.
 #pragma once
+
+#include <mutex>
 
 #include "client/state_store.h"
 #include "common/model/parameters.h"
@@ -29,6 +32,7 @@ class PersonalState {
   void save_file(const char* name, const model::ModelParameters& params, model::ModelParameters& memory);
 
   StateStore* store_;
+  mutable std::mutex mutex_;  // for the two below (the store is thread-safe itself)
   model::ModelParameters tensors_;
   model::ModelParameters personal_model_;
 };

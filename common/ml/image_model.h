@@ -46,6 +46,9 @@ class ImageModel {
   // combined in order give evaluate()'s result bit for bit.
   virtual std::vector<EvalBatch> evaluate_batches(const data::ImageDataset& data, std::size_t begin,
                                                   std::size_t end) = 0;
+  // The logits of every image of `data` (its labels unused) in eval mode: size() rows of `classes` floats, image
+  // after image. Throws sotto::Error for images that are not 28x28.
+  virtual std::vector<float> logits(const data::ImageDataset& data) = 0;
   // Writes the model with its current state in its own format: a TorchScript model as a TorchScript file that
   // PyTorch's torch.jit.load reads back, a built-in one as LibTorch's torch::save archive.
   virtual void save(const std::filesystem::path& file) const = 0;

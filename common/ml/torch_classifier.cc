@@ -308,6 +308,21 @@ class ClassifierModel final : public ImageModel {
     return out;
   }
 
+  std::vector<float> logits(const data::ImageDataset& data) override {
+    std::vector<float> out;
+    if (data.size() == 0) return out;
+    check_images(data);
+    net_->set_training(false);
+    torch::NoGradGuard no_grad;
+    for (std::size_t begin = 0; begin < data.size(); begin += kEvalBatch) {
+      const std::size_t count = std::min(kEvalBatch, data.size() - begin);
+      const Batch batch = make_batch(data, count, [&](std::size_t i) { return begin + i; });
+      const torch::Tensor l = net_->forward(batch.images).to(torch::kFloat32).contiguous();
+      out.insert(out.end(), l.data_ptr<float>(), l.data_ptr<float>() + l.numel());
+    }
+    return out;
+  }
+
  private:
   std::unique_ptr<TorchNet> net_;
 };

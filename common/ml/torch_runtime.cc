@@ -5,6 +5,7 @@
 #include <dlfcn.h>
 
 #include <mutex>
+#include <vector>
 
 #include "common/util/error.h"
 
@@ -16,17 +17,51 @@ namespace {
 constexpr const char* kMakeImageModel = "sotto_torch_make_model";
 constexpr const char* kSetTorchThreads = "sotto_torch_set_threads";
 
+std::mutex& path_mutex() {
+  static std::mutex mutex;
+  return mutex;
+}
+
+std::filesystem::path& app_path() {
+  static std::filesystem::path path;
+  return path;
+}
+
+// The file of the executable or shared library this function is linked into.
+std::filesystem::path this_library() {
+  Dl_info info{};
+  if (dladdr(reinterpret_cast<void*>(&this_library), &info) == 0 || !info.dli_fname) return {};
+  std::error_code ec;
+  const auto resolved = std::filesystem::canonical(info.dli_fname, ec);
+  return ec ? std::filesystem::path(info.dli_fname) : resolved;
+}
+
 }  // namespace
+
+void set_torch_runtime_path(std::filesystem::path path) {
+  const std::lock_guard lock(path_mutex());
+  app_path() = std::move(path);
+}
 
 std::filesystem::path torch_runtime_path() {
   constexpr const char* kModule = "libsotto_torch_runtime.so";
+  {
+    const std::lock_guard lock(path_mutex());
+    if (!app_path().empty()) return app_path();
+  }
   if (const char* given = std::getenv("SOTTO_TORCH_RUNTIME"); given && *given) return given;
   std::error_code ec;
   const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
   if (ec) throw Error("cannot locate the running executable (/proc/self/exe): " + ec.message());
-  const std::filesystem::path beside = exe.parent_path() / kModule;
-  if (std::filesystem::exists(beside)) return beside;
-  return (exe.parent_path() / SOTTO_RUNTIME_FROM_BIN / kModule).lexically_normal();
+  std::vector<std::filesystem::path> candidates{exe.parent_path() / kModule,
+                                                (exe.parent_path() / SOTTO_RUNTIME_FROM_BIN / kModule).lexically_normal()};
+  if (const auto library = this_library(); !library.empty() && library != exe) {
+    candidates.push_back(library.parent_path() / "sotto" / kModule);  // code in a shared library: libsotto_client.so
+  }
+  for (const auto& candidate : candidates) {
+    if (std::filesystem::exists(candidate)) return candidate;
+  }
+  return candidates.back();
 }
 
 const TorchRuntime& TorchRuntime::get() {

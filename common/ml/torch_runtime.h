@@ -37,9 +37,13 @@ class TorchRuntime {
   SetTorchThreads set_threads_;
 };
 
-// Where libsotto_torch_runtime.so is: $SOTTO_TORCH_RUNTIME when set (a path the app gives); else beside the running
-// executable (the build tree); else where `cmake --install` puts it relative to the executable (lib/sotto/). The
-// first that exists; the last candidate when none does (the load then names it).
+// Where libsotto_torch_runtime.so is: the path the app set (set_torch_runtime_path), else $SOTTO_TORCH_RUNTIME; else
+// the first of these that exists: beside the running executable (the build tree), where `cmake --install` puts it
+// relative to the executable (lib/sotto/), and relative to the library this code is linked into (lib/sotto/ beside
+// an installed libsotto_client.so, for an app or a Python process that is not Sotto's own binary). With none, the
+// last candidate (the load then names it).
 std::filesystem::path torch_runtime_path();
+// The app's path to the module, for the process (empty: the search above). Takes effect at the first load only.
+void set_torch_runtime_path(std::filesystem::path path);
 
 }  // namespace sotto::ml

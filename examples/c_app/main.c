@@ -17,11 +17,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 
+#include "../common/fashion_mnist.h"
+#include "../common/state_key_file.h"
 #include "sotto/sotto_client.h"
 
-enum { kPixels = 28 * 28, kClasses = 10 };
+enum { kPixels = kFashionPixels, kClasses = kFashionClasses };
 
 /* Normalised as Sotto's built-in models expect (README.md, model.architecture). */
 static float normalised(unsigned char pixel) { return ((float)pixel / 255.0f - 0.2860f) / 0.3530f; }
@@ -32,37 +33,14 @@ typedef struct examples {
   unsigned char* labels;  /* count */
 } examples;
 
-/* Reads `size` bytes after a header of `skip` bytes of a gzipped IDX file; returns NULL on failure. */
-static unsigned char* read_idx(const char* dir, const char* name, size_t skip, size_t size) {
-  char path[4096];
-  snprintf(path, sizeof path, "%s/%s", dir, name);
-  gzFile file = gzopen(path, "rb");
-  if (!file) return NULL;
-  unsigned char* bytes = malloc(skip + size);
-  const int ok = bytes && gzread(file, bytes, (unsigned)(skip + size)) == (int)(skip + size);
-  gzclose(file);
-  if (!ok) {
-    free(bytes);
-    return NULL;
-  }
-  memmove(bytes, bytes + skip, size);
-  return bytes;
-}
-
 static int load_shard(const char* dir, size_t shard, size_t shards, size_t max, examples* out) {
-  const size_t total = 60000;
-  unsigned char* images = read_idx(dir, "train-images-idx3-ubyte.gz", 16, total * kPixels);
-  unsigned char* labels = read_idx(dir, "train-labels-idx1-ubyte.gz", 8, total);
-  if (!images || !labels) return -1;
-  out->pixels = malloc(max * kPixels * sizeof(float));
-  out->labels = malloc(max);
-  out->count = 0;
-  for (size_t i = shard; i < total && out->count < max; i += shards) {
-    for (size_t p = 0; p < kPixels; ++p) out->pixels[out->count * kPixels + p] = normalised(images[i * kPixels + p]);
-    out->labels[out->count++] = labels[i];
-  }
-  free(images);
-  free(labels);
+  fashion_shard raw;
+  if (fashion_load_shard(dir, "train", shard, shards, max, &raw) != 0) return -1;
+  out->count = raw.count;
+  out->pixels = malloc(raw.count * kPixels * sizeof(float));
+  for (size_t i = 0; i < raw.count * kPixels; ++i) out->pixels[i] = normalised(raw.images[i]);
+  out->labels = raw.labels;
+  free(raw.images);
   return 0;
 }
 
@@ -186,19 +164,6 @@ static void on_event(void* user, const sotto_event* e) {
   fflush(stdout);
 }
 
-static int read_key(const char* path, unsigned char key[32]) {
-  FILE* f = fopen(path, "r");
-  if (!f) return -1;
-  int ok = 1;
-  for (int i = 0; i < 32 && ok; ++i) {
-    unsigned byte;
-    ok = fscanf(f, "%2x", &byte) == 1;
-    key[i] = (unsigned char)byte;
-  }
-  fclose(f);
-  return ok ? 0 : -1;
-}
-
 static unsigned long long read_generation(const char* path) {
   unsigned long long g = 0;
   FILE* f = fopen(path, "r");
@@ -231,7 +196,7 @@ int main(int argc, char** argv) {
   unsigned char key[32];
   char generation_file[4096];
   snprintf(generation_file, sizeof generation_file, "%s.generation", argv[2]);
-  if (read_key(argv[2], key) != 0) return fprintf(stderr, "c_app: cannot read the key in %s\n", argv[2]), 1;
+  if (read_state_key(argv[2], key) != 0) return fprintf(stderr, "c_app: cannot read the key in %s\n", argv[2]), 1;
   if (load_shard(argv[3], strtoul(argv[4], NULL, 10), strtoul(argv[5], NULL, 10), strtoul(argv[6], NULL, 10),
                  &a.data) != 0 || a.data.count == 0) {
     return fprintf(stderr, "c_app: cannot read Fashion-MNIST from %s\n", argv[3]), 1;

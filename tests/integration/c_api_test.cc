@@ -118,6 +118,61 @@ TEST_CASE("a C app keeps the plan's personal tensors and reports its held-out ac
   CHECK(last["personal"]["mean"].get<double>() > last["global"]["mean"].get<double>());
 }
 
+TEST_CASE("C apps whose library trains a TorchScript model on the examples they hand it take part in rounds and "
+          "run the person's model", "[integration][c_api][torchscript]") {
+  TempDir dir("c-api-model");
+  const Pki pki = make_pki(dir / "pki", 2);
+  const fs::path model = export_torchscript(dir.path(), "fashion_mlp");
+  auto agg = fixed_cohort_options(dir.path(), pki, 2, 2);
+  agg.evaluate = true;
+  agg.extra_toml = "[model]\ntorchscript = \"" + model.string() + "\"\n[personalization]\npersonal = [\"head.*\"]\n";
+  auto aggregator = start_aggregator(write_aggregator_config(dir / "aggregator.toml", agg), dir / "aggregator.log");
+  const auto port = wait_for_port(agg.state_dir, 60s, aggregator.get());
+  std::vector<std::unique_ptr<Process>> apps;
+  for (int i = 1; i <= 2; ++i) {
+    const fs::path config = app_config(dir, pki, i, port, "[model]\ntorchscript = \"" + model.string() + "\"\n");
+    const fs::path key = state_key_file(dir / ("app-" + std::to_string(i)));
+    apps.push_back(std::make_unique<Process>(
+        "app-" + std::to_string(i),
+        std::vector<std::string>{bin_path("c_model_app").string(), config.string(), key.string(),
+                                 "/usr/share/datasets/fashion-mnist", std::to_string(i - 1), "2", "300"},
+        dir / ("app-" + std::to_string(i) + ".log")));
+  }
+  for (int i = 1; i <= 2; ++i) {
+    auto& app = apps[static_cast<std::size_t>(i - 1)];
+    const auto code = app->wait_for_exit(300s);
+    const std::string log = app->log_text();
+    INFO(log);
+    REQUIRE(code == 0);
+    CHECK_THAT(log, Catch::Contains("rounds contributed 2"));
+    // The library's model, trained on the app's 300 examples with the head kept on the device, well above chance.
+    const auto at = log.find("accuracy ");
+    REQUIRE(at != std::string::npos);
+    CHECK(std::stod(log.substr(at + 9)) > 0.4);
+    CHECK(fs::exists(dir / ("app-" + std::to_string(i)) / "personal-tensors.sotto.sealed"));
+  }
+  const auto rounds = read_jsonl(agg.state_dir / "rounds.jsonl");
+  REQUIRE(rounds.size() == 2);
+  for (const auto& r : rounds) CHECK(r["status"] == "completed");
+}
+
+TEST_CASE("a C app's path to the LibTorch module is the one the library loads", "[integration][c_api][torchscript]") {
+  TempDir dir("c-api-runtime");
+  const Pki pki = make_pki(dir / "pki", 1);
+  auto agg = fixed_cohort_options(dir.path(), pki, 1, 1);
+  agg.extra_toml = "[model]\narchitecture = \"fashion_linear\"\n";
+  auto aggregator = start_aggregator(write_aggregator_config(dir / "aggregator.toml", agg), dir / "aggregator.log");
+  const auto port = wait_for_port(agg.state_dir, 60s, aggregator.get());
+  const fs::path config = app_config(dir, pki, 1, port, "[model]\narchitecture = \"fashion_linear\"\n");
+  Process app("app-1",
+              {bin_path("c_model_app").string(), config.string(), state_key_file(dir / "app-1").string(),
+               "/usr/share/datasets/fashion-mnist", "0", "1", "50", "/nowhere/libsotto_torch_runtime.so"},
+              dir / "app-1.log");
+  CHECK(app.wait_for_exit(120s) == 1);
+  CHECK_THAT(app.log_text(), Catch::Contains("SOTTO_ERROR_TRAINING") &&
+                                 Catch::Contains("cannot load LibTorch from /nowhere/libsotto_torch_runtime.so"));
+}
+
 TEST_CASE("libsotto_client.so exports only the sotto_ C API under a versioned SONAME", "[integration][c_api]") {
   TempDir dir("c-api-symbols");
   REQUIRE(fs::exists(library()));

@@ -139,6 +139,38 @@ SOTTO_API sotto_status sotto_client_set_initial_model(sotto_client* client, cons
 /* From inside sotto_train_fn: the reason the training failed, for the logs and sotto_last_error. */
 SOTTO_API void sotto_set_training_error(const char* message);
 
+/* ---- or: the library trains the model ------------------------------------------------------------------------ */
+
+/* The app's example `index` (0, 1, 2, ... as the library asks): its 28x28 greyscale image as pixel_count (784)
+ * bytes, 0-255, row after row, written to `pixels`, and its class to *label. Return 1 when written, 0 when there is
+ * no example `index` (the end of the app's data), anything else on an error (the round's training then fails). Asked
+ * on the training thread at the start of each round's training, for all the examples; the library holds them in
+ * memory for that training only and writes none of them to a file. */
+typedef int (*sotto_example_fn)(void* user, uint64_t index, uint8_t* pixels, size_t pixel_count, uint32_t* label);
+
+/* Creates a client whose library trains the config's model itself ([model]: model.torchscript FILE, a classifier
+ * authored in PyTorch as models/export_model.py saves it, or a built-in model.architecture) on the app's examples,
+ * read through `examples` each round. It holds out evaluation.local_fraction of them to measure the models, and
+ * does the plan's personalization as sotto-client does. LibTorch is not linked: it is loaded from
+ * libsotto_torch_runtime.so at the first round's training (sotto_set_torch_runtime says where it is); until then
+ * the client stays small. Otherwise as sotto_client_create. (API version 2.) */
+SOTTO_API sotto_status sotto_client_create_model_trainer(const sotto_client_options* options,
+                                                         sotto_example_fn examples, void* examples_user,
+                                                         sotto_client** out);
+
+/* Runs the person's model on one 28x28 image (pixel_count = 784 bytes, 0-255), writing `classes` logits: its
+ * personal model when the plan adapts one (fine-tuning, Ditto), else the model this device trained in its latest
+ * round since the client was created, else the model's initial weights with the personal tensors the device keeps.
+ * Thread-safe; the first call loads LibTorch. SOTTO_ERROR_INVALID_ARGUMENT for a client the app trains itself, or
+ * a `classes` that is not the model's (the message says how many). (API version 2.) */
+SOTTO_API sotto_status sotto_client_predict(sotto_client* client, const uint8_t* pixels, size_t pixel_count,
+                                            float* logits, size_t classes);
+
+/* Where libsotto_torch_runtime.so, the optional LibTorch module, is (null or "": the default search: the
+ * SOTTO_TORCH_RUNTIME environment variable, beside the executable, then lib/sotto/ beside libsotto_client.so, where
+ * `cmake --install` puts it). For the process; set it before the first training or prediction. (API version 2.) */
+SOTTO_API sotto_status sotto_set_torch_runtime(const char* path);
+
 /* ---- consent --------------------------------------------------------------------------------------------------- */
 
 #define SOTTO_CONSENT_TRAINING 1u  /* the device trains on the person's data and shares the protected update */

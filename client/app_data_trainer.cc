@@ -1,0 +1,90 @@
+#include "client/app_data_trainer.h"
+
+#include <numeric>
+
+#include "common/data/partition.h"
+#include "common/ml/torch_runtime.h"
+#include "common/util/error.h"
+
+namespace sotto::client {
+
+namespace {
+
+// `model` with the tensors of `personal` in place of its own of the same names.
+model::ModelParameters with_tensors_of(model::ModelParameters model, const model::ModelParameters& personal) {
+  for (auto& t : model.mutable_tensors()) {
+    if (const model::Tensor* own = personal.find(t.name)) t = *own;
+  }
+  return model;
+}
+
+}  // namespace
+
+AppDataTrainer::AppDataTrainer(Options options, ExampleReader read_examples)
+    : options_(std::move(options)), read_examples_(std::move(read_examples)) {
+  if (!read_examples_) throw Error("AppDataTrainer needs the app's example reader");
+}
+
+ImageTrainer& AppDataTrainer::trainer_for(std::shared_ptr<const data::ImageDataset> examples) {
+  std::vector<std::uint32_t> all(examples->size());
+  std::iota(all.begin(), all.end(), 0u);
+  const data::HeldOut split = data::hold_out(all, options_.local_fraction, options_.held_out_seed);
+  if (trainer_) {
+    trainer_->use_examples(std::move(examples), split.train, split.test);
+    return *trainer_;
+  }
+  const ml::TorchRuntime& torch = ml::TorchRuntime::get();
+  torch.set_torch_threads(options_.threads);
+  trainer_ = std::make_unique<ImageTrainer>(torch.make_model(options_.model, 0), std::move(examples), split.train,
+                                            split.test);
+  if (restored_) trainer_->restore_personal_model(std::move(*restored_));
+  restored_.reset();
+  return *trainer_;
+}
+
+FitResult AppDataTrainer::fit(const model::ModelParameters& global_model, const ml::TrainingPlan& plan,
+                              TrainingControl& control) {
+  try {
+    auto examples = std::make_shared<data::ImageDataset>(read_examples_());
+    if (examples->size() == 0) throw Error("the app supplied no examples to train on");
+    FitResult result = trainer_for(std::move(examples)).fit(global_model, plan, control);
+    const std::lock_guard lock(predict_mutex_);
+    last_trained_ = result.local_model;
+    return result;
+  } catch (const TrainingStopped&) {
+    throw;
+  } catch (const std::exception&) {
+    if (!control.stop_reason()) failed = true;
+    throw;
+  }
+}
+
+void AppDataTrainer::restore_personal_model(model::ModelParameters personal_model) {
+  if (trainer_) {
+    trainer_->restore_personal_model(std::move(personal_model));
+  } else {
+    restored_ = std::move(personal_model);
+  }
+}
+
+std::vector<float> AppDataTrainer::predict(const data::ImageDataset& images,
+                                           const model::ModelParameters& personal_model,
+                                           const model::ModelParameters& personal) {
+  const std::lock_guard lock(predict_mutex_);
+  if (!inference_model_) {
+    const ml::TorchRuntime& torch = ml::TorchRuntime::get();
+    torch.set_torch_threads(options_.threads);
+    inference_model_ = torch.make_model(options_.model, 0);
+    initial_ = inference_model_->parameters();
+  }
+  if (personal_model.size() > 0) {
+    inference_model_->load(personal_model);
+  } else if (last_trained_) {
+    inference_model_->load(*last_trained_);
+  } else {
+    inference_model_->load(with_tensors_of(initial_, personal));
+  }
+  return inference_model_->logits(images);
+}
+
+}  // namespace sotto::client
