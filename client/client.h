@@ -108,8 +108,7 @@ class Client {
   // The ledger (ledger.h) as JSON lines, one per contribution, oldest first ("" without state_dir).
   std::string ledger_json() const;
   // Called with each new generation, in increasing order, on the thread that changed the state, outside the state
-  // store's lock (it may call state_generation()). A consent change calls it while holding the consent lock, so
-  // keep it to recording the generation rather than calling consent() or set_consent() from it.
+  // store's lock and the consent lock: it may call state_generation(), consent(), even set_consent().
   void on_state_change(std::function<void(std::uint64_t)> callback);
 
  private:

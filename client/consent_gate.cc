@@ -48,6 +48,7 @@ void ConsentGate::persist(const ConsentRecord& record) {
 
 void ConsentGate::grant(ConsentScope scope) {
   {
+    const StateStore::DeferNotifications after_unlock(store_);
     std::lock_guard lock(mutex_);
     if (attached_fd_ >= 0 && !covers(scope, attached_needs_)) cut_locked();
     persist({true, scope, unix_now()});
@@ -62,6 +63,7 @@ void ConsentGate::cut_locked() {
 
 void ConsentGate::revoke() {
   {
+    const StateStore::DeferNotifications after_unlock(store_);
     std::lock_guard lock(mutex_);
     // Cut first: a store that cannot be written must not keep the connection open.
     cut_locked();
@@ -110,6 +112,7 @@ void ConsentGate::detach(int fd) {
 }
 
 bool ConsentGate::while_granted(const std::function<void()>& write) {
+  const StateStore::DeferNotifications after_unlock(store_);  // the app's callback may ask for consent
   std::lock_guard lock(mutex_);
   if (!record_.granted || (attached_fd_ >= 0 && !covers(record_.scope, attached_needs_))) return false;
   write();

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <exception>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -365,6 +366,29 @@ std::uint64_t StateStore::generation() const {
   return generation_;
 }
 
+std::map<const StateStore*, int>& StateStore::deferring() {
+  thread_local std::map<const StateStore*, int> count;
+  return count;
+}
+
+StateStore::DeferNotifications::DeferNotifications(StateStore* store)
+    : store_(store), unwinding_at_start_(std::uncaught_exceptions()) {
+  if (store_) ++deferring()[store_];
+}
+
+StateStore::DeferNotifications::~DeferNotifications() noexcept(false) {
+  if (!store_) return;
+  auto& count = deferring();
+  if (--count[store_] > 0) return;
+  count.erase(store_);
+  try {
+    store_->notify(0);  // tells what was deferred, if anything
+  } catch (...) {
+    if (std::uncaught_exceptions() > unwinding_at_start_) return;  // already unwinding: keep the first error
+    throw;
+  }
+}
+
 void StateStore::on_change(std::function<void(std::uint64_t)> callback) {
   std::lock_guard lock(notify_mutex_);
   on_change_ = std::move(callback);
@@ -378,6 +402,7 @@ void StateStore::notify(std::uint64_t generation) {
   std::lock_guard lock(notify_mutex_);
   pending_ = std::max(pending_, generation);
   if (notifying_) return;  // the callback's own change: the loop below tells it
+  if (const auto d = deferring().find(this); d != deferring().end() && d->second > 0) return;  // told at its end
   notifying_ = true;
   try {
     while (pending_ > notified_) {

@@ -59,10 +59,26 @@ class StateStore {
 
   std::uint64_t generation() const;
   // Called after each write or remove with the new generation, on the thread that made the change and outside the
-  // store's lock (the callback may use the store, and change it: that change is told after it returns).
+  // store's lock (the callback may use the store, and change it: that change is told after it returns), and after
+  // any DeferNotifications on that thread ends.
   // Generations are told in increasing order; when two threads race, the older one may be skipped.
   void on_change(std::function<void(std::uint64_t)> callback);
   const std::filesystem::path& dir() const { return dir_; }
+
+  // While one lives on a thread, the changes that thread makes to `store` are told (on_change) when the last one
+  // on it ends instead of at once: a caller that writes under a lock of its own (the consent gate) declares one
+  // before taking that lock, so that the app's callback runs after it is released and may take it. Null: nothing.
+  class DeferNotifications {
+   public:
+    explicit DeferNotifications(StateStore* store);
+    ~DeferNotifications() noexcept(false);  // the callback's exception, unless one is already unwinding
+    DeferNotifications(const DeferNotifications&) = delete;
+    DeferNotifications& operator=(const DeferNotifications&) = delete;
+
+   private:
+    StateStore* store_;
+    int unwinding_at_start_;
+  };
 
  private:
   std::filesystem::path file_path(std::string_view name) const;
@@ -75,6 +91,8 @@ class StateStore {
   std::optional<std::uint64_t> authentic_generation(std::string_view name, const std::filesystem::path& path) const;
   void save_manifest(std::uint64_t generation);
   void notify(std::uint64_t generation);
+  // This thread's DeferNotifications, per store.
+  static std::map<const StateStore*, int>& deferring();
 
   std::filesystem::path dir_;
   crypto::SecretArray<32> seal_key_;

@@ -4,6 +4,12 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <utility>
+#include <vector>
+
+#include "client/state_store.h"
+#include "common/crypto/random.h"
+#include "tests/support/test_support.h"
 
 using namespace sotto::client;
 
@@ -31,4 +37,17 @@ TEST_CASE("consent gate: attach needs consent and narrowing or revoking it cuts 
   CHECK_FALSE(gate.while_granted([] {}));
   ::close(fds[0]);
   ::close(fds[1]);
+}
+
+TEST_CASE("consent gate: the state store's change callback runs after the gate's lock, and may ask for consent") {
+  sotto::test::TempDir dir;
+  StateStore store(dir.path(), sotto::crypto::random_secret<kStateKeyBytes>());
+  ConsentGate gate(&store);
+  std::vector<std::pair<std::uint64_t, bool>> told;  // generation, and consent as the callback read it
+  store.on_change([&](std::uint64_t generation) { told.emplace_back(generation, gate.record().granted); });
+  gate.grant(ConsentScope::kAll);
+  CHECK(gate.while_granted([&] { store.write("ledger", "one entry"); }));
+  gate.revoke();
+  const std::vector<std::pair<std::uint64_t, bool>> expected{{1, true}, {2, true}, {3, false}};
+  CHECK(told == expected);
 }
