@@ -1,8 +1,9 @@
 #!/bin/sh
 # Installs the build into a temporary prefix (install), or makes the .deb packages with CPack and unpacks them
 # into a temporary root with dpkg-deb -x (deb: nothing is installed on the machine); then checks the layout, builds
-# examples/cmake_consumer against it with find_package(Sotto) and a C program with pkg-config, runs them, and starts
-# the installed aggregator, which must find its LibTorch module in the prefix. Leaves nothing behind.
+# examples/cmake_consumer against it with find_package(Sotto) and a C program with pkg-config, runs them (the C one
+# runs a model through the installed library's LibTorch module), and starts the installed aggregator, which must
+# find its LibTorch module in the prefix too. Leaves nothing behind.
 #   check_install.sh install|deb BUILD_DIR SOURCE_DIR
 set -eu
 mode=$1
@@ -63,7 +64,19 @@ fi
 cmake -S "$src/examples/cmake_consumer" -B "$work/consumer" -DCMAKE_PREFIX_PATH="$prefix" \
       -DCMAKE_BUILD_TYPE=Release > "$work/consumer-configure.log" || { cat "$work/consumer-configure.log" >&2; exit 1; }
 cmake --build "$work/consumer" -j2 > "$work/consumer-build.log" || { cat "$work/consumer-build.log" >&2; exit 1; }
-"$work/consumer/consumer_c"
+# A client config whose library trains fashion_linear: the installed C library must find lib/sotto/ by itself.
+"$src/scripts/make-certs.sh" "$work/pki" 1 > /dev/null 2>&1
+cat > "$work/client.toml" <<EOF_CONFIG
+[client]
+id = "consumer"
+[server]
+ca_file = "$work/pki/ca.pem"
+[auth]
+token = "0123456789abcdef"
+[model]
+architecture = "fashion_linear"
+EOF_CONFIG
+env -u SOTTO_TORCH_RUNTIME "$work/consumer/consumer_c" "$work/client.toml"
 "$work/consumer/consumer_cpp"
 
 PKG_CONFIG_PATH=$prefix/lib/pkgconfig
@@ -73,7 +86,6 @@ cc -o "$work/pkg_config_c" "$src/examples/cmake_consumer/consumer.c" $(pkg-confi
 LD_LIBRARY_PATH=$prefix/lib "$work/pkg_config_c"
 
 # The installed aggregator builds its first model through lib/sotto/libsotto_torch_runtime.so.
-"$src/scripts/make-certs.sh" "$work/pki" 1 > /dev/null 2>&1
 # The config is the packaged example the unit expects, with this run's port, state and no HTTP endpoint.
 sed -e 's/^port = 8443$/port = 0/' -e "s|^dir = \"/var/lib/sotto\".*|dir = \"state\"|" \
     -e 's/^enabled = true                 # \/metrics.*/enabled = false/' \
