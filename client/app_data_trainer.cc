@@ -46,10 +46,14 @@ FitResult AppDataTrainer::fit(const model::ModelParameters& global_model, const 
                               TrainingControl& control) {
   try {
     auto examples = std::make_shared<data::ImageDataset>(read_examples_());
-    if (examples->size() == 0) throw Error("the app supplied no examples to train on");
+    if (examples->size() == 0) {  // not yet: this round is left, and the device comes back for the next
+      control.stop("the app has no examples to train on yet");
+      throw TrainingStopped(*control.stop_reason());
+    }
     FitResult result = trainer_for(std::move(examples)).fit(global_model, plan, control);
     const std::lock_guard lock(predict_mutex_);
     last_trained_ = result.local_model;
+    ++trained_version_;
     return result;
   } catch (const TrainingStopped&) {
     throw;
@@ -67,9 +71,18 @@ void AppDataTrainer::restore_personal_model(model::ModelParameters personal_mode
   }
 }
 
-std::vector<float> AppDataTrainer::predict(const data::ImageDataset& images,
-                                           const model::ModelParameters& personal_model,
-                                           const model::ModelParameters& personal) {
+bool AppDataTrainer::holds_personal_model() const {
+  return trainer_ ? trainer_->holds_personal_model() : restored_.has_value();
+}
+
+void AppDataTrainer::forget_personal_model() {
+  if (trainer_) trainer_->forget_personal_model();
+  restored_.reset();
+  forget_trained_model();
+}
+
+std::vector<float> AppDataTrainer::predict(const data::ImageDataset& images, std::uint64_t state_generation,
+                                           const std::function<PersonState()>& person_state) {
   const std::lock_guard lock(predict_mutex_);
   if (!inference_model_) {
     const ml::TorchRuntime& torch = ml::TorchRuntime::get();
@@ -77,14 +90,27 @@ std::vector<float> AppDataTrainer::predict(const data::ImageDataset& images,
     inference_model_ = torch.make_model(options_.model, 0);
     initial_ = inference_model_->parameters();
   }
-  if (personal_model.size() > 0) {
-    inference_model_->load(personal_model);
-  } else if (last_trained_) {
-    inference_model_->load(*last_trained_);
-  } else {
-    inference_model_->load(with_tensors_of(initial_, personal));
+  // The model is loaded again only when what it is made of changed (a round, an opt-out); without a store the
+  // generation stays 0 and it is loaded every time.
+  const std::pair<std::uint64_t, std::uint64_t> made_of{state_generation, trained_version_};
+  if (state_generation == 0 || made_of != loaded_from_) {
+    const PersonState state = person_state();
+    if (state.personal_model.size() > 0) {
+      inference_model_->load(state.personal_model);
+    } else if (last_trained_) {
+      inference_model_->load(*last_trained_);
+    } else {
+      inference_model_->load(with_tensors_of(initial_, state.personal_tensors));
+    }
+    loaded_from_ = made_of;
   }
   return inference_model_->logits(images);
+}
+
+void AppDataTrainer::forget_trained_model() {
+  const std::lock_guard lock(predict_mutex_);
+  last_trained_.reset();
+  ++trained_version_;
 }
 
 }  // namespace sotto::client

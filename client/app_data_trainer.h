@@ -14,6 +14,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <utility>
 
 #include "client/image_trainer.h"
 #include "client/trainer.h"
@@ -37,14 +38,26 @@ class AppDataTrainer final : public Trainer {
   FitResult fit(const model::ModelParameters& global_model, const ml::TrainingPlan& plan,
                 TrainingControl& control) override;
   void restore_personal_model(model::ModelParameters personal_model) override;
+  bool holds_personal_model() const override;
+  // Also forgets the latest trained model, which holds the person's personal tensors.
+  void forget_personal_model() override;
   // LibTorch's threads, from the next load of the model on (before the first round to count for training).
   void set_threads(int threads) { options_.threads = threads; }
 
-  // The logits (`images.size()` rows) of the person's model: `personal_model` when not empty (local adaptation's,
-  // the model the person uses), else the model this device trained in its latest round here, else the model's
-  // initial weights with the `personal` tensors the device kept. Thread-safe; loads LibTorch if need be.
-  std::vector<float> predict(const data::ImageDataset& images, const model::ModelParameters& personal_model,
-                             const model::ModelParameters& personal);
+  // What the device keeps for the person (Client::personal_model, personal_tensors).
+  struct PersonState {
+    model::ModelParameters personal_model;
+    model::ModelParameters personal_tensors;
+  };
+  // The logits (`images.size()` rows) of the person's model: its personal model when there is one (local
+  // adaptation's, the model the person uses), else the model this device trained in its latest round here, else
+  // the model's initial weights with the personal tensors the device kept — so after a restart, until its next
+  // round, the initial body with its own head. `person_state` is read when the state's generation moved since the
+  // last call (every call at generation 0: no store). Thread-safe; loads LibTorch if need be.
+  std::vector<float> predict(const data::ImageDataset& images, std::uint64_t state_generation,
+                             const std::function<PersonState()>& person_state);
+  // Forgets the latest trained model now (an opt-out: it holds the person's personal tensors). Thread-safe.
+  void forget_trained_model();
 
   // Set when a fit() failed for a reason other than being stopped (the app's examples, LibTorch, the model).
   std::atomic<bool> failed{false};
@@ -57,9 +70,11 @@ class AppDataTrainer final : public Trainer {
   ExampleReader read_examples_;
   std::unique_ptr<ImageTrainer> trainer_;                  // the training thread's
   std::optional<model::ModelParameters> restored_;         // a personal model given before the trainer was built
-  std::mutex predict_mutex_;                               // for the two below
+  std::mutex predict_mutex_;                               // for those below
   std::optional<model::ModelParameters> last_trained_;     // the latest round's local model
+  std::uint64_t trained_version_ = 0;                      // counts changes of last_trained_
   std::unique_ptr<ml::ImageModel> inference_model_;
+  std::pair<std::uint64_t, std::uint64_t> loaded_from_{~0ull, ~0ull};  // (generation, version) it was loaded at
   model::ModelParameters initial_;                         // the model's initial weights
 };
 

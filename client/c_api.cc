@@ -144,6 +144,7 @@ sotto_status sotto_client_set_consent(sotto_client* c, int granted, unsigned sco
   try {
     c->client->set_consent(granted != 0, static_cast<client::ConsentScope>(scope),
                            delete_ledger ? client::OnRevoke::kDeleteLedger : client::OnRevoke::kKeepLedger);
+    if (!granted && c->model_trainer) c->model_trainer->forget_trained_model();  // predict uses it no more
     return SOTTO_OK;
   } catch (const client::StateError& e) {
     return fail(SOTTO_ERROR_STATE, e.what());
@@ -265,8 +266,10 @@ sotto_status sotto_client_set_limits(sotto_client* c, unsigned training_threads,
   } catch (const std::exception& e) {
     return fail(SOTTO_ERROR_INVALID_ARGUMENT, e.what());
   }
-  if (c->callback) c->callback->set_threads(limits.training_threads);
-  if (c->model_trainer && limits.training_threads > 0) c->model_trainer->set_threads(limits.training_threads);
+  if (limits.training_threads > 0) {  // 0 keeps the config's
+    if (c->callback) c->callback->set_threads(limits.training_threads);
+    if (c->model_trainer) c->model_trainer->set_threads(limits.training_threads);
+  }
   return SOTTO_OK;
 }
 

@@ -61,7 +61,24 @@ void CallbackTrainer::set_initial_model(model::ModelParameters initial) {
 }
 
 bool CallbackTrainer::next_batch() {
-  return training_here.trainer == this && training_here.control->next_batch();
+  if (training_here.trainer == this) return training_here.control->next_batch();
+  // One of the app's other threads: it borrows the control, which outlives the call (set_control waits for it), and
+  // asks it without the lock held (the app's eligibility check runs inside).
+  TrainingControl* control = nullptr;
+  {
+    std::lock_guard lock(mutex_);
+    if (!control_) return false;
+    control = control_;
+    ++borrowed_;
+  }
+  struct GiveBack {
+    CallbackTrainer& trainer;
+    ~GiveBack() {
+      std::lock_guard lock(trainer.mutex_);
+      if (--trainer.borrowed_ == 0) trainer.given_back_.notify_all();
+    }
+  } give_back{*this};
+  return control->next_batch();
 }
 
 bool CallbackTrainer::stopping() {
@@ -97,7 +114,8 @@ sotto_status CallbackTrainer::train_with(TrainingControl& control, std::vector<s
 }
 
 void CallbackTrainer::set_control(TrainingControl* control) {
-  std::lock_guard lock(mutex_);
+  std::unique_lock lock(mutex_);
+  given_back_.wait(lock, [&] { return borrowed_ == 0; });
   control_ = control;
 }
 

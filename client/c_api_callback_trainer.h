@@ -5,6 +5,7 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -28,8 +29,8 @@ class CallbackTrainer final : public Trainer {
   void set_initial_model(model::ModelParameters initial);
   void set_threads(int threads) { threads_ = static_cast<std::uint32_t>(threads); }
 
-  // For the callback: the running control's answer; false when no training runs, or on another thread than the
-  // training's.
+  // For the callback, on its own thread or another of the app's while it runs: the running control's answer; false
+  // when no training runs.
   bool next_batch();
   // From any thread.
   bool stopping();
@@ -58,6 +59,8 @@ class CallbackTrainer final : public Trainer {
   std::atomic<std::uint32_t> threads_{0};
   std::mutex mutex_;
   TrainingControl* control_ = nullptr;             // for other threads, under mutex_
+  int borrowed_ = 0;                               // other threads' next_batch() calls under way, under mutex_
+  std::condition_variable given_back_;
   std::optional<model::ModelParameters> initial_;  // sotto_client_set_initial_model's
 };
 

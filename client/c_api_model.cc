@@ -15,12 +15,18 @@ using namespace sotto;
 using client::c_api::fail;
 
 constexpr std::size_t kImageBytes = ml::kImageSide * ml::kImageSide;
+// The most examples the app may hand over for a round (784 MB of images).
+constexpr std::uint64_t kMaxAppExamples = 1'000'000;
 
 // The app's examples, read through its callback from index 0 until it says there are no more.
 data::ImageDataset read_app_examples(sotto_example_fn read, void* user) {
   data::ImageDataset examples;
   examples.rows = examples.cols = static_cast<std::uint32_t>(ml::kImageSide);
   for (std::uint64_t index = 0;; ++index) {
+    if (index == kMaxAppExamples) {
+      throw Error("the app's example callback gave more than " + std::to_string(kMaxAppExamples) +
+                  " examples; return 0 after the last one (or hand over at most that many)");
+    }
     examples.pixels.resize((index + 1) * kImageBytes);
     std::uint32_t label = 0;
     const int got = read(user, index, examples.pixels.data() + index * kImageBytes, kImageBytes, &label);
@@ -79,8 +85,10 @@ sotto_status sotto_client_predict(sotto_client* c, const uint8_t* pixels, size_t
     image.rows = image.cols = static_cast<std::uint32_t>(ml::kImageSide);
     image.pixels.assign(pixels, pixels + pixel_count);
     image.labels.push_back(0);
-    const std::vector<float> out =
-        c->model_trainer->predict(image, c->client->personal_model(), c->client->personal_tensors());
+    const client::Client& person = *c->client;
+    const std::vector<float> out = c->model_trainer->predict(image, person.state_generation(), [&] {
+      return client::AppDataTrainer::PersonState{person.personal_model(), person.personal_tensors()};
+    });
     if (out.size() != classes) {
       return fail(SOTTO_ERROR_INVALID_ARGUMENT, "sotto_client_predict: the model gives " +
                                                     std::to_string(out.size()) + " logits; pass classes = " +

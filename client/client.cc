@@ -11,7 +11,7 @@
 #include "client/aggregator_link.h"
 #include "client/backoff.h"
 #include "client/consent_gate.h"
-#include "client/daily_traffic.h"
+#include "client/round_limits.h"
 #include "client/fault_injection.h"
 #include "client/ledger.h"
 #include "client/round_driver.h"
@@ -41,7 +41,7 @@ class Client::Impl {
       open_state_store();
       ledger_.emplace(*store_);
       privacy_spent_ = ledger_->spent_rdp();
-      traffic_.count_ledger(ledger_->entries(), DailyTraffic::Clock::now());
+      limits_.traffic().count_ledger(ledger_->entries(), DailyTraffic::Clock::now());
     }
     consent_ = std::make_unique<ConsentGate>(store_ ? &*store_ : nullptr);
     personal_state_.emplace(store_ ? &*store_ : nullptr);
@@ -66,6 +66,7 @@ class Client::Impl {
     wakeup_.notify_all();
     if (store_) delete_personal_data(*store_, on_revoke);
     personal_state_->erase();
+    forget_personal_model_ = true;  // and the trainer's copy in memory, on the training thread
     if (failure) std::rethrow_exception(failure);
   }
   ConsentRecord consent() const { return consent_->record(); }
@@ -75,6 +76,7 @@ class Client::Impl {
     if (training_) training_->stop("cancelled by the app");
   }
   void set_limits(const DeviceLimits& limits) {
+    std::lock_guard lock(mutex_);  // run() marks itself running under it, then reads the limits
     if (running_) throw Error("Client::set_limits: set the limits before run()");
     config_.limits = limits;
   }
@@ -105,7 +107,10 @@ class Client::Impl {
     Backoff backoff(config_.backoff_initial, config_.backoff_max, random_);
     auto last_contact = Clock::now();
     revocations_at_start_ = consent_->revocations();
-    running_ = true;
+    {
+      std::lock_guard lock(mutex_);
+      running_ = true;
+    }
     struct NotRunning {
       std::atomic<bool>& running;
       ~NotRunning() { running = false; }
@@ -127,7 +132,7 @@ class Client::Impl {
       last_ineligible_.clear();
       emit({ClientEventKind::kConnecting, 0, config_.host + ":" + std::to_string(config_.port)});
       SessionResult r = run_session();
-      traffic_.add(r.bytes, DailyTraffic::Clock::now());
+      limits_.traffic().add(r.bytes, DailyTraffic::Clock::now());
       if (revoked_during_run()) return consent_revoked(summary);
       if (r.reached) last_contact = Clock::now();
       if (r.contributed) ++contributed_;
@@ -185,7 +190,7 @@ class Client::Impl {
 
   // The app's check, or the daily byte cap reached.
   std::optional<std::string> ineligible() {
-    if (auto why = traffic_.refuses(config_.limits.bytes_per_day, 0, DailyTraffic::Clock::now())) return why;
+    if (auto why = limits_.traffic().refuses(config_.limits.bytes_per_day, 0, DailyTraffic::Clock::now())) return why;
     EligibilityCheck check;
     {
       std::lock_guard lock(mutex_);
@@ -303,10 +308,13 @@ class Client::Impl {
     if (ends_session(env, result, emitter())) co_return std::nullopt;
     if (!env.has_task()) throw Error("aggregator sent " + net::body_name(env) + " where a task was expected");
     const v1::TaskAssignment task = env.task();
-    if (auto why = over_limits(task, link)) {
-      decline(task.round_id(), *why, link, result);
+    result.task_arrived = Clock::now();
+    if (auto declined = limits_.check(config_.limits, task.model().total_bytes(),
+                                      link.bytes_sent() + link.bytes_received())) {
+      decline(task.round_id(), *declined, link, result);
       co_return std::nullopt;
     }
+    limits_.taken();
     codec::ModelAssembler assembler(task.model(), config_.max_model_bytes);
     step = "receiving the model";
     while (!assembler.complete()) {
@@ -321,25 +329,13 @@ class Client::Impl {
     co_return round::task_from_proto(task, assembler.take());
   }
 
-  // Why the app's limits rule this round out before its model is received: the update buffer's cap, or the day's
-  // bytes with the model received and sent back.
-  std::optional<std::string> over_limits(const v1::TaskAssignment& task, const AggregatorLink& link) {
-    const DeviceLimits& limits = config_.limits;
-    const std::uint64_t model = task.model().total_bytes();
-    if (limits.max_update_bytes > 0 && model > limits.max_update_bytes) {
-      return "its model is " + std::to_string(model) + " bytes, more than limits.max_update_bytes (" +
-             std::to_string(limits.max_update_bytes) + ")";
-    }
-    const std::uint64_t session = link.bytes_sent() + link.bytes_received();
-    return traffic_.refuses(limits.bytes_per_day, session + 2 * model, DailyTraffic::Clock::now());
-  }
-
-  // Leaves the round before receiving its model: recorded, and the client waits connection.eligibility_poll_s
-  // before checking in again.
-  void decline(std::uint64_t round_id, const std::string& why, const AggregatorLink& link, SessionResult& result) {
-    const std::string message = "round " + std::to_string(round_id) + " declined: " + why;
+  // Leaves the round before receiving its model (round_limits.h says when it asks again and what is recorded).
+  void decline(std::uint64_t round_id, const RoundLimits::Declined& declined, const AggregatorLink& link,
+               SessionResult& result) {
+    const std::string message = "round " + std::to_string(round_id) + " declined: " + declined.why;
     spdlog::info("{}", message);
-    if (ledger_) {
+    const RoundLimits::AfterDecline next = limits_.declined(declined, config_.eligibility_poll);
+    if (ledger_ && next.record) {
       consent_->while_granted([&] {
         LedgerEntry entry{round_id, "abandoned", 0, link.bytes_sent(), link.bytes_received()};
         entry.reason = message;
@@ -348,13 +344,14 @@ class Client::Impl {
     }
     emit({ClientEventKind::kRoundAbandoned, round_id, message});
     result.outcome = SessionEnd::kRetryLater;
-    result.retry_delay = config_.eligibility_poll;
+    result.retry_delay = next.wait;
     result.message = message;
   }
 
   RoundDriverContext driver_context() {
     return {config_,        trainer_.get(), contribution_, random_,    ledger_ ? &*ledger_ : nullptr, *consent_,
-            privacy_spent_, *personal_state_, emitter(),  [this] { return start_training(); }};
+            privacy_spent_, *personal_state_, emitter(),  [this] { return start_training(); },
+            forget_personal_model_};
   }
 
   std::function<void(const ClientEvent&)> emitter() {
@@ -376,8 +373,9 @@ class Client::Impl {
   std::optional<Ledger> ledger_;
   std::optional<PersonalState> personal_state_;  // the model's personal tensors (plan.personal), in the store
   std::vector<double> privacy_spent_;  // the device's own accountant, from the ledger
-  DailyTraffic traffic_;               // for limits.bytes_per_day
+  RoundLimits limits_;                 // the app's caps on a round, and the day's traffic
   std::atomic<bool> running_{false};   // run() is under way: the limits are fixed
+  std::atomic<bool> forget_personal_model_{false};  // an opt-out since the trainer's last fit()
   round::SystemRandom random_;  // the quantizer's rounding coins, the SecAgg keys' and the backoff's jitter
   std::function<void(const ClientEvent&)> callback_;
   std::atomic<bool> stopped_{false};

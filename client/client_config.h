@@ -24,8 +24,8 @@ namespace sotto::client {
 // [limits] and training.threads: what taking part may cost the device, as the app caps it (0 = no cap).
 struct DeviceLimits {
   int training_threads = 0;  // threads a round's training may use (0: the trainer's own default)
-  // From the task's arrival: once a round has taken longer, training stops at its next batch, the device sends
-  // nothing more and leaves the round.
+  // From the task's arrival: once a round has taken longer, training stops at its next batch and, until its update
+  // has left, the device sends nothing more and leaves the round (after, it answers the unmasking the sum needs).
   std::chrono::milliseconds round_wall_time{0};
   // The update buffer: a round whose model (and so its update) is larger is declined before its model is received.
   std::uint64_t max_update_bytes = 0;

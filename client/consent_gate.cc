@@ -47,8 +47,9 @@ void ConsentGate::persist(const ConsentRecord& record) {
 }
 
 void ConsentGate::grant(ConsentScope scope) {
+  // Declared first, ended last: the app's callback runs after the lock is released and the waiters are woken.
+  const StateStore::DeferNotifications after_unlock(store_);
   {
-    const StateStore::DeferNotifications after_unlock(store_);
     std::lock_guard lock(mutex_);
     if (attached_fd_ >= 0 && !covers(scope, attached_needs_)) cut_locked();
     persist({true, scope, unix_now()});
@@ -62,8 +63,8 @@ void ConsentGate::cut_locked() {
 }
 
 void ConsentGate::revoke() {
+  const StateStore::DeferNotifications after_unlock(store_);
   {
-    const StateStore::DeferNotifications after_unlock(store_);
     std::lock_guard lock(mutex_);
     // Cut first: a store that cannot be written must not keep the connection open.
     cut_locked();

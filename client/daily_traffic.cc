@@ -37,7 +37,7 @@ std::uint64_t DailyTraffic::used(Clock::time_point now) {
 std::optional<std::string> DailyTraffic::refuses(std::uint64_t cap, std::uint64_t more, Clock::time_point now) {
   if (cap == 0) return std::nullopt;
   const std::uint64_t so_far = used(now);
-  if (so_far + more <= cap && so_far < cap) return std::nullopt;
+  if (so_far < cap && more <= cap - so_far) return std::nullopt;
   std::string why = "limits.bytes_per_day is " + std::to_string(cap) + " and this device has sent and received " +
                     std::to_string(so_far) + " bytes in the last 24 hours";
   if (more > 0) why += "; this round would take " + std::to_string(more) + " more";

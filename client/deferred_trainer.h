@@ -29,6 +29,8 @@ class DeferredTrainer final : public Trainer {
   FitResult fit(const model::ModelParameters& global_model, const ml::TrainingPlan& plan,
                 TrainingControl& control) override;
   void restore_personal_model(model::ModelParameters personal_model) override;
+  bool holds_personal_model() const override;   // false until built
+  void forget_personal_model() override;        // nothing to forget until built
 
  private:
   std::shared_future<std::shared_ptr<Trainer>> started();

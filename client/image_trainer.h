@@ -25,6 +25,8 @@ class ImageTrainer final : public Trainer {
   FitResult fit(const model::ModelParameters& global_model, const ml::TrainingPlan& plan,
                 TrainingControl& control) override;
   void restore_personal_model(model::ModelParameters personal_model) override;
+  bool holds_personal_model() const override { return personal_model_.has_value(); }
+  void forget_personal_model() override { personal_model_.reset(); }
   std::size_t num_examples() const { return indices_.size(); }
   // Replaces the examples for the rounds from here on (an app whose data changes between rounds).
   void use_examples(std::shared_ptr<const data::ImageDataset> data, std::vector<std::uint32_t> indices,

@@ -23,7 +23,7 @@ RoundDriver::RoundDriver(RoundDriverContext context, AggregatorLink& link) : con
 
 asio::awaitable<void> RoundDriver::run(round::Task task, SessionResult& result, std::string& step) {
   step_ = &step;
-  if (const auto cap = context_.config.limits.round_wall_time; cap.count() > 0) deadline_ = Clock::now() + cap;
+  if (const auto cap = context_.config.limits.round_wall_time; cap.count() > 0) deadline_ = result.task_arrived + cap;
   round::Participant participant(
       {context_.config.client_id, context_.contribution, context_.config.privacy, context_.privacy_spent,
        context_.config.personal, context_.config.report_local_evaluation,
@@ -54,6 +54,7 @@ asio::awaitable<void> RoundDriver::run(round::Task task, SessionResult& result, 
       }
       co_return;
     }
+    leave_if_overdue(participant);
     enqueue(deliver(participant, env));
   }
 }
@@ -94,8 +95,9 @@ std::string RoundDriver::overdue_reason() const {
   return std::string("the round has taken longer than limits.round_wall_time_s (") + cap + " s) since its task arrived";
 }
 
+// Only before the update has left: after it, the round's sum needs this device's answers to unmask it.
 void RoundDriver::leave_if_overdue(const round::Participant& participant) {
-  if (!deadline_ || Clock::now() < *deadline_) return;
+  if (!deadline_ || Clock::now() < *deadline_ || participant.record().sent) return;
   const std::string reason = overdue_reason();
   record_in_ledger(participant.record(), "abandoned", reason);
   context_.emit({ClientEventKind::kRoundAbandoned, participant.round_id(), reason});
@@ -164,7 +166,9 @@ round::Outputs RoundDriver::train(const round::out::Fit& fit, round::Participant
   if (deadline_) control->stop_at(*deadline_, overdue_reason());
   const model::PersonalTensors personal(fit.plan.personal);
   try {
-    if (fit.plan.ditto_lambda > 0) {
+    if (context_.forget_personal_model.exchange(false)) context_.trainer->forget_personal_model();
+    // Ditto goes on from the personal model kept in the store, read once: the trainer holds it from then on.
+    if (fit.plan.ditto_lambda > 0 && !context_.trainer->holds_personal_model()) {
       if (auto kept = context_.personal_state.load_personal_model();
           kept.size() > 0 && usable_personal(kept, "kept personal model")) {
         context_.trainer->restore_personal_model(std::move(kept));

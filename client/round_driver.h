@@ -4,6 +4,7 @@
 // says the round is over. It records the round in the on-device ledger and reports progress as events.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -34,6 +35,8 @@ struct RoundDriverContext {
   std::function<void(const ClientEvent&)> emit;
   // The control of the training run about to start (Client::cancel, stop, an opt-out and eligibility reach it).
   std::function<std::shared_ptr<TrainingControl>()> start_training;
+  // Set by an opt-out: the trainer forgets its in-memory personal model before its next fit().
+  std::atomic<bool>& forget_personal_model;
 };
 
 // state.save_local_models: the local model of round `round_id`, in state_dir.

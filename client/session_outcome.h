@@ -24,6 +24,7 @@ struct SessionResult {
   bool had_task = false;     // the round's task and model arrived
   bool contributed = false;  // a round completed with this client's update in it
   std::uint64_t bytes = 0;   // sent and received over the session's connection
+  std::chrono::steady_clock::time_point task_arrived;  // when the task's header came, before its model
 };
 
 class FatalError : public Error {

@@ -320,10 +320,12 @@ void StateStore::write(std::string_view name, std::string_view contents) {
     std::lock_guard lock(mutex_);
     generation = generation_ + 1;
     util::write_file_atomically(file_path(name), seal(name, generation, contents));
+    // The file is in place: memory follows it even if the manifest cannot be written now (the next change writes
+    // it, and the next open adopts the file after a crash), so no later write reuses its generation.
     files_[std::string(name)] = generation;
     removed_.erase(std::string(name));
-    save_manifest(generation);
     generation_ = generation;
+    save_manifest(generation);
   }
   notify(generation);
 }
@@ -337,12 +339,20 @@ void StateStore::remove(std::string_view name) {
     const fs::path path = file_path(name);
     const auto listed = files_.find(name);
     if (listed == files_.end() && !fs::exists(path)) return;
+    const auto files = files_;
+    const auto removed = removed_;
     if (listed != files_.end()) {
       removed_[std::string(name)] = listed->second;  // its tombstone: the generation of the file being deleted
       files_.erase(listed);
     }
     generation = generation_ + 1;
-    save_manifest(generation);
+    try {
+      save_manifest(generation);
+    } catch (...) {  // nothing changed on disk: nor in memory
+      files_ = files;
+      removed_ = removed;
+      throw;
+    }
     generation_ = generation;
     // From here an old copy put back is refused, whether or not the file goes.
     if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
@@ -399,14 +409,16 @@ void StateStore::on_change(std::function<void(std::uint64_t)> callback) {
 // makes is told after the callback returns, by the loop, not from inside it: the app only ever sees the generation
 // grow.
 void StateStore::notify(std::uint64_t generation) {
-  std::lock_guard lock(notify_mutex_);
-  pending_ = std::max(pending_, generation);
-  if (notifying_) return;  // the callback's own change: the loop below tells it
+  for (std::uint64_t seen = pending_.load(); seen < generation && !pending_.compare_exchange_weak(seen, generation);) {
+  }
+  // A thread that defers takes no lock here: it may hold one (the consent gate's) that a running callback waits for.
   if (const auto d = deferring().find(this); d != deferring().end() && d->second > 0) return;  // told at its end
+  std::lock_guard lock(notify_mutex_);
+  if (notifying_) return;  // the callback's own change: the loop below tells it
   notifying_ = true;
   try {
-    while (pending_ > notified_) {
-      notified_ = pending_;
+    while (pending_.load() > notified_) {
+      notified_ = pending_.load();
       const auto callback = on_change_;  // a copy: the callback may replace itself
       if (callback) callback(notified_);
     }

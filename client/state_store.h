@@ -17,6 +17,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -106,7 +107,7 @@ class StateStore {
   std::map<std::string, std::uint64_t, std::less<>> removed_;  // name -> the generation its file had when removed
   std::recursive_mutex notify_mutex_;  // orders the callbacks; recursive: a callback may change the store again
   std::uint64_t notified_ = 0;  // the last generation told
-  std::uint64_t pending_ = 0;   // the newest generation to tell
+  std::atomic<std::uint64_t> pending_{0};  // the newest generation to tell (set without the lock)
   bool notifying_ = false;      // a callback is running on the thread holding notify_mutex_
   std::function<void(std::uint64_t)> on_change_;
 };

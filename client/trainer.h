@@ -34,8 +34,12 @@ class Trainer {
   virtual FitResult fit(const model::ModelParameters& global_model, const ml::TrainingPlan& plan,
                         TrainingControl& control) = 0;
   // The personal model the client kept from an earlier round (after a restart), for Ditto to go on from. Trainers
-  // without local adaptation ignore it.
+  // without local adaptation ignore it. The client restores it only when the trainer holds none.
   virtual void restore_personal_model(model::ModelParameters /*personal_model*/) {}
+  virtual bool holds_personal_model() const { return false; }
+  // The person opted out: drop whatever personal model or trained state is held in memory (the client deletes what
+  // it stored). Called on the training thread before the next fit().
+  virtual void forget_personal_model() {}
 };
 
 }  // namespace sotto::client

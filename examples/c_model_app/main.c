@@ -73,6 +73,10 @@ int main(int argc, char** argv) {
          (unsigned long long)summary.rounds_contributed);
   if (s == SOTTO_OK) {
     printf("c_model_app: the person's model: accuracy %.3f on %zu test images\n", accuracy(client, &test), test.count);
+    /* The person opts out: what the library kept of them goes, and prediction falls back to the initial model. */
+    if (sotto_client_set_consent(client, 0, 0, 1) == SOTTO_OK) {
+      printf("c_model_app: after opting out: accuracy %.3f\n", accuracy(client, &test));
+    }
   }
   sotto_client_destroy(client);
   fashion_free(&train);

@@ -3,7 +3,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <catch2/catch.hpp>
+#include <future>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -50,4 +53,25 @@ TEST_CASE("consent gate: the state store's change callback runs after the gate's
   gate.revoke();
   const std::vector<std::pair<std::uint64_t, bool>> expected{{1, true}, {2, true}, {3, false}};
   CHECK(told == expected);
+}
+
+TEST_CASE("consent gate: a callback reading consent on one thread while another writes under the gate does not "
+          "deadlock") {
+  sotto::test::TempDir dir;
+  StateStore store(dir.path(), sotto::crypto::random_secret<kStateKeyBytes>());
+  ConsentGate gate(&store);
+  gate.grant(ConsentScope::kAll);
+  std::promise<void> in_callback;
+  std::atomic<bool> first{true};
+  store.on_change([&](std::uint64_t) {
+    if (!first.exchange(false)) return;
+    in_callback.set_value();  // the writer below now takes the gate's lock and writes under it
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    (void)gate.record();  // waits for the gate's lock, which the writer holds until its write is done
+  });
+  std::thread granting([&] { gate.grant(ConsentScope::kTraining); });
+  in_callback.get_future().wait();
+  CHECK(gate.while_granted([&] { store.write("ledger", "written while the callback waits"); }));
+  granting.join();
+  CHECK(store.generation() == 3);
 }

@@ -147,9 +147,12 @@ TEST_CASE("C apps whose library trains a TorchScript model on the examples they 
     CHECK_THAT(log, Catch::Contains("rounds contributed 2"));
     // The library's model, trained on the app's 300 examples with the head kept on the device, well above chance.
     const auto at = log.find("accuracy ");
-    REQUIRE(at != std::string::npos);
-    CHECK(std::stod(log.substr(at + 9)) > 0.4);
-    CHECK(fs::exists(dir / ("app-" + std::to_string(i)) / "personal-tensors.sotto.sealed"));
+    const auto after = log.find("after opting out: accuracy ");
+    REQUIRE((at != std::string::npos && after != std::string::npos));
+    const double trained = std::stod(log.substr(at + 9));
+    CHECK(trained > 0.4);
+    CHECK(std::stod(log.substr(after + 27)) < trained);  // the initial weights: what it learnt is gone
+    CHECK_FALSE(fs::exists(dir / ("app-" + std::to_string(i)) / "personal-tensors.sotto.sealed"));  // opted out
   }
   const auto rounds = read_jsonl(agg.state_dir / "rounds.jsonl");
   REQUIRE(rounds.size() == 2);

@@ -28,7 +28,9 @@
 extern "C" {
 #endif
 
-/* The version of this header's API; sotto_api_version() gives the library's. */
+/* The version of this header's API; sotto_api_version() gives the library's. An app built against version 2 that may
+ * load a version-1 library checks sotto_api_version() >= 2 before reading sotto_training_plan.threads (the
+ * version-2 functions it calls would not resolve there). */
 #define SOTTO_CLIENT_API_VERSION 2
 
 typedef enum sotto_status {
@@ -143,9 +145,10 @@ SOTTO_API void sotto_set_training_error(const char* message);
 
 /* The app's example `index` (0, 1, 2, ... as the library asks): its 28x28 greyscale image as pixel_count (784)
  * bytes, 0-255, row after row, written to `pixels`, and its class to *label. Return 1 when written, 0 when there is
- * no example `index` (the end of the app's data), anything else on an error (the round's training then fails). Asked
- * on the training thread at the start of each round's training, for all the examples; the library holds them in
- * memory for that training only and writes none of them to a file. */
+ * no example `index` (the end of the app's data), anything else on an error (sotto_client_run then returns
+ * SOTTO_ERROR_TRAINING). Asked on the training thread at the start of each round's training, for all the examples
+ * (at most 1,000,000); the library holds them in memory for that training only and writes none of them to a file.
+ * With no examples yet, the round is left and the device comes back for the next. */
 typedef int (*sotto_example_fn)(void* user, uint64_t index, uint8_t* pixels, size_t pixel_count, uint32_t* label);
 
 /* Creates a client whose library trains the config's model itself ([model]: model.torchscript FILE, a classifier
@@ -160,7 +163,8 @@ SOTTO_API sotto_status sotto_client_create_model_trainer(const sotto_client_opti
 
 /* Runs the person's model on one 28x28 image (pixel_count = 784 bytes, 0-255), writing `classes` logits: its
  * personal model when the plan adapts one (fine-tuning, Ditto), else the model this device trained in its latest
- * round since the client was created, else the model's initial weights with the personal tensors the device keeps.
+ * round since the client was created, else the model's initial weights with the personal tensors the device keeps
+ * (after a restart, until its next round: the initial body with its own head). After an opt-out, the initial model.
  * Thread-safe; the first call loads LibTorch. SOTTO_ERROR_INVALID_ARGUMENT for a client the app trains itself, or
  * a `classes` that is not the model's (the message says how many). (API version 2.) */
 SOTTO_API sotto_status sotto_client_predict(sotto_client* client, const uint8_t* pixels, size_t pixel_count,
@@ -248,13 +252,15 @@ SOTTO_API sotto_status sotto_client_eligibility_changed(sotto_client* client);
 
 /* The app's caps on what taking part may cost the device, replacing the config's [limits] and training.threads;
  * 0 = no cap. Set them before sotto_client_run (SOTTO_ERROR_INVALID_ARGUMENT after). training_threads: passed to
- * the training callback as plan->threads. round_wall_time_s: once a round has taken longer since its task arrived,
- * sotto_client_next_batch returns 0, nothing more is sent and the round is left (the ledger says why).
+ * the training callback as plan->threads (0 keeps the config's training.threads, default 1). round_wall_time_s: once
+ * a round has taken longer since its task arrived, sotto_client_next_batch returns 0 and, until the update has left,
+ * nothing more is sent and the round is left (the ledger says why).
  * max_update_bytes: the update buffer; a round whose model (and so its update) is larger is declined before the
  * model is received. bytes_per_day: bytes sent and received in any 24 hours; at the cap the client waits
  * (SOTTO_EVENT_INELIGIBLE says why) and it declines a round whose model, received and sent back, would pass it.
- * A declined round is recorded in the ledger as "abandoned" and the client asks again after
- * connection.eligibility_poll_s. (API version 2.) */
+ * A declined round is recorded in the ledger as "abandoned" (the first of a run of declines for a cap) and the
+ * client asks again after connection.eligibility_poll_s, twice as long after each further decline, up to an hour.
+ * (API version 2.) */
 SOTTO_API sotto_status sotto_client_set_limits(sotto_client* client, unsigned training_threads,
                                                double round_wall_time_s, uint64_t max_update_bytes,
                                                uint64_t bytes_per_day);
