@@ -3,7 +3,7 @@
 # into a temporary root with dpkg-deb -x (deb: nothing is installed on the machine); then checks the layout, builds
 # examples/cmake_consumer against it with find_package(Sotto) and a C program with pkg-config, runs them (the C one
 # runs a model through the installed library's LibTorch module), and starts the installed aggregator, which must
-# find its LibTorch module in the prefix too. Leaves nothing behind.
+# find its LibTorch module in the prefix too, and a round of the installed client against it. Leaves nothing behind.
 #   check_install.sh install|deb BUILD_DIR SOURCE_DIR
 set -eu
 mode=$1
@@ -100,3 +100,58 @@ for _ in $(seq 300); do
 done
 grep -q "ready:" "$work/aggregator.log" || { echo "check_install: the installed aggregator did not start:" >&2; cat "$work/aggregator.log" >&2; exit 1; }
 echo "check_install: the installed aggregator loaded its LibTorch module and is ready"
+
+# A client's round against the installed daemon, both as installed: one plain round of fashion_linear over mutual
+# TLS, the client's LibTorch module found in the prefix too.
+kill "$aggregator" 2>/dev/null || true
+wait "$aggregator" 2>/dev/null || true
+aggregator=
+mkdir -p "$work/round"
+cat > "$work/round/aggregator.toml" <<EOF_AGGREGATOR
+[server]
+port = 0
+cert_file = "$work/pki/server.pem"
+key_file = "$work/pki/server.key"
+ca_file = "$work/pki/ca.pem"
+[auth]
+mode = "mtls"
+[rounds]
+total = 1
+cohort_target = 1
+cohort_min = 1
+[model]
+architecture = "fashion_linear"
+[evaluation]
+enabled = false
+[state]
+dir = "$work/round/state"
+EOF_AGGREGATOR
+"$prefix/bin/sotto-aggregator" --config "$work/round/aggregator.toml" > "$work/round/aggregator.log" 2>&1 &
+aggregator=$!
+for _ in $(seq 300); do
+  [ -s "$work/round/state/port" ] && break
+  sleep 0.1
+done
+[ -s "$work/round/state/port" ] || { echo "check_install: the daemon for the round did not listen:" >&2; cat "$work/round/aggregator.log" >&2; exit 1; }
+cat > "$work/round/client.toml" <<EOF_CLIENT
+[client]
+id = "client-1"
+[server]
+port = $(cat "$work/round/state/port")
+ca_file = "$work/pki/ca.pem"
+[auth]
+cert_file = "$work/pki/client-1.pem"
+key_file = "$work/pki/client-1.key"
+[data]
+max_examples = 50
+[model]
+architecture = "fashion_linear"
+[consent]
+grant = ["training"]
+EOF_CLIENT
+env -u SOTTO_TORCH_RUNTIME timeout 120 "$prefix/bin/sotto-client" --config "$work/round/client.toml" \
+    > "$work/round/client.log" 2>&1 ||
+  { echo "check_install: the installed client's round failed:" >&2; cat "$work/round/client.log" "$work/round/aggregator.log" >&2; exit 1; }
+grep -q '"status": *"completed"' "$work/round/state/rounds.jsonl" ||
+  { echo "check_install: the round did not complete:" >&2; cat "$work/round/state/rounds.jsonl" >&2; exit 1; }
+echo "check_install: the installed client took part in a round against the installed daemon"
