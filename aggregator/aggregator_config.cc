@@ -100,14 +100,24 @@ void read_rounds_section(config::TomlReader& r, CoordinatorOptions& o) {
 // [evaluation] local_histogram_bins: the devices' held-out accuracies through the secure sum, as histograms.
 void read_accuracy_histogram(config::TomlReader& r, CoordinatorOptions& o) {
   const char* key = "evaluation.local_histogram_bins";
+  const char* noise_key = "evaluation.histogram_noise_multiplier";
   o.evaluation_bins = static_cast<std::uint32_t>(r.get_int(key, 0, 0, ml::kMaxAccuracyBins));
+  if (r.has(noise_key) && (o.evaluation_bins == 0 || o.privacy.mode == PrivacyMode::kOff)) {
+    r.fail(noise_key, "applies only to evaluation.local_histogram_bins under privacy.mode = \"distributed\"");
+  }
   if (o.evaluation_bins == 0) return;
   if (!o.secure.enabled) r.fail(key, "needs secure_aggregation.enabled = true (it is a secure sum)");
   if (o.secure_sum_length > 0) r.fail(key, "applies only to training rounds, not task.kind = \"secure_sum\"");
-  if (o.privacy.mode != PrivacyMode::kOff) {
-    r.fail(key, "is not available with privacy.mode = \"" + std::string(privacy_mode_name(o.privacy.mode)) +
-                    "\" yet (the histogram would need noise and accounting of its own); set it to 0");
+  if (o.privacy.mode == PrivacyMode::kOff) return;
+  if (o.privacy.mode != PrivacyMode::kDistributed) {
+    r.fail(key, "is available under privacy.mode = \"distributed\" only (the devices' noise shares go on the "
+                "histograms too), not \"" + std::string(privacy_mode_name(o.privacy.mode)) + "\"");
   }
+  if (!r.has(noise_key)) {
+    r.fail(noise_key, "is required with evaluation.local_histogram_bins under DP: the histograms' own noise "
+                      "multiplier (against their L2 sensitivity sqrt(2)), charged with the update's");
+  }
+  o.privacy.histogram_noise_multiplier = r.get_double(noise_key, 1.0, 0.1, 1e4);
 }
 
 // [secure_aggregation], [privacy] and [task]: how a round's updates are protected and what the round computes.

@@ -85,6 +85,9 @@ struct PrivacyOptions {
   std::uint32_t expected_clients = 0;
   // The clip norm follows a target quantile of the update norms (secure rounds under distributed or central DP).
   dp::AdaptiveClipping adaptive_clipping;
+  // z of the accuracy histograms' own noise (evaluation.local_histogram_bins, distributed mode): against their D2 of
+  // sqrt(2) (dp::kOneHotPairBound), charged with the update's.
+  double histogram_noise_multiplier = 0;
 };
 
 // How a plain round averages its updates: by their example counts (FedAvg; the counts are self-reported and capped

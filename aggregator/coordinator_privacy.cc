@@ -12,7 +12,7 @@ namespace sotto::aggregator {
 // came).
 bool RoundCoordinator::budget_allows_full_cohort(Actions& out) {
   if (!budget_.enabled()) return true;
-  auto planned = budget_.plan(round_id_, options_.cohort_target, private_dimension());
+  auto planned = budget_.plan(round_id_, options_.cohort_target, private_dimension(), options_.evaluation_bins);
   if (auto* refusal = std::get_if<PlanRefusal>(&planned); refusal && refusal->over_budget) {
     stop_for_budget(refusal->why, out);
     return false;
@@ -20,10 +20,10 @@ bool RoundCoordinator::budget_allows_full_cohort(Actions& out) {
   return true;
 }
 
-bool RoundCoordinator::plan_privacy(TimePoint now, Actions& out) {
+bool RoundCoordinator::plan_privacy(TimePoint now, Actions& out, std::uint32_t histogram_bins) {
   const auto& o = options_.privacy;
   const auto clients = o.expected_clients > 0 ? o.expected_clients : static_cast<std::uint32_t>(cohort_.size());
-  auto planned = budget_.plan(round_id_, clients, private_dimension());
+  auto planned = budget_.plan(round_id_, clients, private_dimension(), histogram_bins);
   if (auto* refusal = std::get_if<PlanRefusal>(&planned)) {
     if (refusal->over_budget) {
       stop_for_budget(refusal->why, out);
@@ -64,6 +64,12 @@ void RoundCoordinator::report_privacy() {
                                          budget_.skipped_draws_charged(), sampling,
                                          options_.secure_sum_length > 0 ? options_.secure_sum_bound
                                                                         : dp::ContributionBound{}};
+  if (charge_->histogram) {
+    auto& p = *report_.privacy;
+    p.histogram_bins = static_cast<std::uint32_t>(charge_->histogram->dimension / 2);
+    p.histogram_noise_multiplier = charge_->histogram->noise_multiplier;
+    p.histogram_local_stddev = charge_->histogram->local_stddev;
+  }
   if (charge_->count_weight > 0) {
     auto& p = *report_.privacy;
     p.clip_norm = charge_->update_clip_norm;

@@ -2,8 +2,11 @@
 // once the survivors' sum is unmasked. The steps themselves are SecureAggregationRound's (secure_aggregation.h).
 #include "aggregator/round_coordinator.h"
 
+#include <cmath>
+
 #include "common/crypto/random_stream.h"
 #include "common/dp/adaptive_clipping.h"
+#include "common/dp/ddg_accounting.h"
 #include "common/dp/ddg_encoding.h"
 
 namespace sotto::aggregator {
@@ -161,10 +164,11 @@ void RoundCoordinator::finish_secure_round(SecureAggregationRound::Summed summed
   close_round(now, true, "", out);
 }
 
-// Without DP noise a secure training round's vector can end with the devices' accuracy histograms, when every
-// device of the cohort can add them (an older sotto-client cannot, and would fail the round).
+// A secure training round's vector can end with the devices' accuracy histograms (noised and charged under
+// distributed DP), when every device of the cohort can add them (an older sotto-client cannot, and would fail the
+// round).
 std::uint32_t RoundCoordinator::accuracy_bins(bool secure_sum) {
-  if (secure_sum || budget_.enabled() || options_.evaluation_bins == 0) return 0;
+  if (secure_sum || options_.evaluation_bins == 0) return 0;
   std::size_t unable = 0;
   for (const auto& [conn, m] : cohort_) unable += m.accuracy_histograms ? 0 : 1;
   if (unable == 0) return options_.evaluation_bins;
@@ -183,10 +187,16 @@ void RoundCoordinator::read_histogram(SecureAggregationRound::Summed& summed, st
   const std::uint32_t keep = bits >= 32 ? ~0u : (1u << bits) - 1;  // the sum is mod 2^bits
   std::vector<std::uint32_t> words(summed.sum.begin() + static_cast<std::ptrdiff_t>(at), summed.sum.end());
   for (auto& w : words) w &= keep;
+  summed.sum.resize(at);
+  if (charge_ && charge_->histogram) {  // noised: the counts as released, negative ones read as none
+    report_.local_histogram = ml::noisy_accuracy_histogram(dp::signed_values(words, bits), bins);
+    const double share = dp::effective_local_stddev(charge_->histogram->local_stddev);
+    report_.local_histogram_noise_stddev = share * std::sqrt(static_cast<double>(report_.survivors));
+    return;
+  }
   auto reading = ml::read_accuracy_histogram(words, bins, report_.survivors);
   report_.local_histogram = std::move(reading.histogram);
   report_.local_histogram_problem = std::move(reading.inconsistency);
-  summed.sum.resize(at);
 }
 
 // Adaptive clipping: the survivors' noised clipped-count bits (the decoded sum's last coordinate) move the clip norm

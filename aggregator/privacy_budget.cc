@@ -33,7 +33,8 @@ PrivacyBudget::PrivacyBudget(PrivacyOptions options, std::uint32_t bits, double 
   }
 }
 
-void PrivacyBudget::fit_noise_to_budget(std::uint64_t rounds, std::uint32_t clients, std::uint64_t dimension) {
+void PrivacyBudget::fit_noise_to_budget(std::uint64_t rounds, std::uint32_t clients, std::uint64_t dimension,
+                                        std::uint32_t histogram_bins) {
   if (!enabled() || options_.noise_multiplier > 0) return;
   if (spent_released().epsilon >= options_.target_epsilon) {
     options_.noise_multiplier = 1;  // any: plan() refuses the first round as over budget
@@ -41,10 +42,17 @@ void PrivacyBudget::fit_noise_to_budget(std::uint64_t rounds, std::uint32_t clie
   }
   const std::uint32_t honest = std::max<std::uint32_t>(honest_survivors(clients), 1);
   try {
+    // The histograms' charge is fixed by their own z: the rounds' share of it is spent before the update's is fitted
+    // (RDP adds at q = 1, the only rate histogram rounds run at).
+    std::vector<double> before = released_;
+    if (histogram_bins > 0) {
+      const auto rdp = dp::ddg_rdp(histogram_parameters(clients, honest, histogram_bins), 1.0, orders_);
+      for (std::size_t i = 0; i < before.size(); ++i) before[i] += static_cast<double>(rounds) * rdp[i];
+    }
     options_.noise_multiplier = dp::smallest_noise_multiplier(
         [&](double z) { return parameters(z, clients, honest, dimension, count_weight(z, clients, honest)); },
         amplifying_rate(), rounds,
-        options_.delta, options_.target_epsilon, released_);  // earlier runs' spending included
+        options_.delta, options_.target_epsilon, before);  // earlier runs' spending included
   } catch (const Error& e) {
     throw Error(std::string("privacy.target_epsilon: ") + e.what());
   }
@@ -62,6 +70,12 @@ dp::DdgParameters PrivacyBudget::parameters(double z, std::uint32_t clients, std
   }
   return dp::choose_ddg_parameters({bits_, clip_norm_, z, clients, honest, dimension, options_.beta,
                                     options_.stddevs_in_range});
+}
+
+dp::DdgParameters PrivacyBudget::histogram_parameters(std::uint32_t clients, std::uint32_t honest,
+                                                      std::uint32_t bins) const {
+  return dp::choose_integer_sum_parameters({dp::kOneHotPairBound, 2ull * bins, options_.histogram_noise_multiplier,
+                                            clients, honest, bits_, options_.stddevs_in_range});
 }
 
 double PrivacyBudget::count_weight(double z, std::uint32_t clients, std::uint32_t honest) const {
@@ -85,7 +99,8 @@ std::uint32_t PrivacyBudget::honest_survivors(std::uint32_t clients) const {
   return survivors > colluders ? survivors - colluders : 0;
 }
 
-std::variant<RoundCharge, std::string> PrivacyBudget::price(std::uint32_t clients, std::uint64_t dimension) const {
+std::variant<RoundCharge, std::string> PrivacyBudget::price(std::uint32_t clients, std::uint64_t dimension,
+                                                           std::uint32_t histogram_bins) const {
   RoundCharge charge;
   charge.clients = clients;
   const std::uint32_t honest = honest_survivors(clients);
@@ -101,6 +116,16 @@ std::variant<RoundCharge, std::string> PrivacyBudget::price(std::uint32_t client
     charge.rdp = dp::ddg_rdp(charge.ddg, 1.0, orders_);
     const double q = amplifying_rate();
     charge.rdp_released = q < 1 ? dp::ddg_rdp(charge.ddg, q, orders_) : charge.rdp;
+    if (histogram_bins > 0) {
+      // Amplification by sampling would have to apply to the two mechanisms together, not to each: not claimed.
+      if (q < 1) return std::string("privacy: accuracy histograms are not accounted under Poisson sampling");
+      charge.histogram = histogram_parameters(clients, honest, histogram_bins);
+      const auto rdp = dp::ddg_rdp(*charge.histogram, 1.0, orders_);
+      for (std::size_t i = 0; i < rdp.size(); ++i) {
+        charge.rdp[i] += rdp[i];
+        charge.rdp_released[i] += rdp[i];
+      }
+    }
   } catch (const Error& e) {
     return std::string("privacy: ") + e.what();
   }
@@ -108,8 +133,9 @@ std::variant<RoundCharge, std::string> PrivacyBudget::price(std::uint32_t client
 }
 
 std::variant<RoundCharge, PlanRefusal> PrivacyBudget::plan(std::uint64_t round_id, std::uint32_t clients,
-                                                           std::uint64_t dimension) const {
-  auto priced = price(clients, dimension);
+                                                           std::uint64_t dimension,
+                                                           std::uint32_t histogram_bins) const {
+  auto priced = price(clients, dimension, histogram_bins);
   if (auto* why = std::get_if<std::string>(&priced)) return PlanRefusal{false, *why};
   RoundCharge charge = std::move(std::get<RoundCharge>(priced));
   charge.round_id = round_id;

@@ -38,6 +38,9 @@ struct RoundCharge {
   double update_clip_norm = 0;  // C, the update's own clip norm
   double count_weight = 0;      // the clipped-count coordinate's weight; 0: no adaptive clipping
   dp::RotationSeed rotation_seed{};
+  // The accuracy histograms' mechanism when the round carries them (dp::kOneHotPairBound over 2·bins words);
+  // rdp and rdp_released include its charge.
+  std::optional<dp::DdgParameters> histogram;
   std::vector<double> rdp;           // this round alone, against the aggregator (q = 1)
   std::vector<double> rdp_released;  // against the released models (amplified by the sampling rate)
   dp::Epsilon epsilon;               // spent after this round, against the aggregator
@@ -62,7 +65,9 @@ class PrivacyBudget {
   // With no noise multiplier configured: the smallest (to a relative 1e-6) that lets `rounds` more rounds of `clients`
   // updates of `dimension` coordinates fit the budget left, fixed for the run from now on. Throws sotto::Error
   // when no multiplier up to 10^4 does.
-  void fit_noise_to_budget(std::uint64_t rounds, std::uint32_t clients, std::uint64_t dimension);
+  // With `histogram_bins`, each round's accuracy histograms are charged too.
+  void fit_noise_to_budget(std::uint64_t rounds, std::uint32_t clients, std::uint64_t dimension,
+                           std::uint32_t histogram_bins = 0);
   const PrivacyOptions& options() const { return options_; }
   // The sampling rate the released-model accountant amplifies by: the configured one, except in local mode, whose
   // guarantee is on each client's own update, seen by its receiver with the client's identity (q = 1).
@@ -72,10 +77,10 @@ class PrivacyBudget {
   // the survivors); 1 in central mode, where the aggregator draws the whole noise itself. 0: none is left.
   std::uint32_t honest_survivors(std::uint32_t clients) const;
 
-  // The charge of a round summing `clients` updates of `dimension` coordinates, or why it may not run (the budget
-  // would be exceeded, the parameters cannot work).
-  std::variant<RoundCharge, PlanRefusal> plan(std::uint64_t round_id, std::uint32_t clients,
-                                              std::uint64_t dimension) const;
+  // The charge of a round summing `clients` updates of `dimension` coordinates (and accuracy histograms of
+  // `histogram_bins` bins), or why it may not run (the budget would be exceeded, the parameters cannot work).
+  std::variant<RoundCharge, PlanRefusal> plan(std::uint64_t round_id, std::uint32_t clients, std::uint64_t dimension,
+                                              std::uint32_t histogram_bins = 0) const;
   void debit(const RoundCharge& charge);
   // A sampled draw too small to run: nothing is released, but the draw's outcome depends on who was drawn, so the
   // released-model accountant is charged as for a round of `expected_clients` (never the aggregator's).
@@ -95,7 +100,9 @@ class PrivacyBudget {
 
  private:
   // The round's parameters and RDP for `clients` summed, without the budget check or the rotation seed.
-  std::variant<RoundCharge, std::string> price(std::uint32_t clients, std::uint64_t dimension) const;
+  std::variant<RoundCharge, std::string> price(std::uint32_t clients, std::uint64_t dimension,
+                                               std::uint32_t histogram_bins = 0) const;
+  dp::DdgParameters histogram_parameters(std::uint32_t clients, std::uint32_t honest, std::uint32_t bins) const;
   // The mechanism's parameters at noise multiplier z (throws sotto::Error for parameters that cannot work); under
   // adaptive clipping (`weight` = count_weight(z, clients, honest) > 0), of the update and its clipped-count
   // coordinate together.

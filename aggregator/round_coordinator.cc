@@ -50,7 +50,7 @@ RoundCoordinator::RoundCoordinator(CoordinatorOptions options, CoordinatorStart 
   budget_.set_clip_norm(clip_norm_);
   if (!start.strategy_state.empty()) strategy_->load_state(start.strategy_state, *global_);
   const std::uint64_t rounds_left = options_.total_rounds > completed_rounds_ ? options_.total_rounds - completed_rounds_ : 1;
-  budget_.fit_noise_to_budget(rounds_left, options_.cohort_target, private_dimension());
+  budget_.fit_noise_to_budget(rounds_left, options_.cohort_target, private_dimension(), options_.evaluation_bins);
 }
 
 Actions RoundCoordinator::start(TimePoint now) {
@@ -97,7 +97,7 @@ void RoundCoordinator::start_training(TimePoint now, Actions& out) {
     const std::uint64_t length = private_dimension() + 2ull * bins;
     std::optional<round::DistributedNoise> noise;
     if (budget_.enabled()) {
-      if (!plan_privacy(now, out)) return;
+      if (!plan_privacy(now, out, bins)) return;
       if (cohort_.size() < options_.privacy.min_survivors) {  // charged as a draw (close_round), never unmasked
         close_round(now, false,
                     "only " + std::to_string(cohort_.size()) + " clients checked in, fewer than privacy.min_survivors = " +
@@ -110,7 +110,8 @@ void RoundCoordinator::start_training(TimePoint now, Actions& out) {
                                       options_.privacy.mode == PrivacyMode::kCentral ? round::NoiseSource::kAggregator
                                       : options_.privacy.mode == PrivacyMode::kLocal ? round::NoiseSource::kOwn
                                                                                     : round::NoiseSource::kShares,
-                                      secure_sum, charge_->count_weight};
+                                      secure_sum, charge_->count_weight,
+                                      charge_->histogram ? charge_->histogram->local_stddev : 0.0};
     }
     auto begun = SecureAggregationRound::begin(options_.secure, clip_norm, round_id_, members, length,
                                                !secure_sum, now, training_deadline_, std::move(noise), bins);

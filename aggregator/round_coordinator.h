@@ -146,7 +146,7 @@ class RoundCoordinator {
   void read_histogram(SecureAggregationRound::Summed& summed, std::uint32_t bins);
   // Privacy: the next secure round's charge (false: it may not run, and `out` says so), the debit before unmasking.
   bool budget_allows_full_cohort(Actions& out);
-  bool plan_privacy(TimePoint now, Actions& out);
+  bool plan_privacy(TimePoint now, Actions& out, std::uint32_t histogram_bins = 0);
   std::uint64_t private_dimension() const;
   void debit_privacy(Actions& out);
   void report_privacy();

@@ -65,7 +65,10 @@ nlohmann::json round_record(const RoundReport& r, std::uint64_t completed_rounds
     j["mean_train_accuracy"] = r.mean_train_accuracy;
   }
   if (!r.local_evaluations.empty()) j["local_evaluation"] = local_evaluation_json(r.local_evaluations);
-  if (r.local_histogram) j["local_evaluation"] = local_histogram_json(*r.local_histogram);
+  if (r.local_histogram) {
+    j["local_evaluation"] = local_histogram_json(*r.local_histogram);
+    if (r.local_histogram_noise_stddev > 0) j["local_evaluation"]["noise_stddev"] = r.local_histogram_noise_stddev;
+  }
   if (!r.local_histogram_problem.empty()) j["local_evaluation"] = {{"error", r.local_histogram_problem}};
   j["seconds"] = {{"checkin", r.checkin_seconds},
                   {"training", r.training_seconds},
@@ -130,6 +133,11 @@ nlohmann::json round_record(const RoundReport& r, std::uint64_t completed_rounds
       a["unclipped_fraction"] = p.unclipped_fraction ? nlohmann::json(*p.unclipped_fraction) : nlohmann::json();
     }
     if (p.bound.bounded()) j["privacy"]["contribution_bound"] = {{"linf", p.bound.linf}, {"l1", p.bound.l1}};
+    if (p.histogram_bins > 0) {
+      j["privacy"]["accuracy_histogram"] = {{"bins", p.histogram_bins},
+                                            {"noise_multiplier", p.histogram_noise_multiplier},
+                                            {"local_stddev", p.histogram_local_stddev}};
+    }
   }
   if (r.privacy && r.privacy->mode == "central") j["privacy"]["epsilon"] = nullptr;  // it sees the sum unnoised
   if (!r.clipped.empty()) j["clipped"] = r.clipped;

@@ -31,6 +31,7 @@ struct RoundReport {
   // Or, in a secure round that asked for them, their histograms from the secure sum (or why the sum cannot be one).
   std::optional<ml::AccuracyHistogram> local_histogram;
   std::string local_histogram_problem;
+  double local_histogram_noise_stddev = 0;  // each bin's noise under distributed DP (0: none)
   double slowest_train_seconds = 0;
   double checkin_seconds = 0;
   double training_seconds = 0;     // task sent to round closed
@@ -76,6 +77,10 @@ struct RoundReport {
     double mechanism_clip_norm = 0;
     std::optional<double> unclipped_fraction;
     double next_clip_norm = 0;
+    // The accuracy histograms' own mechanism (dp::kOneHotPairBound), charged in the epsilon above: 0 bins when none.
+    std::uint32_t histogram_bins = 0;
+    double histogram_noise_multiplier = 0;
+    double histogram_local_stddev = 0;
   };
   std::optional<Privacy> privacy;
   std::vector<std::uint32_t> secure_sum;  // a secure-sum round's result (mod 2^bits), without DP

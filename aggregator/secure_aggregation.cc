@@ -66,7 +66,7 @@ std::variant<std::unique_ptr<SecureAggregationRound>, std::string> SecureAggrega
   const auto& p = std::get<secagg::SecAggParameters>(chosen);
   std::unique_ptr<SecureAggregationRound> round;
   try {
-    const std::uint64_t length = noise ? noise->ddg.padded : vector_length;
+    const std::uint64_t length = noise ? noise->ddg.padded + 2ull * evaluation_bins : vector_length;
     secagg::RoundConfig config{round_id, n, p.k, p.t, length, options.bits};
     crypto::random_bytes(config.graph_seed);  // fresh for each round, after the cohort is fixed
     round.reset(new SecureAggregationRound(options, clip_norm, config, quantized, std::move(noise)));

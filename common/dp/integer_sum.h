@@ -25,6 +25,10 @@ struct ContributionBound {
   bool bounded() const { return linf > 0 || l1 > 0; }
 };
 
+// The devices' accuracy histograms (ml/accuracy_histogram.h): two one-hot vectors, one 1 in each, so D1 = 2 and
+// D2 = sqrt(2). Under distributed DP they are this mechanism's contributions, noised and charged beside the update.
+inline constexpr ContributionBound kOneHotPairBound{1, 2};
+
 struct IntegerSumSettings {
   ContributionBound bound;
   std::uint64_t dimension = 1;   // d: the contribution's length

@@ -11,13 +11,16 @@
 // (the update's length) as rounds.jsonl's privacy section records them; its output adds the scale, the L2 bound
 // and each client's noise share. --mechanism sum is a private secure sum's (common/dp/integer_sum.h): the
 // discrete Gaussian on integer vectors of --dimension entries within --linf-bound and/or --l1-bound, with
-// --clients, --honest and --bits as for ddg.
+// --clients, --honest and --bits as for ddg. With --mechanism ddg, --histogram-bins B and
+// --histogram-noise-multiplier Z add each round's accuracy histograms (evaluation.local_histogram_bins): their own
+// integer-sum mechanism over 2·B words, charged beside the update, at --sampling-rate 1.
 #include <CLI/CLI.hpp>
 #include <cmath>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/dp/ddg_accounting.h"
 #include "common/dp/ddg_parameters.h"
@@ -41,7 +44,19 @@ struct Arguments {
   dp::DdgSettings ddg;
   dp::ContributionBound bound;  // --mechanism sum
   bool bits_given = false;
+  std::uint32_t histogram_bins = 0;  // --mechanism ddg: the rounds' accuracy histograms, charged with the update
+  double histogram_noise_multiplier = 0;
 };
+
+// One round's RDP of the accuracy histograms' mechanism (dp::kOneHotPairBound over 2·bins words), at q = 1; empty
+// without histograms.
+std::vector<double> histogram_rdp(const Arguments& a) {
+  if (a.histogram_bins == 0) return {};
+  const auto p = dp::choose_integer_sum_parameters({dp::kOneHotPairBound, 2ull * a.histogram_bins,
+                                                    a.histogram_noise_multiplier, a.ddg.clients, a.ddg.honest,
+                                                    a.ddg.bits, a.ddg.stddevs_in_range});
+  return dp::ddg_rdp(p, 1.0, dp::default_orders());
+}
 
 // The mechanism --mechanism ddg or sum describes, at noise multiplier z.
 dp::DdgParameters mechanism_at(const Arguments& a, double z) {
@@ -79,6 +94,15 @@ std::optional<std::string> invalid(const Arguments& a, bool needs_noise, bool ne
     if (a.ddg.honest < 1 || a.ddg.honest > a.ddg.clients) return "--honest must be in 1..--clients";
     if (a.ddg.dimension < 1) return "--dimension must be at least 1";
   }
+  if (a.histogram_bins > 0 || a.histogram_noise_multiplier != 0) {
+    if (a.mechanism != "ddg" || a.sampling_rate != 1) {
+      return "--histogram-bins applies to --mechanism ddg at --sampling-rate 1 (histogram rounds claim no sampling)";
+    }
+    if (a.histogram_bins < 1 || a.histogram_bins > 100) return "--histogram-bins must be in 1..100";
+    if (!(a.histogram_noise_multiplier > 0 && std::isfinite(a.histogram_noise_multiplier))) {
+      return "--histogram-noise-multiplier must be a positive number";
+    }
+  }
   if (a.accountant != "rdp" && a.accountant != "pld") return "--accountant must be rdp or pld";
   if (a.accountant == "pld" && a.mechanism != "gaussian") {
     return "--accountant pld accounts the Gaussian mechanism; --mechanism " + a.mechanism +
@@ -102,12 +126,18 @@ void add_common(CLI::App& command, Arguments& a) {
   command.add_option("--honest", a.ddg.honest, "ddg: the honest survivors whose shares carry the noise");
   command.add_option("--dimension", a.ddg.dimension, "ddg: the update's length");
   command.add_option("--beta", a.ddg.beta, "ddg: conditional rounding's beta (default exp(-1/2))");
+  command.add_option("--histogram-bins", a.histogram_bins,
+                     "ddg: each round also sums the devices' accuracy histograms of this many bins");
+  command.add_option("--histogram-noise-multiplier", a.histogram_noise_multiplier,
+                     "ddg: the histograms' own noise multiplier (against their L2 sensitivity sqrt 2)");
 }
 
 nlohmann::json ddg_epsilon(const Arguments& a) {
   const auto p = mechanism_at(a, a.noise_multiplier);
   const auto orders = dp::default_orders();
   auto rdp = dp::ddg_rdp(p, a.sampling_rate, orders);
+  const auto histograms = histogram_rdp(a);
+  for (std::size_t i = 0; i < histograms.size(); ++i) rdp[i] += histograms[i];
   for (double& r : rdp) r *= static_cast<double>(a.steps);
   const auto e = dp::epsilon_from_rdp(orders, rdp, a.delta);
   return {{"epsilon", e.epsilon}, {"accountant", "rdp"}, {"order", e.order}, {"mechanism", a.mechanism},
@@ -146,9 +176,11 @@ int main(int argc, char** argv) {
     if (a.mechanism != "gaussian" && for_epsilon) {
       out = ddg_epsilon(a);
     } else if (a.mechanism != "gaussian") {
+      auto spent = histogram_rdp(a);  // the histograms' charge, fixed by their own z, over all the rounds
+      for (double& r : spent) r *= static_cast<double>(a.steps);
       out = {{"noise_multiplier",
               dp::smallest_noise_multiplier([&a](double z) { return mechanism_at(a, z); }, a.sampling_rate, a.steps,
-                                            a.delta, a.target_epsilon)}};
+                                            a.delta, a.target_epsilon, spent)}};
     } else if (for_epsilon && a.accountant == "pld") {
       out = {{"epsilon", dp::pld_subsampled_gaussian_epsilon(a.sampling_rate, a.noise_multiplier, a.steps, a.delta)},
              {"accountant", "pld"}};

@@ -27,13 +27,30 @@ std::uint64_t AccuracyHistogram::devices() const {
   return std::accumulate(global.begin(), global.end(), std::uint64_t{0});
 }
 
-HistogramReading read_accuracy_histogram(std::span<const std::uint32_t> summed, std::uint32_t bins,
-                                         std::uint64_t survivors) {
-  if (summed.size() != 2 * static_cast<std::size_t>(bins)) {
+namespace {
+
+void check_length(std::size_t words, std::uint32_t bins) {
+  if (words != 2 * static_cast<std::size_t>(bins)) {
     throw std::invalid_argument("an accuracy histogram of " + std::to_string(bins) + " bins has " +
                                 std::to_string(2 * static_cast<std::size_t>(bins)) + " words, not " +
-                                std::to_string(summed.size()));
+                                std::to_string(words));
   }
+}
+
+}  // namespace
+
+AccuracyHistogram noisy_accuracy_histogram(std::span<const std::int64_t> values, std::uint32_t bins) {
+  check_length(values.size(), bins);
+  AccuracyHistogram h{bins, {}, {}};
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    (i < bins ? h.global : h.personal).push_back(static_cast<std::uint64_t>(std::max<std::int64_t>(values[i], 0)));
+  }
+  return h;
+}
+
+HistogramReading read_accuracy_histogram(std::span<const std::uint32_t> summed, std::uint32_t bins,
+                                         std::uint64_t survivors) {
+  check_length(summed.size(), bins);
   AccuracyHistogram h{bins, {summed.begin(), summed.begin() + bins}, {summed.begin() + bins, summed.end()}};
   const std::uint64_t global = h.devices();
   const std::uint64_t personal = std::accumulate(h.personal.begin(), h.personal.end(), std::uint64_t{0});

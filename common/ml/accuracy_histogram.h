@@ -42,6 +42,10 @@ struct HistogramReading {
 };
 HistogramReading read_accuracy_histogram(std::span<const std::uint32_t> summed, std::uint32_t bins,
                                          std::uint64_t survivors);
+// Under distributed DP the summed words carry the survivors' noise: the released values as signed counts, those
+// below zero read as none. Nothing is checked (noise breaks the totals). Throws std::invalid_argument on a length
+// that is not 2·bins.
+AccuracyHistogram noisy_accuracy_histogram(std::span<const std::int64_t> values, std::uint32_t bins);
 
 // The spread of the devices over one histogram, each device at its bin's midpoint (zeros for none).
 AccuracySpread spread_of_histogram(const std::vector<std::uint64_t>& counts);

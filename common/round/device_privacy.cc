@@ -15,9 +15,9 @@ namespace sotto::round {
 PlanPrivacy plan_privacy(const Task& task) {
   if (task.secure) {
     const auto& s = *task.secure;
-    return {s.noise ? &*s.noise : nullptr, s.config.n, s.clip_norm, s.bound};
+    return {s.noise ? &*s.noise : nullptr, s.config.n, s.clip_norm, s.bound, s.evaluation_bins};
   }
-  return {task.plain_noise ? &*task.plain_noise : nullptr, std::nullopt, task.plan.clip_norm, {}};
+  return {task.plain_noise ? &*task.plain_noise : nullptr, std::nullopt, task.plan.clip_norm, {}, 0};
 }
 
 std::variant<std::optional<DeviceCharge>, std::string> judge_plan(const DevicePrivacy& floor,
@@ -25,9 +25,30 @@ std::variant<std::optional<DeviceCharge>, std::string> judge_plan(const DevicePr
                                                                   const std::vector<double>& spent_rdp) {
   if (!secure) return judge_plan(floor, PlanPrivacy{}, spent_rdp);
   return judge_plan(floor, PlanPrivacy{secure->noise ? &*secure->noise : nullptr, secure->config.n, secure->clip_norm,
-                                       secure->bound},
+                                       secure->bound, secure->evaluation_bins},
                     spent_rdp);
 }
+
+namespace {
+
+// The accuracy histograms' own mechanism (dp::kOneHotPairBound over 2·bins words, scale 1) with this device's
+// noise share and honest count, added to its charge: the RDPs of the two mechanisms add.
+void add_histogram_charge(const DistributedNoise& plan, std::uint32_t bins, std::uint32_t bits, DeviceCharge& charge) {
+  dp::DdgParameters h;
+  h.bits = bits;
+  h.dimension = h.padded = 2ull * bins;
+  h.scale = 1;
+  h.clip_norm = h.l2_bound = dp::l2_sensitivity(dp::kOneHotPairBound, h.dimension);
+  h.l1_bound = dp::l1_sensitivity(dp::kOneHotPairBound, h.dimension);
+  h.local_stddev = plan.histogram_local_stddev;
+  h.honest = charge.honest;
+  charge.histogram_noise_multiplier =
+      dp::effective_local_stddev(h.local_stddev) * std::sqrt(static_cast<double>(h.honest)) / h.l2_bound;
+  const auto rdp = dp::ddg_rdp(h, 1.0, dp::default_orders());
+  for (std::size_t i = 0; i < charge.rdp.size(); ++i) charge.rdp[i] += rdp[i];
+}
+
+}  // namespace
 
 std::variant<std::optional<DeviceCharge>, std::string> judge_plan(const DevicePrivacy& floor,
                                                                   const PlanPrivacy& task,
@@ -85,13 +106,20 @@ std::variant<std::optional<DeviceCharge>, std::string> judge_plan(const DevicePr
         dp::effective_local_stddev(counted.local_stddev) * std::sqrt(static_cast<double>(charge.honest)) /
         counted.l2_bound;
     charge.rdp = dp::ddg_rdp(counted, 1.0, dp::default_orders());
+    if (task.histogram_bins > 0) add_histogram_charge(plan, task.histogram_bins, counted.bits, charge);
   } catch (const Error& e) {
     return refused + "its noise parameters cannot be accounted: " + e.what();
   }
-  if (charge.noise_multiplier < floor.min_noise_multiplier) {
-    return refused + "its noise share implies a noise multiplier of " + util::short_number(charge.noise_multiplier) + " with " +
+  const auto too_little = [&](const std::string& what, double z) {
+    return refused + what + " implies a noise multiplier of " + util::short_number(z) + " with " +
            std::to_string(charge.honest) + " honest survivors, below privacy.min_noise_multiplier = " +
            util::short_number(floor.min_noise_multiplier);
+  };
+  if (charge.noise_multiplier < floor.min_noise_multiplier) {
+    return too_little("its noise share", charge.noise_multiplier);
+  }
+  if (task.histogram_bins > 0 && charge.histogram_noise_multiplier < floor.min_noise_multiplier) {
+    return too_little("its accuracy histograms' noise share", charge.histogram_noise_multiplier);
   }
   std::vector<double> after = spent_rdp.empty() ? std::vector<double>(charge.rdp.size(), 0.0) : spent_rdp;
   for (std::size_t i = 0; i < after.size() && i < charge.rdp.size(); ++i) after[i] += charge.rdp[i];

@@ -41,6 +41,7 @@ struct PlanPrivacy {
   std::optional<std::uint32_t> secure_cohort;
   double clip_norm = 0;
   dp::ContributionBound bound;
+  std::uint32_t histogram_bins = 0;  // accuracy histograms in the masked input, with their own noise share
 };
 PlanPrivacy plan_privacy(const Task& task);
 

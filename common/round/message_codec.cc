@@ -50,6 +50,7 @@ v1::DistributedDpPlan to_proto(const DistributedNoise& noise) {
     q->set_local(noise.source == NoiseSource::kOwn);
     q->set_integer_sum(noise.integer_sum);
     q->set_clipped_count_weight(noise.clipped_count_weight);
+    q->set_histogram_local_stddev(noise.histogram_local_stddev);
   }
   return plan;
 }
@@ -106,8 +107,17 @@ DistributedNoise noise_from_proto(const v1::DistributedDpPlan& q, const SecureAs
       fail("adaptive clipping in a plain round needs central noise: its count is summed under the aggregator's");
     }
     if (n.clipped_count_weight != 0 && !(plain_clip_norm > 0)) fail("adaptive clipping needs the plan's clip norm");
-  } else if (a.config.vector_length != d.padded) {
-    fail("the secure vector length must be the padded dimension");
+  } else if (a.config.vector_length != d.padded + 2ull * a.evaluation_bins) {
+    fail("the secure vector length must be the padded dimension (and the accuracy histograms' words)");
+  }
+  n.histogram_local_stddev = q.histogram_local_stddev();
+  if (a.evaluation_bins > 0) {  // the histograms carry their own noise share, as the update does
+    if (n.source != NoiseSource::kShares || n.integer_sum) fail("accuracy histograms under DP need distributed noise");
+    if (!(n.histogram_local_stddev > 0) || !std::isfinite(n.histogram_local_stddev)) {
+      fail("accuracy histograms under distributed DP need a positive, finite histogram_local_stddev");
+    }
+  } else if (n.histogram_local_stddev != 0) {
+    fail("a histogram noise share without accuracy histograms");
   }
   for (double v : {d.scale, d.l2_bound, d.l1_bound, d.local_stddev, d.noise_multiplier, d.clip_norm}) {
     if (!(v > 0) || !std::isfinite(v)) fail("scale, bounds, noise and clip norm must be positive and finite");
@@ -119,13 +129,14 @@ DistributedNoise noise_from_proto(const v1::DistributedDpPlan& q, const SecureAs
   return n;
 }
 
-// Accuracy histograms ride only on a training round without DP noise, after at least one update word.
+// Accuracy histograms ride only on a training round (under distributed DP with their own noise share), after at
+// least one update word.
 void check_evaluation_bins(const SecureAssignment& a) {
   const auto fail = [](const std::string& what) { throw Error("task assignment: secagg.evaluation_bins: " + what); };
   if (a.evaluation_bins > ml::kMaxAccuracyBins) {
     fail(std::to_string(a.evaluation_bins) + " is over the most, " + std::to_string(ml::kMaxAccuracyBins));
   }
-  if (a.noise || a.bound.bounded()) fail("only a training round without DP noise carries an accuracy histogram");
+  if (a.bound.bounded()) fail("only a training round carries an accuracy histogram");
   if (a.config.vector_length <= 2ull * a.evaluation_bins) {
     fail("the vector (" + std::to_string(a.config.vector_length) + " words) has no room for the update and " +
          std::to_string(2ull * a.evaluation_bins) + " histogram words");
@@ -145,8 +156,8 @@ SecureAssignment from_proto(const v1::SecAggTask& p, std::uint64_t round_id) {
   a.my_index = p.my_index();
   a.clip_norm = p.clip_norm();
   a.bound = {p.linf_bound(), p.l1_bound()};
-  if (p.has_ddg()) a.noise = noise_from_proto(p.ddg(), &a);
   a.evaluation_bins = p.evaluation_bins();
+  if (p.has_ddg()) a.noise = noise_from_proto(p.ddg(), &a);
   if (a.evaluation_bins > 0) check_evaluation_bins(a);
   return a;
 }

@@ -60,6 +60,9 @@ struct DistributedNoise {
   // Adaptive clipping (dp/adaptive_clipping.h): the clipped-count coordinate's weight, appended to the update
   // clipped to the assignment's clip norm; ddg.dimension counts it and ddg.clip_norm bounds both. 0: none.
   double clipped_count_weight = 0;
+  // This device's noise share on its accuracy histograms (SecureAssignment::evaluation_bins; scale 1, the
+  // dp::kOneHotPairBound mechanism), in distributed mode; 0: the round carries none.
+  double histogram_local_stddev = 0;
 };
 
 // The capability a device's Hello names when it can add accuracy histograms to its masked input (SecureAssignment::
@@ -174,6 +177,7 @@ struct DeviceCharge {
   std::vector<double> rdp;       // at dp::default_orders()
   double epsilon = 0;            // its own epsilon after this contribution
   double epsilon_stated = 0;     // the aggregator's, from the plan
+  double histogram_noise_multiplier = 0;  // what its accuracy histograms' share implies (0: none)
 };
 
 // What the participant shared in a round, for the device's ledger.

@@ -191,8 +191,15 @@ Outputs Participant::privatize_with_noise(std::vector<float> flat) {
     record_.secure = true;
     record_.clip_norm = sa.clip_norm;
     record_.update_l2_norm = std::min(record_.update_l2_norm, sa.clip_norm);
-    return start_secure(dp::ddg_encode(flat, sa.noise->ddg, sa.noise->rotation_seed, stream,
-                                    sa.noise->source != NoiseSource::kAggregator));
+    auto input = dp::ddg_encode(flat, sa.noise->ddg, sa.noise->rotation_seed, stream,
+                                sa.noise->source != NoiseSource::kAggregator);
+    if (sa.evaluation_bins > 0) {  // the histograms, with this device's noise share of their own
+      auto histogram = ml::accuracy_histogram_words(histogram_evaluation_, sa.evaluation_bins);
+      dp::add_discrete_gaussian_mod(histogram, sa.noise->histogram_local_stddev, sa.config.bits, stream);
+      input.insert(input.end(), histogram.begin(), histogram.end());
+      local_evaluation_.reset();
+    }
+    return start_secure(std::move(input));
   });
 }
 

@@ -306,7 +306,7 @@ TEST_CASE("aggregator config: [personalization] goes into the plan, and contradi
                     Catch::Contains("'personalization.personal'"));
 }
 
-TEST_CASE("aggregator config: accuracy histograms need secure training rounds without DP") {
+TEST_CASE("aggregator config: accuracy histograms need secure training rounds, and their own noise under DP") {
   sotto::test::TempDir dir;
   const std::string secure = std::string(kMinimal) + "[secure_aggregation]\nenabled = true\n[rounds]\ncohort_min = 3\n";
   const auto c = aggregator::load_aggregator_config(
@@ -319,8 +319,19 @@ TEST_CASE("aggregator config: accuracy histograms need secure training rounds wi
   CHECK_THROWS_WITH(aggregator::load_aggregator_config(
                         write_config(dir, secure + "[evaluation]\nlocal_histogram_bins = 101\n")),
                     Catch::Contains("'evaluation.local_histogram_bins'"));
+  const std::string dp = "[privacy]\nnoise_multiplier = 1.0\nclip_norm = 1.0\n";
+  CHECK_THROWS_WITH(aggregator::load_aggregator_config(
+                        write_config(dir, secure + "[evaluation]\nlocal_histogram_bins = 20\n" + dp)),
+                    Catch::Contains("'evaluation.histogram_noise_multiplier'") && Catch::Contains("is required"));
+  const auto noised = aggregator::load_aggregator_config(write_config(
+      dir, secure + "[evaluation]\nlocal_histogram_bins = 20\nhistogram_noise_multiplier = 2.5\n" + dp));
+  CHECK(noised.rounds.evaluation_bins == 20);
+  CHECK(noised.rounds.privacy.histogram_noise_multiplier == 2.5);
   CHECK_THROWS_WITH(aggregator::load_aggregator_config(write_config(
-                        dir, secure + "[evaluation]\nlocal_histogram_bins = 20\n[privacy]\nnoise_multiplier = 1.0\n"
-                                      "clip_norm = 1.0\n")),
-                    Catch::Contains("'evaluation.local_histogram_bins'") && Catch::Contains("privacy.mode"));
+                        dir, secure + "[evaluation]\nlocal_histogram_bins = 20\nhistogram_noise_multiplier = 2.5\n" +
+                                 dp + "mode = \"central\"\n")),
+                    Catch::Contains("'evaluation.local_histogram_bins'") && Catch::Contains("\"distributed\" only"));
+  CHECK_THROWS_WITH(aggregator::load_aggregator_config(write_config(
+                        dir, secure + "[evaluation]\nlocal_histogram_bins = 20\nhistogram_noise_multiplier = 2\n")),
+                    Catch::Contains("'evaluation.histogram_noise_multiplier'") && Catch::Contains("applies only"));
 }

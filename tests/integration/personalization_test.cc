@@ -313,4 +313,64 @@ TEST_CASE("in a secure round the devices' held-out accuracies arrive only as the
   }
 }
 
+TEST_CASE("under distributed DP the accuracy histograms carry their own noise, charged on both sides",
+          "[integration][personal][secagg][dp]") {
+  TempDir dir("accuracy-histogram-dp");
+  const Pki pki = make_pki(dir.path() / "pki", 3);
+  AggregatorOptions agg = fixed_cohort_options(dir.path(), pki, 1, 3);
+  agg.extra_toml = "[secure_aggregation]\nenabled = true\nstep_deadline_s = 20\nbits = 16\n"
+                   "[privacy]\nnoise_multiplier = 1.0\nclip_norm = 1.0\nmin_survivors = 3\n";
+  agg.evaluation_toml = "local_histogram_bins = 10\nhistogram_noise_multiplier = 2.0\n";
+  auto aggregator =
+      start_aggregator(write_aggregator_config(dir.path() / "aggregator.toml", agg), dir.path() / "aggregator.log");
+  const std::uint16_t port = wait_for_port(agg.state_dir, 60s, aggregator.get());
+  std::vector<std::unique_ptr<Process>> clients;
+  for (int i = 1; i <= 3; ++i) {
+    ClientOptions c = mtls_client_options(pki, i, port);
+    c.shard_index = static_cast<std::uint32_t>(i - 1);
+    c.max_examples = 100;
+    c.state_dir = dir.path() / ("state-" + std::to_string(i));
+    c.extra_toml = "[evaluation]\nlocal_fraction = 0.25\nreport_local = \"secure_sum\"\n";
+    const fs::path config = write_client_config(dir.path() / ("client-" + std::to_string(i) + ".toml"), c);
+    clients.push_back(start_client(c.id, config, dir.path() / ("client-" + std::to_string(i) + ".log")));
+  }
+  require_all_exit_ok(clients);
+  REQUIRE(aggregator->wait_for_exit(60s) == 0);
+  const auto rounds = read_jsonl(agg.state_dir / "rounds.jsonl");
+  REQUIRE(rounds.size() == 1);
+  const auto& r = rounds[0];
+  INFO(r.dump());
+  CHECK(r.at("status") == "completed");
+  const auto& e = r.at("local_evaluation");
+  CHECK(e.at("source") == "secure_sum");
+  CHECK(e.at("noise_stddev").get<double>() > 1);  // three shares of sigma = 2·sqrt(2)/sqrt(h) each
+  CHECK(e.at("histogram").at("global").size() == 10);
+  const auto& p = r.at("privacy");
+  CHECK(p.at("accuracy_histogram").at("bins") == 10);
+  CHECK(p.at("accuracy_histogram").at("noise_multiplier") == 2.0);
+  // The round's epsilon is the update's and the histograms' together, as sotto-dp computes it, and above the
+  // update's alone.
+  auto sotto_dp = [&](const std::vector<std::string>& histograms) {
+    std::vector<std::string> args{"epsilon", "--mechanism", "ddg", "--sampling-rate", "1", "--noise-multiplier", "1",
+                                  "--steps", "1", "--delta", "1e-5", "--bits", "16", "--clip-norm", "1",
+                                  "--clients", "3", "--honest", std::to_string(p.at("honest").get<std::uint32_t>()),
+                                  "--dimension", std::to_string(p.at("dimension").get<std::uint64_t>())};
+    args.insert(args.end(), histograms.begin(), histograms.end());
+    const auto run = run_to_exit("sotto-dp", args, dir.path() / "sotto-dp.log");
+    REQUIRE(run->exit_code() == 0);
+    const std::string text = run->log_text();
+    return nlohmann::json::parse(text.substr(text.rfind('{'))).at("epsilon").get<double>();
+  };
+  const double update_epsilon = sotto_dp({});
+  CHECK(p.at("epsilon").get<double>() ==
+        Approx(sotto_dp({"--histogram-bins", "10", "--histogram-noise-multiplier", "2"})).epsilon(1e-9));
+  CHECK(p.at("epsilon").get<double>() > update_epsilon * 1.01);
+  // Each device charged itself both mechanisms as well.
+  for (int i = 1; i <= 3; ++i) {
+    const auto ledger = read_ledger(dir.path() / ("state-" + std::to_string(i)));
+    REQUIRE_FALSE(ledger.empty());
+    CHECK(ledger.back().at("privacy").at("epsilon").get<double>() > update_epsilon * 1.01);
+  }
+}
+
 }  // namespace sotto::test

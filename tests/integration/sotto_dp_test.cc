@@ -138,6 +138,14 @@ TEST_CASE("sotto-dp exits 2 naming the argument that is out of range", "[integra
       {{"epsilon", "--sampling-rate", "1", "--noise-multiplier", "1", "--steps", "10", "--delta", "1e-5",
         "--linf-bound", "1"},
        "apply to --mechanism sum"},
+      {{"epsilon", "--sampling-rate", "0.5", "--noise-multiplier", "1", "--steps", "10", "--delta", "1e-5",
+        "--mechanism", "ddg", "--clip-norm", "1", "--clients", "10", "--honest", "9", "--dimension", "100",
+        "--histogram-bins", "10", "--histogram-noise-multiplier", "2"},
+       "--histogram-bins applies to --mechanism ddg at --sampling-rate 1"},
+      {{"epsilon", "--sampling-rate", "1", "--noise-multiplier", "1", "--steps", "10", "--delta", "1e-5",
+        "--mechanism", "ddg", "--clip-norm", "1", "--clients", "10", "--honest", "9", "--dimension", "100",
+        "--histogram-bins", "10"},
+       "--histogram-noise-multiplier"},
   };
   for (const auto& [args, names] : cases) {
     const Run r = sotto_dp(args, dir);

@@ -4,7 +4,12 @@
 
 #include <catch2/catch.hpp>
 
+#include <cmath>
+
+#include "common/dp/ddg_accounting.h"
 #include "common/dp/ddg_parameters.h"
+#include "common/dp/integer_sum.h"
+#include "common/dp/rdp_accountant.h"
 
 using namespace sotto;
 using namespace sotto::round;
@@ -111,4 +116,30 @@ TEST_CASE("a device takes part only in the privacy modes it accepts", "[round][d
   auto off = judge_plan(floor, nullptr, {});
   REQUIRE(std::holds_alternative<std::string>(off));
   CHECK_THAT(std::get<std::string>(off), Catch::Contains("\"off\" is not among"));
+}
+
+TEST_CASE("a device charges itself its accuracy histograms' noise beside the update's, and holds it to its floor",
+          "[round][dp][histogram]") {
+  DevicePrivacy floor;
+  floor.min_noise_multiplier = 0.9;
+  const auto plain = noisy_assignment(1.0, 6, 5);
+  auto with_histograms = plain;
+  with_histograms.evaluation_bins = 10;
+  // The aggregator's share for z_h = 2 with 5 honest survivors: sigma = 2·sqrt(2)/sqrt(5).
+  with_histograms.noise->histogram_local_stddev =
+      dp::choose_integer_sum_parameters({dp::kOneHotPairBound, 20, 2.0, 8, 5, 16}).local_stddev;
+  const auto update = *std::get<std::optional<DeviceCharge>>(judge_plan(floor, &plain, {}));
+  const auto both = *std::get<std::optional<DeviceCharge>>(judge_plan(floor, &with_histograms, {}));
+  CHECK(both.histogram_noise_multiplier == Approx(2.0).epsilon(1e-3));
+  dp::DdgParameters h{16, 20, 20, std::sqrt(2.0), 2.0, 5, 1, std::sqrt(2.0), 2.0,
+                      with_histograms.noise->histogram_local_stddev};
+  const auto histogram_rdp = dp::ddg_rdp(h, 1.0, dp::default_orders());
+  for (std::size_t i = 0; i < both.rdp.size(); ++i) CHECK(both.rdp[i] == Approx(update.rdp[i] + histogram_rdp[i]));
+  CHECK(both.epsilon > update.epsilon);
+  floor.min_noise_multiplier = 1.5;  // the update's z of 1 is below it already; then the histograms' alone
+  CHECK_THAT(std::get<std::string>(judge_plan(floor, &with_histograms, {})), Catch::Contains("its noise share"));
+  floor.min_noise_multiplier = 0.9;
+  with_histograms.noise->histogram_local_stddev /= 4;
+  CHECK_THAT(std::get<std::string>(judge_plan(floor, &with_histograms, {})),
+             Catch::Contains("its accuracy histograms' noise share implies a noise multiplier of 0.5"));
 }
