@@ -32,6 +32,7 @@ nlohmann::json to_json(const LedgerEntry& e) {
     j["privacy"] = {{"mode", p.mode},              {"clip_norm", e.clip_norm},
                     {"noise_multiplier", p.noise_multiplier}, {"honest", p.honest},
                     {"epsilon", p.epsilon},        {"epsilon_stated", p.epsilon_stated}};
+    if (p.histogram_noise_multiplier > 0) j["privacy"]["histogram_noise_multiplier"] = p.histogram_noise_multiplier;
     if (e.with_rdp) j["privacy"]["rdp"] = p.rdp;
   }
   return j;
@@ -55,7 +56,8 @@ LedgerEntry from_json(const nlohmann::json& j) {
     e.privacy = round::DeviceCharge{p.at("mode").get<std::string>(), p.at("noise_multiplier").get<double>(),
                                     p.at("honest").get<std::uint32_t>(),
                                     p.value("rdp", std::vector<double>{}), p.at("epsilon").get<double>(),
-                                    p.at("epsilon_stated").get<double>()};
+                                    p.at("epsilon_stated").get<double>(),
+                                    p.value("histogram_noise_multiplier", 0.0)};
     e.with_rdp = p.contains("rdp");
   }
   return e;

@@ -3,7 +3,8 @@
 // loss, the L2 norm of the update sent, whether it went through secure aggregation and its clip norm). The app
 // shows it to the person; `sotto-client ledger` prints it. Under differential privacy each contribution adds
 // privacy {mode, clip_norm, noise_multiplier (what this device's own share implies), honest, epsilon (the device's
-// own, after it), epsilon_stated (the aggregator's)}, and a line with outcome "sending", written before the masked
+// own, after it), epsilon_stated (the aggregator's), and histogram_noise_multiplier when its accuracy histograms
+// went with it, noised and charged in that epsilon}, and a line with outcome "sending", written before the masked
 // input leaves, carries the contribution's RDP.
 //
 // The device's accountant — the sum of those RDPs — is kept in its own sealed file, "privacy_spent", updated

@@ -370,6 +370,7 @@ TEST_CASE("under distributed DP the accuracy histograms carry their own noise, c
     const auto ledger = read_ledger(dir.path() / ("state-" + std::to_string(i)));
     REQUIRE_FALSE(ledger.empty());
     CHECK(ledger.back().at("privacy").at("epsilon").get<double>() > update_epsilon * 1.01);
+    CHECK(ledger.back().at("privacy").at("histogram_noise_multiplier").get<double>() == Approx(2.0).epsilon(1e-3));
   }
 }
 
