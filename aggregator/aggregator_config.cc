@@ -2,9 +2,12 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "aggregator/authenticator.h"
 #include "aggregator/config_sections.h"
 #include "common/config/toml_reader.h"
+#include "common/dp/integer_sum.h"
 #include "common/ml/accuracy_histogram.h"
 #include "common/ml/model_spec.h"
 #include "common/secagg/messages.h"
@@ -118,6 +121,16 @@ void read_accuracy_histogram(config::TomlReader& r, CoordinatorOptions& o) {
                       "multiplier (against their L2 sensitivity sqrt(2)), charged with the update's");
   }
   o.privacy.histogram_noise_multiplier = r.get_double(noise_key, 1.0, 0.1, 1e4);
+  // The smallest share a round will ask of a device (the most honest survivors counted on) must be one the exact
+  // sampler draws: refused here rather than at every round.
+  const std::uint32_t honest = std::min(o.privacy.min_survivors, o.cohort_target);
+  try {
+    dp::choose_integer_sum_parameters({dp::kOneHotPairBound, 2ull * o.evaluation_bins,
+                                       o.privacy.histogram_noise_multiplier, std::max(o.cohort_target, honest),
+                                       std::max(honest, 1u), o.secure.bits, o.privacy.stddevs_in_range});
+  } catch (const Error& e) {
+    r.fail(noise_key, e.what());
+  }
 }
 
 // [secure_aggregation], [privacy] and [task]: how a round's updates are protected and what the round computes.

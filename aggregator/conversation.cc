@@ -160,8 +160,12 @@ asio::awaitable<Conversation::HelloOutcome> Conversation::read_hello(const std::
   c->in_protocol = true;
   spdlog::debug("{}: hello", c->who());
   const auto& named = env.hello().capabilities();
-  const bool histograms = std::find(named.begin(), named.end(), round::kAccuracyHistogramCapability) != named.end();
-  host_.dispatch(host_.coordinator()->on_hello(c->id, c->client_id, Clock::now(), max_clip_norm, histograms));
+  const auto names = [&](const char* capability) {
+    return std::find(named.begin(), named.end(), capability) != named.end();
+  };
+  host_.dispatch(host_.coordinator()->on_hello(c->id, c->client_id, Clock::now(), max_clip_norm,
+                                               names(round::kAccuracyHistogramCapability),
+                                               names(round::kNoisedAccuracyHistogramCapability)));
   co_return HelloOutcome::kAdmitted;
 }
 

@@ -28,7 +28,7 @@ std::uint32_t RoundCoordinator::pending() const {
 }
 
 Actions RoundCoordinator::on_hello(ConnectionId conn, const std::string& client_id, TimePoint now,
-                                   double max_clip_norm, bool accuracy_histograms) {
+                                   double max_clip_norm, bool accuracy_histograms, bool noised_histograms) {
   Actions out;
   if (phase_ == Phase::kFinished) {
     out.push_back(action::SendFinished{conn, completed_rounds_});
@@ -55,14 +55,14 @@ Actions RoundCoordinator::on_hello(ConnectionId conn, const std::string& client_
     return out;
   }
   if (phase_ == Phase::kCheckIn && cohort_.size() < options_.cohort_target) {
-    cohort_[conn] = Member{client_id, max_clip_norm, accuracy_histograms};
+    cohort_[conn] = Member{client_id, max_clip_norm, accuracy_histograms, noised_histograms};
     out.push_back(action::Admit{conn, round_id_});
     if (cohort_.size() == options_.cohort_target) start_training(now, out);
     return out;
   }
   if ((phase_ == Phase::kTraining || phase_ == Phase::kRecording) && waiting_.size() < options_.cohort_target) {
     // The waiting room never holds more than a cohort, so its clients are sure of a place in the next round.
-    waiting_[conn] = Member{client_id, max_clip_norm, accuracy_histograms};
+    waiting_[conn] = Member{client_id, max_clip_norm, accuracy_histograms, noised_histograms};
     out.push_back(action::Admit{conn, phase_ == Phase::kTraining ? round_id_ + 1 : round_id_});
     return out;
   }

@@ -169,12 +169,15 @@ void RoundCoordinator::finish_secure_round(SecureAggregationRound::Summed summed
 // round).
 std::uint32_t RoundCoordinator::accuracy_bins(bool secure_sum) {
   if (secure_sum || options_.evaluation_bins == 0) return 0;
+  const bool noised = budget_.enabled();
+  if (noised && options_.privacy.mode != PrivacyMode::kDistributed) return 0;  // only distributed shares noise them
   std::size_t unable = 0;
-  for (const auto& [conn, m] : cohort_) unable += m.accuracy_histograms ? 0 : 1;
+  for (const auto& [conn, m] : cohort_) unable += (noised ? m.noised_histograms : m.accuracy_histograms) ? 0 : 1;
   if (unable == 0) return options_.evaluation_bins;
+  const char* capability = noised ? round::kNoisedAccuracyHistogramCapability : round::kAccuracyHistogramCapability;
   report_.local_histogram_problem = std::to_string(unable) + " of the cohort's " + std::to_string(cohort_.size()) +
-                                    " devices cannot add accuracy histograms (their Hello does not name \"" +
-                                    round::kAccuracyHistogramCapability +
+                                    " devices cannot add accuracy histograms" + (noised ? " under DP" : "") +
+                                    " (their Hello does not name \"" + capability +
                                     "\": an older sotto-client); this round asked for none. Upgrade those devices";
   return 0;
 }
@@ -189,7 +192,7 @@ void RoundCoordinator::read_histogram(SecureAggregationRound::Summed& summed, st
   for (auto& w : words) w &= keep;
   summed.sum.resize(at);
   if (charge_ && charge_->histogram) {  // noised: the counts as released, negative ones read as none
-    report_.local_histogram = ml::noisy_accuracy_histogram(dp::signed_values(words, bits), bins);
+    report_.local_histogram = ml::noisy_accuracy_histogram(dp::signed_values(words, bits), bins, report_.survivors);
     const double share = dp::effective_local_stddev(charge_->histogram->local_stddev);
     report_.local_histogram_noise_stddev = share * std::sqrt(static_cast<double>(report_.survivors));
     return;

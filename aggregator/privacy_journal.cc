@@ -47,6 +47,11 @@ void PrivacyJournal::append(const RoundCharge& c, const PrivacyOptions& o, std::
                                {"padded", p.padded},            {"delta", o.delta},
                                {"epsilon", c.epsilon.epsilon},  {"order", c.epsilon.order},
                                {"sampling", kNoAmplification},  {"rdp", c.rdp}};
+  if (c.histogram) {  // the accuracy histograms' own mechanism, whose RDP the line's includes
+    line["accuracy_histogram"] = {{"bins", c.histogram->dimension / 2},
+                                  {"noise_multiplier", c.histogram->noise_multiplier},
+                                  {"local_stddev", c.histogram->local_stddev}};
+  }
   if (c.count_weight > 0) {  // adaptive clipping: clip_norm above bounds [update, count]; this is the update's
     line["update_clip_norm"] = c.update_clip_norm;
     line["count_weight"] = c.count_weight;

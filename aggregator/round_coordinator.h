@@ -49,9 +49,10 @@ class RoundCoordinator {
   Actions start(TimePoint now);
   // `max_clip_norm`: the largest clip norm the device accepts, as its Hello announced it (0: none); adaptive
   // clipping never gives a round a clip norm above its cohort's smallest.
-  // `accuracy_histograms`: the Hello named round::kAccuracyHistogramCapability.
+  // `accuracy_histograms`: the Hello named round::kAccuracyHistogramCapability; `noised_histograms`:
+  // round::kNoisedAccuracyHistogramCapability too.
   Actions on_hello(ConnectionId conn, const std::string& client_id, TimePoint now, double max_clip_norm = 0,
-                   bool accuracy_histograms = true);
+                   bool accuracy_histograms = true, bool noised_histograms = true);
   // A plain round's update.
   Actions on_update(ConnectionId conn, ClientUpdate update, TimePoint now);
   // Secure rounds: the four SecAgg+ steps' messages.
@@ -109,6 +110,7 @@ class RoundCoordinator {
     std::string client_id;
     double max_clip_norm = 0;  // announced in its Hello; 0: none
     bool accuracy_histograms = true;  // its Hello says it can add them (evaluation_bins)
+    bool noised_histograms = true;    // ... and under distributed DP, with their own noise share
     bool uploaded = false;  // a plain round's update arrived
   };
 

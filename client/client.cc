@@ -294,6 +294,7 @@ class Client::Impl {
     hello.mutable_hello()->set_auth_token(config_.auth_token);
     hello.mutable_hello()->add_capabilities("fedavg");
     hello.mutable_hello()->add_capabilities(round::kAccuracyHistogramCapability);
+    hello.mutable_hello()->add_capabilities(round::kNoisedAccuracyHistogramCapability);
     hello.mutable_hello()->set_max_clip_norm(config_.privacy.max_clip_norm);
     co_await link.write(std::move(hello));
 

@@ -39,11 +39,14 @@ void check_length(std::size_t words, std::uint32_t bins) {
 
 }  // namespace
 
-AccuracyHistogram noisy_accuracy_histogram(std::span<const std::int64_t> values, std::uint32_t bins) {
+AccuracyHistogram noisy_accuracy_histogram(std::span<const std::int64_t> values, std::uint32_t bins,
+                                           std::uint64_t survivors) {
   check_length(values.size(), bins);
   AccuracyHistogram h{bins, {}, {}};
+  const auto most = static_cast<std::int64_t>(std::min<std::uint64_t>(survivors, INT64_MAX));
   for (std::size_t i = 0; i < values.size(); ++i) {
-    (i < bins ? h.global : h.personal).push_back(static_cast<std::uint64_t>(std::max<std::int64_t>(values[i], 0)));
+    const std::int64_t count = std::clamp<std::int64_t>(values[i], 0, most);
+    (i < bins ? h.global : h.personal).push_back(static_cast<std::uint64_t>(count));
   }
   return h;
 }

@@ -42,10 +42,12 @@ struct HistogramReading {
 };
 HistogramReading read_accuracy_histogram(std::span<const std::uint32_t> summed, std::uint32_t bins,
                                          std::uint64_t survivors);
-// Under distributed DP the summed words carry the survivors' noise: the released values as signed counts, those
-// below zero read as none. Nothing is checked (noise breaks the totals). Throws std::invalid_argument on a length
-// that is not 2·bins.
-AccuracyHistogram noisy_accuracy_histogram(std::span<const std::int64_t> values, std::uint32_t bins);
+// Under distributed DP the summed words carry the survivors' noise: the released values as counts, each clamped to
+// [0, survivors] (post-processing: what no sum of the survivors' one-hots could exceed; a device that put other
+// values in its words moves no bin further). The totals are not checked (noise breaks them). Throws
+// std::invalid_argument on a length that is not 2·bins.
+AccuracyHistogram noisy_accuracy_histogram(std::span<const std::int64_t> values, std::uint32_t bins,
+                                           std::uint64_t survivors);
 
 // The spread of the devices over one histogram, each device at its bin's midpoint (zeros for none).
 AccuracySpread spread_of_histogram(const std::vector<std::uint64_t>& counts);

@@ -68,6 +68,9 @@ struct DistributedNoise {
 // The capability a device's Hello names when it can add accuracy histograms to its masked input (SecureAssignment::
 // evaluation_bins): an aggregator asks for them only when every device of the round's cohort named it.
 inline constexpr const char* kAccuracyHistogramCapability = "accuracy_histogram";
+// ... and when it can add them, with their own noise share, under distributed DP (DistributedNoise::
+// histogram_local_stddev): an earlier device names only the first, and refuses a noised task with histograms.
+inline constexpr const char* kNoisedAccuracyHistogramCapability = "accuracy_histogram_dp";
 
 struct SecureAssignment {
   secagg::RoundConfig config;  // round id, n, k, t, vector length (the padded dimension under DDG), bits

@@ -327,6 +327,12 @@ TEST_CASE("aggregator config: accuracy histograms need secure training rounds, a
       dir, secure + "[evaluation]\nlocal_histogram_bins = 20\nhistogram_noise_multiplier = 2.5\n" + dp));
   CHECK(noised.rounds.evaluation_bins == 20);
   CHECK(noised.rounds.privacy.histogram_noise_multiplier == 2.5);
+  // A share too small for the exact sampler with 50 honest survivors: refused at load, not at every round.
+  CHECK_THROWS_WITH(aggregator::load_aggregator_config(write_config(
+                        dir, std::string(kMinimal) + "[secure_aggregation]\nenabled = true\n[rounds]\n"
+                                 "cohort_target = 100\ncohort_min = 60\n[evaluation]\nlocal_histogram_bins = 20\n"
+                                 "histogram_noise_multiplier = 0.1\n" + dp + "min_survivors = 50\n")),
+                    Catch::Contains("'evaluation.histogram_noise_multiplier'"));
   CHECK_THROWS_WITH(aggregator::load_aggregator_config(write_config(
                         dir, secure + "[evaluation]\nlocal_histogram_bins = 20\nhistogram_noise_multiplier = 2.5\n" +
                                  dp + "mode = \"central\"\n")),

@@ -6,6 +6,7 @@
 #include "aggregator/privacy_budget.h"
 #include "aggregator/round_log.h"
 #include "common/dp/ddg_accounting.h"
+#include "common/dp/ddg_encoding.h"
 #include "common/dp/integer_sum.h"
 #include "tests/aggregator/secure_round_harness.h"
 
@@ -39,7 +40,17 @@ TEST_CASE("DP round: the accuracy histograms carry a noise share of their own an
   CHECK(sa.noise->histogram_local_stddev > 0);
   const auto& report = round.closed->report;
   REQUIRE(report.local_histogram);
-  CHECK(report.local_histogram->global.size() == 10);
+  // The released counts are the survivors' noised words summed mod 2^bits, read signed, clamped to [0, 5].
+  std::vector<std::uint32_t> summed(20, 0);
+  for (const auto& [conn, words] : round.histogram_words) {
+    for (std::size_t b = 0; b < 20; ++b) summed[b] += words[b];
+  }
+  for (auto& w : summed) w &= (1u << sa.config.bits) - 1;
+  const auto values = dp::signed_values(summed, sa.config.bits);
+  for (std::size_t b = 0; b < 20; ++b) {
+    const auto expected = static_cast<std::uint64_t>(std::clamp<std::int64_t>(values[b], 0, 5));
+    CHECK((b < 10 ? report.local_histogram->global[b] : report.local_histogram->personal[b - 10]) == expected);
+  }
   CHECK(report.local_histogram_noise_stddev ==
         Approx(dp::effective_local_stddev(sa.noise->histogram_local_stddev) * std::sqrt(5.0)));
   REQUIRE(report.privacy);
@@ -64,6 +75,20 @@ TEST_CASE("DP round: the accuracy histograms carry a noise share of their own an
   }
   CHECK(charged.epsilon.epsilon > update.epsilon.epsilon);
   CHECK(report.privacy->epsilon_spent == Approx(charged.epsilon.epsilon));
+
+  // A device that can add histograms but not noise them (an earlier sotto-client) in the next cohort: the round
+  // asks for none and is charged for the update alone.
+  round.coordinator->on_round_recorded(round.now);
+  round.noised_histograms = false;
+  round.run({3, 3, 3, 3, 3});
+  REQUIRE(round.closed);
+  CHECK(round.last_task->secagg->evaluation_bins == 0);
+  CHECK(round.last_task->secagg->noise->histogram_local_stddev == 0);
+  CHECK_FALSE(round.closed->report.local_histogram);
+  CHECK_THAT(round.closed->report.local_histogram_problem, Catch::Contains("under DP") &&
+                                                               Catch::Contains("accuracy_histogram_dp"));
+  REQUIRE(round.closed->report.privacy);
+  CHECK(round.closed->report.privacy->histogram_bins == 0);
 }
 
 TEST_CASE("DP budget: fitting the noise to a target epsilon leaves room for the histograms' charge",

@@ -56,6 +56,7 @@ struct SecureRound {
   std::set<ConnectionId> gone;
   Actions masked_step_close;  // what the last masked input led to (the unmask requests, a debit before them)
   crypto::RandomStream noise_stream;
+  std::map<ConnectionId, std::vector<std::uint32_t>> histogram_words;  // each client's, as it added them
 
   // With `privacy`, the round runs distributed DP (clip norm 1, so that the deltas are clipped).
   // `rounds`: rounds.total; `start_clip_norm`: the checkpointed clip norm a restart resumes with (0: none).
@@ -90,7 +91,8 @@ struct SecureRound {
     return std::vector<float>{0.5f * c, -0.25f * c, 0.1f, 1.0f};
   };
   double max_clip_norm = 0;
-  bool accuracy_histograms = true;  // what the hellos say
+  bool accuracy_histograms = true;  // what the hellos say (the first client's; the others' are true)
+  bool noised_histograms = true;
   ConnectionId next_conn = 1;
   std::optional<action::SendTask> last_task;
 
@@ -104,7 +106,7 @@ struct SecureRound {
     Actions task_actions;
     for (ConnectionId c = first; c <= last; ++c) {
       task_actions = coordinator->on_hello(c, "c" + std::to_string(c - first + 1), now, max_clip_norm,
-                                           accuracy_histograms || c != first);
+                                           accuracy_histograms || c != first, noised_histograms || c != first);
     }
     auto tasks = all<action::SendTask>(task_actions);
     REQUIRE(tasks.size() == 1);
@@ -133,6 +135,7 @@ struct SecureRound {
         const ml::LocalEvaluation measured{10, 0.1 * static_cast<double>(c - first), 0.9};
         auto h = ml::accuracy_histogram_words(measured, sa.evaluation_bins);
         if (sa.noise) dp::add_discrete_gaussian_mod(h, sa.noise->histogram_local_stddev, sa.config.bits, noise_stream);
+        histogram_words[c] = h;
         input.insert(input.end(), h.begin(), h.end());
       }
       sessions[c] = std::make_unique<secagg::ClientSession>(sa.config, sa.index.at(c), std::move(input));

@@ -4,6 +4,8 @@
 // histogram's own arithmetic (bins, reading a sum, the spread at the midpoints) and the assignment's checks.
 #include <catch2/catch.hpp>
 
+#include "common/dp/ddg_encoding.h"
+#include "common/dp/ddg_parameters.h"
 #include "common/ml/accuracy_histogram.h"
 #include "common/round/message_codec.h"
 #include "common/secagg/quantizer.h"
@@ -73,6 +75,60 @@ TEST_CASE("a secure round carries the accuracy histograms of the devices that al
         Approx(3 * 0.5).margin(1e-6));
 }
 
+TEST_CASE("under distributed DP each device adds its own noise share to its histogram words",
+          "[round][participant][secagg][histogram][dp]") {
+  constexpr std::uint32_t n = 3;
+  const dp::DdgParameters ddg = dp::choose_ddg_parameters({16, 10.0, 1.0, n, 2, 4});
+  REQUIRE(ddg.padded == 4);
+  const secagg::RoundConfig config{5, n, 2, 2, ddg.padded + 2 * kBins, 16};
+  std::vector<FakeRandom> randoms{FakeRandom(16), FakeRandom(32), FakeRandom(48)};
+  std::vector<Participant> participants;
+  for (std::uint32_t i = 0; i < n; ++i) {
+    ParticipantOptions options{"c" + std::to_string(i), {}};
+    options.report_local_in_secure_sum = true;
+    participants.emplace_back(options, randoms[i]);
+  }
+  DistributedNoise noise{ddg, {}, n, 0};
+  noise.histogram_local_stddev = 3.0;
+  secagg::ServerSession server{config};
+  const std::vector<std::pair<double, double>> accuracies = {{0.3, 0.9}, {0.55, 1.0}, {0.1, 0.2}};
+  for (std::uint32_t i = 0; i < n; ++i) {
+    Task task = plain_task(5);
+    task.secure = SecureAssignment{config, i, 10.0, {}, noise, kBins};
+    only<out::Fit>(participants[i].on_task(task, t0));
+    const auto fitted = fitted_with_evaluation({1.5f, 2, 3, 4}, accuracies[i].first, accuracies[i].second);
+    server.on_advertise(i, only<out::AdvertiseKeys>(participants[i].on_fitted(fitted, t0)).keys);
+  }
+  const auto directories = server.close_advertise();
+  for (std::uint32_t i = 0; i < n; ++i) {
+    const auto shared = only<out::ShareKeys>(participants[i].on_key_directory(directories.at(i), t0));
+    server.on_encrypted_shares(i, {shared.shares});
+  }
+  auto shares = server.close_share_keys();
+  for (std::uint32_t i = 0; i < n; ++i) {
+    const auto upload = only<out::Upload>(participants[i].on_shares(shares[i], t0));
+    server.on_masked_input(i, std::get<secagg::MaskedInput>(upload.payload));
+  }
+  auto requests = server.close_masked_input();
+  for (std::uint32_t i = 0; i < n; ++i) {
+    const auto answer = only<out::UnmaskResponse>(participants[i].on_unmask_request(requests[i], t0));
+    server.on_unmask_response(i, answer.response);
+  }
+  const auto sum = server.close_unmasking().sum;
+  REQUIRE(sum.size() == ddg.padded + 2 * kBins);
+  // Without noise: global bins 0, 1, 2 (0.1, 0.3, 0.55), personal 0, 3, 3 (0.2, 0.9, 1.0). Three shares of sigma 3
+  // move them (every bin staying put has a chance below 10^-8).
+  const auto released = dp::signed_values(std::vector<std::uint32_t>(sum.begin() + 4, sum.end()), 16);
+  const std::vector<std::int64_t> exact{1, 1, 1, 0, 1, 0, 0, 2};
+  CHECK(released != exact);
+  double squares = 0;
+  for (std::size_t b = 0; b < released.size(); ++b) {
+    squares += static_cast<double>((released[b] - exact[b]) * (released[b] - exact[b]));
+  }
+  CHECK(squares / released.size() < 27 * 9);  // within a loose bound of the noise's variance, 3 · 9 per bin
+  for (auto& p : participants) CHECK(p.record().privacy.has_value());  // each charged itself
+}
+
 TEST_CASE("an update without room for the histogram's words is refused, as any length mismatch",
           "[round][participant][secagg][histogram]") {
   FakeRandom random(16);
@@ -125,6 +181,21 @@ TEST_CASE("a secure assignment's accuracy histogram survives the wire and is che
   a.config.vector_length = 8;
   a.bound.linf = 1;
   CHECK_THROWS_WITH(from_proto(to_proto(a), 5), Catch::Contains("only a training round"));
+
+  // Under DP the histograms need their own distributed noise share, and a share needs histograms.
+  const dp::DdgParameters ddg = dp::choose_ddg_parameters({16, 10.0, 1.0, 3, 2, 4});
+  SecureAssignment noised{{5, 3, 2, 2, ddg.padded + 2 * kBins, 16}, 1, 10.0, {}, DistributedNoise{ddg, {}, 3, 0},
+                          kBins};
+  noised.config.graph_seed.fill(7);
+  CHECK_THROWS_WITH(from_proto(to_proto(noised), 5), Catch::Contains("positive, finite histogram_local_stddev"));
+  noised.noise->histogram_local_stddev = 2.0;
+  CHECK(from_proto(to_proto(noised), 5).noise->histogram_local_stddev == 2.0);
+  noised.noise->source = NoiseSource::kAggregator;
+  CHECK_THROWS_WITH(from_proto(to_proto(noised), 5), Catch::Contains("need distributed noise"));
+  noised.noise->source = NoiseSource::kShares;
+  noised.evaluation_bins = 0;
+  noised.config.vector_length = ddg.padded;
+  CHECK_THROWS_WITH(from_proto(to_proto(noised), 5), Catch::Contains("without accuracy histograms"));
 }
 
 }  // namespace sotto::round
