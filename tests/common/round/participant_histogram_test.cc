@@ -3,6 +3,7 @@
 // not, and sends no clear report in that round; a real secagg::ServerSession's sum holds the counts. Also the
 // histogram's own arithmetic (bins, reading a sum, the spread at the midpoints) and the assignment's checks.
 #include <catch2/catch.hpp>
+#include <functional>
 
 #include "common/dp/ddg_encoding.h"
 #include "common/dp/ddg_parameters.h"
@@ -26,6 +27,40 @@ Fitted fitted_with_evaluation(std::vector<float> w, double global, double person
   return f;
 }
 
+// The participants through a whole secure round against a real ServerSession: task i is `assignment(i)`, fitted
+// with accuracies[i] held out; each upload goes to `seen` first. The unmasked sum.
+std::vector<std::uint32_t> secure_round_sum(std::vector<Participant>& participants, const secagg::RoundConfig& config,
+                                            const std::function<SecureAssignment(std::uint32_t)>& assignment,
+                                            const std::vector<std::pair<double, double>>& accuracies,
+                                            const std::function<void(const out::Upload&)>& seen = {}) {
+  const auto n = static_cast<std::uint32_t>(participants.size());
+  secagg::ServerSession server{config};
+  for (std::uint32_t i = 0; i < n; ++i) {
+    Task task = plain_task(5);
+    task.secure = assignment(i);
+    only<out::Fit>(participants[i].on_task(task, t0));
+    const auto fitted = fitted_with_evaluation({1.5f, 2, 3, 4}, accuracies[i].first, accuracies[i].second);
+    server.on_advertise(i, only<out::AdvertiseKeys>(participants[i].on_fitted(fitted, t0)).keys);
+  }
+  const auto directories = server.close_advertise();
+  for (std::uint32_t i = 0; i < n; ++i) {
+    const auto shared = only<out::ShareKeys>(participants[i].on_key_directory(directories.at(i), t0));
+    server.on_encrypted_shares(i, {shared.shares});
+  }
+  auto shares = server.close_share_keys();
+  for (std::uint32_t i = 0; i < n; ++i) {
+    const auto upload = only<out::Upload>(participants[i].on_shares(shares[i], t0));
+    if (seen) seen(upload);
+    server.on_masked_input(i, std::get<secagg::MaskedInput>(upload.payload));
+  }
+  auto requests = server.close_masked_input();
+  for (std::uint32_t i = 0; i < n; ++i) {
+    const auto answer = only<out::UnmaskResponse>(participants[i].on_unmask_request(requests[i], t0));
+    server.on_unmask_response(i, answer.response);
+  }
+  return server.close_unmasking().sum;
+}
+
 }  // namespace
 
 TEST_CASE("a secure round carries the accuracy histograms of the devices that allow it, and no clear report",
@@ -40,32 +75,12 @@ TEST_CASE("a secure round carries the accuracy histograms of the devices that al
     options.report_local_in_secure_sum = i == 1;  // by secure sum only; c2 reports nothing
     participants.emplace_back(options, randoms[i]);
   }
-  secagg::ServerSession server{config};
   const std::vector<std::pair<double, double>> accuracies = {{0.3, 0.9}, {0.55, 1.0}, {0.1, 0.2}};
-  for (std::uint32_t i = 0; i < n; ++i) {
-    Task task = plain_task(5);
-    task.secure = SecureAssignment{config, i, 10.0, {}, std::nullopt, kBins};
-    only<out::Fit>(participants[i].on_task(task, t0));
-    const auto fitted = fitted_with_evaluation({1.5f, 2, 3, 4}, accuracies[i].first, accuracies[i].second);
-    server.on_advertise(i, only<out::AdvertiseKeys>(participants[i].on_fitted(fitted, t0)).keys);
-  }
-  const auto directories = server.close_advertise();
-  for (std::uint32_t i = 0; i < n; ++i) {
-    const auto shared = only<out::ShareKeys>(participants[i].on_key_directory(directories.at(i), t0));
-    server.on_encrypted_shares(i, {shared.shares});
-  }
-  auto shares = server.close_share_keys();
-  for (std::uint32_t i = 0; i < n; ++i) {
-    const auto upload = only<out::Upload>(participants[i].on_shares(shares[i], t0));
-    CHECK_FALSE(upload.local_evaluation.has_value());  // the histogram replaces the clear report
-    server.on_masked_input(i, std::get<secagg::MaskedInput>(upload.payload));
-  }
-  auto requests = server.close_masked_input();
-  for (std::uint32_t i = 0; i < n; ++i) {
-    const auto answer = only<out::UnmaskResponse>(participants[i].on_unmask_request(requests[i], t0));
-    server.on_unmask_response(i, answer.response);
-  }
-  const auto sum = server.close_unmasking().sum;
+  const auto sum = secure_round_sum(
+      participants, config, [&](std::uint32_t i) { return SecureAssignment{config, i, 10.0, {}, std::nullopt, kBins}; },
+      accuracies, [](const out::Upload& upload) {
+        CHECK_FALSE(upload.local_evaluation.has_value());  // the histogram replaces the clear report
+      });
   REQUIRE(sum.size() == 4 + 2 * kBins);
   // c0: global 0.3 -> bin 1, personal 0.9 -> bin 3; c1: 0.55 -> bin 2, 1.0 -> bin 3 (the last bin holds 1.0).
   CHECK(std::vector<std::uint32_t>(sum.begin() + 4, sum.end()) == std::vector<std::uint32_t>{0, 1, 1, 0, 0, 0, 0, 2});
@@ -90,31 +105,9 @@ TEST_CASE("under distributed DP each device adds its own noise share to its hist
   }
   DistributedNoise noise{ddg, {}, n, 0};
   noise.histogram_local_stddev = 3.0;
-  secagg::ServerSession server{config};
-  const std::vector<std::pair<double, double>> accuracies = {{0.3, 0.9}, {0.55, 1.0}, {0.1, 0.2}};
-  for (std::uint32_t i = 0; i < n; ++i) {
-    Task task = plain_task(5);
-    task.secure = SecureAssignment{config, i, 10.0, {}, noise, kBins};
-    only<out::Fit>(participants[i].on_task(task, t0));
-    const auto fitted = fitted_with_evaluation({1.5f, 2, 3, 4}, accuracies[i].first, accuracies[i].second);
-    server.on_advertise(i, only<out::AdvertiseKeys>(participants[i].on_fitted(fitted, t0)).keys);
-  }
-  const auto directories = server.close_advertise();
-  for (std::uint32_t i = 0; i < n; ++i) {
-    const auto shared = only<out::ShareKeys>(participants[i].on_key_directory(directories.at(i), t0));
-    server.on_encrypted_shares(i, {shared.shares});
-  }
-  auto shares = server.close_share_keys();
-  for (std::uint32_t i = 0; i < n; ++i) {
-    const auto upload = only<out::Upload>(participants[i].on_shares(shares[i], t0));
-    server.on_masked_input(i, std::get<secagg::MaskedInput>(upload.payload));
-  }
-  auto requests = server.close_masked_input();
-  for (std::uint32_t i = 0; i < n; ++i) {
-    const auto answer = only<out::UnmaskResponse>(participants[i].on_unmask_request(requests[i], t0));
-    server.on_unmask_response(i, answer.response);
-  }
-  const auto sum = server.close_unmasking().sum;
+  const auto sum = secure_round_sum(
+      participants, config, [&](std::uint32_t i) { return SecureAssignment{config, i, 10.0, {}, noise, kBins}; },
+      {{0.3, 0.9}, {0.55, 1.0}, {0.1, 0.2}});
   REQUIRE(sum.size() == ddg.padded + 2 * kBins);
   // Without noise: global bins 0, 1, 2 (0.1, 0.3, 0.55), personal 0, 3, 3 (0.2, 0.9, 1.0). Three shares of sigma 3
   // move them (every bin staying put has a chance below 10^-8).
