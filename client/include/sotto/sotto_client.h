@@ -95,8 +95,9 @@ typedef struct sotto_training_plan {
   uint32_t finetune_epochs;
   double ditto_lambda;
   const void* personalization; /* the library's; read it through sotto_tensor_is_personal */
-  /* The app's cap on the threads its training may use (training.threads, sotto_client_set_limits; 0 = none). The
-   * library cannot see the app's threads: honouring it is the callback's part. (API version 2.) */
+  /* The app's cap on the threads its training may use (the config's training.threads, default 1, or
+   * sotto_client_set_limits'). The library cannot see the app's threads: honouring it is the callback's part.
+   * (API version 2.) */
   uint32_t threads;
 } sotto_training_plan;
 
@@ -236,7 +237,8 @@ SOTTO_API sotto_status sotto_client_stop(sotto_client* client);
 /* From any thread: the training run in progress stops at its next batch (after this returns,
  * sotto_client_next_batch returns 0 for it) and its round is abandoned; the client goes on to later rounds. */
 SOTTO_API sotto_status sotto_client_cancel(sotto_client* client);
-/* From the training callback, before each batch: 1 to run it, 0 to stop (see sotto_train_fn). */
+/* While the training callback runs, before each batch (from its thread or another of the app's): 1 to run it, 0 to
+ * stop (see sotto_train_fn). */
 SOTTO_API int sotto_client_next_batch(sotto_client* client);
 /* Non-zero once the training should stop (sotto_client_stop, sotto_client_cancel, an opt-out, ineligible). */
 SOTTO_API int sotto_client_should_stop(sotto_client* client);
