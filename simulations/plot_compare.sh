@@ -5,8 +5,8 @@
 #
 # Each RUN_DIR is a sotto-sim output directory (it holds rounds.csv); the legend uses the directory's name. The
 # curve is rounds.csv's column COLUMN (1-based; default 3, test accuracy; 16 and 18 are the round's clients' mean
-# held-out accuracy of the global and of the personal model), per directory after an @. Rows whose column is 0
-# are skipped.
+# held-out accuracy of the global and of the personal model), per directory after an @ (a run directory whose own
+# name holds an '@' is taken whole). A column that is not a number is refused. Rows whose column is 0 are skipped.
 # Needs gnuplot (Debian: gnuplot-nox, in scripts/install-deps.sh).
 set -euo pipefail
 
@@ -14,7 +14,7 @@ out="compare.png"
 title="test accuracy per round"
 column=3
 ylabel="test accuracy"
-usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; }
 while getopts "o:t:c:y:h" opt; do
   case "$opt" in
     o) out="$OPTARG" ;;
@@ -38,9 +38,17 @@ fi
 gp_quote() { printf "'%s'" "${1//\'/\'\'}"; }
 plots=()
 for arg in "$@"; do
-  dir="${arg%@*}"
+  # RUN_DIR@COLUMN, unless RUN_DIR itself is a run whose name holds an '@'.
+  dir="$arg"
   col="$column"
-  [ "$dir" = "$arg" ] || col="${arg##*@}"
+  if [ ! -f "$arg/rounds.csv" ] && [[ "$arg" == *@* ]]; then
+    dir="${arg%@*}"
+    col="${arg##*@}"
+  fi
+  if ! [[ "$col" =~ ^[1-9][0-9]*$ ]]; then
+    echo "plot_compare.sh: '$col' (for $dir) is not a column number of rounds.csv (1-based)" >&2
+    exit 2
+  fi
   csv="$dir/rounds.csv"
   if [ ! -f "$csv" ]; then
     echo "plot_compare.sh: $csv does not exist: is $dir a sotto-sim output directory?" >&2
