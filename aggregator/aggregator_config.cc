@@ -125,9 +125,9 @@ void read_accuracy_histogram(config::TomlReader& r, CoordinatorOptions& o) {
   // sampler draws: refused here rather than at every round.
   const std::uint32_t honest = std::min(o.privacy.min_survivors, o.cohort_target);
   try {
-    dp::choose_integer_sum_parameters({dp::kOneHotPairBound, 2ull * o.evaluation_bins,
-                                       o.privacy.histogram_noise_multiplier, std::max(o.cohort_target, honest),
-                                       std::max(honest, 1u), o.secure.bits, o.privacy.stddevs_in_range});
+    dp::choose_accuracy_histogram_parameters(o.evaluation_bins, o.privacy.histogram_noise_multiplier,
+                                             std::max(o.cohort_target, honest), std::max(honest, 1u), o.secure.bits,
+                                             o.privacy.stddevs_in_range);
   } catch (const Error& e) {
     r.fail(noise_key, e.what());
   }

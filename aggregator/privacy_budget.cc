@@ -74,8 +74,8 @@ dp::DdgParameters PrivacyBudget::parameters(double z, std::uint32_t clients, std
 
 dp::DdgParameters PrivacyBudget::histogram_parameters(std::uint32_t clients, std::uint32_t honest,
                                                       std::uint32_t bins) const {
-  return dp::choose_integer_sum_parameters({dp::kOneHotPairBound, 2ull * bins, options_.histogram_noise_multiplier,
-                                            clients, honest, bits_, options_.stddevs_in_range});
+  return dp::choose_accuracy_histogram_parameters(bins, options_.histogram_noise_multiplier, clients, honest, bits_,
+                                                  options_.stddevs_in_range);
 }
 
 double PrivacyBudget::count_weight(double z, std::uint32_t clients, std::uint32_t honest) const {

@@ -49,6 +49,7 @@ class AggregatorLink {
   // (what a packet capture sees as TCP payload). The ledger records these.
   std::uint64_t bytes_sent() const;
   std::uint64_t bytes_received() const;
+  std::uint64_t bytes_moved() const { return bytes_sent() + bytes_received(); }
 
  private:
   struct Watch {

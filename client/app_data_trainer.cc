@@ -25,6 +25,12 @@ AppDataTrainer::AppDataTrainer(Options options, ExampleReader read_examples)
   if (!read_examples_) throw Error("AppDataTrainer needs the app's example reader");
 }
 
+std::unique_ptr<ml::ImageModel> AppDataTrainer::new_model() const {
+  const ml::TorchRuntime& torch = ml::TorchRuntime::get();  // loads LibTorch the first time
+  torch.set_torch_threads(options_.threads);
+  return torch.make_model(options_.model, 0);
+}
+
 ImageTrainer& AppDataTrainer::trainer_for(std::shared_ptr<const data::ImageDataset> examples) {
   std::vector<std::uint32_t> all(examples->size());
   std::iota(all.begin(), all.end(), 0u);
@@ -33,10 +39,7 @@ ImageTrainer& AppDataTrainer::trainer_for(std::shared_ptr<const data::ImageDatas
     trainer_->use_examples(std::move(examples), split.train, split.test);
     return *trainer_;
   }
-  const ml::TorchRuntime& torch = ml::TorchRuntime::get();
-  torch.set_torch_threads(options_.threads);
-  trainer_ = std::make_unique<ImageTrainer>(torch.make_model(options_.model, 0), std::move(examples), split.train,
-                                            split.test);
+  trainer_ = std::make_unique<ImageTrainer>(new_model(), std::move(examples), split.train, split.test);
   if (restored_) trainer_->restore_personal_model(std::move(*restored_));
   restored_.reset();
   return *trainer_;
@@ -85,9 +88,7 @@ std::vector<float> AppDataTrainer::predict(const data::ImageDataset& images, std
                                            const std::function<PersonState()>& person_state) {
   const std::lock_guard lock(predict_mutex_);
   if (!inference_model_) {
-    const ml::TorchRuntime& torch = ml::TorchRuntime::get();
-    torch.set_torch_threads(options_.threads);
-    inference_model_ = torch.make_model(options_.model, 0);
+    inference_model_ = new_model();
     initial_ = inference_model_->parameters();
   }
   // The model is loaded again only when what it is made of changed (a round, an opt-out); without a store the

@@ -63,6 +63,8 @@ class AppDataTrainer final : public Trainer {
   std::atomic<bool> failed{false};
 
  private:
+  // The config's model with its initial weights, LibTorch's threads set.
+  std::unique_ptr<ml::ImageModel> new_model() const;
   // The trainer (built at the first round) with the round's examples, less those held out.
   ImageTrainer& trainer_for(std::shared_ptr<const data::ImageDataset> examples);
 

@@ -264,19 +264,16 @@ class Client::Impl {
       result.reached = true;
       auto task = co_await check_in(link, step, result);
       if (task) co_await RoundDriver(driver_context(), link).run(std::move(*task), result, step);
-      result.bytes = link.bytes_sent() + link.bytes_received();
     } catch (const FatalError&) {
       throw;
     } catch (const StateError&) {
       throw;  // the device's own state is at fault: retrying the round cannot mend it
     } catch (const Error& e) {
       // The aggregator said something this client cannot use: drop the connection and try again later.
-      result.bytes = link.bytes_sent() + link.bytes_received();
       spdlog::warn("{}: {}", step, e.what());
       result.outcome = SessionEnd::kDisconnected;
       result.message = step + ": " + e.what();
     } catch (const boost::system::system_error& e) {
-      result.bytes = link.bytes_sent() + link.bytes_received();
       result.outcome = SessionEnd::kDisconnected;
       result.message = step + ": " + (link.timed_out() ? std::string("timed out") : e.code().message());
       if (step == "TLS handshake" && !link.timed_out()) {
@@ -284,6 +281,7 @@ class Client::Impl {
                      config_.host, config_.port, e.code().message());
       }
     }
+    result.bytes = link.bytes_moved();  // however the session ended, for limits.bytes_per_day
   }
 
   // Hello, admission, then the task and its model. Returns the task, or nothing when the session ended before it.
@@ -310,8 +308,7 @@ class Client::Impl {
     if (!env.has_task()) throw Error("aggregator sent " + net::body_name(env) + " where a task was expected");
     const v1::TaskAssignment task = env.task();
     result.task_arrived = Clock::now();
-    if (auto declined = limits_.check(config_.limits, task.model().total_bytes(),
-                                      link.bytes_sent() + link.bytes_received())) {
+    if (auto declined = limits_.check(config_.limits, task.model().total_bytes(), link.bytes_moved())) {
       decline(task.round_id(), *declined, link, result);
       co_return std::nullopt;
     }

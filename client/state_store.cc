@@ -43,7 +43,7 @@ void append_big_endian(std::string& out, std::uint64_t value, int bytes) {
   for (int i = bytes - 1; i >= 0; --i) out.push_back(static_cast<char>(value >> (8 * i)));
 }
 
-std::uint64_t big_endian_at(const std::string& bytes, std::size_t offset) {
+std::uint64_t big_endian_at(std::string_view bytes, std::size_t offset) {
   std::uint64_t value = 0;
   for (std::size_t i = 0; i < 8; ++i) value = value << 8 | static_cast<std::uint8_t>(bytes[offset + i]);
   return value;
@@ -67,7 +67,7 @@ std::optional<SealedHeader> parse_header(std::string_view bytes) {
   const std::size_t size = header_size(version);
   if (bytes.size() < size) return std::nullopt;
   return SealedHeader{version, bytes.substr(8, 8), version >= 2 ? bytes.substr(16, kStoreIdBytes) : std::string_view(),
-                      big_endian_at(std::string(bytes.substr(size - 8, 8)), 0), size};
+                      big_endian_at(bytes, size - 8), size};
 }
 
 std::string associated_data(std::uint8_t version, std::string_view store_id, std::string_view name,

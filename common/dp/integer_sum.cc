@@ -86,4 +86,10 @@ DdgParameters choose_integer_sum_parameters(const IntegerSumSettings& s) {
   return p;
 }
 
+DdgParameters choose_accuracy_histogram_parameters(std::uint32_t bins, double noise_multiplier, std::uint32_t clients,
+                                                   std::uint32_t honest, std::uint32_t bits, double stddevs_in_range) {
+  return choose_integer_sum_parameters(
+      {kOneHotPairBound, 2ull * bins, noise_multiplier, clients, honest, bits, stddevs_in_range});
+}
+
 }  // namespace sotto::dp

@@ -50,5 +50,9 @@ std::optional<std::string> bound_violation(std::span<const std::uint32_t> contri
 // sotto::Error naming what cannot work: no bound, z not positive, h outside 1..n, a noise share outside the
 // sampler's range, or a sum that does not fit the bits.
 DdgParameters choose_integer_sum_parameters(const IntegerSumSettings& settings);
+// The same for the devices' accuracy histograms: kOneHotPairBound over 2·bins words.
+DdgParameters choose_accuracy_histogram_parameters(std::uint32_t bins, double noise_multiplier, std::uint32_t clients,
+                                                   std::uint32_t honest, std::uint32_t bits,
+                                                   double stddevs_in_range = kDefaultStddevsInRange);
 
 }  // namespace sotto::dp

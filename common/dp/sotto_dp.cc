@@ -52,9 +52,8 @@ struct Arguments {
 // without histograms.
 std::vector<double> histogram_rdp(const Arguments& a) {
   if (a.histogram_bins == 0) return {};
-  const auto p = dp::choose_integer_sum_parameters({dp::kOneHotPairBound, 2ull * a.histogram_bins,
-                                                    a.histogram_noise_multiplier, a.ddg.clients, a.ddg.honest,
-                                                    a.ddg.bits, a.ddg.stddevs_in_range});
+  const auto p = dp::choose_accuracy_histogram_parameters(a.histogram_bins, a.histogram_noise_multiplier, a.ddg.clients,
+                                                         a.ddg.honest, a.ddg.bits, a.ddg.stddevs_in_range);
   return dp::ddg_rdp(p, 1.0, dp::default_orders());
 }
 
