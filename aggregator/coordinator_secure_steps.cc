@@ -191,7 +191,7 @@ void RoundCoordinator::read_histogram(SecureAggregationRound::Summed& summed, st
   std::vector<std::uint32_t> words(summed.sum.begin() + static_cast<std::ptrdiff_t>(at), summed.sum.end());
   for (auto& w : words) w &= keep;
   summed.sum.resize(at);
-  if (charge_ && charge_->histogram) {  // noised: the counts as released, negative ones read as none
+  if (charge_ && charge_->histogram) {  // noised: the counts as released, clamped to [0, survivors]
     report_.local_histogram = ml::noisy_accuracy_histogram(dp::signed_values(words, bits), bins, report_.survivors);
     const double share = dp::effective_local_stddev(charge_->histogram->local_stddev);
     report_.local_histogram_noise_stddev = share * std::sqrt(static_cast<double>(report_.survivors));
